@@ -1,0 +1,225 @@
+"""Configuration as frozen dataclasses, loaded from the editable data in ``templates/``.
+
+Field values are numbers for Python evaluation; the workbook builder puts formula references
+(:class:`dsxl.expr.Expr`) in the same fields, which is why validation skips Expr values.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .validate import GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, check
+
+
+def _templates_dir() -> Path:
+    try:
+        return Path(str(resources.files("dsxl.templates")))
+    except ModuleNotFoundError:  # running from a source tree that was never installed
+        return Path(__file__).resolve().parent.parent / "templates"
+
+
+def read_template_text(name: str) -> str:
+    return (_templates_dir() / name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    """DeepSeek-V3/R1 architecture (the article's ``ModelArgs``)."""
+
+    vocab_size: Any = 129280
+    dim: Any = 7168
+    inter_dim: Any = 18432
+    moe_inter_dim: Any = 2048
+    n_layers: Any = 61
+    n_dense_layers: Any = 3
+    n_heads: Any = 128
+    n_routed_experts: Any = 256
+    n_shared_experts: Any = 1
+    n_activated_experts: Any = 8
+    n_expert_groups: Any = 8
+    n_limited_groups: Any = 4
+    route_scale: Any = 2.5
+    q_lora_rank: Any = 1536
+    kv_lora_rank: Any = 512
+    qk_nope_head_dim: Any = 128
+    qk_rope_head_dim: Any = 64
+    v_head_dim: Any = 128
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check(f.name, getattr(self, f.name), MODEL_RANGES.get(f.name, MODEL_COUNT))
+        if _numeric(self.n_dense_layers, self.n_layers) and self.n_dense_layers > self.n_layers:
+            raise ValueError(f"n_dense_layers must be at most n_layers ({self.n_layers}); got {self.n_dense_layers}")
+        if _numeric(self.n_activated_experts, self.n_routed_experts) and self.n_activated_experts > self.n_routed_experts:
+            raise ValueError(
+                f"n_activated_experts must be at most n_routed_experts ({self.n_routed_experts}); "
+                f"got {self.n_activated_experts}"
+            )
+
+    @property
+    def n_sparse_layers(self) -> Any:
+        return self.n_layers - self.n_dense_layers
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One accelerator as the article's ``GPU_perf`` sees it (TFLOPS, GB, GB/s).
+
+    ``comm_sm`` is the SMs (CUs) reserved for communication in prefill; decode uses the
+    scenario's ``decode_comm_sm``. ``pcie_bw`` is the per-GPU scale-out (RDMA NIC) bandwidth.
+    ``mla_tp_alt`` is the MLA tensor-parallel degree decode switches to when TP1 is slower than TP4.
+    """
+
+    name: Any
+    sm: Any
+    comm_sm: Any
+    fp16_flops: Any
+    fp8_flops: Any
+    mem: Any
+    mem_bw: Any
+    nvlink_bw: Any
+    pcie_bw: Any
+    mla_tp_alt: Any = 4
+    fp4_flops: Any = None
+    kind: str = "custom"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name, rng in GPU_RANGES.items():
+            check(f"{self.name}.{name}", getattr(self, name), rng)
+        if _numeric(self.comm_sm, self.sm) and self.comm_sm >= self.sm:
+            raise ValueError(f"{self.name}.comm_sm must be less than sm ({self.sm}); got {self.comm_sm}")
+
+    def with_fields(self, **changes: Any) -> "GPU":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The article's deployment and workload inputs (MODEL.md names)."""
+
+    seq_len: Any = 4383
+    kv_cache_rate: Any = 0.563
+    decode_len: Any = 1210
+    discount_rate: Any = 0.85
+    mem_util_rate: Any = 0.9
+    group_gemm_discount: Any = 0.7
+    tps_threshold: Any = 20
+    num_node: Any = 4
+    gpu_per_node: Any = 8
+    dispatch_node: Any = 4
+    decode_comm_sm: Any = 0
+    other_params_gb: Any = 2.91
+    mla_params_m: Any = 187.17
+    mla_absorb_params_m: Any = 598.14
+    expert_params_m: Any = 44.05
+    batch_sizes: tuple = (32, 64, 128, 256)
+    pcie_bw_3_2t: Any = 50
+    pcie_bw_1_6t: Any = 25
+    pcie_bw_800g: Any = 12.5
+
+    def __post_init__(self) -> None:
+        for name, rng in SCENARIO_RANGES.items():
+            check(name, getattr(self, name), rng)
+        if not self.batch_sizes:
+            raise ValueError("batch_sizes must list at least one batch size")
+        for bs in self.batch_sizes:
+            check("batch_sizes", bs, Range(1, 1_000_000, integer=True))
+
+    @property
+    def devices(self) -> Any:
+        """GPUs in one prefill deployment unit (EP group)."""
+        return self.num_node * self.gpu_per_node
+
+
+@dataclass(frozen=True)
+class EPStrategy:
+    name: str
+    ep: int
+    redundant_experts: int
+    source: str = ""
+
+    def routed_per_gpu(self, model: ModelArgs) -> Any:
+        return (model.n_routed_experts + self.redundant_experts) / self.ep
+
+    def experts_per_gpu(self, model: ModelArgs) -> Any:
+        """Routed plus shared experts held by one GPU (the memory table's count)."""
+        return self.routed_per_gpu(model) + model.n_shared_experts
+
+
+@dataclass(frozen=True)
+class NetworkVariant:
+    label: str
+    input: str  # the Scenario field holding its pcie_bw
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    gpus: dict[str, GPU]
+    datasheets: dict[str, dict[str, Any]]
+    models: dict[str, ModelArgs]
+    scenario: Scenario
+    network_variants: tuple[NetworkVariant, ...]
+    ep_strategies: tuple[EPStrategy, ...] = field(default_factory=tuple)
+
+    def gpu(self, name: str) -> GPU:
+        """Look a GPU up by name, case-insensitively."""
+        for key, gpu in self.gpus.items():
+            if key.lower() == str(name).strip().lower():
+                return gpu
+        raise ValueError(f"gpu must be one of {', '.join(self.gpus)}; got {name!r}")
+
+
+def _numeric(*xs: Any) -> bool:
+    return all(isinstance(x, (int, float)) for x in xs)
+
+
+def _num(text: str) -> Any:
+    if text == "":
+        return None
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+GPU_NUMERIC_FIELDS = ("sm", "comm_sm", "fp16_flops", "fp8_flops", "fp4_flops", "mem", "mem_bw",
+                      "nvlink_bw", "pcie_bw", "mla_tp_alt")
+
+
+def _read_csv(name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(read_template_text(name).splitlines()))
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The shipped catalog: hardware, article datasheets, model presets and the article scenario."""
+    gpus = {}
+    for row in _read_csv("hardware.csv"):
+        values = {k: _num(row[k]) for k in GPU_NUMERIC_FIELDS}
+        gpus[row["name"]] = GPU(name=row["name"], kind=row["kind"], source=row["source"], **values)
+    datasheets = {row["name"]: {k: (v if k in ("name", "source") else _num(v)) for k, v in row.items()}
+                  for row in _read_csv("article_datasheets.csv")}
+    models = {name: ModelArgs(**{k: v for k, v in args.items() if k != "source"})
+              for name, args in json.loads(read_template_text("models.json")).items()}
+    scen = json.loads(read_template_text("scenarios.json"))
+    article = {k: v for k, v in scen["article"].items() if k != "source"}
+    article["batch_sizes"] = tuple(article["batch_sizes"])
+    return Catalog(
+        gpus=gpus,
+        datasheets=datasheets,
+        models=models,
+        scenario=Scenario(**article),
+        network_variants=tuple(NetworkVariant(**v) for v in scen["network_variants"]),
+        ep_strategies=tuple(EPStrategy(**e) for e in scen["ep_strategies"]),
+    )
+
+
+def network_variant_gpu(base: GPU, variant: NetworkVariant, scenario: Scenario) -> GPU:
+    """A network variant (e.g. ``H20-1.6T``): every field of ``base`` but its own ``pcie_bw``."""
+    return replace(base, name=f"{base.name}-{variant.label}", pcie_bw=getattr(scenario, variant.input))

@@ -1,0 +1,149 @@
+"""A tiny expression type so one model definition serves Python and Excel.
+
+Model functions are written with ordinary arithmetic (``+ - * /``) and the helpers below.
+Called with numbers or numpy arrays they return numbers or arrays; called with :class:`Expr`
+values (cell references or defined names) they return an :class:`Expr` whose ``text`` is an
+Excel formula body. The workbook is therefore generated from the same code Python evaluates.
+Only operators and functions common to Excel 2010+, LibreOffice 7.4 and Google Sheets are emitted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Union
+
+import numpy as np
+
+# Excel operator precedence, loosest first; atoms bind tightest.
+_CMP, _CONCAT, _ADD, _MUL, _ATOM = 0, 1, 2, 3, 9
+
+
+class Expr:
+    """Formula text with the precedence of its outermost operator."""
+
+    __slots__ = ("text", "prec")
+
+    def __init__(self, text: str, prec: int = _ATOM) -> None:
+        self.text = text
+        self.prec = prec
+
+    def __repr__(self) -> str:
+        return f"Expr({self.text!r})"
+
+    @property
+    def formula(self) -> str:
+        return "=" + self.text
+
+    # arithmetic -------------------------------------------------------------------------
+    def __add__(self, other: Any) -> "Expr":
+        return _binary(self, "+", other, _ADD)
+
+    def __radd__(self, other: Any) -> "Expr":
+        return _binary(other, "+", self, _ADD)
+
+    def __sub__(self, other: Any) -> "Expr":
+        return _binary(self, "-", other, _ADD)
+
+    def __rsub__(self, other: Any) -> "Expr":
+        return _binary(other, "-", self, _ADD)
+
+    def __mul__(self, other: Any) -> "Expr":
+        return _binary(self, "*", other, _MUL)
+
+    def __rmul__(self, other: Any) -> "Expr":
+        return _binary(other, "*", self, _MUL)
+
+    def __truediv__(self, other: Any) -> "Expr":
+        return _binary(self, "/", other, _MUL)
+
+    def __rtruediv__(self, other: Any) -> "Expr":
+        return _binary(other, "/", self, _MUL)
+
+    def __neg__(self) -> "Expr":
+        return Expr("-" + _wrap(self, _ATOM), _ADD)
+
+    # comparisons build formula text; equality stays identity so Expr can be hashed
+    def __gt__(self, other: Any) -> "Expr":
+        return _binary(self, ">", other, _CMP)
+
+    def __lt__(self, other: Any) -> "Expr":
+        return _binary(self, "<", other, _CMP)
+
+    def __ge__(self, other: Any) -> "Expr":
+        return _binary(self, ">=", other, _CMP)
+
+    def __le__(self, other: Any) -> "Expr":
+        return _binary(self, "<=", other, _CMP)
+
+    __hash__ = object.__hash__
+
+
+Value = Union[float, int, np.ndarray, Expr]
+
+
+def number_text(x: float | int) -> str:
+    """Render a Python number as an Excel literal that parses back to the same float."""
+    if isinstance(x, (bool, np.bool_)):
+        return "TRUE" if x else "FALSE"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"cannot write the non-finite number {x} into a formula")
+    if x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return repr(x).upper()
+
+
+def lit(x: Any) -> Expr:
+    """Any operand as an Expr (numbers and strings become literals)."""
+    if isinstance(x, Expr):
+        return x
+    if isinstance(x, str):
+        return Expr('"' + x.replace('"', '""') + '"')
+    text = number_text(x)
+    return Expr(text, _ADD if text.startswith("-") else _ATOM)
+
+
+def _wrap(e: Expr, prec: int) -> str:
+    return e.text if e.prec >= prec else f"({e.text})"
+
+
+def _binary(a: Any, op: str, b: Any, prec: int) -> Expr:
+    ea, eb = lit(a), lit(b)
+    # left-associative: the right operand needs parentheses at equal precedence for - and /
+    right_prec = prec + 1 if op in "-/" or prec == _CMP else prec
+    return Expr(f"{_wrap(ea, prec)}{op}{_wrap(eb, right_prec)}", prec)
+
+
+def is_symbolic(*xs: Any) -> bool:
+    return any(isinstance(x, Expr) for x in xs)
+
+
+def where(cond: Any, if_true: Any, if_false: Any) -> Value:
+    """``IF(cond, a, b)`` in Excel, ``np.where`` for arrays, a plain choice for scalars."""
+    if is_symbolic(cond, if_true, if_false):
+        return Expr(f"IF({lit(cond).text},{lit(if_true).text},{lit(if_false).text})")
+    if np.ndim(cond) == 0 and np.ndim(if_true) == 0 and np.ndim(if_false) == 0:
+        return if_true if bool(cond) else if_false
+    return np.where(cond, if_true, if_false)
+
+
+def eq(a: Any, b: Any) -> Any:
+    """Equality test that also works on formulas (``==`` on Expr stays identity)."""
+    if is_symbolic(a, b):
+        return _binary(a, "=", b, _CMP)
+    return np.equal(a, b) if (np.ndim(a) or np.ndim(b)) else a == b
+
+
+def concat(*parts: Any) -> Any:
+    """String concatenation: ``a&b`` in Excel."""
+    if is_symbolic(*parts):
+        return Expr("&".join(_wrap(lit(p), _CONCAT + 1) for p in parts), _CONCAT)
+    return "".join(_fmt_label_part(p) for p in parts)
+
+
+def _fmt_label_part(p: Any) -> str:
+    if isinstance(p, (float, np.floating)) and float(p).is_integer():
+        return str(int(p))
+    return str(p)

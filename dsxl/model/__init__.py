@@ -1,0 +1,170 @@
+"""The article's analytic model of DeepSeek-V3/R1 inference.
+
+Low-level quantity functions live in :mod:`flops`, :mod:`hardware`, :mod:`prefill`, :mod:`decode`
+and :mod:`memory`; :mod:`chain` strings them together. This module is the convenient front door:
+every function accepts scalars or numpy arrays (broadcast together) and validates its inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..config import GPU, ModelArgs, Scenario, load_catalog
+from ..validate import SCENARIO_RANGES, BATCH, EXPERTS_PER_GPU, GPU_RANGES, RATE, TOKENS, TP, TP_CHOICES, Range, check
+from . import chain, flops
+from .chain import run
+
+__all__ = [
+    "model_env", "gpu_env", "mla_flops", "mla_absorb_flops", "dense_mlp_gflops", "expert_gflops",
+    "prefill_breakdown", "decode_breakdown", "max_batch_size", "decode_tpot_ms", "default_model",
+    "default_scenario",
+]
+
+
+def default_model() -> ModelArgs:
+    return load_catalog().models["deepseek_v3"]
+
+
+def default_scenario() -> Scenario:
+    return load_catalog().scenario
+
+
+def model_env(model: ModelArgs | None = None, scenario: Scenario | None = None) -> dict[str, Any]:
+    """Model arguments and scenario inputs by their MODEL.md names."""
+    model = model or default_model()
+    scenario = scenario or default_scenario()
+    env = {f.name: getattr(model, f.name) for f in fields(model)}
+    env.update({f.name: getattr(scenario, f.name) for f in fields(scenario) if f.name != "batch_sizes"})
+    return env
+
+
+GPU_FIELDS = ("sm", "comm_sm", "fp16_flops", "fp8_flops", "mem", "mem_bw", "nvlink_bw", "pcie_bw", "mla_tp_alt")
+
+
+def gpu_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
+    """A GPU's fields by name; a sequence of GPUs gives one numpy array per field."""
+    if isinstance(gpu, GPU):
+        env = {k: getattr(gpu, k) for k in GPU_FIELDS}
+        env["gpu_name"] = gpu.name
+        return env
+    gpus = list(gpu)
+    env = {k: np.array([getattr(g, k) for g in gpus], dtype=float) for k in GPU_FIELDS}
+    env["gpu_name"] = np.array([g.name for g in gpus])
+    return env
+
+
+def _model_args(model: ModelArgs | None) -> dict[str, Any]:
+    model = model or default_model()
+    return {f.name: getattr(model, f.name) for f in fields(model)}
+
+
+def _call(fn: Any, model: ModelArgs | None, **given: Any) -> Any:
+    return chain.Step("x", fn, "x").evaluate({**_model_args(model), **given})
+
+
+def mla_flops(q_len: Any, kv_len: Any, kv_cache_rate: Any = 0, model: ModelArgs | None = None) -> tuple:
+    """Standard MLA GFLOPs for q_len queries over kv_len keys: (total, gemm_fp8, attn_fp16)."""
+    check("q_len", q_len, TOKENS)
+    check("kv_len", kv_len, TOKENS)
+    check("kv_cache_rate", kv_cache_rate, RATE)
+    gemm = _call(flops.mla_gemm_gflops, model, q_len=q_len, kv_len=kv_len, kv_cache_rate=kv_cache_rate)
+    attn = _call(flops.mla_attn_gflops, model, q_len=q_len, kv_len=kv_len)
+    return gemm + attn, gemm, attn
+
+
+def mla_absorb_flops(q_len: Any, kv_len: Any, kv_cache_rate: Any = 0, model: ModelArgs | None = None) -> tuple:
+    """Matrix-absorbed MLA GFLOPs: (total, gemm_fp8, attn_fp16)."""
+    check("q_len", q_len, TOKENS)
+    check("kv_len", kv_len, TOKENS)
+    check("kv_cache_rate", kv_cache_rate, RATE)
+    gemm = _call(flops.mla_absorb_gemm_gflops, model, q_len=q_len, kv_len=kv_len, kv_cache_rate=kv_cache_rate)
+    attn = _call(flops.mla_absorb_attn_gflops, model, q_len=q_len, kv_len=kv_len)
+    return gemm + attn, gemm, attn
+
+
+def dense_mlp_gflops(tokens: Any, model: ModelArgs | None = None) -> Any:
+    check("tokens", tokens, TOKENS)
+    return _call(flops.dense_mlp_gflops, model, tokens=tokens)
+
+
+def expert_gflops(tokens: Any, model: ModelArgs | None = None) -> Any:
+    check("tokens", tokens, TOKENS)
+    return _call(flops.expert_gflops, model, tokens=tokens)
+
+
+def _check_gpu_env(env: dict[str, Any]) -> None:
+    for name in GPU_FIELDS:
+        check(name, env[name], GPU_RANGES[name])
+    if np.any(np.asarray(env["comm_sm"]) >= np.asarray(env["sm"])):
+        raise ValueError("comm_sm must be less than sm")
+
+
+def prefill_breakdown(gpu: GPU | Sequence[GPU], tp: Any = 4, scenario: Scenario | None = None,
+                      model: ModelArgs | None = None) -> dict[str, Any]:
+    """Every prefill quantity (section 2) for one deployment: per-layer ms, totals, tokens/s per node, KV GB/s."""
+    check("tp", tp, TP)
+    env = {**model_env(model, scenario), **gpu_env(gpu), "tp": tp}
+    _check_gpu_env(env)
+    steps = chain.PREFILL_FLOPS + chain.PREFILL_EFFECTIVE + chain.PREFILL_GPU + chain.PREFILL_DEPLOY
+    return run(steps, env)
+
+
+def decode_breakdown(gpu: GPU | Sequence[GPU] | dict[str, Any], batch_size: Any,
+                     scenario: Scenario | None = None, model: ModelArgs | None = None,
+                     mla_tp: Any = "auto", absorb: bool = True, labels: bool = True,
+                     **overrides: Any) -> dict[str, Any]:
+    """Every decode quantity (section 3) for batch_size sequences per GPU.
+
+    ``gpu`` may also be a dict of field arrays (see :func:`gpu_env`) for sweeps; ``overrides``
+    replace scenario inputs (e.g. ``seq_len=np.array([...])``) and broadcast with everything else.
+    ``mla_tp`` is ``"auto"`` (the article's rule) or 1, 4, 8.
+    """
+    check("batch_size", batch_size, BATCH)
+    genv = gpu if isinstance(gpu, dict) else gpu_env(gpu)
+    env = {**model_env(model, scenario), **genv, "batch_size": batch_size}
+    for name, value in overrides.items():
+        if name not in env:
+            raise ValueError(f"unknown decode input {name!r}")
+        env[name] = value
+        if name in SCENARIO_RANGES:
+            check(name, value, SCENARIO_RANGES[name])
+    _check_gpu_env(env)
+    steps = list(chain.DECODE_FLOPS + chain.DECODE_EFFECTIVE + chain.DECODE_GPU)
+    batch_steps = chain.decode_batch_steps(bool(absorb))
+    if mla_tp != "auto":
+        check("mla_tp", mla_tp, TP_CHOICES)
+        env["mla_tp"] = mla_tp
+        batch_steps = [s for s in batch_steps if s.name != "mla_tp"]
+    if not labels:
+        batch_steps = [s for s in batch_steps if s.name != "label"]
+    return run(steps + batch_steps, env)
+
+
+def decode_tpot_ms(gpu: GPU, batch_size: Any, scenario: Scenario | None = None, model: ModelArgs | None = None,
+                   mla_tp: Any = "auto", overlap: bool = True) -> Any:
+    """Time per output token (ms) with the article's decode settings."""
+    q = decode_breakdown(gpu, batch_size, scenario, model, mla_tp=mla_tp, labels=False)
+    return q["tpot_overlap_ms"] if overlap else q["tpot_ms"]
+
+
+def max_batch_size(gpu: GPU | Sequence[GPU], tp: Any = 1, experts_per_gpu: Any = 3, absorb: Any = True,
+                   kv_fp16: Any = False, scenario: Scenario | None = None,
+                   model: ModelArgs | None = None) -> dict[str, Any]:
+    """KV capacity (section 3.2): returns kv_bytes_per_seq, free_mem_gb and the unrounded max_batch."""
+    check("tp", tp, TP)
+    check("experts_per_gpu", experts_per_gpu, EXPERTS_PER_GPU)
+    env = {**model_env(model, scenario), **gpu_env(gpu), "tp": tp, "experts_per_gpu": experts_per_gpu,
+           "absorb": absorb, "kv_bytes": np.where(kv_fp16, 2, 1) if np.ndim(kv_fp16) else (2 if kv_fp16 else 1)}
+    _check_gpu_env(env)
+    return run(chain.MAX_BATCH, env)
+
+
+def experts_per_gpu_for(ep: Any, redundant_experts: Any, model: ModelArgs | None = None) -> Any:
+    """Routed (incl. redundant) plus shared experts per GPU for an EP degree."""
+    m = model or default_model()
+    check("ep", ep, Range(1, 1_000_000, integer=True))
+    return (m.n_routed_experts + redundant_experts) / ep + m.n_shared_experts
+

@@ -1,0 +1,193 @@
+"""The article's calculation chains, declared once.
+
+A chain is an ordered list of :class:`Step` s. Each step names one quantity, the model function
+that computes it, and where each of the function's arguments comes from (another quantity's name
+or a constant; by default the argument's own name). :func:`run` evaluates a chain in Python
+(numbers or broadcasting numpy arrays); the workbook builder walks the same steps and writes each
+one as a labelled formula cell. That is how Excel and Python share one definition of the math.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from . import decode, flops, hardware, memory, prefill
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    fn: Callable[..., Any]
+    label: str
+    unit: str = ""
+    bind: Mapping[str, Any] = field(default_factory=dict)
+
+    def arguments(self) -> list[tuple[str, Any]]:
+        """(parameter, source) pairs: source is a quantity name (str) or a constant."""
+        params = inspect.signature(self.fn).parameters
+        return [(p, self.bind.get(p, p)) for p in params]
+
+    def inputs(self) -> list[str]:
+        return [src for _, src in self.arguments() if isinstance(src, str)]
+
+    def evaluate(self, env: Mapping[str, Any]) -> Any:
+        args = []
+        for param, src in self.arguments():
+            if isinstance(src, str):
+                if src not in env:
+                    raise KeyError(f"step {self.name!r} needs {src!r} (for {self.fn.__name__}.{param})")
+                args.append(env[src])
+            else:
+                args.append(src)
+        return self.fn(*args)
+
+
+def run(steps: list[Step], env: Mapping[str, Any]) -> dict[str, Any]:
+    """Evaluate ``steps`` in order on top of ``env``; returns env plus every computed quantity."""
+    out = dict(env)
+    for step in steps:
+        out[step.name] = step.evaluate(out)
+    return out
+
+
+S = Step
+MS = "ms"
+GF = "GFLOPs"
+
+# --- quantities that depend only on the model and the workload ---------------------------
+PREFILL_FLOPS = [
+    S("prefill_mla_gemm_gflops", flops.mla_gemm_gflops, "MLA GEMM FLOPs per sequence (FP8)", GF,
+      {"q_len": "seq_len", "kv_len": "seq_len"}),
+    S("prefill_mla_attn_gflops", flops.mla_attn_gflops, "MLA attention FLOPs per sequence (FP16)", GF,
+      {"q_len": "seq_len", "kv_len": "seq_len"}),
+    S("prefill_dense_mlp_gflops", flops.dense_mlp_gflops, "DenseMLP FLOPs per sequence", GF, {"tokens": "seq_len"}),
+]
+
+DECODE_FLOPS = [
+    S("decode_mla_gemm_gflops", flops.mla_absorb_gemm_gflops, "Absorbed MLA GEMM FLOPs per token (FP8)", GF,
+      {"q_len": 1, "kv_len": "seq_len", "kv_cache_rate": 1}),
+    S("decode_mla_attn_gflops", flops.mla_absorb_attn_gflops, "Absorbed MLA attention FLOPs per token (FP16)", GF,
+      {"q_len": 1, "kv_len": "seq_len"}),
+    S("decode_std_mla_gemm_gflops", flops.mla_gemm_gflops, "Standard MLA GEMM FLOPs per token (FP8)", GF,
+      {"q_len": 1, "kv_len": "seq_len", "kv_cache_rate": 1}),
+    S("decode_std_mla_attn_gflops", flops.mla_attn_gflops, "Standard MLA attention FLOPs per token (FP16)", GF,
+      {"q_len": 1, "kv_len": "seq_len"}),
+]
+
+# --- per GPU: effective figures (comm_sm is bound to the phase's communication SMs) --------
+def effective_steps(comm_sm: str) -> list[Step]:
+    return [
+        S("fp16_tflops_eff", hardware.effective_tflops, "FP16 TFLOPS, effective", "TFLOPS",
+          {"peak_tflops": "fp16_flops", "comm_sm": comm_sm}),
+        S("fp8_tflops_eff", hardware.effective_tflops, "FP8 TFLOPS, effective", "TFLOPS",
+          {"peak_tflops": "fp8_flops", "comm_sm": comm_sm}),
+        S("mem_bw_eff", hardware.effective_bw, "HBM bandwidth, effective", "GB/s", {"bw": "mem_bw"}),
+        S("nvlink_bw_eff", hardware.effective_bw, "NVLink bandwidth, effective", "GB/s", {"bw": "nvlink_bw"}),
+        S("pcie_bw_eff", hardware.effective_bw, "Scale-out NIC bandwidth, effective", "GB/s", {"bw": "pcie_bw"}),
+    ]
+
+
+PREFILL_EFFECTIVE = effective_steps("comm_sm")
+DECODE_EFFECTIVE = effective_steps("decode_comm_sm")
+
+
+def _mla_tp_steps(gemm: str, attn: str, batch: Any) -> list[Step]:
+    return [
+        S("mla_tp1_ms", prefill.mla_tp1_ms, "MLA, TP1", MS,
+          {"gemm_gflops": gemm, "attn_gflops": attn, "batch_size": batch}),
+        S("mla_tp4_ms", prefill.mla_tp_ms, "MLA, TP4 (incl. all-reduce)", MS, {"tp": 4}),
+        S("mla_tp8_ms", prefill.mla_tp_ms, "MLA, TP8 (incl. all-reduce)", MS, {"tp": 8}),
+    ]
+
+
+# Prefill for one GPU: MLA at TP1/4/8 and the DenseMLP (section 2.1, 2.2).
+PREFILL_GPU = [
+    S("allreduce_ms", prefill.allreduce_ms, "All-reduce of seq_len x dim BF16", MS, {"tokens": "seq_len"}),
+    *_mla_tp_steps("prefill_mla_gemm_gflops", "prefill_mla_attn_gflops", 1),
+    S("dense_mlp_ms", hardware.compute_ms, "DenseMLP", MS,
+      {"gflops": "prefill_dense_mlp_gflops", "tflops": "fp8_tflops_eff"}),
+]
+
+# Prefill for one GPU in a TP/DP deployment (needs `tp`; sections 2.3 to 2.7).
+PREFILL_DEPLOY = [
+    S("dp", prefill.prefill_dp, "DP groups in the unit", "groups"),
+    S("tp_mla_ms", prefill.mla_tp_ms, "MLA at the deployment's TP", MS),
+    S("shared_tokens", prefill.prefill_shared_tokens, "Shared-expert tokens per GPU", "tokens"),
+    S("shared_expert_gflops", flops.expert_gflops, "Shared-expert FLOPs per GPU", GF, {"tokens": "shared_tokens"}),
+    S("shared_expert_ms", hardware.compute_ms, "Shared expert", MS,
+      {"gflops": "shared_expert_gflops", "tflops": "fp8_tflops_eff"}),
+    S("routed_tokens", prefill.prefill_routed_tokens, "Routed-expert tokens per GPU", "tokens"),
+    S("routed_expert_gflops", flops.expert_gflops, "Routed-expert FLOPs per GPU", GF, {"tokens": "routed_tokens"}),
+    S("routed_expert_ms", hardware.compute_ms, "Routed experts", MS,
+      {"gflops": "routed_expert_gflops", "tflops": "fp8_tflops_eff"}),
+    S("dispatch_ms", prefill.prefill_dispatch_ms, "Dispatch (FP8)", MS),
+    S("combine_ms", prefill.combine_ms, "Combine (BF16)", MS),
+    S("sum_overlap_ms", prefill.prefill_sum_overlap_ms, "Sum(Overlap)", MS),
+    S("sum_ms", prefill.prefill_sum_ms, "Sum", MS),
+    S("tps_overlap_node", prefill.prefill_tps_per_node, "Throughput per node, overlapped", "tokens/s",
+      {"total_ms": "sum_overlap_ms"}),
+    S("tps_node", prefill.prefill_tps_per_node, "Throughput per node", "tokens/s", {"total_ms": "sum_ms"}),
+    S("kv_gbps_fp8_overlap", prefill.kv_gbps_fp8, "KV produced per node, FP8, overlapped", "GB/s",
+      {"tps_per_node": "tps_overlap_node"}),
+    S("kv_gbps_fp8", prefill.kv_gbps_fp8, "KV produced per node, FP8", "GB/s", {"tps_per_node": "tps_node"}),
+    S("kv_gbps_fp16_overlap", prefill.double, "KV produced per node, FP16, overlapped", "GB/s",
+      {"x": "kv_gbps_fp8_overlap"}),
+    S("kv_gbps_fp16", prefill.double, "KV produced per node, FP16", "GB/s", {"x": "kv_gbps_fp8"}),
+]
+
+# Decode for one GPU: the all-reduce does not depend on the batch [as printed].
+DECODE_GPU = [
+    S("allreduce_ms", prefill.allreduce_ms, "All-reduce (seq_len x dim, as printed)", MS, {"tokens": "seq_len"}),
+]
+
+# Decode MLA for one GPU and batch size; `absorbed` picks the FLOPs (section 3.3).
+def decode_mla_steps(absorbed: bool = True) -> list[Step]:
+    prefix = "decode_mla" if absorbed else "decode_std_mla"
+    return _mla_tp_steps(f"{prefix}_gemm_gflops", f"{prefix}_attn_gflops", "batch_size") + [
+        S("load_kv_fp8_ms", decode.load_kv_fp8_ms, "LoadKV_FP8", MS),
+        S("load_kv_fp16_ms", prefill.double, "LoadKV_FP16", MS, {"x": "load_kv_fp8_ms"}),
+    ]
+
+
+def decode_batch_steps(absorbed: bool = True) -> list[Step]:
+    """Decode for one GPU and batch size, from MLA to TPOT, throughput and time budget (3.3 to 3.7)."""
+    return decode_mla_steps(absorbed) + _DECODE_REST
+
+
+_DECODE_REST = [
+    S("dense_mlp_gflops", flops.dense_mlp_gflops, "DenseMLP FLOPs per batch", GF, {"tokens": "batch_size"}),
+    S("dense_mlp_ms", hardware.compute_ms, "DenseMLP", MS, {"gflops": "dense_mlp_gflops", "tflops": "fp8_tflops_eff"}),
+    S("shared_expert_gflops", flops.expert_gflops, "Shared-expert FLOPs per batch", GF, {"tokens": "batch_size"}),
+    S("shared_expert_ms", hardware.grouped_compute_ms, "SharedExpert", MS,
+      {"gflops": "shared_expert_gflops", "tflops": "fp8_tflops_eff"}),
+    S("routed_tokens", decode.routed_tokens, "Routed tokens per GPU", "tokens"),
+    S("routed_expert_gflops", flops.expert_gflops, "Routed-expert FLOPs per batch", GF, {"tokens": "routed_tokens"}),
+    S("routed_expert_ms", hardware.grouped_compute_ms, "RoutedExpert", MS,
+      {"gflops": "routed_expert_gflops", "tflops": "fp8_tflops_eff"}),
+    S("dispatch_ms", decode.decode_dispatch_ms, "Dispatch", MS),
+    S("combine_ms", prefill.combine_ms, "Combine", MS),
+    S("mla_tp", decode.decode_mla_tp, "MLA TP chosen", "GPUs"),
+    S("chosen_mla_ms", decode.chosen_mla_ms, "MLA at the chosen TP", MS),
+    S("dense_mla_ms", decode.with_kv_load_ms, "DenseMLA", MS, {"mla_ms": "mla_tp1_ms"}),
+    S("sparse_mla_ms", decode.with_kv_load_ms, "SparseMLA", MS, {"mla_ms": "chosen_mla_ms"}),
+    S("tpot_overlap_ms", decode.tpot_overlap_ms, "TPOT(Overlap)", MS),
+    S("tpot_ms", decode.tpot_ms, "TPOT", MS),
+    S("tps_overlap", decode.tokens_per_s, "TPS_O", "tokens/s per user", {"time_ms": "tpot_overlap_ms"}),
+    S("tps", decode.tokens_per_s, "TPS", "tokens/s per user", {"time_ms": "tpot_ms"}),
+    S("total_overlap", decode.per_gpu_tps, "Total_O", "tokens/s per GPU", {"tps": "tps_overlap"}),
+    S("total", decode.per_gpu_tps, "Total", "tokens/s per GPU"),
+    S("time_budget_ms", decode.time_budget_ms, "TimeBudget", MS),
+    S("meets_sla", decode.meets_sla, "TPS_O > tps_threshold", ""),
+    S("label", decode.tp_label, "Label", ""),
+]
+DECODE_BATCH = decode_batch_steps(True)
+
+# Max batch for one GPU, TP, expert count, MLA form and KV precision (section 3.2).
+MAX_BATCH = [
+    S("kv_bytes_per_seq", memory.kv_bytes_per_seq, "KV bytes per sequence per GPU", "bytes"),
+    S("mla_m", memory.mla_params_used_m, "MLA parameters per layer", "M"),
+    S("free_mem_gb", memory.free_mem_gb, "HBM free for KV", "GB"),
+    S("max_batch", memory.max_batch, "Max batch", "sequences"),
+]
