@@ -168,6 +168,7 @@ class Catalog:
     scenario: Scenario
     network_variants: tuple[NetworkVariant, ...]
     ep_strategies: tuple[EPStrategy, ...] = field(default_factory=tuple)
+    article_tables: dict[str, Any] = field(default_factory=dict)
 
     def gpu(self, name: str) -> GPU:
         """Look a GPU up by name, case-insensitively."""
@@ -217,6 +218,7 @@ def load_catalog() -> Catalog:
         scenario=Scenario(**article),
         network_variants=tuple(NetworkVariant(**v) for v in scen["network_variants"]),
         ep_strategies=tuple(EPStrategy(**e) for e in scen["ep_strategies"]),
+        article_tables={k: v for k, v in scen["article_tables"].items() if k != "source"},
     )
 
 

@@ -57,6 +57,48 @@ MS = "ms"
 GF = "GFLOPs"
 
 # --- quantities that depend only on the model and the workload ---------------------------
+_ONE_TOKEN = {"q_len": 1, "kv_len": 1}
+MODEL = [
+    S("n_sparse_layers", flops.sparse_layers, "MoE (sparse) layers", "layers"),
+    S("mla_params", flops.mla_params, "MLA parameters per layer", "params"),
+    S("mla_absorb_params", flops.mla_absorb_params, "Absorbed MLA parameters per layer", "params"),
+    S("dense_mlp_params", flops.swiglu_params, "DenseMLP parameters per layer", "params", {"hidden": "inter_dim"}),
+    S("expert_params", flops.swiglu_params, "Parameters per expert", "params", {"hidden": "moe_inter_dim"}),
+    S("gate_params", flops.gate_params, "Gate parameters per MoE layer", "params"),
+    S("embedding_params", flops.embedding_params, "Embedding (and output head) parameters", "params"),
+    S("mla_layers_params", flops.layers_total, "MLA parameters, all layers", "params",
+      {"per_layer": "mla_params", "layers": "n_layers"}),
+    S("dense_layers_params", flops.layers_total, "DenseMLP parameters, dense layers", "params",
+      {"per_layer": "dense_mlp_params", "layers": "n_dense_layers"}),
+    S("expert_layers_params", flops.expert_layers_params, "Expert parameters, MoE layers", "params"),
+    S("gate_layers_params", flops.layers_total, "Gate parameters, MoE layers", "params",
+      {"per_layer": "gate_params", "layers": "n_sparse_layers"}),
+    S("total_params", flops.total_params, "Total parameters", "params"),
+    S("mla_token_gemm_gflops", flops.mla_gemm_gflops, "MLA GEMM FLOPs, 1 token over 1 key", GF,
+      {**_ONE_TOKEN, "kv_cache_rate": 0}),
+    S("mla_token_attn_gflops", flops.mla_attn_gflops, "MLA attention FLOPs, 1 token over 1 key", GF, _ONE_TOKEN),
+    S("mla_token_gflops", flops.gemm_plus_attn, "MLA FLOPs per token", GF,
+      {"gemm_gflops": "mla_token_gemm_gflops", "attn_gflops": "mla_token_attn_gflops"}),
+    S("mla_absorb_token_gemm_gflops", flops.mla_absorb_gemm_gflops, "Absorbed MLA GEMM FLOPs, 1 token", GF,
+      {**_ONE_TOKEN, "kv_cache_rate": 0}),
+    S("mla_absorb_token_attn_gflops", flops.mla_absorb_attn_gflops, "Absorbed MLA attention FLOPs, 1 token", GF,
+      _ONE_TOKEN),
+    S("mla_absorb_token_gflops", flops.gemm_plus_attn, "Absorbed MLA FLOPs per token", GF,
+      {"gemm_gflops": "mla_absorb_token_gemm_gflops", "attn_gflops": "mla_absorb_token_attn_gflops"}),
+    S("dense_mlp_token_gflops", flops.profiler_flops, "DenseMLP FLOPs per token (profiler)", GF,
+      {"params": "dense_mlp_params"}),
+    S("expert_token_gflops", flops.profiler_flops, "Expert FLOPs per token (profiler)", GF,
+      {"params": "expert_params"}),
+    S("kv_values_per_token", flops.kv_values_per_token_layer, "KV values per token per layer", "values"),
+    S("kv_kb_fp16", flops.kv_kb_per_token, "KV cache per token, FP16", "KB", {"kv_bytes": 2}),
+    S("kv_kb_fp8", flops.kv_kb_per_token, "KV cache per token, FP8", "KB", {"kv_bytes": 1}),
+]
+
+EP = [
+    S("routed_per_gpu", flops.routed_per_gpu, "Routed experts per GPU", "experts"),
+    S("experts_per_gpu", flops.experts_per_gpu, "Experts per GPU (routed + shared)", "experts"),
+]
+
 PREFILL_FLOPS = [
     S("prefill_mla_gemm_gflops", flops.mla_gemm_gflops, "MLA GEMM FLOPs per sequence (FP8)", GF,
       {"q_len": "seq_len", "kv_len": "seq_len"}),

@@ -91,3 +91,53 @@ def embedding_params(vocab_size: Any, dim: Any) -> Any:
 def kv_values_per_token_layer(kv_lora_rank: Any, qk_rope_head_dim: Any) -> Any:
     """Latent KV cached per token per layer: compressed KV plus the decoupled rope key."""
     return kv_lora_rank + qk_rope_head_dim
+
+
+def total_params(mla_params: Any, dense_mlp_params: Any, expert_params: Any, gate_params: Any,
+                 embedding_params: Any, n_layers: Any, n_dense_layers: Any, n_routed_experts: Any,
+                 n_shared_experts: Any) -> Any:
+    """Whole-model parameters: MLA in every layer, DenseMLP in dense layers, experts and gate in sparse
+    layers, plus embedding and output head."""
+    sparse = n_layers - n_dense_layers
+    return (mla_params * n_layers + dense_mlp_params * n_dense_layers
+            + expert_params * (n_routed_experts + n_shared_experts) * sparse
+            + gate_params * sparse + 2 * embedding_params)
+
+
+def profiler_flops(params: Any) -> Any:
+    """FLOPs per token as the article's profiler printed them for linear blocks: 2 x MACs, bias included."""
+    return 2 * params / 1e9
+
+
+def gemm_plus_attn(gemm_gflops: Any, attn_gflops: Any) -> Any:
+    return gemm_gflops + attn_gflops
+
+
+def kv_kb_per_token(kv_lora_rank: Any, qk_rope_head_dim: Any, n_layers: Any, kv_bytes: Any) -> Any:
+    """KV cache per token over all layers, KB (1024 bytes)."""
+    return kv_bytes * (kv_lora_rank + qk_rope_head_dim) * n_layers / 1024
+
+
+def sparse_layers(n_layers: Any, n_dense_layers: Any) -> Any:
+    return n_layers - n_dense_layers
+
+
+def routed_per_gpu(n_routed_experts: Any, redundant_experts: Any, ep: Any) -> Any:
+    """Routed experts (incl. redundant copies) per GPU for an EP degree."""
+    return (n_routed_experts + redundant_experts) / ep
+
+
+def experts_per_gpu(routed_per_gpu: Any, n_shared_experts: Any) -> Any:
+    """Experts held per GPU for the memory table: routed plus shared."""
+    return routed_per_gpu + n_shared_experts
+
+
+def layers_total(per_layer: Any, layers: Any) -> Any:
+    """A per-layer count over a number of layers."""
+    return per_layer * layers
+
+
+def expert_layers_params(expert_params: Any, n_routed_experts: Any, n_shared_experts: Any,
+                         n_sparse_layers: Any) -> Any:
+    """All routed and shared experts over the MoE layers."""
+    return expert_params * (n_routed_experts + n_shared_experts) * n_sparse_layers

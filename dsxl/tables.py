@@ -1,0 +1,152 @@
+"""The article's tables as pandas DataFrames, computed from the model for any inputs.
+
+>>> from dsxl.tables import compute_tables
+>>> compute_tables()["decode_totals"].loc["TPOT"]            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import GPU, Catalog, ModelArgs, Scenario, load_catalog, network_variant_gpu
+from .layout import Cat, FilteredTable, Input, Plan, Q, Table, Text, article_tables, build_plan
+from .model import gpu_env, model_env
+from .model.chain import run
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Inputs that differ from the shipped catalog: scenario, model arguments, hardware fields."""
+
+    scenario: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU name -> {field: value}
+
+
+@dataclass
+class Evaluation:
+    """Every scope of the plan evaluated with numbers."""
+
+    plan: Plan
+    scenario: Scenario
+    model: ModelArgs
+    gpus: dict[str, GPU]
+    values: dict[tuple, dict[str, Any]]
+
+    def resolve(self, cell: Any) -> Any:
+        if isinstance(cell, Q):
+            kind = cell.scope[0]
+            if kind == "gpu":
+                gpu = self.gpus[cell.scope[1]]
+                return gpu.name if cell.name == "gpu_name" else getattr(gpu, cell.name)
+            if kind == "datasheet":
+                return self.plan.catalog.datasheets[cell.scope[1]][cell.name]
+            return _plain(self.values[cell.scope][cell.name])
+        if isinstance(cell, Cat):
+            return "".join(_label(self.resolve(p)) for p in cell.parts)
+        if isinstance(cell, Text):
+            return f"{self.resolve(cell.q) / cell.scale:.{cell.decimals}f}{cell.suffix}"
+        return cell
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _label(x: Any) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return str(x)
+
+
+def _gpus_for(catalog: Catalog, scenario: Scenario, hardware: dict[str, dict[str, Any]]) -> dict[str, GPU]:
+    gpus = dict(catalog.gpus)
+    for name, changes in hardware.items():
+        gpus[name] = replace(catalog.gpu(name), **changes)
+    t = catalog.article_tables
+    for base in set(t["prefill_network_gpus"]) | set(t["decode_network_gpus"]):
+        for v in catalog.network_variants:
+            variant = network_variant_gpu(gpus[base], v, scenario)
+            gpus[variant.name] = variant
+    return gpus
+
+
+def evaluate(whatif: WhatIf | None = None, catalog: Catalog | None = None) -> Evaluation:
+    """Evaluate every quantity behind the article's tables, with optional what-if changes."""
+    whatif = whatif or WhatIf()
+    catalog = catalog or load_catalog()
+    scenario = replace(catalog.scenario, **whatif.scenario)
+    model = replace(catalog.models["deepseek_v3"], **whatif.model)
+    gpus = _gpus_for(catalog, scenario, whatif.hardware)
+    plan = build_plan(catalog, len(scenario.batch_sizes))
+    base = model_env(model, scenario)
+    values: dict[tuple, dict[str, Any]] = {}
+    for key, scope in plan.scopes.items():
+        env = dict(base)
+        for parent in scope.parents:
+            env.update(values[parent])
+        if scope.gpu is not None:
+            env.update(gpu_env(gpus[scope.gpu]))
+        for name, source in scope.params:
+            env[name] = _input(source, scenario, catalog) if isinstance(source, Input) else source
+        values[key] = run(list(scope.steps), env)
+    return Evaluation(plan, scenario, model, gpus, values)
+
+
+def _input(source: Input, scenario: Scenario, catalog: Catalog) -> Any:
+    if source.name == "batch_sizes":
+        return scenario.batch_sizes[source.index]
+    if source.name in ("ep", "redundant_experts"):
+        return getattr(catalog.ep_strategies[source.index], source.name)
+    raise KeyError(source.name)
+
+
+def render(table: Table | FilteredTable, ev: Evaluation) -> pd.DataFrame:
+    """One article table as a DataFrame laid out as printed (duplicate labels allowed)."""
+    if isinstance(table, Table):
+        columns = [_label(ev.resolve(c)) for c in table.columns]
+        labels = [_label(ev.resolve(lab)) for lab, _ in table.rows]
+        data = [[ev.resolve(c) for c in cells] for _, cells in table.rows]
+    else:
+        kept = [k for k in table.sources if bool(ev.values[k][table.keep])]
+        kept_labels = [_label(ev.values[k][table.label]) for k in kept]
+        if table.by_column:
+            columns, labels = kept_labels, [h for h, _ in table.fields]
+            data = [[_plain(ev.values[k][q]) for k in kept] for _, q in table.fields]
+        else:
+            columns, labels = [h for h, _ in table.fields], kept_labels
+            data = [[_plain(ev.values[k][q]) for _, q in table.fields] for k in kept]
+    df = pd.DataFrame(data, index=pd.Index(labels, name=table.index), columns=columns, dtype=object)
+    df.attrs.update(id=table.id, title=table.title, section=table.section, unit=table.unit,
+                    decimals=table.decimals, note=table.note)
+    return df
+
+
+def table_specs(n_batches: int = 4, catalog: Catalog | None = None) -> list[Table | FilteredTable]:
+    return article_tables(build_plan(catalog or load_catalog(), n_batches))
+
+
+def compute_tables(whatif: WhatIf | None = None, ids: list[str] | None = None,
+                   catalog: Catalog | None = None) -> dict[str, pd.DataFrame]:
+    """Every article table (or those in ``ids``) by id, in the article's order."""
+    ev = evaluate(whatif, catalog)
+    specs = article_tables(ev.plan)
+    known = [t.id for t in specs]
+    for i in ids or []:
+        if i not in known:
+            raise ValueError(f"table id must be one of {', '.join(known)}; got {i!r}")
+    return {t.id: render(t, ev) for t in specs if not ids or t.id in ids}
+
+
+def table_ids() -> list[str]:
+    return [t.id for t in table_specs()]
+
+
+SCENARIO_FIELDS = tuple(f.name for f in fields(Scenario))
+MODEL_FIELDS = tuple(f.name for f in fields(ModelArgs))
