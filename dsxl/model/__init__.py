@@ -134,7 +134,7 @@ def decode_breakdown(gpu: GPU | Sequence[GPU] | dict[str, Any], batch_size: Any,
     _check_gpu_env(env)
     steps = list(chain.DECODE_FLOPS + chain.DECODE_EFFECTIVE + chain.DECODE_GPU)
     batch_steps = chain.decode_batch_steps(bool(absorb))
-    if mla_tp != "auto":
+    if not (isinstance(mla_tp, str) and mla_tp == "auto"):
         check("mla_tp", mla_tp, TP_CHOICES)
         env["mla_tp"] = mla_tp
         batch_steps = [s for s in batch_steps if s.name != "mla_tp"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Mapping
 
 from . import decode, flops, hardware, memory, prefill
@@ -24,17 +25,21 @@ class Step:
     unit: str = ""
     bind: Mapping[str, Any] = field(default_factory=dict)
 
-    def arguments(self) -> list[tuple[str, Any]]:
-        """(parameter, source) pairs: source is a quantity name (str) or a constant."""
+    @cached_property
+    def _arguments(self) -> tuple[tuple[str, Any], ...]:
         params = inspect.signature(self.fn).parameters
-        return [(p, self.bind.get(p, p)) for p in params]
+        return tuple((p, self.bind.get(p, p)) for p in params)
+
+    def arguments(self) -> tuple[tuple[str, Any], ...]:
+        """(parameter, source) pairs: source is a quantity name (str) or a constant."""
+        return self._arguments
 
     def inputs(self) -> list[str]:
         return [src for _, src in self.arguments() if isinstance(src, str)]
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:
         args = []
-        for param, src in self.arguments():
+        for param, src in self._arguments:
             if isinstance(src, str):
                 if src not in env:
                     raise KeyError(f"step {self.name!r} needs {src!r} (for {self.fn.__name__}.{param})")
