@@ -1,16 +1,13 @@
 import json
-from pathlib import Path
-
 import pytest
 
-ARTICLE = Path(__file__).resolve().parents[2] / "shared" / "article"
-TABLES_JSON = Path(__file__).resolve().parent / "data" / "tables.json"
+from dsxl.config import read_template_text
 
 
 @pytest.fixture(scope="session")
 def article() -> dict:
-    """The article's printed tables (a copy lives in tests/data so a clone tests on its own)."""
-    return json.loads(TABLES_JSON.read_text(encoding="utf-8"))
+    """The article's printed tables (shared/article/tables.json, shipped as templates/article_values.json)."""
+    return json.loads(read_template_text("article_values.json"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+UDF_CATALOG = []

@@ -1,0 +1,465 @@
+"""The workbook's sheets: what goes where. All math comes from the shared chains via :class:`Builder`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openpyxl.chart import BarChart, Reference, ScatterChart, Series
+from openpyxl.comments import Comment
+from openpyxl.workbook import Workbook
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from ..config import Catalog
+from ..expr import Expr
+from ..layout import (FilteredTable, Input, Scope, Table, article_tables, build_plan, decode_key, gpu_decode_key,
+                      network_names)
+from ..model import chain
+from ..validate import BATCH, GPU_RANGES, Range
+from . import style
+from .builder import HARDWARE_COLUMNS, HARDWARE_UNITS, Builder, Cursor, ref, span
+
+ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
+           "workbook implements.")
+PLANNER = "planner"
+
+SHEETS = [
+    ("Start", "What this workbook is and how to use it"),
+    ("Model", "DeepSeek-V3/R1 arguments, parameter counts and FLOPs (article section 1)"),
+    ("Hardware", "GPU catalog (editable), network variants and the article's datasheet table"),
+    ("Prefill", "Prefill scenario inputs and every section-2 table"),
+    ("Decode", "Decode inputs, EP strategies, your-GPU planner and every section-3 table"),
+    ("Summary", "TL;DR: the article's headline tables"),
+    ("Prefill_chain", "Every intermediate prefill quantity, one labelled cell each (audit trail)"),
+    ("Decode_chain", "Every intermediate decode and memory quantity, one labelled cell each (audit trail)"),
+    ("Checks", "Each value the article prints beside the workbook's, with a pass mark"),
+    ("UDFs", "Excel functions from the dsxl add-in (Windows Excel + xlwings)"),
+]
+
+
+def build(catalog: Catalog) -> Workbook:
+    scenario = catalog.scenario
+    plan = build_plan(catalog, len(scenario.batch_sizes))
+    tables = article_tables(plan)
+    b = Builder(catalog, plan)
+    ws = {name: b.sheet(name, f"{name.replace('_', ' ')}: {desc}") for name, desc in SHEETS}
+    cur = {name: Cursor(3) for name in ws}
+
+    _model_inputs(b, ws["Model"], cur["Model"], catalog)
+    _hardware(b, ws["Hardware"], cur["Hardware"], catalog)
+    _prefill_inputs(b, ws["Prefill"], cur["Prefill"], scenario)
+    _decode_inputs(b, ws["Decode"], cur["Decode"], catalog)
+
+    # the calculation chain, scope by scope, in dependency order
+    model_scope = plan.scopes[("model",)]
+    b.calc_block(ws["Model"], cur["Model"], "Derived quantities (calculated)", [model_scope], lambda s: "Value",
+                 note="Grey cells are formulas over the inputs above; the tables below read them.")
+    by_kind: dict[str, list[Scope]] = {}
+    for scope in plan.scopes.values():
+        by_kind.setdefault(scope.kind, []).append(scope)
+    name_of = lambda s: b.gpu_cells[s.gpu]["gpu_name"]  # noqa: E731
+    pc, dc = ws["Prefill_chain"], ws["Decode_chain"]
+    b.calc_block(pc, cur["Prefill_chain"], "Per GPU: effective figures (prefill comm_sm), MLA and DenseMLP",
+                 by_kind["gpu_prefill"], name_of)
+    b.calc_block(pc, cur["Prefill_chain"], "Per GPU and deployment (TP, DP = num_node x gpu_per_node / TP)",
+                 by_kind["prefill"], lambda s: Expr(f'{name_of(s).text}&" TP{s.key[2]}"'))
+    b.calc_block(dc, cur["Decode_chain"], "EP strategies", by_kind["ep"],
+                 lambda s: Expr(f'"EP"&{b.list_inputs[("ep", s.key[1])].text}'))
+    b.calc_block(dc, cur["Decode_chain"], "Per GPU: effective figures (decode_comm_sm) and all-reduce",
+                 by_kind["gpu_decode"], name_of)
+    b.calc_block(dc, cur["Decode_chain"], "Per GPU and batch size: absorbed MLA, MoE, all-to-all, TPOT",
+                 by_kind["decode"], name_of)
+    b.calc_block(dc, cur["Decode_chain"], "Per GPU and batch size: standard (not absorbed) MLA", by_kind["decode_std"],
+                 name_of)
+    b.calc_block(dc, cur["Decode_chain"], "Max batch per GPU (section 3.2)", by_kind["maxb"],
+                 lambda s: Expr(f'{name_of(s).text}&" TP{s.key[2]} "&"EP"&{b.list_inputs[("ep", s.key[3])].text}'
+                                f'&"{" absorbed" if s.key[4] else " standard"}{" FP16" if s.key[5] else " FP8"} KV"'),
+                 by_row=True)
+    _planner_chain(b, ws["Decode"], dc, cur["Decode_chain"], catalog)
+
+    # the article's tables, where a planner looks for them
+    home = {"TL;DR": "Summary", "1.4": "Model"}
+    positions: dict[str, tuple[Any, int]] = {}
+    for t in tables:
+        sheet = "Hardware" if t.id == "gpu_specs" else home.get(t.section, "Prefill" if t.section.startswith("2")
+                                                                 else "Decode")
+        if t.id == "tldr_prefill":
+            b.heading(ws[sheet], cur[sheet], "Headline figures", "From the tables below and the section tables.")
+        if sheet == "Decode" and t.id == "ep_strategies":
+            pass
+        top = cur[sheet].row + 1 + (1 if t.note else 0)
+        b.table(ws[sheet], cur[sheet], t)
+        positions[t.id] = (ws[sheet], top)
+    _charts(b, ws, cur, plan, positions)
+    _checks(b, ws["Checks"], cur["Checks"], positions, tables)
+    _start(b, ws["Start"], catalog)
+    _udfs_sheet(ws["UDFs"])
+    _xlwings_conf(b.wb)
+    _notes(b, ws)
+    for name, sheet in ws.items():
+        sheet.freeze_panes = "B3"
+        sheet.protection.sheet = True
+        sheet.protection.formatColumns = False
+        sheet.protection.formatRows = False
+    return b.wb
+
+
+# ------------------------------------------------------------------------------------- inputs
+def _model_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
+    model = catalog.models["deepseek_v3"]
+    b.input_block(ws, cur, "Model arguments (DeepSeek-V3/R1)", b.model_inputs(model),
+                  "Blue on yellow cells are inputs; each is a defined name (e.g. =dim).")
+
+
+def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
+    b.heading(ws, cur, "GPU catalog (named range 'hardware')",
+              "Edit any blue value; every table using that GPU follows. TFLOPS are dense; 'article' rows are the "
+              "article's modelled figures, 'datasheet' rows vendor figures (see source).")
+    top = cur.row
+    for j, col in enumerate(HARDWARE_COLUMNS, start=1):
+        b._header_cell(ws, top, j, col)
+        ws.cell(top - 1, j, HARDWARE_UNITS.get(col, "")).font = style.NOTE_FONT
+    gpus = list(catalog.gpus.values())
+    for i, g in enumerate(gpus):
+        r = top + 1 + i
+        cells: dict[str, Expr] = {}
+        for j, col in enumerate(HARDWARE_COLUMNS, start=1):
+            value = g.name if col == "name" else getattr(g, col)
+            ws.cell(r, j, value)
+            if col not in ("kind", "source"):
+                b.mark_input(ws, r, j, GPU_RANGES.get(col, Range(0, None, lo_open=True)), f"hw_{col}")
+            cells["gpu_name" if col == "name" else col] = ref(ws, r, j)
+        ws.cell(r, len(HARDWARE_COLUMNS)).alignment = style.WRAP
+        b.gpu_cells[g.name] = cells
+    bottom = top + len(gpus)
+    b.define("hardware", span(ws, top, 1, bottom, len(HARDWARE_COLUMNS)))
+    b.hardware_rows = (top + 1, bottom)
+    b.define("gpu_names", span(ws, top + 1, 1, bottom, 1))
+    ws.column_dimensions["M"].width = 90
+    for j in range(2, len(HARDWARE_COLUMNS)):
+        ws.column_dimensions[chr(64 + j)].width = 12
+    cur.row = bottom + 2
+
+    b.heading(ws, cur, "Network variants (scale-out bandwidth per GPU)",
+              "Each inherits every field from its base GPU's row except pcie_bw, an input on the Prefill sheet.")
+    vtop = cur.row
+    for j, col in enumerate(HARDWARE_COLUMNS[:-1], start=1):
+        b._header_cell(ws, vtop, j, col)
+    t = catalog.article_tables
+    r = vtop
+    for base in dict.fromkeys(list(t["prefill_network_gpus"]) + list(t["decode_network_gpus"])):
+        for v in catalog.network_variants:
+            r += 1
+            name = f"{base}-{v.label}"
+            base_cells = b.gpu_cells[base]
+            cells = {"gpu_name": b.write(ws, r, 1, Expr(f'{base_cells["gpu_name"].text}&"-{v.label}"'))}
+            ws.cell(r, 2, "variant")
+            for j, col in enumerate(HARDWARE_COLUMNS[2:-1], start=3):
+                value = Expr(v.input) if col == "pcie_bw" else base_cells[col]
+                cells[col] = b.write(ws, r, j, value, fill=style.CALC_FILL)
+            b.gpu_cells[name] = cells
+    cur.row = r + 2
+
+    b.heading(ws, cur, "Article datasheet table (section 1.4, as printed)",
+              "Reference data: the article's datasheet figures; the model uses the catalog rows above.")
+    dtop = cur.row
+    cols = ["name", "sm", "fp16_flops", "fp8_flops", "mem", "mem_bw", "nvlink_bw", "pcie_bw", "source"]
+    for j, col in enumerate(cols, start=1):
+        b._header_cell(ws, dtop, j, col)
+    b.datasheet_cells = {}
+    for i, (name, row) in enumerate(catalog.datasheets.items()):
+        b.datasheet_cells[name] = {}
+        for j, col in enumerate(cols, start=1):
+            ws.cell(dtop + 1 + i, j, row[col])
+            b.datasheet_cells[name][col] = ref(ws, dtop + 1 + i, j)
+    cur.row = dtop + len(catalog.datasheets) + 2
+
+
+def _prefill_inputs(b: Builder, ws: Any, cur: Cursor, s: Any) -> None:
+    si = b.scenario_input
+    b.input_block(ws, cur, "Scenario inputs (prefill; seq_len and discount_rate drive decode too)", [
+        si(s, "seq_len", "Average prompt length (also decode KV length, as printed)", "tokens"),
+        si(s, "kv_cache_rate", "Prompt tokens served from KV cache", "0..1"),
+        si(s, "discount_rate", "Achieved fraction of every peak figure", "0..1"),
+        si(s, "num_node", "Nodes per prefill unit", "nodes"),
+        si(s, "gpu_per_node", "GPUs per node", "GPUs"),
+        si(s, "dispatch_node", "Nodes a token is dispatched to", "nodes"),
+        si(s, "pcie_bw_3_2t", "Network variant 3.2T: NIC per GPU", "GB/s"),
+        si(s, "pcie_bw_1_6t", "Network variant 1.6T: NIC per GPU", "GB/s"),
+        si(s, "pcie_bw_800g", "Network variant 800G: NIC per GPU", "GB/s"),
+    ])
+
+
+def _decode_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
+    s = catalog.scenario
+    si = b.scenario_input
+    b.input_block(ws, cur, "Scenario inputs (decode)", [
+        si(s, "decode_len", "Average output length", "tokens"),
+        si(s, "tps_threshold", "SLA: per-user tokens/s must exceed", "tokens/s"),
+        si(s, "group_gemm_discount", "Grouped-GEMM efficiency of experts", "0..1"),
+        si(s, "mem_util_rate", "Usable share of HBM", "0..1"),
+        si(s, "decode_comm_sm", "SMs reserved for communication in decode", "SMs"),
+        si(s, "other_params_gb", "Weights outside MLA and experts", "GB"),
+        si(s, "mla_params_m", "MLA parameters per layer, standard", "millions"),
+        si(s, "mla_absorb_params_m", "MLA parameters per layer, absorbed", "millions"),
+        si(s, "expert_params_m", "Parameters per expert", "millions"),
+    ])
+    b.heading(ws, cur, "Batch sizes per GPU", "Every decode table and chart uses these four.")
+    for i, bs in enumerate(s.batch_sizes):
+        name = f"batch_size_{i + 1}"
+        b.list_inputs[("batch_sizes", i)] = b.named_input(ws, cur.row, name, bs, BATCH, f"Batch size {i + 1}",
+                                                          "sequences per GPU")
+        cur.row += 1
+    b.heading(ws, cur, "EP strategies (section 3.1)", "EP degree and redundant experts; experts per GPU follow.")
+    for j, h in enumerate(("Strategy", "EP degree", "Redundant experts"), start=1):
+        b._header_cell(ws, cur.row, j, h)
+    cur.row += 1
+    for i, e in enumerate(catalog.ep_strategies):
+        ws.cell(cur.row, 1, e.name).font = style.LABEL_FONT
+        for j, (field, value, rng) in enumerate((("ep", e.ep, Range(1, 1_000_000, integer=True)),
+                                                 ("redundant_experts", e.redundant_experts, Range(0, 100_000,
+                                                                                                    integer=True))),
+                                                start=2):
+            ws.cell(cur.row, j, value)
+            b.mark_input(ws, cur.row, j, rng, field)
+            b.define(f"{field}_{i + 1}", f"{ws.title}!${chr(64 + j)}${cur.row}")
+            b.list_inputs[(field, i)] = Expr(f"{field}_{i + 1}")
+        cur.row += 1
+
+
+def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Catalog) -> None:
+    """Your GPU: pick any catalog row from a dropdown; its decode chain uses the same steps."""
+    cur = Cursor(3)
+    col0 = 6  # to the right of the inputs
+    ws.cell(cur.row + 1, col0, "Your GPU (decode planner)").font = style.H2_FONT
+    r = cur.row + 2
+    ws.cell(r, col0, "GPU").font = style.LABEL_FONT
+    ws.cell(r, col0 + 1, "H800")
+    b.mark_input(ws, r, col0 + 1, None, "planner_gpu")
+    dv = DataValidation(type="list", formula1="gpu_names", allow_blank=False)
+    dv.error, dv.errorTitle, dv.showErrorMessage = "Pick a GPU from the Hardware catalog.", "Unknown GPU", True
+    ws.add_data_validation(dv)
+    dv.add(ws.cell(r, col0 + 1).coordinate)
+    b.define("planner_gpu", f"{ws.title}!${chr(64 + col0 + 1)}${r}")
+    hw = b.wb.defined_names  # noqa: F841  (names resolve at calculation time)
+    top, bottom = b.hardware_rows
+    cells: dict[str, Expr] = {"gpu_name": Expr("planner_gpu")}
+    for j, col in enumerate(HARDWARE_COLUMNS):
+        if col in ("name", "kind", "source", "fp4_flops"):
+            continue
+        letter = chr(65 + j)
+        cells[col] = Expr(f"INDEX(Hardware!${letter}${top}:${letter}${bottom},MATCH(planner_gpu,gpu_names,0))")
+    b.gpu_cells[PLANNER] = cells
+    gscope = Scope("gpu_decode", gpu_decode_key(PLANNER), tuple(chain.DECODE_EFFECTIVE + chain.DECODE_GPU),
+                   (("model",),), gpu=PLANNER)
+    b.calc_block(calc, calc_cur, "Your GPU (planner): effective figures", [gscope], lambda s: Expr("planner_gpu"))
+    scopes = [Scope("decode", decode_key(PLANNER, i), tuple(chain.DECODE_BATCH), (("model",), gscope.key),
+                    (("batch_size", Input("batch_sizes", i)),), gpu=PLANNER)
+              for i in range(len(catalog.scenario.batch_sizes))]
+    b.calc_block(calc, calc_cur, "Your GPU (planner): decode per batch size", scopes, lambda s: Expr("planner_gpu"))
+    heads = [("BatchSize", "batch_size", "0"), ("MLA TP", "mla_tp", "0"), ("TPOT(Overlap) ms", "tpot_overlap_ms",
+                                                                            "0.000"),
+             ("TPOT ms", "tpot_ms", "0.000"), ("TPS_O tokens/s/user", "tps_overlap", "0.000"),
+             ("Total_O tokens/s/GPU", "total_overlap", "0.000"), ("Meets SLA", "meets_sla", "General")]
+    r += 2
+    for j, (h, _, _) in enumerate(heads):
+        b._header_cell(ws, r, col0 + j, h)
+    for i, s in enumerate(scopes):
+        for j, (_, q, fmt) in enumerate(heads):
+            b.write(ws, r + 1 + i, col0 + j, b.cells[s.key][q], fmt)
+    for j in range(len(heads)):
+        ws.column_dimensions[chr(64 + col0 + j)].width = 16
+
+
+# ------------------------------------------------------------------------------------- charts, checks
+def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None:
+    dec = ws["Decode"]
+    c = cur["Decode"]
+    b.heading(dec, c, "Chart data: TPOT(Overlap) by batch size, with the SLA limit",
+              "TPS_O > tps_threshold means TPOT(Overlap) < 1000 / tps_threshold ms.")
+    top = c.row
+    gpus = plan.t["decode_gpus"]
+    b._header_cell(dec, top, 1, "BatchSize")
+    for j, g in enumerate(gpus):
+        b._header_cell(dec, top, 2 + j, b.gpu_cells[g]["gpu_name"])
+    b._header_cell(dec, top, 2 + len(gpus), "SLA limit (ms)")
+    n = plan.n_batches
+    for i in range(n):
+        b.write(dec, top + 1 + i, 1, b.list_inputs[("batch_sizes", i)], "0")
+        for j, g in enumerate(gpus):
+            b.write(dec, top + 1 + i, 2 + j, b.cells[decode_key(g, i)]["tpot_overlap_ms"], "0.000")
+        b.write(dec, top + 1 + i, 2 + len(gpus), 1000 / Expr("tps_threshold"), "0.000")
+    chart = ScatterChart()
+    chart.title = "Decode TPOT(Overlap) vs batch size"
+    chart.style = 13
+    chart.x_axis.title = "Batch size per GPU (sequences)"
+    chart.y_axis.title = "TPOT (ms)"
+    xs = Reference(dec, min_col=1, min_row=top + 1, max_row=top + n)
+    for j in range(len(gpus) + 1):
+        ys = Reference(dec, min_col=2 + j, min_row=top, max_row=top + n)
+        series = Series(ys, xs, title_from_data=True)
+        series.marker.symbol = "circle" if j < len(gpus) else "none"
+        if j == len(gpus):
+            series.graphicalProperties.line.dashStyle = "dash"
+        chart.series.append(series)
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    chart.height, chart.width = 9, 18
+    dec.add_chart(chart, f"A{top + n + 2}")
+    c.row = top + n + 22
+
+    pre = ws["Prefill"]
+    sheet, ptop = positions["prefill_detail_tp4"] if "prefill_detail_tp4" in positions else (None, None)
+    if sheet is not None:
+        bar = BarChart()
+        bar.type = "bar"
+        bar.title = "Prefill per-layer time breakdown, first deployment (ms)"
+        bar.y_axis.title = "ms per layer"
+        data = Reference(sheet, min_col=3, max_col=4, min_row=ptop, max_row=ptop + 7)
+        cats = Reference(sheet, min_col=1, min_row=ptop + 1, max_row=ptop + 7)
+        bar.add_data(data, titles_from_data=True)
+        bar.set_categories(cats)
+        bar.x_axis.delete = False
+        bar.y_axis.delete = False
+        bar.height, bar.width = 9, 18
+        pre.add_chart(bar, f"H{ptop}")
+
+
+def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list) -> None:
+    import json
+
+    from ..config import read_template_text
+    article = json.loads(read_template_text("article_values.json"))
+    b.heading(ws, cur, "Article values vs this workbook",
+              "PASS when the workbook value prints as the article's at its precision. At the article's inputs all "
+              "pass; after you edit inputs, differences are expected. Text cells of section 1.4 are not listed.")
+    summary_row = cur.row
+    cur.row += 2
+    top = cur.row
+    for j, h in enumerate(("Table", "Row", "Column", "Article", "Workbook", "Tolerance", "Result"), start=1):
+        b._header_cell(ws, top, j, h)
+    r = top
+    decimals = {t.id: t.decimals for t in tables}
+    for spec in article["tables"]:
+        sheet, ttop = positions[spec["id"]]
+        for i, row in enumerate(spec["rows"]):
+            for j, v in enumerate(row["values"]):
+                if isinstance(v, str):
+                    continue
+                r += 1
+                ws.cell(r, 1, spec["id"])
+                ws.cell(r, 2, row["label"])
+                ws.cell(r, 3, spec["columns"][j])
+                ws.cell(r, 4, v)
+                b.write(ws, r, 5, ref(sheet, ttop + 1 + i, 2 + j))
+                dec = 0 if row["label"] == "BatchSize" or spec["columns"][j] in ("BatchSize", "Layers") \
+                    else decimals[spec["id"]]
+                tol = 0.5 * 10 ** -dec + 1e-9
+                ws.cell(r, 6, tol).number_format = "0.0E+00"
+                ws.cell(r, 7).value = f'=IF(ISNUMBER(E{r}),IF(ABS(E{r}-D{r})<=F{r},"PASS","FAIL"),"FAIL")'
+    ws.cell(summary_row, 1, "Cells checked").font = style.LABEL_FONT
+    ws.cell(summary_row, 2, f"=COUNTA(G{top + 1}:G{r})")
+    ws.cell(summary_row + 1, 1, "Passing").font = style.LABEL_FONT
+    ws.cell(summary_row + 1, 2, f'=COUNTIF(G{top + 1}:G{r},"PASS")')
+    ws.cell(summary_row, 3, f'=IF(B{summary_row + 1}=B{summary_row},"ALL PASS","SOME DIFFER")').font = style.PASS_FONT
+    b.define("checks_passing", f"Checks!$B${summary_row + 1}")
+    b.define("checks_total", f"Checks!$B${summary_row}")
+    from openpyxl.formatting.rule import CellIsRule
+    ws.conditional_formatting.add(f"G{top + 1}:G{r}", CellIsRule(operator="equal", formula=['"PASS"'],
+                                                                 fill=style.PASS_FILL))
+    ws.conditional_formatting.add(f"G{top + 1}:G{r}", CellIsRule(operator="equal", formula=['"FAIL"'],
+                                                                 fill=style.FAIL_FILL))
+    for col, width in zip("ABCDEFG", (26, 22, 18, 12, 14, 10, 10)):
+        ws.column_dimensions[col].width = width
+
+
+def _start(b: Builder, ws: Any, catalog: Catalog) -> None:
+    lines = [
+        ("What this is", "A planner's model of DeepSeek-V3/R1 serving (prefill and decode) on any GPU, built from "
+                         "the article below. Every number is a live Excel formula: edit an input and every table, "
+                         "chart and check follows. No macros, no add-ins, no Python needed to open it."),
+        ("How to use", "1. Change blue-on-yellow inputs (Model, Hardware, Prefill, Decode). 2. Read the tables on "
+                       "the same sheets and the Summary. 3. Follow any number back through the *_chain sheets: each "
+                       "intermediate quantity has its own labelled cell. 4. Pick a GPU in Decode > Your GPU."),
+        ("Protection", "Sheets are protected without a password so formulas are not overwritten by accident; "
+                       "input cells are unlocked. Review > Unprotect Sheet to change structure."),
+        ("Names", "Inputs are workbook names (=seq_len, =dim ...); tables are tbl_<id>; the GPU catalog is "
+                  "'hardware'."),
+        ("Source", ARTICLE),
+        ("Built by", "dsxl (python -m pip install dsxl; dsxl build). Regenerate rather than edit the structure."),
+    ]
+    r = 3
+    for head, text in lines:
+        ws.cell(r, 1, head).font = style.LABEL_FONT
+        ws.cell(r, 2, text).alignment = style.WRAP
+        ws.row_dimensions[r].height = 48
+        r += 1
+    ws.column_dimensions["B"].width = 110
+    r += 1
+    ws.cell(r, 1, "Colour legend").font = style.H2_FONT
+    r += 1
+    for text, font, fill in (("Input: edit me", style.INPUT_FONT, style.INPUT_FILL),
+                             ("Calculated (formula, locked)", None, style.CALC_FILL),
+                             ("Table header", style.HEADER_FONT, style.HEADER_FILL)):
+        c = ws.cell(r, 1, text)
+        if font:
+            c.font = font
+        c.fill = fill
+        r += 1
+    r += 1
+    ws.cell(r, 1, "Sheet map").font = style.H2_FONT
+    r += 1
+    for name, desc in SHEETS[1:] + [("xlwings.conf", "Settings for the optional dsxl Excel add-in (ignored elsewhere)")]:
+        c = ws.cell(r, 1, name)
+        c.hyperlink = f"#'{name}'!A1"
+        c.font = style.LINK_FONT
+        ws.cell(r, 2, desc)
+        r += 1
+    r += 1
+    ws.cell(r, 1, "Checks").font = style.LABEL_FONT
+    ws.cell(r, 2, '=checks_passing&" of "&checks_total&" article values reproduced"')
+
+
+def _udfs_sheet(ws: Any) -> None:
+    from ..udfs import UDF_CATALOG
+    ws.cell(3, 1, "These functions exist only where the dsxl add-in runs (Windows Excel with xlwings; see README). "
+                  "This sheet lists them as text; the workbook itself never calls them.").font = style.NOTE_FONT
+    for j, h in enumerate(("Function", "Signature", "Example (text)", "What it returns"), start=1):
+        cell = ws.cell(5, j, h)
+        cell.font, cell.fill = style.HEADER_FONT, style.HEADER_FILL
+    for i, (name, signature, example, doc) in enumerate(UDF_CATALOG):
+        ws.cell(6 + i, 1, name).font = style.LABEL_FONT
+        ws.cell(6 + i, 2, signature)
+        ws.cell(6 + i, 3, example).data_type = "s"
+        ws.cell(6 + i, 4, doc).alignment = style.WRAP
+    for col, width in zip("ABCD", (18, 70, 40, 70)):
+        ws.column_dimensions[col].width = width
+
+
+def _xlwings_conf(wb: Workbook) -> None:
+    ws = wb.create_sheet("xlwings.conf")
+    for r, (k, v) in enumerate((("UDF Modules", "dsxl.udfs"), ("Debug UDFs", "False")), start=1):
+        ws.cell(r, 1, k)
+        ws.cell(r, 2, v)
+    ws.sheet_state = "visible"
+
+
+def _notes(b: Builder, ws: dict) -> None:
+    """Comments on the cells a reviewer asks about first."""
+    notes = {
+        ("decode", "mla_tp"): "Article rule [as printed]: when TP1 is slower than TP4 use the GPU's mla_tp_alt "
+                              "(8 for H20_3e, else 4), otherwise TP1.",
+        ("gpu_decode", "allreduce_ms"): "As printed, the decode all-reduce moves seq_len x dim BF16 values, not "
+                                        "batch x dim (MODEL.md, known shortcut 1).",
+        ("maxb", "max_batch"): "Unrounded; the article prints it rounded to 0 decimals. MAX_BATCH() rounds down.",
+        ("decode", "time_budget_ms"): "SparseMLA + SharedExpert - (Dispatch + Combine): negative means the all-to-all "
+                                      "cannot be hidden behind compute.",
+    }
+    for (kind, quantity), text in notes.items():
+        for key, cells in b.cells.items():
+            if key[0] == kind and quantity in cells:
+                sheet_name, coord = cells[quantity].text.split("!")
+                ws[sheet_name.strip("'")][coord.replace("$", "")].comment = Comment(text, "dsxl")
+                break
+
+
+__all__ = ["build", "Table", "FilteredTable", "network_names"]

@@ -1,0 +1,27 @@
+"""Visual conventions of the generated workbook (one place, so every sheet looks the same)."""
+
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
+
+INPUT_FONT = Font(color="0000FF")
+INPUT_FILL = PatternFill("solid", fgColor="FFF9C4")  # pale yellow
+TITLE_FONT = Font(bold=True, size=16, color="1F3864")
+H2_FONT = Font(bold=True, size=12, color="1F3864")
+HEADER_FONT = Font(bold=True, color="FFFFFF")
+HEADER_FILL = PatternFill("solid", fgColor="1F3864")
+LABEL_FONT = Font(bold=True)
+CALC_FILL = PatternFill("solid", fgColor="F2F2F2")  # the calculation chain: grey, audit only
+TABLE_FILL = PatternFill("solid", fgColor="FFFFFF")
+NOTE_FONT = Font(italic=True, color="595959")
+PASS_FONT = Font(bold=True, color="006100")
+PASS_FILL = PatternFill("solid", fgColor="C6EFCE")
+FAIL_FILL = PatternFill("solid", fgColor="FFC7CE")
+LINK_FONT = Font(color="0563C1", underline="single")
+THIN = Side(style="thin", color="BFBFBF")
+BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+UNLOCKED = Protection(locked=False)
+WRAP = Alignment(wrap_text=True, vertical="top")
+CENTER = Alignment(horizontal="center")
+
+
+def number_format(decimals: int) -> str:
+    return "0" if decimals == 0 else "0." + "0" * decimals
