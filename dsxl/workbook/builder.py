@@ -18,7 +18,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from ..config import Catalog, ModelArgs
-from ..expr import Expr, lit
+from ..expr import Expr, concat
 from ..layout import Cat, FilteredTable, Input, Plan, Q, Scope, Table, Text
 from ..validate import GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
 from . import style
@@ -57,7 +57,9 @@ class Builder:
         self.inputs: dict[str, Expr] = {}  # scenario/model input -> defined name
         self.list_inputs: dict[tuple[str, int], Expr] = {}  # (batch_sizes|ep|redundant_experts, i) -> cell
         self.validations: dict[tuple[str, str], DataValidation] = {}
-        self.table_cells: dict[str, dict[tuple[int, int], tuple[Worksheet, int, int]]] = {}
+        self.table_pos: dict[str, tuple[Worksheet, int]] = {}
+        self.datasheet_cells: dict[str, dict[str, Expr]] = {}
+        self.hardware_rows = (0, 0)
 
     # ---------------------------------------------------------------- basic writing
     def sheet(self, title: str, heading: str, intro: str = "") -> Worksheet:
@@ -237,7 +239,6 @@ class Builder:
             scope = self.cells[cell.scope]
             return scope[cell.name] if cell.name in scope else self.inputs[cell.name]
         if isinstance(cell, Cat):
-            from ..expr import concat
             return concat(*[self.resolve(p) for p in cell.parts])
         if isinstance(cell, Text):
             q = self.resolve(cell.q)
@@ -251,6 +252,7 @@ class Builder:
         self.heading(ws, cur, title, t.note)
         ws.cell(cur.row - 1 if not t.note else cur.row - 2, 6 if len(title) < 60 else 8, f"tbl_{t.id}").font = \
             style.NOTE_FONT
+        self.table_pos[t.id] = (ws, cur.row)  # header row of the tbl_ range
         if isinstance(t, Table):
             self._static_table(ws, cur, t)
         else:
@@ -332,7 +334,6 @@ class Builder:
 
     def _finish_table(self, ws: Worksheet, t: Any, top: int, bottom: int, right: int) -> None:
         self.define(f"tbl_{t.id}", span(ws, top, 1, bottom, right))
-        self.table_cells[t.id] = {}
         for c in range(2, right + 1):
             width = ws.column_dimensions[get_column_letter(c)].width or 0
             ws.column_dimensions[get_column_letter(c)].width = max(width, 13)
@@ -347,11 +348,3 @@ class Builder:
     def scenario_input(scenario: Any, name: str, label: str, unit: str) -> tuple[str, Any, Range, str, str]:
         return (name, getattr(scenario, name), SCENARIO_RANGES[name], label, unit)
 
-    datasheet_cells: dict[str, dict[str, Expr]] = {}
-
-    def gpu_range(self, field: str) -> Range | None:
-        return GPU_RANGES.get(field, Range(0, None, lo_open=True) if field == "fp4_flops" else None)
-
-    @staticmethod
-    def literal(x: Any) -> Expr:
-        return lit(x)

@@ -78,17 +78,13 @@ def build(catalog: Catalog) -> Workbook:
 
     # the article's tables, where a planner looks for them
     home = {"TL;DR": "Summary", "1.4": "Model"}
-    positions: dict[str, tuple[Any, int]] = {}
     for t in tables:
         sheet = "Hardware" if t.id == "gpu_specs" else home.get(t.section, "Prefill" if t.section.startswith("2")
                                                                  else "Decode")
         if t.id == "tldr_prefill":
             b.heading(ws[sheet], cur[sheet], "Headline figures", "From the tables below and the section tables.")
-        if sheet == "Decode" and t.id == "ep_strategies":
-            pass
-        top = cur[sheet].row + 1 + (1 if t.note else 0)
         b.table(ws[sheet], cur[sheet], t)
-        positions[t.id] = (ws[sheet], top)
+    positions = b.table_pos
     _charts(b, ws, cur, plan, positions)
     _checks(b, ws["Checks"], cur["Checks"], positions, tables)
     _start(b, ws["Start"], catalog)

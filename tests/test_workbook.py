@@ -1,0 +1,155 @@
+"""The generated workbook, recalculated by LibreOffice, against the article and the Python model."""
+
+import math
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from dsxl.tables import WhatIf, compute_tables
+from dsxl.workbook import build_workbook, workbook_bytes
+from dsxl.workbook.libreoffice import convert, soffice
+from printed import KNOWN_TYPOS, printed_equal, text_equal
+from workbook_helpers import apply_edits, blank, error_cells, name_cell, read_table
+
+REPO = Path(__file__).resolve().parents[1]
+EDITS = {
+    "h800_fp8": WhatIf(hardware={"H800": {"fp8_flops": 1800, "mem": 96}}),
+    "workload": WhatIf(scenario={"seq_len": 8000, "kv_cache_rate": 0.3, "decode_len": 2500}),
+    "sla": WhatIf(scenario={"tps_threshold": 10, "pcie_bw_1_6t": 30}, hardware={"H20": {"nvlink_bw": 450}}),
+}
+
+if soffice() is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("LibreOffice is required in CI (.ci/run installs it)")
+    pytest.skip("LibreOffice not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def recalculated(tmp_path_factory):
+    """A fresh build and three edited copies, all recalculated by LibreOffice in one run."""
+    src = tmp_path_factory.mktemp("src")
+    fresh = build_workbook(src / "fresh.xlsx")
+    paths = [fresh]
+    for name, w in EDITS.items():
+        path = src / f"{name}.xlsx"
+        hardware = {(g, f): v for g, changes in w.hardware.items() for f, v in changes.items()}
+        apply_edits(fresh, path, w.scenario, hardware)
+        paths.append(path)
+    outs = convert(paths, tmp_path_factory.mktemp("lo"))
+    return {p.stem: load_workbook(o, data_only=True) for p, o in zip(paths, outs)} | {"_paths": dict(zip(
+        [p.stem for p in paths], outs))}
+
+
+def test_every_article_cell_through_the_tbl_names(recalculated, article):
+    wb = recalculated["fresh"]
+    decimals = {tid: df.attrs["decimals"] for tid, df in compute_tables().items()}
+    cells = 0
+    for spec in article["tables"]:
+        columns, labels, values = read_table(wb, spec["id"])
+        n = len(spec["columns"])
+        assert columns[:n] == spec["columns"] and all(blank(c) for c in columns[n:]), spec["id"]
+        assert labels[:len(spec["rows"])] == [r["label"] for r in spec["rows"]], spec["id"]
+        for i, row in enumerate(spec["rows"]):
+            for j, printed in enumerate(row["values"]):
+                got = values[i][j]
+                if KNOWN_TYPOS.get((spec["id"], row["label"], j)):
+                    assert got == KNOWN_TYPOS[(spec["id"], row["label"], j)]
+                elif isinstance(printed, str):
+                    assert text_equal(got, printed), (spec["id"], got, printed)
+                else:
+                    assert printed_equal(got, printed, decimals[spec["id"]]), (spec["id"], row["label"], j, got)
+                cells += 1
+    assert cells == 891
+
+
+def test_checks_sheet_passes_everything(recalculated):
+    wb = recalculated["fresh"]
+    total, passing = name_cell(wb, "checks_total").value, name_cell(wb, "checks_passing").value
+    assert total == passing and total > 800
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_edited_workbook_equals_python_model(recalculated, edit):
+    wb = recalculated[edit]
+    expected = compute_tables(EDITS[edit])
+    for tid, df in expected.items():
+        columns, labels, values = read_table(wb, tid)
+        ncol, nrow = df.shape[1], df.shape[0]
+        assert columns[:ncol] == [str(c) for c in df.columns], tid
+        assert all(blank(c) for c in columns[ncol:]), tid
+        assert labels[:nrow] == [str(x) for x in df.index], tid
+        assert all(blank(x) for x in labels[nrow:]), tid
+        for i in range(nrow):
+            for j in range(ncol):
+                want, got = df.iat[i, j], values[i][j]
+                if isinstance(want, str):
+                    assert got == want, (tid, i, j)
+                else:
+                    assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (tid, i, j, got, want)
+
+
+def test_the_sla_edit_changes_the_filtered_tables(recalculated):
+    before = read_table(recalculated["fresh"], "decode_totals_sla")[0]
+    after = read_table(recalculated["sla"], "decode_totals_sla")[0]
+    assert sum(not blank(c) for c in after) > sum(not blank(c) for c in before)
+
+
+@pytest.mark.parametrize("book", ["fresh", *EDITS])
+def test_no_error_cells_after_recalculation(recalculated, book):
+    assert error_cells(recalculated[book]) == []
+
+
+def test_names_validation_protection_and_charts_survive_libreoffice(recalculated):
+    path = recalculated["_paths"]["fresh"]
+    wb = load_workbook(path)
+    names = set(wb.defined_names)
+    assert {"hardware", "seq_len", "kv_cache_rate", "tps_threshold", "dim", "tbl_decode_totals"} <= names
+    assert all(f"tbl_{t}" in names for t in compute_tables())
+    assert sum(len(ws.data_validations.dataValidation) for ws in wb.worksheets) >= 4
+    assert all(ws.protection.sheet for ws in wb.worksheets if ws.title != "xlwings.conf")
+    with zipfile.ZipFile(path) as z:
+        assert len([n for n in z.namelist() if re.match(r"xl/charts/chart\d+\.xml", n)]) >= 2
+
+
+def test_only_portable_functions():
+    with zipfile.ZipFile(__import__("io").BytesIO(workbook_bytes())) as z:
+        xml = " ".join(z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/"))
+    formulas = re.findall(r"<f>(.*?)</f>", xml)
+    assert len(formulas) > 1000
+    code = re.sub(r'(&quot;|").*?(&quot;|")', "", " ".join(formulas))  # drop string literals
+    used = set(re.findall(r"([A-Z][A-Z0-9.]*)\(", code))
+    assert used <= {"IF", "INDEX", "MATCH", "IFERROR", "TEXT", "COUNTA", "COUNTIF", "ABS", "ISNUMBER"}, used
+
+
+def test_inputs_are_named_styled_and_validated():
+    from openpyxl import load_workbook as load
+    import io
+    wb = load(io.BytesIO(workbook_bytes()))
+    cell = name_cell(wb, "seq_len")
+    assert cell.value == 4383 and cell.protection.locked is False and cell.font.color.rgb.endswith("0000FF")
+    ws = cell.parent
+    assert any(cell.coordinate in dv.sqref for dv in ws.data_validations.dataValidation)
+    assert name_cell(wb, "dim").value == 7168
+
+
+def test_builds_are_byte_identical_and_committed_copy_is_fresh(tmp_path):
+    a, b = build_workbook(tmp_path / "a.xlsx"), build_workbook(tmp_path / "b.xlsx")
+    assert a.read_bytes() == b.read_bytes()
+    committed = REPO / "workbook" / "dsxl.xlsx"
+    assert committed.exists(), "run `dsxl build` and commit workbook/dsxl.xlsx"
+    assert committed.read_bytes() == a.read_bytes(), "workbook/dsxl.xlsx is stale: run `dsxl build` and commit it"
+    assert a.stat().st_size < 1_000_000
+
+
+def test_failed_build_leaves_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "book.xlsx"
+    target.write_bytes(b"old")
+    import dsxl.workbook as wbmod
+    monkeypatch.setattr(wbmod, "workbook_bytes", lambda catalog=None: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        wbmod.build_workbook(target)
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
