@@ -1,1 +1,342 @@
-UDF_CATALOG = []
+"""Excel user-defined functions over the dsxl model (xlwings). No math here: each UDF converts Excel's
+arguments, calls the model and converts the result back.
+
+Windows Excel (classic xlwings): point an ``xlwings.conf`` sheet's ``UDF Modules`` at ``dsxl.udfs`` and
+Import Functions. xlwings Lite: ``from dsxl.udfs import *`` in main.py. Without xlwings (Linux, CI)
+the decorators are no-ops and the UDFs are plain functions.
+
+UDF parameters carry no type hints on purpose: xlwings turns hints into converters, and these
+functions do their own checking so a blank, text or NaN gets a message naming the argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import GPU, load_catalog
+from .validate import (BATCH, EXPERTS_PER_GPU, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range,
+                       check)
+
+try:  # optional: the core never needs xlwings
+    import xlwings as _xw
+
+    _func, _arg = _xw.func, _xw.arg
+except ImportError:  # pragma: no cover - exercised by the no-xlwings import test
+    def _func(f: Any = None, **_: Any) -> Any:
+        return f if callable(f) else (lambda g: g)
+
+    def _arg(*_: Any, **__: Any) -> Callable[[Any], Any]:
+        return lambda g: g
+
+CATEGORY = "dsxl"
+ARTICLE_SEQ_LEN = 4383
+ARTICLE_DECODE_LEN = 1210
+
+# ------------------------------------------------------------------------------------ argument handling
+
+
+def _blank(x: Any) -> bool:
+    return x is None or (isinstance(x, str) and x.strip() == "")
+
+
+def _number(name: str, x: Any, rng: Range, default: Any = None) -> Any:
+    """A number or a range of numbers (nested lists); blanks take the default; text is an error."""
+    if _blank(x):
+        if default is None:
+            raise ValueError(f"{name} is required ({rng.describe()})")
+        return default
+    if isinstance(x, (list, tuple, np.ndarray)):
+        arr = np.array(x, dtype=object)
+        if arr.size == 0:
+            raise ValueError(f"{name} must be {rng.describe()}; got an empty range")
+        flat = [_number(name, v, rng, default) for v in arr.ravel()]
+        return np.array(flat, dtype=float).reshape(arr.shape)
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be {rng.describe()}; got {x!r}")
+    return check(name, float(x), rng)
+
+
+def _bool(name: str, x: Any, default: bool) -> bool:
+    if _blank(x):
+        return default
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and x in (0, 1):
+        return bool(x)
+    if isinstance(x, str) and x.strip().upper() in ("TRUE", "FALSE"):
+        return x.strip().upper() == "TRUE"
+    raise ValueError(f"{name} must be TRUE or FALSE (or 1/0); got {x!r}")
+
+
+def _choice(name: str, x: Any, choices: tuple[str, ...], default: str | None = None) -> str:
+    """One of ``choices`` (case-insensitive); a blank takes ``default`` or, without one, is an error."""
+    if _blank(x) and default is not None:
+        return default
+    if isinstance(x, str) and x.strip().lower() in choices:
+        return x.strip().lower()
+    raise ValueError(f"{name} must be one of {', '.join(choices)}; got {x!r}")
+
+
+def _mla_tp(x: Any) -> Any:
+    if _blank(x) or (isinstance(x, str) and x.strip().lower() == "auto"):
+        return "auto"
+    return int(_number("mla_tp", x, TP_CHOICES))
+
+
+GPU_INPUT_FIELDS = ("sm", "comm_sm", "fp16_flops", "fp8_flops", "mem", "mem_bw", "nvlink_bw", "pcie_bw", "mla_tp_alt")
+
+
+@lru_cache(maxsize=64)
+def _catalog_gpu(name: str) -> GPU:
+    return load_catalog().gpu(name)
+
+
+def _gpu(x: Any) -> GPU:
+    """A catalog name (case-insensitive) or a 2-row range: field names on top, values below."""
+    if isinstance(x, str) and not _blank(x):
+        return _catalog_gpu(x.strip())
+    if isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(r, (list, tuple)) for r in x) \
+            and len(x[0]) == len(x[1]):
+        row = {str(k).strip(): v for k, v in zip(x[0], x[1]) if not _blank(k)}
+        name = row.get("name")
+        name = name if isinstance(name, str) and name.strip() else "custom"
+        values: dict[str, Any] = {}
+        for f in GPU_INPUT_FIELDS:
+            if f not in row or _blank(row[f]):
+                if f == "comm_sm":
+                    values[f] = 0
+                    continue
+                if f == "mla_tp_alt":
+                    values[f] = 4
+                    continue
+                raise ValueError(f"gpu range needs a '{f}' column (fields: {', '.join(GPU_INPUT_FIELDS)})")
+            values[f] = _number(f"gpu.{f}", row[f], GPU_RANGES[f])
+        values = {k: int(v) if float(v).is_integer() else v for k, v in values.items()}
+        return GPU(name=name, **values)
+    known = ", ".join(load_catalog().gpus)
+    raise ValueError(f"gpu must be a catalog name ({known}) or a 2-row range of field names and values; got {x!r}")
+
+
+def _out(x: Any) -> Any:
+    """Scalars as floats; arrays as nested lists (a column in gives a column out)."""
+    if isinstance(x, np.ndarray):
+        if x.ndim == 0:
+            return float(x)
+        return x.astype(float).tolist() if x.ndim == 2 else [[float(v)] for v in x.ravel()]
+    return float(x)
+
+
+def _shape(*xs: Any) -> None:
+    """Ranges must broadcast (a column with a row makes a grid; other mismatches are errors)."""
+    try:
+        np.broadcast_shapes(*[np.shape(x) for x in xs])
+    except ValueError:
+        raise ValueError("numeric ranges must have matching shapes (or be single cells)") from None
+
+
+def _decode_quantity(gpu: Any, batch_size: Any, seq_len: Any, mla_tp: Any, absorb: bool = True) -> dict[str, Any]:
+    from .model import decode_breakdown
+
+    g = _gpu(gpu)
+    bs = _number("batch_size", batch_size, BATCH)
+    seq = _number("seq_len", seq_len, SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
+    _shape(bs, seq)
+    return decode_breakdown(g, bs, mla_tp=_mla_tp(mla_tp), absorb=absorb, labels=False, seq_len=seq)
+
+
+# ------------------------------------------------------------------------------------ the UDFs
+UDF_CATALOG: list[tuple[str, str, str, str]] = []
+_ARG_DOCS: dict[str, dict[str, str]] = {}
+
+
+def udf(signature: str, example: str, **arg_docs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a UDF: record it for the workbook's UDFs sheet and apply the xlwings decorators."""
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        UDF_CATALOG.append((fn.__name__, signature, example, (fn.__doc__ or "").strip().splitlines()[0]))
+        _ARG_DOCS[fn.__name__] = arg_docs
+        return decorate(fn, _func, _arg)
+    return deco
+
+
+def decorate(fn: Callable[..., Any], func: Callable[..., Any], arg: Callable[..., Any]) -> Callable[..., Any]:
+    """Apply xlwings-style ``func``/``arg`` decorators (the real ones in tests, xw.func/xw.arg at import)."""
+    for name, doc in reversed(list(_ARG_DOCS[fn.__name__].items())):
+        fn = arg(name, doc=doc)(fn)
+    return func(category=CATEGORY)(fn)
+
+
+GPU_DOC = "Catalog name (e.g. \"H800\") or a 2-row range: field names on top, values below"
+
+
+@udf("MLA_FLOPS(q_len, kv_len, [kv_cache_rate=0], [absorb=FALSE], [part=\"total\"])", "=MLA_FLOPS(1, 1)",
+     q_len="Query tokens (>= 0)", kv_len="Key/value tokens (>= 0)", kv_cache_rate="Share of KV served from cache, 0..1",
+     absorb="TRUE for the matrix-absorbed MLA", part="\"total\", \"gemm\" (FP8) or \"attn\" (FP16)")
+def MLA_FLOPS(q_len, kv_len, kv_cache_rate=0, absorb=False, part="total"):  # noqa: N802
+    """MLA GFLOPs for q_len queries over kv_len keys (article section 1.1)."""
+    from .model import mla_absorb_flops, mla_flops
+
+    q = _number("q_len", q_len, TOKENS)
+    kv = _number("kv_len", kv_len, TOKENS)
+    rate = _number("kv_cache_rate", kv_cache_rate, RATE, 0.0)
+    _shape(q, kv, rate)
+    which = {"total": 0, "gemm": 1, "attn": 2}[_choice("part", part, ("total", "gemm", "attn"), "total")]
+    fn = mla_absorb_flops if _bool("absorb", absorb, False) else mla_flops
+    return _out(fn(q, kv, rate)[which])
+
+
+@udf("DECODE_TPOT(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"], [overlap=TRUE])", "=DECODE_TPOT(\"H800\", 128)",
+     gpu=GPU_DOC, batch_size="Sequences per GPU (whole number >= 1)", seq_len="KV length per sequence, tokens",
+     mla_tp="\"auto\" (article rule), 1, 4 or 8", overlap="FALSE adds the all-to-all time")
+def DECODE_TPOT(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap=True):  # noqa: N802
+    """Decode time per output token per user, ms (article section 3.6)."""
+    q = _decode_quantity(gpu, batch_size, seq_len, mla_tp)
+    return _out(q["tpot_overlap_ms"] if _bool("overlap", overlap, True) else q["tpot_ms"])
+
+
+@udf("DECODE_TPS(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"], [overlap=TRUE], [per=\"user\"])",
+     "=DECODE_TPS(\"H20\", 32, , , , \"gpu\")", gpu=GPU_DOC, batch_size="Sequences per GPU",
+     seq_len="KV length per sequence, tokens", mla_tp="\"auto\", 1, 4 or 8", overlap="FALSE adds the all-to-all time",
+     per="\"user\" (tokens/s per sequence) or \"gpu\" (tokens/s per GPU)")
+def DECODE_TPS(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap=True, per="user"):  # noqa: N802
+    """Decode throughput, tokens/s per user or per GPU."""
+    q = _decode_quantity(gpu, batch_size, seq_len, mla_tp)
+    ov = _bool("overlap", overlap, True)
+    key = ("tps_overlap" if ov else "tps") if _choice("per", per, ("user", "gpu"), "user") == "user" else \
+        ("total_overlap" if ov else "total")
+    return _out(q[key])
+
+
+DECODE_PARTS = {"dense_mla": "dense_mla_ms", "sparse_mla": "sparse_mla_ms", "mla_tp1": "mla_tp1_ms",
+                "mla_tp4": "mla_tp4_ms", "mla_tp8": "mla_tp8_ms", "load_kv_fp8": "load_kv_fp8_ms",
+                "dense_mlp": "dense_mlp_ms", "shared_expert": "shared_expert_ms", "routed_expert": "routed_expert_ms",
+                "dispatch": "dispatch_ms", "combine": "combine_ms", "time_budget": "time_budget_ms"}
+
+
+@udf("DECODE_LAYER_MS(gpu, batch_size, part, [seq_len=4383], [mla_tp=\"auto\"], [absorb=TRUE])",
+     "=DECODE_LAYER_MS(\"H20\", 64, \"dispatch\")", gpu=GPU_DOC, batch_size="Sequences per GPU",
+     part="One of " + ", ".join(DECODE_PARTS), seq_len="KV length per sequence, tokens",
+     mla_tp="\"auto\", 1, 4 or 8", absorb="FALSE for standard MLA")
+def DECODE_LAYER_MS(gpu, batch_size, part, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", absorb=True):  # noqa: N802
+    """One decode per-layer time in ms (sections 3.3 to 3.5), or the overlap time budget (3.7)."""
+    key = DECODE_PARTS[_choice("part", part, tuple(DECODE_PARTS))]
+    q = _decode_quantity(gpu, batch_size, seq_len, mla_tp, _bool("absorb", absorb, True))
+    return _out(q[key])
+
+
+@udf("TIME_BUDGET(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"])", "=TIME_BUDGET(\"H20_3e\", 64)",
+     gpu=GPU_DOC, batch_size="Sequences per GPU", seq_len="KV length per sequence, tokens",
+     mla_tp="\"auto\", 1, 4 or 8")
+def TIME_BUDGET(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto"):  # noqa: N802
+    """Compute left to hide all-to-all behind, ms per layer (negative: it cannot be hidden)."""
+    return _out(_decode_quantity(gpu, batch_size, seq_len, mla_tp)["time_budget_ms"])
+
+
+@udf("MAX_BATCH(gpu, [tp=1], [experts_per_gpu=3], [seq_len=4383], [decode_len=1210], [absorb=TRUE], [kv_fp16=FALSE])",
+     "=MAX_BATCH(\"H20\", 4, 3)", gpu=GPU_DOC, tp="MLA tensor-parallel degree (whole number >= 1)",
+     experts_per_gpu="Routed + shared experts held per GPU", seq_len="Prompt tokens per sequence",
+     decode_len="Output tokens per sequence", absorb="TRUE: absorbed MLA weights", kv_fp16="TRUE: FP16 KV cache")
+def MAX_BATCH(gpu, tp=1, experts_per_gpu=3, seq_len=ARTICLE_SEQ_LEN, decode_len=ARTICLE_DECODE_LEN, absorb=True,  # noqa: N802
+              kv_fp16=False):
+    """Whole sequences that fit in HBM per GPU (rounded down; 0 when the weights alone do not fit)."""
+    from .model import max_batch_size
+
+    g = _gpu(gpu)
+    t = _number("tp", tp, TP, 1)
+    e = _number("experts_per_gpu", experts_per_gpu, EXPERTS_PER_GPU, 3)
+    s = _number("seq_len", seq_len, SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
+    d = _number("decode_len", decode_len, SCENARIO_RANGES["decode_len"], ARTICLE_DECODE_LEN)
+    _shape(t, e, s, d)
+    raw = max_batch_size(g, t, e, _bool("absorb", absorb, True), _bool("kv_fp16", kv_fp16, False),
+                         seq_len=s, decode_len=d)["max_batch"]
+    return _out(np.maximum(np.floor(raw), 0))
+
+
+PREFILL_PARTS = {"mla_tp1": "mla_tp1_ms", "mla_tp4": "mla_tp4_ms", "mla_tp8": "mla_tp8_ms", "tp_mla": "tp_mla_ms",
+                 "dense_mlp": "dense_mlp_ms", "shared_expert": "shared_expert_ms", "routed_expert": "routed_expert_ms",
+                 "dispatch": "dispatch_ms", "combine": "combine_ms", "sum_overlap": "sum_overlap_ms", "sum": "sum_ms"}
+
+
+@udf("PREFILL_MS(gpu, part, [tp=4], [seq_len=4383], [kv_cache_rate=0.563])", "=PREFILL_MS(\"H800\", \"tp_mla\")",
+     gpu=GPU_DOC, part="One of " + ", ".join(PREFILL_PARTS), tp="MLA TP of the deployment (DP = 32 / TP)",
+     seq_len="Prompt tokens", kv_cache_rate="Share of prompt tokens served from cache, 0..1")
+def PREFILL_MS(gpu, part, tp=4, seq_len=ARTICLE_SEQ_LEN, kv_cache_rate=0.563):  # noqa: N802
+    """A prefill per-layer time or whole-model total, ms (article section 2)."""
+    key = PREFILL_PARTS[_choice("part", part, tuple(PREFILL_PARTS))]
+    return _out(_prefill(gpu, tp, seq_len, kv_cache_rate)[key])
+
+
+@udf("PREFILL_TPS(gpu, [tp=4], [seq_len=4383], [kv_cache_rate=0.563], [overlap=TRUE])", "=PREFILL_TPS(\"H800\")",
+     gpu=GPU_DOC, tp="MLA TP of the deployment", seq_len="Prompt tokens", kv_cache_rate="0..1",
+     overlap="FALSE exposes the all-to-all")
+def PREFILL_TPS(gpu, tp=4, seq_len=ARTICLE_SEQ_LEN, kv_cache_rate=0.563, overlap=True):  # noqa: N802
+    """Prefill throughput per node, tokens/s (article section 2.5)."""
+    q = _prefill(gpu, tp, seq_len, kv_cache_rate)
+    return _out(q["tps_overlap_node"] if _bool("overlap", overlap, True) else q["tps_node"])
+
+
+def _prefill(gpu: Any, tp: Any, seq_len: Any, kv_cache_rate: Any) -> dict[str, Any]:
+    from .model import prefill_breakdown
+
+    g = _gpu(gpu)
+    t = int(_number("tp", tp, TP, 4))
+    scen = load_catalog().scenario
+    s = _number("seq_len", seq_len, SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
+    r = _number("kv_cache_rate", kv_cache_rate, RATE, scen.kv_cache_rate)
+    if np.ndim(s) or np.ndim(r):
+        raise ValueError("seq_len and kv_cache_rate take single cells in prefill functions")
+    return prefill_breakdown(g, t, replace(scen, seq_len=s, kv_cache_rate=r))
+
+
+@udf("KV_BYTES_PER_TOKEN([kv_fp16=FALSE])", "=KV_BYTES_PER_TOKEN()", kv_fp16="TRUE for an FP16 KV cache")
+def KV_BYTES_PER_TOKEN(kv_fp16=False):  # noqa: N802
+    """Latent KV cache bytes per token over all layers (576 values per layer)."""
+    m = load_catalog().models["deepseek_v3"]
+    return float((m.kv_lora_rank + m.qk_rope_head_dim) * m.n_layers * (2 if _bool("kv_fp16", kv_fp16, False) else 1))
+
+
+@udf("DENSE_MLP_FLOPS(tokens)", "=DENSE_MLP_FLOPS(1)", tokens="Tokens (>= 0)")
+def DENSE_MLP_FLOPS(tokens):  # noqa: N802
+    """DenseMLP GFLOPs for a number of tokens."""
+    from .model import dense_mlp_gflops
+    return _out(dense_mlp_gflops(_number("tokens", tokens, TOKENS)))
+
+
+@udf("EXPERT_FLOPS(tokens)", "=EXPERT_FLOPS(8)", tokens="Tokens (>= 0)")
+def EXPERT_FLOPS(tokens):  # noqa: N802
+    """One MoE expert's GFLOPs for a number of tokens."""
+    from .model import expert_gflops
+    return _out(expert_gflops(_number("tokens", tokens, TOKENS)))
+
+
+@udf("GPU_SPEC(gpu, field)", "=GPU_SPEC(\"B200\", \"mem_bw\")", gpu=GPU_DOC,
+     field="sm, comm_sm, fp16_flops, fp8_flops, fp4_flops, mem, mem_bw, nvlink_bw, pcie_bw, mla_tp_alt, source")
+def GPU_SPEC(gpu, field):  # noqa: N802
+    """One field of a GPU (catalog or range); text for 'source', a number otherwise."""
+    g = _gpu(gpu)
+    names = [f.name for f in fields(GPU) if f.name not in ("name", "kind")]
+    f = _choice("field", field, tuple(names))
+    value = getattr(g, f)
+    if value is None:
+        raise ValueError(f"{g.name} has no {f} figure in the catalog")
+    return value if isinstance(value, str) else float(value)
+
+
+@udf("DSXL_TABLE(table_id)", "=DSXL_TABLE(\"decode_totals\")", table_id="An article table id, e.g. decode_totals")
+def DSXL_TABLE(table_id):  # noqa: N802
+    """An article table with its labels as a 2-D array (spills in dynamic-array Excel)."""
+    from .tables import compute_tables, table_ids
+
+    if not isinstance(table_id, str) or table_id.strip() not in table_ids():
+        raise ValueError(f"table_id must be one of {', '.join(table_ids())}; got {table_id!r}")
+    df = compute_tables(ids=[table_id.strip()])[table_id.strip()]
+    head = [df.index.name or ""] + [str(c) for c in df.columns]
+    rows = [[str(label)] + [v if isinstance(v, str) else float(v) for v in row]
+            for label, row in zip(df.index, df.itertuples(index=False))]
+    return [head] + rows
+
+
+__all__ = [name for name, *_ in UDF_CATALOG]

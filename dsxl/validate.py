@@ -105,6 +105,10 @@ def check(name: str, value: Any, rng: Range) -> Any:
     Formulas (:class:`Expr`) pass through: the workbook checks them with data validation.
     Arrays are checked in one vectorised pass so sweeps stay fast.
     """
+    if type(value) in (int, float):  # the hot scalar path: no numpy
+        if not rng.ok(value):
+            raise ValueError(f"{name} must be {rng.describe()}; got {value!r}")
+        return value
     if isinstance(value, Expr):
         return value
     message = f"{name} must be {rng.describe()}; got {{!r}}"

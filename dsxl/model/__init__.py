@@ -8,6 +8,7 @@ every function accepts scalars or numpy arrays (broadcast together) and validate
 from __future__ import annotations
 
 from dataclasses import fields
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,7 +34,18 @@ def default_scenario() -> Scenario:
 
 
 def model_env(model: ModelArgs | None = None, scenario: Scenario | None = None) -> dict[str, Any]:
-    """Model arguments and scenario inputs by their MODEL.md names."""
+    """Model arguments and scenario inputs by their MODEL.md names (a fresh dict each call)."""
+    if model is None and scenario is None:
+        return dict(_default_env())
+    return _env_of(model or default_model(), scenario or default_scenario())
+
+
+@lru_cache(maxsize=1)
+def _default_env() -> dict[str, Any]:
+    return _env_of(default_model(), default_scenario())
+
+
+def _env_of(model: ModelArgs, scenario: Scenario) -> dict[str, Any]:
     model = model or default_model()
     scenario = scenario or default_scenario()
     env = {f.name: getattr(model, f.name) for f in fields(model)}
@@ -61,8 +73,13 @@ def _model_args(model: ModelArgs | None) -> dict[str, Any]:
     return {f.name: getattr(model, f.name) for f in fields(model)}
 
 
+@lru_cache(maxsize=None)
+def _step_for(fn: Any) -> chain.Step:
+    return chain.Step(fn.__name__, fn, fn.__name__)
+
+
 def _call(fn: Any, model: ModelArgs | None, **given: Any) -> Any:
-    return chain.Step("x", fn, "x").evaluate({**_model_args(model), **given})
+    return _step_for(fn).evaluate({**(_default_env() if model is None else _model_args(model)), **given})
 
 
 def mla_flops(q_len: Any, kv_len: Any, kv_cache_rate: Any = 0, model: ModelArgs | None = None) -> tuple:
@@ -125,22 +142,30 @@ def decode_breakdown(gpu: GPU | Sequence[GPU] | dict[str, Any], batch_size: Any,
     check("batch_size", batch_size, BATCH)
     genv = gpu if isinstance(gpu, dict) else gpu_env(gpu)
     env = {**model_env(model, scenario), **genv, "batch_size": batch_size}
-    for name, value in overrides.items():
-        if name not in env:
-            raise ValueError(f"unknown decode input {name!r}")
-        env[name] = value
-        if name in SCENARIO_RANGES:
-            check(name, value, SCENARIO_RANGES[name])
-    _check_gpu_env(env)
-    steps = list(chain.DECODE_FLOPS + chain.DECODE_EFFECTIVE + chain.DECODE_GPU)
-    batch_steps = chain.decode_batch_steps(bool(absorb))
-    if not (isinstance(mla_tp, str) and mla_tp == "auto"):
+    _apply_overrides(env, overrides)
+    if not isinstance(gpu, GPU):  # a GPU was validated when it was built
+        _check_gpu_env(env)
+    auto = isinstance(mla_tp, str) and mla_tp == "auto"
+    if not auto:
         check("mla_tp", mla_tp, TP_CHOICES)
         env["mla_tp"] = mla_tp
-        batch_steps = [s for s in batch_steps if s.name != "mla_tp"]
-    if not labels:
-        batch_steps = [s for s in batch_steps if s.name != "label"]
-    return run(steps + batch_steps, env)
+    return run(_decode_steps(bool(absorb), auto, bool(labels)), env)
+
+
+@lru_cache(maxsize=8)
+def _decode_steps(absorb: bool, auto_tp: bool, labels: bool) -> list[chain.Step]:
+    """The decode chain, built once per variant (Step objects cache their signatures)."""
+    skip = ({"mla_tp"} if not auto_tp else set()) | ({"label"} if not labels else set())
+    flops_steps = chain.DECODE_FLOPS[:2] if absorb else chain.DECODE_FLOPS[2:]
+    steps = flops_steps + chain.DECODE_EFFECTIVE + chain.DECODE_GPU + chain.decode_batch_steps(absorb)
+    return [s for s in steps if s.name not in skip]
+
+
+def _apply_overrides(env: dict[str, Any], overrides: dict[str, Any]) -> None:
+    for name, value in overrides.items():
+        if name not in SCENARIO_RANGES:
+            raise ValueError(f"unknown scenario input {name!r}; allowed: {', '.join(SCENARIO_RANGES)}")
+        env[name] = check(name, value, SCENARIO_RANGES[name])
 
 
 def decode_tpot_ms(gpu: GPU, batch_size: Any, scenario: Scenario | None = None, model: ModelArgs | None = None,
@@ -152,12 +177,16 @@ def decode_tpot_ms(gpu: GPU, batch_size: Any, scenario: Scenario | None = None, 
 
 def max_batch_size(gpu: GPU | Sequence[GPU], tp: Any = 1, experts_per_gpu: Any = 3, absorb: Any = True,
                    kv_fp16: Any = False, scenario: Scenario | None = None,
-                   model: ModelArgs | None = None) -> dict[str, Any]:
-    """KV capacity (section 3.2): returns kv_bytes_per_seq, free_mem_gb and the unrounded max_batch."""
+                   model: ModelArgs | None = None, **overrides: Any) -> dict[str, Any]:
+    """KV capacity (section 3.2): returns kv_bytes_per_seq, free_mem_gb and the unrounded max_batch.
+
+    ``overrides`` replace scenario inputs (e.g. ``seq_len``, ``decode_len``) and may be arrays.
+    """
     check("tp", tp, TP)
     check("experts_per_gpu", experts_per_gpu, EXPERTS_PER_GPU)
     env = {**model_env(model, scenario), **gpu_env(gpu), "tp": tp, "experts_per_gpu": experts_per_gpu,
            "absorb": absorb, "kv_bytes": np.where(kv_fp16, 2, 1) if np.ndim(kv_fp16) else (2 if kv_fp16 else 1)}
+    _apply_overrides(env, overrides)
     _check_gpu_env(env)
     return run(chain.MAX_BATCH, env)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from openpyxl.chart import BarChart, Reference, ScatterChart, Series
 from openpyxl.comments import Comment
+from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -92,6 +93,10 @@ def build(catalog: Catalog) -> Workbook:
     _xlwings_conf(b.wb)
     _notes(b, ws)
     for name, sheet in ws.items():
+        for col in range(2, 40):  # numbers never show as ### at the article's precision
+            letter = get_column_letter(col)
+            if (sheet.column_dimensions[letter].width or 0) < 14:
+                sheet.column_dimensions[letter].width = 14
         sheet.freeze_panes = "B3"
         sheet.protection.sheet = True
         sheet.protection.formatColumns = False
@@ -104,6 +109,7 @@ def _model_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     model = catalog.models["deepseek_v3"]
     b.input_block(ws, cur, "Model arguments (DeepSeek-V3/R1)", b.model_inputs(model),
                   "Blue on yellow cells are inputs; each is a defined name (e.g. =dim).")
+    ws.column_dimensions["B"].width = 20
 
 
 def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
@@ -317,7 +323,7 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         bar.x_axis.delete = False
         bar.y_axis.delete = False
         bar.height, bar.width = 9, 18
-        pre.add_chart(bar, f"H{ptop}")
+        pre.add_chart(bar, f"G{ptop}")
 
 
 def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list) -> None:

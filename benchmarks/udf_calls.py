@@ -1,0 +1,23 @@
+"""Python-side cost of the UDFs: per scalar call and per 10,000-row column. Prints figures only."""
+
+import timeit
+
+from dsxl import udfs as u
+
+
+def per_call_us(fn, n=3000):
+    fn()  # warm caches
+    return min(timeit.repeat(fn, number=n, repeat=3)) / n * 1e6
+
+
+def main() -> None:
+    col = [[float(b)] for b in range(1, 10_001)]
+    print(f"DECODE_TPOT scalar     {per_call_us(lambda: u.DECODE_TPOT('H800', 128)):8.1f} us/call")
+    print(f"MAX_BATCH scalar       {per_call_us(lambda: u.MAX_BATCH('H20', 4, 3)):8.1f} us/call")
+    print(f"MLA_FLOPS scalar       {per_call_us(lambda: u.MLA_FLOPS(1, 4383, 1, True)):8.1f} us/call")
+    t = min(timeit.repeat(lambda: u.DECODE_TPOT("H800", col), number=3, repeat=3)) / 3 * 1e3
+    print(f"DECODE_TPOT 10k column {t:8.1f} ms/call")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""UDFs called directly (xlwings decorators are no-ops on Linux), fuzzed, and registered as Excel sees them."""
+
+import importlib
+import inspect
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dsxl.udfs as u
+from dsxl import load_catalog
+from dsxl.model import decode_breakdown, max_batch_size, mla_absorb_flops, mla_flops
+from dsxl.tables import compute_tables
+
+CAT = load_catalog()
+
+
+def test_udfs_match_the_article_tables():
+    t = compute_tables()
+    totals = t["decode_totals"]
+    for j, (gpu, bs) in enumerate([(g, b) for g in ("H800", "H20", "H20_3e") for b in (32, 64, 128, 256)]):
+        assert u.DECODE_TPOT(gpu, bs) == totals.iat[8, j]
+        assert u.DECODE_TPOT(gpu, float(bs), overlap=False) == totals.iat[9, j]
+        assert u.DECODE_TPS(gpu, bs, per="gpu") == pytest.approx(totals.iat[12, j], rel=1e-12)
+    assert u.MAX_BATCH("H800", 1, 2, absorb=False) == math.floor(t["decode_max_batch_tp1"].loc["H800_FP8"].iat[0])
+    assert u.MAX_BATCH("H800", 1, 2) == math.floor(t["decode_max_batch_tp1"].loc["H800_FP8_Absorb"].iat[0])
+    assert u.PREFILL_TPS("H800") == t["prefill_tps_tp4"].iat[0, 0]
+    assert u.PREFILL_MS("H20", "sum", 8) == t["prefill_sum_tp8"].iat[1, 1]
+    assert u.DSXL_TABLE("tldr_prefill")[1][1] == t["tldr_prefill"].iat[0, 0]
+    assert u.MLA_FLOPS(1, 1) == 0.37429248000000004
+    assert u.MLA_FLOPS(1, 1, 0, True, "gemm") == mla_absorb_flops(1, 1, 0)[1]
+    assert u.KV_BYTES_PER_TOKEN(True) == 2 * 576 * 61
+    assert u.TIME_BUDGET("H20_3e", 64) == pytest.approx(0.188, abs=5e-4)
+    assert u.GPU_SPEC("b200", "mem_bw") == 8000 and "NVIDIA" in u.GPU_SPEC("H100_SXM", "source")
+
+
+def test_udfs_equal_the_model_with_their_arguments():
+    g = CAT.gpu("H20")
+    assert u.DECODE_TPOT("h20", 100, 6000, 8) == decode_breakdown(g, 100, mla_tp=8, seq_len=6000)["tpot_overlap_ms"]
+    assert u.MAX_BATCH("H20", 4, 5, 8000, 500, False, True) == math.floor(
+        max_batch_size(g, 4, 5, False, True, seq_len=8000, decode_len=500)["max_batch"])
+    assert u.DECODE_LAYER_MS("H800", 64, "dispatch") == decode_breakdown(CAT.gpu("H800"), 64)["dispatch_ms"]
+    assert u.DECODE_LAYER_MS("H800", 64, "mla_tp1", absorb=False) == \
+        decode_breakdown(CAT.gpu("H800"), 64, absorb=False)["mla_tp1_ms"]
+    assert u.MLA_FLOPS(10, 20, 0.5, "FALSE", "attn") == mla_flops(10, 20, 0.5)[2]
+
+
+def test_a_planners_hardware_row_is_used_as_is():
+    header = ["name", "kind", "sm", "comm_sm", "fp16_flops", "fp8_flops", "fp4_flops", "mem", "mem_bw", "nvlink_bw",
+              "pcie_bw", "mla_tp_alt", "source"]
+    h800 = CAT.gpu("H800")
+    row = ["H800", "article", 132, 24, 791.6, 1800.0, None, 80, 3350, 200, 50, 4, "edited"]
+    assert u.DECODE_TPOT([header, row], 64) == decode_breakdown(h800.with_fields(fp8_flops=1800.0), 64)["tpot_overlap_ms"]
+    assert u.DECODE_TPOT([header, row[:5] + [1583.2] + row[6:]], 64) == u.DECODE_TPOT("H800", 64)
+
+
+def test_ranges_broadcast_to_the_result_shape():
+    col = u.DECODE_TPOT("H800", [[32.0], [64.0], [128.0]])
+    assert [r[0] for r in col] == [u.DECODE_TPOT("H800", b) for b in (32, 64, 128)]
+    grid = u.MAX_BATCH("H20", [[1.0], [4.0]], [[2.0, 3.0, 5.0]])
+    assert np.shape(grid) == (2, 3) and grid[1][2] == u.MAX_BATCH("H20", 4, 5)
+
+
+def test_blanks_take_defaults_and_booleans_come_in_many_forms():
+    assert u.DECODE_TPOT("H800", 64, None, None, None) == u.DECODE_TPOT("H800", 64)
+    assert u.DECODE_TPOT("H800", 64, "", "auto", "FALSE") == u.DECODE_TPOT("H800", 64, overlap=0)
+    assert u.MAX_BATCH("H800", 1.0, 3.0, None, None, 1.0, 0.0) == u.MAX_BATCH("H800")
+
+
+@pytest.mark.parametrize("call, argname", [
+    (lambda: u.DECODE_TPOT("H900", 32), "gpu"),
+    (lambda: u.DECODE_TPOT("H800", "32x"), "batch_size"),
+    (lambda: u.DECODE_TPOT("H800", 0), "batch_size"),
+    (lambda: u.DECODE_TPOT("H800", 32, mla_tp=2), "mla_tp"),
+    (lambda: u.DECODE_TPOT("H800", None), "batch_size"),
+    (lambda: u.MAX_BATCH("H800", tp=-1), "tp"),
+    (lambda: u.MLA_FLOPS(1, 1, 2), "kv_cache_rate"),
+    (lambda: u.MLA_FLOPS(1, 1, absorb="maybe"), "absorb"),
+    (lambda: u.GPU_SPEC("H800", "colour"), "field"),
+    (lambda: u.DSXL_TABLE("nope"), "table_id"),
+    (lambda: u.DECODE_TPOT([["sm"], [1]], 32), "gpu"),
+])
+def test_errors_name_the_argument(call, argname):
+    with pytest.raises(ValueError, match=argname):
+        call()
+
+
+junk = st.one_of(st.none(), st.text(max_size=6), st.floats(allow_nan=True, allow_infinity=True),
+                 st.integers(-10**12, 10**12), st.booleans(), st.just([]), st.just([[1.0, "x"]]),
+                 st.lists(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=3), min_size=1, max_size=3),
+                 st.sampled_from(["H800", "h20", "B200", "unknown", "auto", "TRUE", "gpu", "sum"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from([n for n, *_ in u.UDF_CATALOG]), args=st.lists(junk, max_size=7))
+def test_fuzz_every_udf_gives_a_value_or_a_clear_error(name, args):
+    fn = getattr(u, name)
+    n_params = len(inspect.signature(fn).parameters)
+    try:
+        out = fn(*args[:n_params])
+    except ValueError as exc:
+        assert str(exc)
+    except TypeError as exc:  # too few arguments for the required ones: Excel's own #VALUE!
+        assert "required positional argument" in str(exc)
+    else:
+        assert out is not None
+
+
+@pytest.fixture
+def real_xlwings_decorators(monkeypatch):
+    """xlwings' classic decorators, importable on Linux with the Windows-only modules stubbed."""
+    from unittest import mock
+    for mod in ("pythoncom", "pywintypes", "win32com", "win32com.client"):
+        monkeypatch.setitem(sys.modules, mod, mock.MagicMock(name=mod))
+    monkeypatch.delitem(sys.modules, "xlwings.udfs", raising=False)
+    return importlib.import_module("xlwings.udfs")
+
+
+def test_every_udf_registers_as_excel_sees_it(real_xlwings_decorators):
+    xu = real_xlwings_decorators
+    assert len(u.UDF_CATALOG) >= 12
+    for name, signature, example, doc in u.UDF_CATALOG:
+        plain = getattr(u, name)
+        fresh = types.FunctionType(plain.__code__, plain.__globals__, name, plain.__defaults__)
+        fresh.__doc__ = plain.__doc__
+        decorated = u.decorate(fresh, xu.xlfunc, xu.xlarg)
+        meta = decorated.__xlfunc__
+        assert meta["name"] == name and meta["category"] == "dsxl" and not meta["volatile"]
+        params = inspect.signature(plain).parameters
+        assert [a["name"] for a in meta["args"]] == list(params)
+        for a in meta["args"]:
+            default = params[a["name"]].default
+            assert (a.get("optional", inspect.Parameter.empty) == default) or default is inspect.Parameter.empty
+            assert not a["doc"].startswith("Positional argument"), (name, a["name"])
+            assert "convert" not in a["options"]  # no hints: the UDF does its own conversion
+        assert meta["ret"]["doc"].strip().startswith(doc)
+        assert signature.startswith(name + "(") and example.startswith("=" + name + "(")
+
+
+def test_required_signatures_are_kept():
+    sig = lambda f: str(inspect.signature(f))  # noqa: E731
+    assert sig(u.MLA_FLOPS) == "(q_len, kv_len, kv_cache_rate=0, absorb=False, part='total')"
+    assert sig(u.DECODE_TPOT) == "(gpu, batch_size, seq_len=4383, mla_tp='auto', overlap=True)"
+    assert sig(u.MAX_BATCH) == ("(gpu, tp=1, experts_per_gpu=3, seq_len=4383, decode_len=1210, absorb=True, "
+                                "kv_fp16=False)")
