@@ -82,24 +82,24 @@ def _call(fn: Any, model: ModelArgs | None, **given: Any) -> Any:
     return _step_for(fn).evaluate({**(_default_env() if model is None else _model_args(model)), **given})
 
 
-def mla_flops(q_len: Any, kv_len: Any, kv_cache_rate: Any = 0, model: ModelArgs | None = None) -> tuple:
-    """Standard MLA GFLOPs for q_len queries over kv_len keys: (total, gemm_fp8, attn_fp16)."""
+def _mla(gemm_fn: Any, attn_fn: Any, q_len: Any, kv_len: Any, kv_cache_rate: Any,
+         model: ModelArgs | None) -> tuple:
     check("q_len", q_len, TOKENS)
     check("kv_len", kv_len, TOKENS)
     check("kv_cache_rate", kv_cache_rate, RATE)
-    gemm = _call(flops.mla_gemm_gflops, model, q_len=q_len, kv_len=kv_len, kv_cache_rate=kv_cache_rate)
-    attn = _call(flops.mla_attn_gflops, model, q_len=q_len, kv_len=kv_len)
+    gemm = _call(gemm_fn, model, q_len=q_len, kv_len=kv_len, kv_cache_rate=kv_cache_rate)
+    attn = _call(attn_fn, model, q_len=q_len, kv_len=kv_len)
     return gemm + attn, gemm, attn
+
+
+def mla_flops(q_len: Any, kv_len: Any, kv_cache_rate: Any = 0, model: ModelArgs | None = None) -> tuple:
+    """Standard MLA GFLOPs for q_len queries over kv_len keys: (total, gemm_fp8, attn_fp16)."""
+    return _mla(flops.mla_gemm_gflops, flops.mla_attn_gflops, q_len, kv_len, kv_cache_rate, model)
 
 
 def mla_absorb_flops(q_len: Any, kv_len: Any, kv_cache_rate: Any = 0, model: ModelArgs | None = None) -> tuple:
     """Matrix-absorbed MLA GFLOPs: (total, gemm_fp8, attn_fp16)."""
-    check("q_len", q_len, TOKENS)
-    check("kv_len", kv_len, TOKENS)
-    check("kv_cache_rate", kv_cache_rate, RATE)
-    gemm = _call(flops.mla_absorb_gemm_gflops, model, q_len=q_len, kv_len=kv_len, kv_cache_rate=kv_cache_rate)
-    attn = _call(flops.mla_absorb_attn_gflops, model, q_len=q_len, kv_len=kv_len)
-    return gemm + attn, gemm, attn
+    return _mla(flops.mla_absorb_gemm_gflops, flops.mla_absorb_attn_gflops, q_len, kv_len, kv_cache_rate, model)
 
 
 def dense_mlp_gflops(tokens: Any, model: ModelArgs | None = None) -> Any:
