@@ -46,8 +46,6 @@ def _default_env() -> dict[str, Any]:
 
 
 def _env_of(model: ModelArgs, scenario: Scenario) -> dict[str, Any]:
-    model = model or default_model()
-    scenario = scenario or default_scenario()
     env = {f.name: getattr(model, f.name) for f in fields(model)}
     env.update({f.name: getattr(scenario, f.name) for f in fields(scenario) if f.name != "batch_sizes"})
     return env

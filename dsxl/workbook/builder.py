@@ -20,7 +20,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from ..config import Catalog, ModelArgs
 from ..expr import Expr, concat
 from ..layout import Cat, FilteredTable, Input, Plan, Q, Scope, Table, Text
-from ..validate import GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
+from ..validate import MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
 from . import style
 
 HARDWARE_COLUMNS = ("name", "kind", "sm", "comm_sm", "fp16_flops", "fp8_flops", "fp4_flops", "mem", "mem_bw",

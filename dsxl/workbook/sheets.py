@@ -12,8 +12,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Catalog
 from ..expr import Expr
-from ..layout import (FilteredTable, Input, Scope, Table, article_tables, build_plan, decode_key, gpu_decode_key,
-                      network_names)
+from ..layout import Input, Scope, article_tables, build_plan, decode_key, gpu_decode_key
 from ..model import chain
 from ..validate import BATCH, GPU_RANGES, Range
 from . import style
@@ -242,7 +241,6 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
     ws.add_data_validation(dv)
     dv.add(ws.cell(r, col0 + 1).coordinate)
     b.define("planner_gpu", f"{ws.title}!${chr(64 + col0 + 1)}${r}")
-    hw = b.wb.defined_names  # noqa: F841  (names resolve at calculation time)
     top, bottom = b.hardware_rows
     cells: dict[str, Expr] = {"gpu_name": Expr("planner_gpu")}
     for j, col in enumerate(HARDWARE_COLUMNS):
@@ -442,7 +440,6 @@ def _xlwings_conf(wb: Workbook) -> None:
     for r, (k, v) in enumerate((("UDF Modules", "dsxl.udfs"), ("Debug UDFs", "False")), start=1):
         ws.cell(r, 1, k)
         ws.cell(r, 2, v)
-    ws.sheet_state = "visible"
 
 
 def _notes(b: Builder, ws: dict) -> None:
@@ -464,4 +461,4 @@ def _notes(b: Builder, ws: dict) -> None:
                 break
 
 
-__all__ = ["build", "Table", "FilteredTable", "network_names"]
+__all__ = ["build"]
