@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .model import GPU_FIELDS
+    from .validate import GPU_FIELDS
     from .report import parse_sets, to_csv, to_json, to_markdown
     from .tables import MODEL_FIELDS, SCENARIO_FIELDS, compute_tables, table_ids
 

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .validate import GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, check
+from .validate import GPU_FIELDS, GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, check
 
 
 def _templates_dir() -> Path:
@@ -69,11 +69,12 @@ class ModelArgs:
 
 @dataclass(frozen=True)
 class GPU:
-    """One accelerator as the article's ``GPU_perf`` sees it (TFLOPS, GB, GB/s).
+    """One accelerator's datasheet figures (dense TFLOPS, GB, GB/s) and serving facts.
 
-    ``comm_sm`` is the SMs (CUs) reserved for communication in prefill; decode uses the
-    scenario's ``decode_comm_sm``. ``pcie_bw`` is the per-GPU scale-out (RDMA NIC) bandwidth.
-    ``mla_tp_alt`` is the MLA tensor-parallel degree decode switches to when TP1 is slower than TP4.
+    ``comm_sm`` is the SMs (CUs) that prefill's all-to-all kernels hold; ``pcie_bw`` the per-GPU
+    scale-out (RDMA NIC) bandwidth; ``scaleup`` the GPUs in one NVLink domain (8 for HGX, 72 for NVL72);
+    ``fp4_flops`` 0 where the GPU has no FP4 tensor cores; ``generation`` picks the refined model's kernel
+    efficiencies; ``mla_tp_alt`` is the article's decode TP rule. Units: :data:`dsxl.validate.GPU_UNITS`.
     """
 
     name: Any
@@ -86,7 +87,10 @@ class GPU:
     nvlink_bw: Any
     pcie_bw: Any
     mla_tp_alt: Any = 4
-    fp4_flops: Any = None
+    fp4_flops: Any = 0
+    scaleup: Any = 8
+    price_gpu_hour: Any = 0
+    generation: str = "hopper"
     kind: str = "custom"
     source: str = ""
 
@@ -105,6 +109,7 @@ class Scenario:
     """The article's deployment and workload inputs (MODEL.md names)."""
 
     seq_len: Any = 4383
+    tflops_share: Any = 0.8
     kv_cache_rate: Any = 0.563
     decode_len: Any = 1210
     discount_rate: Any = 0.85
@@ -132,11 +137,6 @@ class Scenario:
         for bs in self.batch_sizes:
             check("batch_sizes", bs, Range(1, 1_000_000, integer=True))
 
-    @property
-    def devices(self) -> Any:
-        """GPUs in one prefill deployment unit (EP group)."""
-        return self.num_node * self.gpu_per_node
-
 
 @dataclass(frozen=True)
 class EPStrategy:
@@ -144,13 +144,6 @@ class EPStrategy:
     ep: int
     redundant_experts: int
     source: str = ""
-
-    def routed_per_gpu(self, model: ModelArgs) -> Any:
-        return (model.n_routed_experts + self.redundant_experts) / self.ep
-
-    def experts_per_gpu(self, model: ModelArgs) -> Any:
-        """Routed plus shared experts held by one GPU (the memory table's count)."""
-        return self.routed_per_gpu(model) + model.n_shared_experts
 
 
 @dataclass(frozen=True)
@@ -169,6 +162,13 @@ class Catalog:
     network_variants: tuple[NetworkVariant, ...]
     ep_strategies: tuple[EPStrategy, ...] = field(default_factory=tuple)
     article_tables: dict[str, Any] = field(default_factory=dict)
+    article_hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU -> fields the article models
+
+    def article_view(self, gpu: GPU, scenario: Scenario | None = None, keep: tuple[str, ...] = ()) -> GPU:
+        """``gpu`` as the article modelled it (see :func:`article_gpu`); fields in ``keep`` stay as given."""
+        share = (scenario or self.scenario).tflops_share
+        overrides = {k: v for k, v in self.article_hardware.get(gpu.name, {}).items() if k not in keep}
+        return article_gpu(gpu, share, overrides)
 
     def gpu(self, name: str) -> GPU:
         """Look a GPU up by name, case-insensitively."""
@@ -189,9 +189,6 @@ def _num(text: str) -> Any:
     return int(value) if value.is_integer() else value
 
 
-GPU_NUMERIC_FIELDS = ("sm", "comm_sm", "fp16_flops", "fp8_flops", "fp4_flops", "mem", "mem_bw",
-                      "nvlink_bw", "pcie_bw", "mla_tp_alt")
-
 
 def _read_csv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(read_template_text(name).splitlines()))
@@ -202,14 +199,15 @@ def load_catalog() -> Catalog:
     """The shipped catalog: hardware, article datasheets, model presets and the article scenario."""
     gpus = {}
     for row in _read_csv("hardware.csv"):
-        values = {k: _num(row[k]) for k in GPU_NUMERIC_FIELDS}
-        gpus[row["name"]] = GPU(name=row["name"], kind=row["kind"], source=row["source"], **values)
+        values = {k: _num(row[k]) for k in GPU_FIELDS}
+        gpus[row["name"]] = GPU(name=row["name"], kind=row["kind"], generation=row["generation"],
+                                source=row["source"], **values)
     datasheets = {row["name"]: {k: (v if k in ("name", "source") else _num(v)) for k, v in row.items()}
                   for row in _read_csv("article_datasheets.csv")}
     models = {name: ModelArgs(**{k: v for k, v in args.items() if k != "source"})
               for name, args in json.loads(read_template_text("models.json")).items()}
     scen = json.loads(read_template_text("scenarios.json"))
-    article = {k: v for k, v in scen["article"].items() if k != "source"}
+    article = {k: v for k, v in scen["article"].items() if k not in ("source", "hardware")}
     article["batch_sizes"] = tuple(article["batch_sizes"])
     return Catalog(
         gpus=gpus,
@@ -219,7 +217,15 @@ def load_catalog() -> Catalog:
         network_variants=tuple(NetworkVariant(**v) for v in scen["network_variants"]),
         ep_strategies=tuple(EPStrategy(**e) for e in scen["ep_strategies"]),
         article_tables={k: v for k, v in scen["article_tables"].items() if k != "source"},
+        article_hardware={k: v for k, v in scen["article"]["hardware"].items() if k != "source"},
     )
+
+
+def article_gpu(gpu: GPU, tflops_share: Any, overrides: dict[str, Any] | None = None) -> GPU:
+    """A GPU as the article's model sees it: ``tflops_share`` of the datasheet TFLOPS (the article used 80 %)
+    and the article's own figures where it departs from the datasheet (``overrides``, e.g. H20 NVLink 400)."""
+    return replace(gpu, fp16_flops=gpu.fp16_flops * tflops_share, fp8_flops=gpu.fp8_flops * tflops_share,
+                   **(overrides or {}))
 
 
 def network_variant_gpu(base: GPU, variant: NetworkVariant, scenario: Scenario) -> GPU:

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .config import Catalog, load_catalog
-from .model import GPU_FIELDS
+from .validate import GPU_FIELDS
 from .tables import MODEL_FIELDS, SCENARIO_FIELDS, WhatIf
 
 

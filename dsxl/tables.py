@@ -14,7 +14,7 @@ import pandas as pd
 
 from .config import GPU, Catalog, ModelArgs, Scenario, load_catalog, network_variant_gpu
 from .layout import Cat, FilteredTable, Input, Plan, Q, Table, Text, article_tables, build_plan
-from .model import gpu_env, model_env
+from .model import gpu_fields, model_env
 from .model.chain import run
 
 
@@ -66,9 +66,11 @@ def _label(x: Any) -> str:
 
 
 def _gpus_for(catalog: Catalog, scenario: Scenario, hardware: dict[str, dict[str, Any]]) -> dict[str, GPU]:
-    gpus = dict(catalog.gpus)
-    for name, changes in hardware.items():
-        gpus[name] = replace(catalog.gpu(name), **changes)
+    """Every catalog GPU as the article models it; a field the user sets replaces the article's own figure."""
+    gpus = {}
+    for name, gpu in catalog.gpus.items():
+        changes = hardware.get(name, {})
+        gpus[name] = catalog.article_view(replace(gpu, **changes), scenario, keep=tuple(changes))
     t = catalog.article_tables
     for base in set(t["prefill_network_gpus"]) | set(t["decode_network_gpus"]):
         for v in catalog.network_variants:
@@ -92,7 +94,7 @@ def evaluate(whatif: WhatIf | None = None, catalog: Catalog | None = None) -> Ev
         for parent in scope.parents:
             env.update(values[parent])
         if scope.gpu is not None:
-            env.update(gpu_env(gpus[scope.gpu]))
+            env.update(gpu_fields(gpus[scope.gpu]))
         for name, source in scope.params:
             env[name] = _input(source, scenario, catalog) if isinstance(source, Input) else source
         values[key] = run(list(scope.steps), env)

@@ -11,14 +11,14 @@ functions do their own checking so a blank, text or NaN gets a message naming th
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import MISSING, fields, replace
 from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
 
 from .config import GPU, load_catalog
-from .validate import (BATCH, EXPERTS_PER_GPU, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range,
+from .validate import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range,
                        check)
 
 try:  # optional: the core never needs xlwings
@@ -87,7 +87,9 @@ def _mla_tp(x: Any) -> Any:
     return int(_number("mla_tp", x, TP_CHOICES))
 
 
-GPU_INPUT_FIELDS = ("sm", "comm_sm", "fp16_flops", "fp8_flops", "mem", "mem_bw", "nvlink_bw", "pcie_bw", "mla_tp_alt")
+def _gpu_defaults() -> dict[str, Any]:
+    """GPU fields a 2-row range may leave out, with their dataclass defaults."""
+    return {f.name: f.default for f in fields(GPU) if f.name in GPU_FIELDS and f.default is not MISSING}
 
 
 @lru_cache(maxsize=64)
@@ -104,19 +106,19 @@ def _gpu(x: Any) -> GPU:
         row = {str(k).strip(): v for k, v in zip(x[0], x[1]) if not _blank(k)}
         name = row.get("name")
         name = name if isinstance(name, str) and name.strip() else "custom"
+        optional = _gpu_defaults() | {"comm_sm": 0}
         values: dict[str, Any] = {}
-        for f in GPU_INPUT_FIELDS:
+        for f in GPU_FIELDS:
             if f not in row or _blank(row[f]):
-                if f == "comm_sm":
-                    values[f] = 0
+                if f in optional:
+                    values[f] = optional[f]
                     continue
-                if f == "mla_tp_alt":
-                    values[f] = 4
-                    continue
-                raise ValueError(f"gpu range needs a '{f}' column (fields: {', '.join(GPU_INPUT_FIELDS)})")
+                raise ValueError(f"gpu range needs a '{f}' column (fields: {', '.join(GPU_FIELDS)})")
             values[f] = _number(f"gpu.{f}", row[f], GPU_RANGES[f])
         values = {k: int(v) if float(v).is_integer() else v for k, v in values.items()}
-        return GPU(name=name, **values)
+        generation = row.get("generation")
+        extra = {"generation": generation.strip()} if isinstance(generation, str) and generation.strip() else {}
+        return GPU(name=name, **values, **extra)
     known = ", ".join(load_catalog().gpus)
     raise ValueError(f"gpu must be a catalog name ({known}) or a 2-row range of field names and values; got {x!r}")
 
@@ -313,9 +315,9 @@ def EXPERT_FLOPS(tokens):  # noqa: N802
 
 
 @udf("GPU_SPEC(gpu, field)", "=GPU_SPEC(\"B200\", \"mem_bw\")", gpu=GPU_DOC,
-     field="sm, comm_sm, fp16_flops, fp8_flops, fp4_flops, mem, mem_bw, nvlink_bw, pcie_bw, mla_tp_alt, source")
+     field=", ".join(GPU_FIELDS + ("generation", "source")))
 def GPU_SPEC(gpu, field):  # noqa: N802
-    """One field of a GPU (catalog or range); text for 'source', a number otherwise."""
+    """One datasheet field of a GPU (catalog or range); text for 'generation' and 'source', a number otherwise."""
     g = _gpu(gpu)
     names = [f.name for f in fields(GPU) if f.name not in ("name", "kind")]
     f = _choice("field", field, tuple(names))

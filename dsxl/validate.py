@@ -54,6 +54,7 @@ FRACTION = Range(0, 1, lo_open=True)
 # the UDFs and the workbook's defined names.
 SCENARIO_RANGES: dict[str, Range] = {
     "seq_len": Range(1, 10_000_000),
+    "tflops_share": FRACTION,
     "kv_cache_rate": RATE,
     "decode_len": Range(0, 10_000_000),
     "discount_rate": FRACTION,
@@ -73,17 +74,29 @@ SCENARIO_RANGES: dict[str, Range] = {
     "pcie_bw_800g": POSITIVE,
 }
 
+# The numeric fields of a GPU catalog row, in catalog order: the one declaration every face derives from.
 GPU_RANGES: dict[str, Range] = {
     "sm": Range(1, 100_000, integer=True),
     "comm_sm": Range(0, 100_000, integer=True),
     "fp16_flops": POSITIVE,
     "fp8_flops": POSITIVE,
+    "fp4_flops": NON_NEGATIVE,
     "mem": POSITIVE,
     "mem_bw": POSITIVE,
     "nvlink_bw": POSITIVE,
     "pcie_bw": POSITIVE,
+    "scaleup": Range(1, 100_000, integer=True),
     "mla_tp_alt": Range(choices=(4, 8)),
+    "price_gpu_hour": NON_NEGATIVE,
 }
+GPU_UNITS: dict[str, str] = {
+    "sm": "SMs/CUs", "comm_sm": "SMs held by prefill comm", "fp16_flops": "TFLOPS BF16 dense",
+    "fp8_flops": "TFLOPS FP8 dense", "fp4_flops": "TFLOPS FP4 dense (0 = none)", "mem": "GB HBM",
+    "mem_bw": "GB/s HBM", "nvlink_bw": "GB/s per direction", "pcie_bw": "GB/s NIC per GPU",
+    "scaleup": "GPUs per NVLink domain", "mla_tp_alt": "article TP rule", "price_gpu_hour": "$ per GPU-hour",
+}
+GPU_FIELDS: tuple[str, ...] = tuple(GPU_RANGES)
+GPU_TEXT_FIELDS = ("name", "kind", "generation", "source")
 
 MODEL_RANGES: dict[str, Range] = {
     "n_dense_layers": Range(0, 10_000, integer=True),

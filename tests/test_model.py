@@ -47,7 +47,7 @@ def test_agrees_with_independent_reference(seq_len, rate, decode_len, discount, 
     g = dict(ref.GPUS[gpu], fp8=fp8)
     scen = CAT.scenario.__class__(**{**CAT.scenario.__dict__, "seq_len": seq_len, "kv_cache_rate": rate,
                                      "decode_len": decode_len, "discount_rate": discount})
-    gpu_obj = CAT.gpu(gpu).with_fields(fp8_flops=fp8)
+    gpu_obj = CAT.gpu(gpu).with_fields(fp8_flops=fp8 / CAT.scenario.tflops_share)  # datasheet -> article view
     r = ref.prefill(g, tp, s)
     p = prefill_breakdown(gpu_obj, tp, scen)
     for ours, theirs in [("mla_tp1_ms", "tp1"), ("tp_mla_ms", "tpn"), ("sum_overlap_ms", "sum_overlap"),

@@ -53,9 +53,9 @@ def test_a_planners_hardware_row_is_used_as_is():
     header = ["name", "kind", "sm", "comm_sm", "fp16_flops", "fp8_flops", "fp4_flops", "mem", "mem_bw", "nvlink_bw",
               "pcie_bw", "mla_tp_alt", "source"]
     h800 = CAT.gpu("H800")
-    row = ["H800", "article", 132, 24, 791.6, 1800.0, None, 80, 3350, 200, 50, 4, "edited"]
+    row = ["H800", "datasheet", 132, 24, 989.5, 1800.0, None, 80, 3350, 200, 50, 4, "edited"]
     assert u.DECODE_TPOT([header, row], 64) == decode_breakdown(h800.with_fields(fp8_flops=1800.0), 64)["tpot_overlap_ms"]
-    assert u.DECODE_TPOT([header, row[:5] + [1583.2] + row[6:]], 64) == u.DECODE_TPOT("H800", 64)
+    assert u.DECODE_TPOT([header, row[:5] + [1979] + row[6:]], 64) == u.DECODE_TPOT("H800", 64)
 
 
 def test_ranges_broadcast_to_the_result_shape():

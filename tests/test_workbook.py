@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 EDITS = {
     "h800_fp8": WhatIf(hardware={"H800": {"fp8_flops": 1800, "mem": 96}}),
     "workload": WhatIf(scenario={"seq_len": 8000, "kv_cache_rate": 0.3, "decode_len": 2500}),
-    "sla": WhatIf(scenario={"tps_threshold": 10, "pcie_bw_1_6t": 30}, hardware={"H20": {"nvlink_bw": 450}}),
+    "sla": WhatIf(scenario={"tps_threshold": 10, "pcie_bw_1_6t": 30}, hardware={"H800": {"nvlink_bw": 180}}),
 }
 
 if soffice() is None:

@@ -14,12 +14,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import GPU, ModelArgs, Scenario, load_catalog
-from ..validate import SCENARIO_RANGES, BATCH, EXPERTS_PER_GPU, GPU_RANGES, RATE, TOKENS, TP, TP_CHOICES, Range, check
+from ..validate import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES,
+                        check)
 from . import chain, flops
 from .chain import run
 
 __all__ = [
-    "model_env", "gpu_env", "mla_flops", "mla_absorb_flops", "dense_mlp_gflops", "expert_gflops",
+    "model_env", "gpu_env", "gpu_fields", "mla_flops", "mla_absorb_flops", "dense_mlp_gflops", "expert_gflops",
     "prefill_breakdown", "decode_breakdown", "max_batch_size", "decode_tpot_ms", "default_model",
     "default_scenario",
 ]
@@ -51,11 +52,8 @@ def _env_of(model: ModelArgs, scenario: Scenario) -> dict[str, Any]:
     return env
 
 
-GPU_FIELDS = ("sm", "comm_sm", "fp16_flops", "fp8_flops", "mem", "mem_bw", "nvlink_bw", "pcie_bw", "mla_tp_alt")
-
-
-def gpu_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
-    """A GPU's fields by name; a sequence of GPUs gives one numpy array per field."""
+def gpu_fields(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
+    """A GPU's numeric fields by name, as given; a sequence of GPUs gives one numpy array per field."""
     if isinstance(gpu, GPU):
         env = {k: getattr(gpu, k) for k in GPU_FIELDS}
         env["gpu_name"] = gpu.name
@@ -64,6 +62,14 @@ def gpu_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
     env = {k: np.array([getattr(g, k) for g in gpus], dtype=float) for k in GPU_FIELDS}
     env["gpu_name"] = np.array([g.name for g in gpus])
     return env
+
+
+def gpu_env(gpu: GPU | Sequence[GPU], scenario: Scenario | None = None) -> dict[str, Any]:
+    """A GPU's fields as the article's model sees them (80 % of datasheet TFLOPS and the article's overrides)."""
+    catalog = load_catalog()
+    if isinstance(gpu, GPU):
+        return gpu_fields(catalog.article_view(gpu, scenario))
+    return gpu_fields([catalog.article_view(g, scenario) for g in gpu])
 
 
 def _model_args(model: ModelArgs | None) -> dict[str, Any]:
@@ -121,7 +127,7 @@ def prefill_breakdown(gpu: GPU | Sequence[GPU], tp: Any = 4, scenario: Scenario 
                       model: ModelArgs | None = None) -> dict[str, Any]:
     """Every prefill quantity (section 2) for one deployment: per-layer ms, totals, tokens/s per node, KV GB/s."""
     check("tp", tp, TP)
-    env = {**model_env(model, scenario), **gpu_env(gpu), "tp": tp}
+    env = {**model_env(model, scenario), **gpu_env(gpu, scenario), "tp": tp}
     _check_gpu_env(env)
     steps = chain.PREFILL_FLOPS + chain.PREFILL_EFFECTIVE + chain.PREFILL_GPU + chain.PREFILL_DEPLOY
     return run(steps, env)
@@ -138,7 +144,7 @@ def decode_breakdown(gpu: GPU | Sequence[GPU] | dict[str, Any], batch_size: Any,
     ``mla_tp`` is ``"auto"`` (the article's rule) or 1, 4, 8.
     """
     check("batch_size", batch_size, BATCH)
-    genv = gpu if isinstance(gpu, dict) else gpu_env(gpu)
+    genv = gpu if isinstance(gpu, dict) else gpu_env(gpu, scenario)
     env = {**model_env(model, scenario), **genv, "batch_size": batch_size}
     _apply_overrides(env, overrides)
     if not isinstance(gpu, GPU):  # a GPU was validated when it was built
@@ -182,16 +188,8 @@ def max_batch_size(gpu: GPU | Sequence[GPU], tp: Any = 1, experts_per_gpu: Any =
     """
     check("tp", tp, TP)
     check("experts_per_gpu", experts_per_gpu, EXPERTS_PER_GPU)
-    env = {**model_env(model, scenario), **gpu_env(gpu), "tp": tp, "experts_per_gpu": experts_per_gpu,
+    env = {**model_env(model, scenario), **gpu_env(gpu, scenario), "tp": tp, "experts_per_gpu": experts_per_gpu,
            "absorb": absorb, "kv_bytes": np.where(kv_fp16, 2, 1) if np.ndim(kv_fp16) else (2 if kv_fp16 else 1)}
     _apply_overrides(env, overrides)
     _check_gpu_env(env)
     return run(chain.MAX_BATCH, env)
-
-
-def experts_per_gpu_for(ep: Any, redundant_experts: Any, model: ModelArgs | None = None) -> Any:
-    """Routed (incl. redundant) plus shared experts per GPU for an EP degree."""
-    m = model or default_model()
-    check("ep", ep, Range(1, 1_000_000, integer=True))
-    return (m.n_routed_experts + redundant_experts) / ep + m.n_shared_experts
-

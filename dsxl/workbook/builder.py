@@ -20,14 +20,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 from ..config import Catalog, ModelArgs
 from ..expr import Expr, concat
 from ..layout import Cat, FilteredTable, Input, Plan, Q, Scope, Table, Text
-from ..validate import MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
+from ..validate import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
 from . import style
 
-HARDWARE_COLUMNS = ("name", "kind", "sm", "comm_sm", "fp16_flops", "fp8_flops", "fp4_flops", "mem", "mem_bw",
-                    "nvlink_bw", "pcie_bw", "mla_tp_alt", "source")
-HARDWARE_UNITS = {"sm": "SMs/CUs", "comm_sm": "SMs (prefill)", "fp16_flops": "TFLOPS", "fp8_flops": "TFLOPS",
-                  "fp4_flops": "TFLOPS", "mem": "GB", "mem_bw": "GB/s", "nvlink_bw": "GB/s per direction",
-                  "pcie_bw": "GB/s per GPU (NIC)", "mla_tp_alt": "TP"}
+HARDWARE_COLUMNS = ("name", "kind", "generation") + GPU_FIELDS + ("source",)
 
 
 def ref(ws: Worksheet | str, row: int, col: int, absolute: bool = True) -> Expr:
@@ -53,13 +49,15 @@ class Builder:
         self.wb = Workbook()
         self.wb.remove(self.wb.active)
         self.cells: dict[tuple, dict[str, Expr]] = {}  # scope key -> quantity -> cell
-        self.gpu_cells: dict[str, dict[str, Expr]] = {}  # GPU name -> field -> cell
+        self.gpu_cells: dict[str, dict[str, Expr]] = {}  # GPU name -> field -> cell, as the article models it
+        self.datasheet_gpu_cells: dict[str, dict[str, Expr]] = {}  # GPU name -> field -> catalog cell
         self.inputs: dict[str, Expr] = {}  # scenario/model input -> defined name
         self.list_inputs: dict[tuple[str, int], Expr] = {}  # (batch_sizes|ep|redundant_experts, i) -> cell
         self.validations: dict[tuple[str, str], DataValidation] = {}
         self.table_pos: dict[str, tuple[Worksheet, int]] = {}
         self.datasheet_cells: dict[str, dict[str, Expr]] = {}
         self.hardware_rows = (0, 0)
+        self.article_hardware_rows = (0, 0)
 
     # ---------------------------------------------------------------- basic writing
     def sheet(self, title: str, heading: str, intro: str = "") -> Worksheet:

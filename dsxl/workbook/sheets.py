@@ -14,9 +14,9 @@ from ..config import Catalog
 from ..expr import Expr
 from ..layout import Input, Scope, article_tables, build_plan, decode_key, gpu_decode_key
 from ..model import chain
-from ..validate import BATCH, GPU_RANGES, Range
+from ..validate import BATCH, GPU_RANGES, GPU_UNITS, Range
 from . import style
-from .builder import HARDWARE_COLUMNS, HARDWARE_UNITS, Builder, Cursor, ref, span
+from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 
 ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
            "workbook implements.")
@@ -113,12 +113,12 @@ def _model_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
 
 def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     b.heading(ws, cur, "GPU catalog (named range 'hardware')",
-              "Edit any blue value; every table using that GPU follows. TFLOPS are dense; 'article' rows are the "
-              "article's modelled figures, 'datasheet' rows vendor figures (see source).")
+              "Datasheet figures (dense TFLOPS). Edit any blue value; every table and prediction using that GPU "
+              "follows. Units are above each column; sources at the right.")
     top = cur.row
     for j, col in enumerate(HARDWARE_COLUMNS, start=1):
         b._header_cell(ws, top, j, col)
-        ws.cell(top - 1, j, HARDWARE_UNITS.get(col, "")).font = style.NOTE_FONT
+        ws.cell(top - 1, j, GPU_UNITS.get(col, "")).font = style.NOTE_FONT
     gpus = list(catalog.gpus.values())
     for i, g in enumerate(gpus):
         r = top + 1 + i
@@ -126,19 +126,47 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
         for j, col in enumerate(HARDWARE_COLUMNS, start=1):
             value = g.name if col == "name" else getattr(g, col)
             ws.cell(r, j, value)
-            if col not in ("kind", "source"):
-                b.mark_input(ws, r, j, GPU_RANGES.get(col, Range(0, None, lo_open=True)), f"hw_{col}")
+            if col in GPU_RANGES:
+                b.mark_input(ws, r, j, GPU_RANGES[col], f"hw_{col}")
             cells["gpu_name" if col == "name" else col] = ref(ws, r, j)
         ws.cell(r, len(HARDWARE_COLUMNS)).alignment = style.WRAP
-        b.gpu_cells[g.name] = cells
+        b.datasheet_gpu_cells[g.name] = cells
     bottom = top + len(gpus)
     b.define("hardware", span(ws, top, 1, bottom, len(HARDWARE_COLUMNS)))
     b.hardware_rows = (top + 1, bottom)
     b.define("gpu_names", span(ws, top + 1, 1, bottom, 1))
-    ws.column_dimensions["M"].width = 90
+    ws.column_dimensions[get_column_letter(len(HARDWARE_COLUMNS))].width = 90
     for j in range(2, len(HARDWARE_COLUMNS)):
-        ws.column_dimensions[chr(64 + j)].width = 12
+        ws.column_dimensions[get_column_letter(j)].width = 12
     cur.row = bottom + 2
+
+    b.input_block(ws, cur, "Article model view", [
+        b.scenario_input(catalog.scenario, "tflops_share", "Share of datasheet TFLOPS the article models", "0..1")],
+        "The article's GPU_perf: tflops_share of the datasheet TFLOPS, and its own figures where it departs from "
+        "the datasheet (blue cells below). The article's tables and Decode > Your GPU read this block.")
+    cur.row += 1
+    atop = cur.row
+    for j, col in enumerate(HARDWARE_COLUMNS[:-1], start=1):
+        b._header_cell(ws, atop, j, col)
+    for i, g in enumerate(gpus):
+        r = atop + 1 + i
+        base = b.datasheet_gpu_cells[g.name]
+        overrides = catalog.article_hardware.get(g.name, {})
+        cells = {"gpu_name": b.write(ws, r, 1, base["gpu_name"])}
+        ws.cell(r, 2, "article view")
+        cells["generation"] = b.write(ws, r, 3, base["generation"])
+        for j, col in enumerate(HARDWARE_COLUMNS[3:-1], start=4):
+            if col in overrides:
+                ws.cell(r, j, overrides[col])
+                b.mark_input(ws, r, j, GPU_RANGES[col], f"hw_{col}")
+                cells[col] = ref(ws, r, j)
+                continue
+            value = base[col] * Expr("tflops_share") if col in ("fp16_flops", "fp8_flops") else base[col]
+            cells[col] = b.write(ws, r, j, value, fill=style.CALC_FILL)
+        b.gpu_cells[g.name] = cells
+    b.article_hardware_rows = (atop + 1, atop + len(gpus))
+    b.define("article_hardware", span(ws, atop, 1, atop + len(gpus), len(HARDWARE_COLUMNS) - 1))
+    cur.row = atop + len(gpus) + 2
 
     b.heading(ws, cur, "Network variants (scale-out bandwidth per GPU)",
               "Each inherits every field from its base GPU's row except pcie_bw, an input on the Prefill sheet.")
@@ -241,13 +269,12 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
     ws.add_data_validation(dv)
     dv.add(ws.cell(r, col0 + 1).coordinate)
     b.define("planner_gpu", f"{ws.title}!${chr(64 + col0 + 1)}${r}")
-    top, bottom = b.hardware_rows
+    top, bottom = b.article_hardware_rows
     cells: dict[str, Expr] = {"gpu_name": Expr("planner_gpu")}
-    for j, col in enumerate(HARDWARE_COLUMNS):
-        if col in ("name", "kind", "source", "fp4_flops"):
-            continue
-        letter = chr(65 + j)
-        cells[col] = Expr(f"INDEX(Hardware!${letter}${top}:${letter}${bottom},MATCH(planner_gpu,gpu_names,0))")
+    for j, col in enumerate(HARDWARE_COLUMNS[:-1]):
+        if col in GPU_RANGES:
+            letter = get_column_letter(j + 1)
+            cells[col] = Expr(f"INDEX(Hardware!${letter}${top}:${letter}${bottom},MATCH(planner_gpu,gpu_names,0),1)")
     b.gpu_cells[PLANNER] = cells
     gscope = Scope("gpu_decode", gpu_decode_key(PLANNER), tuple(chain.DECODE_EFFECTIVE + chain.DECODE_GPU),
                    (("model",),), gpu=PLANNER)
