@@ -6,13 +6,53 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from . import __version__
 
 DEFAULT_WORKBOOK = Path("workbook") / "dsxl.xlsx"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _predict_parser(sub: Any) -> None:
+    from .predict import MODES, OPTIONS, PHASES
+
+    p = sub.add_parser("predict", help="predict decode, prefill or aggregated serving on one GPU")
+    p.add_argument("phase", choices=PHASES)
+    p.add_argument("--gpu", required=True, help="catalog GPU name (dsxl predict --list-gpus)")
+    p.add_argument("--model", default="deepseek_v3", help="preset id or path to a config.json")
+    p.add_argument("--mode", choices=MODES, default="refined")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    for o in OPTIONS:
+        flag = "--" + o.name.replace("_", "-")
+        if o.name == "tbo":
+            p.add_argument("--tbo", dest="tbo", action="store_true", default=None, help="two-batch overlap (default on)")
+            p.add_argument("--no-tbo", dest="tbo", action="store_false", help="no two-batch overlap")
+        elif o.choices:
+            p.add_argument(flag, dest=o.name, choices=o.choices, default=None, help=f"{o.doc} (default {o.default})")
+        else:
+            kind = int if o.rng is not None and o.rng.integer else float
+            default = "required" if o.default is None else f"default {o.default}"
+            p.add_argument(flag, dest=o.name, type=kind, default=None,
+                           help=f"{o.doc}, {o.unit} ({default}; {', '.join(o.phases)})")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dsxl", description="DeepSeek-V3/R1 inference sizing: tables and workbook")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="dsxl", description="Size DeepSeek-style MoE serving: refined predictions, the article's "
+                                         "tables and a workbook")
+    p.add_argument("--version", action="version", version=f"dsxl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _predict_parser(sub)
+    v = sub.add_parser("validate", help="refined and article model against published deployments")
+    v.add_argument("--format", choices=("text", "json"), default="text")
+    v.add_argument("--ablate", action="store_true", help="switch each refinement off in turn")
+    sub.add_parser("models", help="list model presets with parameters and KV bytes per token")
     r = sub.add_parser("report", help="print the article's tables computed by the model")
     r.add_argument("tables", nargs="*", metavar="TABLE_ID", help="table ids (default: all)")
     r.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
@@ -26,10 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"report": _report, "build": _build, "predict": _predict, "validate": _validate, "models": _models}
     try:
-        if args.command == "report":
-            return _report(args)
-        return _build(args)
+        return commands[args.command](args)
     except ValueError as exc:
         print(f"dsxl: error: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +98,49 @@ def _build(args: argparse.Namespace) -> int:
     path = build_workbook(args.output)
     size = path.stat().st_size
     print(f"wrote {path} ({size / 1024:.0f} KiB) in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .predict import options_for, predict
+    from .render import prediction_text, to_json
+
+    given = {o.name: getattr(args, o.name) for o in options_for(args.phase) if getattr(args, o.name) is not None}
+    stray = [o for o in ("batch", "kv_len", "tokens_per_gpu", "prompt_len", "input_len", "output_len", "cache_hit",
+                         "mtp_draft", "mtp_accept") if getattr(args, o) is not None and o not in given]
+    if stray:
+        names = ", ".join("--" + s.replace("_", "-") for s in stray)
+        raise ValueError(f"{names} does not apply to {args.phase}")
+    r = predict(args.phase, args.gpu, args.model, mode=args.mode, **given)
+    sys.stdout.write(to_json(r) + "\n" if args.format == "json" else prediction_text(r))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .render import ablation_text, to_json, validation_text
+    from .validation import ABLATIONS, ablate, validate
+
+    if args.ablate:
+        rows = ablate()
+        sys.stdout.write(to_json(rows) + "\n" if args.format == "json" else
+                         ablation_text(rows, {k: v["doc"] for k, v in ABLATIONS.items()}))
+        return 0
+    rows = validate()
+    sys.stdout.write(to_json(rows) + "\n" if args.format == "json" else validation_text(rows))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .presets import model_summaries
+
+    rows = model_summaries()
+    head = f"{'model':<16}{'total params':>14}{'activated':>12}{'KV bytes/token':>16}  attention"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['id']:<16}{r['total_params'] / 1e9:>13.1f}B{r['activated_params'] / 1e9:>11.1f}B"
+              f"{r['kv_bytes_per_token']:>16,.0f}  {r['attention']}")
+    print("KV bytes per token: FP8 latent KV (FlashMLA layout) over all layers, plus DSA indexer keys.")
     return 0
 
 

@@ -30,7 +30,7 @@ def read_template_text(name: str) -> str:
 
 @dataclass(frozen=True)
 class ModelArgs:
-    """DeepSeek-V3/R1 architecture (the article's ``ModelArgs``)."""
+    """An MLA + MoE architecture of the DeepSeek-V3 family (the article's ``ModelArgs`` plus DSA and MTP fields)."""
 
     vocab_size: Any = 129280
     dim: Any = 7168
@@ -50,6 +50,10 @@ class ModelArgs:
     qk_nope_head_dim: Any = 128
     qk_rope_head_dim: Any = 64
     v_head_dim: Any = 128
+    index_n_heads: Any = 0  # DSA lightning indexer; 0 = dense attention
+    index_head_dim: Any = 0
+    index_topk: Any = 0
+    n_mtp_layers: Any = 1  # multi-token-prediction modules shipped with the model
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -204,7 +208,8 @@ def load_catalog() -> Catalog:
                                 source=row["source"], **values)
     datasheets = {row["name"]: {k: (v if k in ("name", "source") else _num(v)) for k, v in row.items()}
                   for row in _read_csv("article_datasheets.csv")}
-    models = {name: ModelArgs(**{k: v for k, v in args.items() if k != "source"})
+    arg_names = {f.name for f in fields(ModelArgs)}
+    models = {name: ModelArgs(**{k: v for k, v in args.items() if k in arg_names})
               for name, args in json.loads(read_template_text("models.json")).items()}
     scen = json.loads(read_template_text("scenarios.json"))
     article = {k: v for k, v in scen["article"].items() if k not in ("source", "hardware")}
@@ -231,3 +236,35 @@ def article_gpu(gpu: GPU, tflops_share: Any, overrides: dict[str, Any] | None = 
 def network_variant_gpu(base: GPU, variant: NetworkVariant, scenario: Scenario) -> GPU:
     """A network variant (e.g. ``H20-1.6T``): every field of ``base`` but its own ``pcie_bw``."""
     return replace(base, name=f"{base.name}-{variant.label}", pcie_bw=getattr(scenario, variant.input))
+
+
+@dataclass(frozen=True)
+class RefinedConstant:
+    """One constant of the refined model: a value per GPU generation, its unit and its source."""
+
+    name: str
+    unit: str
+    values: dict[str, float]  # generation -> value
+    sources: dict[str, str]  # generation -> source (inherited values say so)
+
+
+@lru_cache(maxsize=1)
+def load_refined() -> dict[str, RefinedConstant]:
+    """The refined model's constants (``templates/refined.json``), resolved for every GPU generation."""
+    data = json.loads(read_template_text("refined.json"))
+    out = {}
+    for name, spec in data["constants"].items():
+        own = spec.get("by_generation", {})
+        values, sources = {}, {}
+        for gen in data["generations"]:
+            if gen in own:
+                values[gen], sources[gen] = own[gen]["value"], own[gen]["source"]
+            else:
+                values[gen] = spec["value"]
+                sources[gen] = spec["source"] if gen == "hopper" else f"as Hopper (no {gen} kernel data): {spec['source']}"
+        out[name] = RefinedConstant(name, spec["unit"], values, sources)
+    return out
+
+
+def generations() -> tuple[str, ...]:
+    return tuple(json.loads(read_template_text("refined.json"))["generations"])

@@ -15,7 +15,7 @@ from typing import Any, Union
 import numpy as np
 
 # Excel operator precedence, loosest first; atoms bind tightest.
-_CMP, _CONCAT, _ADD, _MUL, _ATOM = 0, 1, 2, 3, 9
+_CMP, _CONCAT, _ADD, _MUL, _POW, _ATOM = 0, 1, 2, 3, 4, 9
 
 
 class Expr:
@@ -58,6 +58,12 @@ class Expr:
 
     def __rtruediv__(self, other: Any) -> "Expr":
         return _binary(other, "/", self, _MUL)
+
+    def __pow__(self, other: Any) -> "Expr":
+        return _binary(self, "^", other, _POW)
+
+    def __rpow__(self, other: Any) -> "Expr":
+        return _binary(other, "^", self, _POW)
 
     def __neg__(self) -> "Expr":
         return Expr("-" + _wrap(self, _ATOM), _ADD)
@@ -112,7 +118,9 @@ def _wrap(e: Expr, prec: int) -> str:
 def _binary(a: Any, op: str, b: Any, prec: int) -> Expr:
     ea, eb = lit(a), lit(b)
     # left-associative: the right operand needs parentheses at equal precedence for - and /
-    right_prec = prec + 1 if op in "-/" or prec == _CMP else prec
+    right_prec = prec + 1 if op in "-/^" or prec == _CMP else prec
+    if op == "^":  # Excel reads -2^2 as 4 and a^b^c left to right: parenthesise both sides unless atomic
+        return Expr(f"{_wrap(ea, _ATOM)}^{_wrap(eb, _ATOM)}", prec)
     return Expr(f"{_wrap(ea, prec)}{op}{_wrap(eb, right_prec)}", prec)
 
 
@@ -127,6 +135,38 @@ def where(cond: Any, if_true: Any, if_false: Any) -> Value:
     if np.ndim(cond) == 0 and np.ndim(if_true) == 0 and np.ndim(if_false) == 0:
         return if_true if bool(cond) else if_false
     return np.where(cond, if_true, if_false)
+
+
+def maximum(a: Any, b: Any) -> Value:
+    """The larger of two values: ``MAX(a,b)`` in Excel, ``np.maximum`` for arrays."""
+    if is_symbolic(a, b):
+        return Expr(f"MAX({lit(a).text},{lit(b).text})")
+    if np.ndim(a) == 0 and np.ndim(b) == 0:
+        return a if a >= b else b
+    return np.maximum(a, b)
+
+
+def minimum(a: Any, b: Any) -> Value:
+    """The smaller of two values: ``MIN(a,b)`` in Excel, ``np.minimum`` for arrays."""
+    if is_symbolic(a, b):
+        return Expr(f"MIN({lit(a).text},{lit(b).text})")
+    if np.ndim(a) == 0 and np.ndim(b) == 0:
+        return a if a <= b else b
+    return np.minimum(a, b)
+
+
+def floor(x: Any) -> Value:
+    """Round down to a whole number: ``INT(x)`` in Excel (the same for negatives), ``np.floor`` otherwise."""
+    if is_symbolic(x):
+        return Expr(f"INT({lit(x).text})")
+    return np.floor(x) if np.ndim(x) else math.floor(x)
+
+
+def both(a: Any, b: Any) -> Any:
+    """Logical and: ``AND(a,b)`` in Excel."""
+    if is_symbolic(a, b):
+        return Expr(f"AND({lit(a).text},{lit(b).text})")
+    return np.logical_and(a, b) if (np.ndim(a) or np.ndim(b)) else bool(a) and bool(b)
 
 
 def eq(a: Any, b: Any) -> Any:

@@ -102,6 +102,10 @@ MODEL_RANGES: dict[str, Range] = {
     "n_dense_layers": Range(0, 10_000, integer=True),
     "n_shared_experts": Range(0, 100_000, integer=True),
     "route_scale": POSITIVE,
+    "index_n_heads": Range(0, 100_000, integer=True),
+    "index_head_dim": Range(0, 100_000, integer=True),
+    "index_topk": Range(0, 10_000_000, integer=True),
+    "n_mtp_layers": Range(0, 100, integer=True),
 }
 MODEL_COUNT = Range(1, 10_000_000, integer=True)  # every other model argument
 

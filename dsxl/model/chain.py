@@ -49,11 +49,15 @@ class Step:
         return self.fn(*args)
 
 
-def run(steps: list[Step], env: Mapping[str, Any]) -> dict[str, Any]:
-    """Evaluate ``steps`` in order on top of ``env``; returns env plus every computed quantity."""
+def run(steps: list[Step], env: Mapping[str, Any], fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate ``steps`` in order on top of ``env``; returns env plus every computed quantity.
+
+    ``fixed`` pins named quantities to given values instead of computing them (how an ablation switches a
+    term off)."""
     out = dict(env)
+    fixed = fixed or {}
     for step in steps:
-        out[step.name] = step.evaluate(out)
+        out[step.name] = fixed[step.name] if step.name in fixed else step.evaluate(out)
     return out
 
 

@@ -1,0 +1,43 @@
+"""The article's model answering ``predict`` requests, for side-by-side comparison with the refined model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .config import ModelArgs, load_catalog
+from .model import decode_breakdown, max_batch_size, prefill_breakdown
+
+
+def predict_article(phase: str, gpu: Any, model: ModelArgs, opts: dict[str, Any]) -> dict[str, Any]:
+    """decode and prefill through the article's chains (its 80 % TFLOPS share, discount_rate, TP rule)."""
+    from .predict import resolve_gpu
+
+    g = resolve_gpu(gpu)
+    scenario = load_catalog().scenario
+    tp = opts["attn_tp"]
+    if phase == "decode":
+        mla_tp = tp if tp in (1, 4, 8) else "auto"
+        q = decode_breakdown(g, opts["batch"], model=model, mla_tp=mla_tp, labels=False, seq_len=opts["kv_len"])
+        experts = (model.n_routed_experts + opts["redundant_experts"]) / opts["ep"] + model.n_shared_experts
+        mb = max_batch_size(g, tp, experts, True, opts["kv_dtype"] == "bf16", model=model, seq_len=opts["kv_len"],
+                            decode_len=0)["max_batch"]
+        max_batch = np.maximum(np.floor(mb), 0)
+        tpot = q["tpot_overlap_ms"] if opts["tbo"] else q["tpot_ms"]
+        return {"tpot_ms": tpot, "tokens_per_s_per_user": 1000 / tpot, "tokens_per_s_per_gpu": 1000 / tpot * opts["batch"],
+                "max_batch": max_batch, "fits": opts["batch"] <= max_batch,
+                "breakdown": {"per_layer_ms": {k: q[k] for k in ("sparse_mla_ms", "dense_mla_ms", "dense_mlp_ms",
+                                                               "shared_expert_ms", "routed_expert_ms", "dispatch_ms",
+                                                               "combine_ms")}}}
+    if phase == "prefill":
+        ep = opts["ep"]
+        per_node = min(ep, scenario.gpu_per_node)
+        s = replace(scenario, seq_len=opts["prompt_len"], kv_cache_rate=opts["cache_hit"], num_node=max(ep // per_node, 1),
+                    gpu_per_node=per_node, dispatch_node=max(ep // per_node, 1))
+        q = prefill_breakdown(g, tp, s, model)
+        step = q["sum_overlap_ms"] if opts["tbo"] else q["sum_ms"]
+        per_gpu = q["dp"] * opts["prompt_len"] * 1000 / step / (s.num_node * s.gpu_per_node)
+        return {"tokens_per_s_per_gpu": per_gpu, "step_ms": step, "ttft_ms": step, "fits": True}
+    raise ValueError("mode article covers decode and prefill; use mode refined for aggregated serving")

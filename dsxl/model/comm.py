@@ -1,0 +1,52 @@
+"""Communication terms of the refined model: expert all-to-all (DeepEP) and the attention-TP all-reduce.
+
+Destinations inside the own scale-up (NVLink) domain travel over NVLink, the rest over the NIC; the two run
+in parallel and each call pays a fixed latency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..expr import maximum, minimum, where
+
+
+def nvlink_share(ep: Any, scaleup: Any) -> Any:
+    """Share of an EP group's destinations on other GPUs of the own NVLink domain."""
+    return (minimum(ep, scaleup) - 1) / ep
+
+
+def nic_share(ep: Any, scaleup: Any) -> Any:
+    """Share of destinations outside the own NVLink domain."""
+    return where(ep > scaleup, 1 - scaleup / ep, 0)
+
+
+def expert_copies(n_activated_experts: Any, share: Any) -> Any:
+    """Copies of a token sent over a link when each of its experts gets its own copy (low-latency kernels; and
+    NVLink destinations in both kinds of kernel)."""
+    return n_activated_experts * share
+
+
+def node_copies_nic(n_activated_experts: Any, ep: Any, scaleup: Any, n_expert_groups: Any,
+                    n_limited_groups: Any) -> Any:
+    """Normal kernels (prefill) send a token once per remote node and forward it inside the node: the expected
+    distinct remote nodes among its experts (capped by group-limited routing where the model has groups)."""
+    nodes = maximum(ep / scaleup, 1)
+    distinct = nodes * (1 - (1 - 1 / nodes) ** n_activated_experts)
+    capped = where(n_expert_groups > 1, minimum(distinct, n_limited_groups), distinct)
+    return capped * (nodes - 1) / nodes
+
+
+def a2a_ms(tokens: Any, dim: Any, bytes_per_value: Any, nic_copies: Any, nvlink_copies: Any, ep: Any,
+           pcie_bw: Any, nic_eff: Any, nvlink_bw: Any, nvlink_eff: Any, latency_us: Any) -> Any:
+    """One dispatch or combine call: NIC and NVLink transfers in parallel plus the call latency; 0 without EP."""
+    token_gb = tokens * dim * bytes_per_value / 1e9
+    nic = token_gb * nic_copies / (pcie_bw * nic_eff)
+    nvl = token_gb * nvlink_copies / (nvlink_bw * nvlink_eff)
+    return where(ep > 1, latency_us / 1000 + maximum(nic, nvl) * 1000, 0)
+
+
+def allreduce_ms(tokens: Any, attn_tp: Any, dim: Any, nvlink_bw: Any, nvlink_eff: Any, latency_us: Any) -> Any:
+    """Ring all-reduce of the TP group's tokens x dim BF16 after the attention output projection; 0 at TP1."""
+    gb = 2 * (attn_tp - 1) / attn_tp * tokens * attn_tp * dim * 2 / 1e9
+    return where(attn_tp > 1, latency_us / 1000 + gb / (nvlink_bw * nvlink_eff) * 1000, 0)

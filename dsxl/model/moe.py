@@ -1,0 +1,68 @@
+"""Mixture-of-experts terms of the refined model: experts and tokens per GPU, expert weights read, FLOPs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def swiglu_weights(dim: Any, hidden: Any) -> Any:
+    """Weights of a SwiGLU MLP (up, gate, down; no biases)."""
+    return 3 * dim * hidden
+
+
+def local_experts(n_routed_experts: Any, redundant_experts: Any, ep: Any) -> Any:
+    """Routed expert replicas one GPU holds."""
+    return (n_routed_experts + redundant_experts) / ep
+
+
+def routed_tokens(tokens: Any, n_activated_experts: Any, imbalance: Any) -> Any:
+    """Token-expert pairs the busiest GPU computes: a balanced share times the imbalance (max / mean load)."""
+    return tokens * n_activated_experts * imbalance
+
+
+def tokens_per_expert(routed: Any, local: Any) -> Any:
+    """Rows of each local expert's GEMM (the grouped GEMM's m)."""
+    return routed / local
+
+
+def experts_touched(local: Any, tokens: Any, ep: Any, n_activated_experts: Any, n_routed_experts: Any) -> Any:
+    """Expected local experts that receive at least one of the EP group's tokens: only those weights are read."""
+    return local * (1 - (1 - n_activated_experts / n_routed_experts) ** (tokens * ep))
+
+
+def mlp_gflops(tokens: Any, weights: Any) -> Any:
+    return 2 * tokens * weights / 1e9
+
+
+def weights_gb(count: Any, weights: Any, weight_bytes: Any) -> Any:
+    """Weights of ``count`` MLPs, GB."""
+    return count * weights * weight_bytes / 1e9
+
+
+def shared_tokens(tokens: Any, n_shared_experts: Any) -> Any:
+    """Shared experts see every token of the GPU's own batch."""
+    return tokens * n_shared_experts
+
+
+def lm_head_weights(vocab_size: Any, dim: Any) -> Any:
+    return vocab_size * dim
+
+
+def activation_values(dim: Any, moe_inter_dim: Any, n_activated_experts: Any, n_shared_experts: Any) -> Any:
+    """Values per token the MoE path's elementwise kernels pass through memory: norm and residual (4 x dim),
+    and per expert copy the up/gate output, the activation and the down output (3 x moe_inter + 2 x dim)."""
+    return 4 * dim + (n_activated_experts + n_shared_experts) * (3 * moe_inter_dim + 2 * dim)
+
+
+def dense_activation_values(dim: Any, inter_dim: Any) -> Any:
+    """The same for a DenseMLP layer."""
+    return 4 * dim + 3 * inter_dim + 2 * dim
+
+
+def moe_ms(routed_ms: Any, shared_ms: Any, act_ms: Any, launch_ms: Any) -> Any:
+    """MoE path of one micro-batch (gate, shared and routed experts, elementwise traffic), communication excluded."""
+    return routed_ms + shared_ms + act_ms + launch_ms
+
+
+def mlp_ms(gemm_ms: Any, act_ms: Any, launch_ms: Any) -> Any:
+    return gemm_ms + act_ms + launch_ms

@@ -1,0 +1,233 @@
+"""The refined model's calculation chains, declared once for Python and the workbook.
+
+Inputs by name: the model's architecture (:class:`dsxl.config.ModelArgs`), the GPU's datasheet fields,
+the refined constants of the GPU's generation (``templates/refined.json``) and the request's options
+(``ep``, ``batch``, ``kv_len``, ``attn_tp``, ``tbo``, ``mtp_draft``, ``mtp_accept``, ``attn_bytes``,
+``kv_bytes``, ``moe_bytes``, ``imbalance``, ``redundant_experts``; prefill: ``tokens_per_gpu``,
+``prompt_len``, ``cache_hit``). Times are ms per GPU; "_mb" quantities are per micro-batch.
+"""
+
+from __future__ import annotations
+
+from . import attention, comm, flops, moe, roofline, serving, weights
+from .chain import MS, Step
+
+S = Step
+GB = "GB"
+GF = "GFLOPs"
+K = roofline.kernel_ms
+
+# --- shared by decode and prefill: micro-batches, peaks, parameter counts ------------------------------------
+_COMMON_HEAD = [
+    S("micro_batches", serving.micro_batches, "Micro-batches per step (2 with TBO)", "micro-batches"),
+    S("attn_peak_tflops", roofline.gemm_peak_tflops, "Peak for attention/dense GEMMs at attn dtype", "TFLOPS",
+      {"weight_bytes": "attn_bytes"}),
+    S("moe_peak_tflops", roofline.gemm_peak_tflops, "Peak for expert GEMMs at MoE dtype", "TFLOPS",
+      {"weight_bytes": "moe_bytes"}),
+    S("mla_down_params", attention.mla_down_params, "Replicated attention weights per layer", "params"),
+    S("mla_up_params", attention.mla_up_params, "Per-head attention weights per layer (split by TP)", "params"),
+    S("expert_weights", moe.swiglu_weights, "Weights per expert", "params", {"hidden": "moe_inter_dim"}),
+    S("dense_weights", moe.swiglu_weights, "Weights per DenseMLP", "params", {"hidden": "inter_dim"}),
+    S("lm_head_weights", moe.lm_head_weights, "LM head weights", "params"),
+    S("n_sparse_layers", flops.sparse_layers, "MoE layers", "layers"),
+    S("local_experts", moe.local_experts, "Routed expert replicas per GPU", "experts"),
+    S("kv_token_bytes", attention.kv_token_bytes, "Latent KV per token per layer", "bytes"),
+    S("index_key_bytes", attention.index_key_bytes, "DSA indexer key per token per layer", "bytes"),
+    S("nic_share", comm.nic_share, "EP destinations beyond the NVLink domain", "share"),
+    S("nvlink_share", comm.nvlink_share, "EP destinations on other GPUs of the NVLink domain", "share"),
+    S("nvlink_copies", comm.expert_copies, "Copies per token over NVLink", "copies", {"share": "nvlink_share"}),
+]
+
+
+def _attention(core_eff: str, core_gb: str | int, index_context: str) -> list[Step]:
+    """The attention path once ``mla_core_gflops`` (and the KV it reads, ``core_gb``) is known."""
+    return [
+        S("attn_proj_gflops", attention.mla_proj_gflops, "Attention projections", GF,
+          {"tokens": "tokens_mb", "down_params": "mla_down_params", "up_params": "mla_up_params"}),
+        S("attn_proj_gb", attention.mla_proj_gb, "Attention projection weights read", GB,
+          {"down_params": "mla_down_params", "up_params": "mla_up_params", "weight_bytes": "attn_bytes"}),
+        S("attn_proj_ms", K, "Attention projections (roofline)", MS,
+          {"gflops": "attn_proj_gflops", "peak_tflops": "attn_peak_tflops", "flops_eff": "gemm_flops_eff",
+           "gbytes": "attn_proj_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+        S("core_flops_eff", attention.core_flops_eff, "Attention kernel FLOP efficiency", "share",
+          {"dense_eff": core_eff, "sparse_eff": "sparse_attn_flops_eff"}),
+        S("mla_core_ms", K, "Attention kernel (roofline)", MS,
+          {"gflops": "mla_core_gflops", "peak_tflops": "fp16_flops", "flops_eff": "core_flops_eff",
+           "gbytes": core_gb, "bw_gbs": "mem_bw", "bw_eff": "attn_bw_eff"}),
+        S("indexer_gflops", attention.indexer_gflops, "DSA indexer scoring", GF,
+          {"queries": "tokens_mb", "context": index_context}),
+        S("index_read_gb", attention.kv_read_gb, "DSA indexer keys read", GB,
+          {"sequences": "sequences_mb", "attended": index_context, "token_bytes": "index_key_bytes"}),
+        S("indexer_ms", K, "DSA indexer (roofline)", MS,
+          {"gflops": "indexer_gflops", "peak_tflops": "fp8_flops", "flops_eff": "gemm_flops_eff",
+           "gbytes": "index_read_gb", "bw_gbs": "mem_bw", "bw_eff": "attn_bw_eff"}),
+        S("allreduce_ms", comm.allreduce_ms, "Attention-TP all-reduce", MS,
+          {"tokens": "tokens_mb", "nvlink_eff": "a2a_nvlink_eff", "latency_us": "allreduce_latency_us"}),
+        S("attn_act_values", attention.activation_values, "Attention activations per token", "values"),
+        S("attn_act_gb", roofline.activation_gb, "Attention elementwise traffic", GB,
+          {"tokens": "tokens_mb", "values_per_token": "attn_act_values"}),
+        S("attn_act_ms", roofline.traffic_ms, "Attention elementwise kernels", MS,
+          {"gbytes": "attn_act_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+        S("attn_kernels_n", attention.kernel_count, "Kernels on the attention path", "kernels"),
+        S("attn_launch_ms", roofline.launch_ms, "Attention kernel launches", MS, {"kernels": "attn_kernels_n"}),
+        S("attn_ms", attention.attention_ms, "Attention path per micro-batch", MS,
+          {"proj_ms": "attn_proj_ms", "core_ms": "mla_core_ms", "act_ms": "attn_act_ms", "launch_ms": "attn_launch_ms"}),
+    ]
+
+
+def _moe(routed_flops_eff: str) -> list[Step]:
+    """MoE and DenseMLP paths; the routed experts' grouped GEMM has its own FLOP efficiency per layout."""
+    return [
+    S("routed_tokens", moe.routed_tokens, "Token-expert pairs on the busiest GPU", "tokens", {"tokens": "tokens_mb"}),
+    S("tokens_per_expert", moe.tokens_per_expert, "Rows per local expert (grouped-GEMM m)", "tokens",
+      {"routed": "routed_tokens", "local": "local_experts"}),
+    S("experts_touched", moe.experts_touched, "Local experts receiving tokens", "experts",
+      {"local": "local_experts", "tokens": "tokens_mb"}),
+    S("routed_gflops", moe.mlp_gflops, "Routed experts", GF, {"tokens": "routed_tokens", "weights": "expert_weights"}),
+    S("routed_gb", moe.weights_gb, "Routed expert weights read", GB,
+      {"count": "experts_touched", "weights": "expert_weights", "weight_bytes": "moe_bytes"}),
+    S("routed_ms", K, "Routed experts (roofline)", MS,
+      {"gflops": "routed_gflops", "peak_tflops": "moe_peak_tflops", "flops_eff": routed_flops_eff,
+       "gbytes": "routed_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    S("shared_tokens", moe.shared_tokens, "Shared-expert tokens", "tokens", {"tokens": "tokens_mb"}),
+    S("shared_gflops", moe.mlp_gflops, "Shared experts", GF, {"tokens": "shared_tokens", "weights": "expert_weights"}),
+    S("shared_gb", moe.weights_gb, "Shared expert weights read", GB,
+      {"count": "n_shared_experts", "weights": "expert_weights", "weight_bytes": "moe_bytes"}),
+    S("shared_ms", K, "Shared experts (roofline)", MS,
+      {"gflops": "shared_gflops", "peak_tflops": "moe_peak_tflops", "flops_eff": "gemm_flops_eff",
+       "gbytes": "shared_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    S("moe_act_values", moe.activation_values, "MoE activations per token", "values"),
+    S("moe_act_gb", roofline.activation_gb, "MoE elementwise traffic", GB,
+      {"tokens": "tokens_mb", "values_per_token": "moe_act_values"}),
+    S("moe_act_ms", roofline.traffic_ms, "MoE elementwise kernels", MS,
+      {"gbytes": "moe_act_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    S("moe_launch_ms", roofline.launch_ms, "MoE kernel launches", MS, {"kernels": "moe_kernels"}),
+    S("moe_ms", moe.moe_ms, "MoE path per micro-batch", MS, {"act_ms": "moe_act_ms", "launch_ms": "moe_launch_ms"}),
+    S("dense_gflops", moe.mlp_gflops, "DenseMLP", GF, {"tokens": "tokens_mb", "weights": "dense_weights"}),
+    S("dense_gb", moe.weights_gb, "DenseMLP weights read", GB,
+      {"count": 1, "weights": "dense_weights", "weight_bytes": "attn_bytes"}),
+    S("dense_gemm_ms", K, "DenseMLP (roofline)", MS,
+      {"gflops": "dense_gflops", "peak_tflops": "attn_peak_tflops", "flops_eff": "gemm_flops_eff",
+       "gbytes": "dense_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    S("dense_act_values", moe.dense_activation_values, "DenseMLP activations per token", "values"),
+    S("dense_act_gb", roofline.activation_gb, "DenseMLP elementwise traffic", GB,
+      {"tokens": "tokens_mb", "values_per_token": "dense_act_values"}),
+    S("dense_act_ms", roofline.traffic_ms, "DenseMLP elementwise kernels", MS,
+      {"gbytes": "dense_act_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    S("dense_launch_ms", roofline.launch_ms, "DenseMLP kernel launches", MS, {"kernels": "dense_mlp_kernels"}),
+    S("dense_mlp_ms", moe.mlp_ms, "DenseMLP path per micro-batch", MS,
+      {"gemm_ms": "dense_gemm_ms", "act_ms": "dense_act_ms", "launch_ms": "dense_launch_ms"}),
+    ]
+
+
+def _a2a(nic_copies: Step, nic_eff: str, latency: str) -> list[Step]:
+    common = {"tokens": "tokens_mb", "nic_copies": "nic_copies", "nic_eff": nic_eff, "nvlink_eff": "a2a_nvlink_eff",
+              "latency_us": latency}
+    return [
+        nic_copies,
+        S("dispatch_ms", comm.a2a_ms, "Dispatch per micro-batch", MS,
+          {**common, "bytes_per_value": "dispatch_bytes_per_value"}),
+        S("combine_ms", comm.a2a_ms, "Combine per micro-batch", MS,
+          {**common, "bytes_per_value": "combine_bytes_per_value"}),
+    ]
+
+
+def _layers(lm_tokens: str, mtp_draft: str | int) -> list[Step]:
+    return [
+        S("moe_layer_ms", serving.moe_layer_ms, "MoE layer", MS),
+        S("dense_layer_ms", serving.dense_layer_ms, "Dense layer", MS, {"mlp_ms": "dense_mlp_ms"}),
+        S("lm_head_gflops", moe.mlp_gflops, "LM head", GF, {"tokens": lm_tokens, "weights": "lm_head_weights"}),
+        S("lm_head_gb", moe.weights_gb, "LM head weights read (BF16)", GB,
+          {"count": 1, "weights": "lm_head_weights", "weight_bytes": 2}),
+        S("lm_head_kernel_ms", K, "LM head (roofline)", MS,
+          {"gflops": "lm_head_gflops", "peak_tflops": "fp16_flops", "flops_eff": "gemm_flops_eff",
+           "gbytes": "lm_head_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+        S("lm_head_ms", roofline.with_launch, "LM head and sampling kernel", MS,
+          {"kernel_ms": "lm_head_kernel_ms", "kernels": 2}),
+        S("mtp_ms", serving.mtp_ms, "MTP drafting", MS, {"mtp_draft": mtp_draft}),
+        S("step_ms", serving.step_ms, "Forward step", MS),
+    ]
+
+
+_MEMORY = [
+    S("attention_weights_gb", weights.attention_weights_gb, "Attention weights per GPU", GB,
+      {"down_params": "mla_down_params", "up_params": "mla_up_params"}),
+    S("expert_weights_gb", weights.expert_weights_gb, "Expert weights per GPU", GB,
+      {"local_experts": "local_experts", "expert_weights": "expert_weights"}),
+    S("dense_weights_gb", weights.dense_weights_gb, "DenseMLP weights per GPU", GB,
+      {"dense_weights": "dense_weights", "dense_bytes": "attn_bytes"}),
+    S("other_weights_gb", weights.other_weights_gb, "Gates, embedding and LM head", GB),
+    S("attention_layer_gb", weights.per_layer, "Attention weights per layer", GB,
+      {"total": "attention_weights_gb", "layers": "n_layers"}),
+    S("experts_layer_gb", weights.per_layer, "Expert weights per MoE layer", GB,
+      {"total": "expert_weights_gb", "layers": "n_sparse_layers"}),
+    S("mtp_weights_gb", weights.mtp_weights_gb, "MTP module weights", GB,
+      {"attention_per_layer_gb": "attention_layer_gb", "experts_per_layer_gb": "experts_layer_gb"}),
+    S("weights_gb", weights.total_weights_gb, "Weights per GPU", GB,
+      {"attention_gb": "attention_weights_gb", "experts_gb": "expert_weights_gb", "dense_gb": "dense_weights_gb",
+       "other_gb": "other_weights_gb", "mtp_gb": "mtp_weights_gb"}),
+]
+
+DECODE = _COMMON_HEAD + [
+    S("sequences_mb", serving.per_micro_batch, "Sequences per micro-batch", "sequences",
+      {"total": "batch", "micro_batches": "micro_batches"}),
+    S("queries_per_seq", serving.queries_per_sequence, "Query tokens per sequence per step", "tokens"),
+    S("tokens_mb", serving.tokens, "Query tokens per micro-batch", "tokens",
+      {"sequences": "sequences_mb", "per_sequence": "queries_per_seq"}),
+    S("sm_share", roofline.sm_share, "SMs left to compute (low-latency all-to-all holds none)", "share",
+      {"held_sm": 0}),
+    S("attended", attention.attended_tokens, "Cached tokens attended per query", "tokens", {"context": "kv_len"}),
+    S("mla_core_gflops", attention.mla_decode_gflops, "Absorbed MLA attention", GF,
+      {"queries": "tokens_mb", "attended": "attended"}),
+    S("kv_read_gb", attention.kv_read_gb, "Latent KV read", GB,
+      {"sequences": "sequences_mb", "attended": "attended", "token_bytes": "kv_token_bytes"}),
+] + _attention("attn_flops_eff", "kv_read_gb", "kv_len") + _moe("grouped_masked_flops_eff") + \
+    _a2a(S("nic_copies", comm.expert_copies, "Copies per token over the NIC (one per expert)", "copies",
+           {"share": "nic_share"}), "a2a_ll_nic_eff", "a2a_ll_latency_us") + [
+    S("decode_tokens", serving.tokens, "Query tokens per step", "tokens",
+      {"sequences": "batch", "per_sequence": "queries_per_seq"}),
+] + _layers("decode_tokens", "mtp_draft") + [
+    S("tpot_ms", serving.tpot_ms, "Time per output token", MS),
+    S("tokens_per_s_per_user", serving.per_second, "Output tokens/s per user", "tokens/s", {"time_ms": "tpot_ms"}),
+    S("tokens_per_s_per_gpu", serving.per_gpu, "Output tokens/s per GPU", "tokens/s",
+      {"rate": "tokens_per_s_per_user", "count": "batch"}),
+] + _MEMORY + [
+    S("kv_seq_gb", weights.kv_seq_gb, "KV per sequence per GPU", GB, {"context": "kv_len"}),
+    S("kv_budget_gb", weights.kv_budget_gb, "HBM left for KV", GB, {"activation_gb": 0}),
+    S("max_batch", weights.max_sequences, "Max sequences per GPU", "sequences", {"kv_seq_gb": "kv_seq_gb"}),
+    S("fits", weights.fits, "Batch fits in memory", "", {"need": "batch", "have": "max_batch"}),
+]
+
+PREFILL = _COMMON_HEAD + [
+    S("computed_tokens", serving.computed_tokens, "Prompt tokens computed per forward (cache misses)", "tokens",
+      {"tokens": "tokens_per_gpu"}),
+    S("tokens_mb", serving.per_micro_batch, "Computed tokens per micro-batch", "tokens",
+      {"total": "computed_tokens", "micro_batches": "micro_batches"}),
+    S("sequences_mb", serving.prompts, "Prompts per micro-batch", "prompts",
+      {"tokens": "tokens_mb", "prompt_len": "prompt_len"}),
+    S("sm_share", roofline.sm_share, "SMs left to compute (normal all-to-all holds comm_sm)", "share",
+      {"held_sm": "comm_sm"}),
+    S("causal_context", attention.causal_context, "Mean keys per computed token (causal)", "tokens"),
+    S("attended", attention.attended_tokens, "Keys attended per computed token", "tokens",
+      {"context": "causal_context"}),
+    S("mla_core_gflops", attention.mla_prefill_gflops, "Prefill attention", GF,
+      {"queries": "tokens_mb", "attended": "attended"}),
+] + _attention("prefill_attn_flops_eff", 0, "causal_context") + _moe("gemm_flops_eff") + \
+    _a2a(S("nic_copies", comm.node_copies_nic, "Copies per token over the NIC (one per remote node)", "copies"),
+         "a2a_normal_nic_eff", "a2a_normal_latency_us") + [
+    S("lm_tokens", serving.prompts, "Prompts per forward (LM head rows)", "prompts",
+      {"tokens": "tokens_per_gpu", "prompt_len": "prompt_len"}),
+] + _layers("lm_tokens", 0) + [
+    S("tokens_per_s_per_gpu", serving.input_tokens_per_s, "Input tokens/s per GPU (cache hits included)",
+      "tokens/s", {"tokens": "tokens_per_gpu"}),
+    S("computed_tokens_per_s", serving.input_tokens_per_s, "Computed tokens/s per GPU", "tokens/s",
+      {"tokens": "computed_tokens"}),
+    S("chunks", serving.prefill_chunks, "Forwards per prompt", "forwards"),
+    S("ttft_ms", serving.ttft_ms, "Time to first token", MS),
+] + _MEMORY + [
+    S("activation_gb", weights.prefill_activation_gb, "Prefill activations per micro-batch", GB,
+      {"tokens_mb": "tokens_mb"}),
+    S("kv_budget_gb", weights.kv_budget_gb, "HBM left for KV", GB),
+    S("kv_forward_gb", weights.kv_seq_gb, "KV written by one forward", GB, {"context": "tokens_per_gpu"}),
+    S("fits", weights.fits, "Forward fits in memory", "", {"need": "kv_forward_gb", "have": "kv_budget_gb"}),
+]

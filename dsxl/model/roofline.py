@@ -1,0 +1,46 @@
+"""Kernel time as a roofline: the slower of compute and memory traffic, plus a fixed cost per kernel.
+
+Units: GFLOPs / TFLOPS = ms; GB / (GB/s) x 1000 = ms. The refined model counts bytes in SI GB (1e9),
+unlike the article's 1024-based convention.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..expr import maximum, where
+
+
+def kernel_ms(gflops: Any, peak_tflops: Any, flops_eff: Any, sm_share: Any, gbytes: Any, bw_gbs: Any,
+              bw_eff: Any) -> Any:
+    """max(FLOPs / achievable FLOP rate on the SMs left to compute, bytes / achievable bandwidth) in ms."""
+    return maximum(gflops / (peak_tflops * flops_eff * sm_share), gbytes / (bw_gbs * bw_eff) * 1000)
+
+
+def launch_ms(kernels: Any, kernel_latency_us: Any) -> Any:
+    """Fixed launch-and-tail time of a sequence of kernels, ms."""
+    return kernels * kernel_latency_us / 1000
+
+
+def sm_share(sm: Any, held_sm: Any) -> Any:
+    """Share of SMs left to compute kernels while communication kernels hold ``held_sm`` of them."""
+    return (sm - held_sm) / sm
+
+
+def gemm_peak_tflops(weight_bytes: Any, fp16_flops: Any, fp8_flops: Any, fp4_flops: Any) -> Any:
+    """Tensor-core peak for a GEMM whose weights have ``weight_bytes`` per value (2 BF16, 1 FP8, 0.5 FP4)."""
+    return where(weight_bytes < 1, fp4_flops, where(weight_bytes < 2, fp8_flops, fp16_flops))
+
+
+def with_launch(kernel_ms: Any, kernels: Any, kernel_latency_us: Any) -> Any:
+    return kernel_ms + launch_ms(kernels, kernel_latency_us)
+
+
+def traffic_ms(gbytes: Any, bw_gbs: Any, bw_eff: Any) -> Any:
+    """A memory-bound (elementwise) pass over ``gbytes``, ms."""
+    return gbytes / (bw_gbs * bw_eff) * 1000
+
+
+def activation_gb(tokens: Any, values_per_token: Any) -> Any:
+    """BF16 activations written and read back by the elementwise kernels around the GEMMs, GB."""
+    return tokens * values_per_token * 2 * 2 / 1e9

@@ -1,0 +1,323 @@
+"""Front door of the refined model (and of the article's, for comparison): ``predict(phase, gpu, **options)``.
+
+Options are declared once in :data:`OPTIONS` (name, default, allowed values, unit, phases); the CLI, the UDFs and
+the workbook's Predict sheet derive their arguments from it. Every numeric option may be a numpy array
+(broadcast together), so a sweep is one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import GPU, ModelArgs, load_catalog, load_refined
+from .model import refined_chain
+from .model.chain import run
+from .validate import GPU_FIELDS, Range, check
+
+PHASES = ("decode", "prefill", "aggregated")
+MODES = ("refined", "article")
+DTYPES = {"attn_dtype": {"fp8": 1, "bf16": 2}, "kv_dtype": {"fp8": 1, "bf16": 2}, "moe_dtype": {"fp8": 1, "fp4": 0.5}}
+DTYPE_BYTES_NAME = {"attn_dtype": "attn_bytes", "kv_dtype": "kv_bytes", "moe_dtype": "moe_bytes"}
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: Any  # None = required
+    rng: Range | None  # numeric options; None for text choices / flags
+    unit: str
+    phases: tuple[str, ...]
+    doc: str
+    choices: tuple[str, ...] = ()
+
+
+_ALL = PHASES
+_D, _P, _A = ("decode",), ("prefill",), ("aggregated",)
+OPTIONS: tuple[Option, ...] = (
+    Option("ep", None, Range(1, 100_000, integer=True), "GPUs", _ALL, "expert-parallel group size"),
+    Option("batch", None, Range(1, 1_000_000, integer=True), "sequences per GPU", _D + _A,
+           "sequences decoding concurrently on each GPU"),
+    Option("kv_len", None, Range(1, 10_000_000), "tokens", _D, "mean context (KV length) per sequence"),
+    Option("tokens_per_gpu", None, Range(1, 100_000_000, integer=True), "tokens", _P,
+           "prompt tokens per GPU per forward (cache hits included)"),
+    Option("prompt_len", None, Range(1, 10_000_000), "tokens", _P, "prompt length"),
+    Option("input_len", None, Range(1, 10_000_000), "tokens", _A, "mean prompt length"),
+    Option("output_len", None, Range(1, 10_000_000), "tokens", _A, "mean output length"),
+    Option("attn_tp", 1, Range(1, 1024, integer=True), "GPUs", _ALL, "attention tensor parallelism (1 = data parallel)"),
+    Option("tbo", True, None, "", _ALL, "two-batch overlap"),
+    Option("mtp_draft", 0, Range(0, 16, integer=True), "tokens", _D + _A, "MTP draft tokens per step"),
+    Option("mtp_accept", 1, Range(1, 17), "tokens per step", _D + _A, "mean tokens emitted per sequence per step"),
+    Option("attn_dtype", "fp8", None, "", _ALL, "weights of attention and dense layers", ("fp8", "bf16")),
+    Option("kv_dtype", "fp8", None, "", _ALL, "KV cache", ("fp8", "bf16")),
+    Option("moe_dtype", "fp8", None, "", _ALL, "expert weights", ("fp8", "fp4")),
+    Option("imbalance", 1.0, Range(1, 100), "max/mean", _ALL, "expert load imbalance (1 = balanced)"),
+    Option("redundant_experts", 0, Range(0, 100_000, integer=True), "experts", _ALL, "redundant expert replicas in the EP group"),
+    Option("cache_hit", 0.0, Range(0, 1, integer=False), "share", _P + _A, "prompt tokens served from the prefix cache"),
+)
+OPTION = {o.name: o for o in OPTIONS}
+
+
+def options_for(phase: str) -> tuple[Option, ...]:
+    return tuple(o for o in OPTIONS if phase in o.phases)
+
+
+# ------------------------------------------------------------------------------------------- environment
+def constants_env(generation: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Refined constants for a generation (or an array of generations), with optional overrides."""
+    consts = load_refined()
+    gens = np.asarray(generation)
+    env: dict[str, Any] = {}
+    for name, c in consts.items():
+        if gens.ndim == 0:
+            if str(gens) not in c.values:
+                raise ValueError(f"generation must be one of {', '.join(c.values)}; got {str(gens)!r}")
+            env[name] = c.values[str(gens)]
+        else:
+            env[name] = np.array([c.values[str(g)] for g in gens.ravel()]).reshape(gens.shape)
+    for name, value in (overrides or {}).items():
+        if name not in consts:
+            raise ValueError(f"unknown refined constant {name!r}; allowed: {', '.join(consts)}")
+        env[name] = value
+    return env
+
+
+def model_args(model: str | ModelArgs | None) -> ModelArgs:
+    if isinstance(model, ModelArgs):
+        return model
+    models = load_catalog().models
+    name = model or "deepseek_v3"
+    if name in models:
+        return models[name]
+    if str(name).endswith(".json"):
+        from .presets import load_model
+        return load_model(name)
+    raise ValueError(f"model must be one of {', '.join(models)} or a path to a config.json; got {name!r}")
+
+
+def resolve_gpu(gpu: Any) -> GPU | list[GPU]:
+    if isinstance(gpu, GPU):
+        return gpu
+    if isinstance(gpu, str):
+        return load_catalog().gpu(gpu)
+    return [resolve_gpu(g) for g in gpu]
+
+
+def gpu_datasheet_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
+    """Datasheet fields and the generation of one GPU or a list of GPUs (arrays)."""
+    if isinstance(gpu, GPU):
+        return {**{k: getattr(gpu, k) for k in GPU_FIELDS}, "gpu_name": gpu.name, "generation": gpu.generation}
+    gpus = list(gpu)
+    env = {k: np.array([getattr(g, k) for g in gpus], dtype=float) for k in GPU_FIELDS}
+    env["gpu_name"] = np.array([g.name for g in gpus])
+    env["generation"] = np.array([g.generation for g in gpus])
+    return env
+
+
+def _choice(name: str, value: Any) -> Any:
+    opt = OPTION[name]
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v not in opt.choices:
+            raise ValueError(f"{name} must be one of {', '.join(opt.choices)}; got {value!r}")
+        return DTYPES[name][v]
+    raise ValueError(f"{name} must be one of {', '.join(opt.choices)}; got {value!r}")
+
+
+def _flag(name: str, value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.ndarray) and value.dtype == bool:
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{name} must be true or false; got {value!r}")
+
+
+def normalise(phase: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Validated options with defaults filled in (dtypes stay as text; see :func:`request_env`)."""
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {phase!r}")
+    allowed = {o.name for o in options_for(phase)}
+    for name in options:
+        if name not in allowed:
+            raise ValueError(f"unknown option {name!r} for {phase}; allowed: {', '.join(sorted(allowed))}")
+    out: dict[str, Any] = {}
+    for o in options_for(phase):
+        value = options.get(o.name, o.default)
+        if value is None:
+            raise ValueError(f"{o.name} is required for {phase} ({o.doc}, {o.rng.describe() if o.rng else ''})")
+        if o.choices:
+            _choice(o.name, value)
+            value = value.strip().lower()
+        elif o.rng is None:
+            value = _flag(o.name, value)
+        else:
+            check(o.name, value, o.rng)
+        out[o.name] = value
+    return out
+
+
+def _consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_env: dict[str, Any]) -> None:
+    """Cross-option rules, each a one-line message naming the argument."""
+    experts = model.n_routed_experts + np.asarray(opts["redundant_experts"])
+    ep = np.asarray(opts["ep"])
+    if np.any(experts % ep != 0):
+        raise ValueError(f"ep must divide n_routed_experts + redundant_experts ({model.n_routed_experts} + "
+                         f"{opts['redundant_experts']}) so every GPU holds whole experts; got ep={opts['ep']}")
+    if np.any(model.n_heads % np.asarray(opts["attn_tp"]) != 0):
+        raise ValueError(f"attn_tp must divide n_heads ({model.n_heads}); got {opts['attn_tp']}")
+    if "mtp_draft" in opts:
+        draft, accept = np.asarray(opts["mtp_draft"]), np.asarray(opts["mtp_accept"])
+        if np.any(accept > 1 + draft):
+            raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + draft.max():g}); got {opts['mtp_accept']}")
+        if np.any(draft > 0) and model.n_mtp_layers == 0:
+            raise ValueError("mtp_draft must be 0: this model ships no MTP module (n_mtp_layers = 0)")
+    if opts["moe_dtype"] == "fp4" and np.any(np.asarray(gpu_env["fp4_flops"]) <= 0):
+        names = np.atleast_1d(gpu_env["gpu_name"])[np.atleast_1d(np.asarray(gpu_env["fp4_flops"]) <= 0)]
+        raise ValueError(f"moe_dtype fp4 needs FP4 tensor cores; {', '.join(map(str, names))} has none (use fp8)")
+
+
+def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[str, Any],
+                constants: dict[str, Any] | None) -> dict[str, Any]:
+    m = model_args(model)
+    genv = gpu_datasheet_env(resolve_gpu(gpu))
+    _consistency(phase, opts, m, genv)
+    env = {f.name: getattr(m, f.name) for f in fields(m)}
+    env.update(genv)
+    env.update(constants_env(genv["generation"], constants))
+    for name, value in opts.items():
+        if name in DTYPES:
+            env[DTYPE_BYTES_NAME[name]] = DTYPES[name][value]
+        else:
+            env[name] = value
+    env.setdefault("mtp_draft", 0)  # prefill: the MTP module is neither loaded nor run
+    if phase == "aggregated":
+        from .model.attention import mean_decode_context
+        env["kv_len"] = mean_decode_context(opts["input_len"], opts["output_len"])
+    return env
+
+
+# ------------------------------------------------------------------------------------------- outputs
+BREAKDOWN = {  # per-layer ms by component, per step (both micro-batches)
+    "attention_projections": "attn_proj_ms", "attention_kernel": "mla_core_ms", "dsa_indexer": "indexer_ms",
+    "attention_allreduce": "allreduce_ms", "attention_launches": "attn_launch_ms", "routed_experts": "routed_ms",
+    "shared_experts": "shared_ms", "moe_launches": "moe_launch_ms", "dispatch": "dispatch_ms", "combine": "combine_ms",
+    "dense_mlp": "dense_mlp_ms",
+}
+LAYER_TOTALS = {"moe_layer": "moe_layer_ms", "dense_layer": "dense_layer_ms"}
+STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "step_overhead": "step_overhead_ms", "step": "step_ms"}
+
+
+def _breakdown(q: dict[str, Any]) -> dict[str, Any]:
+    per_layer = {k: q[v] * q["micro_batches"] for k, v in BREAKDOWN.items()}
+    return {"per_layer_ms": per_layer, "layer_ms": {k: q[v] for k, v in LAYER_TOTALS.items()},
+            "step_ms": {k: q[v] for k, v in STEP_TERMS.items()},
+            "layers": {"moe": q["n_sparse_layers"], "dense": q["n_dense_layers"]}}
+
+
+def _reason_decode(q: dict[str, Any]) -> str:
+    if q["weights_gb"] >= q["mem"] * q["mem_util"]:
+        return (f"weights alone need {q['weights_gb']:.1f} GB of the {q['mem'] * q['mem_util']:.1f} GB usable; "
+                "raise ep or use fp4 experts")
+    return (f"batch {q['batch']:g} needs {q['batch'] * q['kv_seq_gb']:.1f} GB of KV; {q['kv_budget_gb']:.1f} GB "
+            f"free after {q['weights_gb']:.1f} GB of weights holds {q['max_batch']:g} sequences")
+
+
+def _scalar(x: Any) -> Any:
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        x = x.item()
+    if isinstance(x, np.generic):
+        x = x.item()
+    return x
+
+
+def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: str = "refined",
+            constants: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
+            **options: Any) -> dict[str, Any]:
+    """Predict one phase on one GPU (or a list of GPUs); options as in :data:`OPTIONS` (scalars or arrays).
+
+    decode: ``tpot_ms``, ``tokens_per_s_per_user``, ``tokens_per_s_per_gpu``, ``max_batch``, ``fits``,
+    ``breakdown``; prefill: ``tokens_per_s_per_gpu``, ``step_ms``, ``ttft_ms``, ``fits``; aggregated:
+    ``output_tokens_per_s_per_gpu``, ``tokens_per_s_per_user``, ``fits``. Every result carries ``inputs``
+    (defaults included), ``mode`` and, for an infeasible scalar request, ``reason``. ``constants`` overrides
+    refined constants by name (what-ifs); ``fixed`` pins chain quantities (ablations, see :mod:`dsxl.validation`).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    resolve_gpu(gpu)  # an unknown GPU is the first thing to report
+    opts = normalise(phase, options)
+    inputs = {"phase": phase, "gpu": gpu if isinstance(gpu, str) else getattr(gpu, "name", "several"),
+              "model": model if isinstance(model, str) else "deepseek_v3" if model is None else "custom",
+              "mode": mode, **{k: _scalar(v) for k, v in opts.items()}}
+    if mode == "article":
+        from .article_predict import predict_article
+        return {"inputs": inputs, **predict_article(phase, gpu, model_args(model), opts)}
+    env = request_env(phase, gpu, model, opts, constants)
+    if phase == "decode":
+        q = run(refined_chain.DECODE, env, fixed)
+        out = {"tpot_ms": q["tpot_ms"], "tokens_per_s_per_user": q["tokens_per_s_per_user"],
+               "tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "max_batch": q["max_batch"], "fits": q["fits"],
+               "step_ms": q["step_ms"], "weights_gb": q["weights_gb"], "kv_seq_gb": q["kv_seq_gb"],
+               "breakdown": _breakdown(q)}
+        reason = _reason_decode(q) if np.ndim(q["fits"]) == 0 and not q["fits"] else None
+    elif phase == "prefill":
+        q = run(refined_chain.PREFILL, env, fixed)
+        out = {"tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "computed_tokens_per_s": q["computed_tokens_per_s"],
+               "step_ms": q["step_ms"], "ttft_ms": q["ttft_ms"], "fits": q["fits"], "weights_gb": q["weights_gb"],
+               "breakdown": _breakdown(q)}
+        reason = None
+        if np.ndim(q["fits"]) == 0 and not q["fits"]:
+            reason = (f"a forward of {opts['tokens_per_gpu']:g} tokens needs {q['kv_forward_gb'] + q['activation_gb']:.1f}"
+                      f" GB of KV and activations; {q['kv_budget_gb'] + q['activation_gb']:.1f} GB are free after "
+                      f"{q['weights_gb']:.1f} GB of weights")
+    else:
+        out, reason = _aggregated(env, opts, fixed)
+    out = {k: (_scalar(v) if not isinstance(v, dict) else v) for k, v in out.items()}
+    result = {"inputs": inputs, **out}
+    if reason:
+        result["reason"] = reason
+    return result
+
+
+def quantities(phase: str, gpu: Any, model: str | ModelArgs | None = None, constants: dict[str, Any] | None = None,
+               **options: Any) -> dict[str, Any]:
+    """Every intermediate quantity of the refined decode or prefill chain (the workbook's audit trail)."""
+    if phase not in ("decode", "prefill"):
+        raise ValueError(f"phase must be decode or prefill; got {phase!r}")
+    env = request_env(phase, gpu, model, normalise(phase, options), constants)
+    return run(refined_chain.DECODE if phase == "decode" else refined_chain.PREFILL, env)
+
+
+SHARED_WITH_DECODE = {name: 0 for name in ("attn_proj_gb", "routed_gb", "shared_gb", "dense_gb", "lm_head_gb",
+                                           "attn_launch_ms", "moe_launch_ms", "dense_launch_ms")}
+
+
+def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+    """Prefill and decode on the same GPUs (chunked prefill): each step decodes ``batch`` sequences and prefills
+    the prompt tokens that keep the batch full. The chunk rides in the decode step's kernels, so it adds its
+    compute, attention, elementwise traffic and all-to-all bytes but no weight reads and no launches of its own
+    (adding its compute to the decode roofline rather than taking the max errs slightly slow)."""
+    d = run(refined_chain.DECODE, env, fixed)
+    emitted = opts["batch"] * np.asarray(opts["mtp_accept"])  # output tokens per step per GPU
+    chunk = np.maximum(emitted * np.asarray(opts["input_len"]) / np.asarray(opts["output_len"]), 1)
+    penv = dict(env, tokens_per_gpu=chunk, prompt_len=opts["input_len"], cache_hit=opts["cache_hit"])
+    p = run(refined_chain.PREFILL, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
+    step = d["step_ms"] + p["step_ms"] - p["lm_head_ms"] - p["step_overhead_ms"]
+    per_user = 1000 * np.asarray(opts["mtp_accept"]) / step
+    out = {"output_tokens_per_s_per_gpu": per_user * opts["batch"], "tokens_per_s_per_user": per_user,
+           "step_ms": step, "decode_step_ms": d["step_ms"], "prefill_chunk_tokens": chunk,
+           "max_batch": d["max_batch"], "fits": d["fits"]}
+    reason = _reason_decode(d) if np.ndim(d["fits"]) == 0 and not d["fits"] else None
+    return out, reason
+
+
+@lru_cache(maxsize=1)
+def constant_names() -> tuple[str, ...]:
+    return tuple(load_refined())
+
+
+__all__ = ["predict", "quantities", "OPTIONS", "PHASES", "constants_env", "model_args", "resolve_gpu"]
