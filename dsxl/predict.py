@@ -185,6 +185,9 @@ def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[
                 constants: dict[str, Any] | None) -> dict[str, Any]:
     m = model_args(model)
     genv = gpu_datasheet_env(resolve_gpu(gpu))
+    if not isinstance(gpu, (str, GPU)):  # a list of GPUs adds a leading axis before the options' axes
+        lead = (1,) * max([np.ndim(v) for v in opts.values()] + [0])
+        genv = {k: np.reshape(v, (-1,) + lead) for k, v in genv.items()}
     _consistency(phase, opts, m, genv)
     env = {f.name: getattr(m, f.name) for f in fields(m)}
     env.update(genv)
@@ -227,6 +230,15 @@ def _reason_decode(q: dict[str, Any]) -> str:
             f"free after {q['weights_gb']:.1f} GB of weights holds {q['max_batch']:g} sequences")
 
 
+def _broadcast(out: dict[str, Any]) -> dict[str, Any]:
+    """Every array result in the request's full broadcast shape; scalars as plain Python numbers."""
+    arrays = [v for v in out.values() if isinstance(v, np.ndarray) and v.ndim]
+    if not arrays:
+        return {k: (_scalar(v) if not isinstance(v, dict) else v) for k, v in out.items()}
+    shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    return {k: v if isinstance(v, dict) else np.broadcast_to(v, shape).copy() for k, v in out.items()}
+
+
 def _scalar(x: Any) -> Any:
     if isinstance(x, np.ndarray) and x.ndim == 0:
         x = x.item()
@@ -238,7 +250,8 @@ def _scalar(x: Any) -> Any:
 def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: str = "refined",
             constants: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
             **options: Any) -> dict[str, Any]:
-    """Predict one phase on one GPU (or a list of GPUs); options as in :data:`OPTIONS` (scalars or arrays).
+    """Predict one phase on one GPU (or a list of GPUs, a leading axis); options as in :data:`OPTIONS`
+    (scalars or arrays, broadcast together).
 
     decode: ``tpot_ms``, ``tokens_per_s_per_user``, ``tokens_per_s_per_gpu``, ``max_batch``, ``fits``,
     ``breakdown``; prefill: ``tokens_per_s_per_gpu``, ``step_ms``, ``ttft_ms``, ``fits``; aggregated:
@@ -276,7 +289,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                       f"{q['weights_gb']:.1f} GB of weights")
     else:
         out, reason = _aggregated(env, opts, fixed)
-    out = {k: (_scalar(v) if not isinstance(v, dict) else v) for k, v in out.items()}
+    out = _broadcast(out)
     result = {"inputs": inputs, **out}
     if reason:
         result["reason"] = reason
