@@ -9,6 +9,7 @@ import numpy as np
 
 from .config import ModelArgs, load_catalog
 from .model import decode_breakdown, max_batch_size, prefill_breakdown
+from .model.prefill import tps_per_gpu
 
 
 def predict_article(phase: str, gpu: Any, model: ModelArgs, opts: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +39,6 @@ def predict_article(phase: str, gpu: Any, model: ModelArgs, opts: dict[str, Any]
                     gpu_per_node=per_node, dispatch_node=max(ep // per_node, 1))
         q = prefill_breakdown(g, tp, s, model)
         step = q["sum_overlap_ms"] if opts["tbo"] else q["sum_ms"]
-        per_gpu = q["dp"] * opts["prompt_len"] * 1000 / step / (s.num_node * s.gpu_per_node)
+        per_gpu = tps_per_gpu(q["tps_overlap_node"] if opts["tbo"] else q["tps_node"], s.gpu_per_node)
         return {"tokens_per_s_per_gpu": per_gpu, "step_ms": step, "ttft_ms": step, "fits": True}
     raise ValueError("mode article covers decode and prefill; use mode refined for aggregated serving")

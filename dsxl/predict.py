@@ -15,6 +15,7 @@ import numpy as np
 
 from .config import GPU, ModelArgs, load_catalog, load_refined
 from .model import refined_chain
+from .model.serving import per_step
 from .model.chain import run
 from .validate import GPU_FIELDS, Range, check
 
@@ -181,6 +182,30 @@ def _consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_env: di
         raise ValueError(f"moe_dtype fp4 needs FP4 tensor cores; {', '.join(map(str, names))} has none (use fp8)")
 
 
+def dtype_bytes(name: str, value: Any) -> Any:
+    """Bytes per value of a dtype option; with a formula (a workbook cell) a nested IF over the same table."""
+    from .expr import Expr, eq, where
+    if isinstance(value, Expr):
+        items = list(DTYPES[name].items())
+        out: Any = items[-1][1]
+        for choice, nbytes in reversed(items[:-1]):
+            out = where(eq(value, choice), nbytes, out)
+        return out
+    return DTYPES[name][value]
+
+
+def option_env(opts: dict[str, Any]) -> dict[str, Any]:
+    """Options by the names the refined chain reads (dtypes as bytes per value)."""
+    env = {}
+    for name, value in opts.items():
+        if name in DTYPES:
+            env[DTYPE_BYTES_NAME[name]] = dtype_bytes(name, value)
+        else:
+            env[name] = value
+    env.setdefault("mtp_draft", 0)  # prefill: the MTP module is neither loaded nor run
+    return env
+
+
 def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[str, Any],
                 constants: dict[str, Any] | None) -> dict[str, Any]:
     m = model_args(model)
@@ -192,12 +217,7 @@ def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[
     env = {f.name: getattr(m, f.name) for f in fields(m)}
     env.update(genv)
     env.update(constants_env(genv["generation"], constants))
-    for name, value in opts.items():
-        if name in DTYPES:
-            env[DTYPE_BYTES_NAME[name]] = DTYPES[name][value]
-        else:
-            env[name] = value
-    env.setdefault("mtp_draft", 0)  # prefill: the MTP module is neither loaded nor run
+    env.update(option_env(opts))
     if phase == "aggregated":
         from .model.attention import mean_decode_context
         env["kv_len"] = mean_decode_context(opts["input_len"], opts["output_len"])
@@ -216,7 +236,7 @@ STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "step_overhead": "step_o
 
 
 def _breakdown(q: dict[str, Any]) -> dict[str, Any]:
-    per_layer = {k: q[v] * q["micro_batches"] for k, v in BREAKDOWN.items()}
+    per_layer = {k: per_step(q[v], q["micro_batches"]) for k, v in BREAKDOWN.items()}
     return {"per_layer_ms": per_layer, "layer_ms": {k: q[v] for k, v in LAYER_TOTALS.items()},
             "step_ms": {k: q[v] for k, v in STEP_TERMS.items()},
             "layers": {"moe": q["n_sparse_layers"], "dense": q["n_dense_layers"]}}

@@ -90,16 +90,21 @@ def predict_measurement(m: Measurement, mode: str = "refined", **kw: Any) -> tup
     return float(r["tokens_per_s_per_gpu"]), opts
 
 
+def relative_error(predicted: Any, measured: Any) -> Any:
+    """predicted / measured - 1 (positive: the model is optimistic)."""
+    return predicted / measured - 1
+
+
 def validate(constants: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per measurement: measured, refined, article, refined error (refined / measured - 1)."""
     out = []
     for m in load_measurements():
         refined, opts = predict_measurement(m, "refined", constants=constants)
-        article, _ = predict_measurement(m, "article")
-        out.append({"id": m.id, "role": m.role, "phase": m.phase, "gpu": m.gpu, "metric": m.metric,
+        article, article_opts = predict_measurement(m, "article")
+        out.append({"id": m.id, "role": m.role, "phase": m.phase, "gpu": m.gpu, "model": m.model, "metric": m.metric,
                     "measured": m.measured, "refined": refined, "article": article,
-                    "error": refined / m.measured - 1, "article_error": article / m.measured - 1,
-                    "conditions": opts, "assumed": m.assumed, "source": m.source})
+                    "error": relative_error(refined, m.measured), "article_error": relative_error(article, m.measured),
+                    "conditions": opts, "article_conditions": article_opts, "assumed": m.assumed, "source": m.source})
     return out
 
 

@@ -187,6 +187,11 @@ PREFILL_DEPLOY = [
       {"x": "kv_gbps_fp8_overlap"}),
     S("kv_gbps_fp16", prefill.double, "KV produced per node, FP16", "GB/s", {"x": "kv_gbps_fp8"}),
 ]
+# Per GPU, for comparisons with measurements quoted per GPU.
+PREFILL_PER_GPU = [
+    S("tps_overlap_gpu", prefill.tps_per_gpu, "Throughput per GPU, overlapped", "tokens/s",
+      {"tps_per_node": "tps_overlap_node"}),
+]
 
 # Decode for one GPU: the all-reduce does not depend on the batch [as printed].
 DECODE_GPU = [

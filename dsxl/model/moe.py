@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..expr import minimum
+
 
 def swiglu_weights(dim: Any, hidden: Any) -> Any:
     """Weights of a SwiGLU MLP (up, gate, down; no biases)."""
@@ -26,8 +28,12 @@ def tokens_per_expert(routed: Any, local: Any) -> Any:
 
 
 def experts_touched(local: Any, tokens: Any, ep: Any, n_activated_experts: Any, n_routed_experts: Any) -> Any:
-    """Expected local experts that receive at least one of the EP group's tokens: only those weights are read."""
-    return local * (1 - (1 - n_activated_experts / n_routed_experts) ** (tokens * ep))
+    """Expected local experts that receive at least one of the EP group's tokens: only those weights are read.
+
+    The token count in the exponent is capped where the untouched share falls below e^-500, so spreadsheets
+    never underflow."""
+    p = n_activated_experts / n_routed_experts
+    return local * (1 - (1 - p) ** minimum(tokens * ep, 500 / p))
 
 
 def mlp_gflops(tokens: Any, weights: Any) -> Any:

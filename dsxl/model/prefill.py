@@ -77,3 +77,8 @@ def kv_gbps_fp8(tps_per_node: Any, kv_lora_rank: Any, qk_rope_head_dim: Any) -> 
 def double(x: Any) -> Any:
     """FP16 figures are twice the FP8 ones."""
     return x * 2
+
+
+def tps_per_gpu(tps_per_node: Any, gpu_per_node: Any) -> Any:
+    """Prefill tokens/s per GPU from the per-node figure."""
+    return tps_per_node / gpu_per_node

@@ -16,6 +16,11 @@ def per_micro_batch(total: Any, micro_batches: Any) -> Any:
     return total / micro_batches
 
 
+def per_step(per_micro_batch: Any, micro_batches: Any) -> Any:
+    """A micro-batch figure summed over the step's micro-batches."""
+    return per_micro_batch * micro_batches
+
+
 def tokens(sequences: Any, per_sequence: Any) -> Any:
     return sequences * per_sequence
 

@@ -17,6 +17,7 @@ from ..model import chain
 from ..validate import BATCH, GPU_RANGES, GPU_UNITS, Range
 from . import style
 from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
+from .refined_sheets import constants_sheet, predict_sheets, validation_sheet
 
 ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
            "workbook implements.")
@@ -24,6 +25,8 @@ PLANNER = "planner"
 
 SHEETS = [
     ("Start", "What this workbook is and how to use it"),
+    ("Predict", "Refined prediction for your GPU and deployment: TPOT, tokens/s, memory, per-layer breakdown"),
+    ("Validation", "Refined and article model against published deployments"),
     ("Model", "DeepSeek-V3/R1 arguments, parameter counts and FLOPs (article section 1)"),
     ("Hardware", "GPU catalog (editable), network variants and the article's datasheet table"),
     ("Prefill", "Prefill scenario inputs and every section-2 table"),
@@ -31,6 +34,8 @@ SHEETS = [
     ("Summary", "TL;DR: the article's headline tables"),
     ("Prefill_chain", "Every intermediate prefill quantity, one labelled cell each (audit trail)"),
     ("Decode_chain", "Every intermediate decode and memory quantity, one labelled cell each (audit trail)"),
+    ("Constants", "Refined-model constants per GPU generation, each with its kernel-data source (editable)"),
+    ("Refined_chain", "Every intermediate quantity of the refined model: Predict and Validation (audit trail)"),
     ("Checks", "Each value the article prints beside the workbook's, with a pass mark"),
     ("UDFs", "Excel functions from the dsxl add-in (Windows Excel + xlwings)"),
 ]
@@ -75,6 +80,9 @@ def build(catalog: Catalog) -> Workbook:
                                 f'&"{" absorbed" if s.key[4] else " standard"}{" FP16" if s.key[5] else " FP8"} KV"'),
                  by_row=True)
     _planner_chain(b, ws["Decode"], dc, cur["Decode_chain"], catalog)
+    constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
+    predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
+    validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
 
     # the article's tables, where a planner looks for them
     home = {"TL;DR": "Summary", "1.4": "Model"}

@@ -1,0 +1,246 @@
+"""The refined model's sheets: Constants (editable, with sources), Predict (pick a GPU and a configuration),
+Predict_chain (every intermediate, one labelled cell each) and Validation (``tbl_validation``).
+
+Formulas come from :mod:`dsxl.model.refined_chain` evaluated with cell references, like the article's sheets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from ..config import Catalog, generations, load_refined
+from ..expr import Expr
+from ..layout import Scope
+from ..model import chain, refined_chain
+from ..model.serving import per_step
+from ..predict import BREAKDOWN, OPTIONS, normalise, option_env
+from ..validate import NON_NEGATIVE
+from ..validation import relative_error, validate
+from . import style
+from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
+
+GPU_KEY = ("predict_gpu",)
+
+
+def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, str]]:
+    """The constants table; returns name -> (its row range, the generations header range)."""
+    gens = generations()
+    b.heading(ws, cur, "Refined-model constants by GPU generation (named range 'refined_constants')",
+              "Blue cells are inputs: edit one and Predict and Validation follow. Each value comes from kernel "
+              "measurements (source column); generations without data inherit Hopper's and say so.")
+    top = cur.row
+    heads = ["constant", "unit", *gens, "source (Hopper value)", "other generations"]
+    for j, h in enumerate(heads, start=1):
+        b._header_cell(ws, top, j, h)
+    rows: dict[str, tuple[str, str]] = {}
+    header = span(ws, top, 3, top, 2 + len(gens))
+    for i, (name, c) in enumerate(load_refined().items()):
+        r = top + 1 + i
+        ws.cell(r, 1, name).font = style.LABEL_FONT
+        ws.cell(r, 2, c.unit).font = style.NOTE_FONT
+        for j, g in enumerate(gens):
+            ws.cell(r, 3 + j, c.values[g])
+            b.mark_input(ws, r, 3 + j, NON_NEGATIVE, "refined_constant")
+        ws.cell(r, 3 + len(gens), c.sources["hopper"]).alignment = style.WRAP
+        others = "; ".join(f"{g}: {c.sources[g]}" for g in gens[1:] if not c.sources[g].startswith("as Hopper"))
+        ws.cell(r, 4 + len(gens), others or "as Hopper (no kernel data)").alignment = style.WRAP
+        rows[name] = (span(ws, r, 3, r, 2 + len(gens)), header)
+    bottom = top + len(rows)
+    b.define("refined_constants", span(ws, top, 1, bottom, 4 + len(gens)))
+    ws.column_dimensions["A"].width = 28
+    ws.column_dimensions["B"].width = 26
+    ws.column_dimensions[get_column_letter(3 + len(gens))].width = 90
+    ws.column_dimensions[get_column_letter(4 + len(gens))].width = 60
+    cur.row = bottom + 2
+    return rows
+
+
+def _constant(rows: dict[str, tuple[str, str]], name: str, generation: Expr) -> Expr:
+    row, header = rows[name]
+    return Expr(f"INDEX({row},1,MATCH({generation.text},{header},0))")
+
+
+def _gpu_lookup(b: Builder, gpu: Expr) -> dict[str, Expr]:
+    """A catalog GPU's datasheet fields, looked up by name (so custom rows work too)."""
+    top, bottom = b.hardware_rows
+    out = {}
+    for j, col in enumerate(HARDWARE_COLUMNS[:-1], start=1):
+        letter = get_column_letter(j)
+        out[col] = Expr(f"INDEX(Hardware!${letter}${top}:${letter}${bottom},MATCH({gpu.text},gpu_names,0),1)")
+    return out
+
+
+def _gpu_env(b: Builder, fields: dict[str, Expr], rows: dict[str, tuple[str, str]]) -> dict[str, Expr]:
+    env = {k: v for k, v in fields.items() if k not in ("name", "kind", "source")}
+    env.update({name: _constant(rows, name, fields["generation"]) for name in rows})
+    return env
+
+
+def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
+                   catalog: Catalog) -> None:
+    cur = Cursor(3)
+    b.heading(ws, cur, "Your configuration (refined model on datasheet hardware)",
+              "Pick a GPU and a deployment; results and the per-layer breakdown update live. Units in column D.")
+    for col, text in enumerate(("Input", "Value", "Name", "Unit / meaning"), start=1):
+        b._header_cell(ws, cur.row, col, text)
+    cur.row += 1
+    ws.cell(cur.row, 1, "GPU").font = style.LABEL_FONT
+    ws.cell(cur.row, 2, "H800")
+    b.mark_input(ws, cur.row, 2, None, "predict_gpu")
+    dv = DataValidation(type="list", formula1="gpu_names", allow_blank=False)
+    dv.error, dv.errorTitle, dv.showErrorMessage = "Pick a GPU from the Hardware catalog.", "Unknown GPU", True
+    ws.add_data_validation(dv)
+    dv.add(ws.cell(cur.row, 2).coordinate)
+    ws.cell(cur.row, 3, "predict_gpu").font = style.NOTE_FONT
+    b.define("predict_gpu", f"{ws.title}!$B${cur.row}")
+    cur.row += 1
+    defaults = {"ep": 128, "batch": 128, "kv_len": 4096, "tokens_per_gpu": 16384, "prompt_len": 4096}
+    opts: dict[str, Expr] = {}
+    for o in OPTIONS:
+        if "aggregated" in o.phases and len(o.phases) == 1:
+            continue
+        value = defaults.get(o.name, o.default)
+        name = f"predict_{o.name}"
+        ws.cell(cur.row, 1, o.doc[0].upper() + o.doc[1:]).font = style.LABEL_FONT
+        ws.cell(cur.row, 2, value)
+        ws.cell(cur.row, 3, name).font = style.NOTE_FONT
+        ws.cell(cur.row, 4, f"{o.unit} ({', '.join(o.phases[:2])})" if o.unit else ", ".join(o.phases[:2])).font = \
+            style.NOTE_FONT
+        if o.choices or o.rng is None:
+            b.mark_input(ws, cur.row, 2, None, name)
+            choices = o.choices or ("TRUE", "FALSE")
+            dv = DataValidation(type="list", formula1='"' + ",".join(choices) + '"', allow_blank=False)
+            dv.error, dv.showErrorMessage = f"Enter one of {', '.join(choices)}.", True
+            ws.add_data_validation(dv)
+            dv.add(ws.cell(cur.row, 2).coordinate)
+        else:
+            b.mark_input(ws, cur.row, 2, o.rng, name)
+        b.define(name, f"{ws.title}!$B${cur.row}")
+        opts[o.name] = Expr(name)
+        cur.row += 1
+    ws.column_dimensions["A"].width = 44
+    ws.column_dimensions["C"].width = 26
+    ws.column_dimensions["D"].width = 30
+
+    fields = _gpu_lookup(b, Expr("predict_gpu"))
+    b.cells[GPU_KEY] = {**_gpu_env(b, fields, rows), **option_env(opts)}
+    decode = Scope("refined_decode", ("refined_decode",), tuple(refined_chain.DECODE), (GPU_KEY,))
+    prefill = Scope("refined_prefill", ("refined_prefill",), tuple(refined_chain.PREFILL), (GPU_KEY,))
+    b.calc_block(calc, calc_cur, "Decode: every intermediate quantity (refined model)", [decode],
+                 lambda s: Expr("predict_gpu"))
+    b.calc_block(calc, calc_cur, "Prefill: every intermediate quantity (refined model)", [prefill],
+                 lambda s: Expr("predict_gpu"))
+    d, p = b.cells[decode.key], b.cells[prefill.key]
+
+    col = 6
+    r = 3
+    ws.cell(r + 1, col, "Results").font = style.H2_FONT
+    r += 2
+    results = [("Decode TPOT", d["tpot_ms"], "ms", "0.00"),
+               ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
+               ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+               ("Max batch per GPU", d["max_batch"], "sequences", "#,##0"),
+               ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", "General"),
+               ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
+               ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+               ("Prefill forward step", p["step_ms"], "ms", "0.0"),
+               ("Prefill TTFT", p["ttft_ms"], "ms", "0.0"),
+               ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", "General")]
+    for j, h in enumerate(("Result", "Value", "Unit")):
+        b._header_cell(ws, r, col + j, h)
+    for i, (label, cell, unit, fmt) in enumerate(results, start=1):
+        ws.cell(r + i, col, label).font = style.LABEL_FONT
+        b.write(ws, r + i, col + 1, cell, fmt)
+        ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
+    b.define("predict_results", span(ws, r, col, r + len(results), col + 2))
+    r += len(results) + 2
+    ws.cell(r, col, "Per-layer time by component (ms per step, both micro-batches)").font = style.H2_FONT
+    r += 1
+    for j, h in enumerate(("Component", "Decode ms", "Prefill ms")):
+        b._header_cell(ws, r, col + j, h)
+    for i, (label, q) in enumerate(BREAKDOWN.items(), start=1):
+        ws.cell(r + i, col, label.replace("_", " ")).font = style.LABEL_FONT
+        b.write(ws, r + i, col + 1, per_step(d[q], d["micro_batches"]), "0.000")
+        b.write(ws, r + i, col + 2, per_step(p[q], p["micro_batches"]), "0.000")
+    n = len(BREAKDOWN)
+    for i, (label, q) in enumerate((("MoE layer after overlap", "moe_layer_ms"), ("dense layer", "dense_layer_ms"),
+                                    ("forward step", "step_ms")), start=n + 1):
+        ws.cell(r + i, col, label).font = style.LABEL_FONT
+        b.write(ws, r + i, col + 1, d[q], "0.000")
+        b.write(ws, r + i, col + 2, p[q], "0.000")
+    b.define("predict_breakdown", span(ws, r, col, r + n + 3, col + 2))
+    for j, width in enumerate((34, 14, 14)):
+        ws.column_dimensions[get_column_letter(col + j)].width = width
+
+
+def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
+                     catalog: Catalog) -> None:
+    """One refined and one article calculation per published measurement, side by side; tbl_validation."""
+    results = validate()
+    refined_cells: dict[str, Expr] = {}
+    article_cells: dict[str, Expr] = {}
+    for phase in ("decode", "prefill"):
+        scopes, art = [], []
+        for v in [v for v in results if v["phase"] == phase]:
+            fields = b.datasheet_gpu_cells[v["gpu"]]
+            env_key = ("validation_env", v["id"])
+            b.cells[env_key] = _gpu_env(b, fields, rows)
+            conditions = tuple(option_env(normalise(phase, v["conditions"])).items())
+            steps = refined_chain.DECODE if phase == "decode" else refined_chain.PREFILL
+            scopes.append(Scope(f"validation_{phase}", ("validation", v["id"]), tuple(steps), (env_key,), conditions,
+                                title=v["id"]))
+            a = v["article_conditions"]
+            if phase == "decode":
+                params = (("seq_len", a["kv_len"]), ("batch_size", a["batch"]))
+                asteps = chain.DECODE_FLOPS[:2] + chain.DECODE_EFFECTIVE + chain.DECODE_GPU + chain.DECODE_BATCH
+            else:
+                per_node = min(a["ep"], catalog.scenario.gpu_per_node)
+                params = (("seq_len", a["prompt_len"]), ("kv_cache_rate", a.get("cache_hit", 0)),
+                          ("num_node", max(a["ep"] // per_node, 1)), ("gpu_per_node", per_node),
+                          ("dispatch_node", max(a["ep"] // per_node, 1)), ("tp", a["attn_tp"]))
+                asteps = (chain.PREFILL_FLOPS + chain.PREFILL_EFFECTIVE + chain.PREFILL_GPU + chain.PREFILL_DEPLOY
+                          + chain.PREFILL_PER_GPU)
+            art.append(Scope(f"validation_article_{phase}", ("validation_article", v["id"]), tuple(asteps),
+                             (("model",),), params, gpu=v["gpu"], title=v["id"]))
+        b.calc_block(calc, calc_cur, f"Validation, refined model: {phase} measurements", scopes,
+                     lambda s: s.title)
+        b.calc_block(calc, calc_cur, f"Validation, article model: {phase} measurements", art, lambda s: s.title)
+        for s in scopes:
+            refined_cells[s.title] = b.cells[s.key]["tokens_per_s_per_gpu"]
+        for s in art:
+            q = b.cells[s.key]
+            article_cells[s.title] = q["total_overlap"] if phase == "decode" else q["tps_overlap_gpu"]
+
+    cur = Cursor(3)
+    b.heading(ws, cur, "Published deployments vs the models (named range 'tbl_validation')",
+              "Refined and article predictions recalculate from the Constants sheet and the catalog; the conditions "
+              "of each measurement are in Validation_chain. Error = refined / measured - 1.")
+    top = cur.row
+    heads = ("Measurement", "Measured tokens/s per GPU", "Refined", "Article", "Refined error", "Article error",
+             "Role", "Phase", "GPU", "What was measured", "Assumed where the source is silent", "Source")
+    for j, h in enumerate(heads, start=1):
+        b._header_cell(ws, top, j, h)
+    for i, v in enumerate(results, start=1):
+        r = top + i
+        ws.cell(r, 1, v["id"]).font = style.LABEL_FONT
+        ws.cell(r, 2, v["measured"]).number_format = "#,##0"
+        measured = ref(ws, r, 2)
+        refined = b.write(ws, r, 3, refined_cells[v["id"]], "#,##0")
+        article = b.write(ws, r, 4, article_cells[v["id"]], "#,##0")
+        b.write(ws, r, 5, relative_error(refined, measured), "+0.0%;-0.0%")
+        b.write(ws, r, 6, relative_error(article, measured), "+0.0%;-0.0%")
+        for j, key in enumerate(("role", "phase", "gpu", "metric", "assumed", "source"), start=7):
+            ws.cell(r, j, v[key]).alignment = style.WRAP
+    bottom = top + len(results)
+    b.define("tbl_validation", span(ws, top, 1, bottom, 6))
+    for col, width in zip("ABCDEFGHIJKL", (14, 16, 12, 12, 12, 12, 12, 9, 8, 30, 40, 70)):
+        ws.column_dimensions[col].width = width
+    ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
+                           "assume. Both columns use the same GPU catalog and model inputs as the rest of the "
+                           "workbook.").font = style.NOTE_FONT
+
+
+__all__ = ["constants_sheet", "predict_sheets", "validation_sheet"]

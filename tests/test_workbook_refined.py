@@ -1,0 +1,110 @@
+"""The workbook's refined sheets (Predict, Validation, Constants) recalculated by LibreOffice against Python."""
+
+import math
+import os
+
+import pytest
+from openpyxl import load_workbook
+
+from dsxl.predict import predict
+from dsxl.validation import validate
+from dsxl.workbook import build_workbook
+from dsxl.workbook.libreoffice import convert, soffice
+from workbook_helpers import error_cells, name_cell, name_range
+
+if soffice() is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("LibreOffice is required in CI (.ci/run installs it)")
+    pytest.skip("LibreOffice not installed", allow_module_level=True)
+
+PLANNER_EDIT = {"predict_gpu": "B200", "predict_ep": 64, "predict_batch": 48, "predict_kv_len": 8000,
+                "predict_tbo": False, "predict_mtp_draft": 1, "predict_mtp_accept": 1.7, "predict_moe_dtype": "fp4",
+                "predict_kv_dtype": "bf16", "predict_tokens_per_gpu": 8192, "predict_prompt_len": 2000,
+                "predict_cache_hit": 0.4, "predict_attn_tp": 2}
+CONSTANT_EDIT = {("gemm_flops_eff", "hopper"): 0.6, ("a2a_ll_latency_us", "hopper"): 40}
+
+
+def _set_constant(wb, name, generation, value):
+    ws, r1, c1, r2, c2 = name_range(wb, "refined_constants")
+    header = [ws.cell(r1, c).value for c in range(c1, c2 + 1)]
+    for r in range(r1 + 1, r2 + 1):
+        if ws.cell(r, c1).value == name:
+            ws.cell(r, c1 + header.index(generation)).value = value
+            return
+    raise KeyError(name)
+
+
+@pytest.fixture(scope="module")
+def books(tmp_path_factory):
+    src = tmp_path_factory.mktemp("src")
+    fresh = build_workbook(src / "fresh.xlsx")
+    wb = load_workbook(fresh)
+    for name, value in PLANNER_EDIT.items():
+        name_cell(wb, name).value = value
+    wb.save(src / "planner.xlsx")
+    wb = load_workbook(fresh)
+    for (name, gen), value in CONSTANT_EDIT.items():
+        _set_constant(wb, name, gen, value)
+    wb.save(src / "constants.xlsx")
+    outs = convert([fresh, src / "planner.xlsx", src / "constants.xlsx"], tmp_path_factory.mktemp("lo"))
+    return {p.stem: load_workbook(p, data_only=True) for p in outs}
+
+
+def _table(wb, name):
+    ws, r1, c1, r2, c2 = name_range(wb, name)
+    return {ws.cell(r, c1).value: [ws.cell(r, c).value for c in range(c1 + 1, c2 + 1)] for r in range(r1 + 1, r2 + 1)}
+
+
+def _close(a, b):
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("book, constants", [("fresh", None), ("constants", {k: v for (k, _), v in CONSTANT_EDIT.items()})])
+def test_validation_sheet_equals_dsxl_validate(books, book, constants):
+    table = _table(books[book], "tbl_validation")
+    rows = validate()
+    assert list(table) == [r["id"] for r in rows]
+    for r in rows:
+        # the workbook keeps each measurement's conditions as built (S1's batch was searched at the shipped constants)
+        expected = predict(r["phase"], r["gpu"], constants=constants, **r["conditions"])["tokens_per_s_per_gpu"]
+        measured, refined, article, error, _ = table[r["id"]]
+        assert measured == r["measured"]
+        assert _close(refined, expected) and _close(article, r["article"]), r["id"]
+        assert _close(error, expected / r["measured"] - 1)
+    if constants:  # the edit really moved the refined column
+        assert table["C1"][1] != _table(books["fresh"], "tbl_validation")["C1"][1]
+
+
+def _python(edit):
+    opts = {k.removeprefix("predict_"): v for k, v in edit.items() if k != "predict_gpu"}
+    gpu = edit.get("predict_gpu", "H800")
+    common = {k: opts[k] for k in ("ep", "attn_tp", "tbo", "attn_dtype", "kv_dtype", "moe_dtype", "imbalance",
+                                   "redundant_experts") if k in opts}
+    d = predict("decode", gpu, **common, **{k: opts[k] for k in ("batch", "kv_len", "mtp_draft", "mtp_accept")})
+    p = predict("prefill", gpu, **common, **{k: opts[k] for k in ("tokens_per_gpu", "prompt_len", "cache_hit")})
+    return d, p
+
+
+@pytest.mark.parametrize("book", ["fresh", "planner"])
+def test_predict_sheet_equals_dsxl_predict(books, book):
+    edit = {"predict_ep": 128, "predict_batch": 128, "predict_kv_len": 4096, "predict_tokens_per_gpu": 16384,
+            "predict_prompt_len": 4096, "predict_tbo": True, "predict_mtp_draft": 0, "predict_mtp_accept": 1,
+            "predict_attn_dtype": "fp8", "predict_kv_dtype": "fp8", "predict_moe_dtype": "fp8", "predict_imbalance": 1,
+            "predict_redundant_experts": 0, "predict_cache_hit": 0, "predict_attn_tp": 1}
+    if book == "planner":
+        edit.update(PLANNER_EDIT)
+    d, p = _python(edit)
+    res = _table(books[book], "predict_results")
+    assert _close(res["Decode TPOT"][0], d["tpot_ms"])
+    assert _close(res["Decode tokens/s per GPU"][0], d["tokens_per_s_per_gpu"])
+    assert res["Max batch per GPU"][0] == d["max_batch"] and res["Decode batch fits in memory"][0] == d["fits"]
+    assert _close(res["Prefill input tokens/s per GPU"][0], p["tokens_per_s_per_gpu"])
+    assert _close(res["Prefill TTFT"][0], p["ttft_ms"])
+    parts = _table(books[book], "predict_breakdown")
+    assert _close(parts["routed experts"][0], d["breakdown"]["per_layer_ms"]["routed_experts"])
+    assert _close(parts["combine"][1], p["breakdown"]["per_layer_ms"]["combine"])
+
+
+@pytest.mark.parametrize("book", ["fresh", "planner", "constants"])
+def test_no_error_cells(books, book):
+    assert error_cells(books[book]) == []
