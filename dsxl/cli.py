@@ -25,7 +25,7 @@ def _predict_parser(sub: Any) -> None:
 
     p = sub.add_parser("predict", help="predict decode, prefill or aggregated serving on one GPU")
     p.add_argument("phase", choices=PHASES)
-    p.add_argument("--gpu", required=True, help="catalog GPU name (dsxl predict --list-gpus)")
+    p.add_argument("--gpu", required=True, help="catalog GPU name, e.g. H800 (an unknown name lists them all)")
     p.add_argument("--model", default="deepseek_v3", help="preset id or path to a config.json")
     p.add_argument("--mode", choices=MODES, default="refined")
     p.add_argument("--format", choices=("text", "json"), default="text")

@@ -110,7 +110,7 @@ class GPU:
 
 @dataclass(frozen=True)
 class Scenario:
-    """The article's deployment and workload inputs (MODEL.md names)."""
+    """The article's deployment and workload inputs (the article's names)."""
 
     seq_len: Any = 4383
     tflops_share: Any = 0.8

@@ -50,7 +50,7 @@ COUNT = Range(1, None, integer=True)
 RATE = Range(0, 1)
 FRACTION = Range(0, 1, lo_open=True)
 
-# Every named input and its allowed values. Keys are the names used in MODEL.md, the CLI's --set,
+# Every named input and its allowed values. Keys are the article's names, used by the CLI's --set,
 # the UDFs and the workbook's defined names.
 SCENARIO_RANGES: dict[str, Range] = {
     "seq_len": Range(1, 10_000_000),

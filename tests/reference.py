@@ -1,6 +1,6 @@
-"""An independent, deliberately plain transcription of MODEL.md, used only by the tests.
+"""An independent, deliberately plain transcription of the article's model, used only by the tests.
 
-It shares no code with dsxl, so agreement at random inputs means the package implements MODEL.md.
+It shares no code with dsxl, so agreement at random inputs means the package implements the article's model.
 """
 
 import math

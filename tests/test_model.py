@@ -1,4 +1,4 @@
-"""The model against an independent transcription of MODEL.md, hand checks, invariants and validation."""
+"""The model against an independent transcription of the article's model, hand checks, invariants and validation."""
 
 import subprocess
 import sys
@@ -19,7 +19,7 @@ GPUS = ["H800", "H20", "H20_3e"]
 
 
 def test_hand_check_h800_decode_bs32():
-    # MODEL.md by hand: H800, decode, bs 32, absorbed MLA, comm_sm 0
+    # the article's formulas by hand: H800, decode, bs 32, absorbed MLA, comm_sm 0
     fp8, fp16 = 1583.2 * 0.85, 791.6 * 0.85
     gemm = (7168 * 1536 + 1536 * 128 * 64 + 128 * 1536 * 512) * 2 / 1e9  # kv_cache_rate 1: no wkv_a
     attn = (128 * (64 * 4383 + 512 * 4383 + 4383 * 512) + 128 * 512 * 7168) * 2 / 1e9

@@ -147,3 +147,31 @@ def test_required_signatures_are_kept():
     assert sig(u.DECODE_TPOT) == "(gpu, batch_size, seq_len=4383, mla_tp='auto', overlap=True)"
     assert sig(u.MAX_BATCH) == ("(gpu, tp=1, experts_per_gpu=3, seq_len=4383, decode_len=1210, absorb=True, "
                                 "kv_fp16=False)")
+
+
+def test_predict_udfs_equal_the_front_door():
+    from dsxl.predict import predict
+    d = predict("decode", "H800", ep=128, batch=128, kv_len=4096)
+    assert u.PREDICT_DECODE("H800", 128, 128, 4096) == d["tpot_ms"]
+    assert u.PREDICT_DECODE("H800", 128, 128, 4096, "tokens_per_s_per_gpu") == d["tokens_per_s_per_gpu"]
+    assert u.PREDICT_DECODE("H800", 128, 128, 4096, "fits") is True
+    k = predict("decode", "H200", "kimi_k2", ep=32, batch=16, kv_len=2000, tbo=False, kv_dtype="bf16")
+    assert u.PREDICT_DECODE("H200", 32, 16, 2000, "max_batch", None, False, None, None, None, "BF16", None, None, None,
+                            "kimi_k2") == k["max_batch"]
+    p = predict("prefill", "H800", ep=32, tokens_per_gpu=16384, prompt_len=4096, cache_hit=0.5)
+    assert u.PREDICT_PREFILL("H800", 32, 16384, 4096, "ttft_ms", None, None, 0.5) == p["ttft_ms"]
+    col = u.PREDICT_DECODE("H800", 128, [[32.0], [64.0]], 4096, "tokens_per_s_per_gpu")
+    assert [r[0] for r in col] == [predict("decode", "H800", ep=128, batch=b, kv_len=4096)["tokens_per_s_per_gpu"]
+                                   for b in (32, 64)]
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: u.PREDICT_DECODE("H800", 7, 128, 4096), "ep"),
+    (lambda: u.PREDICT_DECODE("H800", 128, 128, 4096, "speed"), "what"),
+    (lambda: u.PREDICT_DECODE("H800", 128, "many", 4096), "batch"),
+    (lambda: u.PREDICT_DECODE("H800", 128, 128, 4096, None, None, None, None, None, None, None, "fp4"), "moe_dtype"),
+    (lambda: u.PREDICT_PREFILL("H800", 32, 16384, None), "prompt_len"),
+])
+def test_predict_udf_errors_name_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

@@ -35,7 +35,7 @@ def default_scenario() -> Scenario:
 
 
 def model_env(model: ModelArgs | None = None, scenario: Scenario | None = None) -> dict[str, Any]:
-    """Model arguments and scenario inputs by their MODEL.md names (a fresh dict each call)."""
+    """Model arguments and scenario inputs by the article's names (a fresh dict each call)."""
     if model is None and scenario is None:
         return dict(_default_env())
     return _env_of(model or default_model(), scenario or default_scenario())

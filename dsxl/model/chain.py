@@ -34,9 +34,6 @@ class Step:
         """(parameter, source) pairs: source is a quantity name (str) or a constant."""
         return self._arguments
 
-    def inputs(self) -> list[str]:
-        return [src for _, src in self.arguments() if isinstance(src, str)]
-
     def evaluate(self, env: Mapping[str, Any]) -> Any:
         args = []
         for param, src in self._arguments:

@@ -121,7 +121,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         b.define(name, f"{ws.title}!$B${cur.row}")
         opts[o.name] = Expr(name)
         cur.row += 1
-    ws.column_dimensions["A"].width = 44
+    ws.column_dimensions["A"].width = 54
     ws.column_dimensions["C"].width = 26
     ws.column_dimensions["D"].width = 30
 
@@ -234,9 +234,12 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
         b.write(ws, r, 6, relative_error(article, measured), "+0.0%;-0.0%")
         for j, key in enumerate(("role", "phase", "gpu", "metric", "assumed", "source"), start=7):
             ws.cell(r, j, v[key]).alignment = style.WRAP
+        ws.row_dimensions[r].height = 64  # the wrapped source text
+        for j in range(1, 7):
+            ws.cell(r, j).alignment = style.TOP
     bottom = top + len(results)
     b.define("tbl_validation", span(ws, top, 1, bottom, 6))
-    for col, width in zip("ABCDEFGHIJKL", (14, 16, 12, 12, 12, 12, 12, 9, 8, 30, 40, 70)):
+    for col, width in zip("ABCDEFGHIJKL", (14, 26, 12, 12, 13, 13, 12, 9, 8, 30, 40, 70)):
         ws.column_dimensions[col].width = width
     ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
                            "assume. Both columns use the same GPU catalog and model inputs as the rest of the "

@@ -483,7 +483,7 @@ def _notes(b: Builder, ws: dict) -> None:
         ("decode", "mla_tp"): "Article rule [as printed]: when TP1 is slower than TP4 use the GPU's mla_tp_alt "
                               "(8 for H20_3e, else 4), otherwise TP1.",
         ("gpu_decode", "allreduce_ms"): "As printed, the decode all-reduce moves seq_len x dim BF16 values, not "
-                                        "batch x dim (MODEL.md, known shortcut 1).",
+                                        "batch x dim (one of the article's shortcuts; the refined model uses batch x dim).",
         ("maxb", "max_batch"): "Unrounded; the article prints it rounded to 0 decimals. MAX_BATCH() rounds down.",
         ("decode", "time_budget_ms"): "SparseMLA + SharedExpert - (Dispatch + Combine): negative means the all-to-all "
                                       "cannot be hidden behind compute.",

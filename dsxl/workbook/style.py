@@ -21,6 +21,7 @@ BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 UNLOCKED = Protection(locked=False)
 WRAP = Alignment(wrap_text=True, vertical="top")
 CENTER = Alignment(horizontal="center")
+TOP = Alignment(vertical="top")
 
 
 def number_format(decimals: int) -> str:
