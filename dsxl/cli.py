@@ -43,6 +43,37 @@ def _predict_parser(sub: Any) -> None:
                            help=f"{o.doc}, {o.unit} ({default}; {', '.join(o.phases)})")
 
 
+def _plan_parser(sub: Any) -> None:
+    from .plan import SERVING
+
+    p = sub.add_parser("plan", help="size a cluster: SLA search, prefill/decode split, cost per million tokens")
+    p.add_argument("--gpu", default=None, help="GPU name(s), comma-separated, or all (default H800)")
+    p.add_argument("--model", default=None, help="preset id or path to a config.json")
+    p.add_argument("--scenario", default=None, help="a stored scenario, e.g. deepseek_day6")
+    p.add_argument("--input-len", type=float, help="input tokens per request (default 4096)")
+    p.add_argument("--output-len", type=float, help="output tokens per request (default 1536)")
+    p.add_argument("--cache-hit", type=float, help="share of input tokens hitting the prefix cache (default 0)")
+    load = p.add_mutually_exclusive_group()
+    load.add_argument("--output-tokens-per-s", type=float, help="average load (default 100000)")
+    load.add_argument("--requests-per-s", type=float, help="average load as requests/s")
+    sla = p.add_mutually_exclusive_group()
+    sla.add_argument("--tpot-ms", type=float, help="max time per output token (default 50)")
+    sla.add_argument("--min-tokens-per-s-per-user", type=float, help="min output tokens/s per user")
+    p.add_argument("--ttft-ms", type=float, help="max time to first token (default 3000)")
+    p.add_argument("--serving", choices=SERVING, help="default disaggregated")
+    p.add_argument("--price-gpu-hour", type=float, help="$ per GPU-hour (default: the catalog's column)")
+    p.add_argument("--gpu-per-node", type=int, help="default 8")
+    p.add_argument("--ep-sizes", help="comma-separated EP sizes to search (default 1,2,4,...,256)")
+    p.add_argument("--mtp-draft", type=int, help="draft tokens when MTP is on (default 1)")
+    p.add_argument("--mtp-accept", type=float, help="tokens per step with MTP (default 1.8)")
+    p.add_argument("--peak-to-average", type=float, help="peak load over average (default 1)")
+    p.add_argument("--price-input-hit", type=float, help="$ per M cache-hit input tokens (revenue)")
+    p.add_argument("--price-input-miss", type=float, help="$ per M cache-miss input tokens (revenue)")
+    p.add_argument("--price-output", type=float, help="$ per M output tokens (revenue)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--plot", metavar="FILE.png|.svg", help="draw the throughput-latency frontier")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dsxl", description="Size DeepSeek-style MoE serving: refined predictions, the article's "
                                          "tables and a workbook")
@@ -53,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--format", choices=("text", "json"), default="text")
     v.add_argument("--ablate", action="store_true", help="switch each refinement off in turn")
     sub.add_parser("models", help="list model presets with parameters and KV bytes per token")
+    _plan_parser(sub)
     r = sub.add_parser("report", help="print the article's tables computed by the model")
     r.add_argument("tables", nargs="*", metavar="TABLE_ID", help="table ids (default: all)")
     r.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
@@ -66,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"report": _report, "build": _build, "predict": _predict, "validate": _validate, "models": _models}
+    commands = {"report": _report, "build": _build, "predict": _predict, "validate": _validate, "models": _models,
+                "plan": _plan}
     try:
         return commands[args.command](args)
     except ValueError as exc:
@@ -127,6 +160,30 @@ def _validate(args: argparse.Namespace) -> int:
         return 0
     rows = validate()
     sys.stdout.write(to_json(rows) + "\n" if args.format == "json" else validation_text(rows))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .plan import plan
+    from .render import pareto_plot, plan_text, to_json
+
+    names = ("model", "scenario", "input_len", "output_len", "cache_hit", "output_tokens_per_s", "requests_per_s",
+             "tpot_ms", "min_tokens_per_s_per_user", "ttft_ms", "serving", "price_gpu_hour", "gpu_per_node",
+             "mtp_draft", "mtp_accept", "peak_to_average", "price_input_hit", "price_input_miss", "price_output")
+    given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.gpu is not None:
+        given["gpus"] = args.gpu
+    if args.ep_sizes is not None:
+        try:
+            given["ep_sizes"] = tuple(int(x) for x in args.ep_sizes.split(","))
+        except ValueError:
+            raise ValueError(f"ep_sizes must be whole numbers separated by commas; got {args.ep_sizes!r}") from None
+    if args.plot and not args.plot.endswith((".png", ".svg")):
+        raise ValueError(f"--plot must end in .png or .svg; got {args.plot!r}")
+    r = plan(**given)
+    if args.plot:
+        pareto_plot(r, args.plot)
+    sys.stdout.write(to_json(r) + "\n" if args.format == "json" else plan_text(r))
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import GPU, ModelArgs, load_catalog, load_refined
 from .model import refined_chain
-from .model.serving import per_step
+from .model.serving import per_step, prefill_chunks, ttft_ms
 from .model.chain import run
 from .validate import GPU_FIELDS, Range, check
 
@@ -341,9 +341,10 @@ def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any]
     p = run(refined_chain.PREFILL, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
     step = d["step_ms"] + p["step_ms"] - p["lm_head_ms"] - p["step_overhead_ms"]
     per_user = 1000 * np.asarray(opts["mtp_accept"]) / step
+    chunks = prefill_chunks(opts["input_len"], opts["cache_hit"], chunk)
     out = {"output_tokens_per_s_per_gpu": per_user * opts["batch"], "tokens_per_s_per_user": per_user,
-           "step_ms": step, "decode_step_ms": d["step_ms"], "prefill_chunk_tokens": chunk,
-           "max_batch": d["max_batch"], "fits": d["fits"]}
+           "step_ms": step, "ttft_ms": ttft_ms(step, chunks, env["ttft_queue_factor"]), "decode_step_ms": d["step_ms"],
+           "prefill_chunk_tokens": chunk, "max_batch": d["max_batch"], "fits": d["fits"]}
     reason = _reason_decode(d) if np.ndim(d["fits"]) == 0 and not d["fits"] else None
     return out, reason
 

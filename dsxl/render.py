@@ -112,3 +112,93 @@ def ablation_text(rows: list[dict[str, Any]], docs: dict[str, str]) -> str:
         lines.append(f"{n:<20}" + "".join(f"{r['ablations'][n]['change']:>+10.1%}" for r in rows))
     lines += [""] + [f"{n}: {docs[n]}" for n in names]
     return "\n".join(lines) + "\n"
+
+
+def _cfg(d: dict[str, Any], prefill: bool = False) -> str:
+    tbo = "TBO" if d["tbo"] else "no TBO"
+    if prefill:
+        return f"EP{d['ep']} attn TP{d['attn_tp']} {d['tokens_per_forward']:,} tokens/forward {tbo}"
+    mtp = f"MTP {d['mtp_draft']}/{d['mtp_accept']:g}" if d["mtp_draft"] else "no MTP"
+    return f"EP{d['ep']} attn TP{d['attn_tp']} batch {d['batch']} {mtp} {tbo}"
+
+
+def plan_text(r: dict[str, Any]) -> str:
+    i = r["inputs"]
+    sla = f"TPOT <= {i['tpot_limit_ms']:.1f} ms, TTFT <= {i['ttft_ms']:,.0f} ms"
+    lines = [f"dsxl plan: {i['model']}, {i['input_len']:,.0f} in / {i['output_len']:,.0f} out tokens, cache hit "
+             f"{i['cache_hit']:.1%}, {i['load_output_tokens_per_s']:,.0f} output tokens/s, {sla}, {i['serving']}", ""]
+    head = (f"{'GPU':<10}{'nodes':>7}{'peak':>7}{'GPUs':>7}{'$/h':>10}{'$/M out':>9}{'$/M out all-in':>16}"
+            f"  decode / prefill configuration")
+    lines += [head, "-" * (len(head) + 40)]
+    for g in r["ranking"] + [g for g in r["gpus"] if g not in r["ranking"]]:
+        x = r["gpus"][g]
+        if not x["feasible"]:
+            lines.append(f"{g:<10}{'-':>7}{'-':>7}{'-':>7}{'-':>10}{'-':>9}{'-':>16}  infeasible: {x['reason']}")
+            continue
+        conf = _cfg(x["decode"]) + (f" | {_cfg(x['prefill'], True)}" if x["prefill"] else " (aggregated)")
+        lines.append(f"{g:<10}{x['total_nodes']:>7,.0f}{x['peak_total_nodes']:>7,.0f}{x['total_gpus']:>7,}"
+                     f"{x['cost_per_hour']:>10,.0f}{x['cost_per_m_output']:>9.3f}{x['cost_per_m_output_all_in']:>16.3f}"
+                     f"  {conf}")
+    best = r["ranking"][0] if r["ranking"] else None
+    if best:
+        x = r["gpus"][best]
+        d = x["decode"]
+        lines += ["", f"Cheapest: {best}. Decode {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
+                      f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
+                      f"{d['max_batch']}; {d['instances']} instances = {d['nodes']:,.0f} nodes."]
+        if x["prefill"]:
+            p = x["prefill"]
+            lines.append(f"Prefill {p['tokens_per_s_per_gpu']:,.0f} input tokens/s per GPU, TTFT {p['ttft_ms']:,.0f} ms; "
+                         f"{p['instances']} instances = {p['nodes']:,.0f} nodes; prefill:decode nodes "
+                         f"{x['prefill_decode_node_ratio']:.2f}.")
+            lines.append(f"Cost ${x['cost_per_day']:,.0f} per day; ${x['cost_per_m_input']:.3f} per M input tokens "
+                         f"(${x['cost_per_m_input_miss']:.3f} per M cache misses, cache hits skip compute), "
+                         f"${x['cost_per_m_output']:.3f} per M output tokens.")
+        if "revenue_per_day" in x:
+            lines.append(f"Revenue ${x['revenue_per_day']:,.0f} per day, margin {x['margin']:.0%}.")
+        if "aggregated" in x and x["aggregated"]["feasible"]:
+            a = x["aggregated"]
+            lines.append(f"Aggregated serving instead: {a['total_nodes']:,.0f} nodes, "
+                         f"${a['cost_per_m_output_all_in']:.3f} per M output tokens all-in ({_cfg(a['decode'])}).")
+    if "scenario" in r and r["scenario"]:
+        s = r["scenario"]
+        pub, rec = s["published"], s["recomputed"]
+        lines += ["", "DeepSeek day-6 economics (published, recomputed):",
+                  f"  {pub['nodes']} nodes x {pub['gpus_per_node']} GPUs x ${pub['price_gpu_hour']:g} x 24 h = "
+                  f"${rec['cost_per_day']:,.0f} per day (published ${pub['cost_per_day']:,})",
+                  f"  revenue {pub['input_hit_b']}B x ${pub['price_input_hit']} + {pub['input_miss_b']}B x "
+                  f"${pub['price_input_miss']} + {pub['output_b']}B x ${pub['price_output']} per M = "
+                  f"${rec['revenue_per_day']:,.0f} per day (published ${pub['revenue_per_day']:,}, from unrounded "
+                  f"token counts)",
+                  f"  margin {rec['margin']:.1%} (published {pub['margin']:.0%}); with the published revenue "
+                  f"{pub['revenue_per_day'] / rec['cost_per_day'] - 1:.1%}",
+                  f"  nodes: the planner sizes {s['planner_nodes']} for the day's average traffic vs "
+                  f"{pub['nodes']} used. {s['why_they_differ']}"]
+    return "\n".join(lines) + "\n"
+
+
+def pareto_plot(r: dict[str, Any], path: str) -> None:
+    """Tokens/s per GPU against tokens/s per user for every GPU planned, with the SLA line."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'dsxl[plot]'") from None
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    colours = plt.get_cmap("tab20").colors
+    for k, (g, x) in enumerate(r["gpus"].items()):
+        pts = x.get("pareto") or []
+        if pts:
+            ax.plot([p["tokens_per_s_per_user"] for p in pts], [p["tokens_per_s_per_gpu"] for p in pts], marker=".",
+                    color=colours[(2 * k) % 20 + (k // 10) % 2], linestyle=("-", "--", ":")[k % 3], label=g)
+    ax.axvline(1000 / r["inputs"]["tpot_limit_ms"], color="grey", linestyle="--", label="SLA")
+    ax.set_xlabel("output tokens/s per user")
+    ax.set_ylabel("output tokens/s per GPU")
+    ax.set_title(f"Decode throughput-latency frontier, {r['inputs']['model']} "
+                 f"({r['inputs']['input_len']:,.0f} in / {r['inputs']['output_len']:,.0f} out)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None} if str(path).endswith(".png") else None)
+    plt.close(fig)

@@ -1,0 +1,360 @@
+"""Front door of the planner: search the deployment space, size a cluster, cost it.
+
+``plan(**inputs)`` searches, per GPU, the decode space (EP x attention TP x sequences per GPU x MTP x TBO) for the
+highest output tokens/s per GPU that meets the TPOT SLA and fits in memory, and the prefill space (EP x attention
+TP x tokens per forward x TBO) for the highest input tokens/s per GPU whose TTFT meets its SLA; then sizes whole EP
+groups for the load and costs them. Each search is one vectorised :func:`dsxl.predict.predict` call, so every chosen
+configuration reproduces exactly with ``dsxl predict`` and the options it lists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from .config import load_catalog, read_template_text
+from .predict import model_args, predict
+from .validate import Range, check
+
+SERVING = ("disaggregated", "aggregated", "both")
+BATCH_GRID = np.arange(1, 1025)
+TOKENS_GRID = np.array([512, 1024, 2048, 4096, 8192, 16384, 32768, 65536])
+TP_GRID = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Every planner input with its default; units in the field comments."""
+
+    gpus: tuple[str, ...] = ("H800",)  # catalog names; ("all",) for the whole catalog
+    model: str = "deepseek_v3"
+    input_len: float = 4096  # tokens per request, cache hits included
+    output_len: float = 1536  # tokens per request
+    cache_hit: float = 0.0  # share of input tokens served from the prefix cache
+    output_tokens_per_s: float | None = None  # average load; or requests_per_s
+    requests_per_s: float | None = None
+    tpot_ms: float | None = 50.0  # decode SLA (or min_tokens_per_s_per_user)
+    min_tokens_per_s_per_user: float | None = None
+    ttft_ms: float = 3000.0  # prefill SLA
+    serving: str = "disaggregated"
+    price_gpu_hour: float | None = None  # $; None = the catalog's column
+    gpu_per_node: int = 8
+    ep_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    mtp_draft: int = 1  # draft tokens when MTP is on (searched on and off where the model has an MTP module)
+    mtp_accept: float = 1.8  # tokens per step with MTP: DeepSeek-V3 report, 85-90 % second-token acceptance
+    peak_to_average: float = 1.0
+    price_input_hit: float | None = None  # $ per million tokens, for revenue and margin
+    price_input_miss: float | None = None
+    price_output: float | None = None
+
+    def load_output_tokens_per_s(self) -> float:
+        if self.output_tokens_per_s is not None:
+            return self.output_tokens_per_s
+        return self.requests_per_s * self.output_len
+
+    def tpot_limit_ms(self) -> float:
+        return self.tpot_ms if self.min_tokens_per_s_per_user is None else 1000 / self.min_tokens_per_s_per_user
+
+
+RANGES = {"input_len": Range(1, 10_000_000), "output_len": Range(1, 10_000_000), "cache_hit": Range(0, 1),
+          "output_tokens_per_s": Range(0, None, lo_open=True), "requests_per_s": Range(0, None, lo_open=True),
+          "tpot_ms": Range(0, None, lo_open=True), "min_tokens_per_s_per_user": Range(0, None, lo_open=True),
+          "ttft_ms": Range(0, None, lo_open=True), "price_gpu_hour": Range(0), "gpu_per_node": Range(1, 1024, integer=True),
+          "mtp_draft": Range(1, 16, integer=True), "mtp_accept": Range(1, 17), "peak_to_average": Range(1, 100),
+          "price_input_hit": Range(0), "price_input_miss": Range(0), "price_output": Range(0)}
+
+
+def check_inputs(inp: PlanInputs) -> PlanInputs:
+    """Validate and normalise; one clear line naming the argument on bad input."""
+    if not 0 <= inp.cache_hit < 1:
+        raise ValueError(f"cache_hit must be a share from 0 up to (not including) 1; got {inp.cache_hit}")
+    for name, rng in RANGES.items():
+        value = getattr(inp, name)
+        if value is not None:
+            check(name, value, rng)
+    if (inp.output_tokens_per_s is None) == (inp.requests_per_s is None):
+        raise ValueError("give the load as exactly one of output_tokens_per_s or requests_per_s")
+    if inp.tpot_ms is not None and inp.min_tokens_per_s_per_user is not None:
+        raise ValueError("give the decode SLA as tpot_ms or min_tokens_per_s_per_user, not both")
+    if inp.tpot_ms is None and inp.min_tokens_per_s_per_user is None:
+        raise ValueError("a decode SLA is required: tpot_ms or min_tokens_per_s_per_user")
+    if inp.serving not in SERVING:
+        raise ValueError(f"serving must be one of {', '.join(SERVING)}; got {inp.serving!r}")
+    if inp.mtp_accept > 1 + inp.mtp_draft:
+        raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + inp.mtp_draft}); got {inp.mtp_accept}")
+    for ep in inp.ep_sizes:
+        check("ep_sizes", ep, Range(1, 100_000, integer=True))
+    catalog = load_catalog()
+    names = tuple(catalog.gpus) if tuple(g.lower() for g in inp.gpus) == ("all",) else \
+        tuple(catalog.gpu(g).name for g in inp.gpus)
+    model_args(inp.model)  # raises on an unknown model
+    return replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes))
+
+
+def redundant_for(ep: np.ndarray, n_routed: int) -> np.ndarray:
+    """Redundant replicas that give every GPU the same whole number of experts (the article's EP strategies
+    follow this rule: EP34 -> 16, EP72 -> 32, EP144 -> 32, EP320 -> 64 for 256 experts)."""
+    return ep * np.ceil(n_routed / ep) - n_routed
+
+
+# --------------------------------------------------------------------------------------------- search
+def _grid(inp: PlanInputs, with_mtp: bool) -> dict[str, np.ndarray]:
+    """Decode candidates: EP x attn TP x batch x MTP x TBO as broadcastable axes."""
+    m = model_args(inp.model)
+    ep = np.array(inp.ep_sizes)[:, None, None, None, None]
+    tp = np.array([t for t in TP_GRID if m.n_heads % t == 0])[None, :, None, None, None]
+    mtp = [(0, 1.0)] + ([(inp.mtp_draft, inp.mtp_accept)] if with_mtp and m.n_mtp_layers > 0 else [])
+    return {"ep": ep, "attn_tp": tp, "batch": BATCH_GRID[None, None, :, None, None],
+            "mtp_draft": np.array([d for d, _ in mtp])[None, None, None, :, None],
+            "mtp_accept": np.array([a for _, a in mtp])[None, None, None, :, None],
+            "tbo": np.array([False, True])[None, None, None, None, :],
+            "redundant_experts": redundant_for(ep, m.n_routed_experts)}
+
+
+def _pick(score: np.ndarray, ok: np.ndarray) -> tuple[int, ...] | None:
+    if not ok.any():
+        return None
+    masked = np.where(ok, score, -np.inf)
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(masked)), masked.shape))
+
+
+def _at(grid: dict[str, np.ndarray], idx: tuple[int, ...]) -> dict[str, Any]:
+    out = {}
+    for k, v in grid.items():
+        x = np.broadcast_to(v, np.broadcast_shapes(*[g.shape for g in grid.values()]))[idx]
+        out[k] = bool(x) if k == "tbo" else int(x) if float(x).is_integer() else float(x)
+    return out
+
+
+def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
+    """The best decode configuration at the TPOT SLA, or why there is none; plus the Pareto frontier."""
+    grid = _grid(inp, with_mtp=True)
+    kv = inp.input_len + inp.output_len / 2
+    r = predict("decode", gpu, inp.model, kv_len=kv, **grid)
+    tpot, per_gpu, per_user = (np.asarray(r[k]) for k in ("tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user"))
+    valid = np.broadcast_to(grid["attn_tp"] <= grid["ep"], tpot.shape)
+    fits = np.asarray(r["fits"]) & valid
+    meets = fits & (tpot <= inp.tpot_limit_ms())
+    idx = _pick(per_gpu, meets)
+    frontier = pareto(per_user[fits], per_gpu[fits])
+    if idx is None:
+        return {"feasible": False, "reason": _decode_reason(fits, tpot, inp, r), "pareto": frontier}
+    opts = _at(grid, idx)
+    return {"feasible": True, **opts, "kv_len": kv, "tpot_ms": float(tpot[idx]), "tokens_per_s_per_gpu": float(per_gpu[idx]),
+            "tokens_per_s_per_user": float(per_user[idx]), "max_batch": int(np.asarray(r["max_batch"])[idx]),
+            "pareto": frontier}
+
+
+def _decode_reason(fits: np.ndarray, tpot: np.ndarray, inp: PlanInputs, r: dict[str, Any]) -> str:
+    if not fits.any():
+        need = float(np.min(np.asarray(r["weights_gb"])))
+        return (f"memory binds: no EP size up to {max(inp.ep_sizes)} fits even one sequence "
+                f"(weights need at least {need:.1f} GB per GPU); allow larger EP or use fp4 experts")
+    best = float(np.min(np.where(fits, tpot, np.inf)))
+    return f"the TPOT SLA binds: the best achievable TPOT is {best:.1f} ms against {inp.tpot_limit_ms():.1f} ms"
+
+
+def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
+    m = model_args(inp.model)
+    ep = np.array(inp.ep_sizes)[:, None, None, None]
+    grid = {"ep": ep, "attn_tp": np.array([t for t in TP_GRID if m.n_heads % t == 0])[None, :, None, None],
+            "tokens_per_gpu": TOKENS_GRID[None, None, :, None], "tbo": np.array([False, True])[None, None, None, :],
+            "redundant_experts": redundant_for(ep, m.n_routed_experts)}
+    r = predict("prefill", gpu, inp.model, prompt_len=inp.input_len, cache_hit=inp.cache_hit, **grid)
+    ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
+    fits = np.asarray(r["fits"]) & np.broadcast_to(grid["attn_tp"] <= grid["ep"], ttft.shape)
+    meets = fits & (ttft <= inp.ttft_ms)
+    idx = _pick(per_gpu, meets)
+    if idx is None:
+        if not fits.any():
+            reason = "memory binds: no prefill configuration fits"
+        else:
+            reason = (f"the TTFT SLA binds: the best achievable TTFT is "
+                      f"{float(np.min(np.where(fits, ttft, np.inf))):.0f} ms against {inp.ttft_ms:.0f} ms")
+        return {"feasible": False, "reason": reason}
+    opts = _at(grid, idx)
+    return {"feasible": True, **opts, "prompt_len": inp.input_len, "cache_hit": inp.cache_hit,
+            "tokens_per_forward": opts["tokens_per_gpu"], "ttft_ms": float(ttft[idx]),
+            "tokens_per_s_per_gpu": float(per_gpu[idx])}
+
+
+def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
+    grid = _grid(inp, with_mtp=True)
+    r = predict("aggregated", gpu, inp.model, input_len=inp.input_len, output_len=inp.output_len,
+                cache_hit=inp.cache_hit, **grid)
+    per_user, per_gpu, ttft = (np.asarray(r[k]) for k in ("tokens_per_s_per_user", "output_tokens_per_s_per_gpu",
+                                                           "ttft_ms"))
+    fits = np.asarray(r["fits"]) & np.broadcast_to(grid["attn_tp"] <= grid["ep"], per_user.shape)
+    tpot = 1000 / per_user
+    meets = fits & (tpot <= inp.tpot_limit_ms()) & (ttft <= inp.ttft_ms)
+    idx = _pick(per_gpu, meets)
+    if idx is None:
+        if not fits.any():
+            reason = "memory binds: nothing fits"
+        else:
+            reason = (f"the SLA binds: best TPOT {float(np.min(np.where(fits, tpot, np.inf))):.1f} ms, best TTFT "
+                      f"{float(np.min(np.where(fits, ttft, np.inf))):.0f} ms")
+        return {"feasible": False, "reason": reason}
+    opts = _at(grid, idx)
+    return {"feasible": True, **opts, "tpot_ms": float(tpot[idx]), "ttft_ms": float(ttft[idx]),
+            "tokens_per_s_per_gpu": float(per_gpu[idx]), "tokens_per_s_per_user": float(per_user[idx]),
+            "max_batch": int(np.asarray(r["max_batch"])[idx])}
+
+
+def pareto(per_user: np.ndarray, per_gpu: np.ndarray, points: int = 40) -> list[dict[str, float]]:
+    """Throughput-latency frontier: the best tokens/s per GPU at each tokens/s per user (upper envelope)."""
+    if per_user.size == 0:
+        return []
+    order = np.argsort(-per_user)
+    u, g = per_user[order], per_gpu[order]
+    best = np.maximum.accumulate(g)
+    keep = np.r_[True, best[1:] > best[:-1]]
+    u, g = u[keep], best[keep]
+    step = max(1, len(u) // points)
+    idx = sorted(set(range(0, len(u), step)) | {len(u) - 1})
+    return [{"tokens_per_s_per_user": float(u[i]), "tokens_per_s_per_gpu": float(g[i])} for i in idx]
+
+
+# --------------------------------------------------------------------------------------------- sizing, cost
+def _instances(load: float, per_gpu: float, ep: int) -> int:
+    return max(1, math.ceil(load / (per_gpu * ep)))
+
+
+def _nodes(gpus: int, gpu_per_node: int) -> float:
+    return math.ceil(gpus / gpu_per_node)
+
+
+def size_and_cost(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None) -> dict[str, Any]:
+    price = inp.price_gpu_hour if inp.price_gpu_hour is not None else load_catalog().gpu(gpu).price_gpu_hour
+    out_tps = inp.load_output_tokens_per_s()
+    in_tps = out_tps * inp.input_len / inp.output_len
+    result: dict[str, Any] = {}
+    for label, factor in (("", 1.0), ("peak_", inp.peak_to_average)):
+        d_inst = _instances(out_tps * factor, decode["tokens_per_s_per_gpu"], decode["ep"])
+        d_gpus = d_inst * decode["ep"]
+        p_inst = _instances(in_tps * factor, prefill["tokens_per_s_per_gpu"], prefill["ep"]) if prefill else 0
+        p_gpus = p_inst * prefill["ep"] if prefill else 0
+        result[label + "decode"] = {"instances": d_inst, "gpus": d_gpus, "nodes": _nodes(d_gpus, inp.gpu_per_node)}
+        result[label + "prefill"] = {"instances": p_inst, "gpus": p_gpus, "nodes": _nodes(p_gpus, inp.gpu_per_node)}
+        result[label + "total_gpus"] = d_gpus + p_gpus
+        result[label + "total_nodes"] = result[label + "decode"]["nodes"] + result[label + "prefill"]["nodes"]
+    hour = result["total_gpus"] * price
+    decode_hour = result["decode"]["gpus"] * price
+    prefill_hour = result["prefill"]["gpus"] * price
+    per_m = lambda dollars_per_hour, tokens_per_s: dollars_per_hour / (tokens_per_s * 3600) * 1e6  # noqa: E731
+    cost = {"price_gpu_hour": price, "cost_per_hour": hour, "cost_per_day": hour * 24,
+            "cost_per_m_output": per_m(decode_hour if prefill else hour, out_tps),
+            "cost_per_m_input": per_m(prefill_hour, in_tps) if prefill else per_m(hour, in_tps),
+            "cost_per_m_input_miss": per_m(prefill_hour, in_tps * (1 - inp.cache_hit)) if prefill else None,
+            "cost_per_m_input_hit": 0.0 if prefill else None,
+            "cost_per_m_output_all_in": per_m(hour, out_tps),
+            "prefill_decode_node_ratio": (result["prefill"]["nodes"] / result["decode"]["nodes"]) if prefill else None}
+    return {**result, **cost}
+
+
+def revenue(inp: PlanInputs, cost_per_day: float) -> dict[str, Any]:
+    if None in (inp.price_input_hit, inp.price_input_miss, inp.price_output):
+        return {}
+    out_day = inp.load_output_tokens_per_s() * 86400
+    in_day = out_day * inp.input_len / inp.output_len
+    rev = (in_day * inp.cache_hit * inp.price_input_hit + in_day * (1 - inp.cache_hit) * inp.price_input_miss
+           + out_day * inp.price_output) / 1e6
+    return {"revenue_per_day": rev, "margin": rev / cost_per_day - 1}
+
+
+def plan_gpu(gpu: str, inp: PlanInputs, serving: str) -> dict[str, Any]:
+    if serving == "aggregated":
+        agg = search_aggregated(gpu, inp)
+        if not agg["feasible"]:
+            return {"feasible": False, "reason": agg["reason"], "serving": serving}
+        sized = size_and_cost(gpu, inp, agg, None)
+        decode = {**{k: agg[k] for k in ("ep", "attn_tp", "batch", "mtp_draft", "mtp_accept", "tbo",
+                                         "redundant_experts", "tpot_ms", "ttft_ms", "tokens_per_s_per_gpu",
+                                         "tokens_per_s_per_user", "max_batch")}, **sized["decode"]}
+        return {"serving": serving, "feasible": True, "decode": decode, "prefill": None,
+                **{k: v for k, v in sized.items() if k not in ("decode", "prefill")}}
+    dec, pre = search_decode(gpu, inp), search_prefill(gpu, inp)
+    frontier = dec.pop("pareto")
+    if not dec["feasible"] or not pre["feasible"]:
+        reason = "; ".join(x["reason"] for x, what in ((dec, "decode"), (pre, "prefill")) if not x["feasible"])
+        return {"serving": serving, "feasible": False, "reason": reason, "pareto": frontier}
+    sized = size_and_cost(gpu, inp, dec, pre)
+    decode = {**dec, **sized["decode"]}
+    prefill = {**pre, **sized["prefill"]}
+    decode.pop("feasible"), prefill.pop("feasible")
+    return {"serving": serving, "feasible": True, "decode": decode, "prefill": prefill, "pareto": frontier,
+            **{k: v for k, v in sized.items() if k not in ("decode", "prefill")}}
+
+
+def plan(**kwargs: Any) -> dict[str, Any]:
+    """Plan a deployment; keyword arguments are :class:`PlanInputs` fields (``gpus`` may be "all")."""
+    scenario = kwargs.pop("scenario", None)
+    base = scenario_inputs(scenario) if scenario else PlanInputs()
+    if isinstance(kwargs.get("gpus"), str):
+        kwargs["gpus"] = tuple(g.strip() for g in kwargs["gpus"].split(","))
+    unknown = set(kwargs) - {f.name for f in fields(PlanInputs)}
+    if unknown:
+        raise ValueError(f"unknown plan input {sorted(unknown)[0]!r}; allowed: {', '.join(f.name for f in fields(PlanInputs))}")
+    if "output_tokens_per_s" in kwargs or "requests_per_s" in kwargs:
+        base = replace(base, output_tokens_per_s=None, requests_per_s=None)
+    if "min_tokens_per_s_per_user" in kwargs:
+        base = replace(base, tpot_ms=None)
+    if base.output_tokens_per_s is None and base.requests_per_s is None and not (
+            {"output_tokens_per_s", "requests_per_s"} & set(kwargs)):
+        base = replace(base, output_tokens_per_s=100_000.0)
+    inp = check_inputs(replace(base, **kwargs))
+    styles = ("disaggregated", "aggregated") if inp.serving == "both" else (inp.serving,)
+    gpus = {}
+    for g in inp.gpus:
+        res = {s: plan_gpu(g, inp, s) for s in styles}
+        main = dict(res[styles[0]])
+        if len(styles) == 2:
+            main["aggregated"] = res["aggregated"]
+        if main["feasible"]:
+            main.update(revenue(inp, main["cost_per_day"]))
+        gpus[g] = main
+    ranking = sorted((g for g in gpus if gpus[g]["feasible"]), key=lambda g: gpus[g]["cost_per_m_output_all_in"])
+    out = {"inputs": {**asdict(inp), "load_output_tokens_per_s": inp.load_output_tokens_per_s(),
+                      "tpot_limit_ms": inp.tpot_limit_ms(), "scenario": scenario},
+           "gpus": gpus, "ranking": ranking}
+    if scenario:
+        out["scenario"] = scenario_check(scenario, out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- scenarios
+def _scenarios() -> dict[str, Any]:
+    return json.loads(read_template_text("plan_scenarios.json"))
+
+
+def scenario_inputs(name: str) -> PlanInputs:
+    scenarios = _scenarios()
+    if name not in scenarios:
+        raise ValueError(f"scenario must be one of {', '.join(scenarios)}; got {name!r}")
+    spec = scenarios[name]["inputs"]
+    return PlanInputs(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+
+
+def published_economics(published: dict[str, Any]) -> dict[str, Any]:
+    """Cost, revenue and margin recomputed from the published figures (tokens per day in billions)."""
+    cost = published["nodes"] * published["gpus_per_node"] * published["price_gpu_hour"] * 24
+    rev = (published["input_hit_b"] * published["price_input_hit"] + published["input_miss_b"]
+           * published["price_input_miss"] + published["output_b"] * published["price_output"]) * 1e3
+    return {"cost_per_day": cost, "revenue_per_day": rev, "margin": rev / cost - 1}
+
+
+def scenario_check(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    spec = _scenarios()[name]
+    pub = spec["published"]
+    ours = published_economics(pub)
+    g = result["gpus"][result["inputs"]["gpus"][0]]
+    sized = g.get("total_nodes") if g["feasible"] else None
+    return {"published": pub, "recomputed": ours, "planner_nodes": sized, "published_nodes": pub["nodes"],
+            "why_they_differ": spec["why_they_differ"], "source": spec["source"]}
+
+
+__all__ = ["plan", "PlanInputs", "pareto", "search_decode", "search_prefill", "search_aggregated"]

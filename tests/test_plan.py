@@ -1,0 +1,132 @@
+"""The planner: optimal by brute force, SLA and memory respected, sizing, cost, day-6 economics, CLI contract."""
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dsxl.plan as planmod
+from dsxl.plan import plan
+from dsxl.predict import predict
+
+DECODE_KEYS = {"ep", "attn_tp", "batch", "mtp_draft", "tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
+               "max_batch", "instances", "nodes"}
+PREFILL_KEYS = {"ep", "attn_tp", "tokens_per_forward", "ttft_ms", "tokens_per_s_per_gpu", "instances", "nodes"}
+GPU_KEYS = {"decode", "prefill", "total_gpus", "total_nodes", "cost_per_hour", "cost_per_day", "cost_per_m_input",
+            "cost_per_m_output", "feasible"}
+
+
+def test_chosen_decode_is_optimal_by_brute_force(monkeypatch):
+    monkeypatch.setattr(planmod, "BATCH_GRID", np.arange(1, 400, 9))
+    inp = dict(gpus="H200", ep_sizes=(8, 16, 32), output_tokens_per_s=50_000, tpot_ms=40)
+    r = plan(**inp)["gpus"]["H200"]["decode"]
+    best, kv = None, 4096 + 1536 / 2
+    for ep, tp, b, (d, a), tbo in itertools.product((8, 16, 32), (1, 2, 4, 8), range(1, 400, 9),
+                                                   ((0, 1.0), (1, 1.8)), (False, True)):
+        if tp > ep:
+            continue
+        p = predict("decode", "H200", ep=ep, attn_tp=tp, batch=b, kv_len=kv, mtp_draft=d, mtp_accept=a, tbo=tbo)
+        if p["fits"] and p["tpot_ms"] <= 40 and (best is None or p["tokens_per_s_per_gpu"] > best):
+            best = p["tokens_per_s_per_gpu"]
+    assert r["tokens_per_s_per_gpu"] == pytest.approx(best, rel=1e-12)
+
+
+def test_plan_meets_its_sla_fits_and_reproduces_with_predict():
+    r = plan(gpus="H800,B200", output_tokens_per_s=1e6, tpot_ms=50, ttft_ms=2500)
+    for g, x in r["gpus"].items():
+        assert GPU_KEYS <= set(x) and x["feasible"]
+        d, p = x["decode"], x["prefill"]
+        assert DECODE_KEYS <= set(d) and PREFILL_KEYS <= set(p)
+        assert d["tpot_ms"] <= 50 and d["batch"] <= d["max_batch"] and p["ttft_ms"] <= 2500
+        again = predict("decode", g, ep=d["ep"], attn_tp=d["attn_tp"], batch=d["batch"], kv_len=d["kv_len"],
+                        mtp_draft=d["mtp_draft"], mtp_accept=d["mtp_accept"], tbo=d["tbo"],
+                        redundant_experts=d["redundant_experts"])
+        assert again["tokens_per_s_per_gpu"] == d["tokens_per_s_per_gpu"] and again["fits"]
+        again = predict("prefill", g, ep=p["ep"], attn_tp=p["attn_tp"], tokens_per_gpu=p["tokens_per_forward"],
+                        prompt_len=p["prompt_len"], cache_hit=p["cache_hit"], tbo=p["tbo"],
+                        redundant_experts=p["redundant_experts"])
+        assert again["tokens_per_s_per_gpu"] == p["tokens_per_s_per_gpu"] and again["ttft_ms"] == p["ttft_ms"]
+
+
+def test_sizing_rounds_up_to_whole_ep_groups_and_costs_follow():
+    r = plan(gpus="H800", output_tokens_per_s=1e6, input_len=3000, output_len=1000, cache_hit=0.5,
+             peak_to_average=1.3, price_gpu_hour=2.5)
+    x = r["gpus"]["H800"]
+    d, p = x["decode"], x["prefill"]
+    assert d["instances"] == math.ceil(1e6 / (d["tokens_per_s_per_gpu"] * d["ep"]))
+    assert p["instances"] == math.ceil(3e6 / (p["tokens_per_s_per_gpu"] * p["ep"]))
+    assert x["total_gpus"] == d["instances"] * d["ep"] + p["instances"] * p["ep"]
+    assert x["total_nodes"] == math.ceil(d["gpus"] / 8) + math.ceil(p["gpus"] / 8)
+    assert x["peak_total_gpus"] >= x["total_gpus"] * 1.0 and x["peak_decode"]["instances"] == math.ceil(
+        1.3e6 / (d["tokens_per_s_per_gpu"] * d["ep"]))
+    assert x["cost_per_hour"] == x["total_gpus"] * 2.5 and x["cost_per_day"] == x["cost_per_hour"] * 24
+    assert x["cost_per_m_output"] == pytest.approx(d["gpus"] * 2.5 / (1e6 * 3600) * 1e6)
+    assert x["cost_per_m_input_miss"] == pytest.approx(x["cost_per_m_input"] * 2)  # half the input hits the cache
+    assert x["prefill_decode_node_ratio"] == p["nodes"] / d["nodes"]
+
+
+def test_deepseek_day6_economics():
+    r = plan(scenario="deepseek_day6")
+    s = r["scenario"]
+    assert s["recomputed"]["cost_per_day"] == 87072  # 226.75 x 8 x $2 x 24
+    assert s["recomputed"]["revenue_per_day"] == pytest.approx(562_100, abs=0.01)  # from the rounded token counts
+    assert s["published"]["revenue_per_day"] == 562_027
+    assert round(s["published"]["revenue_per_day"] / 87072 - 1, 2) == 5.45  # the published 545 %
+    assert math.floor(s["recomputed"]["margin"] * 100) == 545
+    assert 0 < s["planner_nodes"] < 226.75 and "S1/S2" in s["why_they_differ"]
+    g = r["gpus"]["H800"]
+    assert g["decode"]["tokens_per_s_per_user"] >= 20 and r["inputs"]["input_len"] == 4383
+    assert g["peak_total_nodes"] >= g["total_nodes"] and "margin" in g and "revenue_per_day" in g
+
+
+def test_impossible_sla_is_a_result_with_the_best_achievable():
+    r = plan(gpus="H20", tpot_ms=5)
+    x = r["gpus"]["H20"]
+    assert x["feasible"] is False and "TPOT SLA binds" in x["reason"] and "best achievable" in x["reason"]
+    assert r["ranking"] == []
+    r = plan(gpus="H800", ep_sizes=(1, 2), tpot_ms=100)
+    assert "memory binds" in r["gpus"]["H800"]["reason"]
+    assert "TTFT SLA binds" in plan(gpus="H800", ttft_ms=10)["gpus"]["H800"]["reason"]
+
+
+def test_all_gpus_ranked_by_cost_and_both_serving_styles():
+    r = plan(gpus="all", serving="both", output_tokens_per_s=2e5)
+    costs = [r["gpus"][g]["cost_per_m_output_all_in"] for g in r["ranking"]]
+    assert costs == sorted(costs) and len(r["gpus"]) == 11
+    agg = r["gpus"]["H800"]["aggregated"]
+    assert agg["serving"] == "aggregated" and agg["prefill"] is None
+    if agg["feasible"]:
+        assert agg["decode"]["tpot_ms"] <= 50 and agg["decode"]["ttft_ms"] <= 3000
+
+
+def test_pareto_frontier_is_monotone():
+    pts = plan(gpus="B200")["gpus"]["B200"]["pareto"]
+    users = [p["tokens_per_s_per_user"] for p in pts]
+    gpus = [p["tokens_per_s_per_gpu"] for p in pts]
+    assert users == sorted(users, reverse=True) and gpus == sorted(gpus)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "dsxl.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_json_contract_plot_and_errors(tmp_path):
+    png = tmp_path / "frontier.png"
+    p = _cli("plan", "--gpu", "H800", "--output-tokens-per-s", "500000", "--tpot-ms", "60", "--format", "json",
+             "--plot", str(png))
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert {"inputs", "gpus"} <= set(r) and r["inputs"]["tpot_ms"] == 60 and r["inputs"]["ttft_ms"] == 3000
+    assert GPU_KEYS <= set(r["gpus"]["H800"])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    p = _cli("plan", "--gpu", "H20", "--tpot-ms", "5")
+    assert p.returncode == 0 and "infeasible" in p.stdout
+    for bad in (["plan", "--input-len", "-5"], ["plan", "--cache-hit", "1"], ["plan", "--output-tokens-per-s", "0"],
+                ["plan", "--gpu", "H9"], ["plan", "--scenario", "nope"], ["plan", "--plot", "x.pdf"],
+                ["plan", "--ep-sizes", "8,x"]):
+        p = _cli(*bad)
+        assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1, (bad, p.stderr)
