@@ -10,20 +10,19 @@ configuration reproduces exactly with ``dsxl predict`` and the options it lists.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 from .config import load_catalog, read_template_text
+from .model import sizing
+from .model.attention import mean_decode_context
 from .predict import model_args, predict
 from .validate import Range, check
 
 SERVING = ("disaggregated", "aggregated", "both")
-BATCH_GRID = np.arange(1, 1025)
-TOKENS_GRID = np.array([512, 1024, 2048, 4096, 8192, 16384, 32768, 65536])
-TP_GRID = (1, 2, 4, 8)
+BATCH_GRID = tuple(range(1, 1025))
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,10 @@ class PlanInputs:
     mtp_draft: int = 1  # draft tokens when MTP is on (searched on and off where the model has an MTP module)
     mtp_accept: float = 1.8  # tokens per step with MTP: DeepSeek-V3 report, 85-90 % second-token acceptance
     peak_to_average: float = 1.0
+    batch_sizes: tuple[int, ...] | None = None  # sequences per GPU searched; None = 1..1024
+    attn_tp_sizes: tuple[int, ...] = (1, 2, 4, 8)
+    forward_sizes: tuple[int, ...] = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)  # prefill tokens per forward
+    tbo_options: tuple[bool, ...] = (False, True)
     price_input_hit: float | None = None  # $ per million tokens, for revenue and margin
     price_input_miss: float | None = None
     price_output: float | None = None
@@ -86,8 +89,11 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
         raise ValueError(f"serving must be one of {', '.join(SERVING)}; got {inp.serving!r}")
     if inp.mtp_accept > 1 + inp.mtp_draft:
         raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + inp.mtp_draft}); got {inp.mtp_accept}")
-    for ep in inp.ep_sizes:
-        check("ep_sizes", ep, Range(1, 100_000, integer=True))
+    for name, rng in (("ep_sizes", Range(1, 100_000, integer=True)), ("attn_tp_sizes", Range(1, 1024, integer=True)),
+                      ("forward_sizes", Range(1, 100_000_000, integer=True)),
+                      ("batch_sizes", Range(1, 1_000_000, integer=True))):
+        for x in getattr(inp, name) or ():
+            check(name, x, rng)
     catalog = load_catalog()
     names = tuple(catalog.gpus) if tuple(g.lower() for g in inp.gpus) == ("all",) else \
         tuple(catalog.gpu(g).name for g in inp.gpus)
@@ -95,24 +101,27 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
     return replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes))
 
 
-def redundant_for(ep: np.ndarray, n_routed: int) -> np.ndarray:
-    """Redundant replicas that give every GPU the same whole number of experts (the article's EP strategies
-    follow this rule: EP34 -> 16, EP72 -> 32, EP144 -> 32, EP320 -> 64 for 256 experts)."""
-    return ep * np.ceil(n_routed / ep) - n_routed
-
-
 # --------------------------------------------------------------------------------------------- search
-def _grid(inp: PlanInputs, with_mtp: bool) -> dict[str, np.ndarray]:
-    """Decode candidates: EP x attn TP x batch x MTP x TBO as broadcastable axes."""
+def mtp_options(inp: PlanInputs) -> list[tuple[int, float]]:
+    """MTP off, and on where the model ships an MTP module."""
+    return [(0, 1.0)] + ([(inp.mtp_draft, inp.mtp_accept)] if model_args(inp.model).n_mtp_layers > 0 else [])
+
+
+def _tp_sizes(inp: PlanInputs) -> np.ndarray:
+    return np.array([t for t in inp.attn_tp_sizes if model_args(inp.model).n_heads % t == 0])
+
+
+def _grid(inp: PlanInputs) -> dict[str, np.ndarray]:
+    """Decode candidates: EP x attn TP x batch x MTP x TBO as broadcastable axes (this order is the tie-break)."""
     m = model_args(inp.model)
     ep = np.array(inp.ep_sizes)[:, None, None, None, None]
-    tp = np.array([t for t in TP_GRID if m.n_heads % t == 0])[None, :, None, None, None]
-    mtp = [(0, 1.0)] + ([(inp.mtp_draft, inp.mtp_accept)] if with_mtp and m.n_mtp_layers > 0 else [])
-    return {"ep": ep, "attn_tp": tp, "batch": BATCH_GRID[None, None, :, None, None],
+    mtp = mtp_options(inp)
+    return {"ep": ep, "attn_tp": _tp_sizes(inp)[None, :, None, None, None],
+            "batch": np.array(inp.batch_sizes or BATCH_GRID)[None, None, :, None, None],
             "mtp_draft": np.array([d for d, _ in mtp])[None, None, None, :, None],
             "mtp_accept": np.array([a for _, a in mtp])[None, None, None, :, None],
-            "tbo": np.array([False, True])[None, None, None, None, :],
-            "redundant_experts": redundant_for(ep, m.n_routed_experts)}
+            "tbo": np.array(inp.tbo_options)[None, None, None, None, :],
+            "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
 
 
 def _pick(score: np.ndarray, ok: np.ndarray) -> tuple[int, ...] | None:
@@ -132,13 +141,14 @@ def _at(grid: dict[str, np.ndarray], idx: tuple[int, ...]) -> dict[str, Any]:
 
 def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     """The best decode configuration at the TPOT SLA, or why there is none; plus the Pareto frontier."""
-    grid = _grid(inp, with_mtp=True)
-    kv = inp.input_len + inp.output_len / 2
+    grid = _grid(inp)
+    kv = mean_decode_context(inp.input_len, inp.output_len)
     r = predict("decode", gpu, inp.model, kv_len=kv, **grid)
     tpot, per_gpu, per_user = (np.asarray(r[k]) for k in ("tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user"))
     valid = np.broadcast_to(grid["attn_tp"] <= grid["ep"], tpot.shape)
     fits = np.asarray(r["fits"]) & valid
-    meets = fits & (tpot <= inp.tpot_limit_ms())
+    meets = np.broadcast_to(sizing.decode_ok(fits, tpot, inp.tpot_limit_ms(), grid["mtp_draft"],
+                                             model_args(inp.model).n_mtp_layers), tpot.shape)
     idx = _pick(per_gpu, meets)
     frontier = pareto(per_user[fits], per_gpu[fits])
     if idx is None:
@@ -161,13 +171,14 @@ def _decode_reason(fits: np.ndarray, tpot: np.ndarray, inp: PlanInputs, r: dict[
 def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     m = model_args(inp.model)
     ep = np.array(inp.ep_sizes)[:, None, None, None]
-    grid = {"ep": ep, "attn_tp": np.array([t for t in TP_GRID if m.n_heads % t == 0])[None, :, None, None],
-            "tokens_per_gpu": TOKENS_GRID[None, None, :, None], "tbo": np.array([False, True])[None, None, None, :],
-            "redundant_experts": redundant_for(ep, m.n_routed_experts)}
+    grid = {"ep": ep, "attn_tp": _tp_sizes(inp)[None, :, None, None],
+            "tokens_per_gpu": np.array(inp.forward_sizes)[None, None, :, None],
+            "tbo": np.array(inp.tbo_options)[None, None, None, :],
+            "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
     r = predict("prefill", gpu, inp.model, prompt_len=inp.input_len, cache_hit=inp.cache_hit, **grid)
     ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
     fits = np.asarray(r["fits"]) & np.broadcast_to(grid["attn_tp"] <= grid["ep"], ttft.shape)
-    meets = fits & (ttft <= inp.ttft_ms)
+    meets = sizing.prefill_ok(fits, ttft, inp.ttft_ms)
     idx = _pick(per_gpu, meets)
     if idx is None:
         if not fits.any():
@@ -183,7 +194,7 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
 
 
 def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
-    grid = _grid(inp, with_mtp=True)
+    grid = _grid(inp)
     r = predict("aggregated", gpu, inp.model, input_len=inp.input_len, output_len=inp.output_len,
                 cache_hit=inp.cache_hit, **grid)
     per_user, per_gpu, ttft = (np.asarray(r[k]) for k in ("tokens_per_s_per_user", "output_tokens_per_s_per_gpu",
@@ -220,33 +231,25 @@ def pareto(per_user: np.ndarray, per_gpu: np.ndarray, points: int = 40) -> list[
 
 
 # --------------------------------------------------------------------------------------------- sizing, cost
-def _instances(load: float, per_gpu: float, ep: int) -> int:
-    return max(1, math.ceil(load / (per_gpu * ep)))
-
-
-def _nodes(gpus: int, gpu_per_node: int) -> float:
-    return math.ceil(gpus / gpu_per_node)
-
-
 def size_and_cost(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None) -> dict[str, Any]:
     price = inp.price_gpu_hour if inp.price_gpu_hour is not None else load_catalog().gpu(gpu).price_gpu_hour
     out_tps = inp.load_output_tokens_per_s()
-    in_tps = out_tps * inp.input_len / inp.output_len
+    in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
     result: dict[str, Any] = {}
     for label, factor in (("", 1.0), ("peak_", inp.peak_to_average)):
-        d_inst = _instances(out_tps * factor, decode["tokens_per_s_per_gpu"], decode["ep"])
-        d_gpus = d_inst * decode["ep"]
-        p_inst = _instances(in_tps * factor, prefill["tokens_per_s_per_gpu"], prefill["ep"]) if prefill else 0
-        p_gpus = p_inst * prefill["ep"] if prefill else 0
-        result[label + "decode"] = {"instances": d_inst, "gpus": d_gpus, "nodes": _nodes(d_gpus, inp.gpu_per_node)}
-        result[label + "prefill"] = {"instances": p_inst, "gpus": p_gpus, "nodes": _nodes(p_gpus, inp.gpu_per_node)}
-        result[label + "total_gpus"] = d_gpus + p_gpus
-        result[label + "total_nodes"] = result[label + "decode"]["nodes"] + result[label + "prefill"]["nodes"]
-    hour = result["total_gpus"] * price
-    decode_hour = result["decode"]["gpus"] * price
-    prefill_hour = result["prefill"]["gpus"] * price
-    per_m = lambda dollars_per_hour, tokens_per_s: dollars_per_hour / (tokens_per_s * 3600) * 1e6  # noqa: E731
-    cost = {"price_gpu_hour": price, "cost_per_hour": hour, "cost_per_day": hour * 24,
+        parts = {}
+        for phase, cfg, load in (("decode", decode, out_tps), ("prefill", prefill, in_tps)):
+            inst = int(sizing.instances(load * factor, cfg["tokens_per_s_per_gpu"], cfg["ep"])) if cfg else 0
+            n = int(sizing.gpus(inst, cfg["ep"])) if cfg else 0
+            parts[phase] = {"instances": inst, "gpus": n, "nodes": int(sizing.nodes(n, inp.gpu_per_node))}
+            result[label + phase] = parts[phase]
+        result[label + "total_gpus"] = parts["decode"]["gpus"] + parts["prefill"]["gpus"]
+        result[label + "total_nodes"] = parts["decode"]["nodes"] + parts["prefill"]["nodes"]
+    hour = sizing.cost_per_hour(result["total_gpus"], price)
+    decode_hour = sizing.cost_per_hour(result["decode"]["gpus"], price)
+    prefill_hour = sizing.cost_per_hour(result["prefill"]["gpus"], price)
+    per_m = sizing.per_million
+    cost = {"price_gpu_hour": price, "cost_per_hour": hour, "cost_per_day": sizing.cost_per_day(hour),
             "cost_per_m_output": per_m(decode_hour if prefill else hour, out_tps),
             "cost_per_m_input": per_m(prefill_hour, in_tps) if prefill else per_m(hour, in_tps),
             "cost_per_m_input_miss": per_m(prefill_hour, in_tps * (1 - inp.cache_hit)) if prefill else None,
@@ -260,10 +263,10 @@ def revenue(inp: PlanInputs, cost_per_day: float) -> dict[str, Any]:
     if None in (inp.price_input_hit, inp.price_input_miss, inp.price_output):
         return {}
     out_day = inp.load_output_tokens_per_s() * 86400
-    in_day = out_day * inp.input_len / inp.output_len
-    rev = (in_day * inp.cache_hit * inp.price_input_hit + in_day * (1 - inp.cache_hit) * inp.price_input_miss
-           + out_day * inp.price_output) / 1e6
-    return {"revenue_per_day": rev, "margin": rev / cost_per_day - 1}
+    in_day = sizing.input_tokens_per_s(out_day, inp.input_len, inp.output_len)
+    rev = sizing.revenue_per_day(in_day * inp.cache_hit, in_day * (1 - inp.cache_hit), out_day, inp.price_input_hit,
+                                 inp.price_input_miss, inp.price_output)
+    return {"revenue_per_day": rev, "margin": sizing.margin(rev, cost_per_day)}
 
 
 def plan_gpu(gpu: str, inp: PlanInputs, serving: str) -> dict[str, Any]:
@@ -341,10 +344,12 @@ def scenario_inputs(name: str) -> PlanInputs:
 
 def published_economics(published: dict[str, Any]) -> dict[str, Any]:
     """Cost, revenue and margin recomputed from the published figures (tokens per day in billions)."""
-    cost = published["nodes"] * published["gpus_per_node"] * published["price_gpu_hour"] * 24
-    rev = (published["input_hit_b"] * published["price_input_hit"] + published["input_miss_b"]
-           * published["price_input_miss"] + published["output_b"] * published["price_output"]) * 1e3
-    return {"cost_per_day": cost, "revenue_per_day": rev, "margin": rev / cost - 1}
+    cost = sizing.cost_per_day(sizing.cost_per_hour(published["nodes"] * published["gpus_per_node"],
+                                                    published["price_gpu_hour"]))
+    rev = sizing.revenue_per_day(published["input_hit_b"] * 1e9, published["input_miss_b"] * 1e9,
+                                 published["output_b"] * 1e9, published["price_input_hit"],
+                                 published["price_input_miss"], published["price_output"])
+    return {"cost_per_day": cost, "revenue_per_day": rev, "margin": sizing.margin(rev, cost)}
 
 
 def scenario_check(name: str, result: dict[str, Any]) -> dict[str, Any]:

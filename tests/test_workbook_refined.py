@@ -108,3 +108,59 @@ def test_predict_sheet_equals_dsxl_predict(books, book):
 @pytest.mark.parametrize("book", ["fresh", "planner", "constants"])
 def test_no_error_cells(books, book):
     assert error_cells(books[book]) == []
+
+
+PLAN_EDIT = {"plan_gpu": "B200", "plan_tpot_ms": 30, "plan_output_tokens_per_s": 200_000, "plan_cache_hit": 0.5,
+             "plan_input_len": 3000, "plan_output_len": 800, "plan_price_gpu_hour": 4, "plan_peak_to_average": 1.4}
+
+
+@pytest.fixture(scope="module")
+def plan_books(tmp_path_factory):
+    src = tmp_path_factory.mktemp("src")
+    fresh = build_workbook(src / "fresh.xlsx")
+    wb = load_workbook(fresh)
+    for name, value in PLAN_EDIT.items():
+        name_cell(wb, name).value = value
+    wb.save(src / "edited.xlsx")
+    outs = convert([fresh, src / "edited.xlsx"], tmp_path_factory.mktemp("lo"))
+    return {p.stem: load_workbook(p, data_only=True) for p in outs}
+
+
+@pytest.mark.parametrize("book", ["fresh", "edited"])
+def test_planner_sheet_equals_dsxl_plan_on_the_same_grid(plan_books, book):
+    from dataclasses import asdict, replace
+
+    from dsxl.plan import plan
+    from dsxl.workbook.planner_sheet import planner_inputs_defaults
+
+    inp = planner_inputs_defaults()
+    if book == "edited":
+        inp = replace(inp, gpus=("B200",), **{k.removeprefix("plan_"): v for k, v in PLAN_EDIT.items()
+                                               if k != "plan_gpu"})
+    r = plan(**asdict(inp))["gpus"][inp.gpus[0]]
+    res = _table(plan_books[book], "plan_results")
+    assert res["Feasible"][0] is True and r["feasible"]
+    d, p = r["decode"], r["prefill"]
+    assert res["Decode EP"][0] == d["ep"] and res["Decode batch"][0] == d["batch"]
+    assert res["Decode MTP draft"][0] == d["mtp_draft"]
+    assert _close(res["Decode tokens/s per GPU"][0], d["tokens_per_s_per_gpu"])
+    assert res["Prefill EP"][0] == p["ep"] and res["Prefill tokens per forward"][0] == p["tokens_per_forward"]
+    assert res["Total nodes"][0] == r["total_nodes"] and res["Total GPUs"][0] == r["total_gpus"]
+    assert res["Total nodes at peak load"][0] == r["peak_total_nodes"]
+    assert _close(res["Cost per day"][0], r["cost_per_day"])
+    assert _close(res["Cost per million output tokens (decode GPUs)"][0], r["cost_per_m_output"])
+    assert _close(res["Cost-profit margin"][0], r["margin"])
+    day6 = _table(plan_books[book], "plan_day6")
+    assert day6["Cost per day"][0] == 87072 and _close(day6["Revenue per day (from the rounded token counts)"][0],
+                                                        562100)
+
+
+def test_planner_sheet_explains_an_impossible_sla(tmp_path):
+    wb = load_workbook(build_workbook(tmp_path / "b.xlsx"))
+    name_cell(wb, "plan_gpu").value = "H20"
+    name_cell(wb, "plan_tpot_ms").value = 5
+    wb.save(tmp_path / "e.xlsx")
+    out = load_workbook(convert([tmp_path / "e.xlsx"], tmp_path / "lo")[0], data_only=True)
+    res = _table(out, "plan_results")
+    assert res["Feasible"][0] is False and "TPOT SLA binds" in res["Why not (when infeasible)"][0]
+    assert error_cells(out) == []

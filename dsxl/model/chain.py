@@ -58,6 +58,20 @@ def run(steps: list[Step], env: Mapping[str, Any], fixed: Mapping[str, Any] | No
     return out
 
 
+def split_by_dependency(steps: list[Step], varying: set[str]) -> tuple[list[Step], list[Step]]:
+    """(steps that depend on none of ``varying``, the rest), each in order: the first list can be evaluated once
+    and shared by every variant (how the workbook keeps a grid of candidates small)."""
+    tainted = set(varying)
+    shared, per_variant = [], []
+    for step in steps:
+        if any(isinstance(src, str) and src in tainted for _, src in step.arguments()):
+            tainted.add(step.name)
+            per_variant.append(step)
+        else:
+            shared.append(step)
+    return shared, per_variant
+
+
 S = Step
 MS = "ms"
 GF = "GFLOPs"

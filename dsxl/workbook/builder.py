@@ -161,6 +161,24 @@ class Builder:
         cell.fill = style.HEADER_FILL
         cell.alignment = style.CENTER
 
+    def materialize(self, ws: Worksheet, cur: Cursor, title: str, env: dict[str, Any], note: str = "") -> dict[str, Any]:
+        """Write formula values of ``env`` into labelled cells once, so the chain refers to cells instead of
+        repeating long lookups in every formula; returns the env with those values replaced by references."""
+        self.heading(ws, cur, title, note)
+        self._header_cell(ws, cur.row, 1, "Quantity")
+        self._header_cell(ws, cur.row, 3, "Value")
+        cur.row += 1
+        out = {}
+        for name, value in env.items():
+            if isinstance(value, Expr) and ("(" in value.text or "!" in value.text):
+                ws.cell(cur.row, 1, name)
+                out[name] = self.write(ws, cur.row, 3, value, fill=style.CALC_FILL)
+                cur.row += 1
+            else:
+                out[name] = value
+        cur.row += 1
+        return out
+
     # ---------------------------------------------------------------- scopes -> formula cells
     def scope_env(self, scope: Scope) -> dict[str, Any]:
         env: dict[str, Any] = dict(self.inputs)

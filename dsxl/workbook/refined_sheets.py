@@ -126,7 +126,8 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     ws.column_dimensions["D"].width = 30
 
     fields = _gpu_lookup(b, Expr("predict_gpu"))
-    b.cells[GPU_KEY] = {**_gpu_env(b, fields, rows), **option_env(opts)}
+    env = b.materialize(calc, calc_cur, "Selected GPU: datasheet fields and refined constants", _gpu_env(b, fields, rows))
+    b.cells[GPU_KEY] = {**env, **option_env(opts)}
     decode = Scope("refined_decode", ("refined_decode",), tuple(refined_chain.DECODE), (GPU_KEY,))
     prefill = Scope("refined_prefill", ("refined_prefill",), tuple(refined_chain.PREFILL), (GPU_KEY,))
     b.calc_block(calc, calc_cur, "Decode: every intermediate quantity (refined model)", [decode],
@@ -187,7 +188,8 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
         for v in [v for v in results if v["phase"] == phase]:
             fields = b.datasheet_gpu_cells[v["gpu"]]
             env_key = ("validation_env", v["id"])
-            b.cells[env_key] = _gpu_env(b, fields, rows)
+            b.cells[env_key] = b.materialize(calc, calc_cur, f"{v['id']}: {v['gpu']} datasheet fields and refined "
+                                             "constants", _gpu_env(b, fields, rows))
             conditions = tuple(option_env(normalise(phase, v["conditions"])).items())
             steps = refined_chain.DECODE if phase == "decode" else refined_chain.PREFILL
             scopes.append(Scope(f"validation_{phase}", ("validation", v["id"]), tuple(steps), (env_key,), conditions,

@@ -17,6 +17,7 @@ from ..model import chain
 from ..validate import BATCH, GPU_RANGES, GPU_UNITS, Range
 from . import style
 from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
+from .planner_sheet import planner_sheet
 from .refined_sheets import constants_sheet, predict_sheets, validation_sheet
 
 ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
@@ -26,6 +27,7 @@ PLANNER = "planner"
 SHEETS = [
     ("Start", "What this workbook is and how to use it"),
     ("Predict", "Refined prediction for your GPU and deployment: TPOT, tokens/s, memory, per-layer breakdown"),
+    ("Planner", "Size a cluster: SLA search, prefill/decode split, cost per million tokens, DeepSeek day-6"),
     ("Validation", "Refined and article model against published deployments"),
     ("Model", "DeepSeek-V3/R1 arguments, parameter counts and FLOPs (article section 1)"),
     ("Hardware", "GPU catalog (editable), network variants and the article's datasheet table"),
@@ -36,6 +38,7 @@ SHEETS = [
     ("Decode_chain", "Every intermediate decode and memory quantity, one labelled cell each (audit trail)"),
     ("Constants", "Refined-model constants per GPU generation, each with its kernel-data source (editable)"),
     ("Refined_chain", "Every intermediate quantity of the refined model: Predict and Validation (audit trail)"),
+    ("Planner_grid", "The Planner's candidate configurations, one refined chain per row (audit trail)"),
     ("Checks", "Each value the article prints beside the workbook's, with a pass mark"),
     ("UDFs", "Excel functions from the dsxl add-in (Windows Excel + xlwings)"),
 ]
@@ -83,6 +86,7 @@ def build(catalog: Catalog) -> Workbook:
     constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
     predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
     validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
+    planner_sheet(b, ws["Planner"], ws["Planner_grid"], cur["Planner_grid"], constant_rows, catalog)
 
     # the article's tables, where a planner looks for them
     home = {"TL;DR": "Summary", "1.4": "Model"}

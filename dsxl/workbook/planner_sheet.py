@@ -1,0 +1,333 @@
+"""The Planner sheet: the SLA search over a candidate grid in portable formulas, sizing, cost, DeepSeek day-6.
+
+Every candidate is one row of the refined chain on Planner_grid (the same steps Python runs). A score column
+holds the candidate's tokens/s per GPU where it qualifies, else 0; MAX picks the best and INDEX/MATCH reads its
+configuration. ``WORKBOOK_GRID`` is the grid; ``dsxl.plan(**WORKBOOK_GRID, ...)`` searches the same one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from openpyxl.chart import Reference, ScatterChart, Series
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from ..config import Catalog, read_template_text
+from ..expr import Expr, where
+from ..layout import Scope
+from ..model import attention, chain, refined_chain, sizing
+from ..plan import PlanInputs, RANGES
+from ..predict import option_env
+from . import style
+from .builder import Builder, Cursor, ref, span
+from .refined_sheets import _gpu_env, _gpu_lookup
+
+WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
+                 "batch_sizes": (1, 8, 16, 32, 64, 128, 192, 256),
+                 "forward_sizes": (4096, 8192, 16384, 32768), "tbo_options": (True,)}
+DECODE_VARIES = {"ep", "batch", "mtp_draft", "mtp_accept", "tbo"}
+PREFILL_VARIES = {"ep", "tokens_per_gpu", "tbo"}
+ENV_KEY = ("plan_env",)
+S = chain.Step
+
+_DECODE = [
+    S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
+    S("kv_len", attention.mean_decode_context, "Mean context", "tokens"),
+    *refined_chain.DECODE,
+    S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "", {"tpot_limit_ms": "plan_tpot_ms"}),
+    S("score", sizing.best_if, "Score: tokens/s per GPU if it qualifies", "tokens/s",
+      {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
+    S("tpot_if_fits", sizing.worst_unless, "TPOT if it fits (for the best achievable)", "ms",
+      {"ok": "fits", "value": "tpot_ms"}),
+    S("tps_if_fits", sizing.best_if, "Tokens/s per GPU if it fits (chart)", "tokens/s",
+      {"ok": "fits", "value": "tokens_per_s_per_gpu"}),
+]
+_PREFILL = [
+    S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
+    *refined_chain.PREFILL,
+    S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "", {"ttft_limit_ms": "plan_ttft_ms"}),
+    S("score", sizing.best_if, "Score: input tokens/s per GPU if it qualifies", "tokens/s",
+      {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
+    S("ttft_if_fits", sizing.worst_unless, "TTFT if it fits (for the best achievable)", "ms",
+      {"ok": "fits", "value": "ttft_ms"}),
+]
+
+INPUTS = [  # (name, default, range key, label, unit)
+    ("input_len", 4096, "input_len", "Input tokens per request (cache hits included)", "tokens"),
+    ("output_len", 1536, "output_len", "Output tokens per request", "tokens"),
+    ("cache_hit", 0.0, "cache_hit", "Share of input tokens hitting the prefix cache", "0..1"),
+    ("output_tokens_per_s", 1_000_000, "output_tokens_per_s", "Load: output tokens per second (average)", "tokens/s"),
+    ("tpot_ms", 50, "tpot_ms", "SLA: max time per output token", "ms"),
+    ("ttft_ms", 3000, "ttft_ms", "SLA: max time to first token", "ms"),
+    ("price_gpu_hour", None, "price_gpu_hour", "Price per GPU-hour (blank: the catalog's)", "$"),
+    ("gpu_per_node", 8, "gpu_per_node", "GPUs per node", "GPUs"),
+    ("mtp_draft", 1, "mtp_draft", "MTP draft tokens when on (searched on and off)", "tokens"),
+    ("mtp_accept", 1.8, "mtp_accept", "Tokens per step with MTP", "tokens"),
+    ("peak_to_average", 1.0, "peak_to_average", "Peak load over average", "x"),
+    ("price_input_hit", 0.14, "price_input_hit", "Price: cache-hit input", "$ per M tokens"),
+    ("price_input_miss", 0.55, "price_input_miss", "Price: cache-miss input", "$ per M tokens"),
+    ("price_output", 2.19, "price_output", "Price: output", "$ per M tokens"),
+]
+
+
+def planner_inputs_defaults() -> PlanInputs:
+    """The sheet's default inputs as a PlanInputs (tests compare the sheet with dsxl.plan on these)."""
+    values = {name: default for name, default, *_ in INPUTS}
+    return PlanInputs(gpus=("H800",), **values, **WORKBOOK_GRID)
+
+
+def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],
+                  catalog: Catalog) -> None:
+    cur = Cursor(3)
+    b.heading(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
+              "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on).")
+    for col, text in enumerate(("Input", "Value", "Name", "Unit"), start=1):
+        b._header_cell(ws, cur.row, col, text)
+    cur.row += 1
+    ws.cell(cur.row, 1, "GPU").font = style.LABEL_FONT
+    ws.cell(cur.row, 2, "H800")
+    b.mark_input(ws, cur.row, 2, None, "plan_gpu")
+    dv = DataValidation(type="list", formula1="gpu_names", allow_blank=False)
+    dv.error, dv.errorTitle, dv.showErrorMessage = "Pick a GPU from the Hardware catalog.", "Unknown GPU", True
+    ws.add_data_validation(dv)
+    dv.add(ws.cell(cur.row, 2).coordinate)
+    ws.cell(cur.row, 3, "plan_gpu").font = style.NOTE_FONT
+    b.define("plan_gpu", f"{ws.title}!$B${cur.row}")
+    cur.row += 1
+    for name, default, rkey, label, unit in INPUTS:
+        ws.cell(cur.row, 1, label).font = style.LABEL_FONT
+        ws.cell(cur.row, 2, default)
+        ws.cell(cur.row, 3, f"plan_{name}").font = style.NOTE_FONT
+        ws.cell(cur.row, 4, unit).font = style.NOTE_FONT
+        b.mark_input(ws, cur.row, 2, None if default is None else RANGES[rkey], f"plan_{name}")
+        b.define(f"plan_{name}", f"{ws.title}!$B${cur.row}")
+        cur.row += 1
+
+    fields = _gpu_lookup(b, Expr("plan_gpu"))
+    price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
+    common = option_env({"attn_tp": 1, "attn_dtype": "fp8", "kv_dtype": "fp8", "moe_dtype": "fp8", "imbalance": 1})
+    b.cells[ENV_KEY] = {**b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",
+                                        {**_gpu_env(b, fields, rows), "price": price}), **common, "input_len": Expr("plan_input_len"),
+                        "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
+                        "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
+                        "plan_ttft_ms": Expr("plan_ttft_ms")}
+    d_shared, d_steps = chain.split_by_dependency(_DECODE, DECODE_VARIES)
+    p_shared, p_steps = chain.split_by_dependency(_PREFILL, PREFILL_VARIES)
+    shared_d = Scope("plan_shared", ("plan_shared", "decode"), tuple(d_shared), (ENV_KEY,), title="decode")
+    shared_p = Scope("plan_shared", ("plan_shared", "prefill"), tuple(p_shared), (ENV_KEY,), title="prefill")
+    for sh in (shared_d, shared_p):
+        b.calc_block(grid_ws, grid_cur, f"Shared by every {sh.title} candidate (GPU, model, workload)", [sh],
+                     lambda s: Expr("plan_gpu"))
+    decode = [Scope("plan_decode", ("plan_decode", i), tuple(d_steps), (ENV_KEY, shared_d.key),
+                    (("ep", ep), ("batch", batch), ("mtp_draft", d), ("mtp_accept", a), ("tbo", tbo)))
+              for i, (ep, batch, (d, a), tbo) in enumerate(
+                  (ep, bt, m, t) for ep in WORKBOOK_GRID["ep_sizes"] for bt in WORKBOOK_GRID["batch_sizes"]
+                  for m in ((0, 1), (Expr("plan_mtp_draft"), Expr("plan_mtp_accept"))) for t in WORKBOOK_GRID["tbo_options"])]
+    prefill = [Scope("plan_prefill", ("plan_prefill", i), tuple(p_steps), (ENV_KEY, shared_p.key),
+                     (("ep", ep), ("tokens_per_gpu", t), ("tbo", tbo)))
+               for i, (ep, t, tbo) in enumerate((ep, t, tbo) for ep in WORKBOOK_GRID["ep_sizes"]
+                                                for t in WORKBOOK_GRID["forward_sizes"]
+                                                for tbo in WORKBOOK_GRID["tbo_options"])]
+    label = lambda s: f"EP{s.params[0][1]} #{s.key[1] + 1}"  # noqa: E731
+    b.calc_block(grid_ws, grid_cur, "Decode candidates (one row each; refined chain)", decode, label, by_row=True)
+    b.calc_block(grid_ws, grid_cur, "Prefill candidates (one row each; refined chain)", prefill, label, by_row=True)
+
+    def column(scopes: list[Scope], q: str) -> str:
+        first, last = b.cells[scopes[0].key][q].text, b.cells[scopes[-1].key][q].text
+        sheet, a = first.split("!")
+        return f"{sheet}!{a}:{last.split('!')[1]}"
+
+    def pick(scopes: list[Scope], q: str) -> Expr:
+        score = column(scopes, "score")
+        return Expr(f"INDEX({column(scopes, q)},MATCH(MAX({score}),{score},0),1)")
+
+    col, r = 6, 3
+    ws.cell(r + 1, col, "Plan").font = style.H2_FONT
+    r += 2
+    for j, h in enumerate(("Result", "Value", "Unit")):
+        b._header_cell(ws, r, col + j, h)
+    dmax, pmax = Expr(f"MAX({column(decode, 'score')})"), Expr(f"MAX({column(prefill, 'score')})")
+    d_tps, p_tps = pick(decode, "tokens_per_s_per_gpu"), pick(prefill, "tokens_per_s_per_gpu")
+    d_ep, p_ep = pick(decode, "ep"), pick(prefill, "ep")
+    out_load = Expr("plan_output_tokens_per_s")
+    in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
+    lines: list[tuple[str, Any, str, str]] = [
+        ("Feasible", Expr(f"AND({dmax.text}>0,{pmax.text}>0)"), "", "General"),
+        ("Why not (when infeasible)", _reason(column(decode, "tpot_if_fits"), column(prefill, "ttft_if_fits"),
+                                              dmax, pmax), "", "General"),
+        ("Decode EP", d_ep, "GPUs", "0"),
+        ("Decode batch", pick(decode, "batch"), "sequences per GPU", "0"),
+        ("Decode MTP draft", pick(decode, "mtp_draft"), "tokens", "0"),
+        ("Decode TPOT", pick(decode, "tpot_ms"), "ms", "0.0"),
+        ("Decode tokens/s per GPU", d_tps, "tokens/s", "#,##0"),
+        ("Decode tokens/s per user", pick(decode, "tokens_per_s_per_user"), "tokens/s", "0.0"),
+        ("Decode max batch", pick(decode, "max_batch"), "sequences", "0"),
+    ]
+    cells: dict[str, Expr] = {}
+    names = ["feasible", "reason", "decode_ep", "decode_batch", "decode_mtp", "decode_tpot", "decode_tps", "decode_user",
+             "decode_max_batch"]
+    for i, ((text, value, unit, fmt), key) in enumerate(zip(lines, names), start=1):
+        ws.cell(r + i, col, text).font = style.LABEL_FONT
+        cells[key] = b.write(ws, r + i, col + 1, value, fmt)
+        ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
+    k = r + len(lines)
+    d_inst = sizing.instances(out_load, cells["decode_tps"], cells["decode_ep"])
+    more = [
+        ("decode_instances", "Decode instances (EP groups)", d_inst, "", "0"),
+        ("decode_nodes", "Decode nodes", None, "nodes", "0"),
+        ("prefill_ep", "Prefill EP", p_ep, "GPUs", "0"),
+        ("prefill_tokens", "Prefill tokens per forward", pick(prefill, "tokens_per_gpu"), "tokens", "#,##0"),
+        ("prefill_ttft", "Prefill TTFT", pick(prefill, "ttft_ms"), "ms", "#,##0"),
+        ("prefill_tps", "Prefill input tokens/s per GPU", p_tps, "tokens/s", "#,##0"),
+        ("prefill_instances", "Prefill instances (EP groups)", None, "", "0"),
+        ("prefill_nodes", "Prefill nodes", None, "nodes", "0"),
+        ("total_gpus", "Total GPUs", None, "GPUs", "#,##0"),
+        ("total_nodes", "Total nodes", None, "nodes", "#,##0"),
+        ("peak_nodes", "Total nodes at peak load", None, "nodes", "#,##0"),
+        ("price", "Price per GPU-hour", b.cells[ENV_KEY]["price"], "$", "0.00"),
+        ("cost_per_hour", "Cost per hour", None, "$", "#,##0"),
+        ("cost_per_day", "Cost per day", None, "$", "#,##0"),
+        ("cost_per_m_output", "Cost per million output tokens (decode GPUs)", None, "$", "0.000"),
+        ("cost_per_m_input", "Cost per million input tokens (prefill GPUs)", None, "$", "0.000"),
+        ("revenue_per_day", "Revenue per day at the prices above", None, "$", "#,##0"),
+        ("margin", "Cost-profit margin", None, "", "0%"),
+    ]
+    for i, (key, text, value, unit, fmt) in enumerate(more, start=1):
+        row = k + i
+        ws.cell(row, col, text).font = style.LABEL_FONT
+        ws.cell(row, col + 2, unit).font = style.NOTE_FONT
+        if value is None:
+            value = _derived(key, cells, out_load, in_load)
+        cells[key] = b.write(ws, row, col + 1, value, fmt)
+    b.define("plan_results", span(ws, r, col, k + len(more), col + 2))
+    for j, width in enumerate((44, 16, 18)):
+        ws.column_dimensions[get_column_letter(col + j)].width = width
+    ws.column_dimensions["A"].width = 48
+    ws.column_dimensions["C"].width = 26
+    _day6(b, ws, Cursor(k + len(more) + 2), col)
+    _chart(b, ws, grid_ws, decode, column, col + 4)
+
+
+def _reason(tpot_col: str, ttft_col: str, dmax: Expr, pmax: Expr) -> Expr:
+    best_tpot, best_ttft = f"MIN({tpot_col})", f"MIN({ttft_col})"
+    decode = (f'IF({dmax.text}>0,"",IF({best_tpot}>1E+98,"decode: memory binds (nothing fits); ",'
+              f'"decode: the TPOT SLA binds, best "&TEXT({best_tpot},"0.0")&" ms; "))')
+    prefill = (f'IF({pmax.text}>0,"",IF({best_ttft}>1E+98,"prefill: memory binds",'
+               f'"prefill: the TTFT SLA binds, best "&TEXT({best_ttft},"0")&" ms"))')
+    return Expr(f"{decode}&{prefill}")
+
+
+def _derived(key: str, c: dict[str, Expr], out_load: Expr, in_load: Expr) -> Expr:
+    per_node = Expr("plan_gpu_per_node")
+    if key == "decode_nodes":
+        return sizing.nodes(sizing.gpus(c["decode_instances"], c["decode_ep"]), per_node)
+    if key == "prefill_instances":
+        return sizing.instances(in_load, c["prefill_tps"], c["prefill_ep"])
+    if key == "prefill_nodes":
+        return sizing.nodes(sizing.gpus(c["prefill_instances"], c["prefill_ep"]), per_node)
+    if key == "total_gpus":
+        return sizing.gpus(c["decode_instances"], c["decode_ep"]) + sizing.gpus(c["prefill_instances"], c["prefill_ep"])
+    if key == "total_nodes":
+        return c["decode_nodes"] + c["prefill_nodes"]
+    if key == "peak_nodes":
+        peak = Expr("plan_peak_to_average")
+        dec = sizing.instances(out_load * peak, c["decode_tps"], c["decode_ep"])
+        pre = sizing.instances(in_load * peak, c["prefill_tps"], c["prefill_ep"])
+        return (sizing.nodes(sizing.gpus(dec, c["decode_ep"]), per_node)
+                + sizing.nodes(sizing.gpus(pre, c["prefill_ep"]), per_node))
+    if key == "cost_per_hour":
+        return sizing.cost_per_hour(c["total_gpus"], c["price"])
+    if key == "cost_per_day":
+        return sizing.cost_per_day(c["cost_per_hour"])
+    if key == "cost_per_m_output":
+        return sizing.per_million(sizing.cost_per_hour(sizing.gpus(c["decode_instances"], c["decode_ep"]), c["price"]),
+                                  out_load)
+    if key == "cost_per_m_input":
+        return sizing.per_million(sizing.cost_per_hour(sizing.gpus(c["prefill_instances"], c["prefill_ep"]),
+                                                       c["price"]), in_load)
+    if key == "revenue_per_day":
+        in_day, hit = in_load * 86400, Expr("plan_cache_hit")
+        return sizing.revenue_per_day(in_day * hit, in_day * (1 - hit), out_load * 86400, Expr("plan_price_input_hit"),
+                                      Expr("plan_price_input_miss"), Expr("plan_price_output"))
+    if key == "margin":
+        return sizing.margin(c["revenue_per_day"], c["cost_per_day"])
+    raise KeyError(key)
+
+
+def _day6(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
+    spec = json.loads(read_template_text("plan_scenarios.json"))["deepseek_day6"]
+    pub = spec["published"]
+    ws.cell(cur.row, col, "DeepSeek day-6 economics (published figures, recomputed)").font = style.H2_FONT
+    cur.row += 1
+    ws.cell(cur.row, col, spec["source"]).font = style.NOTE_FONT
+    cur.row += 1
+    cells: dict[str, Expr] = {}
+    for key, label in (("nodes", "Nodes occupied (24 h average)"), ("gpus_per_node", "GPUs per node"),
+                       ("price_gpu_hour", "$ per H800-hour"), ("input_hit_b", "Cache-hit input tokens (B)"),
+                       ("input_miss_b", "Cache-miss input tokens (B)"), ("output_b", "Output tokens (B)"),
+                       ("price_input_hit", "$ per M cache-hit"), ("price_input_miss", "$ per M cache-miss"),
+                       ("price_output", "$ per M output")):
+        ws.cell(cur.row, col, label).font = style.LABEL_FONT
+        ws.cell(cur.row, col + 1, pub[key])
+        cells[key] = ref(ws, cur.row, col + 1)
+        cur.row += 1
+    cost = sizing.cost_per_day(sizing.cost_per_hour(cells["nodes"] * cells["gpus_per_node"], cells["price_gpu_hour"]))
+    rev = sizing.revenue_per_day(cells["input_hit_b"] * 1e9, cells["input_miss_b"] * 1e9, cells["output_b"] * 1e9,
+                                 cells["price_input_hit"], cells["price_input_miss"], cells["price_output"])
+    for j, h in enumerate(("Figure", "Recomputed", "Published")):
+        b._header_cell(ws, cur.row, col + j, h)
+    head = cur.row
+    top = cur.row + 1
+    for i, (label, value, fmt, published) in enumerate((
+            ("Cost per day", cost, "#,##0", pub["cost_per_day"]),
+            ("Revenue per day (from the rounded token counts)", rev, "#,##0", pub["revenue_per_day"]),
+            ("Cost-profit margin", sizing.margin(ref(ws, top + 1, col + 1), ref(ws, top, col + 1)), "0.0%",
+             pub["margin"]))):
+        ws.cell(top + i, col, label).font = style.LABEL_FONT
+        b.write(ws, top + i, col + 1, value, fmt)
+        ws.cell(top + i, col + 2, f"published {published:,}").font = style.NOTE_FONT
+    b.define("plan_day6", span(ws, head, col, top + 2, col + 2))
+    ws.cell(top + 3, col, "The published revenue uses unrounded token counts; dsxl plan --scenario deepseek_day6 "
+                          "also sizes the day's traffic and says why it needs fewer nodes.").font = style.NOTE_FONT
+
+
+def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, anchor_col: int) -> None:
+    """Every decode candidate that fits: tokens/s per GPU against tokens/s per user, with the SLA line."""
+    first = b.cells[decode[0].key]
+    last = b.cells[decode[-1].key]
+
+    def ref_range(q: str) -> tuple[int, int, int]:
+        c1 = first[q].text.split("!")[1].replace("$", "")
+        c2 = last[q].text.split("!")[1].replace("$", "")
+        from openpyxl.utils.cell import coordinate_from_string, column_index_from_string
+        (l1, r1), (_, r2) = coordinate_from_string(c1), coordinate_from_string(c2)
+        return column_index_from_string(l1), r1, r2
+
+    chart = ScatterChart()
+    chart.title = "Decode candidates that fit: throughput vs speed per user (upper envelope = frontier)"
+    chart.x_axis.title = "output tokens/s per user"
+    chart.y_axis.title = "output tokens/s per GPU"
+    xc, r1, r2 = ref_range("tokens_per_s_per_user")
+    yc, _, _ = ref_range("tps_if_fits")
+    series = Series(Reference(grid_ws, min_col=yc, min_row=r1, max_row=r2),
+                    Reference(grid_ws, min_col=xc, min_row=r1, max_row=r2), title="candidates (0 = does not fit)")
+    series.marker.symbol = "circle"
+    series.graphicalProperties.line.noFill = True
+    chart.series.append(series)
+    # the SLA: a vertical line at 1000 / tpot_ms tokens/s per user, from 0 to the best candidate
+    top = 40
+    ws.cell(top, anchor_col, "SLA line (chart data)").font = style.NOTE_FONT
+    for i, y in enumerate((0, Expr(f"MAX({column(decode, 'tps_if_fits')})"))):
+        b.write(ws, top + 1 + i, anchor_col, 1000 / Expr("plan_tpot_ms"), "0.0")
+        b.write(ws, top + 1 + i, anchor_col + 1, y, "#,##0")
+    sla = Series(Reference(ws, min_col=anchor_col + 1, min_row=top + 1, max_row=top + 2),
+                 Reference(ws, min_col=anchor_col, min_row=top + 1, max_row=top + 2), title="TPOT SLA")
+    sla.marker.symbol = "none"
+    sla.graphicalProperties.line.dashStyle = "dash"
+    chart.series.append(sla)
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    chart.height, chart.width = 9, 16
+    ws.add_chart(chart, f"{get_column_letter(anchor_col)}4")
