@@ -306,7 +306,7 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, 
         return column_index_from_string(l1), r1, r2
 
     chart = ScatterChart()
-    chart.title = "Decode candidates that fit: throughput vs speed per user (upper envelope = frontier)"
+    chart.title = "Decode candidates: throughput vs speed per user"
     chart.x_axis.title = "output tokens/s per user"
     chart.y_axis.title = "output tokens/s per GPU"
     xc, r1, r2 = ref_range("tokens_per_s_per_user")
@@ -314,6 +314,9 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, 
     series = Series(Reference(grid_ws, min_col=yc, min_row=r1, max_row=r2),
                     Reference(grid_ws, min_col=xc, min_row=r1, max_row=r2), title="candidates (0 = does not fit)")
     series.marker.symbol = "circle"
+    series.marker.size = 6
+    series.marker.graphicalProperties.solidFill = "1F77B4"
+    series.marker.graphicalProperties.line.solidFill = "1F77B4"
     series.graphicalProperties.line.noFill = True
     chart.series.append(series)
     # the SLA: a vertical line at 1000 / tpot_ms tokens/s per user, from 0 to the best candidate
@@ -326,8 +329,10 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, 
                  Reference(ws, min_col=anchor_col, min_row=top + 1, max_row=top + 2), title="TPOT SLA")
     sla.marker.symbol = "none"
     sla.graphicalProperties.line.dashStyle = "dash"
+    sla.graphicalProperties.line.solidFill = "C00000"
     chart.series.append(sla)
     chart.x_axis.delete = False
     chart.y_axis.delete = False
-    chart.height, chart.width = 9, 16
+    chart.height, chart.width = 11, 20
+    chart.legend.position = "b"
     ws.add_chart(chart, f"{get_column_letter(anchor_col)}4")
