@@ -171,8 +171,8 @@ class Catalog:
     def article_view(self, gpu: GPU, scenario: Scenario | None = None, keep: tuple[str, ...] = ()) -> GPU:
         """``gpu`` as the article modelled it (see :func:`article_gpu`); fields in ``keep`` stay as given."""
         share = (scenario or self.scenario).tflops_share
-        overrides = {k: v for k, v in self.article_hardware.get(gpu.name, {}).items() if k not in keep}
-        return article_gpu(gpu, share, overrides)
+        overrides = tuple((k, v) for k, v in self.article_hardware.get(gpu.name, {}).items() if k not in keep)
+        return _article_gpu_cached(gpu, share, overrides)
 
     def gpu(self, name: str) -> GPU:
         """Look a GPU up by name, case-insensitively."""
@@ -224,6 +224,11 @@ def load_catalog() -> Catalog:
         article_tables={k: v for k, v in scen["article_tables"].items() if k != "source"},
         article_hardware={k: v for k, v in scen["article"]["hardware"].items() if k != "source"},
     )
+
+
+@lru_cache(maxsize=256)
+def _article_gpu_cached(gpu: GPU, tflops_share: Any, overrides: tuple) -> GPU:
+    return article_gpu(gpu, tflops_share, dict(overrides))
 
 
 def article_gpu(gpu: GPU, tflops_share: Any, overrides: dict[str, Any] | None = None) -> GPU:
