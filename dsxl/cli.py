@@ -26,7 +26,7 @@ def _predict_parser(sub: Any) -> None:
     p = sub.add_parser("predict", help="predict decode, prefill or aggregated serving on one GPU")
     p.add_argument("phase", choices=PHASES)
     p.add_argument("--gpu", required=True, help="catalog GPU name, e.g. H800 (an unknown name lists them all)")
-    p.add_argument("--model", default="deepseek_v3", help="preset id or path to a config.json")
+    p.add_argument("--model", default=None, help="preset id (dsxl models) or path to a config.json")
     p.add_argument("--mode", choices=MODES, default="refined")
     p.add_argument("--format", choices=("text", "json"), default="text")
     for o in OPTIONS:
@@ -91,8 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                    help="what-if input, e.g. seq_len=8000, kv_cache_rate=0.5, H800.fp8_flops=1800 (repeatable)")
     r.add_argument("--list", action="store_true", help="list table ids and settable inputs, then exit")
+    r.add_argument("--model", default=None, help="the article's method on another preset or config.json "
+                                                 "(the memory tables keep the article's parameter constants)")
     b = sub.add_parser("build", help="write the shareable workbook")
     b.add_argument("-o", "--output", type=Path, default=DEFAULT_WORKBOOK, help=f"default {DEFAULT_WORKBOOK}")
+    b.add_argument("--model", default=None, help="preset id or config.json the workbook holds (default deepseek_v3)")
     return p
 
 
@@ -117,7 +120,7 @@ def _report(args: argparse.Namespace) -> int:
         print("inputs: " + " ".join(SCENARIO_FIELDS + MODEL_FIELDS))
         print("hardware: GPU." + "|".join(GPU_FIELDS))
         return 0
-    whatif = parse_sets(args.sets)
+    whatif = parse_sets(args.sets, preset=args.model)
     tables = compute_tables(whatif, args.tables or None)
     render = {"markdown": to_markdown, "json": to_json, "csv": to_csv}[args.format]
     sys.stdout.write(render(tables) if args.format != "json" else render(tables) + "\n")
@@ -128,7 +131,7 @@ def _build(args: argparse.Namespace) -> int:
     from .workbook import build_workbook
 
     start = time.perf_counter()
-    path = build_workbook(args.output)
+    path = build_workbook(args.output, model=args.model)
     size = path.stat().st_size
     print(f"wrote {path} ({size / 1024:.0f} KiB) in {time.perf_counter() - start:.2f} s")
     return 0

@@ -144,9 +144,10 @@ class Scenario:
 
 @dataclass(frozen=True)
 class EPStrategy:
+    """An EP degree of the article's decode tables; redundant experts are derived from the model's expert count."""
+
     name: str
     ep: int
-    redundant_experts: int
     source: str = ""
 
 
@@ -167,6 +168,19 @@ class Catalog:
     ep_strategies: tuple[EPStrategy, ...] = field(default_factory=tuple)
     article_tables: dict[str, Any] = field(default_factory=dict)
     article_hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU -> fields the article models
+    default_model: str = "deepseek_v3"  # the article's model, the default everywhere
+
+    def model(self, name: "str | ModelArgs | None" = None) -> ModelArgs:
+        """A preset by id, a Hugging Face config.json by path, or the default model."""
+        if isinstance(name, ModelArgs):
+            return name
+        name = name or self.default_model
+        if name in self.models:
+            return self.models[name]
+        if str(name).endswith(".json"):
+            from .presets import load_model
+            return load_model(name)
+        raise ValueError(f"model must be one of {', '.join(self.models)} or a path to a config.json; got {name!r}")
 
     def article_view(self, gpu: GPU, scenario: Scenario | None = None, keep: tuple[str, ...] = ()) -> GPU:
         """``gpu`` as the article modelled it (see :func:`article_gpu`); fields in ``keep`` stay as given."""
@@ -212,7 +226,7 @@ def load_catalog() -> Catalog:
     models = {name: ModelArgs(**{k: v for k, v in args.items() if k in arg_names})
               for name, args in json.loads(read_template_text("models.json")).items()}
     scen = json.loads(read_template_text("scenarios.json"))
-    article = {k: v for k, v in scen["article"].items() if k not in ("source", "hardware")}
+    article = {k: v for k, v in scen["article"].items() if k not in ("source", "hardware", "model")}
     article["batch_sizes"] = tuple(article["batch_sizes"])
     return Catalog(
         gpus=gpus,
@@ -223,6 +237,7 @@ def load_catalog() -> Catalog:
         ep_strategies=tuple(EPStrategy(**e) for e in scen["ep_strategies"]),
         article_tables={k: v for k, v in scen["article_tables"].items() if k != "source"},
         article_hardware={k: v for k, v in scen["article"]["hardware"].items() if k != "source"},
+        default_model=scen["article"]["model"],
     )
 
 

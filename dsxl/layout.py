@@ -108,7 +108,7 @@ def build_plan(catalog: Catalog, n_batches: int) -> Plan:
                    title="Model"))
     for i in range(plan.n_ep):
         plan.add(Scope("ep", ep_key(i), tuple(chain.EP), (MODEL_KEY,),
-                       (("ep", Input("ep", i)), ("redundant_experts", Input("redundant_experts", i)))))
+                       (("ep", Input("ep", i)),)))
 
     prefill_gpus = list(t["prefill_gpus"]) + network_names(catalog, t["prefill_network_gpus"])
     for g in prefill_gpus:

@@ -30,7 +30,7 @@ class PlanInputs:
     """Every planner input with its default; units in the field comments."""
 
     gpus: tuple[str, ...] = ("H800",)  # catalog names; ("all",) for the whole catalog
-    model: str = "deepseek_v3"
+    model: str | None = None  # preset id or config.json path; None = the default (DeepSeek-V3)
     input_len: float = 4096  # tokens per request, cache hits included
     output_len: float = 1536  # tokens per request
     cache_hit: float = 0.0  # share of input tokens served from the prefix cache
@@ -98,7 +98,8 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
     names = tuple(catalog.gpus) if tuple(g.lower() for g in inp.gpus) == ("all",) else \
         tuple(catalog.gpu(g).name for g in inp.gpus)
     model_args(inp.model)  # raises on an unknown model
-    return replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes))
+    return replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes),
+                   model=inp.model or catalog.default_model)
 
 
 # --------------------------------------------------------------------------------------------- search

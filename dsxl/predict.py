@@ -87,16 +87,7 @@ def constants_env(generation: Any, overrides: dict[str, Any] | None = None) -> d
 
 
 def model_args(model: str | ModelArgs | None) -> ModelArgs:
-    if isinstance(model, ModelArgs):
-        return model
-    models = load_catalog().models
-    name = model or "deepseek_v3"
-    if name in models:
-        return models[name]
-    if str(name).endswith(".json"):
-        from .presets import load_model
-        return load_model(name)
-    raise ValueError(f"model must be one of {', '.join(models)} or a path to a config.json; got {name!r}")
+    return load_catalog().model(model)
 
 
 def resolve_gpu(gpu: Any) -> GPU | list[GPU]:
@@ -284,7 +275,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     resolve_gpu(gpu)  # an unknown GPU is the first thing to report
     opts = normalise(phase, options)
     inputs = {"phase": phase, "gpu": gpu if isinstance(gpu, str) else getattr(gpu, "name", "several"),
-              "model": model if isinstance(model, str) else "deepseek_v3" if model is None else "custom",
+              "model": model if isinstance(model, str) else load_catalog().default_model if model is None else "custom",
               "mode": mode, **{k: _scalar(v) for k, v in opts.items()}}
     if mode == "article":
         from .article_predict import predict_article

@@ -15,7 +15,7 @@ from .validate import GPU_FIELDS
 from .tables import MODEL_FIELDS, SCENARIO_FIELDS, WhatIf
 
 
-def parse_sets(assignments: list[str], catalog: Catalog | None = None) -> WhatIf:
+def parse_sets(assignments: list[str], catalog: Catalog | None = None, preset: str | None = None) -> WhatIf:
     """``["seq_len=8000", "H800.fp8_flops=1800", "batch_sizes=16,32"]`` -> WhatIf (validated)."""
     catalog = catalog or load_catalog()
     scenario: dict[str, Any] = {}
@@ -41,7 +41,7 @@ def parse_sets(assignments: list[str], catalog: Catalog | None = None) -> WhatIf
         else:
             allowed = ", ".join(list(SCENARIO_FIELDS) + list(MODEL_FIELDS) + ["GPU.field"])
             raise ValueError(f"unknown input {name!r}; allowed: {allowed} (GPU fields: {', '.join(GPU_FIELDS)})")
-    whatif = WhatIf(scenario, model, hardware)
+    whatif = WhatIf(preset, scenario, model, hardware)
     _validate(whatif, catalog)
     return whatif
 
@@ -60,7 +60,7 @@ def _validate(whatif: WhatIf, catalog: Catalog) -> None:
     """Build the changed dataclasses once so range errors surface before any table is computed."""
     from dataclasses import replace
     replace(catalog.scenario, **whatif.scenario)
-    replace(catalog.models["deepseek_v3"], **whatif.model)
+    replace(catalog.model(whatif.preset), **whatif.model)
     for name, changes in whatif.hardware.items():
         replace(catalog.gpus[name], **changes)
 

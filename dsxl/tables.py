@@ -20,8 +20,10 @@ from .model.chain import run
 
 @dataclass(frozen=True)
 class WhatIf:
-    """Inputs that differ from the shipped catalog: scenario, model arguments, hardware fields."""
+    """Inputs that differ from the shipped catalog: a model (preset id or config.json), scenario, model
+    arguments, hardware fields."""
 
+    preset: str | None = None
     scenario: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU name -> {field: value}
@@ -84,7 +86,7 @@ def evaluate(whatif: WhatIf | None = None, catalog: Catalog | None = None) -> Ev
     whatif = whatif or WhatIf()
     catalog = catalog or load_catalog()
     scenario = replace(catalog.scenario, **whatif.scenario)
-    model = replace(catalog.models["deepseek_v3"], **whatif.model)
+    model = replace(catalog.model(whatif.preset), **whatif.model)
     gpus = _gpus_for(catalog, scenario, whatif.hardware)
     plan = build_plan(catalog, len(scenario.batch_sizes))
     base = model_env(model, scenario)
@@ -104,7 +106,7 @@ def evaluate(whatif: WhatIf | None = None, catalog: Catalog | None = None) -> Ev
 def _input(source: Input, scenario: Scenario, catalog: Catalog) -> Any:
     if source.name == "batch_sizes":
         return scenario.batch_sizes[source.index]
-    if source.name in ("ep", "redundant_experts"):
+    if source.name == "ep":
         return getattr(catalog.ep_strategies[source.index], source.name)
     raise KeyError(source.name)
 

@@ -296,7 +296,7 @@ def _prefill(gpu: Any, tp: Any, seq_len: Any, kv_cache_rate: Any) -> dict[str, A
 @udf("KV_BYTES_PER_TOKEN([kv_fp16=FALSE])", "=KV_BYTES_PER_TOKEN()", kv_fp16="TRUE for an FP16 KV cache")
 def KV_BYTES_PER_TOKEN(kv_fp16=False):  # noqa: N802
     """Latent KV cache bytes per token over all layers (576 values per layer)."""
-    m = load_catalog().models["deepseek_v3"]
+    m = load_catalog().model()
     return float((m.kv_lora_rank + m.qk_rope_head_dim) * m.n_layers * (2 if _bool("kv_fp16", kv_fp16, False) else 1))
 
 

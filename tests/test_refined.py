@@ -272,3 +272,17 @@ def test_memory_follows_the_model():
     kimi = predict("decode", "H200", "kimi_k2", ep=32, batch=1, kv_len=4096)
     assert kimi["weights_gb"] > small["weights_gb"]  # 384 experts: 12 per GPU instead of 8
     assert kv_token_bytes(512, 64, 2, 128) == 1152
+
+
+def test_report_and_ep_strategies_follow_the_model():
+    from dsxl.tables import WhatIf, compute_tables
+    t = compute_tables(WhatIf(preset="kimi_k2"), ["ep_strategies", "params_by_block"])
+    eps = t["ep_strategies"]
+    # 384 experts: EP34 -> 34 x 12 = 408 (24 redundant), EP72 -> 432 (48), EP144 -> 432 (48), EP320 -> 640 (256)
+    assert list(eps["Redundant experts"]) == [24, 48, 48, 256]
+    assert list(eps["Routed experts per GPU"]) == [12, 6, 3, 2]
+    assert compute_tables(ids=["ep_strategies"])["ep_strategies"]["Redundant experts"].tolist() == [16, 32, 32, 64]
+    p = _cli("report", "--model", "glm_5", "params_by_block")
+    assert p.returncode == 0 and "| MLA | 165.07M | 78 |" in p.stdout
+    p = _cli("report", "--model", "gpt", "params_by_block")
+    assert p.returncode == 2 and "deepseek_v3" in p.stderr

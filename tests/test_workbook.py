@@ -150,7 +150,7 @@ def test_failed_build_leaves_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "book.xlsx"
     target.write_bytes(b"old")
     import dsxl.workbook as wbmod
-    monkeypatch.setattr(wbmod, "workbook_bytes", lambda catalog=None: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(wbmod, "workbook_bytes", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
         wbmod.build_workbook(target)
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]

@@ -164,3 +164,14 @@ def test_planner_sheet_explains_an_impossible_sla(tmp_path):
     res = _table(out, "plan_results")
     assert res["Feasible"][0] is False and "TPOT SLA binds" in res["Why not (when infeasible)"][0]
     assert error_cells(out) == []
+
+
+def test_a_workbook_of_another_model(tmp_path):
+    path = build_workbook(tmp_path / "kimi.xlsx", model="kimi_k2")
+    wb = load_workbook(convert([path], tmp_path / "lo")[0], data_only=True)
+    assert name_cell(wb, "model_preset").value == "kimi_k2" and name_cell(wb, "n_routed_experts").value == 384
+    res = _table(wb, "predict_results")
+    d = predict("decode", "H800", "kimi_k2", ep=128, batch=128, kv_len=4096)
+    assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per GPU"][0] == d["max_batch"]
+    assert "tbl_validation" not in wb.defined_names  # the measurements are DeepSeek-V3 deployments
+    assert error_cells(wb) == []

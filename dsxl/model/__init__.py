@@ -27,7 +27,7 @@ __all__ = [
 
 
 def default_model() -> ModelArgs:
-    return load_catalog().models["deepseek_v3"]
+    return load_catalog().model()
 
 
 def default_scenario() -> Scenario:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
-from . import decode, flops, hardware, memory, prefill
+from . import decode, flops, hardware, memory, prefill, sizing
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,7 @@ MODEL = [
 ]
 
 EP = [
+    S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
     S("routed_per_gpu", flops.routed_per_gpu, "Routed experts per GPU", "experts"),
     S("experts_per_gpu", flops.experts_per_gpu, "Experts per GPU (routed + shared)", "experts"),
 ]

@@ -15,11 +15,11 @@ FIXED_ZIP_TIME = (2025, 3, 14, 0, 0, 0)  # the article's date: byte-identical bu
 FIXED_STAMP = "2025-03-14T00:00:00Z"
 
 
-def workbook_bytes(catalog: Catalog | None = None) -> bytes:
-    """The workbook as .xlsx bytes; the same inputs always give the same bytes."""
+def workbook_bytes(catalog: Catalog | None = None, model: str | None = None) -> bytes:
+    """The workbook as .xlsx bytes for a model (preset id or config.json); the same inputs give the same bytes."""
     from .sheets import build
 
-    wb = build(catalog or load_catalog())
+    wb = build(catalog or load_catalog(), model)
     wb.properties.creator = "dsxl"
     wb.properties.title = "dsxl: DeepSeek-V3/R1 inference sizing"
     buf = io.BytesIO()
@@ -44,10 +44,11 @@ def _normalise(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def build_workbook(path: str | os.PathLike = Path("workbook") / "dsxl.xlsx", catalog: Catalog | None = None) -> Path:
+def build_workbook(path: str | os.PathLike = Path("workbook") / "dsxl.xlsx", catalog: Catalog | None = None,
+                   model: str | None = None) -> Path:
     """Write the workbook to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    data = workbook_bytes(catalog)  # build fully before touching the target
+    data = workbook_bytes(catalog, model)  # build fully before touching the target
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".dsxl-", suffix=".xlsx.tmp", dir=path.parent)
     try:

@@ -52,7 +52,7 @@ class Builder:
         self.gpu_cells: dict[str, dict[str, Expr]] = {}  # GPU name -> field -> cell, as the article models it
         self.datasheet_gpu_cells: dict[str, dict[str, Expr]] = {}  # GPU name -> field -> catalog cell
         self.inputs: dict[str, Expr] = {}  # scenario/model input -> defined name
-        self.list_inputs: dict[tuple[str, int], Expr] = {}  # (batch_sizes|ep|redundant_experts, i) -> cell
+        self.list_inputs: dict[tuple[str, int], Expr] = {}  # (batch_sizes|ep, i) -> cell
         self.validations: dict[tuple[str, str], DataValidation] = {}
         self.table_pos: dict[str, tuple[Worksheet, int]] = {}
         self.datasheet_cells: dict[str, dict[str, Expr]] = {}

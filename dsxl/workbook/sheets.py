@@ -44,7 +44,7 @@ SHEETS = [
 ]
 
 
-def build(catalog: Catalog) -> Workbook:
+def build(catalog: Catalog, model: str | None = None) -> Workbook:
     scenario = catalog.scenario
     plan = build_plan(catalog, len(scenario.batch_sizes))
     tables = article_tables(plan)
@@ -52,7 +52,8 @@ def build(catalog: Catalog) -> Workbook:
     ws = {name: b.sheet(name, f"{name.replace('_', ' ')}: {desc}") for name, desc in SHEETS}
     cur = {name: Cursor(3) for name in ws}
 
-    _model_inputs(b, ws["Model"], cur["Model"], catalog)
+    model_name = str(model or catalog.default_model)
+    _model_inputs(b, ws["Model"], cur["Model"], catalog, model_name)
     _hardware(b, ws["Hardware"], cur["Hardware"], catalog)
     _prefill_inputs(b, ws["Prefill"], cur["Prefill"], scenario)
     _decode_inputs(b, ws["Decode"], cur["Decode"], catalog)
@@ -85,7 +86,11 @@ def build(catalog: Catalog) -> Workbook:
     _planner_chain(b, ws["Decode"], dc, cur["Decode_chain"], catalog)
     constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
     predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
-    validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
+    if model_name == catalog.default_model:  # the published measurements are DeepSeek-V3 deployments
+        validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
+    else:
+        ws["Validation"]["A3"] = (f"The published measurements are {catalog.default_model} deployments: build the "
+                                  "default workbook (dsxl build) to see them.")
     planner_sheet(b, ws["Planner"], ws["Planner_grid"], cur["Planner_grid"], constant_rows, catalog)
 
     # the article's tables, where a planner looks for them
@@ -116,10 +121,15 @@ def build(catalog: Catalog) -> Workbook:
 
 
 # ------------------------------------------------------------------------------------- inputs
-def _model_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
-    model = catalog.models["deepseek_v3"]
-    b.input_block(ws, cur, "Model arguments (DeepSeek-V3/R1)", b.model_inputs(model),
-                  "Blue on yellow cells are inputs; each is a defined name (e.g. =dim).")
+def _model_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog, name: str) -> None:
+    model = catalog.model(name)
+    ws.cell(cur.row, 1, "Model preset this workbook holds").font = style.LABEL_FONT
+    ws.cell(cur.row, 2, name).font = style.LABEL_FONT
+    b.define("model_preset", f"{ws.title}!$B${cur.row}")
+    cur.row += 1
+    b.input_block(ws, cur, f"Model arguments ({name})", b.model_inputs(model),
+                  "Blue on yellow cells are inputs; each is a defined name (e.g. =dim). The article's tables use the "
+                  "article's parameter constants for memory (Decode sheet inputs).")
     ws.column_dimensions["B"].width = 20
 
 
@@ -250,20 +260,17 @@ def _decode_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
         b.list_inputs[("batch_sizes", i)] = b.named_input(ws, cur.row, name, bs, BATCH, f"Batch size {i + 1}",
                                                           "sequences per GPU")
         cur.row += 1
-    b.heading(ws, cur, "EP strategies (section 3.1)", "EP degree and redundant experts; experts per GPU follow.")
-    for j, h in enumerate(("Strategy", "EP degree", "Redundant experts"), start=1):
+    b.heading(ws, cur, "EP strategies (section 3.1)", "EP degrees; redundant experts (whole experts per GPU) and "
+              "experts per GPU follow from the model's expert count.")
+    for j, h in enumerate(("Strategy", "EP degree"), start=1):
         b._header_cell(ws, cur.row, j, h)
     cur.row += 1
     for i, e in enumerate(catalog.ep_strategies):
         ws.cell(cur.row, 1, e.name).font = style.LABEL_FONT
-        for j, (field, value, rng) in enumerate((("ep", e.ep, Range(1, 1_000_000, integer=True)),
-                                                 ("redundant_experts", e.redundant_experts, Range(0, 100_000,
-                                                                                                    integer=True))),
-                                                start=2):
-            ws.cell(cur.row, j, value)
-            b.mark_input(ws, cur.row, j, rng, field)
-            b.define(f"{field}_{i + 1}", f"{ws.title}!${chr(64 + j)}${cur.row}")
-            b.list_inputs[(field, i)] = Expr(f"{field}_{i + 1}")
+        ws.cell(cur.row, 2, e.ep)
+        b.mark_input(ws, cur.row, 2, Range(1, 1_000_000, integer=True), "ep")
+        b.define(f"ep_{i + 1}", f"{ws.title}!$B${cur.row}")
+        b.list_inputs[("ep", i)] = Expr(f"ep_{i + 1}")
         cur.row += 1
 
 
