@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .validate import GPU_FIELDS
-    from .report import parse_sets, to_csv, to_json, to_markdown
-    from .tables import MODEL_FIELDS, SCENARIO_FIELDS, compute_tables, table_ids
+    from .report import to_csv, to_json, to_markdown
+    from .tables import compute_tables, table_ids
+    from .whatif import MODEL_FIELDS, SCENARIO_FIELDS, parse_sets
 
     if args.list:
         print("tables: " + " ".join(table_ids()))

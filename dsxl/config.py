@@ -14,7 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .validate import GPU_FIELDS, GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, check
+from .validate import (GPU_FIELDS, GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, check,
+                       parse_optional_number)
 
 
 def _templates_dir() -> Path:
@@ -200,13 +201,6 @@ def _numeric(*xs: Any) -> bool:
     return all(isinstance(x, (int, float)) for x in xs)
 
 
-def _num(text: str) -> Any:
-    if text == "":
-        return None
-    value = float(text)
-    return int(value) if value.is_integer() else value
-
-
 
 def _read_csv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(read_template_text(name).splitlines()))
@@ -217,10 +211,11 @@ def load_catalog() -> Catalog:
     """The shipped catalog: hardware, article datasheets, model presets and the article scenario."""
     gpus = {}
     for row in _read_csv("hardware.csv"):
-        values = {k: _num(row[k]) for k in GPU_FIELDS}
+        values = {k: parse_optional_number(f"hardware.csv {row['name']}.{k}", row[k]) for k in GPU_FIELDS}
         gpus[row["name"]] = GPU(name=row["name"], kind=row["kind"], generation=row["generation"],
                                 source=row["source"], **values)
-    datasheets = {row["name"]: {k: (v if k in ("name", "source") else _num(v)) for k, v in row.items()}
+    datasheets = {row["name"]: {k: (v if k in ("name", "source") else parse_optional_number(k, v))
+                                for k, v in row.items()}
                   for row in _read_csv("article_datasheets.csv")}
     arg_names = {f.name for f in fields(ModelArgs)}
     models = {name: ModelArgs(**{k: v for k, v in args.items() if k in arg_names})

@@ -9,6 +9,7 @@ from .model import default_model, mla_absorb_flops, mla_flops
 from .model.flops import mla_absorb_params
 from dataclasses import fields
 
+from .article_plan import MODEL_KEY
 from .tables import WhatIf, evaluate
 
 AVG_KV_LEN = 4989  # P + D/2 with P = 4383, D = 1210, as the article's text quotes it
@@ -20,7 +21,7 @@ def other_params(model: ModelArgs | None = None) -> tuple[float, float]:
     Exact counts give 3.149B; the article's 3.13B subtracts from its rounded 671.16B total.
     """
     ev = evaluate(WhatIf(model=_changed(model)))
-    m = ev.values[("model",)]
+    m = ev.values[MODEL_KEY]
     other = (m["total_params"] - m["mla_layers_params"] - m["expert_layers_params"]) / 1e9
     return other, other * (1000 / 1024) ** 3
 

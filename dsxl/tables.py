@@ -6,27 +6,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .config import GPU, Catalog, ModelArgs, Scenario, load_catalog, network_variant_gpu
-from .layout import Cat, FilteredTable, Input, Plan, Q, Table, Text, article_tables, build_plan
+from .whatif import WhatIf
+from .article_plan import Cat, FilteredTable, Input, Plan, Q, Table, Text, article_tables, build_plan, scope_env
 from .model import gpu_fields, model_env
 from .model.chain import run
-
-
-@dataclass(frozen=True)
-class WhatIf:
-    """Inputs that differ from the shipped catalog: a model (preset id or config.json), scenario, model
-    arguments, hardware fields."""
-
-    preset: str | None = None
-    scenario: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
-    hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU name -> {field: value}
 
 
 @dataclass
@@ -92,11 +82,7 @@ def evaluate(whatif: WhatIf | None = None, catalog: Catalog | None = None) -> Ev
     base = model_env(model, scenario)
     values: dict[tuple, dict[str, Any]] = {}
     for key, scope in plan.scopes.items():
-        env = dict(base)
-        for parent in scope.parents:
-            env.update(values[parent])
-        if scope.gpu is not None:
-            env.update(gpu_fields(gpus[scope.gpu]))
+        env = scope_env(scope, base, values, lambda g: gpu_fields(gpus[g]))
         for name, source in scope.params:
             env[name] = _input(source, scenario, catalog) if isinstance(source, Input) else source
         values[key] = run(list(scope.steps), env)
@@ -152,5 +138,3 @@ def table_ids() -> list[str]:
     return [t.id for t in table_specs()]
 
 
-SCENARIO_FIELDS = tuple(f.name for f in fields(Scenario))
-MODEL_FIELDS = tuple(f.name for f in fields(ModelArgs))

@@ -152,3 +152,19 @@ def check(name: str, value: Any, rng: Range) -> Any:
     if bad.any():
         raise ValueError(message.format(float(arr[bad].flat[0])))
     return value
+
+
+def parse_number(name: str, text: str) -> float | int:
+    """A number typed as text (CLI, CSV): whole numbers as int; a clear error naming ``name`` otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {text!r}")
+    return int(value) if value.is_integer() else value
+
+
+def parse_optional_number(name: str, text: str) -> float | int | None:
+    """The same for a data cell that may be blank (None)."""
+    return None if text.strip() == "" else parse_number(name, text)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .config import read_template_text
 from .predict import predict
+from .validate import parse_optional_number
 
 _NUMERIC = ("ep", "attn_tp", "batch", "kv_len", "tokens_per_gpu", "prompt_len", "cache_hit", "tbo", "mtp_draft",
             "mtp_accept", "redundant_experts", "imbalance", "tokens_per_s_per_user", "measured", "measured_per_node")
@@ -57,17 +58,11 @@ class Measurement:
         return out
 
 
-def _value(text: str) -> Any:
-    if text.strip() == "":
-        return None
-    v = float(text)
-    return int(v) if v.is_integer() else v
-
-
 def load_measurements() -> list[Measurement]:
     rows = csv.DictReader(read_template_text("measurements.csv").splitlines())
     names = [f.name for f in fields(Measurement)]
-    return [Measurement(**{k: (_value(r[k]) if k in _NUMERIC else r[k]) for k in names}) for r in rows]
+    return [Measurement(**{k: (parse_optional_number(f"measurements.csv {r['id']}.{k}", r[k]) if k in _NUMERIC
+                               else r[k]) for k in names}) for r in rows]
 
 
 def _batch_at_user_speed(m: Measurement, mode: str, **kw: Any) -> int:

@@ -19,7 +19,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from ..config import Catalog, ModelArgs
 from ..expr import Expr, concat
-from ..layout import Cat, FilteredTable, Input, Plan, Q, Scope, Table, Text
+from ..article_plan import (Cat, FilteredTable, Input, Key, Plan, Q, Scope, Table, Text, cell_decimals,
+                            scope_env)
 from ..validate import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
 from . import style
 
@@ -48,7 +49,7 @@ class Builder:
         self.plan = plan
         self.wb = Workbook()
         self.wb.remove(self.wb.active)
-        self.cells: dict[tuple, dict[str, Expr]] = {}  # scope key -> quantity -> cell
+        self.cells: dict[Key, dict[str, Expr]] = {}  # scope key -> quantity -> cell
         self.gpu_cells: dict[str, dict[str, Expr]] = {}  # GPU name -> field -> cell, as the article models it
         self.datasheet_gpu_cells: dict[str, dict[str, Expr]] = {}  # GPU name -> field -> catalog cell
         self.inputs: dict[str, Expr] = {}  # scenario/model input -> defined name
@@ -181,12 +182,7 @@ class Builder:
 
     # ---------------------------------------------------------------- scopes -> formula cells
     def scope_env(self, scope: Scope) -> dict[str, Any]:
-        env: dict[str, Any] = dict(self.inputs)
-        for parent in scope.parents:
-            env.update(self.cells[parent])
-        if scope.gpu is not None:
-            env.update(self.gpu_cells[scope.gpu])
-        return env
+        return scope_env(scope, self.inputs, self.cells, self.gpu_cells.__getitem__)
 
     def param_value(self, source: Any) -> Any:
         if isinstance(source, Input):
@@ -275,9 +271,7 @@ class Builder:
             self._filtered_table(ws, cur, t)
 
     def _value_format(self, t: Any, row_label: Any, col_label: Any) -> str:
-        if row_label in ("BatchSize", "Layers") or col_label in ("BatchSize", "Layers"):
-            return "0"
-        return style.number_format(t.decimals)
+        return style.number_format(cell_decimals(t.decimals, row_label, col_label))
 
     def _static_table(self, ws: Worksheet, cur: Cursor, t: Table) -> None:
         top = cur.row

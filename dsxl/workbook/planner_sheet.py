@@ -16,7 +16,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Catalog, read_template_text
 from ..expr import Expr, where
-from ..layout import Scope
+from ..article_plan import Key, Scope
 from ..model import attention, chain, refined_chain, sizing
 from ..plan import PlanInputs, RANGES
 from ..predict import option_env
@@ -29,7 +29,7 @@ WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
                  "forward_sizes": (4096, 8192, 16384, 32768), "tbo_options": (True,)}
 DECODE_VARIES = {"ep", "batch", "mtp_draft", "mtp_accept", "tbo"}
 PREFILL_VARIES = {"ep", "tokens_per_gpu", "tbo"}
-ENV_KEY = ("plan_env",)
+ENV_KEY = Key("plan_env")
 S = chain.Step
 
 _DECODE = [
@@ -115,22 +115,22 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                         "plan_ttft_ms": Expr("plan_ttft_ms")}
     d_shared, d_steps = chain.split_by_dependency(_DECODE, DECODE_VARIES)
     p_shared, p_steps = chain.split_by_dependency(_PREFILL, PREFILL_VARIES)
-    shared_d = Scope("plan_shared", ("plan_shared", "decode"), tuple(d_shared), (ENV_KEY,), title="decode")
-    shared_p = Scope("plan_shared", ("plan_shared", "prefill"), tuple(p_shared), (ENV_KEY,), title="prefill")
+    shared_d = Scope("plan_shared", Key("plan_shared", name="decode"), tuple(d_shared), (ENV_KEY,), title="decode")
+    shared_p = Scope("plan_shared", Key("plan_shared", name="prefill"), tuple(p_shared), (ENV_KEY,), title="prefill")
     for sh in (shared_d, shared_p):
         b.calc_block(grid_ws, grid_cur, f"Shared by every {sh.title} candidate (GPU, model, workload)", [sh],
                      lambda s: Expr("plan_gpu"))
-    decode = [Scope("plan_decode", ("plan_decode", i), tuple(d_steps), (ENV_KEY, shared_d.key),
+    decode = [Scope("plan_decode", Key("plan_decode", index=i), tuple(d_steps), (ENV_KEY, shared_d.key),
                     (("ep", ep), ("batch", batch), ("mtp_draft", d), ("mtp_accept", a), ("tbo", tbo)))
               for i, (ep, batch, (d, a), tbo) in enumerate(
                   (ep, bt, m, t) for ep in WORKBOOK_GRID["ep_sizes"] for bt in WORKBOOK_GRID["batch_sizes"]
                   for m in ((0, 1), (Expr("plan_mtp_draft"), Expr("plan_mtp_accept"))) for t in WORKBOOK_GRID["tbo_options"])]
-    prefill = [Scope("plan_prefill", ("plan_prefill", i), tuple(p_steps), (ENV_KEY, shared_p.key),
+    prefill = [Scope("plan_prefill", Key("plan_prefill", index=i), tuple(p_steps), (ENV_KEY, shared_p.key),
                      (("ep", ep), ("tokens_per_gpu", t), ("tbo", tbo)))
                for i, (ep, t, tbo) in enumerate((ep, t, tbo) for ep in WORKBOOK_GRID["ep_sizes"]
                                                 for t in WORKBOOK_GRID["forward_sizes"]
                                                 for tbo in WORKBOOK_GRID["tbo_options"])]
-    label = lambda s: f"EP{s.params[0][1]} #{s.key[1] + 1}"  # noqa: E731
+    label = lambda s: f"EP{s.params[0][1]} #{s.key.index + 1}"  # noqa: E731
     b.calc_block(grid_ws, grid_cur, "Decode candidates (one row each; refined chain)", decode, label, by_row=True)
     b.calc_block(grid_ws, grid_cur, "Prefill candidates (one row each; refined chain)", prefill, label, by_row=True)
 

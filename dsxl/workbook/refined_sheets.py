@@ -13,7 +13,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Catalog, generations, load_refined
 from ..expr import Expr
-from ..layout import Scope
+from ..article_plan import MODEL_KEY, Key, Scope
 from ..model import chain, refined_chain
 from ..model.serving import per_step
 from ..predict import BREAKDOWN, OPTIONS, normalise, option_env
@@ -22,7 +22,7 @@ from ..validation import relative_error, validate
 from . import style
 from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 
-GPU_KEY = ("predict_gpu",)
+GPU_KEY = Key("predict_gpu")
 
 
 def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, str]]:
@@ -128,8 +128,8 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     fields = _gpu_lookup(b, Expr("predict_gpu"))
     env = b.materialize(calc, calc_cur, "Selected GPU: datasheet fields and refined constants", _gpu_env(b, fields, rows))
     b.cells[GPU_KEY] = {**env, **option_env(opts)}
-    decode = Scope("refined_decode", ("refined_decode",), tuple(refined_chain.DECODE), (GPU_KEY,))
-    prefill = Scope("refined_prefill", ("refined_prefill",), tuple(refined_chain.PREFILL), (GPU_KEY,))
+    decode = Scope("refined_decode", Key("refined_decode"), tuple(refined_chain.DECODE), (GPU_KEY,))
+    prefill = Scope("refined_prefill", Key("refined_prefill"), tuple(refined_chain.PREFILL), (GPU_KEY,))
     b.calc_block(calc, calc_cur, "Decode: every intermediate quantity (refined model)", [decode],
                  lambda s: Expr("predict_gpu"))
     b.calc_block(calc, calc_cur, "Prefill: every intermediate quantity (refined model)", [prefill],
@@ -187,12 +187,12 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
         scopes, art = [], []
         for v in [v for v in results if v["phase"] == phase]:
             fields = b.datasheet_gpu_cells[v["gpu"]]
-            env_key = ("validation_env", v["id"])
+            env_key = Key("validation_env", name=v["id"])
             b.cells[env_key] = b.materialize(calc, calc_cur, f"{v['id']}: {v['gpu']} datasheet fields and refined "
                                              "constants", _gpu_env(b, fields, rows))
             conditions = tuple(option_env(normalise(phase, v["conditions"])).items())
             steps = refined_chain.DECODE if phase == "decode" else refined_chain.PREFILL
-            scopes.append(Scope(f"validation_{phase}", ("validation", v["id"]), tuple(steps), (env_key,), conditions,
+            scopes.append(Scope(f"validation_{phase}", Key("validation", name=v["id"]), tuple(steps), (env_key,), conditions,
                                 title=v["id"]))
             a = v["article_conditions"]
             if phase == "decode":
@@ -205,8 +205,8 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
                           ("dispatch_node", max(a["ep"] // per_node, 1)), ("tp", a["attn_tp"]))
                 asteps = (chain.PREFILL_FLOPS + chain.PREFILL_EFFECTIVE + chain.PREFILL_GPU + chain.PREFILL_DEPLOY
                           + chain.PREFILL_PER_GPU)
-            art.append(Scope(f"validation_article_{phase}", ("validation_article", v["id"]), tuple(asteps),
-                             (("model",),), params, gpu=v["gpu"], title=v["id"]))
+            art.append(Scope(f"validation_article_{phase}", Key("validation_article", name=v["id"]), tuple(asteps),
+                             (MODEL_KEY,), params, gpu=v["gpu"], title=v["id"]))
         b.calc_block(calc, calc_cur, f"Validation, refined model: {phase} measurements", scopes,
                      lambda s: s.title)
         b.calc_block(calc, calc_cur, f"Validation, article model: {phase} measurements", art, lambda s: s.title)

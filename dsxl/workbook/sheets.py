@@ -12,7 +12,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Catalog
 from ..expr import Expr
-from ..layout import Input, Scope, article_tables, build_plan, decode_key, gpu_decode_key
+from ..article_plan import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key,
+                            gpu_decode_key)
 from ..model import chain
 from ..validate import BATCH, GPU_RANGES, GPU_UNITS, Range
 from . import style
@@ -59,7 +60,7 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     _decode_inputs(b, ws["Decode"], cur["Decode"], catalog)
 
     # the calculation chain, scope by scope, in dependency order
-    model_scope = plan.scopes[("model",)]
+    model_scope = plan.scopes[MODEL_KEY]
     b.calc_block(ws["Model"], cur["Model"], "Derived quantities (calculated)", [model_scope], lambda s: "Value",
                  note="Grey cells are formulas over the inputs above; the tables below read them.")
     by_kind: dict[str, list[Scope]] = {}
@@ -70,9 +71,9 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     b.calc_block(pc, cur["Prefill_chain"], "Per GPU: effective figures (prefill comm_sm), MLA and DenseMLP",
                  by_kind["gpu_prefill"], name_of)
     b.calc_block(pc, cur["Prefill_chain"], "Per GPU and deployment (TP, DP = num_node x gpu_per_node / TP)",
-                 by_kind["prefill"], lambda s: Expr(f'{name_of(s).text}&" TP{s.key[2]}"'))
+                 by_kind["prefill"], lambda s: Expr(f'{name_of(s).text}&" TP{s.key.tp}"'))
     b.calc_block(dc, cur["Decode_chain"], "EP strategies", by_kind["ep"],
-                 lambda s: Expr(f'"EP"&{b.list_inputs[("ep", s.key[1])].text}'))
+                 lambda s: Expr(f'"EP"&{b.list_inputs[("ep", s.key.index)].text}'))
     b.calc_block(dc, cur["Decode_chain"], "Per GPU: effective figures (decode_comm_sm) and all-reduce",
                  by_kind["gpu_decode"], name_of)
     b.calc_block(dc, cur["Decode_chain"], "Per GPU and batch size: absorbed MLA, MoE, all-to-all, TPOT",
@@ -80,8 +81,8 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     b.calc_block(dc, cur["Decode_chain"], "Per GPU and batch size: standard (not absorbed) MLA", by_kind["decode_std"],
                  name_of)
     b.calc_block(dc, cur["Decode_chain"], "Max batch per GPU (section 3.2)", by_kind["maxb"],
-                 lambda s: Expr(f'{name_of(s).text}&" TP{s.key[2]} "&"EP"&{b.list_inputs[("ep", s.key[3])].text}'
-                                f'&"{" absorbed" if s.key[4] else " standard"}{" FP16" if s.key[5] else " FP8"} KV"'),
+                 lambda s: Expr(f'{name_of(s).text}&" TP{s.key.tp} "&"EP"&{b.list_inputs[("ep", s.key.index)].text}'
+                                f'&"{" absorbed" if s.key.absorb else " standard"}{" FP16" if s.key.kv_fp16 else " FP8"} KV"'),
                  by_row=True)
     _planner_chain(b, ws["Decode"], dc, cur["Decode_chain"], catalog)
     constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
@@ -296,9 +297,9 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
             cells[col] = Expr(f"INDEX(Hardware!${letter}${top}:${letter}${bottom},MATCH(planner_gpu,gpu_names,0),1)")
     b.gpu_cells[PLANNER] = cells
     gscope = Scope("gpu_decode", gpu_decode_key(PLANNER), tuple(chain.DECODE_EFFECTIVE + chain.DECODE_GPU),
-                   (("model",),), gpu=PLANNER)
+                   (MODEL_KEY,), gpu=PLANNER)
     b.calc_block(calc, calc_cur, "Your GPU (planner): effective figures", [gscope], lambda s: Expr("planner_gpu"))
-    scopes = [Scope("decode", decode_key(PLANNER, i), tuple(chain.DECODE_BATCH), (("model",), gscope.key),
+    scopes = [Scope("decode", decode_key(PLANNER, i), tuple(chain.DECODE_BATCH), (MODEL_KEY, gscope.key),
                     (("batch_size", Input("batch_sizes", i)),), gpu=PLANNER)
               for i in range(len(catalog.scenario.batch_sizes))]
     b.calc_block(calc, calc_cur, "Your GPU (planner): decode per batch size", scopes, lambda s: Expr("planner_gpu"))
@@ -397,8 +398,7 @@ def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list) -> 
                 ws.cell(r, 3, spec["columns"][j])
                 ws.cell(r, 4, v)
                 b.write(ws, r, 5, ref(sheet, ttop + 1 + i, 2 + j))
-                dec = 0 if row["label"] == "BatchSize" or spec["columns"][j] in ("BatchSize", "Layers") \
-                    else decimals[spec["id"]]
+                dec = cell_decimals(decimals[spec["id"]], row["label"], spec["columns"][j])
                 tol = 0.5 * 10 ** -dec + 1e-9
                 ws.cell(r, 6, tol).number_format = "0.0E+00"
                 ws.cell(r, 7).value = f'=IF(ISNUMBER(E{r}),IF(ABS(E{r}-D{r})<=F{r},"PASS","FAIL"),"FAIL")'

@@ -12,7 +12,7 @@ fills them with numbers; :mod:`dsxl.workbook` fills them with cell references.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import Catalog
 from .model import chain
@@ -28,10 +28,22 @@ class Input:
     index: int | None = None
 
 
+class Key(NamedTuple):
+    """A scope's identity with named parts (unused parts stay None)."""
+
+    kind: str
+    gpu: str | None = None
+    tp: int | None = None
+    index: int | None = None  # batch-size, EP-strategy or candidate index
+    absorb: bool | None = None
+    kv_fp16: bool | None = None
+    name: str | None = None  # e.g. a measurement id
+
+
 @dataclass(frozen=True)
 class Scope:
     kind: str
-    key: tuple
+    key: Key
     steps: tuple
     parents: tuple = ()
     params: tuple = ()  # (name, constant or Input)
@@ -39,35 +51,47 @@ class Scope:
     title: str = ""
 
 
-MODEL_KEY = ("model",)
+MODEL_KEY = Key("model")
 
 
-def gpu_prefill_key(gpu: str) -> tuple:
-    return ("gpu_prefill", gpu)
+def scope_env(scope: Scope, inputs: dict[str, Any], done: dict[Key, dict[str, Any]],
+              gpu_values: Any) -> dict[str, Any]:
+    """What a scope's steps see: the inputs, its parents' quantities and its GPU's fields. Python passes numbers,
+    the workbook builder cell references: the one rule both interpreters of a plan follow."""
+    env = dict(inputs)
+    for parent in scope.parents:
+        env.update(done[parent])
+    if scope.gpu is not None:
+        env.update(gpu_values(scope.gpu))
+    return env
 
 
-def gpu_decode_key(gpu: str) -> tuple:
-    return ("gpu_decode", gpu)
+def gpu_prefill_key(gpu: str) -> Key:
+    return Key("gpu_prefill", gpu)
 
 
-def prefill_key(gpu: str, tp: int) -> tuple:
-    return ("prefill", gpu, tp)
+def gpu_decode_key(gpu: str) -> Key:
+    return Key("gpu_decode", gpu)
 
 
-def decode_key(gpu: str, i: int) -> tuple:
-    return ("decode", gpu, i)
+def prefill_key(gpu: str, tp: int) -> Key:
+    return Key("prefill", gpu, tp=tp)
 
 
-def decode_std_key(gpu: str, i: int) -> tuple:
-    return ("decode_std", gpu, i)
+def decode_key(gpu: str, i: int) -> Key:
+    return Key("decode", gpu, index=i)
 
 
-def ep_key(i: int) -> tuple:
-    return ("ep", i)
+def decode_std_key(gpu: str, i: int) -> Key:
+    return Key("decode_std", gpu, index=i)
 
 
-def maxb_key(gpu: str, tp: int, ep_index: int, absorb: bool, kv_fp16: bool) -> tuple:
-    return ("maxb", gpu, tp, ep_index, absorb, kv_fp16)
+def ep_key(i: int) -> Key:
+    return Key("ep", index=i)
+
+
+def maxb_key(gpu: str, tp: int, ep_index: int, absorb: bool, kv_fp16: bool) -> Key:
+    return Key("maxb", gpu, tp=tp, index=ep_index, absorb=absorb, kv_fp16=kv_fp16)
 
 
 MAX_BATCH_TPS = (1, 4, 8)
@@ -83,7 +107,7 @@ class Plan:
 
     catalog: Catalog
     n_batches: int
-    scopes: dict[tuple, Scope] = field(default_factory=dict)
+    scopes: dict[Key, Scope] = field(default_factory=dict)
 
     def add(self, scope: Scope) -> None:
         self.scopes[scope.key] = scope
@@ -147,7 +171,7 @@ def build_plan(catalog: Catalog, n_batches: int) -> Plan:
 
 @dataclass(frozen=True)
 class Q:
-    scope: tuple
+    scope: tuple  # a scope Key, or ("gpu"|"datasheet", name) for catalog rows
     name: str
 
 
@@ -201,6 +225,14 @@ class FilteredTable:
     fields: tuple  # (header, quantity name)
     by_column: bool
     note: str = ""
+
+
+COUNT_HEADERS = ("BatchSize", "Layers")
+
+
+def cell_decimals(table_decimals: int, row_label: Any, col_label: Any) -> int:
+    """Decimals a printed cell shows: counts (batch sizes, layers) are whole, the rest use the table's."""
+    return 0 if row_label in COUNT_HEADERS or col_label in COUNT_HEADERS else table_decimals
 
 
 def _name(g: str) -> Q:
