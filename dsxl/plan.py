@@ -125,6 +125,16 @@ def _grid(inp: PlanInputs) -> dict[str, np.ndarray]:
             "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
 
 
+def _fitting(r: dict[str, Any], grid: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Candidates that fit in memory with an attention-TP group inside the EP group."""
+    return np.asarray(r["fits"]) & np.broadcast_to(grid["attn_tp"] <= grid["ep"], shape)
+
+
+def _best(values: np.ndarray, ok: np.ndarray) -> float:
+    """The lowest value among the candidates that are ``ok`` (the best achievable latency)."""
+    return float(np.min(np.where(ok, values, np.inf)))
+
+
 def _pick(score: np.ndarray, ok: np.ndarray) -> tuple[int, ...] | None:
     if not ok.any():
         return None
@@ -146,8 +156,7 @@ def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     kv = mean_decode_context(inp.input_len, inp.output_len)
     r = predict("decode", gpu, inp.model, kv_len=kv, **grid)
     tpot, per_gpu, per_user = (np.asarray(r[k]) for k in ("tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user"))
-    valid = np.broadcast_to(grid["attn_tp"] <= grid["ep"], tpot.shape)
-    fits = np.asarray(r["fits"]) & valid
+    fits = _fitting(r, grid, tpot.shape)
     meets = np.broadcast_to(sizing.decode_ok(fits, tpot, inp.tpot_limit_ms(), grid["mtp_draft"],
                                              model_args(inp.model).n_mtp_layers), tpot.shape)
     idx = _pick(per_gpu, meets)
@@ -165,8 +174,8 @@ def _decode_reason(fits: np.ndarray, tpot: np.ndarray, inp: PlanInputs, r: dict[
         need = float(np.min(np.asarray(r["weights_gb"])))
         return (f"memory binds: no EP size up to {max(inp.ep_sizes)} fits even one sequence "
                 f"(weights need at least {need:.1f} GB per GPU); allow larger EP or use fp4 experts")
-    best = float(np.min(np.where(fits, tpot, np.inf)))
-    return f"the TPOT SLA binds: the best achievable TPOT is {best:.1f} ms against {inp.tpot_limit_ms():.1f} ms"
+    return (f"the TPOT SLA binds: the best achievable TPOT is {_best(tpot, fits):.1f} ms against "
+            f"{inp.tpot_limit_ms():.1f} ms")
 
 
 def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
@@ -178,15 +187,11 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
             "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
     r = predict("prefill", gpu, inp.model, prompt_len=inp.input_len, cache_hit=inp.cache_hit, **grid)
     ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
-    fits = np.asarray(r["fits"]) & np.broadcast_to(grid["attn_tp"] <= grid["ep"], ttft.shape)
-    meets = sizing.prefill_ok(fits, ttft, inp.ttft_ms)
-    idx = _pick(per_gpu, meets)
+    fits = _fitting(r, grid, ttft.shape)
+    idx = _pick(per_gpu, sizing.prefill_ok(fits, ttft, inp.ttft_ms))
     if idx is None:
-        if not fits.any():
-            reason = "memory binds: no prefill configuration fits"
-        else:
-            reason = (f"the TTFT SLA binds: the best achievable TTFT is "
-                      f"{float(np.min(np.where(fits, ttft, np.inf))):.0f} ms against {inp.ttft_ms:.0f} ms")
+        reason = "memory binds: no prefill configuration fits" if not fits.any() else \
+            f"the TTFT SLA binds: the best achievable TTFT is {_best(ttft, fits):.0f} ms against {inp.ttft_ms:.0f} ms"
         return {"feasible": False, "reason": reason}
     opts = _at(grid, idx)
     return {"feasible": True, **opts, "prompt_len": inp.input_len, "cache_hit": inp.cache_hit,
@@ -200,16 +205,12 @@ def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
                 cache_hit=inp.cache_hit, **grid)
     per_user, per_gpu, ttft = (np.asarray(r[k]) for k in ("tokens_per_s_per_user", "output_tokens_per_s_per_gpu",
                                                            "ttft_ms"))
-    fits = np.asarray(r["fits"]) & np.broadcast_to(grid["attn_tp"] <= grid["ep"], per_user.shape)
+    fits = _fitting(r, grid, per_user.shape)
     tpot = 1000 / per_user
-    meets = fits & (tpot <= inp.tpot_limit_ms()) & (ttft <= inp.ttft_ms)
-    idx = _pick(per_gpu, meets)
+    idx = _pick(per_gpu, fits & (tpot <= inp.tpot_limit_ms()) & (ttft <= inp.ttft_ms))
     if idx is None:
-        if not fits.any():
-            reason = "memory binds: nothing fits"
-        else:
-            reason = (f"the SLA binds: best TPOT {float(np.min(np.where(fits, tpot, np.inf))):.1f} ms, best TTFT "
-                      f"{float(np.min(np.where(fits, ttft, np.inf))):.0f} ms")
+        reason = "memory binds: nothing fits" if not fits.any() else \
+            f"the SLA binds: best TPOT {_best(tpot, fits):.1f} ms, best TTFT {_best(ttft, fits):.0f} ms"
         return {"feasible": False, "reason": reason}
     opts = _at(grid, idx)
     return {"feasible": True, **opts, "tpot_ms": float(tpot[idx]), "ttft_ms": float(ttft[idx]),

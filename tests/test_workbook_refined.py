@@ -10,7 +10,7 @@ from dsxl.predict import predict
 from dsxl.validation import validate
 from dsxl.workbook import build_workbook
 from dsxl.workbook.libreoffice import convert, soffice
-from workbook_helpers import error_cells, name_cell, name_range
+from workbook_helpers import error_cells, name_cell, name_range, set_in_table
 
 if soffice() is None:
     if os.environ.get("CI"):
@@ -24,16 +24,6 @@ PLANNER_EDIT = {"predict_gpu": "B200", "predict_ep": 64, "predict_batch": 48, "p
 CONSTANT_EDIT = {("gemm_flops_eff", "hopper"): 0.6, ("a2a_ll_latency_us", "hopper"): 40}
 
 
-def _set_constant(wb, name, generation, value):
-    ws, r1, c1, r2, c2 = name_range(wb, "refined_constants")
-    header = [ws.cell(r1, c).value for c in range(c1, c2 + 1)]
-    for r in range(r1 + 1, r2 + 1):
-        if ws.cell(r, c1).value == name:
-            ws.cell(r, c1 + header.index(generation)).value = value
-            return
-    raise KeyError(name)
-
-
 @pytest.fixture(scope="module")
 def books(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
@@ -44,7 +34,7 @@ def books(tmp_path_factory):
     wb.save(src / "planner.xlsx")
     wb = load_workbook(fresh)
     for (name, gen), value in CONSTANT_EDIT.items():
-        _set_constant(wb, name, gen, value)
+        set_in_table(wb, "refined_constants", name, gen, value)
     wb.save(src / "constants.xlsx")
     outs = convert([fresh, src / "planner.xlsx", src / "constants.xlsx"], tmp_path_factory.mktemp("lo"))
     return {p.stem: load_workbook(p, data_only=True) for p in outs}

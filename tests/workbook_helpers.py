@@ -19,14 +19,19 @@ def name_range(wb, name):
     return wb[sheet], r1, c1, r2, c2
 
 
-def set_hardware(wb, gpu, field, value):
-    ws, r1, c1, r2, c2 = name_range(wb, "hardware")
+def set_in_table(wb, range_name, row_key, column, value):
+    """Set the cell of a named table whose first column is ``row_key`` and header is ``column``."""
+    ws, r1, c1, r2, c2 = name_range(wb, range_name)
     header = [ws.cell(r1, c).value for c in range(c1, c2 + 1)]
     for r in range(r1 + 1, r2 + 1):
-        if ws.cell(r, c1).value == gpu:
-            ws.cell(r, c1 + header.index(field)).value = value
+        if ws.cell(r, c1).value == row_key:
+            ws.cell(r, c1 + header.index(column)).value = value
             return
-    raise KeyError(gpu)
+    raise KeyError(row_key)
+
+
+def set_hardware(wb, gpu, field, value):
+    set_in_table(wb, "hardware", gpu, field, value)
 
 
 def apply_edits(src, dst, scenario=None, hardware=None):

@@ -145,6 +145,31 @@ class Builder:
         self.define(name, f"{quote_sheetname(ws.title)}!$B${row}")
         return Expr(name)
 
+    def gpu_choice(self, ws: Worksheet, row: int, col: int, name: str, default: str = "H800") -> Expr:
+        """A named input cell choosing a catalog GPU from a dropdown of the hardware names."""
+        ws.cell(row, col, default)
+        self.mark_input(ws, row, col, None, name)
+        dv = DataValidation(type="list", formula1="gpu_names", allow_blank=False)
+        dv.error, dv.errorTitle, dv.showErrorMessage = "Pick a GPU from the Hardware catalog.", "Unknown GPU", True
+        ws.add_data_validation(dv)
+        dv.add(ws.cell(row, col).coordinate)
+        self.define(name, f"{quote_sheetname(ws.title)}!${get_column_letter(col)}${row}")
+        return Expr(name)
+
+    def input_header(self, ws: Worksheet, cur: Cursor, title: str, note: str, unit_header: str = "Unit") -> None:
+        self.heading(ws, cur, title, note)
+        for col, text in enumerate(("Input", "Value", "Name", unit_header), start=1):
+            self._header_cell(ws, cur.row, col, text)
+        cur.row += 1
+
+    def gpu_input_row(self, ws: Worksheet, cur: Cursor, name: str) -> Expr:
+        """The first row of an input block: the GPU, by name, from the catalog."""
+        ws.cell(cur.row, 1, "GPU").font = style.LABEL_FONT
+        ws.cell(cur.row, 3, name).font = style.NOTE_FONT
+        expr = self.gpu_choice(ws, cur.row, 2, name)
+        cur.row += 1
+        return expr
+
     def input_block(self, ws: Worksheet, cur: Cursor, title: str, items: list[tuple[str, Any, Range, str, str]],
                     note: str = "") -> None:
         self.heading(ws, cur, title, note)

@@ -12,7 +12,6 @@ from typing import Any
 
 from openpyxl.chart import Reference, ScatterChart, Series
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Catalog, read_template_text
 from ..expr import Expr, where
@@ -81,21 +80,9 @@ def planner_inputs_defaults() -> PlanInputs:
 def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],
                   catalog: Catalog) -> None:
     cur = Cursor(3)
-    b.heading(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
-              "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on).")
-    for col, text in enumerate(("Input", "Value", "Name", "Unit"), start=1):
-        b._header_cell(ws, cur.row, col, text)
-    cur.row += 1
-    ws.cell(cur.row, 1, "GPU").font = style.LABEL_FONT
-    ws.cell(cur.row, 2, "H800")
-    b.mark_input(ws, cur.row, 2, None, "plan_gpu")
-    dv = DataValidation(type="list", formula1="gpu_names", allow_blank=False)
-    dv.error, dv.errorTitle, dv.showErrorMessage = "Pick a GPU from the Hardware catalog.", "Unknown GPU", True
-    ws.add_data_validation(dv)
-    dv.add(ws.cell(cur.row, 2).coordinate)
-    ws.cell(cur.row, 3, "plan_gpu").font = style.NOTE_FONT
-    b.define("plan_gpu", f"{ws.title}!$B${cur.row}")
-    cur.row += 1
+    b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
+                   "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on).")
+    b.gpu_input_row(ws, cur, "plan_gpu")
     for name, default, rkey, label, unit in INPUTS:
         ws.cell(cur.row, 1, label).font = style.LABEL_FONT
         ws.cell(cur.row, 2, default)

@@ -82,21 +82,10 @@ def _gpu_env(b: Builder, fields: dict[str, Expr], rows: dict[str, tuple[str, str
 def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
                    catalog: Catalog) -> None:
     cur = Cursor(3)
-    b.heading(ws, cur, "Your configuration (refined model on datasheet hardware)",
-              "Pick a GPU and a deployment; results and the per-layer breakdown update live. Units in column D.")
-    for col, text in enumerate(("Input", "Value", "Name", "Unit / meaning"), start=1):
-        b._header_cell(ws, cur.row, col, text)
-    cur.row += 1
-    ws.cell(cur.row, 1, "GPU").font = style.LABEL_FONT
-    ws.cell(cur.row, 2, "H800")
-    b.mark_input(ws, cur.row, 2, None, "predict_gpu")
-    dv = DataValidation(type="list", formula1="gpu_names", allow_blank=False)
-    dv.error, dv.errorTitle, dv.showErrorMessage = "Pick a GPU from the Hardware catalog.", "Unknown GPU", True
-    ws.add_data_validation(dv)
-    dv.add(ws.cell(cur.row, 2).coordinate)
-    ws.cell(cur.row, 3, "predict_gpu").font = style.NOTE_FONT
-    b.define("predict_gpu", f"{ws.title}!$B${cur.row}")
-    cur.row += 1
+    b.input_header(ws, cur, "Your configuration (refined model on datasheet hardware)",
+                   "Pick a GPU and a deployment; results and the per-layer breakdown update live. Units in column D.",
+                   "Unit / meaning")
+    b.gpu_input_row(ws, cur, "predict_gpu")
     defaults = {"ep": 128, "batch": 128, "kv_len": 4096, "tokens_per_gpu": 16384, "prompt_len": 4096}
     opts: dict[str, Expr] = {}
     for o in OPTIONS:

@@ -8,7 +8,6 @@ from openpyxl.chart import BarChart, Reference, ScatterChart, Series
 from openpyxl.comments import Comment
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
-from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Catalog
 from ..expr import Expr
@@ -282,13 +281,7 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
     ws.cell(cur.row + 1, col0, "Your GPU (decode planner)").font = style.H2_FONT
     r = cur.row + 2
     ws.cell(r, col0, "GPU").font = style.LABEL_FONT
-    ws.cell(r, col0 + 1, "H800")
-    b.mark_input(ws, r, col0 + 1, None, "planner_gpu")
-    dv = DataValidation(type="list", formula1="gpu_names", allow_blank=False)
-    dv.error, dv.errorTitle, dv.showErrorMessage = "Pick a GPU from the Hardware catalog.", "Unknown GPU", True
-    ws.add_data_validation(dv)
-    dv.add(ws.cell(r, col0 + 1).coordinate)
-    b.define("planner_gpu", f"{ws.title}!${chr(64 + col0 + 1)}${r}")
+    b.gpu_choice(ws, r, col0 + 1, "planner_gpu")
     top, bottom = b.article_hardware_rows
     cells: dict[str, Expr] = {"gpu_name": Expr("planner_gpu")}
     for j, col in enumerate(HARDWARE_COLUMNS[:-1]):
