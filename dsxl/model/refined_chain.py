@@ -39,6 +39,36 @@ _COMMON_HEAD = [
 ]
 
 
+def _roofline(name: str, label: str, gflops: str, gbytes: str | int, peak: str, flops_eff: str,
+              bw_eff: str = "gemm_bw_eff") -> Step:
+    """The roofline time of one kernel group from its FLOPs and bytes quantities."""
+    return S(name, K, f"{label} (roofline)", MS, {"gflops": gflops, "peak_tflops": peak, "flops_eff": flops_eff,
+                                                  "gbytes": gbytes, "bw_gbs": "mem_bw", "bw_eff": bw_eff})
+
+
+def _mlp(prefix: str, label: str, tokens: str, weights: str, count: str | int, weight_bytes: str | int, peak: str,
+         flops_eff: str, time_name: str = "") -> list[Step]:
+    """FLOPs, weights read and roofline time (``time_name``, default prefix_ms) of ``count`` MLPs (experts,
+    DenseMLP, LM head) over ``tokens``."""
+    return [
+        S(f"{prefix}_gflops", moe.mlp_gflops, label, GF, {"tokens": tokens, "weights": weights}),
+        S(f"{prefix}_gb", moe.weights_gb, f"{label} weights read", GB,
+          {"count": count, "weights": weights, "weight_bytes": weight_bytes}),
+        _roofline(time_name or f"{prefix}_ms", label, f"{prefix}_gflops", f"{prefix}_gb", peak, flops_eff),
+    ]
+
+
+def _elementwise(prefix: str, label: str, values_fn) -> list[Step]:
+    """Activation values per token, the bytes the elementwise kernels move, and their time."""
+    return [
+        S(f"{prefix}_act_values", values_fn, f"{label} activations per token", "values"),
+        S(f"{prefix}_act_gb", roofline.activation_gb, f"{label} elementwise traffic", GB,
+          {"tokens": "tokens_mb", "values_per_token": f"{prefix}_act_values"}),
+        S(f"{prefix}_act_ms", roofline.traffic_ms, f"{label} elementwise kernels", MS,
+          {"gbytes": f"{prefix}_act_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    ]
+
+
 def _attention(core_eff: str, core_gb: str | int, index_context: str) -> list[Step]:
     """The attention path once ``mla_core_gflops`` (and the KV it reads, ``core_gb``) is known."""
     return [
@@ -46,28 +76,21 @@ def _attention(core_eff: str, core_gb: str | int, index_context: str) -> list[St
           {"tokens": "tokens_mb", "down_params": "mla_down_params", "up_params": "mla_up_params"}),
         S("attn_proj_gb", attention.mla_proj_gb, "Attention projection weights read", GB,
           {"down_params": "mla_down_params", "up_params": "mla_up_params", "weight_bytes": "attn_bytes"}),
-        S("attn_proj_ms", K, "Attention projections (roofline)", MS,
-          {"gflops": "attn_proj_gflops", "peak_tflops": "attn_peak_tflops", "flops_eff": "gemm_flops_eff",
-           "gbytes": "attn_proj_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+        _roofline("attn_proj_ms", "Attention projections", "attn_proj_gflops", "attn_proj_gb", "attn_peak_tflops",
+                  "gemm_flops_eff"),
         S("core_flops_eff", attention.core_flops_eff, "Attention kernel FLOP efficiency", "share",
           {"dense_eff": core_eff, "sparse_eff": "sparse_attn_flops_eff"}),
-        S("mla_core_ms", K, "Attention kernel (roofline)", MS,
-          {"gflops": "mla_core_gflops", "peak_tflops": "fp16_flops", "flops_eff": "core_flops_eff",
-           "gbytes": core_gb, "bw_gbs": "mem_bw", "bw_eff": "attn_bw_eff"}),
+        _roofline("mla_core_ms", "Attention kernel", "mla_core_gflops", core_gb, "fp16_flops", "core_flops_eff",
+                  "attn_bw_eff"),
         S("indexer_gflops", attention.indexer_gflops, "DSA indexer scoring", GF,
           {"queries": "tokens_mb", "context": index_context}),
         S("index_read_gb", attention.kv_read_gb, "DSA indexer keys read", GB,
           {"sequences": "sequences_mb", "attended": index_context, "token_bytes": "index_key_bytes"}),
-        S("indexer_ms", K, "DSA indexer (roofline)", MS,
-          {"gflops": "indexer_gflops", "peak_tflops": "fp8_flops", "flops_eff": "gemm_flops_eff",
-           "gbytes": "index_read_gb", "bw_gbs": "mem_bw", "bw_eff": "attn_bw_eff"}),
+        _roofline("indexer_ms", "DSA indexer", "indexer_gflops", "index_read_gb", "fp8_flops", "gemm_flops_eff",
+                  "attn_bw_eff"),
         S("allreduce_ms", comm.allreduce_ms, "Attention-TP all-reduce", MS,
           {"tokens": "tokens_mb", "nvlink_eff": "a2a_nvlink_eff", "latency_us": "allreduce_latency_us"}),
-        S("attn_act_values", attention.activation_values, "Attention activations per token", "values"),
-        S("attn_act_gb", roofline.activation_gb, "Attention elementwise traffic", GB,
-          {"tokens": "tokens_mb", "values_per_token": "attn_act_values"}),
-        S("attn_act_ms", roofline.traffic_ms, "Attention elementwise kernels", MS,
-          {"gbytes": "attn_act_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+        *_elementwise("attn", "Attention", attention.activation_values),
         S("attn_kernels_n", attention.kernel_count, "Kernels on the attention path", "kernels"),
         S("attn_launch_ms", roofline.launch_ms, "Attention kernel launches", MS, {"kernels": "attn_kernels_n"}),
         S("attn_ms", attention.attention_ms, "Attention path per micro-batch", MS,
@@ -83,40 +106,19 @@ def _moe(routed_flops_eff: str) -> list[Step]:
       {"routed": "routed_tokens", "local": "local_experts"}),
     S("experts_touched", moe.experts_touched, "Local experts receiving tokens", "experts",
       {"local": "local_experts", "tokens": "tokens_mb"}),
-    S("routed_gflops", moe.mlp_gflops, "Routed experts", GF, {"tokens": "routed_tokens", "weights": "expert_weights"}),
-    S("routed_gb", moe.weights_gb, "Routed expert weights read", GB,
-      {"count": "experts_touched", "weights": "expert_weights", "weight_bytes": "moe_bytes"}),
-    S("routed_ms", K, "Routed experts (roofline)", MS,
-      {"gflops": "routed_gflops", "peak_tflops": "moe_peak_tflops", "flops_eff": routed_flops_eff,
-       "gbytes": "routed_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    *_mlp("routed", "Routed experts", "routed_tokens", "expert_weights", "experts_touched", "moe_bytes",
+          "moe_peak_tflops", routed_flops_eff),
     S("shared_tokens", moe.shared_tokens, "Shared-expert tokens", "tokens", {"tokens": "tokens_mb"}),
-    S("shared_gflops", moe.mlp_gflops, "Shared experts", GF, {"tokens": "shared_tokens", "weights": "expert_weights"}),
-    S("shared_gb", moe.weights_gb, "Shared expert weights read", GB,
-      {"count": "n_shared_experts", "weights": "expert_weights", "weight_bytes": "moe_bytes"}),
-    S("shared_ms", K, "Shared experts (roofline)", MS,
-      {"gflops": "shared_gflops", "peak_tflops": "moe_peak_tflops", "flops_eff": "gemm_flops_eff",
-       "gbytes": "shared_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
-    S("moe_act_values", moe.activation_values, "MoE activations per token", "values"),
-    S("moe_act_gb", roofline.activation_gb, "MoE elementwise traffic", GB,
-      {"tokens": "tokens_mb", "values_per_token": "moe_act_values"}),
-    S("moe_act_ms", roofline.traffic_ms, "MoE elementwise kernels", MS,
-      {"gbytes": "moe_act_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    *_mlp("shared", "Shared experts", "shared_tokens", "expert_weights", "n_shared_experts", "moe_bytes",
+          "moe_peak_tflops", "gemm_flops_eff"),
+    *_elementwise("moe", "MoE", moe.activation_values),
     S("moe_launch_ms", roofline.launch_ms, "MoE kernel launches", MS, {"kernels": "moe_kernels"}),
     S("moe_ms", moe.moe_ms, "MoE path per micro-batch", MS, {"act_ms": "moe_act_ms", "launch_ms": "moe_launch_ms"}),
-    S("dense_gflops", moe.mlp_gflops, "DenseMLP", GF, {"tokens": "tokens_mb", "weights": "dense_weights"}),
-    S("dense_gb", moe.weights_gb, "DenseMLP weights read", GB,
-      {"count": 1, "weights": "dense_weights", "weight_bytes": "attn_bytes"}),
-    S("dense_gemm_ms", K, "DenseMLP (roofline)", MS,
-      {"gflops": "dense_gflops", "peak_tflops": "attn_peak_tflops", "flops_eff": "gemm_flops_eff",
-       "gbytes": "dense_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
-    S("dense_act_values", moe.dense_activation_values, "DenseMLP activations per token", "values"),
-    S("dense_act_gb", roofline.activation_gb, "DenseMLP elementwise traffic", GB,
-      {"tokens": "tokens_mb", "values_per_token": "dense_act_values"}),
-    S("dense_act_ms", roofline.traffic_ms, "DenseMLP elementwise kernels", MS,
-      {"gbytes": "dense_act_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+    *_mlp("dense", "DenseMLP", "tokens_mb", "dense_weights", 1, "attn_bytes", "attn_peak_tflops", "gemm_flops_eff"),
+    *_elementwise("dense", "DenseMLP", moe.dense_activation_values),
     S("dense_launch_ms", roofline.launch_ms, "DenseMLP kernel launches", MS, {"kernels": "dense_mlp_kernels"}),
     S("dense_mlp_ms", moe.mlp_ms, "DenseMLP path per micro-batch", MS,
-      {"gemm_ms": "dense_gemm_ms", "act_ms": "dense_act_ms", "launch_ms": "dense_launch_ms"}),
+      {"gemm_ms": "dense_ms", "act_ms": "dense_act_ms", "launch_ms": "dense_launch_ms"}),
     ]
 
 
@@ -136,12 +138,8 @@ def _layers(lm_tokens: str, mtp_draft: str | int) -> list[Step]:
     return [
         S("moe_layer_ms", serving.moe_layer_ms, "MoE layer", MS),
         S("dense_layer_ms", serving.dense_layer_ms, "Dense layer", MS, {"mlp_ms": "dense_mlp_ms"}),
-        S("lm_head_gflops", moe.mlp_gflops, "LM head", GF, {"tokens": lm_tokens, "weights": "lm_head_weights"}),
-        S("lm_head_gb", moe.weights_gb, "LM head weights read (BF16)", GB,
-          {"count": 1, "weights": "lm_head_weights", "weight_bytes": 2}),
-        S("lm_head_kernel_ms", K, "LM head (roofline)", MS,
-          {"gflops": "lm_head_gflops", "peak_tflops": "fp16_flops", "flops_eff": "gemm_flops_eff",
-           "gbytes": "lm_head_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
+        *_mlp("lm_head", "LM head (BF16)", lm_tokens, "lm_head_weights", 1, 2, "fp16_flops", "gemm_flops_eff",
+              "lm_head_kernel_ms"),
         S("lm_head_ms", roofline.with_launch, "LM head and sampling kernel", MS,
           {"kernel_ms": "lm_head_kernel_ms", "kernels": 2}),
         S("mtp_ms", serving.mtp_ms, "MTP drafting", MS, {"mtp_draft": mtp_draft}),
