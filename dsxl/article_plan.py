@@ -193,32 +193,32 @@ class Text:
 
 
 @dataclass(frozen=True)
-class Table:
+class TableHead:
+    """What every printed table has: its id, title, article section, unit, index header and decimals."""
+
     id: str
     title: str
     section: str
     unit: str
     index: str | None
     decimals: int
+
+
+@dataclass(frozen=True)
+class Table(TableHead):
     columns: tuple
     rows: tuple  # (label, (cell, ...))
     note: str = ""
 
 
 @dataclass(frozen=True)
-class FilteredTable:
+class FilteredTable(TableHead):
     """Configurations kept by a boolean quantity (the SLA filter), in source order.
 
     ``by_column``: each kept configuration is a column (labels on top, quantities as rows);
     otherwise each is a row (labels on the left, quantities as columns).
     """
 
-    id: str
-    title: str
-    section: str
-    unit: str
-    index: str | None
-    decimals: int
     sources: tuple
     keep: str
     label: str

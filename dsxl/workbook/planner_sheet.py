@@ -17,6 +17,7 @@ from ..config import Catalog, read_template_text
 from ..expr import Expr, where
 from ..article_plan import Key, Scope
 from ..model import attention, chain, refined_chain, sizing
+from ..model.chain import Step
 from ..plan import PlanInputs, RANGES
 from ..predict import option_env
 from . import style
@@ -31,27 +32,25 @@ PREFILL_VARIES = {"ep", "tokens_per_gpu", "tbo"}
 ENV_KEY = Key("plan_env")
 S = chain.Step
 
-_DECODE = [
-    S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
-    S("kv_len", attention.mean_decode_context, "Mean context", "tokens"),
-    *refined_chain.DECODE,
-    S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "", {"tpot_limit_ms": "plan_tpot_ms"}),
-    S("score", sizing.best_if, "Score: tokens/s per GPU if it qualifies", "tokens/s",
-      {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
-    S("tpot_if_fits", sizing.worst_unless, "TPOT if it fits (for the best achievable)", "ms",
-      {"ok": "fits", "value": "tpot_ms"}),
-    S("tps_if_fits", sizing.best_if, "Tokens/s per GPU if it fits (chart)", "tokens/s",
-      {"ok": "fits", "value": "tokens_per_s_per_gpu"}),
-]
-_PREFILL = [
-    S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
-    *refined_chain.PREFILL,
-    S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "", {"ttft_limit_ms": "plan_ttft_ms"}),
-    S("score", sizing.best_if, "Score: input tokens/s per GPU if it qualifies", "tokens/s",
-      {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
-    S("ttft_if_fits", sizing.worst_unless, "TTFT if it fits (for the best achievable)", "ms",
-      {"ok": "fits", "value": "ttft_ms"}),
-]
+def _candidate(head: list, steps: list, ok: Step, latency: str) -> list:
+    """A candidate's chain: its own redundant experts, the refined chain, then whether it qualifies, its score
+    (tokens/s per GPU if it qualifies, else 0) and its latency if it fits (for the best achievable)."""
+    return [S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
+            *head, *steps, ok,
+            S("score", sizing.best_if, "Score: tokens/s per GPU if it qualifies", "tokens/s",
+              {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
+            S(f"{latency}_if_fits", sizing.worst_unless, f"{latency} if it fits (for the best achievable)", "ms",
+              {"ok": "fits", "value": latency}),
+            S("tps_if_fits", sizing.best_if, "Tokens/s per GPU if it fits (chart)", "tokens/s",
+              {"ok": "fits", "value": "tokens_per_s_per_gpu"})]
+
+
+_DECODE = _candidate([S("kv_len", attention.mean_decode_context, "Mean context", "tokens")], refined_chain.DECODE,
+                     S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "",
+                       {"tpot_limit_ms": "plan_tpot_ms"}), "tpot_ms")
+_PREFILL = _candidate([], refined_chain.PREFILL,
+                      S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "",
+                        {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms")
 
 INPUTS = [  # (name, default, range key, label, unit)
     ("input_len", 4096, "input_len", "Input tokens per request (cache hits included)", "tokens"),
@@ -142,7 +141,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
     lines: list[tuple[str, Any, str, str]] = [
         ("Feasible", Expr(f"AND({dmax.text}>0,{pmax.text}>0)"), "", "General"),
-        ("Why not (when infeasible)", _reason(column(decode, "tpot_if_fits"), column(prefill, "ttft_if_fits"),
+        ("Why not (when infeasible)", _reason(column(decode, "tpot_ms_if_fits"), column(prefill, "ttft_ms_if_fits"),
                                               dmax, pmax), "", "General"),
         ("Decode EP", d_ep, "GPUs", "0"),
         ("Decode batch", pick(decode, "batch"), "sequences per GPU", "0"),
