@@ -286,3 +286,15 @@ def test_report_and_ep_strategies_follow_the_model():
     assert p.returncode == 0 and "| MLA | 165.07M | 78 |" in p.stdout
     p = _cli("report", "--model", "gpt", "params_by_block")
     assert p.returncode == 2 and "deepseek_v3" in p.stderr
+
+
+def test_dsa_presets_count_their_indexer_by_hand():
+    v3 = parameter_counts(CAT.models["deepseek_v3"])
+    v32 = parameter_counts(CAT.models["deepseek_v3_2"])
+    indexer = 7168 * 128 + 7168 * 64 + 1536 * 64 * 128  # wk, head weights, wq_b of the lightning indexer
+    assert v32["total_params"] - v3["total_params"] == 61 * indexer
+    glm = CAT.models["glm_5"]
+    attn = (6144 * 2048 + 6144 * 576 + 6144 * 128 + 6144 * 32 + 2048 * 64 * 256 + 64 * 512 * (192 + 256)
+            + 64 * 256 * 6144 + 2048 * 32 * 128)
+    total = 78 * attn + 3 * 3 * 6144 * 12288 + 75 * (257 * 3 * 6144 * 2048 + 6144 * 256) + 2 * 154880 * 6144
+    assert parameter_counts(glm)["total_params"] == total
