@@ -13,7 +13,7 @@ from dsxl.tables import WhatIf, compute_tables
 from dsxl.workbook import build_workbook, workbook_bytes
 from dsxl.workbook.libreoffice import convert, soffice
 from printed import KNOWN_TYPOS, printed_equal, text_equal
-from workbook_helpers import apply_edits, blank, error_cells, name_cell, read_table
+from workbook_helpers import apply_edits, assert_tables_equal, blank, error_cells, name_cell, read_table
 
 REPO = Path(__file__).resolve().parents[1]
 EDITS = {
@@ -74,22 +74,7 @@ def test_checks_sheet_passes_everything(recalculated):
 
 @pytest.mark.parametrize("edit", list(EDITS))
 def test_edited_workbook_equals_python_model(recalculated, edit):
-    wb = recalculated[edit]
-    expected = compute_tables(EDITS[edit])
-    for tid, df in expected.items():
-        columns, labels, values = read_table(wb, tid)
-        ncol, nrow = df.shape[1], df.shape[0]
-        assert columns[:ncol] == [str(c) for c in df.columns], tid
-        assert all(blank(c) for c in columns[ncol:]), tid
-        assert labels[:nrow] == [str(x) for x in df.index], tid
-        assert all(blank(x) for x in labels[nrow:]), tid
-        for i in range(nrow):
-            for j in range(ncol):
-                want, got = df.iat[i, j], values[i][j]
-                if isinstance(want, str):
-                    assert got == want, (tid, i, j)
-                else:
-                    assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (tid, i, j, got, want)
+    assert_tables_equal(recalculated[edit], compute_tables(EDITS[edit]))
 
 
 def test_the_sla_edit_changes_the_filtered_tables(recalculated):

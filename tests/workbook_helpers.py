@@ -1,5 +1,6 @@
 """Editing a generated workbook the way a planner would, and reading it back after LibreOffice."""
 
+import math
 import re
 
 from openpyxl import load_workbook
@@ -59,3 +60,21 @@ def error_cells(wb):
 
 def blank(x):
     return x is None or x == ""
+
+
+def assert_tables_equal(wb, expected):
+    """Every tbl_ range of a recalculated workbook equals the Python tables (labels exactly, numbers to 1e-9)."""
+    for tid, df in expected.items():
+        columns, labels, values = read_table(wb, tid)
+        ncol, nrow = df.shape[1], df.shape[0]
+        assert columns[:ncol] == [str(c) for c in df.columns], tid
+        assert all(blank(c) for c in columns[ncol:]), tid
+        assert labels[:nrow] == [str(x) for x in df.index], tid
+        assert all(blank(x) for x in labels[nrow:]), tid
+        for i in range(nrow):
+            for j in range(ncol):
+                want, got = df.iat[i, j], values[i][j]
+                if isinstance(want, str):
+                    assert got == want, (tid, i, j)
+                else:
+                    assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (tid, i, j, got, want)

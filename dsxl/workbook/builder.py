@@ -333,7 +333,7 @@ class Builder:
 
         def pick(qname: str, slot: int) -> Expr:
             row = self._source_span(t.sources, qname)
-            return Expr(f'IFERROR(INDEX({row},MATCH({slot},{counts},0)),"")')
+            return Expr(f'IFERROR(INDEX({row},1,MATCH({slot},{counts},0)),"")')
 
         self._header_cell(ws, top, 1, t.index or "")
         if t.by_column:
@@ -357,7 +357,7 @@ class Builder:
         self._finish_table(ws, t, top, bottom, right)
         ws.cell(top, 1).comment = Comment(
             f"Configurations with {t.keep.replace('_', ' ')} (TPS_O > tps_threshold), in source order: each cell is "
-            "INDEX(quantity row, MATCH(slot, running count, 0)); unused slots stay blank.", "dsxl")
+            "INDEX(quantity row, 1, MATCH(slot, running count, 0)); unused slots stay blank.", "dsxl")
         cur.row = helper + 3
 
     def _source_span(self, sources: tuple, qname: str) -> str:

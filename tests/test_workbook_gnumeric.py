@@ -1,0 +1,47 @@
+"""A second engine: Gnumeric (ssconvert --recalc) must compute every table the way Python and LibreOffice do."""
+
+import math
+import os
+
+import pytest
+from openpyxl import load_workbook
+
+from dsxl.tables import compute_tables
+from dsxl.validation import validate
+from dsxl.workbook import build_workbook
+from dsxl.workbook.gnumeric import recalc, ssconvert
+from test_workbook import EDITS
+from workbook_helpers import apply_edits, assert_tables_equal, error_cells, name_range
+
+if ssconvert() is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("Gnumeric is required in CI (.ci/run installs it)")
+    pytest.skip("Gnumeric not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def books(tmp_path_factory):
+    src = tmp_path_factory.mktemp("src")
+    fresh = build_workbook(src / "fresh.xlsx")
+    paths = [fresh]
+    for name, w in EDITS.items():
+        path = src / f"{name}.xlsx"
+        apply_edits(fresh, path, w.scenario, {(g, f): v for g, c in w.hardware.items() for f, v in c.items()})
+        paths.append(path)
+    outs = recalc(paths, tmp_path_factory.mktemp("gnumeric"))
+    return {p.stem: load_workbook(p, data_only=True) for p in outs}
+
+
+@pytest.mark.parametrize("book", ["fresh", *EDITS])
+def test_every_table_equals_python_in_gnumeric(books, book):
+    assert_tables_equal(books[book], compute_tables(EDITS.get(book)))
+    assert error_cells(books[book]) == []
+
+
+def test_validation_and_planner_in_gnumeric(books):
+    ws, r1, c1, r2, c2 = name_range(books["fresh"], "tbl_validation")
+    got = {ws.cell(r, c1).value: ws.cell(r, c1 + 2).value for r in range(r1 + 1, r2 + 1)}
+    for row in validate():
+        assert math.isclose(got[row["id"]], row["refined"], rel_tol=1e-9)
+    ws, r1, c1, r2, c2 = name_range(books["fresh"], "plan_results")
+    assert ws.cell(r1 + 1, c1 + 1).value is True
