@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--list", action="store_true", help="list table ids and settable inputs, then exit")
     r.add_argument("--model", default=None, help="the article's method on another preset or config.json "
                                                  "(the memory tables keep the article's parameter constants)")
+    r.add_argument("--gpu", default=None, help="catalog GPUs for the per-GPU tables, comma-separated (default: the "
+                                               "article's H800, H20, H20_3e)")
+    r.add_argument("-o", "--output", type=Path, default=None,
+                   help="with --format csv and several tables: a folder (must exist) for one CSV per table")
     b = sub.add_parser("build", help="write the shareable workbook")
     b.add_argument("-o", "--output", type=Path, default=DEFAULT_WORKBOOK, help=f"default {DEFAULT_WORKBOOK}")
     b.add_argument("--model", default=None, help="preset id or config.json the workbook holds (default deepseek_v3)")
@@ -111,26 +115,63 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .validate import GPU_FIELDS
     from .report import to_csv, to_json, to_markdown
-    from .tables import compute_tables, table_ids
-    from .whatif import MODEL_FIELDS, SCENARIO_FIELDS, parse_sets
+    from .tables import compute_tables
+    from .whatif import parse_sets
 
     if args.list:
-        print("tables: " + " ".join(table_ids()))
-        print("inputs: " + " ".join(SCENARIO_FIELDS + MODEL_FIELDS))
-        print("hardware: GPU." + "|".join(GPU_FIELDS))
+        sys.stdout.write(_report_list())
         return 0
-    whatif = parse_sets(args.sets, preset=args.model)
+    gpus = tuple(g.strip() for g in args.gpu.split(",")) if args.gpu else ()
+    whatif = parse_sets(args.sets, preset=args.model, gpus=gpus)
     tables = compute_tables(whatif, args.tables or None)
-    render = {"markdown": to_markdown, "json": to_json, "csv": to_csv}[args.format]
-    sys.stdout.write(render(tables) if args.format != "json" else render(tables) + "\n")
+    inputs = whatif.echo()
+    if args.format == "csv":
+        if len(tables) == 1 and args.output is None:
+            sys.stdout.write(to_csv(next(iter(tables.values())), inputs))
+            return 0
+        if args.output is None or not args.output.is_dir():
+            raise ValueError("--format csv writes one table to standard output; for several give -o FOLDER "
+                             "(an existing folder) for one file per table")
+        for tid, df in tables.items():
+            (args.output / f"{tid}.csv").write_text(to_csv(df, inputs), encoding="utf-8")
+        print(f"wrote {len(tables)} CSV files to {args.output}")
+        return 0
+    if args.output is not None:
+        raise ValueError("-o applies to --format csv only (markdown and JSON go to standard output)")
+    sys.stdout.write(to_json(tables, inputs) + "\n" if args.format == "json" else to_markdown(tables, inputs))
     return 0
+
+
+def _report_list() -> str:
+    from dataclasses import fields
+
+    from .config import ModelArgs, load_catalog
+    from .tables import table_ids
+    from .validate import GPU_RANGES, GPU_UNITS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES
+
+    cat = load_catalog()
+    lines = ["tables: " + " ".join(table_ids()), "", "scenario inputs (--set NAME=VALUE): name = default  [allowed]"]
+    for name, rng in SCENARIO_RANGES.items():
+        lines.append(f"  {name} = {getattr(cat.scenario, name)}  [{rng.describe()}]")
+    lines.append(f"  batch_sizes = {','.join(map(str, cat.scenario.batch_sizes))}  [whole numbers >= 1, comma-separated]")
+    lines += ["", f"model arguments (--set NAME=VALUE; defaults of {cat.default_model}):"]
+    model = cat.model()
+    for f in fields(ModelArgs):
+        lines.append(f"  {f.name} = {getattr(model, f.name)}  [{MODEL_RANGES.get(f.name, MODEL_COUNT).describe()}]")
+    lines += ["", "hardware fields (--set GPU.FIELD=VALUE, datasheet values): field  unit  [allowed]"]
+    lines += [f"  {k}  {GPU_UNITS[k]}  [{r.describe()}]" for k, r in GPU_RANGES.items()]
+    lines += ["", "GPUs (--gpu, GPU.FIELD): " + ", ".join(cat.gpus), "models (--model): " + ", ".join(cat.models)]
+    return "\n".join(lines) + "\n"
 
 
 def _build(args: argparse.Namespace) -> int:
     from .workbook import build_workbook
 
+    if args.output.suffix.lower() != ".xlsx":
+        raise ValueError(f"-o must name an .xlsx file; got {str(args.output)!r}")
+    if not args.output.resolve().parent.is_dir():
+        raise ValueError(f"-o: the folder {str(args.output.parent)!r} does not exist")
     start = time.perf_counter()
     path = build_workbook(args.output, model=args.model)
     size = path.stat().st_size

@@ -66,6 +66,16 @@ class ModelArgs:
                 f"n_activated_experts must be at most n_routed_experts ({self.n_routed_experts}); "
                 f"got {self.n_activated_experts}"
             )
+        for name in ("dim", "q_lora_rank", "kv_lora_rank"):  # FP8 block-quantized GEMMs and FlashMLA use 128 blocks
+            value = getattr(self, name)
+            if _numeric(value) and value % 128:
+                raise ValueError(f"{name} must be a multiple of 128 (the kernels' block size); got {value}")
+        if _numeric(self.n_limited_groups, self.n_expert_groups) and self.n_limited_groups > self.n_expert_groups:
+            raise ValueError(f"n_limited_groups must be at most n_expert_groups ({self.n_expert_groups}); "
+                             f"got {self.n_limited_groups}")
+        if _numeric(self.n_routed_experts, self.n_expert_groups) and self.n_routed_experts % self.n_expert_groups:
+            raise ValueError(f"n_routed_experts must split evenly into n_expert_groups ({self.n_expert_groups}); "
+                             f"got {self.n_routed_experts}")
 
     @property
     def n_sparse_layers(self) -> Any:

@@ -77,6 +77,16 @@ def evaluate(whatif: WhatIf | None = None, catalog: Catalog | None = None) -> Ev
     catalog = catalog or load_catalog()
     scenario = replace(catalog.scenario, **whatif.scenario)
     model = replace(catalog.model(whatif.preset), **whatif.model)
+    if whatif.gpus:
+        catalog = replace(catalog, article_tables={**catalog.article_tables, **{
+            k: tuple(catalog.gpu(g).name for g in whatif.gpus) for k in ("prefill_gpus", "decode_gpus",
+                                                                          "decode_detail_gpus")}})
+    for tp in catalog.article_tables["prefill_tps"]:
+        if scenario.gpu_per_node % tp:
+            raise ValueError(f"gpu_per_node must be a multiple of the prefill TP degrees "
+                             f"({', '.join(map(str, catalog.article_tables['prefill_tps']))}); got {scenario.gpu_per_node}")
+    if scenario.dispatch_node > scenario.num_node:
+        raise ValueError(f"dispatch_node must be at most num_node ({scenario.num_node}); got {scenario.dispatch_node}")
     gpus = _gpus_for(catalog, scenario, whatif.hardware)
     plan = build_plan(catalog, len(scenario.batch_sizes))
     base = model_env(model, scenario)
@@ -113,8 +123,11 @@ def render(table: Table | FilteredTable, ev: Evaluation) -> pd.DataFrame:
             columns, labels = [h for h, _ in table.fields], kept_labels
             data = [[_plain(ev.values[k][q]) for _, q in table.fields] for k in kept]
     df = pd.DataFrame(data, index=pd.Index(labels, name=table.index), columns=columns, dtype=object)
+    note = table.note
+    if table.unit == "sequences" and any(v == 0 for row in data for v in row if not isinstance(v, str)):
+        note = (note + " " if note else "") + "0 = does not fit: the weights alone exceed the usable HBM."
     df.attrs.update(id=table.id, title=table.title, section=table.section, unit=table.unit,
-                    decimals=table.decimals, note=table.note)
+                    decimals=table.decimals, note=note)
     return df
 
 

@@ -21,9 +21,25 @@ class WhatIf:
     scenario: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU name -> {field: value}
+    gpus: tuple[str, ...] = ()  # catalog GPUs for the per-GPU tables (default: the article's)
+
+    def echo(self, catalog: Catalog | None = None) -> dict[str, Any]:
+        """Every input the tables used: the model, the GPUs, each scenario input (what-ifs applied) and the
+        changed model and hardware fields."""
+        from dataclasses import asdict, replace
+        catalog = catalog or load_catalog()
+        scenario = asdict(replace(catalog.scenario, **self.scenario))
+        t = catalog.article_tables
+        return {"model": self.preset or catalog.default_model, "model_changes": dict(self.model),
+                "gpus": list(self.gpus) or list(dict.fromkeys(list(t["prefill_gpus"]) + list(t["decode_gpus"]))),
+                "scenario": {k: list(v) if isinstance(v, tuple) else v for k, v in scenario.items()},
+                "what_ifs": {**self.scenario, **self.model,
+                             **{f"{g}.{f}": v for g, c in self.hardware.items() for f, v in c.items()}},
+                "hardware_changes": {g: dict(c) for g, c in self.hardware.items()}}
 
 
-def parse_sets(assignments: list[str], catalog: Catalog | None = None, preset: str | None = None) -> WhatIf:
+def parse_sets(assignments: list[str], catalog: Catalog | None = None, preset: str | None = None,
+               gpus: tuple[str, ...] = ()) -> WhatIf:
     """``["seq_len=8000", "H800.fp8_flops=1800", "batch_sizes=16,32"]`` -> WhatIf (validated)."""
     catalog = catalog or load_catalog()
     scenario: dict[str, Any] = {}
@@ -49,7 +65,7 @@ def parse_sets(assignments: list[str], catalog: Catalog | None = None, preset: s
         else:
             allowed = ", ".join(list(SCENARIO_FIELDS) + list(MODEL_FIELDS) + ["GPU.field"])
             raise ValueError(f"unknown input {name!r}; allowed: {allowed} (GPU fields: {', '.join(GPU_FIELDS)})")
-    whatif = WhatIf(preset, scenario, model, hardware)
+    whatif = WhatIf(preset, scenario, model, hardware, tuple(catalog.gpu(g).name for g in gpus))
     _validate(whatif, catalog)
     return whatif
 

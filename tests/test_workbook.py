@@ -1,6 +1,5 @@
 """The generated workbook, recalculated by LibreOffice, against the article and the Python model."""
 
-import math
 import os
 import re
 import zipfile

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..expr import where
+from ..expr import maximum, where
 
 
 def kv_bytes_per_seq(seq_len: Any, decode_len: Any, kv_lora_rank: Any, qk_rope_head_dim: Any, n_layers: Any,
@@ -26,5 +26,5 @@ def free_mem_gb(mem: Any, mem_util_rate: Any, other_params_gb: Any, mla_m: Any, 
 
 
 def max_batch(free_mem_gb: Any, kv_bytes_per_seq: Any) -> Any:
-    """Sequences that fit (unrounded; negative when the weights alone do not fit)."""
-    return free_mem_gb * 1024 * 1024 * 1024 / kv_bytes_per_seq
+    """Sequences that fit (unrounded; 0 when the weights alone do not fit, never negative)."""
+    return maximum(free_mem_gb * 1024 * 1024 * 1024 / kv_bytes_per_seq, 0)

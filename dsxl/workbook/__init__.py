@@ -49,7 +49,6 @@ def build_workbook(path: str | os.PathLike = Path("workbook") / "dsxl.xlsx", cat
     """Write the workbook to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
     data = workbook_bytes(catalog, model)  # build fully before touching the target
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".dsxl-", suffix=".xlsx.tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
