@@ -1,5 +1,6 @@
 """The generated workbook, recalculated by LibreOffice, against the article and the Python model."""
 
+import math
 import os
 import re
 import zipfile
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from dsxl.predict import predict
 from dsxl.tables import WhatIf, compute_tables
 from dsxl.workbook import build_workbook, workbook_bytes
 from dsxl.workbook.libreoffice import convert, soffice
@@ -43,8 +45,15 @@ def recalculated(tmp_path_factory):
         [p.stem for p in paths], outs))}
 
 
-def test_every_article_cell_through_the_tbl_names(recalculated, article):
-    wb = recalculated["fresh"]
+@pytest.fixture(scope="module")
+def committed_cached():
+    """The committed workbook as a viewer that does not recalculate sees it (cached values only)."""
+    return load_workbook(REPO / "workbook" / "dsxl.xlsx", data_only=True)
+
+
+@pytest.mark.parametrize("book", ["libreoffice", "cached"])
+def test_every_article_cell_through_the_tbl_names(recalculated, committed_cached, article, book):
+    wb = recalculated["fresh"] if book == "libreoffice" else committed_cached
     decimals = {tid: df.attrs["decimals"] for tid, df in compute_tables().items()}
     cells = 0
     for spec in article["tables"]:
@@ -63,6 +72,32 @@ def test_every_article_cell_through_the_tbl_names(recalculated, article):
                     assert printed_equal(got, printed, decimals[spec["id"]]), (spec["id"], row["label"], j, got)
                 cells += 1
     assert cells == 891
+
+
+def test_cached_values_equal_libreoffice_in_every_formula_cell(recalculated, tmp_path):
+    path = build_workbook(tmp_path / "book.xlsx")
+    formulas, cached = load_workbook(path), load_workbook(path, data_only=True)
+    lo, n = recalculated["fresh"], 0
+    for ws in formulas.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value.startswith("="):
+                    a, b = cached[ws.title][c.coordinate].value, lo[ws.title][c.coordinate].value
+                    n += 1
+                    if isinstance(a, float) and isinstance(b, (int, float)):
+                        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (ws.title, c.coordinate, a, b)
+                    else:
+                        assert a == b or (blank(a) and blank(b)), (ws.title, c.coordinate, a, b)
+    assert n > 10_000
+
+
+def test_pandas_reads_numbers_from_the_committed_workbook():
+    import pandas as pd
+    df = pd.read_excel(REPO / "workbook" / "dsxl.xlsx", sheet_name="Predict", header=None)
+    values = dict(zip(df[5], df[6]))
+    assert values["Decode TPOT"] == pytest.approx(predict("decode", "H800", ep=128, batch=128, kv_len=4096)["tpot_ms"])
+    validation = pd.read_excel(REPO / "workbook" / "dsxl.xlsx", sheet_name="Validation", header=None)
+    assert validation.isin(["C1"]).any().any() and validation[2].dropna().iloc[-1] > 0
 
 
 def test_checks_sheet_passes_everything(recalculated):

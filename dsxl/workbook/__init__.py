@@ -19,21 +19,30 @@ def workbook_bytes(catalog: Catalog | None = None, model: str | None = None) -> 
     """The workbook as .xlsx bytes for a model (preset id or config.json); the same inputs give the same bytes."""
     from .sheets import build
 
+    from .cached import values
+
     wb = build(catalog or load_catalog(), model)
     wb.properties.creator = "dsxl"
-    wb.properties.title = "dsxl: DeepSeek-V3/R1 inference sizing"
+    wb.properties.title = "dsxl: DeepSeek-style MoE inference sizing"
+    computed = values(wb)
+    cached = {f"xl/worksheets/sheet{i + 1}.xml": computed.get(ws.title, {}) for i, ws in enumerate(wb.worksheets)}
     buf = io.BytesIO()
     wb.save(buf)
-    return _normalise(buf.getvalue())
+    return _normalise(buf.getvalue(), cached)
 
 
-def _normalise(data: bytes) -> bytes:
-    """Fix zip timestamps and the created/modified document properties openpyxl stamps with 'now'."""
+def _normalise(data: bytes, cached: dict[str, dict] | None = None) -> bytes:
+    """Fix zip timestamps and the created/modified document properties openpyxl stamps with 'now', and give
+    every formula cell its computed value (``cached``: sheet XML path -> coordinate -> value)."""
+    from .cached import inject
+
     src = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             body = src.read(info.filename)
+            if cached and info.filename in cached:
+                body = inject(body, cached[info.filename])
             if info.filename == "docProps/core.xml":
                 body = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:)", rb"\g<1>" +
                               FIXED_STAMP.encode() + rb"\g<3>", body)
