@@ -103,7 +103,14 @@ def test_pandas_reads_numbers_from_the_committed_workbook():
 def test_checks_sheet_passes_everything(recalculated):
     wb = recalculated["fresh"]
     total, passing = name_cell(wb, "checks_total").value, name_cell(wb, "checks_passing").value
-    assert total == passing and total > 800
+    assert total == passing and total > 800 and name_cell(wb, "checks_status").value == "ALL PASS"
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_checks_say_they_do_not_apply_after_an_edit(recalculated, edit):
+    wb = recalculated[edit]
+    assert name_cell(wb, "article_inputs").value is False
+    assert "do not apply" in name_cell(wb, "checks_status").value and name_cell(wb, "checks_passing").value == 0
 
 
 @pytest.mark.parametrize("edit", list(EDITS))

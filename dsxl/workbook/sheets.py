@@ -103,7 +103,7 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
         b.table(ws[sheet], cur[sheet], t)
     positions = b.table_pos
     _charts(b, ws, cur, plan, positions)
-    _checks(b, ws["Checks"], cur["Checks"], positions, tables)
+    _checks(b, ws["Checks"], cur["Checks"], positions, tables, catalog)
     _start(b, ws["Start"], catalog)
     _udfs_sheet(ws["UDFs"])
     _xlwings_conf(b.wb)
@@ -364,16 +364,37 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         pre.add_chart(bar, f"G{ptop}")
 
 
-def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list) -> None:
+def _article_inputs_flag(b: Builder, catalog: Catalog) -> Expr:
+    """TRUE while every input the article's tables read still has the article's value (checks apply only then)."""
+    model = catalog.model()
+    terms = []
+    for name, cell in b.inputs.items():
+        value = getattr(catalog.scenario, name) if hasattr(catalog.scenario, name) else getattr(model, name)
+        terms.append(f"{cell.text}={value!r}" if isinstance(value, (int, float)) else "TRUE")
+    for (kind, i), cell in b.list_inputs.items():
+        value = catalog.scenario.batch_sizes[i] if kind == "batch_sizes" else catalog.ep_strategies[i].ep
+        terms.append(f"{cell.text}={value!r}")
+    for g in dict.fromkeys(list(catalog.article_tables["prefill_gpus"]) + list(catalog.article_tables["decode_gpus"])):
+        view = catalog.article_view(catalog.gpu(g))
+        for field in ("sm", "comm_sm", "fp16_flops", "fp8_flops", "mem", "mem_bw", "nvlink_bw", "pcie_bw", "mla_tp_alt"):
+            value = float(getattr(view, field))
+            terms.append(f"ABS({b.gpu_cells[g][field].text}-{value!r})<={abs(value) * 1e-12!r}")
+    return Expr("AND(" + ",".join(terms) + ")")
+
+
+def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list, catalog: Catalog) -> None:
     import json
 
     from ..config import read_template_text
     article = json.loads(read_template_text("article_values.json"))
     b.heading(ws, cur, "Article values vs this workbook",
-              "PASS when the workbook value prints as the article's at its precision. At the article's inputs all "
-              "pass; after you edit inputs, differences are expected. Text cells of section 1.4 are not listed.")
+              "PASS when the workbook value prints as the article's at its precision. The checks apply at the "
+              "article's inputs; after an edit they say so instead. Text cells of section 1.4 are not listed.")
     summary_row = cur.row
-    cur.row += 2
+    ws.cell(summary_row + 2, 1, "Inputs are the article's").font = style.LABEL_FONT
+    flag = b.write(ws, summary_row + 2, 2, _article_inputs_flag(b, catalog))
+    b.define("article_inputs", flag.text)
+    cur.row += 4
     top = cur.row
     for j, h in enumerate(("Table", "Row", "Column", "Article", "Workbook", "Tolerance", "Result"), start=1):
         b._header_cell(ws, top, j, h)
@@ -394,12 +415,15 @@ def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list) -> 
                 dec = cell_decimals(decimals[spec["id"]], row["label"], spec["columns"][j])
                 tol = 0.5 * 10 ** -dec + 1e-9
                 ws.cell(r, 6, tol).number_format = "0.0E+00"
-                ws.cell(r, 7).value = f'=IF(ISNUMBER(E{r}),IF(ABS(E{r}-D{r})<=F{r},"PASS","FAIL"),"FAIL")'
+                ws.cell(r, 7).value = (f'=IF(article_inputs,IF(ISNUMBER(E{r}),IF(ABS(E{r}-D{r})<=F{r},"PASS","FAIL"),'
+                                       f'"FAIL"),"n/a")')
     ws.cell(summary_row, 1, "Cells checked").font = style.LABEL_FONT
     ws.cell(summary_row, 2, f"=COUNTA(G{top + 1}:G{r})")
     ws.cell(summary_row + 1, 1, "Passing").font = style.LABEL_FONT
     ws.cell(summary_row + 1, 2, f'=COUNTIF(G{top + 1}:G{r},"PASS")')
-    ws.cell(summary_row, 3, f'=IF(B{summary_row + 1}=B{summary_row},"ALL PASS","SOME DIFFER")').font = style.PASS_FONT
+    ws.cell(summary_row, 3, f'=IF(article_inputs,IF(B{summary_row + 1}=B{summary_row},"ALL PASS","SOME DIFFER"),'
+                            f'"inputs differ from the article\'s, so checks do not apply")').font = style.LABEL_FONT
+    b.define("checks_status", f"Checks!$C${summary_row}")
     b.define("checks_passing", f"Checks!$B${summary_row + 1}")
     b.define("checks_total", f"Checks!$B${summary_row}")
     from openpyxl.formatting.rule import CellIsRule
@@ -407,6 +431,9 @@ def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list) -> 
                                                                  fill=style.PASS_FILL))
     ws.conditional_formatting.add(f"G{top + 1}:G{r}", CellIsRule(operator="equal", formula=['"FAIL"'],
                                                                  fill=style.FAIL_FILL))
+    status = f"C{summary_row}"
+    ws.conditional_formatting.add(status, CellIsRule(operator="equal", formula=['"ALL PASS"'], fill=style.PASS_FILL))
+    ws.conditional_formatting.add(status, CellIsRule(operator="equal", formula=['"SOME DIFFER"'], fill=style.FAIL_FILL))
     for col, width in zip("ABCDEFG", (26, 22, 18, 12, 14, 10, 10)):
         ws.column_dimensions[col].width = width
 
