@@ -165,3 +165,21 @@ def test_a_workbook_of_another_model(tmp_path):
     assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per GPU"][0] == d["max_batch"]
     assert "tbl_validation" not in wb.defined_names  # the measurements are DeepSeek-V3 deployments
     assert error_cells(wb) == []
+
+
+def test_a_spare_catalog_row_becomes_your_gpu(tmp_path):
+    from dsxl.config import GPU
+    wb = load_workbook(build_workbook(tmp_path / "b.xlsx"))
+    figures = {"sm": 140, "comm_sm": 20, "fp16_flops": 1500, "fp8_flops": 3000, "fp4_flops": 0, "mem": 120,
+               "mem_bw": 6000, "nvlink_bw": 600, "pcie_bw": 50, "scaleup": 8, "mla_tp_alt": 4, "price_gpu_hour": 3}
+    set_in_table(wb, "hardware", "Custom_1", "name", "MyGPU")
+    for field, value in figures.items():
+        set_in_table(wb, "hardware", "MyGPU", field, value)
+    name_cell(wb, "predict_gpu").value = "MyGPU"
+    wb.save(tmp_path / "e.xlsx")
+    out = load_workbook(convert([tmp_path / "e.xlsx"], tmp_path / "lo")[0], data_only=True)
+    mine = GPU(name="MyGPU", generation="hopper", **figures)
+    d = predict("decode", mine, ep=128, batch=128, kv_len=4096)
+    res = _table(out, "predict_results")
+    assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per GPU"][0] == d["max_batch"]
+    assert error_cells(out) == []

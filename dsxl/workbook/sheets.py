@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from openpyxl.chart import BarChart, Reference, ScatterChart, Series
 from openpyxl.comments import Comment
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
+from openpyxl.worksheet.datavalidation import DataValidation
 
-from ..config import Catalog
+from ..config import Catalog, generations
 from ..expr import Expr
 from ..article_plan import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key,
                             gpu_decode_key)
@@ -133,6 +135,12 @@ def _model_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog, name: str)
     ws.column_dimensions["B"].width = 20
 
 
+SPARE_ROWS = 2
+SPARE_TEMPLATE = "H100_SXM"
+SPARE_SOURCE = ("Spare row for your own GPU: rename it and enter its datasheet figures; it appears in every GPU "
+                "dropdown (Predict, Planner, Decode > Your GPU). Prefilled with H100 SXM figures.")
+
+
 def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     b.heading(ws, cur, "GPU catalog (named range 'hardware')",
               "Datasheet figures (dense TFLOPS). Edit any blue value; every table and prediction using that GPU "
@@ -141,7 +149,12 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     for j, col in enumerate(HARDWARE_COLUMNS, start=1):
         b._header_cell(ws, top, j, col)
         ws.cell(top - 1, j, GPU_UNITS.get(col, "")).font = style.NOTE_FONT
-    gpus = list(catalog.gpus.values())
+    template = catalog.gpu(SPARE_TEMPLATE)
+    spares = [replace(template, name=f"Custom_{i}", kind="custom", source=SPARE_SOURCE) for i in range(1, SPARE_ROWS + 1)]
+    gpus = list(catalog.gpus.values()) + spares
+    generation_list = DataValidation(type="list", formula1='"' + ",".join(generations()) + '"', allow_blank=False)
+    generation_list.error, generation_list.showErrorMessage = "Pick a GPU generation.", True
+    ws.add_data_validation(generation_list)
     for i, g in enumerate(gpus):
         r = top + 1 + i
         cells: dict[str, Expr] = {}
@@ -150,6 +163,10 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
             ws.cell(r, j, value)
             if col in GPU_RANGES:
                 b.mark_input(ws, r, j, GPU_RANGES[col], f"hw_{col}")
+            elif col in ("name", "generation"):  # editable text: rename a GPU, pick its kernel-data generation
+                b.mark_input(ws, r, j, None, f"hw_{col}")
+                if col == "generation":
+                    generation_list.add(ws.cell(r, j).coordinate)
             cells["gpu_name" if col == "name" else col] = ref(ws, r, j)
         ws.cell(r, len(HARDWARE_COLUMNS)).alignment = style.WRAP
         b.datasheet_gpu_cells[g.name] = cells
