@@ -77,7 +77,8 @@ def planner_inputs_defaults() -> PlanInputs:
 
 
 def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],
-                  catalog: Catalog) -> None:
+                  catalog: Catalog) -> dict[str, Expr]:
+    """The Planner sheet and its candidate grid; returns the result cells by key."""
     cur = Cursor(3)
     b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
                    "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on).")
@@ -194,6 +195,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     ws.column_dimensions["C"].width = 26
     _day6(b, ws, Cursor(k + len(more) + 2), col)
     _chart(b, ws, grid_ws, decode, column, col + 4)
+    return cells
 
 
 def _reason(tpot_col: str, ttft_col: str, dmax: Expr, pmax: Expr) -> Expr:

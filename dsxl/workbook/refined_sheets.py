@@ -80,7 +80,8 @@ def _gpu_env(b: Builder, fields: dict[str, Expr], rows: dict[str, tuple[str, str
 
 
 def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
-                   catalog: Catalog) -> None:
+                   catalog: Catalog) -> dict[str, Expr]:
+    """The Predict sheet and its chains; returns the headline result cells."""
     cur = Cursor(3)
     b.input_header(ws, cur, "Your configuration (refined model on datasheet hardware)",
                    "Pick a GPU and a deployment; results and the per-layer breakdown update live. Units in column D.",
@@ -164,11 +165,14 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     b.define("predict_breakdown", span(ws, r, col, r + n + 3, col + 2))
     for j, width in enumerate((34, 14, 14)):
         ws.column_dimensions[get_column_letter(col + j)].width = width
+    return {"decode_" + k: d[k] for k in ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "max_batch",
+                                          "fits")} | {"prefill_" + k: p[k] for k in ("tokens_per_s_per_gpu", "ttft_ms")}
 
 
 def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
-                     catalog: Catalog) -> None:
-    """One refined and one article calculation per published measurement, side by side; tbl_validation."""
+                     catalog: Catalog) -> dict[str, Expr]:
+    """One refined and one article calculation per published measurement, side by side; tbl_validation.
+    Returns each measurement's refined-error cell."""
     results = validate()
     refined_cells: dict[str, Expr] = {}
     article_cells: dict[str, Expr] = {}
@@ -210,6 +214,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
               "Refined and article predictions recalculate from the Constants sheet and the catalog; the conditions "
               "of each measurement are in Validation_chain. Error = refined / measured - 1.")
     top = cur.row
+    errors: dict[str, Expr] = {}
     heads = ("Measurement", "Measured tokens/s per GPU", "Refined", "Article", "Refined error", "Article error",
              "Role", "Phase", "GPU", "What was measured", "Assumed where the source is silent", "Source")
     for j, h in enumerate(heads, start=1):
@@ -221,7 +226,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
         measured = ref(ws, r, 2)
         refined = b.write(ws, r, 3, refined_cells[v["id"]], "#,##0")
         article = b.write(ws, r, 4, article_cells[v["id"]], "#,##0")
-        b.write(ws, r, 5, relative_error(refined, measured), "+0.0%;-0.0%")
+        errors[v["id"]] = b.write(ws, r, 5, relative_error(refined, measured), "+0.0%;-0.0%")
         b.write(ws, r, 6, relative_error(article, measured), "+0.0%;-0.0%")
         for j, key in enumerate(("role", "phase", "gpu", "metric", "assumed", "source"), start=7):
             ws.cell(r, j, v[key]).alignment = style.WRAP
@@ -235,6 +240,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
                            "assume. Both columns use the same GPU catalog and model inputs as the rest of the "
                            "workbook.").font = style.NOTE_FONT
+    return errors
 
 
 __all__ = ["constants_sheet", "predict_sheets", "validation_sheet"]

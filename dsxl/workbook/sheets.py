@@ -87,13 +87,16 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
                  by_row=True)
     _planner_chain(b, ws["Decode"], dc, cur["Decode_chain"], catalog)
     constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
-    predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
+    headline = predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
     if model_name == catalog.default_model:  # the published measurements are DeepSeek-V3 deployments
-        validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
+        errors = validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows,
+                                  catalog)
+        headline.update({f"error_{k}": v for k, v in errors.items()})
     else:
         ws["Validation"]["A3"] = (f"The published measurements are {catalog.default_model} deployments: build the "
                                   "default workbook (dsxl build) to see them.")
-    planner_sheet(b, ws["Planner"], ws["Planner_grid"], cur["Planner_grid"], constant_rows, catalog)
+    headline.update({f"plan_{k}": v for k, v in planner_sheet(b, ws["Planner"], ws["Planner_grid"],
+                                                                cur["Planner_grid"], constant_rows, catalog).items()})
 
     # the article's tables, where a planner looks for them
     home = {"TL;DR": "Summary", "1.4": "Model"}
@@ -106,7 +109,7 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     positions = b.table_pos
     _charts(b, ws, cur, plan, positions)
     _checks(b, ws["Checks"], cur["Checks"], positions, tables, catalog)
-    _start(b, ws["Start"], catalog)
+    _start(b, ws["Start"], catalog, headline)
     _udfs_sheet(ws["UDFs"])
     _xlwings_conf(b.wb)
     _notes(b, ws)
@@ -455,28 +458,67 @@ def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list, cat
         ws.column_dimensions[col].width = width
 
 
-def _start(b: Builder, ws: Any, catalog: Catalog) -> None:
+def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> None:
+    """A dashboard: live headline results first, then where the inputs are, then how the workbook works."""
+    cur = Cursor(3)
+    b.heading(ws, cur, "Headline results (live: they follow the Predict and Planner inputs)",
+              "Refined model on datasheet hardware. Change the inputs on Predict and Planner; these cells follow.")
+    for j, h in enumerate(("Result", "Value", "Unit", "Where to change it")):
+        b._header_cell(ws, cur.row, 1 + j, h)
+    cur.row += 1
+    rows = [("Your configuration: GPU", Expr("predict_gpu"), "", "Predict", "General"),
+            ("Decode time per output token", headline["decode_tpot_ms"], "ms", "Predict", "0.00"),
+            ("Decode tokens/s per user", headline["decode_tokens_per_s_per_user"], "tokens/s", "Predict", "0.0"),
+            ("Decode tokens/s per GPU", headline["decode_tokens_per_s_per_gpu"], "tokens/s", "Predict", "#,##0"),
+            ("Max sequences per GPU", headline["decode_max_batch"], "sequences", "Predict", "#,##0"),
+            ("The batch fits in memory", headline["decode_fits"], "TRUE/FALSE", "Predict", "General"),
+            ("Prefill input tokens/s per GPU", headline["prefill_tokens_per_s_per_gpu"], "tokens/s", "Predict", "#,##0"),
+            ("Prefill time to first token", headline["prefill_ttft_ms"], "ms", "Predict", "#,##0"),
+            ("Planner: GPU", Expr("plan_gpu"), "", "Planner", "General"),
+            ("Plan meets the SLA", headline["plan_feasible"], "TRUE/FALSE", "Planner", "General"),
+            ("Nodes for the load (prefill + decode)", headline["plan_total_nodes"], "nodes", "Planner", "#,##0"),
+            ("Cost per day", headline["plan_cost_per_day"], "$", "Planner", "#,##0"),
+            ("Cost per million output tokens", headline["plan_cost_per_m_output"], "$", "Planner", "0.000")]
+    rows += [(f"Refined error vs published {k.removeprefix('error_')}", v, "", "Validation", "+0.0%;-0.0%")
+             for k, v in headline.items() if k.startswith("error_C")]
+    rows.append(("Article values reproduced", Expr('checks_passing&" of "&checks_total'), "", "Checks", "General"))
+    for label, value, unit, where, fmt in rows:
+        ws.cell(cur.row, 1, label).font = style.LABEL_FONT
+        b.write(ws, cur.row, 2, value, fmt)
+        ws.cell(cur.row, 2).font = style.LABEL_FONT
+        ws.cell(cur.row, 3, unit).font = style.NOTE_FONT
+        link = ws.cell(cur.row, 4, where)
+        link.hyperlink, link.font = f"#'{where}'!A1", style.LINK_FONT
+        cur.row += 1
+    b.define("start_headline", span(ws, 5, 1, cur.row - 1, 4))
     lines = [
-        ("What this is", "A planner's model of DeepSeek-V3/R1 serving (prefill and decode) on any GPU, built from "
-                         "the article below. Every number is a live Excel formula: edit an input and every table, "
-                         "chart and check follows. No macros, no add-ins, no Python needed to open it."),
-        ("How to use", "1. Change blue-on-yellow inputs (Model, Hardware, Prefill, Decode). 2. Read the tables on "
-                       "the same sheets and the Summary. 3. Follow any number back through the *_chain sheets: each "
-                       "intermediate quantity has its own labelled cell. 4. Pick a GPU in Decode > Your GPU."),
+        ("What this is", "A capacity planner's model of DeepSeek-style MoE serving (MLA + MoE: DeepSeek-V3/R1, V3.2, "
+                         "Kimi-K2, GLM-5): a refined model checked against published deployments, a planner, and "
+                         "the article below reproduced exactly. Every number is a live formula: edit an input and "
+                         "every table, chart and check follows. No macros, no add-ins, no Python needed to open it."),
+        ("How to use", "1. Predict: pick a GPU and a deployment. 2. Planner: enter the load, the SLA and prices. "
+                       "3. Hardware and Constants hold the editable catalog and kernel efficiencies (blue on yellow). "
+                       "4. Follow any number through the *_chain and Planner_grid sheets: one labelled cell per "
+                       "intermediate. 5. The article's own tables are on Prefill, Decode and Summary."),
         ("Protection", "Sheets are protected without a password so formulas are not overwritten by accident; "
                        "input cells are unlocked. Review > Unprotect Sheet to change structure."),
-        ("Names", "Inputs are workbook names (=seq_len, =dim ...); tables are tbl_<id>; the GPU catalog is "
-                  "'hardware'."),
+        ("Names", "Inputs are workbook names (=seq_len, =predict_ep, =plan_tpot_ms ...); tables are tbl_<id>; the "
+                  "GPU catalog is 'hardware'."),
         ("Source", ARTICLE),
-        ("Built by", "dsxl (python -m pip install dsxl; dsxl build). Regenerate rather than edit the structure."),
+        ("Built by", "dsxl (pip install dsxl; dsxl build). Regenerate rather than edit the structure."),
     ]
-    r = 3
+    r = cur.row + 1
     for head, text in lines:
         ws.cell(r, 1, head).font = style.LABEL_FONT
+        ws.cell(r, 1).alignment = style.TOP
         ws.cell(r, 2, text).alignment = style.WRAP
+        ws.merge_cells(start_row=r, start_column=2, end_row=r, end_column=4)
         ws.row_dimensions[r].height = 48
         r += 1
-    ws.column_dimensions["B"].width = 110
+    ws.column_dimensions["A"].width = 40
+    ws.column_dimensions["B"].width = 24
+    ws.column_dimensions["C"].width = 14
+    ws.column_dimensions["D"].width = 90
     r += 1
     ws.cell(r, 1, "Colour legend").font = style.H2_FONT
     r += 1
@@ -497,9 +539,6 @@ def _start(b: Builder, ws: Any, catalog: Catalog) -> None:
         c.font = style.LINK_FONT
         ws.cell(r, 2, desc)
         r += 1
-    r += 1
-    ws.cell(r, 1, "Checks").font = style.LABEL_FONT
-    ws.cell(r, 2, '=checks_passing&" of "&checks_total&" article values reproduced"')
 
 
 def _udfs_sheet(ws: Any) -> None:
