@@ -98,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, default=None,
                    help="with --format csv and several tables: a folder (must exist) for one CSV per table")
     b = sub.add_parser("build", help="write the shareable workbook")
-    b.add_argument("-o", "--output", type=Path, default=DEFAULT_WORKBOOK, help=f"default {DEFAULT_WORKBOOK}")
+    b.add_argument("-o", "--output", type=Path, default=None,
+                   help=f"an .xlsx path in an existing folder (default {DEFAULT_WORKBOOK}, its folder created)")
     b.add_argument("--model", default=None, help="preset id or config.json the workbook holds (default deepseek_v3)")
     return p
 
@@ -168,9 +169,12 @@ def _report_list() -> str:
 def _build(args: argparse.Namespace) -> int:
     from .workbook import build_workbook
 
-    if args.output.suffix.lower() != ".xlsx":
+    if args.output is None:
+        DEFAULT_WORKBOOK.parent.mkdir(exist_ok=True)
+        args.output = DEFAULT_WORKBOOK
+    elif args.output.suffix.lower() != ".xlsx":
         raise ValueError(f"-o must name an .xlsx file; got {str(args.output)!r}")
-    if not args.output.resolve().parent.is_dir():
+    elif not args.output.resolve().parent.is_dir():
         raise ValueError(f"-o: the folder {str(args.output.parent)!r} does not exist")
     start = time.perf_counter()
     path = build_workbook(args.output, model=args.model)

@@ -59,6 +59,7 @@ class Builder:
         self.datasheet_cells: dict[str, dict[str, Expr]] = {}
         self.hardware_rows = (0, 0)
         self.article_hardware_rows = (0, 0)
+        self.helper: tuple[Worksheet, Cursor] | None = None  # where the SLA filters keep their helper rows
 
     # ---------------------------------------------------------------- basic writing
     def sheet(self, title: str, heading: str, intro: str = "") -> Worksheet:
@@ -319,17 +320,20 @@ class Builder:
         """SLA-filtered configurations via a running count and INDEX/MATCH (no FILTER: all engines compute it)."""
         n = len(t.sources)
         top = cur.row
-        # helper rows: the predicate per source and its running count, labelled, below the table
-        helper = top + (len(t.fields) + 2 if t.by_column else n + 2)
-        ws.cell(helper, 1, f"{t.keep} (source order)").font = style.NOTE_FONT
-        ws.cell(helper + 1, 1, "running count of kept configurations").font = style.NOTE_FONT
+        # helper rows (the predicate per source and its running count) live on the chain sheet, labelled
+        hws, hcur = self.helper if self.helper else (ws, Cursor(top + (len(t.fields) if t.by_column else n) + 2))
+        self.heading(hws, hcur, f"SLA filter helpers for tbl_{t.id}")
+        helper = hcur.row
+        hws.cell(helper, 1, f"{t.keep} (source order)").font = style.NOTE_FONT
+        hws.cell(helper + 1, 1, "running count of kept configurations").font = style.NOTE_FONT
         for k, key in enumerate(t.sources):
             keep = self.cells[key][t.keep]
-            self.write(ws, helper, 2 + k, keep, fill=style.CALC_FILL)
-            prev = ref(ws, helper + 1, 1 + k) if k else 0
-            self.write(ws, helper + 1, 2 + k, Expr(f"IF({ref(ws, helper, 2 + k).text},1,0)") + prev,
+            self.write(hws, helper, 2 + k, keep, fill=style.CALC_FILL)
+            prev = ref(hws, helper + 1, 1 + k) if k else 0
+            self.write(hws, helper + 1, 2 + k, Expr(f"IF({ref(hws, helper, 2 + k).text},1,0)") + prev,
                        fill=style.CALC_FILL)
-        counts = span(ws, helper + 1, 2, helper + 1, 1 + n)
+        hcur.row = helper + 3
+        counts = span(hws, helper + 1, 2, helper + 1, 1 + n)
 
         def pick(qname: str, slot: int) -> Expr:
             row = self._source_span(t.sources, qname)
@@ -343,7 +347,6 @@ class Builder:
                 ws.cell(top + 1 + i, 1, head).font = style.LABEL_FONT
                 for s in range(n):
                     self.write(ws, top + 1 + i, 2 + s, pick(qname, s + 1), self._value_format(t, head, None))
-                    ws.cell(top + 1 + i, 2 + s).border = style.BOX
             bottom, right = top + len(t.fields), 1 + n
         else:
             for j, (head, _) in enumerate(t.fields):
@@ -352,13 +355,13 @@ class Builder:
                 ws.cell(top + 1 + s, 1, pick(t.label, s + 1).formula).font = style.LABEL_FONT
                 for j, (head, qname) in enumerate(t.fields):
                     self.write(ws, top + 1 + s, 2 + j, pick(qname, s + 1), self._value_format(t, None, head))
-                    ws.cell(top + 1 + s, 2 + j).border = style.BOX
             bottom, right = top + n, 1 + len(t.fields)
         self._finish_table(ws, t, top, bottom, right)
         ws.cell(top, 1).comment = Comment(
             f"Configurations with {t.keep.replace('_', ' ')} (TPS_O > tps_threshold), in source order: each cell is "
-            "INDEX(quantity row, 1, MATCH(slot, running count, 0)); unused slots stay blank.", "dsxl")
-        cur.row = helper + 3
+            "INDEX(quantity row, 1, MATCH(slot, running count, 0)); unused slots stay blank. The running count is "
+            "on Decode_chain.", "dsxl")
+        cur.row = bottom + 2
 
     def _source_span(self, sources: tuple, qname: str) -> str:
         """The contiguous calc-block range holding ``qname`` for ``sources`` (laid out side by side)."""

@@ -15,7 +15,7 @@ from ..config import Catalog, generations
 from ..expr import Expr
 from ..article_plan import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key,
                             gpu_decode_key)
-from ..model import chain
+from ..model import chain, flops
 from ..validate import BATCH, GPU_RANGES, GPU_UNITS, Range
 from . import style
 from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
@@ -98,7 +98,8 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     headline.update({f"plan_{k}": v for k, v in planner_sheet(b, ws["Planner"], ws["Planner_grid"],
                                                                 cur["Planner_grid"], constant_rows, catalog).items()})
 
-    # the article's tables, where a planner looks for them
+    # the article's tables, where a planner looks for them (SLA-filter helpers go to Decode_chain)
+    b.helper = (ws["Decode_chain"], cur["Decode_chain"])
     home = {"TL;DR": "Summary", "1.4": "Model"}
     for t in tables:
         sheet = "Hardware" if t.id == "gpu_specs" else home.get(t.section, "Prefill" if t.section.startswith("2")
@@ -337,10 +338,10 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
     b.heading(dec, c, "Chart data: TPOT(Overlap) by batch size, with the SLA limit",
               "TPS_O > tps_threshold means TPOT(Overlap) < 1000 / tps_threshold ms.")
     top = c.row
-    gpus = plan.t["decode_gpus"]
+    gpus = list(plan.t["decode_gpus"]) + [PLANNER]  # the article's GPUs and Your GPU
     b._header_cell(dec, top, 1, "BatchSize")
     for j, g in enumerate(gpus):
-        b._header_cell(dec, top, 2 + j, b.gpu_cells[g]["gpu_name"])
+        b._header_cell(dec, top, 2 + j, Expr('"Your GPU: "&planner_gpu') if g == PLANNER else b.gpu_cells[g]["gpu_name"])
     b._header_cell(dec, top, 2 + len(gpus), "SLA limit (ms)")
     n = plan.n_batches
     for i in range(n):
@@ -358,30 +359,49 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         ys = Reference(dec, min_col=2 + j, min_row=top, max_row=top + n)
         series = Series(ys, xs, title_from_data=True)
         series.marker.symbol = "circle" if j < len(gpus) else "none"
+        colour = style.SERIES_COLOURS[j % len(style.SERIES_COLOURS)] if j < len(gpus) else "C00000"
+        series.graphicalProperties.line.solidFill = colour
+        series.marker.graphicalProperties.solidFill = colour
         if j == len(gpus):
             series.graphicalProperties.line.dashStyle = "dash"
         chart.series.append(series)
     chart.x_axis.delete = False
     chart.y_axis.delete = False
     chart.height, chart.width = 9, 18
-    dec.add_chart(chart, f"A{top + n + 2}")
-    c.row = top + n + 22
+    dec.add_chart(chart, "N3")  # beside Your GPU, which it follows
+    c.row = top + n + 2
 
     pre = ws["Prefill"]
     sheet, ptop = positions["prefill_detail_tp4"] if "prefill_detail_tp4" in positions else (None, None)
     if sheet is not None:
+        # chart data: each component's per-layer ms times its layer count (what it costs the whole model)
+        pc = cur["Prefill"]
+        b.heading(pre, pc, "Chart data: prefill time per component over all layers, first deployment (ms)")
+        dtop = pc.row
+        b._header_cell(pre, dtop, 1, "Component")
+        gcols = len(plan.t["prefill_gpus"])
+        for j in range(gcols):
+            b._header_cell(pre, dtop, 2 + j, Expr(ref(sheet, ptop, 3 + j).text))
+        for i in range(7):
+            r = ptop + 1 + i
+            b.write(pre, dtop + 1 + i, 1, Expr(ref(sheet, r, 1).text))
+            for j in range(gcols):
+                b.write(pre, dtop + 1 + i, 2 + j, flops.layers_total(ref(sheet, r, 3 + j), ref(sheet, r, 2)), "0.0")
+        pc.row = dtop + 9
         bar = BarChart()
         bar.type = "bar"
-        bar.title = "Prefill per-layer time breakdown, first deployment (ms)"
-        bar.y_axis.title = "ms per layer"
-        data = Reference(sheet, min_col=3, max_col=4, min_row=ptop, max_row=ptop + 7)
-        cats = Reference(sheet, min_col=1, min_row=ptop + 1, max_row=ptop + 7)
+        bar.title = "Prefill time per component over all layers (ms), first deployment"
+        bar.y_axis.title = "ms (per-layer time x layers)"
+        data = Reference(pre, min_col=2, max_col=1 + gcols, min_row=dtop, max_row=dtop + 7)
+        cats = Reference(pre, min_col=1, min_row=dtop + 1, max_row=dtop + 7)
         bar.add_data(data, titles_from_data=True)
         bar.set_categories(cats)
+        for j, series in enumerate(bar.series):
+            series.graphicalProperties.solidFill = style.SERIES_COLOURS[j % len(style.SERIES_COLOURS)]
         bar.x_axis.delete = False
         bar.y_axis.delete = False
-        bar.height, bar.width = 9, 18
-        pre.add_chart(bar, f"G{ptop}")
+        bar.height, bar.width = 10, 18
+        pre.add_chart(bar, f"J{ptop}")
 
 
 def _article_inputs_flag(b: Builder, catalog: Catalog) -> Expr:
