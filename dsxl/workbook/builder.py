@@ -263,9 +263,9 @@ class Builder:
 
     @staticmethod
     def _calc_format(unit: str) -> str:
-        return {"ms": "0.000", "GFLOPs": "0.000000", "TFLOPS": "0.00", "GB/s": "0.00", "tokens/s": "0.0",
-                "tokens/s per node": "0.0", "params": "#,##0", "bytes": "#,##0", "sequences": "0.0", "GB": "0.000",
-                "KB": "0.000", "tokens/s per user": "0.000", "tokens/s per GPU": "0.000"}.get(unit, "General")
+        return {"ms": "0.000", "GFLOPs": "0.000000", "TFLOPS": "0.00", "GB/s": "0.00", "tokens/s per node": "0.0",
+                "params": "#,##0", "bytes": "#,##0", "sequences": "0.0", "GB": "0.000", "KB": "0.000",
+                "tokens/s per user": "0.00", "tokens/s per GPU": "#,##0.0", "tokens/s": "#,##0.0"}.get(unit, "General")
 
     # ---------------------------------------------------------------- article tables
     def resolve(self, cell: Any) -> Any:

@@ -319,8 +319,8 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
     b.calc_block(calc, calc_cur, "Your GPU (planner): decode per batch size", scopes, lambda s: Expr("planner_gpu"))
     heads = [("BatchSize", "batch_size", "0"), ("MLA TP", "mla_tp", "0"), ("TPOT(Overlap) ms", "tpot_overlap_ms",
                                                                             "0.000"),
-             ("TPOT ms", "tpot_ms", "0.000"), ("TPS_O tokens/s/user", "tps_overlap", "0.000"),
-             ("Total_O tokens/s/GPU", "total_overlap", "0.000"), ("Meets SLA", "meets_sla", "General")]
+             ("TPOT ms", "tpot_ms", "0.000"), ("TPS_O tokens/s/user", "tps_overlap", "0.00"),
+             ("Total_O tokens/s/GPU", "total_overlap", "#,##0.0"), ("Meets SLA", "meets_sla", "General")]
     r += 2
     for j, (h, _, _) in enumerate(heads):
         b._header_cell(ws, r, col0 + j, h)
