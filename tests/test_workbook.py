@@ -180,3 +180,21 @@ def test_failed_build_leaves_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         wbmod.build_workbook(target)
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_every_sheet_prints_landscape_fit_to_width(tmp_path):
+    import subprocess
+    path = build_workbook(tmp_path / "book.xlsx")
+    wb = load_workbook(path)
+    for ws in wb.worksheets:
+        if ws.title == "xlwings.conf":
+            continue
+        setup = ws.page_setup
+        assert setup.orientation == "landscape" and setup.fitToWidth == 1 and setup.fitToHeight == 0, ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.print_title_rows, ws.title
+    pdf = convert([path], tmp_path / "pdf", fmt="pdf")[0]
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
+    width, height = map(float, re.search(r"Page size:\s+([\d.]+) x ([\d.]+)", info).groups())
+    assert width > height, "landscape pages"
+    assert len(wb.worksheets) <= pages <= 80, pages  # one sheet never spills sideways into extra pages

@@ -119,11 +119,25 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
             letter = get_column_letter(col)
             if (sheet.column_dimensions[letter].width or 0) < 14:
                 sheet.column_dimensions[letter].width = 14
+        _fit_headers(sheet)
+        sheet.print_title_rows = "1:2"  # the sheet's title and intro on every printed page
         sheet.freeze_panes = "B3"
         sheet.protection.sheet = True
         sheet.protection.formatColumns = False
         sheet.protection.formatRows = False
     return b.wb
+
+
+def _fit_headers(ws: Any) -> None:
+    """Widen columns so no header text is cut (header cells hold plain text in the header style)."""
+    for row in ws.iter_rows():
+        for c in row:
+            if c.fill is style.HEADER_FILL or (c.fill and c.fill.fgColor and c.fill.fgColor.rgb == "001F3864"):
+                if isinstance(c.value, str) and not c.value.startswith("="):
+                    letter = get_column_letter(c.column)
+                    need = min(len(c.value) + 2, 40)
+                    if (ws.column_dimensions[letter].width or 0) < need:
+                        ws.column_dimensions[letter].width = need
 
 
 # ------------------------------------------------------------------------------------- inputs
@@ -173,6 +187,7 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
                     generation_list.add(ws.cell(r, j).coordinate)
             cells["gpu_name" if col == "name" else col] = ref(ws, r, j)
         ws.cell(r, len(HARDWARE_COLUMNS)).alignment = style.WRAP
+        ws.row_dimensions[r].height = 15 * (1 + len(g.source) // 100)  # the wrapped source note, not overlapping
         b.datasheet_gpu_cells[g.name] = cells
     bottom = top + len(gpus)
     b.define("hardware", span(ws, top, 1, bottom, len(HARDWARE_COLUMNS)))
