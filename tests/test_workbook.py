@@ -186,6 +186,8 @@ def test_every_sheet_prints_landscape_fit_to_width(tmp_path):
     import subprocess
     path = build_workbook(tmp_path / "book.xlsx")
     wb = load_workbook(path)
+    assert wb["xlwings.conf"].sheet_state == "hidden"  # the add-in's settings never print
+    assert wb["Decode"].row_breaks.brk and wb["Prefill"].row_breaks.brk  # each article section on its own page
     for ws in wb.worksheets:
         if ws.title == "xlwings.conf":
             continue

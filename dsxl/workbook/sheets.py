@@ -10,6 +10,7 @@ from openpyxl.comments import Comment
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.pagebreak import Break
 
 from ..config import Catalog, generations
 from ..expr import Expr
@@ -101,9 +102,13 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     # the article's tables, where a planner looks for them (SLA-filter helpers go to Decode_chain)
     b.helper = (ws["Decode_chain"], cur["Decode_chain"])
     home = {"TL;DR": "Summary", "1.4": "Model"}
+    last_section: dict[str, str] = {}
     for t in tables:
         sheet = "Hardware" if t.id == "gpu_specs" else home.get(t.section, "Prefill" if t.section.startswith("2")
                                                                  else "Decode")
+        if sheet in ("Prefill", "Decode") and last_section.get(sheet) not in (None, t.section):
+            ws[sheet].row_breaks.append(Break(id=cur[sheet].row))  # each article section starts a printed page
+        last_section[sheet] = t.section
         if t.id == "tldr_prefill":
             b.heading(ws[sheet], cur[sheet], "Headline figures", "From the tables below and the section tables.")
         b.table(ws[sheet], cur[sheet], t)
@@ -568,7 +573,7 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> 
     r += 1
     ws.cell(r, 1, "Sheet map").font = style.H2_FONT
     r += 1
-    for name, desc in SHEETS[1:] + [("xlwings.conf", "Settings for the optional dsxl Excel add-in (ignored elsewhere)")]:
+    for name, desc in SHEETS[1:]:
         c = ws.cell(r, 1, name)
         c.hyperlink = f"#'{name}'!A1"
         c.font = style.LINK_FONT
@@ -593,7 +598,9 @@ def _udfs_sheet(ws: Any) -> None:
 
 
 def _xlwings_conf(wb: Workbook) -> None:
+    """The add-in's settings sheet, hidden: xlwings reads it by name (hidden sheets included); nobody prints it."""
     ws = wb.create_sheet("xlwings.conf")
+    ws.sheet_state = "hidden"
     for r, (k, v) in enumerate((("UDF Modules", "dsxl.udfs"), ("Debug UDFs", "False")), start=1):
         ws.cell(r, 1, k)
         ws.cell(r, 2, v)
