@@ -388,7 +388,7 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
     chart.x_axis.delete = False
     chart.y_axis.delete = False
     chart.height, chart.width = 9, 18
-    dec.add_chart(chart, "N3")  # beside Your GPU, which it follows
+    dec.add_chart(chart, "F11")  # under Your GPU, which it follows, within the printed width
     c.row = top + n + 2
 
     pre = ws["Prefill"]
