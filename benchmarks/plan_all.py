@@ -6,9 +6,8 @@ Run: python benchmarks/plan_all.py   (prints figures; never a timed test)
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+from rates import best_seconds, loop_rate, report
 
 from dsxl import load_catalog, plan, predict
 from dsxl.plan import BATCH_GRID, PlanInputs
@@ -21,21 +20,11 @@ def main() -> None:
     prefill = len(inp.ep_sizes) * len(inp.attn_tp_sizes) * len(inp.forward_sizes) * len(inp.tbo_options)
     n = len(gpus) * (decode + prefill)
     plan(gpus="H800")  # warm the catalog and caches
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        r = plan(gpus="all", output_tokens_per_s=1e6, tpot_ms=50)
-        best = min(best, time.perf_counter() - start)
+    best, r = best_seconds(lambda: plan(gpus="all", output_tokens_per_s=1e6, tpot_ms=50))
     sample = [(g, ep, b) for g in gpus[:2] for ep in (16, 64) for b in np.linspace(1, 1024, 25, dtype=int)]
-    start = time.perf_counter()
-    for g, ep, b in sample:
-        predict("decode", g, ep=int(ep), batch=int(b), kv_len=4864)
-    loop_rate = len(sample) / (time.perf_counter() - start)
-    print(f"candidates           {n:,} ({len(gpus)} GPUs x {decode:,} decode + {prefill} prefill each)")
-    print(f"plan --gpu all       {best:.2f} s  ->  {n / best:,.0f} configurations/s  ({len(r['ranking'])} feasible)")
-    print(f"scalar Python loop   {loop_rate:,.0f} configurations/s ({len(sample)} sampled)")
-    print(f"speed-up             {n / best / loop_rate:,.0f}x")
-
+    rate, sampled = loop_rate(sample, lambda c: predict("decode", c[0], ep=int(c[1]), batch=int(c[2]), kv_len=4864))
+    report(n, f"{len(gpus)} GPUs x {decode:,} decode + {prefill} prefill candidates each", "plan --gpu all", best, rate,
+           sampled, f"  ({len(r['ranking'])} feasible)")
 
 if __name__ == "__main__":
     main()

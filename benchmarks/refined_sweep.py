@@ -5,9 +5,8 @@ Run: python benchmarks/refined_sweep.py   (prints figures; never a timed test)
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+from rates import best_seconds, loop_rate, report
 
 from dsxl import load_catalog
 from dsxl.predict import predict, quantities
@@ -26,25 +25,13 @@ def main() -> None:
     args = dict(ep=ep[:, None, None, None], batch=batch[None, :, None, None], kv_len=kv[None, None, :, None],
                 tbo=tbo[None, None, None, :])
 
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        out = _sweep(g, args)
-        best = min(best, time.perf_counter() - start)
+    best, out = best_seconds(lambda: _sweep(g, args))
     assert np.shape(out["tpot_ms"]) == shape
-    vec_rate = n / best
-
     sample = [(gg, int(e), int(b), int(k), bool(t)) for gg in gpus[:2] for e in ep[::2] for b in batch[::64]
               for k in kv[::2] for t in tbo]
-    start = time.perf_counter()
-    for gg, e, b, k, t in sample:
-        predict("decode", gg, ep=e, batch=b, kv_len=k, tbo=t)
-    loop_rate = len(sample) / (time.perf_counter() - start)
-    print(f"configurations       {n:,} (GPU {len(gpus)} x EP {ep.size} x batch {batch.size} x context {kv.size} "
-          f"x TBO {tbo.size})")
-    print(f"vectorised           {best * 1e3:.0f} ms  ->  {vec_rate:,.0f} configurations/s")
-    print(f"scalar Python loop   {loop_rate:,.0f} configurations/s ({len(sample)} sampled)")
-    print(f"speed-up             {vec_rate / loop_rate:,.0f}x")
+    rate, sampled = loop_rate(sample, lambda c: predict("decode", c[0], ep=c[1], batch=c[2], kv_len=c[3], tbo=c[4]))
+    report(n, f"GPU {len(gpus)} x EP {ep.size} x batch {batch.size} x context {kv.size} x TBO {tbo.size}", "vectorised",
+           best, rate, sampled)
 
 
 def _sweep(gpus, args):
