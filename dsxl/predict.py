@@ -8,7 +8,6 @@ the workbook's Predict sheet derive their arguments from it. Every numeric optio
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -338,11 +337,6 @@ def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any]
            "prefill_chunk_tokens": chunk, "max_batch": d["max_batch"], "fits": d["fits"]}
     reason = _reason_decode(d) if np.ndim(d["fits"]) == 0 and not d["fits"] else None
     return out, reason
-
-
-@lru_cache(maxsize=1)
-def constant_names() -> tuple[str, ...]:
-    return tuple(load_refined())
 
 
 __all__ = ["predict", "quantities", "OPTIONS", "PHASES", "constants_env", "model_args", "resolve_gpu"]

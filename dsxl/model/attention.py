@@ -36,11 +36,6 @@ def mla_proj_gb(down_params: Any, up_params: Any, attn_tp: Any, weight_bytes: An
     return (down_params + up_params / attn_tp) * weight_bytes / 1e9
 
 
-def is_sparse(index_topk: Any) -> Any:
-    """DSA models select index_topk cached tokens per query; 0 means dense attention."""
-    return index_topk > 0
-
-
 def attended_tokens(context: Any, index_topk: Any) -> Any:
     """Cached tokens each query attends to: the context, capped at index_topk under DSA."""
     return where(both(index_topk > 0, context > index_topk), index_topk, context)
