@@ -157,6 +157,15 @@ class Builder:
         self.define(name, f"{quote_sheetname(ws.title)}!${get_column_letter(col)}${row}")
         return Expr(name)
 
+    def gpu_lookup(self, gpu: Expr, rows: tuple[int, int]) -> dict[str, Expr]:
+        """A GPU's catalog fields looked up by name in a block of Hardware rows (so renamed and spare rows work)."""
+        top, bottom = rows
+        out = {}
+        for j, col in enumerate(HARDWARE_COLUMNS[:-1], start=1):
+            letter = get_column_letter(j)
+            out[col] = Expr(f"INDEX(Hardware!${letter}${top}:${letter}${bottom},MATCH({gpu.text},gpu_names,0),1)")
+        return out
+
     def input_header(self, ws: Worksheet, cur: Cursor, title: str, note: str, unit_header: str = "Unit") -> None:
         self.heading(ws, cur, title, note)
         for col, text in enumerate(("Input", "Value", "Name", unit_header), start=1):

@@ -22,7 +22,7 @@ from ..plan import PlanInputs, RANGES
 from ..predict import option_env
 from . import style
 from .builder import Builder, Cursor, ref, span
-from .refined_sheets import _gpu_env, _gpu_lookup
+from .refined_sheets import _gpu_env
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
                  "batch_sizes": (1, 8, 16, 32, 64, 128, 192, 256),
@@ -92,7 +92,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         b.define(f"plan_{name}", f"{ws.title}!$B${cur.row}")
         cur.row += 1
 
-    fields = _gpu_lookup(b, Expr("plan_gpu"))
+    fields = b.gpu_lookup(Expr("plan_gpu"), b.hardware_rows)
     price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
     common = option_env({"attn_tp": 1, "attn_dtype": "fp8", "kv_dtype": "fp8", "moe_dtype": "fp8", "imbalance": 1})
     b.cells[ENV_KEY] = {**b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",

@@ -20,7 +20,7 @@ from ..predict import BREAKDOWN, OPTIONS, normalise, option_env
 from ..validate import NON_NEGATIVE
 from ..validation import relative_error, validate
 from . import style
-from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
+from .builder import Builder, Cursor, ref, span
 
 GPU_KEY = Key("predict_gpu")
 
@@ -61,16 +61,6 @@ def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, st
 def _constant(rows: dict[str, tuple[str, str]], name: str, generation: Expr) -> Expr:
     row, header = rows[name]
     return Expr(f"INDEX({row},1,MATCH({generation.text},{header},0))")
-
-
-def _gpu_lookup(b: Builder, gpu: Expr) -> dict[str, Expr]:
-    """A catalog GPU's datasheet fields, looked up by name (so custom rows work too)."""
-    top, bottom = b.hardware_rows
-    out = {}
-    for j, col in enumerate(HARDWARE_COLUMNS[:-1], start=1):
-        letter = get_column_letter(j)
-        out[col] = Expr(f"INDEX(Hardware!${letter}${top}:${letter}${bottom},MATCH({gpu.text},gpu_names,0),1)")
-    return out
 
 
 def _gpu_env(b: Builder, fields: dict[str, Expr], rows: dict[str, tuple[str, str]]) -> dict[str, Expr]:
@@ -115,7 +105,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     ws.column_dimensions["C"].width = 26
     ws.column_dimensions["D"].width = 30
 
-    fields = _gpu_lookup(b, Expr("predict_gpu"))
+    fields = b.gpu_lookup(Expr("predict_gpu"), b.hardware_rows)
     env = b.materialize(calc, calc_cur, "Selected GPU: datasheet fields and refined constants", _gpu_env(b, fields, rows))
     b.cells[GPU_KEY] = {**env, **option_env(opts)}
     decode = Scope("refined_decode", Key("refined_decode"), tuple(refined_chain.DECODE), (GPU_KEY,))

@@ -323,13 +323,8 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
     r = cur.row + 2
     ws.cell(r, col0, "GPU").font = style.LABEL_FONT
     b.gpu_choice(ws, r, col0 + 1, "planner_gpu")
-    top, bottom = b.article_hardware_rows
-    cells: dict[str, Expr] = {"gpu_name": Expr("planner_gpu")}
-    for j, col in enumerate(HARDWARE_COLUMNS[:-1]):
-        if col in GPU_RANGES:
-            letter = get_column_letter(j + 1)
-            cells[col] = Expr(f"INDEX(Hardware!${letter}${top}:${letter}${bottom},MATCH(planner_gpu,gpu_names,0),1)")
-    b.gpu_cells[PLANNER] = cells
+    fields = b.gpu_lookup(Expr("planner_gpu"), b.article_hardware_rows)
+    b.gpu_cells[PLANNER] = {"gpu_name": Expr("planner_gpu"), **{k: v for k, v in fields.items() if k in GPU_RANGES}}
     gscope = Scope("gpu_decode", gpu_decode_key(PLANNER), tuple(chain.DECODE_EFFECTIVE + chain.DECODE_GPU),
                    (MODEL_KEY,), gpu=PLANNER)
     b.calc_block(calc, calc_cur, "Your GPU (planner): effective figures", [gscope], lambda s: Expr("planner_gpu"))
