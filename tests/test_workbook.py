@@ -1,7 +1,6 @@
 """The generated workbook, recalculated by LibreOffice, against the article and the Python model."""
 
 import math
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -14,7 +13,8 @@ from dsxl.tables import WhatIf, compute_tables
 from dsxl.workbook import build_workbook, workbook_bytes
 from dsxl.workbook.libreoffice import convert, soffice
 from printed import KNOWN_TYPOS, printed_equal, text_equal
-from workbook_helpers import apply_edits, assert_tables_equal, blank, error_cells, name_cell, read_table
+from workbook_helpers import (assert_tables_equal, blank, error_cells, name_cell, read_table, require_engine,
+                              whatif_copies)
 
 REPO = Path(__file__).resolve().parents[1]
 EDITS = {
@@ -23,23 +23,14 @@ EDITS = {
     "sla": WhatIf(scenario={"tps_threshold": 10, "pcie_bw_1_6t": 30}, hardware={"H800": {"nvlink_bw": 180}}),
 }
 
-if soffice() is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("LibreOffice is required in CI (.ci/run installs it)")
-    pytest.skip("LibreOffice not installed", allow_module_level=True)
+require_engine(soffice(), "LibreOffice")
 
 
 @pytest.fixture(scope="module")
 def recalculated(tmp_path_factory):
     """A fresh build and three edited copies, all recalculated by LibreOffice in one run."""
     src = tmp_path_factory.mktemp("src")
-    fresh = build_workbook(src / "fresh.xlsx")
-    paths = [fresh]
-    for name, w in EDITS.items():
-        path = src / f"{name}.xlsx"
-        hardware = {(g, f): v for g, changes in w.hardware.items() for f, v in changes.items()}
-        apply_edits(fresh, path, w.scenario, hardware)
-        paths.append(path)
+    paths = whatif_copies(build_workbook(src / "fresh.xlsx"), src, EDITS)
     outs = convert(paths, tmp_path_factory.mktemp("lo"))
     return {p.stem: load_workbook(o, data_only=True) for p, o in zip(paths, outs)} | {"_paths": dict(zip(
         [p.stem for p in paths], outs))}

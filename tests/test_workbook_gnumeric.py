@@ -1,7 +1,6 @@
 """A second engine: Gnumeric (ssconvert --recalc) must compute every table the way Python and LibreOffice do."""
 
 import math
-import os
 
 import pytest
 from openpyxl import load_workbook
@@ -11,23 +10,15 @@ from dsxl.validation import validate
 from dsxl.workbook import build_workbook
 from dsxl.workbook.gnumeric import recalc, ssconvert
 from test_workbook import EDITS
-from workbook_helpers import apply_edits, assert_tables_equal, error_cells, name_range
+from workbook_helpers import assert_tables_equal, error_cells, name_range, require_engine, whatif_copies
 
-if ssconvert() is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("Gnumeric is required in CI (.ci/run installs it)")
-    pytest.skip("Gnumeric not installed", allow_module_level=True)
+require_engine(ssconvert(), "Gnumeric")
 
 
 @pytest.fixture(scope="module")
 def books(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
-    fresh = build_workbook(src / "fresh.xlsx")
-    paths = [fresh]
-    for name, w in EDITS.items():
-        path = src / f"{name}.xlsx"
-        apply_edits(fresh, path, w.scenario, {(g, f): v for g, c in w.hardware.items() for f, v in c.items()})
-        paths.append(path)
+    paths = whatif_copies(build_workbook(src / "fresh.xlsx"), src, EDITS)
     outs = recalc(paths, tmp_path_factory.mktemp("gnumeric"))
     return {p.stem: load_workbook(p, data_only=True) for p in outs}
 

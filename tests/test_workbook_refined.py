@@ -1,7 +1,6 @@
 """The workbook's refined sheets (Predict, Validation, Constants) recalculated by LibreOffice against Python."""
 
 import math
-import os
 
 import pytest
 from openpyxl import load_workbook
@@ -10,12 +9,9 @@ from dsxl.predict import predict
 from dsxl.validation import validate
 from dsxl.workbook import build_workbook
 from dsxl.workbook.libreoffice import convert, soffice
-from workbook_helpers import error_cells, name_cell, name_range, set_in_table
+from workbook_helpers import apply_edits, error_cells, name_cell, name_range, require_engine, set_in_table
 
-if soffice() is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("LibreOffice is required in CI (.ci/run installs it)")
-    pytest.skip("LibreOffice not installed", allow_module_level=True)
+require_engine(soffice(), "LibreOffice")
 
 PLANNER_EDIT = {"predict_gpu": "B200", "predict_ep": 64, "predict_batch": 48, "predict_kv_len": 8000,
                 "predict_tbo": False, "predict_mtp_draft": 1, "predict_mtp_accept": 1.7, "predict_moe_dtype": "fp4",
@@ -28,15 +24,10 @@ CONSTANT_EDIT = {("gemm_flops_eff", "hopper"): 0.6, ("a2a_ll_latency_us", "hoppe
 def books(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     fresh = build_workbook(src / "fresh.xlsx")
-    wb = load_workbook(fresh)
-    for name, value in PLANNER_EDIT.items():
-        name_cell(wb, name).value = value
-    wb.save(src / "planner.xlsx")
-    wb = load_workbook(fresh)
-    for (name, gen), value in CONSTANT_EDIT.items():
-        set_in_table(wb, "refined_constants", name, gen, value)
-    wb.save(src / "constants.xlsx")
-    outs = convert([fresh, src / "planner.xlsx", src / "constants.xlsx"], tmp_path_factory.mktemp("lo"))
+    planner = apply_edits(fresh, src / "planner.xlsx", PLANNER_EDIT)
+    constants = apply_edits(fresh, src / "constants.xlsx", cells={("refined_constants", name, gen): value
+                                                                  for (name, gen), value in CONSTANT_EDIT.items()})
+    outs = convert([fresh, planner, constants], tmp_path_factory.mktemp("lo"))
     return {p.stem: load_workbook(p, data_only=True) for p in outs}
 
 
@@ -108,11 +99,7 @@ PLAN_EDIT = {"plan_gpu": "B200", "plan_tpot_ms": 30, "plan_output_tokens_per_s":
 def plan_books(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     fresh = build_workbook(src / "fresh.xlsx")
-    wb = load_workbook(fresh)
-    for name, value in PLAN_EDIT.items():
-        name_cell(wb, name).value = value
-    wb.save(src / "edited.xlsx")
-    outs = convert([fresh, src / "edited.xlsx"], tmp_path_factory.mktemp("lo"))
+    outs = convert([fresh, apply_edits(fresh, src / "edited.xlsx", PLAN_EDIT)], tmp_path_factory.mktemp("lo"))
     return {p.stem: load_workbook(p, data_only=True) for p in outs}
 
 
@@ -146,11 +133,8 @@ def test_planner_sheet_equals_dsxl_plan_on_the_same_grid(plan_books, book):
 
 
 def test_planner_sheet_explains_an_impossible_sla(tmp_path):
-    wb = load_workbook(build_workbook(tmp_path / "b.xlsx"))
-    name_cell(wb, "plan_gpu").value = "H20"
-    name_cell(wb, "plan_tpot_ms").value = 5
-    wb.save(tmp_path / "e.xlsx")
-    out = load_workbook(convert([tmp_path / "e.xlsx"], tmp_path / "lo")[0], data_only=True)
+    edited = apply_edits(build_workbook(tmp_path / "b.xlsx"), tmp_path / "e.xlsx", {"plan_gpu": "H20", "plan_tpot_ms": 5})
+    out = load_workbook(convert([edited], tmp_path / "lo")[0], data_only=True)
     res = _table(out, "plan_results")
     assert res["Feasible"][0] is False and "TPOT SLA binds" in res["Why not (when infeasible)"][0]
     assert error_cells(out) == []

@@ -1,7 +1,10 @@
 """Editing a generated workbook the way a planner would, and reading it back after LibreOffice."""
 
 import math
+import os
 import re
+
+import pytest
 
 from openpyxl import load_workbook
 from openpyxl.utils.cell import range_boundaries
@@ -31,17 +34,34 @@ def set_in_table(wb, range_name, row_key, column, value):
     raise KeyError(row_key)
 
 
-def set_hardware(wb, gpu, field, value):
-    set_in_table(wb, "hardware", gpu, field, value)
-
-
-def apply_edits(src, dst, scenario=None, hardware=None):
+def apply_edits(src, dst, names=None, cells=None):
+    """Save a copy of ``src`` as ``dst`` with named inputs set (``names``) and named-table cells set
+    (``cells``: {(range name, row key, column header): value}), in that order."""
     wb = load_workbook(src)
-    for name, value in (scenario or {}).items():
+    for name, value in (names or {}).items():
         name_cell(wb, name).value = value
-    for (gpu, field), value in (hardware or {}).items():
-        set_hardware(wb, gpu, field, value)
+    for (range_name, row_key, column), value in (cells or {}).items():
+        set_in_table(wb, range_name, row_key, column, value)
     wb.save(dst)
+    return dst
+
+
+def whatif_copies(fresh, folder, edits):
+    """``fresh`` plus one edited copy per WhatIf in ``edits`` (scenario inputs and hardware fields), by name."""
+    paths = [fresh]
+    for name, w in edits.items():
+        cells = {("hardware", g, f): v for g, changes in w.hardware.items() for f, v in changes.items()}
+        paths.append(apply_edits(fresh, folder / f"{name}.xlsx", w.scenario, cells))
+    return paths
+
+
+def require_engine(found, what):
+    """Skip a module without the spreadsheet engine it needs, except in CI, where .ci/run installs it."""
+    if found:
+        return
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{what} is required in CI (.ci/run installs it)")
+    pytest.skip(f"{what} not installed", allow_module_level=True)
 
 
 def read_table(wb, table_id):
