@@ -52,28 +52,31 @@ _PREFILL = _candidate([], refined_chain.PREFILL,
                       S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "",
                         {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms")
 
-INPUTS = [  # (name, default, range key, label, unit)
-    ("input_len", 4096, "input_len", "Input tokens per request (cache hits included)", "tokens"),
-    ("output_len", 1536, "output_len", "Output tokens per request", "tokens"),
-    ("cache_hit", 0.0, "cache_hit", "Share of input tokens hitting the prefix cache", "0..1"),
-    ("output_tokens_per_s", 1_000_000, "output_tokens_per_s", "Load: output tokens per second (average)", "tokens/s"),
-    ("tpot_ms", 50, "tpot_ms", "SLA: max time per output token", "ms"),
-    ("ttft_ms", 3000, "ttft_ms", "SLA: max time to first token", "ms"),
-    ("price_gpu_hour", None, "price_gpu_hour", "Price per GPU-hour (blank: the catalog's)", "$"),
-    ("gpu_per_node", 8, "gpu_per_node", "GPUs per node", "GPUs"),
-    ("mtp_draft", 1, "mtp_draft", "MTP draft tokens when on (searched on and off)", "tokens"),
-    ("mtp_accept", 1.8, "mtp_accept", "Tokens per step with MTP", "tokens"),
-    ("peak_to_average", 1.0, "peak_to_average", "Peak load over average", "x"),
-    ("price_input_hit", 0.14, "price_input_hit", "Price: cache-hit input", "$ per M tokens"),
-    ("price_input_miss", 0.55, "price_input_miss", "Price: cache-miss input", "$ per M tokens"),
-    ("price_output", 2.19, "price_output", "Price: output", "$ per M tokens"),
+# The sheet's inputs (PlanInputs fields): label and unit. Defaults are PlanInputs' own, except a load of 1M output
+# tokens/s and DeepSeek's published prices so revenue and margin show from the start.
+INPUTS = [
+    ("input_len", "Input tokens per request (cache hits included)", "tokens"),
+    ("output_len", "Output tokens per request", "tokens"),
+    ("cache_hit", "Share of input tokens hitting the prefix cache", "0..1"),
+    ("output_tokens_per_s", "Load: output tokens per second (average)", "tokens/s"),
+    ("tpot_ms", "SLA: max time per output token", "ms"),
+    ("ttft_ms", "SLA: max time to first token", "ms"),
+    ("price_gpu_hour", "Price per GPU-hour (blank: the catalog's)", "$"),
+    ("gpu_per_node", "GPUs per node", "GPUs"),
+    ("mtp_draft", "MTP draft tokens when on (searched on and off)", "tokens"),
+    ("mtp_accept", "Tokens per step with MTP", "tokens"),
+    ("peak_to_average", "Peak load over average", "x"),
+    ("price_input_hit", "Price: cache-hit input", "$ per M tokens"),
+    ("price_input_miss", "Price: cache-miss input", "$ per M tokens"),
+    ("price_output", "Price: output", "$ per M tokens"),
 ]
+SHEET_DEFAULTS = {"output_tokens_per_s": 1_000_000, "price_input_hit": 0.14, "price_input_miss": 0.55,
+                  "price_output": 2.19}
 
 
 def planner_inputs_defaults() -> PlanInputs:
     """The sheet's default inputs as a PlanInputs (tests compare the sheet with dsxl.plan on these)."""
-    values = {name: default for name, default, *_ in INPUTS}
-    return PlanInputs(gpus=("H800",), **values, **WORKBOOK_GRID)
+    return PlanInputs(gpus=("H800",), **SHEET_DEFAULTS, **WORKBOOK_GRID)
 
 
 def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],
@@ -83,12 +86,14 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
                    "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on).")
     b.gpu_input_row(ws, cur, "plan_gpu")
-    for name, default, rkey, label, unit in INPUTS:
+    defaults = planner_inputs_defaults()
+    for name, label, unit in INPUTS:
+        default = getattr(defaults, name)
         ws.cell(cur.row, 1, label).font = style.LABEL_FONT
         ws.cell(cur.row, 2, default)
         ws.cell(cur.row, 3, f"plan_{name}").font = style.NOTE_FONT
         ws.cell(cur.row, 4, unit).font = style.NOTE_FONT
-        b.mark_input(ws, cur.row, 2, None if default is None else RANGES[rkey], f"plan_{name}")
+        b.mark_input(ws, cur.row, 2, None if default is None else RANGES[name], f"plan_{name}")
         b.define(f"plan_{name}", f"{ws.title}!$B${cur.row}")
         cur.row += 1
 
