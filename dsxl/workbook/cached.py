@@ -120,7 +120,7 @@ class Evaluator:
     """Values of a built workbook's cells, formulas computed on demand (memoised)."""
 
     def __init__(self, wb: Workbook) -> None:
-        self.wb = wb
+        self.cells_of = {ws.title: ws._cells for ws in wb.worksheets}  # read without creating cells (openpyxl < 3.2)
         self.names = {name: dn.attr_text for name, dn in wb.defined_names.items()}
         self.memo: dict[tuple[str, int, int], Any] = {}
         self.parsed: dict[str, Any] = {}
@@ -147,7 +147,7 @@ class Evaluator:
             if isinstance(value, _InProgress):
                 raise CellError("#REF!")  # a cycle: not emitted by the builder
             return value
-        found = self.wb[sheet]._cells.get((row, col))  # read without creating empty cells (openpyxl < 3.2)
+        found = self.cells_of[sheet].get((row, col))
         raw = None if found is None else found.value
         if not (isinstance(raw, str) and raw.startswith("=")):
             self.memo[key] = raw
