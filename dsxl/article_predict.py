@@ -22,7 +22,10 @@ def predict_article(phase: str, gpu: Any, model: ModelArgs, opts: dict[str, Any]
     if phase == "decode":
         mla_tp = tp if tp in (1, 4, 8) else "auto"
         q = decode_breakdown(g, opts["batch"], model=model, mla_tp=mla_tp, labels=False, seq_len=opts["kv_len"])
-        experts = (model.n_routed_experts + opts["redundant_experts"]) / opts["ep"] + model.n_shared_experts
+        redundant = opts["redundant_experts"]
+        if isinstance(redundant, str):  # auto: the fewest replicas that divide evenly
+            redundant = opts["ep"] * -np.floor_divide(-model.n_routed_experts, opts["ep"]) - model.n_routed_experts
+        experts = (model.n_routed_experts + redundant) / opts["ep"] + model.n_shared_experts
         mb = max_batch_size(g, tp, experts, True, opts["kv_dtype"] == "bf16", model=model, seq_len=opts["kv_len"],
                             decode_len=0)["max_batch"]
         max_batch = np.maximum(np.floor(mb), 0)

@@ -293,3 +293,35 @@ def load_refined() -> dict[str, RefinedConstant]:
 
 def generations() -> tuple[str, ...]:
     return tuple(json.loads(read_template_text("refined.json"))["generations"])
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A serving engine's documented behaviour (``templates/engines.json``): numeric fields the refined chain
+    reads, text fields that describe, each field's source."""
+
+    name: str
+    label: str
+    numbers: dict[str, float]  # ENGINE_NUMBERS
+    text: dict[str, str]
+    sources: dict[str, str]
+
+
+ENGINE_NUMBERS = ("micro_batch_overlap", "single_batch_overlap", "decode_graphs", "step_overhead_ms",
+                  "request_overhead_us", "mixed_prefill", "prefill_chunk_tokens")
+
+
+@lru_cache(maxsize=1)
+def load_engines() -> dict[str, Engine]:
+    data = json.loads(read_template_text("engines.json"))
+    out = {}
+    for name, spec in data["engines"].items():
+        fields_ = {k: v for k, v in spec.items() if k != "label"}
+        out[name] = Engine(name, spec["label"], {k: fields_[k]["value"] for k in ENGINE_NUMBERS},
+                           {k: v["value"] for k, v in fields_.items() if k not in ENGINE_NUMBERS},
+                           {k: v["source"] for k, v in fields_.items()})
+    return out
+
+
+def default_engine() -> str:
+    return json.loads(read_template_text("engines.json"))["default"]

@@ -46,7 +46,7 @@ class PlanInputs:
     mtp_draft: int = 1  # draft tokens when MTP is on (searched on and off where the model has an MTP module)
     mtp_accept: float = 1.8  # tokens per step with MTP: DeepSeek-V3 report, 85-90 % second-token acceptance
     peak_to_average: float = 1.0
-    batch_sizes: tuple[int, ...] | None = None  # sequences per GPU searched; None = 1..1024
+    batch_sizes: tuple[int, ...] | None = None  # sequences per GPU searched (x attention TP per rank); None = 1..1024
     attn_tp_sizes: tuple[int, ...] = (1, 2, 4, 8)
     forward_sizes: tuple[int, ...] = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)  # prefill tokens per forward
     tbo_options: tuple[bool, ...] = (False, True)
@@ -117,17 +117,24 @@ def _grid(inp: PlanInputs) -> dict[str, np.ndarray]:
     m = model_args(inp.model)
     ep = np.array(inp.ep_sizes)[:, None, None, None, None]
     mtp = mtp_options(inp)
-    return {"ep": ep, "attn_tp": _tp_sizes(inp)[None, :, None, None, None],
-            "batch": np.array(inp.batch_sizes or BATCH_GRID)[None, None, :, None, None],
+    tp = _tp_sizes(inp)[None, :, None, None, None]
+    return {"ep": ep, "attn_tp": _valid_tp(ep, tp),
+            "batch": np.array(inp.batch_sizes or BATCH_GRID)[None, None, :, None, None] * tp,
             "mtp_draft": np.array([d for d, _ in mtp])[None, None, None, :, None],
             "mtp_accept": np.array([a for _, a in mtp])[None, None, None, :, None],
             "tbo": np.array(inp.tbo_options)[None, None, None, None, :],
             "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
 
 
-def _fitting(r: dict[str, Any], grid: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    """Candidates that fit in memory with an attention-TP group inside the EP group."""
-    return np.asarray(r["fits"]) & np.broadcast_to(grid["attn_tp"] <= grid["ep"], shape)
+def _valid_tp(ep: np.ndarray, tp: np.ndarray) -> np.ndarray:
+    """Attention TP per candidate; where it does not divide the EP group, 1 stands in (and _fitting drops it)."""
+    return np.where(ep % tp == 0, tp, 1)
+
+
+def _fitting(r: dict[str, Any], grid: dict[str, np.ndarray], shape: tuple[int, ...], tp: np.ndarray) -> np.ndarray:
+    """Candidates that fit in memory with attention-TP groups that divide the EP group (``tp`` the grid's
+    nominal attention TP)."""
+    return np.asarray(r["fits"]) & np.broadcast_to(grid["ep"] % tp == 0, shape)
 
 
 def _best(values: np.ndarray, ok: np.ndarray) -> float:
@@ -156,7 +163,7 @@ def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     kv = mean_decode_context(inp.input_len, inp.output_len)
     r = predict("decode", gpu, inp.model, kv_len=kv, **grid)
     tpot, per_gpu, per_user = (np.asarray(r[k]) for k in ("tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user"))
-    fits = _fitting(r, grid, tpot.shape)
+    fits = _fitting(r, grid, tpot.shape, _tp_sizes(inp)[None, :, None, None, None])
     meets = np.broadcast_to(sizing.decode_ok(fits, tpot, inp.tpot_limit_ms(), grid["mtp_draft"],
                                              model_args(inp.model).n_mtp_layers), tpot.shape)
     idx = _pick(per_gpu, meets)
@@ -181,13 +188,14 @@ def _decode_reason(fits: np.ndarray, tpot: np.ndarray, inp: PlanInputs, r: dict[
 def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     m = model_args(inp.model)
     ep = np.array(inp.ep_sizes)[:, None, None, None]
-    grid = {"ep": ep, "attn_tp": _tp_sizes(inp)[None, :, None, None],
+    tp = _tp_sizes(inp)[None, :, None, None]
+    grid = {"ep": ep, "attn_tp": _valid_tp(ep, tp),
             "tokens_per_gpu": np.array(inp.forward_sizes)[None, None, :, None],
             "tbo": np.array(inp.tbo_options)[None, None, None, :],
             "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
     r = predict("prefill", gpu, inp.model, prompt_len=inp.input_len, cache_hit=inp.cache_hit, **grid)
     ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
-    fits = _fitting(r, grid, ttft.shape)
+    fits = _fitting(r, grid, ttft.shape, tp)
     idx = _pick(per_gpu, sizing.prefill_ok(fits, ttft, inp.ttft_ms))
     if idx is None:
         reason = "memory binds: no prefill configuration fits" if not fits.any() else \
@@ -205,7 +213,7 @@ def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
                 cache_hit=inp.cache_hit, **grid)
     per_user, per_gpu, ttft = (np.asarray(r[k]) for k in ("tokens_per_s_per_user", "output_tokens_per_s_per_gpu",
                                                            "ttft_ms"))
-    fits = _fitting(r, grid, per_user.shape)
+    fits = _fitting(r, grid, per_user.shape, _tp_sizes(inp)[None, :, None, None, None])
     tpot = 1000 / per_user
     idx = _pick(per_gpu, fits & (tpot <= inp.tpot_limit_ms()) & (ttft <= inp.ttft_ms))
     if idx is None:

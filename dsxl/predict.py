@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import GPU, ModelArgs, load_catalog, load_refined
+from .config import ENGINE_NUMBERS, GPU, ModelArgs, default_engine, load_catalog, load_engines, load_refined
 from .model import refined_chain
 from .model.serving import per_step, prefill_chunks, ttft_ms
 from .model.chain import run
@@ -33,14 +33,15 @@ class Option:
     phases: tuple[str, ...]
     doc: str
     choices: tuple[str, ...] = ()
+    auto: bool = False  # also takes "auto" (a value derived from the other inputs)
 
 
 _ALL = PHASES
 _D, _P, _A = ("decode",), ("prefill",), ("aggregated",)
 OPTIONS: tuple[Option, ...] = (
     Option("ep", None, Range(1, 100_000, integer=True), "GPUs", _ALL, "expert-parallel group size"),
-    Option("batch", None, Range(1, 1_000_000, integer=True), "sequences per GPU", _D + _A,
-           "sequences decoding concurrently on each GPU"),
+    Option("batch", None, Range(1, 1_000_000, integer=True), "sequences per attention rank", _D + _A,
+           "sequences decoding concurrently on each attention data-parallel rank (attn_tp GPUs; per GPU at attn_tp 1)"),
     Option("kv_len", None, Range(1, 10_000_000), "tokens", _D, "mean context (KV length) per sequence"),
     Option("tokens_per_gpu", None, Range(1, 100_000_000, integer=True), "tokens", _P,
            "prompt tokens per GPU per forward (cache hits included)"),
@@ -48,14 +49,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("input_len", None, Range(1, 10_000_000), "tokens", _A, "mean prompt length"),
     Option("output_len", None, Range(1, 10_000_000), "tokens", _A, "mean output length"),
     Option("attn_tp", 1, Range(1, 1024, integer=True), "GPUs", _ALL, "attention tensor parallelism (1 = data parallel)"),
-    Option("tbo", True, None, "", _ALL, "two-batch overlap"),
+    Option("moe_tp", 1, Range(1, 1024, integer=True), "GPUs", _ALL,
+           "MoE tensor parallelism: each expert split over this many GPUs (instance = ep x moe_tp GPUs)"),
+    Option("engine", None, None, "", _ALL, "serving engine (templates/engines.json)", tuple(load_engines())),
+    Option("tbo", None, None, "", _ALL, "two-batch overlap (default: on where the engine has it)"),
+    Option("sbo", False, None, "", _D + _A, "single-batch overlap: combine hidden behind shared experts and down GEMM"),
     Option("mtp_draft", 0, Range(0, 16, integer=True), "tokens", _D + _A, "MTP draft tokens per step"),
     Option("mtp_accept", 1, Range(1, 17), "tokens per step", _D + _A, "mean tokens emitted per sequence per step"),
     Option("attn_dtype", "fp8", None, "", _ALL, "weights of attention and dense layers", ("fp8", "bf16")),
     Option("kv_dtype", "fp8", None, "", _ALL, "KV cache", ("fp8", "bf16")),
     Option("moe_dtype", "fp8", None, "", _ALL, "expert weights", ("fp8", "fp4")),
     Option("imbalance", 1.0, Range(1, 100), "max/mean", _ALL, "expert load imbalance (1 = balanced)"),
-    Option("redundant_experts", 0, Range(0, 100_000, integer=True), "experts", _ALL, "redundant expert replicas in the EP group"),
+    Option("redundant_experts", "auto", Range(0, 100_000, integer=True), "experts", _ALL,
+           "redundant expert replicas in the EP group (auto: the fewest that make the group divide the experts)",
+           auto=True),
     Option("cache_hit", 0.0, Range(0, 1, integer=False), "share", _P + _A, "prompt tokens served from the prefix cache"),
 )
 OPTION = {o.name: o for o in OPTIONS}
@@ -108,13 +115,10 @@ def gpu_datasheet_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
     return env
 
 
-def _choice(name: str, value: Any) -> Any:
+def _choice(name: str, value: Any) -> str:
     opt = OPTION[name]
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v not in opt.choices:
-            raise ValueError(f"{name} must be one of {', '.join(opt.choices)}; got {value!r}")
-        return DTYPES[name][v]
+    if isinstance(value, str) and value.strip().lower() in opt.choices:
+        return value.strip().lower()
     raise ValueError(f"{name} must be one of {', '.join(opt.choices)}; got {value!r}")
 
 
@@ -128,8 +132,12 @@ def _flag(name: str, value: Any) -> Any:
     raise ValueError(f"{name} must be true or false; got {value!r}")
 
 
+def _is_auto(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() == "auto")
+
+
 def normalise(phase: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Validated options with defaults filled in (dtypes stay as text; see :func:`request_env`)."""
+    """Validated options with defaults filled in (text choices stay as text; see :func:`option_env`)."""
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {phase!r}")
     allowed = {o.name for o in options_for(phase)}
@@ -137,13 +145,19 @@ def normalise(phase: str, options: dict[str, Any]) -> dict[str, Any]:
         if name not in allowed:
             raise ValueError(f"unknown option {name!r} for {phase}; allowed: {', '.join(sorted(allowed))}")
     out: dict[str, Any] = {}
+    engine = _choice("engine", options.get("engine") or default_engine())
     for o in options_for(phase):
         value = options.get(o.name, o.default)
-        if value is None:
+        if o.name == "engine":
+            value = engine
+        elif o.name == "tbo" and value is None:
+            value = bool(load_engines()[engine].numbers["micro_batch_overlap"])
+        elif o.auto and _is_auto(value):
+            value = "auto"
+        elif value is None:
             raise ValueError(f"{o.name} is required for {phase} ({o.doc}, {o.rng.describe() if o.rng else ''})")
-        if o.choices:
-            _choice(o.name, value)
-            value = value.strip().lower()
+        elif o.choices:
+            value = _choice(o.name, value)
         elif o.rng is None:
             value = _flag(o.name, value)
         else:
@@ -154,13 +168,26 @@ def normalise(phase: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def _consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_env: dict[str, Any]) -> None:
     """Cross-option rules, each a one-line message naming the argument."""
-    experts = model.n_routed_experts + np.asarray(opts["redundant_experts"])
-    ep = np.asarray(opts["ep"])
-    if np.any(experts % ep != 0):
-        raise ValueError(f"ep must divide n_routed_experts + redundant_experts ({model.n_routed_experts} + "
-                         f"{opts['redundant_experts']}) so every GPU holds whole experts; got ep={opts['ep']}")
-    if np.any(model.n_heads % np.asarray(opts["attn_tp"]) != 0):
+    ep, moe_tp, attn_tp = (np.asarray(opts[k]) for k in ("ep", "moe_tp", "attn_tp"))
+    if not isinstance(opts["redundant_experts"], str):
+        experts = model.n_routed_experts + np.asarray(opts["redundant_experts"])
+        if np.any(experts % ep != 0):
+            raise ValueError(f"redundant_experts must make n_routed_experts + redundant_experts ({model.n_routed_experts}"
+                             f" + {opts['redundant_experts']}) a multiple of ep ({opts['ep']}) so every GPU holds "
+                             "whole experts; or auto")
+    if np.any(model.n_heads % attn_tp != 0):
         raise ValueError(f"attn_tp must divide n_heads ({model.n_heads}); got {opts['attn_tp']}")
+    if np.any(model.moe_inter_dim % moe_tp != 0):
+        raise ValueError(f"moe_tp must divide the experts' width moe_inter_dim ({model.moe_inter_dim}); "
+                         f"got {opts['moe_tp']}")
+    if np.any((ep * moe_tp) % attn_tp != 0):
+        raise ValueError(f"attn_tp must divide the instance's GPUs, ep x moe_tp ({opts['ep']} x {opts['moe_tp']}); "
+                         f"got {opts['attn_tp']}")
+    engine = load_engines()[opts["engine"]]
+    if np.any(np.asarray(opts["tbo"])) and not engine.numbers["micro_batch_overlap"]:
+        raise ValueError(f"tbo must be false with engine {opts['engine']}: {engine.sources['micro_batch_overlap']}")
+    if "sbo" in opts and np.any(np.asarray(opts["sbo"])) and not engine.numbers["single_batch_overlap"]:
+        raise ValueError(f"sbo must be false with engine {opts['engine']}: {engine.sources['single_batch_overlap']}")
     if "mtp_draft" in opts:
         draft, accept = np.asarray(opts["mtp_draft"]), np.asarray(opts["mtp_accept"])
         if np.any(accept > 1 + draft):
@@ -184,15 +211,45 @@ def dtype_bytes(name: str, value: Any) -> Any:
     return DTYPES[name][value]
 
 
+def engine_numbers(engine: Any) -> dict[str, Any]:
+    """The numeric fields of an engine profile; with a formula (a workbook cell) nested IFs over the profiles."""
+    from .expr import Expr, eq, where
+    engines = load_engines()
+    if not isinstance(engine, Expr):
+        return dict(engines[engine].numbers)
+    out = {}
+    for field in ENGINE_NUMBERS:
+        items = [(name, e.numbers[field]) for name, e in engines.items()]
+        value: Any = items[-1][1]
+        for name, number in reversed(items[:-1]):
+            value = where(eq(engine, name), number, value)
+        out[field] = value
+    return out
+
+
+def redundant_code(value: Any) -> Any:
+    """The chain's reading of redundant_experts: a count, or -1 for auto; a workbook cell holding "auto" or a
+    number becomes IF(ISNUMBER(cell), cell, -1)."""
+    from .expr import Expr, where
+    if isinstance(value, Expr):
+        return where(Expr(f"ISNUMBER({value.text})"), value, -1)
+    return -1 if isinstance(value, str) else value
+
+
 def option_env(opts: dict[str, Any]) -> dict[str, Any]:
-    """Options by the names the refined chain reads (dtypes as bytes per value)."""
+    """Options by the names the refined chain reads (dtypes as bytes per value, the engine as its numbers)."""
     env = {}
     for name, value in opts.items():
         if name in DTYPES:
             env[DTYPE_BYTES_NAME[name]] = dtype_bytes(name, value)
+        elif name == "engine":
+            env.update(engine_numbers(value))
+        elif name == "redundant_experts":
+            env[name] = redundant_code(value)
         else:
             env[name] = value
     env.setdefault("mtp_draft", 0)  # prefill: the MTP module is neither loaded nor run
+    env.setdefault("sbo", False)
     return env
 
 
@@ -206,8 +263,11 @@ def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[
     _consistency(phase, opts, m, genv)
     env = {f.name: getattr(m, f.name) for f in fields(m)}
     env.update(genv)
-    env.update(constants_env(genv["generation"], constants))
+    engine_overrides = {k: v for k, v in (constants or {}).items() if k in ENGINE_NUMBERS}
+    env.update(constants_env(genv["generation"], {k: v for k, v in (constants or {}).items()
+                                                  if k not in ENGINE_NUMBERS}))
     env.update(option_env(opts))
+    env.update(engine_overrides)
     if phase == "aggregated":
         from .model.attention import mean_decode_context
         env["kv_len"] = mean_decode_context(opts["input_len"], opts["output_len"])
@@ -222,7 +282,7 @@ BREAKDOWN = {  # per-layer ms by component, per step (both micro-batches)
     "dense_mlp": "dense_mlp_ms",
 }
 LAYER_TOTALS = {"moe_layer": "moe_layer_ms", "dense_layer": "dense_layer_ms"}
-STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "step_overhead": "step_overhead_ms", "step": "step_ms"}
+STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "engine_overhead": "overhead_ms", "step": "step_ms"}
 
 
 def _breakdown(q: dict[str, Any]) -> dict[str, Any]:
@@ -282,13 +342,14 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     env = request_env(phase, gpu, model, opts, constants)
     if phase == "decode":
         q = run(refined_chain.DECODE, env, fixed)
+        resolved = q
         out = {"tpot_ms": q["tpot_ms"], "tokens_per_s_per_user": q["tokens_per_s_per_user"],
                "tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "max_batch": q["max_batch"], "fits": q["fits"],
                "step_ms": q["step_ms"], "weights_gb": q["weights_gb"], "kv_seq_gb": q["kv_seq_gb"],
                "breakdown": _breakdown(q)}
         reason = _reason_decode(q) if np.ndim(q["fits"]) == 0 and not q["fits"] else None
     elif phase == "prefill":
-        q = run(refined_chain.PREFILL, env, fixed)
+        q = resolved = run(refined_chain.PREFILL, env, fixed)
         out = {"tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "computed_tokens_per_s": q["computed_tokens_per_s"],
                "step_ms": q["step_ms"], "ttft_ms": q["ttft_ms"], "fits": q["fits"], "weights_gb": q["weights_gb"],
                "breakdown": _breakdown(q)}
@@ -298,7 +359,9 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                       f" GB of KV and activations; {q['kv_budget_gb'] + q['activation_gb']:.1f} GB are free after "
                       f"{q['weights_gb']:.1f} GB of weights")
     else:
-        out, reason = _aggregated(env, opts, fixed)
+        out, reason, resolved = _aggregated(env, opts, fixed)
+    if isinstance(opts["redundant_experts"], str):  # auto: echo the count used
+        inputs["redundant_experts"] = _scalar(resolved["redundant_used"])
     out = _broadcast(out)
     result = {"inputs": inputs, **out}
     if reason:
@@ -319,24 +382,31 @@ SHARED_WITH_DECODE = {name: 0 for name in ("attn_proj_gb", "routed_gb", "shared_
                                            "attn_launch_ms", "moe_launch_ms", "dense_launch_ms")}
 
 
-def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
-    """Prefill and decode on the same GPUs (chunked prefill): each step decodes ``batch`` sequences and prefills
-    the prompt tokens that keep the batch full. The chunk rides in the decode step's kernels, so it adds its
-    compute, attention, elementwise traffic and all-to-all bytes but no weight reads and no launches of its own
-    (adding its compute to the decode roofline rather than taking the max errs slightly slow)."""
+def _aggregated(env: dict[str, Any], opts: dict[str, Any],
+                fixed: dict[str, Any] | None) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+    """Prefill and decode on the same GPUs: each decode step is followed, on average, by the prompt tokens that
+    keep the batch full (``chunk`` per GPU). Engines that mix them into one forward (``mixed_prefill``) add the
+    chunk's compute, attention, elementwise traffic and all-to-all to the decode step but no weight reads or
+    launches of its own; the others run prefill forwards of ``prefill_chunk_tokens`` per attention rank between
+    decode steps, whose time is shared over the steps they feed."""
     d = run(refined_chain.DECODE, env, fixed)
-    emitted = opts["batch"] * np.asarray(opts["mtp_accept"])  # output tokens per step per GPU
+    emitted = d["seqs_per_gpu"] * np.asarray(opts["mtp_accept"])  # output tokens per step per GPU
     chunk = np.maximum(emitted * np.asarray(opts["input_len"]) / np.asarray(opts["output_len"]), 1)
-    penv = dict(env, tokens_per_gpu=chunk, prompt_len=opts["input_len"], cache_hit=opts["cache_hit"])
-    p = run(refined_chain.PREFILL, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
-    step = d["step_ms"] + p["step_ms"] - p["lm_head_ms"] - p["step_overhead_ms"]
+    mixed = np.asarray(env["mixed_prefill"]) > 0
+    forward = np.where(mixed, chunk, np.maximum(chunk, np.asarray(env["prefill_chunk_tokens"]) / env["attn_tp"]))
+    penv = dict(env, tokens_per_gpu=forward, prompt_len=opts["input_len"], cache_hit=opts["cache_hit"])
+    p_mixed = run(refined_chain.PREFILL, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
+    p_alone = run(refined_chain.PREFILL, penv, fixed)
+    prefill = np.where(mixed, p_mixed["step_ms"] - p_mixed["lm_head_ms"] - p_mixed["overhead_ms"],
+                       p_alone["step_ms"] * chunk / forward)
+    step = d["step_ms"] + prefill
     per_user = 1000 * np.asarray(opts["mtp_accept"]) / step
-    chunks = prefill_chunks(opts["input_len"], opts["cache_hit"], chunk)
-    out = {"output_tokens_per_s_per_gpu": per_user * opts["batch"], "tokens_per_s_per_user": per_user,
+    chunks = prefill_chunks(opts["input_len"], opts["cache_hit"], forward)
+    out = {"output_tokens_per_s_per_gpu": per_user * d["seqs_per_gpu"], "tokens_per_s_per_user": per_user,
            "step_ms": step, "ttft_ms": ttft_ms(step, chunks, env["ttft_queue_factor"]), "decode_step_ms": d["step_ms"],
            "prefill_chunk_tokens": chunk, "max_batch": d["max_batch"], "fits": d["fits"]}
     reason = _reason_decode(d) if np.ndim(d["fits"]) == 0 and not d["fits"] else None
-    return out, reason
+    return out, reason, d
 
 
 __all__ = ["predict", "quantities", "OPTIONS", "PHASES", "constants_env", "model_args", "resolve_gpu"]

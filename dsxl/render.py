@@ -78,7 +78,7 @@ def prediction_text(r: dict[str, Any]) -> str:
                   f"  {'= dense layer':<32}{b['layer_ms']['dense_layer']:>10.3f}  x {b['layers']['dense']} layers",
                   f"  {'LM head + sampling':<32}{b['step_ms']['lm_head']:>10.3f}  per step",
                   f"  {'MTP drafting':<32}{b['step_ms']['mtp']:>10.3f}  per step",
-                  f"  {'step overhead':<32}{b['step_ms']['step_overhead']:>10.3f}  per step",
+                  f"  {'engine overhead':<32}{b['step_ms']['engine_overhead']:>10.3f}  per step",
                   f"  {'= forward step':<32}{b['step_ms']['step']:>10.3f}"]
     elif "per_layer_ms" in b:
         lines += ["", "Per-layer time by component (article model, ms):"]
@@ -86,14 +86,19 @@ def prediction_text(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _or_dash(x: Any, spec: str) -> str:
+    return "—" if x is None else format(x, spec)
+
+
 def validation_text(rows: list[dict[str, Any]]) -> str:
-    head = f"{'id':<4} {'role':<12} {'phase':<8} {'gpu':<6} {'measured':>10} {'refined':>10} {'article':>10} " \
-           f"{'refined err':>12} {'article err':>12}"
-    lines = ["dsxl validate: published deployments vs the refined and the article model (tokens/s per GPU)", "",
-             head, "-" * len(head)]
+    head = f"{'id':<4} {'role':<12} {'phase':<10} {'gpu':<7} {'engine':<7} {'measured':>10} {'refined':>10} " \
+           f"{'article':>10} {'refined err':>12} {'article err':>12}"
+    lines = ["dsxl validate: published deployments vs the refined and the article model (tokens/s per GPU; "
+             "per user where the metric says so)", "", head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['id']:<4} {r['role']:<12} {r['phase']:<8} {r['gpu']:<6} {r['measured']:>10,.0f} "
-                     f"{r['refined']:>10,.0f} {r['article']:>10,.0f} {r['error']:>+11.1%} {r['article_error']:>+11.1%}")
+        lines.append(f"{r['id']:<4} {r['role']:<12} {r['phase']:<10} {r['gpu']:<7} {r['conditions'].get('engine') or '':<7} "
+                     f"{r['measured']:>10,.1f} {r['refined']:>10,.1f} {_or_dash(r['article'], '>10,.1f')} "
+                     f"{r['error']:>+11.1%} {_or_dash(r['article_error'], '>+11.1%')}")
     lines.append("")
     for r in rows:
         note = f"; assumed: {r['assumed']}" if r["assumed"] else ""

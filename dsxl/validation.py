@@ -13,56 +13,58 @@ from typing import Any
 import numpy as np
 
 from .config import read_template_text
-from .predict import predict
+from .predict import OPTION, options_for, predict
 from .validate import parse_optional_number
 
-_NUMERIC = ("ep", "attn_tp", "batch", "kv_len", "tokens_per_gpu", "prompt_len", "cache_hit", "tbo", "mtp_draft",
-            "mtp_accept", "redundant_experts", "imbalance", "tokens_per_s_per_user", "measured", "measured_per_node")
+_TEXT = ("id", "role", "phase", "metric", "gpu", "model", "engine", "attn_dtype", "kv_dtype", "moe_dtype", "assumed",
+         "source")
 
 
 @dataclass(frozen=True)
 class Measurement:
+    """One published end-to-end measurement with every condition it states (``templates/measurements.csv``)."""
+
     id: str
     role: str  # calibration (held to +-10 %) or sanity (shown, conditions partly unstated)
     phase: str
     metric: str
     gpu: str
     model: str
-    ep: Any
-    attn_tp: Any
-    batch: Any
-    kv_len: Any
-    tokens_per_gpu: Any
-    prompt_len: Any
-    cache_hit: Any
-    tbo: Any
-    mtp_draft: Any
-    mtp_accept: Any
-    redundant_experts: Any
-    imbalance: Any
-    tokens_per_s_per_user: Any
     measured: float
+    conditions: dict[str, Any]  # predict() options the source states (blank cells left to the defaults)
+    tokens_per_s_per_user: Any
     measured_per_node: Any
     assumed: str
     source: str
 
+    @property
+    def per_user(self) -> bool:
+        """The metric is a per-user rate (min-latency rows), not a per-GPU throughput."""
+        return "per user" in self.metric
+
     def options(self) -> dict[str, Any]:
         """The measurement's conditions as predict() options (unstated ones left to the defaults)."""
-        names = {"decode": ("ep", "attn_tp", "batch", "kv_len", "tbo", "mtp_draft", "mtp_accept", "redundant_experts",
-                            "imbalance"),
-                 "prefill": ("ep", "attn_tp", "tokens_per_gpu", "prompt_len", "cache_hit", "tbo",
-                             "redundant_experts", "imbalance")}[self.phase]
-        out = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-        if "tbo" in out:
-            out["tbo"] = bool(out["tbo"])
+        allowed = {o.name for o in options_for(self.phase)}
+        out = {k: v for k, v in self.conditions.items() if k in allowed and v is not None}
+        for flag in ("tbo", "sbo"):
+            if flag in out:
+                out[flag] = bool(out[flag])
         return out
 
 
 def load_measurements() -> list[Measurement]:
-    rows = csv.DictReader(read_template_text("measurements.csv").splitlines())
-    names = [f.name for f in fields(Measurement)]
-    return [Measurement(**{k: (parse_optional_number(f"measurements.csv {r['id']}.{k}", r[k]) if k in _NUMERIC
-                               else r[k]) for k in names}) for r in rows]
+    out = []
+    for r in csv.DictReader(read_template_text("measurements.csv").splitlines()):
+        def number(k: str) -> Any:
+            return parse_optional_number(f"measurements.csv {r['id']}.{k}", r[k])
+        conditions = {k: (v.strip() or None) if k in _TEXT else number(k) for k, v in r.items()
+                      if k in OPTION}
+        out.append(Measurement(id=r["id"], role=r["role"], phase=r["phase"], metric=r["metric"], gpu=r["gpu"],
+                               model=r["model"], measured=float(r["measured"]), conditions=conditions,
+                               tokens_per_s_per_user=number("tokens_per_s_per_user"),
+                               measured_per_node=number("measured_per_node"), assumed=r["assumed"],
+                               source=r["source"]))
+    return out
 
 
 def _batch_at_user_speed(m: Measurement, mode: str, **kw: Any) -> int:
@@ -76,13 +78,26 @@ def _batch_at_user_speed(m: Measurement, mode: str, **kw: Any) -> int:
     return int(batches[int(np.argmin(gap))])
 
 
+ARTICLE_OPTIONS = ("ep", "attn_tp", "batch", "kv_len", "tokens_per_gpu", "prompt_len", "cache_hit", "tbo",
+                   "redundant_experts")
+
+
+def predicted_metric(m: Measurement, r: dict[str, Any]) -> float:
+    """The prediction of the quantity ``m`` measured."""
+    if m.per_user:
+        return float(r["tokens_per_s_per_user"])
+    return float(r["output_tokens_per_s_per_gpu" if m.phase == "aggregated" else "tokens_per_s_per_gpu"])
+
+
 def predict_measurement(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float, dict[str, Any]]:
-    """(predicted value of the measured metric, the options used)."""
+    """(predicted value of the measured metric, the options used); the article's mode gets the conditions it models."""
     opts = m.options()
-    if m.phase == "decode" and m.batch is None:
+    if mode == "article":
+        opts = {k: v for k, v in opts.items() if k in ARTICLE_OPTIONS}
+    if m.phase == "decode" and "batch" not in opts:
         opts["batch"] = _batch_at_user_speed(m, mode, **kw)
     r = predict(m.phase, m.gpu, m.model, mode=mode, **opts, **kw)
-    return float(r["tokens_per_s_per_gpu"]), opts
+    return predicted_metric(m, r), opts
 
 
 def relative_error(predicted: Any, measured: Any) -> Any:
@@ -90,15 +105,23 @@ def relative_error(predicted: Any, measured: Any) -> Any:
     return predicted / measured - 1
 
 
+def _article(m: Measurement) -> tuple[float | None, dict[str, Any]]:
+    """The article model's prediction where it models the row (MLA decode/prefill at attention TP and EP only)."""
+    if m.phase == "aggregated" or m.conditions.get("moe_tp", 1) != 1:
+        return None, {}
+    return predict_measurement(m, "article")
+
+
 def validate(constants: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per measurement: measured, refined, article, refined error (refined / measured - 1)."""
     out = []
     for m in load_measurements():
         refined, opts = predict_measurement(m, "refined", constants=constants)
-        article, article_opts = predict_measurement(m, "article")
+        article, article_opts = _article(m)
         out.append({"id": m.id, "role": m.role, "phase": m.phase, "gpu": m.gpu, "model": m.model, "metric": m.metric,
                     "measured": m.measured, "refined": refined, "article": article,
-                    "error": relative_error(refined, m.measured), "article_error": relative_error(article, m.measured),
+                    "error": relative_error(refined, m.measured),
+                    "article_error": None if article is None else relative_error(article, m.measured),
                     "conditions": opts, "article_conditions": article_opts, "assumed": m.assumed, "source": m.source})
     return out
 
@@ -119,7 +142,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "comm_sm": {"doc": "prefill all-to-all holds no SMs", "fixed": {"sm_share": 1}},
     "two_batch_overlap": {"doc": "TBO off (one micro-batch, everything serial)", "options": {"tbo": False}},
     "step_terms": {"doc": "no LM head and no per-step overhead",
-                   "fixed": {"lm_head_ms": 0}, "constants": {"step_overhead_ms": 0}},
+                   "fixed": {"lm_head_ms": 0, "overhead_ms": 0}},
 }
 
 
@@ -133,7 +156,7 @@ def ablate() -> list[dict[str, Any]]:
         for name, spec in ABLATIONS.items():
             o = {**opts, **spec.get("options", {})}
             r = predict(m.phase, m.gpu, m.model, constants=spec.get("constants"), fixed=spec.get("fixed"), **o)
-            value = float(r["tokens_per_s_per_gpu"])
+            value = predicted_metric(m, r)
             row["ablations"][name] = {"value": value, "change": value / full - 1}
         out.append(row)
     return out

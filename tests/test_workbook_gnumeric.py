@@ -32,7 +32,12 @@ def test_every_table_equals_python_in_gnumeric(books, book):
 def test_validation_and_planner_in_gnumeric(books):
     ws, r1, c1, r2, c2 = name_range(books["fresh"], "tbl_validation")
     got = {ws.cell(r, c1).value: ws.cell(r, c1 + 2).value for r in range(r1 + 1, r2 + 1)}
-    for row in validate():
-        assert math.isclose(got[row["id"]], row["refined"], rel_tol=1e-9)
+    rows = validate()
+    for row in rows:
+        if row["phase"] == "aggregated":
+            assert got[row["id"]] == "see dsxl validate"
+        else:
+            assert math.isclose(got[row["id"]], row["refined"], rel_tol=1e-9)
+    assert {"C3", "C4", "C5"} <= {r["id"] for r in rows}  # Blackwell, TensorRT-LLM, vLLM rows recalculate too
     ws, r1, c1, r2, c2 = name_range(books["fresh"], "plan_results")
     assert ws.cell(r1 + 1, c1 + 1).value is True

@@ -69,7 +69,8 @@ def mla_prefill_gflops(queries: Any, n_heads: Any, attended: Any, index_topk: An
 
 
 def kv_read_gb(sequences: Any, attn_tp: Any, attended: Any, token_bytes: Any) -> Any:
-    """KV a GPU reads in one pass: every sequence of its TP group, attended tokens each, GB."""
+    """KV a GPU reads in one pass: every sequence of its attention rank (``sequences`` per GPU x ``attn_tp``),
+    attended tokens each, GB."""
     return sequences * attn_tp * attended * token_bytes / 1e9
 
 
@@ -96,6 +97,11 @@ def core_flops_eff(index_topk: Any, dense_eff: Any, sparse_eff: Any) -> Any:
 def kernel_count(index_topk: Any, attn_kernels: Any, dsa_kernels: Any) -> Any:
     """Kernels on the attention path, the DSA indexer's included where the model has it."""
     return attn_kernels + where(index_topk > 0, dsa_kernels, 0)
+
+
+def gemm_kernel_count(index_topk: Any, attn_gemm_kernels: Any, dsa_gemm_kernels: Any) -> Any:
+    """Of those, the GEMM and attention kernels (each pays a GEMM's fixed time; the rest are elementwise ops)."""
+    return attn_gemm_kernels + where(index_topk > 0, dsa_gemm_kernels, 0)
 
 
 def activation_values(dim: Any, n_heads: Any, qk_nope_head_dim: Any, qk_rope_head_dim: Any, v_head_dim: Any) -> Any:

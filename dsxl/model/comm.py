@@ -46,7 +46,28 @@ def a2a_ms(tokens: Any, dim: Any, bytes_per_value: Any, nic_copies: Any, nvlink_
     return where(ep > 1, latency_us / 1000 + maximum(nic, nvl) * 1000, 0)
 
 
-def allreduce_ms(tokens: Any, attn_tp: Any, dim: Any, nvlink_bw: Any, nvlink_eff: Any, latency_us: Any) -> Any:
-    """Ring all-reduce of the TP group's tokens x dim BF16 after the attention output projection; 0 at TP1."""
-    gb = 2 * (attn_tp - 1) / attn_tp * tokens * attn_tp * dim * 2 / 1e9
-    return where(attn_tp > 1, latency_us / 1000 + gb / (nvlink_bw * nvlink_eff) * 1000, 0)
+def allreduce_ms(tokens: Any, tp: Any, dim: Any, nvlink_bw: Any, nvlink_eff: Any, latency_us: Any) -> Any:
+    """Ring all-reduce over ``tp`` GPUs of their tokens (``tokens`` per GPU) x dim BF16; 0 at TP1."""
+    gb = 2 * (tp - 1) / tp * tokens * tp * dim * 2 / 1e9
+    return where(tp > 1, latency_us / 1000 + gb / (nvlink_bw * nvlink_eff) * 1000, 0)
+
+
+def instance_gpus(ep: Any, moe_tp: Any) -> Any:
+    """GPUs of one serving instance: ``ep`` expert-parallel ranks of ``moe_tp`` GPUs each."""
+    return ep * moe_tp
+
+
+def a2a_ranks(ep: Any, attn_tp: Any, instance_gpus: Any) -> Any:
+    """Ranks an all-to-all spans: none (1) when attention TP covers the whole instance, since every GPU then holds
+    every token and only an all-reduce follows the MoE."""
+    return where(attn_tp >= instance_gpus, 1, ep)
+
+
+def moe_reduce_gpus(attn_tp: Any, instance_gpus: Any, moe_tp: Any) -> Any:
+    """GPUs whose partial MoE outputs are summed: the instance when attention TP covers it, else the MoE-TP group."""
+    return where(attn_tp >= instance_gpus, instance_gpus, moe_tp)
+
+
+def call_latency_us(instance_gpus: Any, scaleup: Any, nvlink_latency_us: Any, nic_latency_us: Any) -> Any:
+    """Fixed time of one all-to-all call: the NVLink-domain floor when the instance fits in one domain."""
+    return where(instance_gpus > scaleup, nic_latency_us, nvlink_latency_us)

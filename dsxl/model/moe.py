@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..expr import minimum
+from ..expr import floor, minimum, where
 
 
 def swiglu_weights(dim: Any, hidden: Any) -> Any:
@@ -12,14 +12,26 @@ def swiglu_weights(dim: Any, hidden: Any) -> Any:
     return 3 * dim * hidden
 
 
+def redundant_in_group(redundant_experts: Any, n_routed_experts: Any, ep: Any) -> Any:
+    """Redundant expert replicas in the EP group; a negative request means the fewest that make the group divide
+    the experts evenly, ep x ceil(n / ep) - n."""
+    return where(redundant_experts < 0, ep * -floor(-n_routed_experts / ep) - n_routed_experts, redundant_experts)
+
+
 def local_experts(n_routed_experts: Any, redundant_experts: Any, ep: Any) -> Any:
     """Routed expert replicas one GPU holds."""
     return (n_routed_experts + redundant_experts) / ep
 
 
-def routed_tokens(tokens: Any, n_activated_experts: Any, imbalance: Any) -> Any:
-    """Token-expert pairs the busiest GPU computes: a balanced share times the imbalance (max / mean load)."""
-    return tokens * n_activated_experts * imbalance
+def routed_tokens(tokens: Any, moe_tp: Any, n_activated_experts: Any, imbalance: Any) -> Any:
+    """Token-expert pairs the busiest expert-parallel rank (``moe_tp`` GPUs, each computing a slice of every
+    expert) computes: a balanced share of ``tokens`` per GPU times the imbalance (max / mean load)."""
+    return tokens * moe_tp * n_activated_experts * imbalance
+
+
+def expert_slice(weights: Any, moe_tp: Any) -> Any:
+    """Weights of one GPU's slice of an expert split over ``moe_tp`` GPUs (MoE tensor parallelism)."""
+    return weights / moe_tp
 
 
 def tokens_per_expert(routed: Any, local: Any) -> Any:
@@ -27,13 +39,13 @@ def tokens_per_expert(routed: Any, local: Any) -> Any:
     return routed / local
 
 
-def experts_touched(local: Any, tokens: Any, ep: Any, n_activated_experts: Any, n_routed_experts: Any) -> Any:
-    """Expected local experts that receive at least one of the EP group's tokens: only those weights are read.
+def experts_touched(local: Any, tokens: Any, instance_gpus: Any, n_activated_experts: Any, n_routed_experts: Any) -> Any:
+    """Expected local experts that receive at least one of the instance's tokens: only those weights are read.
 
     The token count in the exponent is capped where the untouched share falls below e^-500, so spreadsheets
     never underflow."""
     p = n_activated_experts / n_routed_experts
-    return local * (1 - (1 - p) ** minimum(tokens * ep, 500 / p))
+    return local * (1 - (1 - p) ** minimum(tokens * instance_gpus, 500 / p))
 
 
 def mlp_gflops(tokens: Any, weights: Any) -> Any:
@@ -45,9 +57,9 @@ def weights_gb(count: Any, weights: Any, weight_bytes: Any) -> Any:
     return count * weights * weight_bytes / 1e9
 
 
-def shared_tokens(tokens: Any, n_shared_experts: Any) -> Any:
-    """Shared experts see every token of the GPU's own batch."""
-    return tokens * n_shared_experts
+def shared_tokens(tokens: Any, moe_tp: Any, n_shared_experts: Any) -> Any:
+    """Shared experts see every token of their MoE-TP group (each GPU computes its slice)."""
+    return tokens * moe_tp * n_shared_experts
 
 
 def lm_head_weights(vocab_size: Any, dim: Any) -> Any:
@@ -65,9 +77,10 @@ def dense_activation_values(dim: Any, inter_dim: Any) -> Any:
     return 4 * dim + 3 * inter_dim + 2 * dim
 
 
-def moe_ms(routed_ms: Any, shared_ms: Any, act_ms: Any, launch_ms: Any) -> Any:
-    """MoE path of one micro-batch (gate, shared and routed experts, elementwise traffic), communication excluded."""
-    return routed_ms + shared_ms + act_ms + launch_ms
+def moe_ms(routed_ms: Any, shared_ms: Any, act_ms: Any, launch_ms: Any, allreduce_ms: Any) -> Any:
+    """MoE path of one micro-batch (gate, shared and routed experts, elementwise traffic, the MoE-TP all-reduce),
+    all-to-all excluded."""
+    return routed_ms + shared_ms + act_ms + launch_ms + allreduce_ms
 
 
 def mlp_ms(gemm_ms: Any, act_ms: Any, launch_ms: Any) -> Any:

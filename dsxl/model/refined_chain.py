@@ -20,21 +20,33 @@ K = roofline.kernel_ms
 # --- shared by decode and prefill: micro-batches, peaks, parameter counts ------------------------------------
 _COMMON_HEAD = [
     S("micro_batches", serving.micro_batches, "Micro-batches per step (2 with TBO)", "micro-batches"),
+    S("instance_gpus", comm.instance_gpus, "GPUs per instance (EP x MoE TP)", "GPUs"),
+    S("redundant_used", moe.redundant_in_group, "Redundant experts (auto: the fewest that divide evenly)", "experts"),
     S("attn_peak_tflops", roofline.gemm_peak_tflops, "Peak for attention/dense GEMMs at attn dtype", "TFLOPS",
       {"weight_bytes": "attn_bytes"}),
     S("moe_peak_tflops", roofline.gemm_peak_tflops, "Peak for expert GEMMs at MoE dtype", "TFLOPS",
       {"weight_bytes": "moe_bytes"}),
     S("mla_down_params", attention.mla_down_params, "Replicated attention weights per layer", "params"),
     S("mla_up_params", attention.mla_up_params, "Per-head attention weights per layer (split by TP)", "params"),
-    S("expert_weights", moe.swiglu_weights, "Weights per expert", "params", {"hidden": "moe_inter_dim"}),
-    S("dense_weights", moe.swiglu_weights, "Weights per DenseMLP", "params", {"hidden": "inter_dim"}),
-    S("lm_head_weights", moe.lm_head_weights, "LM head weights", "params"),
+    S("expert_full_weights", moe.swiglu_weights, "Weights per expert", "params", {"hidden": "moe_inter_dim"}),
+    S("expert_weights", moe.expert_slice, "Weights per expert slice on one GPU (MoE TP)", "params",
+      {"weights": "expert_full_weights"}),
+    S("dense_full_weights", moe.swiglu_weights, "Weights per DenseMLP", "params", {"hidden": "inter_dim"}),
+    S("dense_weights", moe.expert_slice, "Weights per DenseMLP slice on one GPU (attention TP)", "params",
+      {"weights": "dense_full_weights", "moe_tp": "attn_tp"}),
+    S("lm_head_full_weights", moe.lm_head_weights, "LM head weights", "params"),
+    S("lm_head_weights", moe.expert_slice, "LM head slice on one GPU (vocabulary-parallel over attention TP)",
+      "params", {"weights": "lm_head_full_weights", "moe_tp": "attn_tp"}),
     S("n_sparse_layers", flops.sparse_layers, "MoE layers", "layers"),
-    S("local_experts", moe.local_experts, "Routed expert replicas per GPU", "experts"),
+    S("local_experts", moe.local_experts, "Routed expert replicas per GPU", "experts",
+      {"redundant_experts": "redundant_used"}),
     S("kv_token_bytes", attention.kv_token_bytes, "Latent KV per token per layer", "bytes"),
     S("index_key_bytes", attention.index_key_bytes, "DSA indexer key per token per layer", "bytes"),
-    S("nic_share", comm.nic_share, "EP destinations beyond the NVLink domain", "share"),
-    S("nvlink_share", comm.nvlink_share, "EP destinations on other GPUs of the NVLink domain", "share"),
+    S("a2a_ranks", comm.a2a_ranks, "Ranks the all-to-all spans (1: attention TP covers the instance)", "ranks"),
+    S("moe_reduce_gpus", comm.moe_reduce_gpus, "GPUs whose MoE partial sums are all-reduced", "GPUs"),
+    S("nic_share", comm.nic_share, "EP destinations beyond the NVLink domain", "share", {"ep": "instance_gpus"}),
+    S("nvlink_share", comm.nvlink_share, "EP destinations on other GPUs of the NVLink domain", "share",
+      {"ep": "instance_gpus"}),
     S("nvlink_copies", comm.expert_copies, "Copies per token over NVLink", "copies", {"share": "nvlink_share"}),
 ]
 
@@ -89,34 +101,50 @@ def _attention(core_eff: str, core_gb: str | int, index_context: str) -> list[St
         _roofline("indexer_ms", "DSA indexer", "indexer_gflops", "index_read_gb", "fp8_flops", "gemm_flops_eff",
                   "attn_bw_eff"),
         S("allreduce_ms", comm.allreduce_ms, "Attention-TP all-reduce", MS,
-          {"tokens": "tokens_mb", "nvlink_eff": "a2a_nvlink_eff", "latency_us": "allreduce_latency_us"}),
+          {"tokens": "tokens_mb", "tp": "attn_tp", "nvlink_eff": "a2a_nvlink_eff",
+           "latency_us": "allreduce_latency_us"}),
         *_elementwise("attn", "Attention", attention.activation_values),
         S("attn_kernels_n", attention.kernel_count, "Kernels on the attention path", "kernels"),
-        S("attn_launch_ms", roofline.launch_ms, "Attention kernel launches", MS, {"kernels": "attn_kernels_n"}),
+        S("attn_gemm_kernels_n", attention.gemm_kernel_count, "of which GEMM and attention kernels", "kernels"),
+        S("attn_launch_ms", roofline.launch_ms, "Attention kernels' fixed time", MS,
+          {"kernels": "attn_kernels_n", "gemm_kernels": "attn_gemm_kernels_n"}),
         S("attn_ms", attention.attention_ms, "Attention path per micro-batch", MS,
           {"proj_ms": "attn_proj_ms", "core_ms": "mla_core_ms", "act_ms": "attn_act_ms", "launch_ms": "attn_launch_ms"}),
     ]
 
 
 def _moe(routed_flops_eff: str) -> list[Step]:
-    """MoE and DenseMLP paths; the routed experts' grouped GEMM has its own FLOP efficiency per layout."""
+    """MoE and DenseMLP paths; the routed experts' grouped GEMM has its own FLOP efficiency per layout (and for
+    FP4 experts)."""
     return [
-    S("routed_tokens", moe.routed_tokens, "Token-expert pairs on the busiest GPU", "tokens", {"tokens": "tokens_mb"}),
+    S("routed_flops_eff", roofline.grouped_flops_eff, "Routed grouped-GEMM FLOP efficiency", "share",
+      {"layout_eff": routed_flops_eff}),
+    S("routed_tokens", moe.routed_tokens, "Token-expert pairs on the busiest EP rank", "tokens",
+      {"tokens": "tokens_mb"}),
     S("tokens_per_expert", moe.tokens_per_expert, "Rows per local expert (grouped-GEMM m)", "tokens",
       {"routed": "routed_tokens", "local": "local_experts"}),
     S("experts_touched", moe.experts_touched, "Local experts receiving tokens", "experts",
       {"local": "local_experts", "tokens": "tokens_mb"}),
     *_mlp("routed", "Routed experts", "routed_tokens", "expert_weights", "experts_touched", "moe_bytes",
-          "moe_peak_tflops", routed_flops_eff),
-    S("shared_tokens", moe.shared_tokens, "Shared-expert tokens", "tokens", {"tokens": "tokens_mb"}),
+          "moe_peak_tflops", "routed_flops_eff"),
+    S("shared_tokens", moe.shared_tokens, "Shared-expert tokens of the MoE-TP group", "tokens",
+      {"tokens": "tokens_mb"}),
     *_mlp("shared", "Shared experts", "shared_tokens", "expert_weights", "n_shared_experts", "moe_bytes",
           "moe_peak_tflops", "gemm_flops_eff"),
     *_elementwise("moe", "MoE", moe.activation_values),
-    S("moe_launch_ms", roofline.launch_ms, "MoE kernel launches", MS, {"kernels": "moe_kernels"}),
-    S("moe_ms", moe.moe_ms, "MoE path per micro-batch", MS, {"act_ms": "moe_act_ms", "launch_ms": "moe_launch_ms"}),
-    *_mlp("dense", "DenseMLP", "tokens_mb", "dense_weights", 1, "attn_bytes", "attn_peak_tflops", "gemm_flops_eff"),
+    S("moe_launch_ms", roofline.launch_ms, "MoE kernels' fixed time", MS,
+      {"kernels": "moe_kernels", "gemm_kernels": "moe_gemm_kernels"}),
+    S("moe_allreduce_ms", comm.allreduce_ms, "MoE-TP all-reduce", MS,
+      {"tokens": "tokens_mb", "tp": "moe_reduce_gpus", "nvlink_eff": "a2a_nvlink_eff",
+       "latency_us": "allreduce_latency_us"}),
+    S("moe_ms", moe.moe_ms, "MoE path per micro-batch", MS,
+      {"act_ms": "moe_act_ms", "launch_ms": "moe_launch_ms", "allreduce_ms": "moe_allreduce_ms"}),
+    S("dense_tokens", serving.tokens, "DenseMLP tokens of the attention rank", "tokens",
+      {"sequences": "tokens_mb", "per_sequence": "attn_tp"}),
+    *_mlp("dense", "DenseMLP", "dense_tokens", "dense_weights", 1, "attn_bytes", "attn_peak_tflops", "gemm_flops_eff"),
     *_elementwise("dense", "DenseMLP", moe.dense_activation_values),
-    S("dense_launch_ms", roofline.launch_ms, "DenseMLP kernel launches", MS, {"kernels": "dense_mlp_kernels"}),
+    S("dense_launch_ms", roofline.launch_ms, "DenseMLP kernels' fixed time", MS,
+      {"kernels": "dense_mlp_kernels", "gemm_kernels": "dense_gemm_kernels"}),
     S("dense_mlp_ms", moe.mlp_ms, "DenseMLP path per micro-batch", MS,
       {"gemm_ms": "dense_ms", "act_ms": "dense_act_ms", "launch_ms": "dense_launch_ms"}),
     ]
@@ -124,9 +152,11 @@ def _moe(routed_flops_eff: str) -> list[Step]:
 
 def _a2a(nic_copies: Step, nic_eff: str, latency: str) -> list[Step]:
     common = {"tokens": "tokens_mb", "nic_copies": "nic_copies", "nic_eff": nic_eff, "nvlink_eff": "a2a_nvlink_eff",
-              "latency_us": latency}
+              "latency_us": "a2a_latency_us", "ep": "a2a_ranks"}
     return [
         nic_copies,
+        S("a2a_latency_us", comm.call_latency_us, "Fixed time per all-to-all call", "us",
+          {"nvlink_latency_us": "a2a_nvlink_latency_us", "nic_latency_us": latency}),
         S("dispatch_ms", comm.a2a_ms, "Dispatch per micro-batch", MS,
           {**common, "bytes_per_value": "dispatch_bytes_per_value"}),
         S("combine_ms", comm.a2a_ms, "Combine per micro-batch", MS,
@@ -134,15 +164,17 @@ def _a2a(nic_copies: Step, nic_eff: str, latency: str) -> list[Step]:
     ]
 
 
-def _layers(lm_tokens: str, mtp_draft: str | int) -> list[Step]:
+def _layers(lm_tokens: str, mtp_draft: str | int, moe_layer: Step, requests: str) -> list[Step]:
     return [
-        S("moe_layer_ms", serving.moe_layer_ms, "MoE layer", MS),
+        moe_layer,
         S("dense_layer_ms", serving.dense_layer_ms, "Dense layer", MS, {"mlp_ms": "dense_mlp_ms"}),
         *_mlp("lm_head", "LM head (BF16)", lm_tokens, "lm_head_weights", 1, 2, "fp16_flops", "gemm_flops_eff",
               "lm_head_kernel_ms"),
         S("lm_head_ms", roofline.with_launch, "LM head and sampling kernel", MS,
           {"kernel_ms": "lm_head_kernel_ms", "kernels": 2}),
         S("mtp_ms", serving.mtp_ms, "MTP drafting", MS, {"mtp_draft": mtp_draft}),
+        S("overhead_ms", serving.engine_overhead_ms, "Engine overhead per step (scheduling, sampling)", MS,
+          {"requests": requests}),
         S("step_ms", serving.step_ms, "Forward step", MS),
     ]
 
@@ -167,8 +199,12 @@ _MEMORY = [
 ]
 
 DECODE = _COMMON_HEAD + [
-    S("sequences_mb", serving.per_micro_batch, "Sequences per micro-batch", "sequences",
-      {"total": "batch", "micro_batches": "micro_batches"}),
+    S("op_latency_us", roofline.op_latency_us, "Fixed time per elementwise op (graph tail with CUDA graphs)", "us",
+      {"graphs": "decode_graphs"}),
+    S("seqs_per_gpu", serving.sequences_per_gpu, "Sequences per GPU (batch per attention rank / attention TP)",
+      "sequences"),
+    S("sequences_mb", serving.per_micro_batch, "Sequences per GPU per micro-batch", "sequences",
+      {"total": "seqs_per_gpu", "micro_batches": "micro_batches"}),
     S("queries_per_seq", serving.queries_per_sequence, "Query tokens per sequence per step", "tokens"),
     S("tokens_mb", serving.tokens, "Query tokens per micro-batch", "tokens",
       {"sequences": "sequences_mb", "per_sequence": "queries_per_seq"}),
@@ -182,21 +218,25 @@ DECODE = _COMMON_HEAD + [
 ] + _attention("attn_flops_eff", "kv_read_gb", "kv_len") + _moe("grouped_masked_flops_eff") + \
     _a2a(S("nic_copies", comm.expert_copies, "Copies per token over the NIC (one per expert)", "copies",
            {"share": "nic_share"}), "a2a_ll_nic_eff", "a2a_ll_latency_us") + [
-    S("decode_tokens", serving.tokens, "Query tokens per step", "tokens",
+    S("decode_tokens", serving.tokens, "Query tokens per step of the attention rank (LM head rows)", "tokens",
       {"sequences": "batch", "per_sequence": "queries_per_seq"}),
-] + _layers("decode_tokens", "mtp_draft") + [
+    S("sbo_window_ms", serving.sbo_window_ms, "Compute a single-batch-overlapped combine hides behind", MS),
+] + _layers("decode_tokens", "mtp_draft", S("moe_layer_ms", serving.moe_layer_ms, "MoE layer", MS,
+                                              {"overlap_ms": "sbo_window_ms"}), "batch") + [
     S("tpot_ms", serving.tpot_ms, "Time per output token", MS),
     S("tokens_per_s_per_user", serving.per_second, "Output tokens/s per user", "tokens/s", {"time_ms": "tpot_ms"}),
     S("tokens_per_s_per_gpu", serving.per_gpu, "Output tokens/s per GPU", "tokens/s",
-      {"rate": "tokens_per_s_per_user", "count": "batch"}),
+      {"rate": "tokens_per_s_per_user", "count": "seqs_per_gpu"}),
 ] + _MEMORY + [
-    S("kv_seq_gb", weights.kv_seq_gb, "KV per sequence per GPU", GB, {"context": "kv_len"}),
+    S("kv_seq_gb", weights.kv_seq_gb, "KV per sequence on each GPU of its rank", GB, {"context": "kv_len"}),
     S("kv_budget_gb", weights.kv_budget_gb, "HBM left for KV", GB, {"activation_gb": 0}),
-    S("max_batch", weights.max_sequences, "Max sequences per GPU", "sequences", {"kv_seq_gb": "kv_seq_gb"}),
+    S("max_batch", weights.max_sequences, "Max sequences per attention rank", "sequences", {"kv_seq_gb": "kv_seq_gb"}),
     S("fits", weights.fits, "Batch fits in memory", "", {"need": "batch", "have": "max_batch"}),
 ]
 
 PREFILL = _COMMON_HEAD + [
+    S("op_latency_us", roofline.op_latency_us, "Fixed time per elementwise op (no graphs in prefill)", "us",
+      {"graphs": 0}),
     S("computed_tokens", serving.computed_tokens, "Prompt tokens computed per forward (cache misses)", "tokens",
       {"tokens": "tokens_per_gpu"}),
     S("tokens_mb", serving.per_micro_batch, "Computed tokens per micro-batch", "tokens",
@@ -213,9 +253,11 @@ PREFILL = _COMMON_HEAD + [
 ] + _attention("prefill_attn_flops_eff", 0, "causal_context") + _moe("gemm_flops_eff") + \
     _a2a(S("nic_copies", comm.node_copies_nic, "Copies per token over the NIC (one per remote node)", "copies"),
          "a2a_normal_nic_eff", "a2a_normal_latency_us") + [
-    S("lm_tokens", serving.prompts, "Prompts per forward (LM head rows)", "prompts",
-      {"tokens": "tokens_per_gpu", "prompt_len": "prompt_len"}),
-] + _layers("lm_tokens", 0) + [
+    S("rank_tokens", serving.tokens, "Prompt tokens per forward of the attention rank", "tokens",
+      {"sequences": "tokens_per_gpu", "per_sequence": "attn_tp"}),
+    S("lm_tokens", serving.prompts, "Prompts per forward of the attention rank (LM head rows)", "prompts",
+      {"tokens": "rank_tokens", "prompt_len": "prompt_len"}),
+] + _layers("lm_tokens", 0, S("moe_layer_ms", serving.prefill_moe_layer_ms, "MoE layer", MS), "lm_tokens") + [
     S("tokens_per_s_per_gpu", serving.input_tokens_per_s, "Input tokens/s per GPU (cache hits included)",
       "tokens/s", {"tokens": "tokens_per_gpu"}),
     S("computed_tokens_per_s", serving.input_tokens_per_s, "Computed tokens/s per GPU", "tokens/s",
@@ -226,6 +268,6 @@ PREFILL = _COMMON_HEAD + [
     S("activation_gb", weights.prefill_activation_gb, "Prefill activations per micro-batch", GB,
       {"tokens_mb": "tokens_mb"}),
     S("kv_budget_gb", weights.kv_budget_gb, "HBM left for KV", GB),
-    S("kv_forward_gb", weights.kv_seq_gb, "KV written by one forward", GB, {"context": "tokens_per_gpu"}),
+    S("kv_forward_gb", weights.kv_seq_gb, "KV written by one forward", GB, {"context": "rank_tokens"}),
     S("fits", weights.fits, "Forward fits in memory", "", {"need": "kv_forward_gb", "have": "kv_budget_gb"}),
 ]

@@ -17,9 +17,16 @@ def kernel_ms(gflops: Any, peak_tflops: Any, flops_eff: Any, sm_share: Any, gbyt
     return maximum(gflops / (peak_tflops * flops_eff * sm_share), gbytes / (bw_gbs * bw_eff) * 1000)
 
 
-def launch_ms(kernels: Any, kernel_latency_us: Any) -> Any:
-    """Fixed launch-and-tail time of a sequence of kernels, ms."""
-    return kernels * kernel_latency_us / 1000
+def launch_ms(kernels: Any, gemm_kernels: Any, kernel_latency_us: Any, op_latency_us: Any) -> Any:
+    """Fixed time of a sequence of kernels, ms: each GEMM (and attention) kernel pays its measured small-M
+    intercept; each elementwise op pays ``op_latency_us`` (its tail under CUDA graphs with programmatic dependent
+    launch in decode, a full launch otherwise)."""
+    return (gemm_kernels * kernel_latency_us + (kernels - gemm_kernels) * op_latency_us) / 1000
+
+
+def op_latency_us(graphs: Any, graph_op_us: Any, kernel_latency_us: Any) -> Any:
+    """Fixed time of one elementwise op: its tail inside a captured graph, else a kernel's full fixed time."""
+    return where(graphs, graph_op_us, kernel_latency_us)
 
 
 def sm_share(sm: Any, held_sm: Any) -> Any:
@@ -33,7 +40,8 @@ def gemm_peak_tflops(weight_bytes: Any, fp16_flops: Any, fp8_flops: Any, fp4_flo
 
 
 def with_launch(kernel_ms: Any, kernels: Any, kernel_latency_us: Any) -> Any:
-    return kernel_ms + launch_ms(kernels, kernel_latency_us)
+    """A kernel time plus the fixed time of ``kernels`` GEMM-like kernels, ms."""
+    return kernel_ms + kernels * kernel_latency_us / 1000
 
 
 def traffic_ms(gbytes: Any, bw_gbs: Any, bw_eff: Any) -> Any:
@@ -44,3 +52,9 @@ def traffic_ms(gbytes: Any, bw_gbs: Any, bw_eff: Any) -> Any:
 def activation_gb(tokens: Any, values_per_token: Any) -> Any:
     """BF16 activations written and read back by the elementwise kernels around the GEMMs, GB."""
     return tokens * values_per_token * 2 * 2 / 1e9
+
+
+def grouped_flops_eff(moe_bytes: Any, layout_eff: Any, fp4_grouped_flops_eff: Any) -> Any:
+    """Achievable share of peak for the routed grouped GEMM: the layout's measured FP8 efficiency, or the FP4
+    one for FP4 experts."""
+    return where(moe_bytes < 1, fp4_grouped_flops_eff, layout_eff)

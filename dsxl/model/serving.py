@@ -35,12 +35,31 @@ def queries_per_sequence(mtp_draft: Any) -> Any:
     return 1 + mtp_draft
 
 
-def moe_layer_ms(micro_batches: Any, tbo: Any, attn_ms: Any, moe_ms: Any, dispatch_ms: Any, combine_ms: Any) -> Any:
-    """One MoE layer. With TBO, one micro-batch's all-to-all hides behind the other's attention while the
-    MoE GEMMs of both stay on the compute stream: per micro-batch moe + max(attention, dispatch + combine).
-    Without TBO everything is serial."""
+def moe_layer_ms(micro_batches: Any, tbo: Any, sbo: Any, attn_ms: Any, moe_ms: Any, dispatch_ms: Any,
+                 combine_ms: Any, overlap_ms: Any) -> Any:
+    """One MoE layer in decode. With TBO, one micro-batch's all-to-all hides behind the other's attention while
+    the MoE GEMMs of both stay on the compute stream: per micro-batch moe + max(attention, dispatch + combine).
+    With single-batch overlap (SBO) the combine hides behind ``overlap_ms`` (shared experts and the down GEMM).
+    Otherwise everything is serial."""
     comm = dispatch_ms + combine_ms
-    return micro_batches * (moe_ms + where(tbo, maximum(attn_ms, comm), attn_ms + comm))
+    single = attn_ms + moe_ms + dispatch_ms + where(sbo, maximum(combine_ms - overlap_ms, 0), combine_ms)
+    return where(tbo, micro_batches * (moe_ms + maximum(attn_ms, comm)), single)
+
+
+def sbo_window_ms(shared_ms: Any, routed_ms: Any) -> Any:
+    """Compute the combine can hide behind in single-batch overlap: shared experts and the routed down GEMM
+    (a third of the routed FLOPs)."""
+    return shared_ms + routed_ms / 3
+
+
+def prefill_moe_layer_ms(micro_batches: Any, tbo: Any, attn_ms: Any, moe_ms: Any, dispatch_ms: Any,
+                         combine_ms: Any, overlap_compute_share: Any) -> Any:
+    """One MoE layer in prefill. With TBO the compute stream runs attention and MoE of both micro-batches back
+    to back, at ``overlap_compute_share`` of its own speed, while the all-to-all of one overlaps the other's
+    compute: per micro-batch the slower of compute and communication. Without TBO everything is serial."""
+    comm = dispatch_ms + combine_ms
+    return where(tbo, micro_batches * maximum((attn_ms + moe_ms) / overlap_compute_share, comm),
+                 attn_ms + moe_ms + comm)
 
 
 def dense_layer_ms(micro_batches: Any, attn_ms: Any, mlp_ms: Any) -> Any:
@@ -53,11 +72,17 @@ def mtp_ms(mtp_draft: Any, n_mtp_layers: Any, moe_layer_ms: Any, lm_head_ms: Any
     return where(n_mtp_layers > 0, mtp_draft * (moe_layer_ms + lm_head_ms), 0)
 
 
+def engine_overhead_ms(step_overhead_ms: Any, request_overhead_us: Any, requests: Any) -> Any:
+    """The engine's work per step that the GPU waits for (scheduling, sampling, input preparation): a fixed part
+    plus a part per request the rank schedules."""
+    return step_overhead_ms + request_overhead_us * requests / 1000
+
+
 def step_ms(n_layers: Any, n_dense_layers: Any, dense_layer_ms: Any, moe_layer_ms: Any, lm_head_ms: Any,
-            mtp_ms: Any, step_overhead_ms: Any) -> Any:
+            mtp_ms: Any, overhead_ms: Any) -> Any:
     """One forward step of the whole model on one GPU."""
     return (n_dense_layers * dense_layer_ms + (n_layers - n_dense_layers) * moe_layer_ms + lm_head_ms + mtp_ms
-            + step_overhead_ms)
+            + overhead_ms)
 
 
 def tpot_ms(step_ms: Any, mtp_accept: Any) -> Any:
@@ -71,6 +96,11 @@ def per_second(time_ms: Any) -> Any:
 
 def per_gpu(rate: Any, count: Any) -> Any:
     return rate * count
+
+
+def sequences_per_gpu(batch: Any, attn_tp: Any) -> Any:
+    """Sequences per GPU: ``batch`` is per attention data-parallel rank, a group of ``attn_tp`` GPUs."""
+    return batch / attn_tp
 
 
 def input_tokens_per_s(tokens: Any, step_ms: Any) -> Any:

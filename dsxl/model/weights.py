@@ -13,17 +13,18 @@ def attention_weights_gb(n_layers: Any, down_params: Any, up_params: Any, attn_t
 
 def expert_weights_gb(n_sparse_layers: Any, local_experts: Any, n_shared_experts: Any, expert_weights: Any,
                       moe_bytes: Any) -> Any:
-    """Routed replicas and shared experts of every MoE layer."""
+    """Routed replicas and shared experts of every MoE layer (``expert_weights``: this GPU's slice of one)."""
     return n_sparse_layers * (local_experts + n_shared_experts) * expert_weights * moe_bytes / 1e9
 
 
 def dense_weights_gb(n_dense_layers: Any, dense_weights: Any, dense_bytes: Any) -> Any:
+    """DenseMLP layers (``dense_weights``: this GPU's slice of one)."""
     return n_dense_layers * dense_weights * dense_bytes / 1e9
 
 
-def other_weights_gb(n_sparse_layers: Any, dim: Any, n_routed_experts: Any, vocab_size: Any) -> Any:
-    """BF16 router gates, token embedding and LM head."""
-    return (n_sparse_layers * dim * n_routed_experts + 2 * vocab_size * dim) * 2 / 1e9
+def other_weights_gb(n_sparse_layers: Any, dim: Any, n_routed_experts: Any, vocab_size: Any, attn_tp: Any) -> Any:
+    """BF16 router gates, token embedding and the LM head (split vocabulary-parallel over attention TP)."""
+    return (n_sparse_layers * dim * n_routed_experts + vocab_size * dim * (1 + 1 / attn_tp)) * 2 / 1e9
 
 
 def mtp_weights_gb(mtp_draft: Any, n_mtp_layers: Any, attention_per_layer_gb: Any, experts_per_layer_gb: Any,
@@ -38,10 +39,11 @@ def per_layer(total: Any, layers: Any) -> Any:
 
 
 def kv_seq_gb(context: Any, n_layers: Any, n_mtp_layers: Any, mtp_draft: Any, kv_token_bytes: Any,
-              index_key_bytes: Any, attn_tp: Any) -> Any:
-    """KV one sequence occupies on one GPU (latent KV replicated over attention TP), GB."""
+              index_key_bytes: Any) -> Any:
+    """KV one sequence occupies on each GPU of its attention rank (the latent KV is shared by all heads, so
+    attention TP replicates it), GB."""
     layers = n_layers + where(mtp_draft > 0, n_mtp_layers, 0)
-    return context * layers * (kv_token_bytes + index_key_bytes) * attn_tp / 1e9
+    return context * layers * (kv_token_bytes + index_key_bytes) / 1e9
 
 
 def kv_budget_gb(mem: Any, mem_util: Any, weights_gb: Any, activation_gb: Any) -> Any:

@@ -19,6 +19,7 @@ from ..article_plan import Key, Scope
 from ..model import attention, chain, refined_chain, sizing
 from ..model.chain import Step
 from ..plan import PlanInputs, RANGES
+from ..config import default_engine
 from ..predict import option_env
 from . import style
 from .builder import Builder, Cursor, ref, span
@@ -99,7 +100,8 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
 
     fields = b.gpu_lookup(Expr("plan_gpu"), b.hardware_rows)
     price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
-    common = option_env({"attn_tp": 1, "attn_dtype": "fp8", "kv_dtype": "fp8", "moe_dtype": "fp8", "imbalance": 1})
+    common = option_env({"attn_tp": 1, "moe_tp": 1, "engine": default_engine(), "sbo": False, "attn_dtype": "fp8",
+                         "kv_dtype": "fp8", "moe_dtype": "fp8", "imbalance": 1})
     b.cells[ENV_KEY] = {**b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",
                                         {**_gpu_env(b, fields, rows), "price": price}), **common, "input_len": Expr("plan_input_len"),
                         "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),

@@ -78,18 +78,27 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                    "Unit / meaning")
     b.gpu_input_row(ws, cur, "predict_gpu")
     defaults = {"ep": 128, "batch": 128, "kv_len": 4096, "tokens_per_gpu": 16384, "prompt_len": 4096}
+    resolved = normalise("decode", {k: v for k, v in defaults.items() if k in ("ep", "batch", "kv_len")})
     opts: dict[str, Expr] = {}
     for o in OPTIONS:
         if "aggregated" in o.phases and len(o.phases) == 1:
             continue
-        value = defaults.get(o.name, o.default)
+        value = defaults.get(o.name, resolved.get(o.name, o.default))
         name = f"predict_{o.name}"
         ws.cell(cur.row, 1, o.doc[0].upper() + o.doc[1:]).font = style.LABEL_FONT
         ws.cell(cur.row, 2, value)
         ws.cell(cur.row, 3, name).font = style.NOTE_FONT
         ws.cell(cur.row, 4, f"{o.unit} ({', '.join(o.phases[:2])})" if o.unit else ", ".join(o.phases[:2])).font = \
             style.NOTE_FONT
-        if o.choices or o.rng is None:
+        if o.auto:
+            b.mark_input(ws, cur.row, 2, None, name)
+            cell = ws.cell(cur.row, 2).coordinate
+            dv = DataValidation(type="custom", allow_blank=False,
+                                formula1=f'OR({cell}="auto",AND(ISNUMBER({cell}),{cell}>=0,INT({cell})={cell}))')
+            dv.error, dv.showErrorMessage = f"Enter auto or {o.rng.describe()}.", True
+            ws.add_data_validation(dv)
+            dv.add(cell)
+        elif o.choices or o.rng is None:
             b.mark_input(ws, cur.row, 2, None, name)
             choices = o.choices or ("TRUE", "FALSE")
             dv = DataValidation(type="list", formula1='"' + ",".join(choices) + '"', allow_blank=False)
@@ -178,9 +187,13 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             scopes.append(Scope(f"validation_{phase}", Key("validation", name=v["id"]), tuple(steps), (env_key,), conditions,
                                 title=v["id"]))
             a = v["article_conditions"]
+            if v["article"] is None:  # a deployment the article's model does not express (MoE TP)
+                continue
             if phase == "decode":
-                params = (("seq_len", a["kv_len"]), ("batch_size", a["batch"]))
-                asteps = chain.DECODE_FLOPS[:2] + chain.DECODE_EFFECTIVE + chain.DECODE_GPU + chain.DECODE_BATCH
+                # the MLA TP is the measurement's attention TP, as dsxl predict --mode article takes it
+                params = (("seq_len", a["kv_len"]), ("batch_size", a["batch"]), ("mla_tp", a["attn_tp"]))
+                asteps = [s for s in chain.DECODE_FLOPS[:2] + chain.DECODE_EFFECTIVE + chain.DECODE_GPU
+                          + chain.DECODE_BATCH if s.name != "mla_tp"]
             else:
                 per_node = min(a["ep"], catalog.scenario.gpu_per_node)
                 params = (("seq_len", a["prompt_len"]), ("kv_cache_rate", a.get("cache_hit", 0)),
@@ -193,11 +206,17 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
         b.calc_block(calc, calc_cur, f"Validation, refined model: {phase} measurements", scopes,
                      lambda s: s.title)
         b.calc_block(calc, calc_cur, f"Validation, article model: {phase} measurements", art, lambda s: s.title)
+        per_user = {v["id"] for v in results if "per user" in v["metric"]}
         for s in scopes:
-            refined_cells[s.title] = b.cells[s.key]["tokens_per_s_per_gpu"]
+            q = b.cells[s.key]
+            refined_cells[s.title] = q["tokens_per_s_per_user" if s.title in per_user else "tokens_per_s_per_gpu"]
+        overlap = {v["id"]: v["article_conditions"].get("tbo", True) for v in results}
         for s in art:
             q = b.cells[s.key]
-            article_cells[s.title] = q["total_overlap"] if phase == "decode" else q["tps_overlap_gpu"]
+            if phase == "decode":
+                article_cells[s.title] = q["total_overlap" if overlap[s.title] else "total"]
+            else:  # every prefill row runs TBO
+                article_cells[s.title] = q["tps_overlap_gpu"]
 
     cur = Cursor(3)
     b.heading(ws, cur, "Published deployments vs the models (named range 'tbl_validation')",
@@ -212,12 +231,18 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     for i, v in enumerate(results, start=1):
         r = top + i
         ws.cell(r, 1, v["id"]).font = style.LABEL_FONT
-        ws.cell(r, 2, v["measured"]).number_format = "#,##0"
+        ws.cell(r, 2, v["measured"]).number_format = "#,##0.0"
         measured = ref(ws, r, 2)
-        refined = b.write(ws, r, 3, refined_cells[v["id"]], "#,##0")
-        article = b.write(ws, r, 4, article_cells[v["id"]], "#,##0")
-        errors[v["id"]] = b.write(ws, r, 5, relative_error(refined, measured), "+0.0%;-0.0%")
-        b.write(ws, r, 6, relative_error(article, measured), "+0.0%;-0.0%")
+        if v["id"] in refined_cells:
+            refined = b.write(ws, r, 3, refined_cells[v["id"]], "#,##0.0")
+            errors[v["id"]] = b.write(ws, r, 5, relative_error(refined, measured), "+0.0%;-0.0%")
+        else:  # aggregated rows: two chains combined in Python only
+            ws.cell(r, 3, "see dsxl validate").font = style.NOTE_FONT
+        if v["id"] in article_cells:
+            article = b.write(ws, r, 4, article_cells[v["id"]], "#,##0.0")
+            b.write(ws, r, 6, relative_error(article, measured), "+0.0%;-0.0%")
+        else:
+            ws.cell(r, 4, "not modelled").font = style.NOTE_FONT
         for j, key in enumerate(("role", "phase", "gpu", "metric", "assumed", "source"), start=7):
             ws.cell(r, j, v[key]).alignment = style.WRAP
         ws.row_dimensions[r].height = 64  # the wrapped source text
