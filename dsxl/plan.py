@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import load_catalog, read_template_text
+from .accuracy import accuracy
+from .config import default_engine, load_catalog, read_template_text
 from .model import sizing
 from .model.attention import mean_decode_context
 from .predict import model_args, predict
@@ -289,7 +290,8 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str) -> dict[str, Any]:
                                          "redundant_experts", "tpot_ms", "ttft_ms", "tokens_per_s_per_gpu",
                                          "tokens_per_s_per_user", "max_batch")}, **sized["decode"]}
         return {"serving": serving, "feasible": True, "decode": decode, "prefill": None,
-                **{k: v for k, v in sized.items() if k not in ("decode", "prefill")}}
+                **{k: v for k, v in sized.items() if k not in ("decode", "prefill")},
+                "accuracy": plan_accuracy(gpu, inp, decode, None)}
     dec, pre = search_decode(gpu, inp), search_prefill(gpu, inp)
     frontier = dec.pop("pareto")
     if not dec["feasible"] or not pre["feasible"]:
@@ -300,7 +302,29 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str) -> dict[str, Any]:
     prefill = {**pre, **sized["prefill"]}
     decode.pop("feasible"), prefill.pop("feasible")
     return {"serving": serving, "feasible": True, "decode": decode, "prefill": prefill, "pareto": frontier,
-            **{k: v for k, v in sized.items() if k not in ("decode", "prefill")}}
+            **{k: v for k, v in sized.items() if k not in ("decode", "prefill")},
+            "accuracy": plan_accuracy(gpu, inp, decode, prefill)}
+
+
+def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None) -> dict[str, Any]:
+    """The expected error of the chosen configurations (refined-model bands); the plan's cost carries the wider."""
+    generation = load_catalog().gpu(gpu).generation
+    engine = default_engine()
+    phase = "decode" if prefill is not None else "aggregated"
+    d = accuracy(phase, generation, engine, inp.model, decode.get("kv_len", inp.input_len), decode["batch"],
+                 decode["tbo"], mtp_draft=decode["mtp_draft"])
+    p = accuracy("prefill", generation, engine, inp.model, inp.input_len, None, prefill["tbo"]) if prefill else None
+    return {"band": max(d["band"], p["band"] if p else 0), "validated": d["validated"] and (p is None or p["validated"]),
+            "decode": d, "prefill": p}
+
+
+def decisive(r: dict[str, Any]) -> bool | None:
+    """Whether the cheapest GPU is cheaper than the runner-up beyond both their bands (None with fewer than two)."""
+    if len(r["ranking"]) < 2:
+        return None
+    a, b = (r["gpus"][g] for g in r["ranking"][:2])
+    ca, cb = a["cost_per_m_output_all_in"], b["cost_per_m_output_all_in"]
+    return ca * (1 + a["accuracy"]["band"]) < cb * (1 - b["accuracy"]["band"])
 
 
 def plan(**kwargs: Any) -> dict[str, Any]:
@@ -334,6 +358,7 @@ def plan(**kwargs: Any) -> dict[str, Any]:
     out = {"inputs": {**asdict(inp), "load_output_tokens_per_s": inp.load_output_tokens_per_s(),
                       "tpot_limit_ms": inp.tpot_limit_ms(), "scenario": scenario},
            "gpus": gpus, "ranking": ranking}
+    out["ranking_decisive"] = decisive(out)
     if scenario:
         out["scenario"] = scenario_check(scenario, out)
     return out

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .accuracy import accuracy
 from .config import ENGINE_NUMBERS, GPU, ModelArgs, default_engine, load_catalog, load_engines, load_refined
 from .model import refined_chain
 from .model.serving import per_step, prefill_chunks, ttft_ms
@@ -338,7 +339,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
               "mode": mode, **{k: _scalar(v) for k, v in opts.items()}}
     if mode == "article":
         from .article_predict import predict_article
-        return {"inputs": inputs, **predict_article(phase, gpu, model_args(model), opts)}
+        return {"inputs": inputs, **predict_article(phase, gpu, model_args(model), opts), "accuracy": ARTICLE_ACCURACY}
     env = request_env(phase, gpu, model, opts, constants)
     if phase == "decode":
         q = run(refined_chain.DECODE, env, fixed)
@@ -363,10 +364,25 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     if isinstance(opts["redundant_experts"], str):  # auto: echo the count used
         inputs["redundant_experts"] = _scalar(resolved["redundant_used"])
     out = _broadcast(out)
-    result = {"inputs": inputs, **out}
+    result = {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts)}
     if reason:
         result["reason"] = reason
     return result
+
+
+ARTICLE_ACCURACY = {"band": None, "basis": [], "validated": False, "regime": None,
+                    "note": "the article's model is the teaching reference, not calibrated: dsxl validate shows its "
+                            "errors (C1 +45 %)"}
+
+
+def _accuracy(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[str, Any]) -> Any:
+    """The expected error of this request (a list, one per GPU, for a list of GPUs)."""
+    if not isinstance(gpu, (str, GPU)):
+        return [_accuracy(phase, g, model, opts) for g in gpu]
+    context = opts.get("kv_len", opts.get("prompt_len", opts.get("input_len")))
+    name = model if isinstance(model, str) else load_catalog().default_model if model is None else "custom"
+    return accuracy(phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"),
+                    opts["tbo"], opts["moe_dtype"], opts.get("mtp_draft", 0))
 
 
 def quantities(phase: str, gpu: Any, model: str | ModelArgs | None = None, constants: dict[str, Any] | None = None,

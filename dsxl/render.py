@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .predict import BREAKDOWN, OPTION
+from .validation import families
 
 LABELS = {"attention_projections": "attention projections", "attention_kernel": "attention kernel (FlashMLA)",
           "dsa_indexer": "DSA indexer", "attention_allreduce": "attention-TP all-reduce",
@@ -47,26 +48,42 @@ def _num(x: float, decimals: int = 2) -> str:
     return f"{x:,.{decimals}f}"
 
 
+def band_text(accuracy: dict[str, Any]) -> str:
+    """" ±12 %" (empty for the uncalibrated article model)."""
+    return "" if accuracy.get("band") is None else f" ±{accuracy['band'] * 100:.0f} %"
+
+
+def accuracy_line(accuracy: dict[str, Any]) -> str:
+    if accuracy.get("band") is None:
+        return f"  accuracy                not estimated: {accuracy['note']}"
+    basis = ", ".join(accuracy["basis"]) or "none"
+    state = "validated" if accuracy["validated"] else "NOT VALIDATED"
+    return (f"  accuracy                ±{accuracy['band'] * 100:.0f} % expected error ({state}; {accuracy['regime']} regime; "
+            f"calibration rows: {basis}): {accuracy['note']}")
+
+
 def prediction_text(r: dict[str, Any]) -> str:
     i = r["inputs"]
     lines = [f"dsxl predict {i['phase']}: {i['model']} on {i['gpu']} ({i['mode']} model)", _inputs_line(i), ""]
     fits = "fits" if r["fits"] else "DOES NOT FIT"
+    pm = band_text(r["accuracy"])
     if i["phase"] == "decode":
-        lines += [f"  TPOT                    {_num(r['tpot_ms'])} ms",
-                  f"  tokens/s per user       {_num(r['tokens_per_s_per_user'])}",
-                  f"  tokens/s per GPU        {_num(r['tokens_per_s_per_gpu'], 0)}",
-                  f"  max batch               {r['max_batch']:,.0f} sequences per GPU ({fits})"]
+        lines += [f"  TPOT                    {_num(r['tpot_ms'])} ms{pm}",
+                  f"  tokens/s per user       {_num(r['tokens_per_s_per_user'])}{pm}",
+                  f"  tokens/s per GPU        {_num(r['tokens_per_s_per_gpu'], 0)}{pm}",
+                  f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
     elif i["phase"] == "prefill":
-        lines += [f"  input tokens/s per GPU  {_num(r['tokens_per_s_per_gpu'], 0)} (cache hits included)",
-                  f"  forward step            {_num(r['step_ms'])} ms",
-                  f"  TTFT                    {_num(r['ttft_ms'])} ms",
+        lines += [f"  input tokens/s per GPU  {_num(r['tokens_per_s_per_gpu'], 0)}{pm} (cache hits included)",
+                  f"  forward step            {_num(r['step_ms'])} ms{pm}",
+                  f"  TTFT                    {_num(r['ttft_ms'])} ms{pm}",
                   f"  memory                  {fits}"]
     else:
-        lines += [f"  output tokens/s per GPU {_num(r['output_tokens_per_s_per_gpu'], 0)}",
-                  f"  tokens/s per user       {_num(r['tokens_per_s_per_user'])}",
+        lines += [f"  output tokens/s per GPU {_num(r['output_tokens_per_s_per_gpu'], 0)}{pm}",
+                  f"  tokens/s per user       {_num(r['tokens_per_s_per_user'])}{pm}",
                   f"  step (decode + chunk)   {_num(r['step_ms'])} ms, prefill chunk "
                   f"{r['prefill_chunk_tokens']:,.0f} tokens",
-                  f"  max batch               {r['max_batch']:,.0f} sequences per GPU ({fits})"]
+                  f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
+    lines.append(accuracy_line(r["accuracy"]))
     if "reason" in r:
         lines.append(f"  why                     {r['reason']}")
     b = r.get("breakdown", {})
@@ -104,6 +121,14 @@ def validation_text(rows: list[dict[str, Any]]) -> str:
         note = f"; assumed: {r['assumed']}" if r["assumed"] else ""
         lines.append(f"{r['id']}: {r['metric']}; conditions {r['conditions']}{note}")
     lines.append("Calibration rows are held to +-10 %; sanity rows leave conditions unstated (see assumed).")
+    lines += ["", "By family (GPU generation / engine / regime): the band a prediction of that family carries", ""]
+    head = f"{'family':<36} {'rows':<12} {'max |error|':>12} {'band':>6}"
+    lines += [head, "-" * len(head)]
+    for f in families(rows):
+        err = f"{f['max_abs_error']:.1%}" if f["calibrated"] else "sanity only"
+        lines.append(f"{f['family']:<36} {', '.join(f['rows']):<12} {err:>12} {f['band']:>6.0%}")
+    lines.append("A band is the relative error a measurement should stay within about 80 % of the time (README: "
+                 "accuracy); configurations outside these families get wider bands and say why.")
     return "\n".join(lines) + "\n"
 
 
@@ -133,17 +158,24 @@ def plan_text(r: dict[str, Any]) -> str:
     lines = [f"dsxl plan: {i['model']}, {i['input_len']:,.0f} in / {i['output_len']:,.0f} out tokens, cache hit "
              f"{i['cache_hit']:.1%}, {i['load_output_tokens_per_s']:,.0f} output tokens/s, {sla}, {i['serving']}", ""]
     head = (f"{'GPU':<10}{'nodes':>7}{'peak':>7}{'GPUs':>7}{'$/h':>10}{'$/M out':>9}{'$/M out all-in':>16}"
-            f"  decode / prefill configuration")
+            f"{'band':>7}  decode / prefill configuration")
     lines += [head, "-" * (len(head) + 40)]
     for g in r["ranking"] + [g for g in r["gpus"] if g not in r["ranking"]]:
         x = r["gpus"][g]
         if not x["feasible"]:
-            lines.append(f"{g:<10}{'-':>7}{'-':>7}{'-':>7}{'-':>10}{'-':>9}{'-':>16}  infeasible: {x['reason']}")
+            lines.append(f"{g:<10}{'-':>7}{'-':>7}{'-':>7}{'-':>10}{'-':>9}{'-':>16}{'-':>7}  infeasible: "
+                         f"{x['reason']}")
             continue
         conf = _cfg(x["decode"]) + (f" | {_cfg(x['prefill'], True)}" if x["prefill"] else " (aggregated)")
+        band = f"±{x['accuracy']['band'] * 100:.0f}%" + ("" if x["accuracy"]["validated"] else "*")
         lines.append(f"{g:<10}{x['total_nodes']:>7,.0f}{x['peak_total_nodes']:>7,.0f}{x['total_gpus']:>7,}"
                      f"{x['cost_per_hour']:>10,.0f}{x['cost_per_m_output']:>9.3f}{x['cost_per_m_output_all_in']:>16.3f}"
-                     f"  {conf}")
+                     f"{band:>7}  {conf}")
+    if any(x["feasible"] and not x["accuracy"]["validated"] for x in r["gpus"].values()):
+        lines.append("* outside what the calibration rows validate (dsxl predict explains why for a configuration)")
+    if r.get("ranking_decisive") is False:
+        a, b = r["ranking"][:2]
+        lines.append(f"The ranking is not decisive: {a} and {b} cost within each other's error bands.")
     best = r["ranking"][0] if r["ranking"] else None
     if best:
         x = r["gpus"][best]

@@ -328,63 +328,78 @@ def GPU_SPEC(gpu, field):  # noqa: N802
 
 
 PREDICT_DECODE_OUTPUTS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "max_batch", "fits", "step_ms",
-                          "weights_gb")
-PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "computed_tokens_per_s", "fits", "weights_gb")
+                          "weights_gb", "band")
+PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "computed_tokens_per_s", "fits", "weights_gb",
+                           "band")
 
 
 def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], model: Any, numbers: dict[str, Any],
                  texts: dict[str, Any], tbo: Any) -> Any:
+    from .config import default_engine
     from .predict import OPTION, predict
 
     key = _choice("what", what, outputs, outputs[0])
     opts = {}
     for name, value in numbers.items():
         o = OPTION[name]
+        if o.auto and (_blank(value) or (isinstance(value, str) and value.strip().lower() == "auto")):
+            opts[name] = "auto"
+            continue
         opts[name] = _number(name, value, o.rng, o.default)
-    _shape(*opts.values())
+    _shape(*[v for v in opts.values() if not isinstance(v, str)])
     for name, value in texts.items():
-        opts[name] = _choice(name, value, OPTION[name].choices, OPTION[name].default)
+        default = default_engine() if name == "engine" else OPTION[name].default
+        opts[name] = _choice(name, value, OPTION[name].choices, default)
     m = None if _blank(model) else str(model).strip()
-    r = predict(phase, _gpu(gpu), m, tbo=_bool("tbo", tbo, True), **opts)
+    r = predict(phase, _gpu(gpu), m, tbo=None if _blank(tbo) else _bool("tbo", tbo, True), **opts)
+    if key == "band":  # the expected relative error of this configuration
+        return float(r["accuracy"]["band"])
     v = r[key]
     return bool(v) if key == "fits" and np.ndim(v) == 0 else _out(np.asarray(v, dtype=float))
 
 
-@udf("PREDICT_DECODE(gpu, ep, batch, kv_len, [what=\"tpot_ms\"], [attn_tp=1], [tbo=TRUE], [mtp_draft=0], "
+@udf("PREDICT_DECODE(gpu, ep, batch, kv_len, [what=\"tpot_ms\"], [attn_tp=1], [tbo=engine's], [mtp_draft=0], "
      "[mtp_accept=1], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=\"fp8\"], [imbalance=1], "
-     "[redundant_experts=0], [model=\"deepseek_v3\"])",
+     "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"])",
      "=PREDICT_DECODE(\"H800\", 128, 128, 4096, \"tokens_per_s_per_gpu\")", gpu=GPU_DOC,
-     ep="Expert-parallel GPUs", batch="Sequences per GPU", kv_len="Mean context per sequence, tokens",
-     what="One of " + ", ".join(PREDICT_DECODE_OUTPUTS), attn_tp="Attention TP (1 = data parallel)",
-     tbo="Two-batch overlap", mtp_draft="MTP draft tokens", mtp_accept="Tokens emitted per step, 1..1+draft",
+     ep="Expert-parallel GPUs", batch="Sequences per attention rank (attn_tp GPUs)",
+     kv_len="Mean context per sequence, tokens",
+     what="One of " + ", ".join(PREDICT_DECODE_OUTPUTS) + " (band: expected relative error)",
+     attn_tp="Attention TP (1 = data parallel)", tbo="Two-batch overlap (blank: the engine's default)",
+     mtp_draft="MTP draft tokens", mtp_accept="Tokens emitted per step, 1..1+draft",
      attn_dtype="fp8 or bf16", kv_dtype="fp8 or bf16", moe_dtype="fp8 or fp4", imbalance="Expert load max/mean",
-     redundant_experts="Redundant expert replicas", model="Preset id (dsxl models)")
-def PREDICT_DECODE(gpu, ep, batch, kv_len, what="tpot_ms", attn_tp=1, tbo=True, mtp_draft=0, mtp_accept=1,  # noqa: N802
-                   attn_dtype="fp8", kv_dtype="fp8", moe_dtype="fp8", imbalance=1, redundant_experts=0, model=None):
-    """Refined decode prediction on datasheet hardware (TPOT ms, tokens/s, max batch, fits ...)."""
+     redundant_experts="Redundant expert replicas (auto: the fewest that divide)", model="Preset id (dsxl models)",
+     moe_tp="MoE tensor parallelism (GPUs per expert)", engine="sglang, trtllm or vllm")
+def PREDICT_DECODE(gpu, ep, batch, kv_len, what="tpot_ms", attn_tp=1, tbo=None, mtp_draft=0, mtp_accept=1,  # noqa: N802
+                   attn_dtype="fp8", kv_dtype="fp8", moe_dtype="fp8", imbalance=1, redundant_experts=None, model=None,
+                   moe_tp=1, engine=None):
+    """Refined decode prediction on datasheet hardware (TPOT ms, tokens/s, max batch, fits, band ...)."""
     return _predict_udf("decode", gpu, what, PREDICT_DECODE_OUTPUTS, model,
-                        {"ep": ep, "batch": batch, "kv_len": kv_len, "attn_tp": attn_tp, "mtp_draft": mtp_draft,
-                         "mtp_accept": mtp_accept, "imbalance": imbalance, "redundant_experts": redundant_experts},
-                        {"attn_dtype": attn_dtype, "kv_dtype": kv_dtype, "moe_dtype": moe_dtype}, tbo)
+                        {"ep": ep, "batch": batch, "kv_len": kv_len, "attn_tp": attn_tp, "moe_tp": moe_tp,
+                         "mtp_draft": mtp_draft, "mtp_accept": mtp_accept, "imbalance": imbalance,
+                         "redundant_experts": redundant_experts},
+                        {"attn_dtype": attn_dtype, "kv_dtype": kv_dtype, "moe_dtype": moe_dtype, "engine": engine}, tbo)
 
 
-@udf("PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, [what=\"tokens_per_s_per_gpu\"], [attn_tp=1], [tbo=TRUE], "
-     "[cache_hit=0], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=\"fp8\"], [imbalance=1], "
-     "[redundant_experts=0], [model=\"deepseek_v3\"])",
+@udf("PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, [what=\"tokens_per_s_per_gpu\"], [attn_tp=1], "
+     "[tbo=engine's], [cache_hit=0], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=\"fp8\"], [imbalance=1], "
+     "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"])",
      "=PREDICT_PREFILL(\"H800\", 32, 16384, 4096)", gpu=GPU_DOC, ep="Expert-parallel GPUs",
      tokens_per_gpu="Prompt tokens per GPU per forward", prompt_len="Prompt length, tokens",
      what="One of " + ", ".join(PREDICT_PREFILL_OUTPUTS), attn_tp="Attention TP (1 = data parallel)",
      tbo="Two-batch overlap", cache_hit="Share of prompt tokens from the prefix cache, 0..1",
      attn_dtype="fp8 or bf16", kv_dtype="fp8 or bf16", moe_dtype="fp8 or fp4", imbalance="Expert load max/mean",
-     redundant_experts="Redundant expert replicas", model="Preset id (dsxl models)")
-def PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, what="tokens_per_s_per_gpu", attn_tp=1, tbo=True,  # noqa: N802
-                    cache_hit=0, attn_dtype="fp8", kv_dtype="fp8", moe_dtype="fp8", imbalance=1, redundant_experts=0,
-                    model=None):
-    """Refined prefill prediction (input tokens/s per GPU, TTFT ms, step ms, fits ...)."""
+     redundant_experts="Redundant expert replicas (auto: the fewest that divide)", model="Preset id (dsxl models)",
+     moe_tp="MoE tensor parallelism (GPUs per expert)", engine="sglang, trtllm or vllm")
+def PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, what="tokens_per_s_per_gpu", attn_tp=1, tbo=None,  # noqa: N802
+                    cache_hit=0, attn_dtype="fp8", kv_dtype="fp8", moe_dtype="fp8", imbalance=1, redundant_experts=None,
+                    model=None, moe_tp=1, engine=None):
+    """Refined prefill prediction (input tokens/s per GPU, TTFT ms, step ms, fits, band ...)."""
     return _predict_udf("prefill", gpu, what, PREDICT_PREFILL_OUTPUTS, model,
                         {"ep": ep, "tokens_per_gpu": tokens_per_gpu, "prompt_len": prompt_len, "attn_tp": attn_tp,
-                         "cache_hit": cache_hit, "imbalance": imbalance, "redundant_experts": redundant_experts},
-                        {"attn_dtype": attn_dtype, "kv_dtype": kv_dtype, "moe_dtype": moe_dtype}, tbo)
+                         "moe_tp": moe_tp, "cache_hit": cache_hit, "imbalance": imbalance,
+                         "redundant_experts": redundant_experts},
+                        {"attn_dtype": attn_dtype, "kv_dtype": kv_dtype, "moe_dtype": moe_dtype, "engine": engine}, tbo)
 
 
 @udf("DSXL_TABLE(table_id)", "=DSXL_TABLE(\"decode_totals\")", table_id="An article table id, e.g. decode_totals")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import read_template_text
+from .config import load_catalog, read_template_text
 from .predict import OPTION, options_for, predict
 from .validate import parse_optional_number
 
@@ -90,14 +90,20 @@ def predicted_metric(m: Measurement, r: dict[str, Any]) -> float:
 
 
 def predict_measurement(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float, dict[str, Any]]:
-    """(predicted value of the measured metric, the options used); the article's mode gets the conditions it models."""
+    """(predicted value of the measured metric, the options used); the article's mode gets the conditions it models.
+    The full prediction is :func:`predict_row`."""
+    value, opts, _ = predict_row(m, mode, **kw)
+    return value, opts
+
+
+def predict_row(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float, dict[str, Any], dict[str, Any]]:
     opts = m.options()
     if mode == "article":
         opts = {k: v for k, v in opts.items() if k in ARTICLE_OPTIONS}
     if m.phase == "decode" and "batch" not in opts:
         opts["batch"] = _batch_at_user_speed(m, mode, **kw)
     r = predict(m.phase, m.gpu, m.model, mode=mode, **opts, **kw)
-    return predicted_metric(m, r), opts
+    return predicted_metric(m, r), opts, r
 
 
 def relative_error(predicted: Any, measured: Any) -> Any:
@@ -116,14 +122,34 @@ def validate(constants: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per measurement: measured, refined, article, refined error (refined / measured - 1)."""
     out = []
     for m in load_measurements():
-        refined, opts = predict_measurement(m, "refined", constants=constants)
+        refined, opts, r = predict_row(m, "refined", constants=constants)
         article, article_opts = _article(m)
         out.append({"id": m.id, "role": m.role, "phase": m.phase, "gpu": m.gpu, "model": m.model, "metric": m.metric,
                     "measured": m.measured, "refined": refined, "article": article,
                     "error": relative_error(refined, m.measured),
                     "article_error": None if article is None else relative_error(article, m.measured),
-                    "conditions": opts, "article_conditions": article_opts, "assumed": m.assumed, "source": m.source})
+                    "conditions": opts, "article_conditions": article_opts, "assumed": m.assumed, "source": m.source,
+                    "accuracy": r["accuracy"], "family": family_of(m.gpu, opts["engine"], r["accuracy"]["regime"])})
     return out
+
+
+def family_of(gpu: str, engine: str, regime: str) -> str:
+    """A validation family: GPU generation, engine and regime (decode, min-latency, prefill, aggregated)."""
+    return f"{load_catalog().gpu(gpu).generation} / {engine} / {regime}"
+
+
+def families(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per family: its rows, the largest calibration error and the band a prediction of that family carries."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        f = out.setdefault(r["family"], {"family": r["family"], "rows": [], "max_abs_error": 0.0,
+                                         "band": r["accuracy"]["band"], "calibrated": False})
+        f["rows"].append(r["id"])
+        if r["role"] == "calibration":
+            f["calibrated"] = True
+            f["max_abs_error"] = max(f["max_abs_error"], abs(r["error"]))
+            f["band"] = r["accuracy"]["band"]
+    return list(out.values())
 
 
 # Each refinement switched off: pinned chain quantities, changed constants, changed options.

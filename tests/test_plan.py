@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from dsxl.render import plan_text
 from dsxl.plan import plan
 from dsxl.predict import predict
 
@@ -129,3 +130,13 @@ def test_cli_json_contract_plot_and_errors(tmp_path):
                 ["plan", "--ep-sizes", "8,x"]):
         p = _cli(*bad)
         assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1, (bad, p.stderr)
+
+
+def test_each_gpu_carries_its_band_and_the_ranking_says_when_it_is_not_decisive():
+    r = plan(gpus="H800,H100_SXM,MI355X", output_tokens_per_s=100_000, tpot_ms=50)
+    for g in r["ranking"]:
+        a = r["gpus"][g]["accuracy"]
+        assert a["band"] >= max(a["decode"]["band"], a["prefill"]["band"])
+    assert r["gpus"]["MI355X"]["accuracy"]["validated"] is False  # no CDNA4 kernel rows, no calibration row
+    assert r["ranking_decisive"] is False  # H800 and H100 differ by less than their bands
+    assert "not decisive" in plan_text(r)

@@ -367,3 +367,43 @@ def test_engines_change_the_answer_for_documented_reasons():
     trt = predict("decode", "H200", engine="trtllm", **base)
     assert trt["inputs"]["tbo"] is False  # no two-batch overlap in its profile
     assert trt["tokens_per_s_per_gpu"] < sglang["tokens_per_s_per_gpu"]
+
+
+def test_every_prediction_carries_its_accuracy():
+    keys = {"band", "basis", "validated", "regime", "note"}
+    for r in (predict("decode", "H800", **C1), predict("prefill", "H800", **C2),
+              predict("aggregated", "H200", ep=8, batch=32, input_len=2000, output_len=500),
+              predict("decode", "H800", mode="article", **C1)):
+        assert keys <= set(r["accuracy"])
+    c1 = predict("decode", "H800", **C1)["accuracy"]
+    assert c1 == {**c1, "band": 0.12, "basis": ["C1"], "validated": True, "regime": "decode"}
+    # C4's family: min-latency on Blackwell with TensorRT-LLM (an FP4 constant fitted to C3 widens it)
+    c4 = predict("decode", "B200", ep=2, moe_tp=4, attn_tp=8, batch=1, kv_len=2000, engine="trtllm", moe_dtype="fp4")
+    assert c4["accuracy"]["regime"] == "min-latency" and c4["accuracy"]["basis"] == ["C4"]
+
+
+def test_bands_widen_outside_the_calibration_rows():
+    band = lambda **kw: predict("decode", **{"gpu": "H800", **C1, **kw})["accuracy"]  # noqa: E731
+    inside = band()["band"]
+    for kw, why in ((dict(kv_len=100_000), "beyond the calibration rows"), (dict(gpu="MI355X", ep=8), "generation"),
+                    (dict(engine="trtllm", tbo=False), "engine"), (dict(mtp_draft=1, mtp_accept=1.7), "MTP")):
+        a = band(**kw)
+        assert a["band"] > inside and why in a["note"], (kw, a)
+    assert band(kv_len=100_000)["validated"] is False and band(gpu="MI355X", ep=8)["validated"] is False
+    assert predict("decode", "H800", "kimi_k2", **C1)["accuracy"]["band"] > inside  # no Kimi calibration row
+
+
+def test_each_calibration_row_lies_inside_its_own_band():
+    for r in validate():
+        if r["role"] == "calibration":
+            assert abs(r["error"]) <= r["accuracy"]["band"], r["id"]
+
+
+def test_cli_shows_the_band_and_validate_summarises_families():
+    p = _cli("predict", "decode", "--gpu", "H800", "--ep", "128", "--batch", "128", "--kv-len", "4096")
+    assert "2,477 ±12 %" in p.stdout and "validated" in p.stdout
+    p = _cli("predict", "decode", "--gpu", "H100_SXM", "--ep", "72", "--batch", "256", "--kv-len", "2000",
+             "--format", "json")
+    assert json.loads(p.stdout)["inputs"]["redundant_experts"] == 32
+    v = _cli("validate").stdout
+    assert "By family" in v and "hopper / sglang / decode" in v and "blackwell / trtllm / min-latency" in v

@@ -160,13 +160,23 @@ def test_predict_udfs_equal_the_front_door():
                             "kimi_k2") == k["max_batch"]
     p = predict("prefill", "H800", ep=32, tokens_per_gpu=16384, prompt_len=4096, cache_hit=0.5)
     assert u.PREDICT_PREFILL("H800", 32, 16384, 4096, "ttft_ms", None, None, 0.5) == p["ttft_ms"]
+    # the new deployment options: wide EP with auto redundant experts, MoE TP, an engine, the error band
+    w = predict("decode", "H100_SXM", ep=72, batch=256, kv_len=2000)
+    assert u.PREDICT_DECODE("H100_SXM", 72, 256, 2000, "tokens_per_s_per_gpu") == w["tokens_per_s_per_gpu"]
+    t = predict("decode", "B200", ep=2, moe_tp=4, attn_tp=8, batch=1, kv_len=2000, engine="trtllm")
+    assert u.PREDICT_DECODE("B200", 2, 1, 2000, "tokens_per_s_per_user", 8, *[None] * 9, 4, "trtllm") == \
+        t["tokens_per_s_per_user"]
+    assert u.PREDICT_DECODE("H800", 128, 128, 4096, "band") == d["accuracy"]["band"]
     col = u.PREDICT_DECODE("H800", 128, [[32.0], [64.0]], 4096, "tokens_per_s_per_gpu")
     assert [r[0] for r in col] == [predict("decode", "H800", ep=128, batch=b, kv_len=4096)["tokens_per_s_per_gpu"]
                                    for b in (32, 64)]
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda: u.PREDICT_DECODE("H800", 7, 128, 4096), "ep"),
+    (lambda: u.PREDICT_DECODE("H800", 0, 128, 4096), "ep"),
+    (lambda: u.PREDICT_DECODE("H800", 7, 128, 4096, *[None] * 9, 0), "redundant_experts"),
+    (lambda: u.PREDICT_DECODE("H800", 8, 128, 4096, *[None] * 11, 3), "moe_tp"),
+    (lambda: u.PREDICT_DECODE("H800", 8, 128, 4096, *[None] * 12, "tgi"), "engine"),
     (lambda: u.PREDICT_DECODE("H800", 128, 128, 4096, "speed"), "what"),
     (lambda: u.PREDICT_DECODE("H800", 128, "many", 4096), "batch"),
     (lambda: u.PREDICT_DECODE("H800", 128, 128, 4096, None, None, None, None, None, None, None, "fp4"), "moe_dtype"),

@@ -1,0 +1,123 @@
+"""How far to trust a refined prediction: its expected relative error from the calibration rows that share its GPU
+generation, engine and regime, widened for every way the configuration leaves them (``templates/accuracy.json``).
+
+``accuracy(...)`` returns ``{"band", "basis", "validated", "note"}``: ``band`` is the relative error a measurement
+should stay within about 80 % of the time; ``basis`` the calibration rows of the same family; ``validated`` whether
+the configuration is inside what those rows cover, and ``note`` says why not.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .config import load_catalog, load_engines, load_refined, read_template_text
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    id: str
+    generation: str
+    engine: str
+    regime: str
+    model: str
+    context: float  # tokens: decode KV length, prefill prompt, aggregated input
+    batch: float | None  # sequences per attention rank (decode and aggregated)
+
+
+@lru_cache(maxsize=1)
+def rules() -> dict[str, Any]:
+    return json.loads(read_template_text("accuracy.json"))
+
+
+def regime(phase: str, batch: Any = None) -> str:
+    """decode (throughput), min-latency (few sequences per rank), prefill or aggregated."""
+    if phase == "decode" and batch is not None and np.max(batch) <= rules()["min_latency_batch"]["value"]:
+        return "min-latency"
+    return phase
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+@lru_cache(maxsize=1)
+def calibration_rows() -> tuple[CalibrationRow, ...]:
+    catalog = load_catalog()
+    out = []
+    for r in csv.DictReader(read_template_text("measurements.csv").splitlines()):
+        if r["role"] != "calibration":
+            continue
+        batch = _number(r["batch"])
+        context = _number(r["kv_len"]) or _number(r["prompt_len"]) or _number(r["input_len"])
+        out.append(CalibrationRow(r["id"], catalog.gpu(r["gpu"]).generation, r["engine"] or "sglang",
+                                  regime(r["phase"], batch), r["model"], context, batch))
+    return tuple(out)
+
+
+def _fitted_terms(generation: str, engine: str, phase: str, tbo: Any, moe_dtype: str) -> list[str]:
+    """Constants fitted to a calibration row that this configuration uses."""
+    consts = load_refined()
+    used = []
+    if phase in ("prefill", "aggregated") and np.any(tbo):
+        used.append("overlap_compute_share")
+    if moe_dtype == "fp4":
+        used.append("fp4_grouped_flops_eff")
+    used.append("gemm_flops_eff")
+    names = [n for n in used if "fitted to" in consts[n].sources[generation].lower()]
+    names += [f"{engine}.{k}" for k, src in load_engines()[engine].sources.items() if "fitted to" in src.lower()]
+    return names
+
+
+def _outside(value: Any, seen: list[float]) -> bool:
+    if value is None or not seen:
+        return False
+    v = np.asarray(value, dtype=float)
+    return bool(np.any(v > 4 * max(seen)) or np.any(v < min(seen) / 4))
+
+
+def accuracy(phase: str, generation: str, engine: str, model: str, context: Any, batch: Any = None,
+             tbo: Any = False, moe_dtype: str = "fp8", mtp_draft: Any = 0) -> dict[str, Any]:
+    """The expected relative error of one refined prediction (arrays: the widest case of the request)."""
+    spec = rules()
+    widen = spec["widen"]
+    reg = regime(phase, batch)
+    rows = calibration_rows()
+    basis = [r for r in rows if r.generation == generation and r.regime == reg]
+    reasons: list[str] = []
+    if not basis:
+        same_regime = [r for r in rows if r.regime == reg]
+        if any(r.generation == generation for r in rows) and not same_regime:
+            reasons.append("regime")
+        else:
+            reasons.append("generation")
+    elif not any(r.engine == engine for r in basis):
+        reasons.append("engine")
+    status = spec["generation_status"].get(generation, {"value": "inherited"})["value"]
+    if status == "inherited":
+        reasons.append("inherited")
+    fitted = _fitted_terms(generation, engine, phase, tbo, moe_dtype)
+    if fitted:
+        reasons.append("fitted")
+    family = [r for r in basis if r.engine == engine] or basis
+    if family and not any(r.model == model for r in family):
+        reasons.append("model")
+    if _outside(context, [r.context for r in family]) or \
+            _outside(batch, [r.batch for r in family if r.batch is not None]):
+        reasons.append("range")
+    if np.any(np.asarray(mtp_draft) > 0):
+        reasons.append("mtp")
+    band = spec["base"]["value"] + sum(widen[k]["value"] for k in reasons)
+    validated = not set(reasons) & {"generation", "engine", "regime", "inherited", "model", "range"}
+    notes = [widen[k]["why"] + (f" ({', '.join(fitted)})" if k == "fitted" else "") for k in reasons]
+    note = ("inside the calibration rows of this family" if not notes else "; ".join(notes))
+    return {"band": round(band, 4), "basis": [r.id for r in family], "validated": validated, "regime": reg,
+            "note": note}
+
+
+__all__ = ["accuracy", "calibration_rows", "regime", "rules"]
