@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import load_catalog, load_engines, load_refined, read_template_text
+from .config import generations, load_catalog, load_engines, load_refined, read_template_text
+from .expr import concat, where
 
 
 @dataclass(frozen=True)
@@ -77,29 +78,35 @@ def _fitted_terms(generation: str, engine: str, phase: str, tbo: Any, moe_dtype:
 def _outside(value: Any, seen: list[float]) -> bool:
     if value is None or not seen:
         return False
-    v = np.asarray(value, dtype=float)
-    return bool(np.any(v > 4 * max(seen)) or np.any(v < min(seen) / 4))
+    return bool(np.any(outside(np.asarray(value, dtype=float), min(seen), max(seen))))
 
 
-def accuracy(phase: str, generation: str, engine: str, model: str, context: Any, batch: Any = None,
-             tbo: Any = False, moe_dtype: str = "fp8", mtp_draft: Any = 0) -> dict[str, Any]:
-    """The expected relative error of one refined prediction (arrays: the widest case of the request)."""
-    spec = rules()
-    widen = spec["widen"]
-    reg = regime(phase, batch)
+def outside(value: Any, lo: Any, hi: Any) -> Any:
+    """1 where ``value`` lies more than 4x beyond [lo, hi] (the calibration rows' span), else 0; a formula with
+    cell references in the workbook."""
+    return where((value > 4 * hi) + (value < lo / 4) > 0, 1, 0)
+
+
+def combined_band(family_band: Any, outside_rows: Any, mtp_draft: Any, range_widening: Any,
+                  mtp_widening: Any) -> Any:
+    """A configuration's band: its family's, widened when it leaves the family's context or batch span and when it
+    runs MTP (no calibration row does)."""
+    return family_band + range_widening * outside_rows + where(mtp_draft > 0, mtp_widening, 0)
+
+
+def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo: Any,
+            moe_dtype: str) -> tuple[list[str], list[str], list[CalibrationRow]]:
+    """(widenings, fitted constants used, the family's calibration rows) of everything but range and MTP."""
     rows = calibration_rows()
     basis = [r for r in rows if r.generation == generation and r.regime == reg]
     reasons: list[str] = []
     if not basis:
         same_regime = [r for r in rows if r.regime == reg]
-        if any(r.generation == generation for r in rows) and not same_regime:
-            reasons.append("regime")
-        else:
-            reasons.append("generation")
+        reasons.append("regime" if any(r.generation == generation for r in rows) and not same_regime
+                       else "generation")
     elif not any(r.engine == engine for r in basis):
         reasons.append("engine")
-    status = spec["generation_status"].get(generation, {"value": "inherited"})["value"]
-    if status == "inherited":
+    if rules()["generation_status"].get(generation, {"value": "inherited"})["value"] == "inherited":
         reasons.append("inherited")
     fitted = _fitted_terms(generation, engine, phase, tbo, moe_dtype)
     if fitted:
@@ -107,12 +114,21 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
     family = [r for r in basis if r.engine == engine] or basis
     if family and not any(r.model == model for r in family):
         reasons.append("model")
-    if _outside(context, [r.context for r in family]) or \
-            _outside(batch, [r.batch for r in family if r.batch is not None]):
-        reasons.append("range")
-    if np.any(np.asarray(mtp_draft) > 0):
-        reasons.append("mtp")
-    band = spec["base"]["value"] + sum(widen[k]["value"] for k in reasons)
+    return reasons, fitted, family
+
+
+def accuracy(phase: str, generation: str, engine: str, model: str, context: Any, batch: Any = None,
+             tbo: Any = False, moe_dtype: str = "fp8", mtp_draft: Any = 0) -> dict[str, Any]:
+    """The expected relative error of one refined prediction (arrays: the widest case of the request)."""
+    widen = rules()["widen"]
+    reg = regime(phase, batch)
+    reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
+    family_band = rules()["base"]["value"] + sum(widen[k]["value"] for k in reasons)
+    off = _outside(context, [r.context for r in family]) or \
+        _outside(batch, [r.batch for r in family if r.batch is not None])
+    mtp = bool(np.any(np.asarray(mtp_draft) > 0))
+    reasons += ["range"] * off + ["mtp"] * mtp
+    band = combined_band(family_band, int(off), int(mtp), widen["range"]["value"], widen["mtp"]["value"])
     validated = not set(reasons) & {"generation", "engine", "regime", "inherited", "model", "range"}
     notes = [widen[k]["why"] + (f" ({', '.join(fitted)})" if k == "fitted" else "") for k in reasons]
     note = ("inside the calibration rows of this family" if not notes else "; ".join(notes))
@@ -120,4 +136,33 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
             "note": note}
 
 
-__all__ = ["accuracy", "calibration_rows", "regime", "rules"]
+REGIME_PHASE = {"decode": "decode", "min-latency": "decode", "prefill": "prefill", "aggregated": "aggregated"}
+
+
+def family_key(generation: Any, engine: Any, reg: Any, moe_dtype: Any, tbo: Any) -> Any:
+    """The lookup key of a family row: generation|engine|regime|moe dtype|TBO (1/0); text or a formula."""
+    return concat(generation, "|", engine, "|", reg, "|", moe_dtype, "|", where(tbo, 1, 0))
+
+
+def family_table(model: str) -> list[dict[str, Any]]:
+    """Every family a Predict-sheet configuration can fall in: its band before range and MTP widening, whether it
+    is validated, and the context and batch span of its calibration rows (None where it has none)."""
+    widen = rules()["widen"]
+    out = []
+    for generation in generations():
+        for engine in load_engines():
+            for reg, phase in REGIME_PHASE.items():
+                for moe_dtype in ("fp8", "fp4"):
+                    for tbo in (False, True):
+                        reasons, _, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
+                        batches = [r.batch for r in family if r.batch is not None]
+                        contexts = [r.context for r in family]
+                        out.append({"key": family_key(generation, engine, reg, moe_dtype, tbo),
+                                    "band": rules()["base"]["value"] + sum(widen[k]["value"] for k in reasons),
+                                    "context_lo": min(contexts, default=None), "context_hi": max(contexts, default=None),
+                                    "batch_lo": min(batches, default=None), "batch_hi": max(batches, default=None)})
+    return out
+
+
+__all__ = ["accuracy", "calibration_rows", "combined_band", "family_key", "family_table", "outside", "regime",
+           "rules"]

@@ -5,12 +5,14 @@ import math
 import pytest
 from openpyxl import load_workbook
 
+from dsxl.predict import predict
 from dsxl.tables import compute_tables
 from dsxl.validation import validate
 from dsxl.workbook import build_workbook
 from dsxl.workbook.gnumeric import recalc, ssconvert
 from test_workbook import EDITS
-from workbook_helpers import assert_tables_equal, error_cells, name_range, require_engine, whatif_copies
+from test_workbook_refined import DEPLOY_EDIT
+from workbook_helpers import apply_edits, assert_tables_equal, error_cells, name_range, require_engine, whatif_copies
 
 require_engine(ssconvert(), "Gnumeric")
 
@@ -19,6 +21,7 @@ require_engine(ssconvert(), "Gnumeric")
 def books(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     paths = whatif_copies(build_workbook(src / "fresh.xlsx"), src, EDITS)
+    paths.append(apply_edits(paths[0], src / "deploy.xlsx", DEPLOY_EDIT))
     outs = recalc(paths, tmp_path_factory.mktemp("gnumeric"))
     return {p.stem: load_workbook(p, data_only=True) for p in outs}
 
@@ -41,3 +44,14 @@ def test_validation_and_planner_in_gnumeric(books):
     assert {"C3", "C4", "C5"} <= {r["id"] for r in rows}  # Blackwell, TensorRT-LLM, vLLM rows recalculate too
     ws, r1, c1, r2, c2 = name_range(books["fresh"], "plan_results")
     assert ws.cell(r1 + 1, c1 + 1).value is True
+
+
+def test_predict_sheet_with_engine_moe_tp_and_band_in_gnumeric(books):
+    """One sequence on 8 B200 (attention TP8, MoE EP2 x TP4, TensorRT-LLM): the same numbers as Python."""
+    ws, r1, c1, r2, c2 = name_range(books["deploy"], "predict_results")
+    res = {ws.cell(r, c1).value: ws.cell(r, c1 + 1).value for r in range(r1 + 1, r2 + 1)}
+    opts = {k.removeprefix("predict_"): v for k, v in DEPLOY_EDIT.items() if k != "predict_gpu"}
+    d = predict("decode", "B200", **{k: v for k, v in opts.items() if k not in ("tokens_per_gpu", "prompt_len")})
+    assert math.isclose(res["Decode tokens/s per user"], d["tokens_per_s_per_user"], rel_tol=1e-9)
+    assert math.isclose(res["Decode expected error (band)"], d["accuracy"]["band"], rel_tol=1e-9)
+    assert error_cells(books["deploy"]) == []

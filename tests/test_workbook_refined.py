@@ -18,6 +18,12 @@ PLANNER_EDIT = {"predict_gpu": "B200", "predict_ep": 64, "predict_batch": 48, "p
                 "predict_tbo": False, "predict_mtp_draft": 1, "predict_mtp_accept": 1.7, "predict_moe_dtype": "fp4",
                 "predict_kv_dtype": "bf16", "predict_tokens_per_gpu": 8192, "predict_prompt_len": 2000,
                 "predict_cache_hit": 0.4, "predict_attn_tp": 2}
+# deployments engines run: one sequence on 8 B200 (attention TP8, MoE EP2 x TP4, TensorRT-LLM); wide EP72 on vLLM
+DEPLOY_EDIT = {"predict_gpu": "B200", "predict_ep": 2, "predict_moe_tp": 4, "predict_attn_tp": 8, "predict_batch": 1,
+               "predict_kv_len": 2000, "predict_engine": "trtllm", "predict_tbo": False, "predict_moe_dtype": "fp4",
+               "predict_attn_dtype": "bf16", "predict_tokens_per_gpu": 4096, "predict_prompt_len": 1024}
+WIDE_EDIT = {"predict_gpu": "H100_SXM", "predict_ep": 72, "predict_batch": 256, "predict_kv_len": 2000,
+             "predict_engine": "vllm", "predict_mtp_draft": 1, "predict_mtp_accept": 1.8}
 CATALOG = load_catalog()
 CONSTANT_EDIT = {("gemm_flops_eff", "hopper"): 0.6, ("a2a_ll_latency_us", "hopper"): 40}
 
@@ -29,7 +35,9 @@ def books(tmp_path_factory):
     planner = apply_edits(fresh, src / "planner.xlsx", PLANNER_EDIT)
     constants = apply_edits(fresh, src / "constants.xlsx", cells={("refined_constants", name, gen): value
                                                                   for (name, gen), value in CONSTANT_EDIT.items()})
-    outs = convert([fresh, planner, constants], tmp_path_factory.mktemp("lo"))
+    deploy = apply_edits(fresh, src / "deploy.xlsx", DEPLOY_EDIT)
+    wide = apply_edits(fresh, src / "wide.xlsx", WIDE_EDIT)
+    outs = convert([fresh, planner, constants, deploy, wide], tmp_path_factory.mktemp("lo"))
     return {p.stem: load_workbook(p, data_only=True) for p in outs}
 
 
@@ -68,28 +76,31 @@ def test_validation_sheet_equals_dsxl_validate(books, book, constants):
 def _python(edit):
     opts = {k.removeprefix("predict_"): v for k, v in edit.items() if k != "predict_gpu"}
     gpu = edit.get("predict_gpu", "H800")
-    common = {k: opts[k] for k in ("ep", "attn_tp", "tbo", "attn_dtype", "kv_dtype", "moe_dtype", "imbalance",
-                                   "redundant_experts") if k in opts}
+    common = {k: opts[k] for k in ("ep", "attn_tp", "moe_tp", "engine", "tbo", "attn_dtype", "kv_dtype", "moe_dtype",
+                                   "imbalance", "redundant_experts") if k in opts}
     d = predict("decode", gpu, **common, **{k: opts[k] for k in ("batch", "kv_len", "mtp_draft", "mtp_accept")})
     p = predict("prefill", gpu, **common, **{k: opts[k] for k in ("tokens_per_gpu", "prompt_len", "cache_hit")})
     return d, p
 
 
-@pytest.mark.parametrize("book", ["fresh", "planner"])
+@pytest.mark.parametrize("book", ["fresh", "planner", "deploy", "wide"])
 def test_predict_sheet_equals_dsxl_predict(books, book):
     edit = {"predict_ep": 128, "predict_batch": 128, "predict_kv_len": 4096, "predict_tokens_per_gpu": 16384,
-            "predict_prompt_len": 4096, "predict_tbo": True, "predict_mtp_draft": 0, "predict_mtp_accept": 1,
+            "predict_prompt_len": 4096, "predict_mtp_draft": 0, "predict_mtp_accept": 1,
             "predict_attn_dtype": "fp8", "predict_kv_dtype": "fp8", "predict_moe_dtype": "fp8", "predict_imbalance": 1,
-            "predict_redundant_experts": 0, "predict_cache_hit": 0, "predict_attn_tp": 1}
-    if book == "planner":
-        edit.update(PLANNER_EDIT)
+            "predict_redundant_experts": "auto", "predict_cache_hit": 0, "predict_attn_tp": 1, "predict_moe_tp": 1,
+            "predict_engine": "sglang", "predict_tbo": True}
+    edit.update({"planner": PLANNER_EDIT, "deploy": DEPLOY_EDIT, "wide": WIDE_EDIT}.get(book, {}))
     d, p = _python(edit)
     res = _table(books[book], "predict_results")
     assert _close(res["Decode TPOT"][0], d["tpot_ms"])
     assert _close(res["Decode tokens/s per GPU"][0], d["tokens_per_s_per_gpu"])
-    assert res["Max batch per GPU"][0] == d["max_batch"] and res["Decode batch fits in memory"][0] == d["fits"]
+    assert res["Max batch per attention rank"][0] == d["max_batch"]
+    assert res["Decode batch fits in memory"][0] == d["fits"]
     assert _close(res["Prefill input tokens/s per GPU"][0], p["tokens_per_s_per_gpu"])
     assert _close(res["Prefill TTFT"][0], p["ttft_ms"])
+    assert _close(res["Decode expected error (band)"][0], d["accuracy"]["band"])
+    assert _close(res["Prefill expected error (band)"][0], p["accuracy"]["band"])
     parts = _table(books[book], "predict_breakdown")
     assert _close(parts["routed experts"][0], d["breakdown"]["per_layer_ms"]["routed_experts"])
     assert _close(parts["combine"][1], p["breakdown"]["per_layer_ms"]["combine"])
@@ -155,7 +166,7 @@ def test_a_workbook_of_another_model(tmp_path):
     assert name_cell(wb, "model_preset").value == "kimi_k2" and name_cell(wb, "n_routed_experts").value == 384
     res = _table(wb, "predict_results")
     d = predict("decode", "H800", "kimi_k2", ep=128, batch=128, kv_len=4096)
-    assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per GPU"][0] == d["max_batch"]
+    assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per attention rank"][0] == d["max_batch"]
     assert "tbl_validation" not in wb.defined_names  # the measurements are DeepSeek-V3 deployments
     assert error_cells(wb) == []
 
@@ -174,5 +185,5 @@ def test_a_spare_catalog_row_becomes_your_gpu(tmp_path):
     mine = GPU(name="MyGPU", generation="hopper", **figures)
     d = predict("decode", mine, ep=128, batch=128, kv_len=4096)
     res = _table(out, "predict_results")
-    assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per GPU"][0] == d["max_batch"]
+    assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per attention rank"][0] == d["max_batch"]
     assert error_cells(out) == []

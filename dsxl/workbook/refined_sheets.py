@@ -12,7 +12,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Catalog, generations, load_refined
-from ..expr import Expr
+from ..accuracy import combined_band, family_key, family_table, outside, rules
+from ..expr import Expr, where
 from ..article_plan import MODEL_KEY, Key, Scope
 from ..model import chain, refined_chain
 from ..model.serving import per_step
@@ -129,16 +130,19 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     r = 3
     ws.cell(r + 1, col, "Results").font = style.H2_FONT
     r += 2
+    band_d, band_p = _band_cells(b, calc, calc_cur, env["generation"])
     results = [("Decode TPOT", d["tpot_ms"], "ms", "0.00"),
                ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
                ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
-               ("Max batch per GPU", d["max_batch"], "sequences", "#,##0"),
+               ("Max batch per attention rank", d["max_batch"], "sequences", "#,##0"),
                ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", "General"),
                ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
                ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
                ("Prefill forward step", p["step_ms"], "ms", "0.0"),
                ("Prefill TTFT", p["ttft_ms"], "ms", "0.0"),
-               ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", "General")]
+               ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", "General"),
+               ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
+               ("Prefill expected error (band)", band_p, "± relative", '"±"0%')]
     for j, h in enumerate(("Result", "Value", "Unit")):
         b._header_cell(ws, r, col + j, h)
     for i, (label, cell, unit, fmt) in enumerate(results, start=1):
@@ -166,6 +170,55 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         ws.column_dimensions[get_column_letter(col + j)].width = width
     return {"decode_" + k: d[k] for k in ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "max_batch",
                                           "fits")} | {"prefill_" + k: p[k] for k in ("tokens_per_s_per_gpu", "ttft_ms")}
+
+
+ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_batch", "batch_lo", "batch_hi")
+
+
+def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr) -> tuple[Expr, Expr]:
+    """The decode and prefill bands of the Predict configuration, looked up in the family table (acc_* names on
+    the Validation sheet) and widened as :func:`dsxl.accuracy.accuracy` widens them."""
+    spec = rules()
+    widen = spec["widen"]
+    regime = where(Expr("predict_batch") <= spec["min_latency_batch"]["value"], "min-latency", "decode")
+    out = []
+    for phase, reg, context, batch in (("decode", regime, Expr("predict_kv_len"), Expr("predict_batch")),
+                                       ("prefill", "prefill", Expr("predict_prompt_len"), None)):
+        key = family_key(generation, Expr("predict_engine"), reg, Expr("predict_moe_dtype"), Expr("predict_tbo"))
+        row = Expr(f"MATCH({key.text},acc_key,0)")
+        col = {c: Expr(f"INDEX(acc_{c},{row.text},1)") for c in ACCURACY_COLUMNS[1:]}
+        cells = b.materialize(calc, cur, f"{phase.capitalize()} accuracy: the Predict configuration's family",
+                              {"family_row": row})
+        col = {c: Expr(f"INDEX(acc_{c},{cells['family_row'].text},1)") for c in ACCURACY_COLUMNS[1:]}
+        off = outside(context, col["context_lo"], col["context_hi"])
+        if batch is not None:
+            off = off + col["has_batch"] * outside(batch, col["batch_lo"], col["batch_hi"])
+        off = col["has_rows"] * where(off > 0, 1, 0)
+        mtp = Expr("predict_mtp_draft") if phase == "decode" else 0
+        band = combined_band(col["band"], off, mtp, widen["range"]["value"], widen["mtp"]["value"])
+        out.append(b.materialize(calc, cur, f"{phase.capitalize()} accuracy band", {"band": band})["band"])
+    return out[0], out[1]
+
+
+def accuracy_table(b: Builder, ws: Any, top: int, model: str) -> int:
+    """The family table the Predict sheet's bands read (one row per generation, engine, regime, MoE dtype and
+    TBO); returns the row after it."""
+    ws.cell(top, 1, "Accuracy by family: the band before range and MTP widening, and the span of each family's "
+                    "calibration rows (dsxl.accuracy)").font = style.H2_FONT
+    head = top + 1
+    for j, h in enumerate(ACCURACY_COLUMNS, start=1):
+        b._header_cell(ws, head, j, h)
+    rows = family_table(model)
+    for i, r in enumerate(rows, start=1):
+        values = (r["key"], r["band"], int(r["context_lo"] is not None), r["context_lo"] or 0, r["context_hi"] or 0,
+                  int(r["batch_lo"] is not None), r["batch_lo"] or 0, r["batch_hi"] or 0)
+        for j, v in enumerate(values, start=1):
+            ws.cell(head + i, j, v)
+    bottom = head + len(rows)
+    for j, c in enumerate(ACCURACY_COLUMNS, start=1):
+        letter = get_column_letter(j)
+        b.define(f"acc_{c}", f"{ws.title}!${letter}${head + 1}:${letter}${bottom}")
+    return bottom + 1
 
 
 def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
@@ -258,4 +311,4 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     return errors
 
 
-__all__ = ["constants_sheet", "predict_sheets", "validation_sheet"]
+__all__ = ["accuracy_table", "constants_sheet", "predict_sheets", "validation_sheet"]

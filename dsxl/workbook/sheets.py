@@ -21,7 +21,7 @@ from ..validate import BATCH, GPU_RANGES, GPU_UNITS, Range
 from . import style
 from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 from .planner_sheet import planner_sheet
-from .refined_sheets import constants_sheet, predict_sheets, validation_sheet
+from .refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
 
 ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
            "workbook implements.")
@@ -96,6 +96,7 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     else:
         ws["Validation"]["A3"] = (f"The published measurements are {catalog.default_model} deployments: build the "
                                   "default workbook (dsxl build) to see them.")
+    accuracy_table(b, ws["Validation"], ws["Validation"].max_row + 3, model_name)
     headline.update({f"plan_{k}": v for k, v in planner_sheet(b, ws["Planner"], ws["Planner_grid"],
                                                                 cur["Planner_grid"], constant_rows, catalog).items()})
 
