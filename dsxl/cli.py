@@ -31,16 +31,38 @@ def _predict_parser(sub: Any) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
     for o in OPTIONS:
         flag = "--" + o.name.replace("_", "-")
-        if o.name == "tbo":
-            p.add_argument("--tbo", dest="tbo", action="store_true", default=None, help="two-batch overlap (default on)")
-            p.add_argument("--no-tbo", dest="tbo", action="store_false", help="no two-batch overlap")
+        if o.rng is None and not o.choices:  # a switch: --tbo / --no-tbo
+            p.add_argument(flag, dest=o.name, action="store_true", default=None, help=o.doc)
+            p.add_argument("--no-" + flag[2:], dest=o.name, action="store_false", help=f"not: {o.doc}")
         elif o.choices:
-            p.add_argument(flag, dest=o.name, choices=o.choices, default=None, help=f"{o.doc} (default {o.default})")
+            p.add_argument(flag, dest=o.name, type=str.lower, choices=o.choices, default=None,
+                           help=f"{o.doc} (default {o.default or 'sglang'})")
         else:
-            kind = int if o.rng is not None and o.rng.integer else float
+            kind = _auto_or(_number_type(o)) if o.auto else _number_type(o)
             default = "required" if o.default is None else f"default {o.default}"
-            p.add_argument(flag, dest=o.name, type=kind, default=None,
+            p.add_argument(flag, dest=o.name, type=kind, default=None, metavar=o.name.upper(),
                            help=f"{o.doc}, {o.unit} ({default}; {', '.join(o.phases)})")
+
+
+def _number_type(o: Any) -> Any:
+    """argparse type for a numeric option: whole numbers for integer options; the range in the message."""
+    def parse(text: str) -> Any:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {o.rng.describe()}; got {text!r}") from None
+        if o.rng.integer and value.is_integer():
+            return int(value)
+        return value
+    parse.__name__ = o.name
+    return parse
+
+
+def _auto_or(kind: Any) -> Any:
+    def parse(text: str) -> Any:
+        return "auto" if text.strip().lower() == "auto" else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _plan_parser(sub: Any) -> None:

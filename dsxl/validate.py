@@ -124,20 +124,20 @@ def check(name: str, value: Any, rng: Range) -> Any:
     """
     if type(value) in (int, float):  # the hot scalar path: no numpy
         if not rng.ok(value):
-            raise ValueError(f"{name} must be {rng.describe()}; got {value!r}")
+            raise ValueError(f"{name} must be {rng.describe()}; got {show(value)}")
         return value
     if isinstance(value, Expr):
         return value
-    message = f"{name} must be {rng.describe()}; got {{!r}}"
+    message = f"{name} must be {rng.describe()}; got {{}}"
     if isinstance(value, (bool, np.bool_, str)) or value is None:
-        raise ValueError(message.format(value))
+        raise ValueError(message.format(show(value)))
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(message.format(value)) from None
+        raise ValueError(message.format(show(value))) from None
     if arr.ndim == 0:
         if not rng.ok(float(arr)):
-            raise ValueError(message.format(value))
+            raise ValueError(message.format(show(float(arr))))
         return value
     bad = ~np.isfinite(arr)
     if rng.choices:
@@ -150,8 +150,15 @@ def check(name: str, value: Any, rng: Range) -> Any:
         if rng.hi is not None:
             bad |= arr > rng.hi
     if bad.any():
-        raise ValueError(message.format(float(arr[bad].flat[0])))
+        raise ValueError(message.format(show(float(arr[bad].flat[0]))))
     return value
+
+
+def show(value: Any) -> str:
+    """A value as a message shows it: numbers in short form (1e+30, 2.5, 128), anything else as its repr."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return repr(value)
 
 
 def parse_number(name: str, text: str) -> float | int:
