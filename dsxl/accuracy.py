@@ -112,7 +112,11 @@ def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo:
     if fitted:
         reasons.append("fitted")
     family = [r for r in basis if r.engine == engine] or basis
-    if family and not any(r.model == model for r in family):
+    catalog = load_catalog()
+    if model in catalog.models and catalog.models[model].compressed_attention and \
+            not any(catalog.model(r.model).compressed_attention for r in rows):
+        reasons.append("attention")
+    elif family and not any(r.model == model for r in family):
         reasons.append("model")
     return reasons, fitted, family
 
@@ -129,7 +133,7 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
     mtp = bool(np.any(np.asarray(mtp_draft) > 0))
     reasons += ["range"] * off + ["mtp"] * mtp
     band = combined_band(family_band, int(off), int(mtp), widen["range"]["value"], widen["mtp"]["value"])
-    validated = not set(reasons) & {"generation", "engine", "regime", "inherited", "model", "range"}
+    validated = not set(reasons) & {"generation", "engine", "regime", "inherited", "model", "range", "attention"}
     notes = [widen[k]["why"] + (f" ({', '.join(fitted)})" if k == "fitted" else "") for k in reasons]
     note = ("inside the calibration rows of this family" if not notes else "; ".join(notes))
     return {"band": round(band, 4), "basis": [r.id for r in family], "validated": validated, "regime": reg,

@@ -262,13 +262,15 @@ def _models(args: argparse.Namespace) -> int:
     from .presets import model_summaries
 
     rows = model_summaries()
-    head = f"{'model':<16}{'total params':>14}{'activated':>12}{'KV bytes/token':>16}  attention"
+    head = f"{'model':<20}{'total params':>14}{'activated':>12}{'KV bytes/token':>16}  attention"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['id']:<16}{r['total_params'] / 1e9:>13.1f}B{r['activated_params'] / 1e9:>11.1f}B"
+        print(f"{r['id']:<20}{r['total_params'] / 1e9:>13.1f}B{r['activated_params'] / 1e9:>11.1f}B"
               f"{r['kv_bytes_per_token']:>16,.0f}  {r['attention']}")
-    print("KV bytes per token: FP8 latent KV (FlashMLA layout) over all layers, plus DSA indexer keys.")
+    print("KV bytes per token of context over all layers in FlashMLA's FP8 layout: the MLA family's latent KV plus "
+          "DSA indexer keys; V4's CSA/HCA compressed entries plus indexer keys (its 128-token window per layer is "
+          "a fixed cost per sequence on top).")
     return 0
 
 

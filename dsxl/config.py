@@ -55,6 +55,20 @@ class ModelArgs:
     index_head_dim: Any = 0
     index_topk: Any = 0
     n_mtp_layers: Any = 1  # multi-token-prediction modules shipped with the model
+    # DeepSeek-V4's compressed attention (0 = the MLA family): shared-KV MQA heads of head_dim, a grouped output
+    # projection, a sliding window on every layer, CSA (one entry per csa_ratio tokens, top-k by the indexer) and
+    # HCA (one per hca_ratio) layers, a residual stream hc_mult times wide, the first n_hash_layers hash-routed.
+    head_dim: Any = 0
+    o_groups: Any = 0
+    o_lora_rank: Any = 0
+    sliding_window: Any = 0
+    n_csa_layers: Any = 0
+    n_hca_layers: Any = 0
+    csa_ratio: Any = 4
+    hca_ratio: Any = 128
+    hc_mult: Any = 1
+    n_hash_layers: Any = 0
+    expert_bits: Any = 8  # bits per routed-expert weight as the checkpoint ships them (4: MXFP4)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,9 +91,28 @@ class ModelArgs:
             raise ValueError(f"n_routed_experts must split evenly into n_expert_groups ({self.n_expert_groups}); "
                              f"got {self.n_routed_experts}")
 
+        if _numeric(self.n_csa_layers, self.n_hca_layers, self.n_layers) and \
+                self.n_csa_layers + self.n_hca_layers > self.n_layers:
+            raise ValueError(f"n_csa_layers + n_hca_layers must be at most n_layers ({self.n_layers}); "
+                             f"got {self.n_csa_layers} + {self.n_hca_layers}")
+        if _numeric(self.head_dim, self.o_groups, self.n_heads) and self.head_dim and \
+                (not self.o_groups or self.n_heads % self.o_groups):
+            raise ValueError(f"o_groups must divide n_heads ({self.n_heads}) for compressed attention; "
+                             f"got {self.o_groups}")
+
     @property
     def n_sparse_layers(self) -> Any:
         return self.n_layers - self.n_dense_layers
+
+    @property
+    def native_moe_dtype(self) -> str:
+        """The routed experts' dtype as the checkpoint ships them: the default for moe_dtype."""
+        return "fp4" if self.expert_bits == 4 else "fp8"
+
+    @property
+    def compressed_attention(self) -> bool:
+        """DeepSeek-V4's CSA/HCA attention (head_dim set) rather than the MLA family's."""
+        return bool(self.head_dim)
 
 
 @dataclass(frozen=True)
@@ -180,6 +213,7 @@ class Catalog:
     article_tables: dict[str, Any] = field(default_factory=dict)
     article_hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU -> fields the article models
     default_model: str = "deepseek_v3"  # the article's model, the default everywhere
+    model_prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # preset -> list prices ($/M tokens)
 
     def model(self, name: "str | ModelArgs | None" = None) -> ModelArgs:
         """A preset by id, a Hugging Face config.json by path, or the default model."""
@@ -228,8 +262,8 @@ def load_catalog() -> Catalog:
                                 for k, v in row.items()}
                   for row in _read_csv("article_datasheets.csv")}
     arg_names = {f.name for f in fields(ModelArgs)}
-    models = {name: ModelArgs(**{k: v for k, v in args.items() if k in arg_names})
-              for name, args in json.loads(read_template_text("models.json")).items()}
+    presets = json.loads(read_template_text("models.json"))
+    models = {name: ModelArgs(**{k: v for k, v in args.items() if k in arg_names}) for name, args in presets.items()}
     scen = json.loads(read_template_text("scenarios.json"))
     article = {k: v for k, v in scen["article"].items() if k not in ("source", "hardware", "model")}
     article["batch_sizes"] = tuple(article["batch_sizes"])
@@ -243,6 +277,7 @@ def load_catalog() -> Catalog:
         article_tables={k: v for k, v in scen["article_tables"].items() if k != "source"},
         article_hardware={k: v for k, v in scen["article"]["hardware"].items() if k != "source"},
         default_model=scen["article"]["model"],
+        model_prices={name: args["prices"] for name, args in presets.items() if "prices" in args},
     )
 
 

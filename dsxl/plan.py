@@ -23,6 +23,7 @@ from .predict import model_args, predict
 from .validate import Range, check
 
 SERVING = ("disaggregated", "aggregated", "both")
+PRICE_FIELDS = {"price_input_hit": "cache_hit", "price_input_miss": "cache_miss", "price_output": "output"}
 BATCH_GRID = tuple(range(1, 1025))
 
 
@@ -343,6 +344,9 @@ def plan(**kwargs: Any) -> dict[str, Any]:
     if base.output_tokens_per_s is None and base.requests_per_s is None and not (
             {"output_tokens_per_s", "requests_per_s"} & set(kwargs)):
         base = replace(base, output_tokens_per_s=100_000.0)
+    prices = load_catalog().model_prices.get(str(kwargs.get("model") or base.model or ""), {})
+    if prices and all(getattr(base, k) is None and k not in kwargs for k in PRICE_FIELDS):
+        base = replace(base, **{k: prices[v] for k, v in PRICE_FIELDS.items()})  # the provider's list prices
     inp = check_inputs(replace(base, **kwargs))
     styles = ("disaggregated", "aggregated") if inp.serving == "both" else (inp.serving,)
     gpus = {}

@@ -59,7 +59,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("mtp_accept", 1, Range(1, 17), "tokens per step", _D + _A, "mean tokens emitted per sequence per step"),
     Option("attn_dtype", "fp8", None, "", _ALL, "weights of attention and dense layers", ("fp8", "bf16")),
     Option("kv_dtype", "fp8", None, "", _ALL, "KV cache", ("fp8", "bf16")),
-    Option("moe_dtype", "fp8", None, "", _ALL, "expert weights", ("fp8", "fp4")),
+    Option("moe_dtype", None, None, "", _ALL, "expert weights (default: as the model ships them; FP4 runs at the "
+           "FP8 rate on GPUs without FP4 tensor cores)", ("fp8", "fp4")),
     Option("imbalance", 1.0, Range(1, 100), "max/mean", _ALL, "expert load imbalance (1 = balanced)"),
     Option("redundant_experts", "auto", Range(0, 100_000, integer=True), "experts", _ALL,
            "redundant expert replicas in the EP group (auto: the fewest that make the group divide the experts)",
@@ -137,8 +138,9 @@ def _is_auto(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower() == "auto")
 
 
-def normalise(phase: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Validated options with defaults filled in (text choices stay as text; see :func:`option_env`)."""
+def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8") -> dict[str, Any]:
+    """Validated options with defaults filled in (text choices stay as text; see :func:`option_env`);
+    ``native_moe_dtype`` is the expert dtype the model ships, the default for moe_dtype."""
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {phase!r}")
     allowed = {o.name for o in options_for(phase)}
@@ -151,6 +153,8 @@ def normalise(phase: str, options: dict[str, Any]) -> dict[str, Any]:
         value = options.get(o.name, o.default)
         if o.name == "engine":
             value = engine
+        elif o.name == "moe_dtype" and value is None:
+            value = native_moe_dtype
         elif o.name == "tbo" and value is None:
             value = bool(load_engines()[engine].numbers["micro_batch_overlap"])
         elif o.auto and _is_auto(value):
@@ -195,9 +199,6 @@ def _consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_env: di
             raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + draft.max():g}); got {opts['mtp_accept']}")
         if np.any(draft > 0) and model.n_mtp_layers == 0:
             raise ValueError("mtp_draft must be 0: this model ships no MTP module (n_mtp_layers = 0)")
-    if opts["moe_dtype"] == "fp4" and np.any(np.asarray(gpu_env["fp4_flops"]) <= 0):
-        names = np.atleast_1d(gpu_env["gpu_name"])[np.atleast_1d(np.asarray(gpu_env["fp4_flops"]) <= 0)]
-        raise ValueError(f"moe_dtype fp4 needs FP4 tensor cores; {', '.join(map(str, names))} has none (use fp8)")
 
 
 def dtype_bytes(name: str, value: Any) -> Any:
@@ -333,7 +334,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     resolve_gpu(gpu)  # an unknown GPU is the first thing to report
-    opts = normalise(phase, options)
+    opts = normalise(phase, options, model_args(model).native_moe_dtype)
     inputs = {"phase": phase, "gpu": gpu if isinstance(gpu, str) else getattr(gpu, "name", "several"),
               "model": model if isinstance(model, str) else load_catalog().default_model if model is None else "custom",
               "mode": mode, **{k: _scalar(v) for k, v in opts.items()}}
@@ -341,8 +342,9 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         from .article_predict import predict_article
         return {"inputs": inputs, **predict_article(phase, gpu, model_args(model), opts), "accuracy": ARTICLE_ACCURACY}
     env = request_env(phase, gpu, model, opts, constants)
+    decode_steps, prefill_steps = refined_chain.chains(model_args(model))
     if phase == "decode":
-        q = run(refined_chain.DECODE, env, fixed)
+        q = run(decode_steps, env, fixed)
         resolved = q
         out = {"tpot_ms": q["tpot_ms"], "tokens_per_s_per_user": q["tokens_per_s_per_user"],
                "tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "max_batch": q["max_batch"], "fits": q["fits"],
@@ -350,7 +352,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                "breakdown": _breakdown(q)}
         reason = _reason_decode(q) if np.ndim(q["fits"]) == 0 and not q["fits"] else None
     elif phase == "prefill":
-        q = resolved = run(refined_chain.PREFILL, env, fixed)
+        q = resolved = run(prefill_steps, env, fixed)
         out = {"tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "computed_tokens_per_s": q["computed_tokens_per_s"],
                "step_ms": q["step_ms"], "ttft_ms": q["ttft_ms"], "fits": q["fits"], "weights_gb": q["weights_gb"],
                "breakdown": _breakdown(q)}
@@ -360,7 +362,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                       f" GB of KV and activations; {q['kv_budget_gb'] + q['activation_gb']:.1f} GB are free after "
                       f"{q['weights_gb']:.1f} GB of weights")
     else:
-        out, reason, resolved = _aggregated(env, opts, fixed)
+        out, reason, resolved = _aggregated(env, opts, fixed, decode_steps, prefill_steps)
     if isinstance(opts["redundant_experts"], str):  # auto: echo the count used
         inputs["redundant_experts"] = _scalar(resolved["redundant_used"])
     out = _broadcast(out)
@@ -390,29 +392,30 @@ def quantities(phase: str, gpu: Any, model: str | ModelArgs | None = None, const
     """Every intermediate quantity of the refined decode or prefill chain (the workbook's audit trail)."""
     if phase not in ("decode", "prefill"):
         raise ValueError(f"phase must be decode or prefill; got {phase!r}")
-    env = request_env(phase, gpu, model, normalise(phase, options), constants)
-    return run(refined_chain.DECODE if phase == "decode" else refined_chain.PREFILL, env)
+    env = request_env(phase, gpu, model, normalise(phase, options, model_args(model).native_moe_dtype), constants)
+    decode_steps, prefill_steps = refined_chain.chains(model_args(model))
+    return run(decode_steps if phase == "decode" else prefill_steps, env)
 
 
 SHARED_WITH_DECODE = {name: 0 for name in ("attn_proj_gb", "routed_gb", "shared_gb", "dense_gb", "lm_head_gb",
                                            "attn_launch_ms", "moe_launch_ms", "dense_launch_ms")}
 
 
-def _aggregated(env: dict[str, Any], opts: dict[str, Any],
-                fixed: dict[str, Any] | None) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any] | None, decode_steps: list[Any],
+                prefill_steps: list[Any]) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
     """Prefill and decode on the same GPUs: each decode step is followed, on average, by the prompt tokens that
     keep the batch full (``chunk`` per GPU). Engines that mix them into one forward (``mixed_prefill``) add the
     chunk's compute, attention, elementwise traffic and all-to-all to the decode step but no weight reads or
     launches of its own; the others run prefill forwards of ``prefill_chunk_tokens`` per attention rank between
     decode steps, whose time is shared over the steps they feed."""
-    d = run(refined_chain.DECODE, env, fixed)
+    d = run(decode_steps, env, fixed)
     emitted = d["seqs_per_gpu"] * np.asarray(opts["mtp_accept"])  # output tokens per step per GPU
     chunk = np.maximum(emitted * np.asarray(opts["input_len"]) / np.asarray(opts["output_len"]), 1)
     mixed = np.asarray(env["mixed_prefill"]) > 0
     forward = np.where(mixed, chunk, np.maximum(chunk, np.asarray(env["prefill_chunk_tokens"]) / env["attn_tp"]))
     penv = dict(env, tokens_per_gpu=forward, prompt_len=opts["input_len"], cache_hit=opts["cache_hit"])
-    p_mixed = run(refined_chain.PREFILL, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
-    p_alone = run(refined_chain.PREFILL, penv, fixed)
+    p_mixed = run(prefill_steps, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
+    p_alone = run(prefill_steps, penv, fixed)
     prefill = np.where(mixed, p_mixed["step_ms"] - p_mixed["lm_head_ms"] - p_mixed["overhead_ms"],
                        p_alone["step_ms"] * chunk / forward)
     step = d["step_ms"] + prefill

@@ -8,11 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelArgs, load_catalog
-from .model import attention, moe
+from .model import attention, csa, moe
 
 SUPPORTED = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "KimiK25ForConditionalGeneration",
-             "GlmMoeDsaForCausalLM")
-SUPPORTED_TYPES = ("deepseek_v3", "deepseek_v32", "kimi_k2", "glm_moe_dsa")
+             "GlmMoeDsaForCausalLM", "DeepseekV4ForCausalLM")
+SUPPORTED_TYPES = ("deepseek_v3", "deepseek_v32", "kimi_k2", "glm_moe_dsa", "deepseek_v4")
+# DeepSeek-V4 (transformers DeepseekV4Config): ModelArgs name <- config.json name
+V4_NAMES = {"dim": "hidden_size", "moe_inter_dim": "moe_intermediate_size", "n_layers": "num_hidden_layers",
+            "n_heads": "num_attention_heads", "n_routed_experts": "n_routed_experts",
+            "n_shared_experts": "n_shared_experts", "n_activated_experts": "num_experts_per_tok",
+            "route_scale": "routed_scaling_factor", "q_lora_rank": "q_lora_rank", "head_dim": "head_dim",
+            "o_groups": "o_groups", "o_lora_rank": "o_lora_rank", "sliding_window": "sliding_window",
+            "index_n_heads": "index_n_heads", "index_head_dim": "index_head_dim", "index_topk": "index_topk",
+            "hc_mult": "hc_mult", "vocab_size": "vocab_size", "n_mtp_layers": "num_nextn_predict_layers"}
+V4_LAYER_TYPES = {0: "sliding_attention", 4: "compressed_sparse_attention", 128: "heavily_compressed_attention"}
 # ModelArgs name <- config.json name
 HF_NAMES = {"dim": "hidden_size", "inter_dim": "intermediate_size", "moe_inter_dim": "moe_intermediate_size",
             "n_layers": "num_hidden_layers", "n_dense_layers": "first_k_dense_replace",
@@ -36,9 +45,53 @@ def _text_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg.get("text_config") or cfg
 
 
+def _v4_layer_types(text: dict[str, Any], n_layers: int) -> list[str]:
+    """Per-layer attention kinds: ``layer_types``, or the checkpoints' ``compress_ratios`` (one int per layer, the
+    MTP layer's last), as the reference configuration reads them."""
+    if text.get("layer_types") is not None:
+        kinds = text["layer_types"]
+    elif text.get("compress_ratios") is not None:
+        ratios = text["compress_ratios"]
+        if not isinstance(ratios, list) or any(r not in V4_LAYER_TYPES for r in ratios):
+            raise ValueError(f"config.json compress_ratios must be a list of 0, 4 and 128; got {ratios!r}")
+        kinds = [V4_LAYER_TYPES[r] for r in ratios]
+    else:
+        raise ValueError("config.json lacks layer_types or compress_ratios (the attention kind of each layer)")
+    if not isinstance(kinds, list) or len(kinds) < n_layers or any(k not in V4_LAYER_TYPES.values() for k in kinds):
+        raise ValueError(f"config.json layer_types must list one of {', '.join(V4_LAYER_TYPES.values())} for each "
+                         f"of the {n_layers} layers")
+    return kinds[:n_layers]
+
+
+def _v4_model(text: dict[str, Any]) -> ModelArgs:
+    """ModelArgs of a DeepSeek-V4 config (``DeepseekV4ForCausalLM``): compressed attention, every layer MoE."""
+    args: dict[str, Any] = {}
+    for name, hf in V4_NAMES.items():
+        if text.get(hf) is None:
+            raise ValueError(f"config.json lacks {hf} (needed for {name})")
+        args[name] = text[hf]
+    kinds = _v4_layer_types(text, args["n_layers"])
+    rates = text.get("compress_rates") or {}
+    rope = text.get("qk_rope_head_dim") or int(args["head_dim"] * (text.get("partial_rotary_factor") or 64 / 512))
+    hash_layers = text.get("num_hash_layers")
+    if hash_layers is None:
+        hash_layers = sum(1 for t in text.get("mlp_layer_types") or [] if t == "hash_moe") or 3
+    return ModelArgs(
+        **args, inter_dim=args["moe_inter_dim"], n_dense_layers=0, n_expert_groups=1, n_limited_groups=1,
+        kv_lora_rank=args["head_dim"], qk_rope_head_dim=rope, qk_nope_head_dim=args["head_dim"] - rope,
+        v_head_dim=args["head_dim"], n_csa_layers=kinds.count("compressed_sparse_attention"),
+        n_hca_layers=kinds.count("heavily_compressed_attention"),
+        csa_ratio=rates.get("compressed_sparse_attention", text.get("compress_rate_csa", 4)),
+        hca_ratio=rates.get("heavily_compressed_attention", text.get("compress_rate_hca", 128)),
+        n_hash_layers=hash_layers, expert_bits=4 if str(text.get("expert_dtype", "fp4")).lower() == "fp4" else 8)
+
+
 def model_from_config(cfg: dict[str, Any]) -> ModelArgs:
-    """ModelArgs from a Hugging Face config of this family (a nested ``text_config`` is read for Kimi-K2.5+)."""
+    """ModelArgs from a Hugging Face config of this family (a nested ``text_config`` is read for Kimi-K2.5+;
+    DeepSeek-V4 configs give compressed attention)."""
     text = _text_config(cfg)
+    if "DeepseekV4ForCausalLM" in (cfg.get("architectures") or []) or cfg.get("model_type") == "deepseek_v4":
+        return _v4_model(text)
     args = {}
     for name, hf in HF_NAMES.items():
         value = text.get(hf)
@@ -62,12 +115,23 @@ def load_model(path: str | Path) -> ModelArgs:
     return model_from_config(cfg)
 
 
-def parameter_counts(m: ModelArgs) -> dict[str, float]:
-    """Total and activated parameters (no biases; the MTP module excluded, as DeepSeek's 671B/37B count it)."""
-    attn = (attention.mla_down_params(m.dim, m.q_lora_rank, m.kv_lora_rank, m.qk_rope_head_dim, m.index_n_heads,
+def attention_params(m: ModelArgs) -> float:
+    """Attention weights per layer (averaged over V4's layer mix)."""
+    if m.compressed_attention:
+        return (csa.replicated_params(m.dim, m.q_lora_rank, m.head_dim, m.index_n_heads, m.index_head_dim,
+                                      m.n_layers, m.n_csa_layers, m.n_hca_layers)
+                + csa.head_params(m.dim, m.n_heads, m.head_dim, m.q_lora_rank, m.o_groups, m.o_lora_rank,
+                                  m.index_n_heads, m.index_head_dim, m.n_layers, m.n_csa_layers))
+    return (attention.mla_down_params(m.dim, m.q_lora_rank, m.kv_lora_rank, m.qk_rope_head_dim, m.index_n_heads,
                                       m.index_head_dim)
             + attention.mla_up_params(m.dim, m.n_heads, m.q_lora_rank, m.kv_lora_rank, m.qk_nope_head_dim,
                                       m.qk_rope_head_dim, m.v_head_dim, m.index_n_heads, m.index_head_dim))
+
+
+def parameter_counts(m: ModelArgs) -> dict[str, float]:
+    """Total and activated parameters (no biases; the MTP module excluded, as DeepSeek's 671B/37B count it; V4's
+    mHC mixing weights, a few hundred thousand per layer, left out)."""
+    attn = attention_params(m)
     expert = moe.swiglu_weights(m.dim, m.moe_inter_dim)
     sparse = m.n_layers - m.n_dense_layers
     common = (m.n_layers * attn + m.n_dense_layers * moe.swiglu_weights(m.dim, m.inter_dim)
@@ -77,9 +141,13 @@ def parameter_counts(m: ModelArgs) -> dict[str, float]:
 
 
 def kv_bytes_per_token(m: ModelArgs, kv_bytes: int = 1) -> float:
-    """KV cache bytes per token over all layers (FlashMLA FP8 layout by default) plus DSA indexer keys."""
+    """KV cache bytes per token over all layers (FlashMLA FP8 layout by default) plus DSA indexer keys; for V4 the
+    compressed entries and indexer keys a token adds (the fixed per-sequence window is not per token)."""
     from .config import load_refined
     c = load_refined()
+    if m.compressed_attention:
+        entry, index = (c[k].values["hopper"] for k in ("csa_kv_entry_bytes", "csa_index_entry_bytes"))
+        return float(m.n_csa_layers * (entry + index) / m.csa_ratio + m.n_hca_layers * entry / m.hca_ratio)
     per_layer = (attention.kv_token_bytes(m.kv_lora_rank, m.qk_rope_head_dim, kv_bytes,
                                           c["kv_quant_group"].values["hopper"])
                  + attention.index_key_bytes(m.index_topk, m.index_head_dim, c["index_scale_bytes"].values["hopper"]))
@@ -89,7 +157,8 @@ def kv_bytes_per_token(m: ModelArgs, kv_bytes: int = 1) -> float:
 def model_summaries() -> list[dict[str, Any]]:
     out = []
     for name, m in load_catalog().models.items():
-        attn = f"DSA top-{m.index_topk}" if m.index_topk else "dense MLA"
+        attn = (f"CSA/HCA top-{m.index_topk}" if m.compressed_attention else
+                f"DSA top-{m.index_topk}" if m.index_topk else "dense MLA")
         out.append({"id": name, **parameter_counts(m), "kv_bytes_per_token": kv_bytes_per_token(m), "attention": attn,
                     **{f.name: getattr(m, f.name) for f in fields(m)}})
     return out

@@ -335,7 +335,6 @@ PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "comput
 
 def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], model: Any, numbers: dict[str, Any],
                  texts: dict[str, Any], tbo: Any) -> Any:
-    from .config import default_engine
     from .predict import OPTION, predict
 
     key = _choice("what", what, outputs, outputs[0])
@@ -348,8 +347,9 @@ def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], mode
         opts[name] = _number(name, value, o.rng, o.default)
     _shape(*[v for v in opts.values() if not isinstance(v, str)])
     for name, value in texts.items():
-        default = default_engine() if name == "engine" else OPTION[name].default
-        opts[name] = _choice(name, value, OPTION[name].choices, default)
+        if _blank(value) and OPTION[name].default is None:  # the model's or the engine's own default
+            continue
+        opts[name] = _choice(name, value, OPTION[name].choices, OPTION[name].default)
     m = None if _blank(model) else str(model).strip()
     r = predict(phase, _gpu(gpu), m, tbo=None if _blank(tbo) else _bool("tbo", tbo, True), **opts)
     if key == "band":  # the expected relative error of this configuration

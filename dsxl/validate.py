@@ -106,6 +106,17 @@ MODEL_RANGES: dict[str, Range] = {
     "index_head_dim": Range(0, 100_000, integer=True),
     "index_topk": Range(0, 10_000_000, integer=True),
     "n_mtp_layers": Range(0, 100, integer=True),
+    "head_dim": Range(0, 100_000, integer=True),
+    "o_groups": Range(0, 100_000, integer=True),
+    "o_lora_rank": Range(0, 10_000_000, integer=True),
+    "sliding_window": Range(0, 10_000_000, integer=True),
+    "n_csa_layers": Range(0, 10_000, integer=True),
+    "n_hca_layers": Range(0, 10_000, integer=True),
+    "csa_ratio": Range(1, 100_000, integer=True),
+    "hca_ratio": Range(1, 100_000, integer=True),
+    "hc_mult": Range(1, 64, integer=True),
+    "n_hash_layers": Range(0, 10_000, integer=True),
+    "expert_bits": Range(choices=(4, 8)),
 }
 MODEL_COUNT = Range(1, 10_000_000, integer=True)  # every other model argument
 

@@ -74,6 +74,9 @@ def _validate(whatif: WhatIf, catalog: Catalog) -> None:
     """Build the changed dataclasses once so range errors surface before any table is computed."""
     from dataclasses import replace
     replace(catalog.scenario, **whatif.scenario)
-    replace(catalog.model(whatif.preset), **whatif.model)
+    model = replace(catalog.model(whatif.preset), **whatif.model)
+    if model.compressed_attention:
+        raise ValueError(f"model {whatif.preset or 'custom'!r} uses compressed sparse attention (CSA/HCA): the "
+                         "article's report is defined for MLA models; use dsxl predict or dsxl plan for it")
     for name, changes in whatif.hardware.items():
         replace(catalog.gpus[name], **changes)

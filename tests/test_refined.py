@@ -12,6 +12,7 @@ import pytest
 from dsxl import load_catalog
 from dsxl.config import load_refined, read_template_text
 from dsxl.model.attention import kv_token_bytes
+from dsxl.plan import plan
 from dsxl.predict import predict, quantities
 from dsxl.presets import load_model, model_from_config, parameter_counts
 from dsxl.validation import ablate, load_measurements, validate
@@ -180,7 +181,7 @@ def test_aggregated_serving_costs_throughput():
     (lambda: predict("decode", "H800", ep=8, batch=1, kv_len=10, engine="vllm", sbo=True), "sbo"),
     (lambda: predict("decode", "H800", ep=8, batch=0, kv_len=10), "batch"),
     (lambda: predict("decode", "H800", ep=8, batch=1, kv_len=10, mtp_draft=1, mtp_accept=2.5), "mtp_accept"),
-    (lambda: predict("decode", "H800", ep=8, batch=1, kv_len=10, moe_dtype="fp4"), "moe_dtype"),
+    (lambda: predict("decode", "H800", ep=8, batch=1, kv_len=10, moe_dtype="int4"), "moe_dtype"),
     (lambda: predict("decode", "H800", ep=8, batch=1, kv_len=10, attn_dtype="int4"), "attn_dtype"),
     (lambda: predict("decode", "H800", ep=8, batch=1, kv_len=10, attn_tp=3), "attn_tp"),
     (lambda: predict("decode", "H800", ep=8, batch=1, kv_len=10, prompt_len=5), "prompt_len"),
@@ -407,3 +408,69 @@ def test_cli_shows_the_band_and_validate_summarises_families():
     assert json.loads(p.stdout)["inputs"]["redundant_experts"] == 32
     v = _cli("validate").stdout
     assert "By family" in v and "hopper / sglang / decode" in v and "blackwell / trtllm / min-latency" in v
+
+
+# --- DeepSeek-V4 (compressed sparse attention) -----------------------------------------------------------------
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_v4_presets_list_kv_bytes_from_the_derivation():
+    rows = {r["id"]: r for r in __import__("dsxl.presets", fromlist=["x"]).model_summaries()}
+    # V4.md derives 3,850 B (Flash) and 5,511 B (Pro) per token of context; V3.2 48,068 and V3 40,016
+    assert rows["deepseek_v4_flash"]["kv_bytes_per_token"] == pytest.approx(3850, rel=0.05)
+    assert rows["deepseek_v4_pro"]["kv_bytes_per_token"] == pytest.approx(5511, rel=0.05)
+    assert rows["deepseek_v4_pro"]["attention"] == "CSA/HCA top-1024"
+    # published sizes: Flash 284B total / 13B activated, Pro 1.6T / 49B
+    assert rows["deepseek_v4_flash"]["total_params"] == pytest.approx(284e9, rel=0.03)
+    assert rows["deepseek_v4_pro"]["total_params"] == pytest.approx(1.6e12, rel=0.03)
+    assert rows["deepseek_v4_pro"]["activated_params"] == pytest.approx(49e9, rel=0.05)
+    p = _cli("models")
+    assert "deepseek_v4_flash" in p.stdout and "CSA/HCA" in p.stdout
+
+
+def test_v4_holds_far_more_long_context_sequences_than_v3_2():
+    """8 x H200, EP8, attention TP8 (one rank), 128K context."""
+    kw = dict(ep=8, attn_tp=8, batch=1, kv_len=131072)
+    v32, v4 = (predict("decode", "H200", m, **kw) for m in ("deepseek_v3_2", "deepseek_v4_pro"))
+    assert v4["kv_seq_gb"] <= v32["kv_seq_gb"] / 8
+    assert v4["weights_gb"] > v32["weights_gb"]  # larger weights, yet
+    assert v4["max_batch"] >= 2 * v32["max_batch"] > 0
+
+
+def test_v4_decode_barely_slows_to_a_million_tokens_of_context():
+    kw = dict(ep=8, attn_tp=8)
+    long = predict("decode", "H200", "deepseek_v4_pro", batch=2, kv_len=1_048_576, **kw)
+    assert long["fits"] is True
+    short = predict("decode", "H200", "deepseek_v4_pro", batch=2, kv_len=8192, **kw)
+    assert long["tpot_ms"] < 3 * short["tpot_ms"]
+    v3 = predict("decode", "H200", "deepseek_v3", batch=1, kv_len=np.array([8192, 65536, 131072]), **kw)
+    assert np.all(np.diff(v3["tpot_ms"]) > 0)  # MLA reads its whole latent KV: slower with every token
+    assert predict("decode", "H200", "deepseek_v4_pro", batch=1, kv_len=1_048_576, attn_tp=1, ep=8)["fits"] is False
+    assert "reason" in predict("decode", "H200", "deepseek_v4_pro", batch=64, kv_len=1_048_576, **kw)
+
+
+def test_v4_ships_fp4_experts_and_carries_an_unvalidated_band():
+    r = predict("decode", "H200", "deepseek_v4_flash", ep=8, batch=32, kv_len=32768)
+    assert r["inputs"]["moe_dtype"] == "fp4"  # the checkpoint's MXFP4 experts, at the FP8 rate on Hopper
+    assert r["accuracy"]["validated"] is False and "compressed sparse attention" in r["accuracy"]["note"]
+    q = quantities("decode", "H200", "deepseek_v4_flash", ep=8, batch=32, kv_len=32768)
+    assert q["n_dense_layers"] == 0 and q["index_keys"] == pytest.approx(21 / 43 * 32768 / 4)
+    assert q["attended"] == pytest.approx(128 + (21 * 512 + 20 * 32768 / 128) / 43)
+
+
+def test_a_v4_config_json_imports_equal_to_the_preset():
+    assert load_model(FIXTURES / "deepseek_v4_pro_config.json") == CAT.model("deepseek_v4_pro")
+    flash = json.loads((FIXTURES / "deepseek_v4_pro_config.json").read_text())
+    flash.update(hidden_size=4096, num_hidden_layers=43, num_attention_heads=64, q_lora_rank=1024, o_groups=8,
+                 index_topk=512, n_routed_experts=256, moe_intermediate_size=2048, routed_scaling_factor=1.5,
+                 compress_ratios=[0, 0] + [4, 128] * 20 + [4, 0])
+    assert model_from_config(flash) == CAT.model("deepseek_v4_flash")
+
+
+def test_v4_plan_prices_revenue_at_the_models_list_prices_and_report_refuses():
+    r = plan(gpus="H200", model="deepseek_v4_flash", input_len=128000, output_len=2000, output_tokens_per_s=50000,
+             tpot_ms=50, ttft_ms=60000)
+    assert r["inputs"]["price_output"] == 0.28 and r["gpus"]["H200"]["feasible"]
+    assert "margin" in r["gpus"]["H200"]
+    p = _cli("report", "--model", "deepseek_v4_pro")
+    assert p.returncode == 2 and "MLA" in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -179,7 +179,7 @@ def test_predict_udfs_equal_the_front_door():
     (lambda: u.PREDICT_DECODE("H800", 8, 128, 4096, *[None] * 12, "tgi"), "engine"),
     (lambda: u.PREDICT_DECODE("H800", 128, 128, 4096, "speed"), "what"),
     (lambda: u.PREDICT_DECODE("H800", 128, "many", 4096), "batch"),
-    (lambda: u.PREDICT_DECODE("H800", 128, 128, 4096, None, None, None, None, None, None, None, "fp4"), "moe_dtype"),
+    (lambda: u.PREDICT_DECODE("H800", 128, 128, 4096, None, None, None, None, None, None, None, "int4"), "moe_dtype"),
     (lambda: u.PREDICT_PREFILL("H800", 32, 16384, None), "prompt_len"),
 ])
 def test_predict_udf_errors_name_the_argument(call, name):

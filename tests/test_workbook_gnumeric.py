@@ -55,3 +55,15 @@ def test_predict_sheet_with_engine_moe_tp_and_band_in_gnumeric(books):
     assert math.isclose(res["Decode tokens/s per user"], d["tokens_per_s_per_user"], rel_tol=1e-9)
     assert math.isclose(res["Decode expected error (band)"], d["accuracy"]["band"], rel_tol=1e-9)
     assert error_cells(books["deploy"]) == []
+
+
+def test_a_v4_predict_sheet_in_gnumeric(tmp_path):
+    from test_workbook_refined import V4_EDIT
+    src = build_workbook(tmp_path / "v4.xlsx", model="deepseek_v4_pro")
+    wb = load_workbook(recalc([apply_edits(src, tmp_path / "v4e.xlsx", V4_EDIT)], tmp_path / "g")[0], data_only=True)
+    ws, r1, c1, r2, c2 = name_range(wb, "predict_results")
+    res = {ws.cell(r, c1).value: ws.cell(r, c1 + 1).value for r in range(r1 + 1, r2 + 1)}
+    d = predict("decode", "H200", "deepseek_v4_pro", ep=8, attn_tp=8, batch=16, kv_len=131072)
+    assert math.isclose(res["Decode TPOT"], d["tpot_ms"], rel_tol=1e-9)
+    assert res["Max batch per attention rank"] == d["max_batch"]
+    assert error_cells(wb) == []

@@ -171,6 +171,39 @@ def test_a_workbook_of_another_model(tmp_path):
     assert error_cells(wb) == []
 
 
+V4_EDIT = {"predict_gpu": "H200", "predict_ep": 8, "predict_attn_tp": 8, "predict_batch": 16, "predict_kv_len": 131072,
+           "predict_tokens_per_gpu": 16384, "predict_prompt_len": 131072}
+
+
+@pytest.fixture(scope="module")
+def v4_books(tmp_path_factory):
+    """A DeepSeek-V4-Pro workbook, recalculated as built and after a 128K-context edit, in LibreOffice."""
+    src = tmp_path_factory.mktemp("v4")
+    fresh = build_workbook(src / "v4.xlsx", model="deepseek_v4_pro")
+    edited = apply_edits(fresh, src / "v4_edited.xlsx", V4_EDIT)
+    return {p.stem: load_workbook(p, data_only=True) for p in convert([fresh, edited], tmp_path_factory.mktemp("lo"))}
+
+
+@pytest.mark.parametrize("book", ["v4", "v4_edited"])
+def test_a_v4_workbook_predicts_compressed_attention(v4_books, book):
+    wb = v4_books[book]
+    # the article's sheets keep the article's model; Predict and Planner hold V4's
+    assert name_cell(wb, "model_preset").value == "deepseek_v3" and name_cell(wb, "refined_n_csa_layers").value == 30
+    edit = V4_EDIT if book == "v4_edited" else {"predict_ep": 128, "predict_batch": 128, "predict_kv_len": 4096,
+                                                  "predict_tokens_per_gpu": 16384, "predict_prompt_len": 4096}
+    opts = {k.removeprefix("predict_"): v for k, v in edit.items() if k != "predict_gpu"}
+    gpu = edit.get("predict_gpu", "H800")
+    d = predict("decode", gpu, "deepseek_v4_pro", **{k: v for k, v in opts.items()
+                                                     if k not in ("tokens_per_gpu", "prompt_len")})
+    p = predict("prefill", gpu, "deepseek_v4_pro", **{k: v for k, v in opts.items()
+                                                      if k not in ("batch", "kv_len")})
+    res = _table(wb, "predict_results")
+    assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per attention rank"][0] == d["max_batch"]
+    assert _close(res["Prefill input tokens/s per GPU"][0], p["tokens_per_s_per_gpu"])
+    assert _close(res["Decode expected error (band)"][0], d["accuracy"]["band"])
+    assert error_cells(wb) == []
+
+
 def test_a_spare_catalog_row_becomes_your_gpu(tmp_path):
     from dsxl.config import GPU
     wb = load_workbook(build_workbook(tmp_path / "b.xlsx"))

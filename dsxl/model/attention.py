@@ -104,10 +104,18 @@ def gemm_kernel_count(index_topk: Any, attn_gemm_kernels: Any, dsa_gemm_kernels:
     return attn_gemm_kernels + where(index_topk > 0, dsa_gemm_kernels, 0)
 
 
-def activation_values(dim: Any, n_heads: Any, qk_nope_head_dim: Any, qk_rope_head_dim: Any, v_head_dim: Any) -> Any:
-    """Values per token the attention path's elementwise kernels pass through memory: norm and residual
-    (4 x dim), per-head queries, keys/values and outputs (2 x heads x (qk + v))."""
-    return 4 * dim + 2 * n_heads * (qk_nope_head_dim + qk_rope_head_dim + v_head_dim)
+def residual_values(dim: Any, hc_mult: Any) -> Any:
+    """Values per token a sublayer's norm and residual kernels pass through memory: the input read and normalised,
+    the residual read and written; with V4's hc_mult-wide residual (mHC) the streams are read to mix them in and
+    read and written to mix the output back: (1 + 3 x hc_mult) x dim (4 x dim for the MLA family)."""
+    return (1 + 3 * hc_mult) * dim
+
+
+def activation_values(dim: Any, hc_mult: Any, n_heads: Any, qk_nope_head_dim: Any, qk_rope_head_dim: Any,
+                      v_head_dim: Any) -> Any:
+    """Values per token the attention path's elementwise kernels pass through memory: norm and residual, per-head
+    queries, keys/values and outputs (2 x heads x (qk + v))."""
+    return residual_values(dim, hc_mult) + 2 * n_heads * (qk_nope_head_dim + qk_rope_head_dim + v_head_dim)
 
 
 def attention_ms(proj_ms: Any, core_ms: Any, indexer_ms: Any, allreduce_ms: Any, act_ms: Any, launch_ms: Any) -> Any:

@@ -66,10 +66,12 @@ def lm_head_weights(vocab_size: Any, dim: Any) -> Any:
     return vocab_size * dim
 
 
-def activation_values(dim: Any, moe_inter_dim: Any, n_activated_experts: Any, n_shared_experts: Any) -> Any:
-    """Values per token the MoE path's elementwise kernels pass through memory: norm and residual (4 x dim),
-    and per expert copy the up/gate output, the activation and the down output (3 x moe_inter + 2 x dim)."""
-    return 4 * dim + (n_activated_experts + n_shared_experts) * (3 * moe_inter_dim + 2 * dim)
+def activation_values(dim: Any, hc_mult: Any, moe_inter_dim: Any, n_activated_experts: Any,
+                      n_shared_experts: Any) -> Any:
+    """Values per token the MoE path's elementwise kernels pass through memory: norm and residual
+    ((1 + 3 x hc_mult) x dim), and per expert copy the up/gate output, the activation and the down output
+    (3 x moe_inter + 2 x dim)."""
+    return (1 + 3 * hc_mult) * dim + (n_activated_experts + n_shared_experts) * (3 * moe_inter_dim + 2 * dim)
 
 
 def dense_activation_values(dim: Any, inter_dim: Any) -> Any:

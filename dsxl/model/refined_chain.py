@@ -9,7 +9,7 @@ the refined constants of the GPU's generation (``templates/refined.json``) and t
 
 from __future__ import annotations
 
-from . import attention, comm, flops, moe, roofline, serving, weights
+from . import attention, comm, csa, flops, moe, roofline, serving, weights
 from .chain import MS, Step
 
 S = Step
@@ -271,3 +271,64 @@ PREFILL = _COMMON_HEAD + [
     S("kv_forward_gb", weights.kv_seq_gb, "KV written by one forward", GB, {"context": "rank_tokens"}),
     S("fits", weights.fits, "Forward fits in memory", "", {"need": "kv_forward_gb", "have": "kv_budget_gb"}),
 ]
+
+
+# --- DeepSeek-V4: the same chains with compressed attention (CSA/HCA) in place of MLA ----------------------
+def _v4_attended(context: str) -> Step:
+    return S("attended", csa.attended_entries, "Cache entries attended per query (window + CSA top-k + HCA), "
+             "per layer", "entries", {"context": context})
+
+
+def _v4_index(context: str) -> list[Step]:
+    return [S("index_keys", csa.index_keys, "Indexer keys scored per query, per layer", "keys",
+              {"context": context})]
+
+
+_V4_COMMON = {
+    "mla_down_params": S("mla_down_params", csa.replicated_params, "Replicated attention weights per layer "
+                         "(query down, shared KV, compressors)", "params"),
+    "mla_up_params": S("mla_up_params", csa.head_params, "Per-head attention weights per layer (split by TP)",
+                       "params"),
+    "kv_token_bytes": S("kv_token_bytes", csa.entry_bytes, "Cache entry (FP8 layout)", "bytes"),
+    "index_key_bytes": S("index_key_bytes", csa.entry_bytes, "Indexer key", "bytes",
+                         {"csa_kv_entry_bytes": "csa_index_entry_bytes"}),
+    "indexer_gflops": S("indexer_gflops", attention.indexer_gflops, "Lightning indexer scoring", GF,
+                        {"queries": "tokens_mb", "context": "index_keys"}),
+    "index_read_gb": S("index_read_gb", attention.kv_read_gb, "Indexer keys read", GB,
+                       {"sequences": "sequences_mb", "attended": "index_keys", "token_bytes": "index_key_bytes"}),
+    "attn_kernels_n": S("attn_kernels_n", csa.kernels, "Kernels on the attention path (with compressors, mHC)",
+                        "kernels"),
+    "attn_gemm_kernels_n": S("attn_gemm_kernels_n", csa.gemm_kernels, "of which GEMM and attention kernels",
+                             "kernels"),
+}
+
+
+def _v4(steps: list[Step], context: str, own: dict[str, Step]) -> list[Step]:
+    """``steps`` with the compressed-attention quantities in place of MLA's (same names, so the rest of the chain,
+    the breakdown and the workbook read them unchanged)."""
+    swap = {**_V4_COMMON, **own, "attended": _v4_attended(context)}
+    out = []
+    for step in steps:
+        if step.name == "attended":
+            out += _v4_index(context)
+        out.append(swap.get(step.name, step))
+    return out
+
+
+DECODE_V4 = _v4(DECODE, "kv_len", {
+    "mla_core_gflops": S("mla_core_gflops", csa.core_gflops, "Core attention (shared-KV MQA)", GF,
+                         {"queries": "tokens_mb"}),
+    "kv_seq_gb": S("kv_seq_gb", csa.kv_seq_gb, "Cache per sequence on each GPU of its rank", GB,
+                   {"context": "kv_len"}),
+})
+PREFILL_V4 = _v4(PREFILL, "causal_context", {
+    "mla_core_gflops": S("mla_core_gflops", csa.core_gflops, "Prefill core attention (causal, compressed)", GF,
+                         {"queries": "tokens_mb"}),
+    "kv_forward_gb": S("kv_forward_gb", csa.kv_seq_gb, "Cache written by one forward", GB,
+                       {"context": "rank_tokens"}),
+})
+
+
+def chains(model: object) -> tuple[list[Step], list[Step]]:
+    """(decode, prefill) chains for a model: compressed attention for DeepSeek-V4, MLA otherwise."""
+    return (DECODE_V4, PREFILL_V4) if getattr(model, "compressed_attention", False) else (DECODE, PREFILL)

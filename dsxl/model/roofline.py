@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..expr import maximum, where
+from ..expr import both, maximum, where
 
 
 def kernel_ms(gflops: Any, peak_tflops: Any, flops_eff: Any, sm_share: Any, gbytes: Any, bw_gbs: Any,
@@ -35,8 +35,10 @@ def sm_share(sm: Any, held_sm: Any) -> Any:
 
 
 def gemm_peak_tflops(weight_bytes: Any, fp16_flops: Any, fp8_flops: Any, fp4_flops: Any) -> Any:
-    """Tensor-core peak for a GEMM whose weights have ``weight_bytes`` per value (2 BF16, 1 FP8, 0.5 FP4)."""
-    return where(weight_bytes < 1, fp4_flops, where(weight_bytes < 2, fp8_flops, fp16_flops))
+    """Tensor-core peak for a GEMM whose weights have ``weight_bytes`` per value (2 BF16, 1 FP8, 0.5 FP4). FP4
+    weights on a GPU without FP4 tensor cores are upcast in the kernel and run at the FP8 rate (FP8 x FP4)."""
+    fp4 = where(fp4_flops > 0, fp4_flops, fp8_flops)
+    return where(weight_bytes < 1, fp4, where(weight_bytes < 2, fp8_flops, fp16_flops))
 
 
 def with_launch(kernel_ms: Any, kernels: Any, kernel_latency_us: Any) -> Any:
@@ -54,7 +56,7 @@ def activation_gb(tokens: Any, values_per_token: Any) -> Any:
     return tokens * values_per_token * 2 * 2 / 1e9
 
 
-def grouped_flops_eff(moe_bytes: Any, layout_eff: Any, fp4_grouped_flops_eff: Any) -> Any:
+def grouped_flops_eff(moe_bytes: Any, fp4_flops: Any, layout_eff: Any, fp4_grouped_flops_eff: Any) -> Any:
     """Achievable share of peak for the routed grouped GEMM: the layout's measured FP8 efficiency, or the FP4
-    one for FP4 experts."""
-    return where(moe_bytes < 1, fp4_grouped_flops_eff, layout_eff)
+    one for FP4 experts on FP4 tensor cores."""
+    return where(both(moe_bytes < 1, fp4_flops > 0), fp4_grouped_flops_eff, layout_eff)

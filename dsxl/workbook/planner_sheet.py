@@ -13,7 +13,7 @@ from typing import Any
 from openpyxl.chart import Reference, ScatterChart, Series
 from openpyxl.utils import get_column_letter
 
-from ..config import Catalog, read_template_text
+from ..config import Catalog, load_catalog, read_template_text
 from ..expr import Expr, where
 from ..article_plan import Key, Scope
 from ..model import attention, chain, refined_chain, sizing
@@ -46,12 +46,14 @@ def _candidate(head: list, steps: list, ok: Step, latency: str) -> list:
               {"ok": "fits", "value": "tokens_per_s_per_gpu"})]
 
 
-_DECODE = _candidate([S("kv_len", attention.mean_decode_context, "Mean context", "tokens")], refined_chain.DECODE,
-                     S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "",
-                       {"tpot_limit_ms": "plan_tpot_ms"}), "tpot_ms")
-_PREFILL = _candidate([], refined_chain.PREFILL,
-                      S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "",
-                        {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms")
+def _candidates(chains: tuple[list, list]) -> tuple[list, list]:
+    """The decode and prefill candidate chains around a model's refined chains."""
+    decode = _candidate([S("kv_len", attention.mean_decode_context, "Mean context", "tokens")], chains[0],
+                        S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "",
+                          {"tpot_limit_ms": "plan_tpot_ms"}), "tpot_ms")
+    prefill = _candidate([], chains[1], S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "",
+                                          {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms")
+    return decode, prefill
 
 # The sheet's inputs (PlanInputs fields): label and unit. Defaults are PlanInputs' own, except a load of 1M output
 # tokens/s and DeepSeek's published prices so revenue and margin show from the start.
@@ -75,19 +77,26 @@ SHEET_DEFAULTS = {"output_tokens_per_s": 1_000_000, "price_input_hit": 0.14, "pr
                   "price_output": 2.19}
 
 
-def planner_inputs_defaults() -> PlanInputs:
-    """The sheet's default inputs as a PlanInputs (tests compare the sheet with dsxl.plan on these)."""
-    return PlanInputs(gpus=("H800",), **SHEET_DEFAULTS, **WORKBOOK_GRID)
+def planner_inputs_defaults(model: str | None = None) -> PlanInputs:
+    """The sheet's default inputs as a PlanInputs (tests compare the sheet with dsxl.plan on these); a model with
+    list prices in its preset uses them for revenue."""
+    defaults = dict(SHEET_DEFAULTS)
+    prices = load_catalog().model_prices.get(model or "", {})
+    if prices:
+        defaults.update(price_input_hit=prices["cache_hit"], price_input_miss=prices["cache_miss"],
+                        price_output=prices["output"])
+    return PlanInputs(gpus=("H800",), model=model, **defaults, **WORKBOOK_GRID)
 
 
 def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],
-                  catalog: Catalog) -> dict[str, Expr]:
+                  catalog: Catalog, model_env: dict[str, Expr], chains: tuple[list, list],
+                  model_name: str) -> dict[str, Expr]:
     """The Planner sheet and its candidate grid; returns the result cells by key."""
     cur = Cursor(3)
     b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
                    "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on).")
     b.gpu_input_row(ws, cur, "plan_gpu")
-    defaults = planner_inputs_defaults()
+    defaults = planner_inputs_defaults(model_name)
     for name, label, unit in INPUTS:
         default = getattr(defaults, name)
         ws.cell(cur.row, 1, label).font = style.LABEL_FONT
@@ -101,14 +110,15 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     fields = b.gpu_lookup(Expr("plan_gpu"), b.hardware_rows)
     price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
     common = option_env({"attn_tp": 1, "moe_tp": 1, "engine": default_engine(), "sbo": False, "attn_dtype": "fp8",
-                         "kv_dtype": "fp8", "moe_dtype": "fp8", "imbalance": 1})
+                         "kv_dtype": "fp8", "moe_dtype": catalog.model(model_name).native_moe_dtype, "imbalance": 1})
     b.cells[ENV_KEY] = {**b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",
                                         {**_gpu_env(b, fields, rows), "price": price}), **common, "input_len": Expr("plan_input_len"),
                         "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
                         "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
-                        "plan_ttft_ms": Expr("plan_ttft_ms")}
-    d_shared, d_steps = chain.split_by_dependency(_DECODE, DECODE_VARIES)
-    p_shared, p_steps = chain.split_by_dependency(_PREFILL, PREFILL_VARIES)
+                        "plan_ttft_ms": Expr("plan_ttft_ms"), **model_env}
+    decode_chain, prefill_chain = _candidates(chains)
+    d_shared, d_steps = chain.split_by_dependency(decode_chain, DECODE_VARIES)
+    p_shared, p_steps = chain.split_by_dependency(prefill_chain, PREFILL_VARIES)
     shared_d = Scope("plan_shared", Key("plan_shared", name="decode"), tuple(d_shared), (ENV_KEY,), title="decode")
     shared_p = Scope("plan_shared", Key("plan_shared", name="prefill"), tuple(p_shared), (ENV_KEY,), title="prefill")
     for sh in (shared_d, shared_p):

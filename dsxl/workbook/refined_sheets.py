@@ -71,15 +71,18 @@ def _gpu_env(b: Builder, fields: dict[str, Expr], rows: dict[str, tuple[str, str
 
 
 def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
-                   catalog: Catalog) -> dict[str, Expr]:
-    """The Predict sheet and its chains; returns the headline result cells."""
+                   catalog: Catalog, model_env: dict[str, Expr], chains: tuple[list, list],
+                   native_moe_dtype: str) -> dict[str, Expr]:
+    """The Predict sheet and its chains (``chains``: the model's decode and prefill; ``model_env``: its fields where
+    they are not the Model sheet's); returns the headline result cells."""
     cur = Cursor(3)
     b.input_header(ws, cur, "Your configuration (refined model on datasheet hardware)",
                    "Pick a GPU and a deployment; results and the per-layer breakdown update live. Units in column D.",
                    "Unit / meaning")
     b.gpu_input_row(ws, cur, "predict_gpu")
     defaults = {"ep": 128, "batch": 128, "kv_len": 4096, "tokens_per_gpu": 16384, "prompt_len": 4096}
-    resolved = normalise("decode", {k: v for k, v in defaults.items() if k in ("ep", "batch", "kv_len")})
+    resolved = normalise("decode", {k: v for k, v in defaults.items() if k in ("ep", "batch", "kv_len")},
+                         native_moe_dtype)
     opts: dict[str, Expr] = {}
     for o in OPTIONS:
         if "aggregated" in o.phases and len(o.phases) == 1:
@@ -117,9 +120,9 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
 
     fields = b.gpu_lookup(Expr("predict_gpu"), b.hardware_rows)
     env = b.materialize(calc, calc_cur, "Selected GPU: datasheet fields and refined constants", _gpu_env(b, fields, rows))
-    b.cells[GPU_KEY] = {**env, **option_env(opts)}
-    decode = Scope("refined_decode", Key("refined_decode"), tuple(refined_chain.DECODE), (GPU_KEY,))
-    prefill = Scope("refined_prefill", Key("refined_prefill"), tuple(refined_chain.PREFILL), (GPU_KEY,))
+    b.cells[GPU_KEY] = {**env, **option_env(opts), **model_env}
+    decode = Scope("refined_decode", Key("refined_decode"), tuple(chains[0]), (GPU_KEY,))
+    prefill = Scope("refined_prefill", Key("refined_prefill"), tuple(chains[1]), (GPU_KEY,))
     b.calc_block(calc, calc_cur, "Decode: every intermediate quantity (refined model)", [decode],
                  lambda s: Expr("predict_gpu"))
     b.calc_block(calc, calc_cur, "Prefill: every intermediate quantity (refined model)", [prefill],

@@ -12,11 +12,11 @@ from openpyxl.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.pagebreak import Break
 
-from ..config import Catalog, generations
+from ..config import Catalog, ModelArgs, generations
 from ..expr import Expr
 from ..article_plan import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key,
                             gpu_decode_key)
-from ..model import chain, flops
+from ..model import chain, flops, refined_chain
 from ..validate import BATCH, GPU_RANGES, GPU_UNITS, Range
 from . import style
 from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
@@ -56,7 +56,12 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     cur = {name: Cursor(3) for name in ws}
 
     model_name = str(model or catalog.default_model)
-    _model_inputs(b, ws["Model"], cur["Model"], catalog, model_name)
+    refined_model = catalog.model(model_name)
+    # the article's method is defined for MLA models: a compressed-attention workbook keeps the article's model on
+    # its sheets and gives the refined sheets (Predict, Planner) the built model in a block of their own
+    article_model = catalog.default_model if refined_model.compressed_attention else model_name
+    _model_inputs(b, ws["Model"], cur["Model"], catalog, article_model)
+    refined_env = _refined_model_inputs(b, ws["Model"], cur["Model"], model_name, refined_model)
     _hardware(b, ws["Hardware"], cur["Hardware"], catalog)
     _prefill_inputs(b, ws["Prefill"], cur["Prefill"], scenario)
     _decode_inputs(b, ws["Decode"], cur["Decode"], catalog)
@@ -88,7 +93,9 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
                  by_row=True)
     _planner_chain(b, ws["Decode"], dc, cur["Decode_chain"], catalog)
     constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
-    headline = predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog)
+    chains = refined_chain.chains(refined_model)
+    headline = predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog,
+                              refined_env, chains, refined_model.native_moe_dtype)
     if model_name == catalog.default_model:  # the published measurements are DeepSeek-V3 deployments
         errors = validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows,
                                   catalog)
@@ -98,7 +105,8 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
                                   "default workbook (dsxl build) to see them.")
     accuracy_table(b, ws["Validation"], ws["Validation"].max_row + 3, model_name)
     headline.update({f"plan_{k}": v for k, v in planner_sheet(b, ws["Planner"], ws["Planner_grid"],
-                                                                cur["Planner_grid"], constant_rows, catalog).items()})
+                                                                cur["Planner_grid"], constant_rows, catalog,
+                                                                refined_env, chains, model_name).items()})
 
     # the article's tables, where a planner looks for them (SLA-filter helpers go to Decode_chain)
     b.helper = (ws["Decode_chain"], cur["Decode_chain"])
@@ -157,6 +165,22 @@ def _model_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog, name: str)
                   "Blue on yellow cells are inputs; each is a defined name (e.g. =dim). The article's tables use the "
                   "article's parameter constants for memory (Decode sheet inputs).")
     ws.column_dimensions["B"].width = 20
+
+
+def _refined_model_inputs(b: Builder, ws: Any, cur: Cursor, name: str, model: ModelArgs) -> dict[str, Expr]:
+    """For a compressed-attention model: its arguments as named inputs (refined_<field>) that the Predict and
+    Planner chains read instead of the article's Model block; empty for the MLA family (they share that block)."""
+    if not model.compressed_attention:
+        return {}
+    cur.row += 1
+    items = [(f"refined_{n}", v, rng, label, unit) for n, v, rng, label, unit in b.model_inputs(model)]
+    b.input_block(ws, cur, f"Model the refined sheets use ({name}: compressed sparse attention)", items,
+                  "Predict and Planner compute this model. The article's tables above are defined for MLA models, "
+                  "so they keep the article's DeepSeek-V3.")
+    ws.cell(cur.row, 1, "Model preset the refined sheets hold").font = style.LABEL_FONT
+    ws.cell(cur.row, 2, name).font = style.LABEL_FONT
+    cur.row += 2
+    return {n: Expr(f"refined_{n}") for n, *_ in b.model_inputs(model)}
 
 
 SPARE_ROWS = 2
@@ -425,6 +449,8 @@ def _article_inputs_flag(b: Builder, catalog: Catalog) -> Expr:
     model = catalog.model()
     terms = []
     for name, cell in b.inputs.items():
+        if name.startswith("refined_"):  # the refined sheets' own model (compressed attention): not an article input
+            continue
         value = getattr(catalog.scenario, name) if hasattr(catalog.scenario, name) else getattr(model, name)
         terms.append(f"{cell.text}={value!r}" if isinstance(value, (int, float)) else "TRUE")
     for (kind, i), cell in b.list_inputs.items():
