@@ -9,8 +9,9 @@ __version__ = "0.2.0"
 from .plan import plan  # noqa: E402  (after __version__: the CLI imports it from here)
 from .predict import predict  # noqa: E402
 from .presets import load_model  # noqa: E402
+from .recipes import recipe  # noqa: E402
 from .validation import validate  # noqa: E402
 
 __all__ = ["GPU", "Catalog", "ModelArgs", "Scenario", "load_catalog", "mla_flops", "mla_absorb_flops",
            "dense_mlp_gflops", "expert_gflops", "prefill_breakdown", "decode_breakdown", "decode_tpot_ms",
-           "max_batch_size", "predict", "plan", "validate", "load_model"]
+           "max_batch_size", "predict", "plan", "validate", "load_model", "recipe"]

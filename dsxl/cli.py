@@ -67,6 +67,7 @@ def _auto_or(kind: Any) -> Any:
 
 def _plan_parser(sub: Any) -> None:
     from .plan import SERVING
+    from .recipes import RECIPE_ENGINES
 
     p = sub.add_parser("plan", help="size a cluster: SLA search, prefill/decode split, cost per million tokens")
     p.add_argument("--gpu", default=None, help="GPU name(s), comma-separated, or all (default H800)")
@@ -92,6 +93,17 @@ def _plan_parser(sub: Any) -> None:
     p.add_argument("--price-input-hit", type=float, help="$ per M cache-hit input tokens (revenue)")
     p.add_argument("--price-input-miss", type=float, help="$ per M cache-miss input tokens (revenue)")
     p.add_argument("--price-output", type=float, help="$ per M output tokens (revenue)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget-gpus", type=int, help="best use of a fixed cluster: the most output tokens/s at the "
+                                                         "SLA within this many GPUs")
+    budget.add_argument("--budget-nodes", type=int, help="the same in nodes (x --gpu-per-node)")
+    p.add_argument("--prefill-gpu", help="disaggregated pools of different GPUs: the prefill pool's GPU")
+    p.add_argument("--decode-gpu", help="... and the decode pool's GPU")
+    p.add_argument("--mixed", action="store_true", help="with several GPUs: also rank every prefill/decode pair")
+    p.add_argument("--engine", type=str.lower, help="serving engine profile (sglang, trtllm, vllm; default sglang, or "
+                                                     "the --recipe engine)")
+    p.add_argument("--recipe", type=str.lower, choices=RECIPE_ENGINES,
+                   help="print the launch command of each instance for this engine")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--plot", metavar="FILE.png|.svg", help="draw the throughput-latency frontier")
 
@@ -240,7 +252,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     names = ("model", "scenario", "input_len", "output_len", "cache_hit", "output_tokens_per_s", "requests_per_s",
              "tpot_ms", "min_tokens_per_s_per_user", "ttft_ms", "serving", "price_gpu_hour", "gpu_per_node",
-             "mtp_draft", "mtp_accept", "peak_to_average", "price_input_hit", "price_input_miss", "price_output")
+             "mtp_draft", "mtp_accept", "peak_to_average", "price_input_hit", "price_input_miss", "price_output",
+             "budget_gpus", "budget_nodes", "prefill_gpu", "decode_gpu")
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.gpu is not None:
         given["gpus"] = args.gpu
@@ -251,10 +264,20 @@ def _plan(args: argparse.Namespace) -> int:
             raise ValueError(f"ep_sizes must be whole numbers separated by commas; got {args.ep_sizes!r}") from None
     if args.plot and not args.plot.endswith((".png", ".svg")):
         raise ValueError(f"--plot must end in .png or .svg; got {args.plot!r}")
+    if args.mixed:
+        given["mixed"] = True
+    if args.engine or args.recipe:
+        given["engine"] = args.engine or args.recipe  # a recipe is planned with its engine's profile
     r = plan(**given)
+    if args.recipe:
+        from .recipes import recipe, recipe_text
+        r["recipe"] = recipe(r, engine=args.recipe)
     if args.plot:
         pareto_plot(r, args.plot)
-    sys.stdout.write(to_json(r) + "\n" if args.format == "json" else plan_text(r))
+    if args.format == "json":
+        sys.stdout.write(to_json(r) + "\n")
+    else:
+        sys.stdout.write(plan_text(r) + (recipe_text(r["recipe"]) if args.recipe else ""))
     return 0
 
 

@@ -302,13 +302,15 @@ def _reason_decode(q: dict[str, Any]) -> str:
             f"free after {q['weights_gb']:.1f} GB of weights holds {q['max_batch']:g} sequences")
 
 
-def _broadcast(out: dict[str, Any]) -> dict[str, Any]:
-    """Every array result in the request's full broadcast shape; scalars as plain Python numbers."""
+def _broadcast(out: dict[str, Any], copy: bool = True) -> dict[str, Any]:
+    """Every array result in the request's full broadcast shape (read-only views unless ``copy``); scalars as plain
+    Python numbers."""
     arrays = [v for v in out.values() if isinstance(v, np.ndarray) and v.ndim]
     if not arrays:
         return {k: (_scalar(v) if not isinstance(v, dict) else v) for k, v in out.items()}
     shape = np.broadcast_shapes(*[a.shape for a in arrays])
-    return {k: v if isinstance(v, dict) else np.broadcast_to(v, shape).copy() for k, v in out.items()}
+    view = {k: v if isinstance(v, dict) else np.broadcast_to(v, shape) for k, v in out.items()}
+    return {k: v.copy() if copy and isinstance(v, np.ndarray) else v for k, v in view.items()}
 
 
 def _scalar(x: Any) -> Any:
@@ -320,8 +322,8 @@ def _scalar(x: Any) -> Any:
 
 
 def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: str = "refined",
-            constants: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
-            **options: Any) -> dict[str, Any]:
+            constants: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None, *,
+            detail: bool = True, **options: Any) -> dict[str, Any]:
     """Predict one phase on one GPU (or a list of GPUs, a leading axis); options as in :data:`OPTIONS`
     (scalars or arrays, broadcast together).
 
@@ -330,6 +332,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     ``output_tokens_per_s_per_gpu``, ``tokens_per_s_per_user``, ``fits``. Every result carries ``inputs``
     (defaults included), ``mode`` and, for an infeasible scalar request, ``reason``. ``constants`` overrides
     refined constants by name (what-ifs); ``fixed`` pins chain quantities (ablations, see :mod:`dsxl.validation`).
+    ``detail=False`` (searches) leaves out the breakdown and returns read-only broadcast views.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -348,14 +351,12 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         resolved = q
         out = {"tpot_ms": q["tpot_ms"], "tokens_per_s_per_user": q["tokens_per_s_per_user"],
                "tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "max_batch": q["max_batch"], "fits": q["fits"],
-               "step_ms": q["step_ms"], "weights_gb": q["weights_gb"], "kv_seq_gb": q["kv_seq_gb"],
-               "breakdown": _breakdown(q)}
+               "step_ms": q["step_ms"], "weights_gb": q["weights_gb"], "kv_seq_gb": q["kv_seq_gb"]}
         reason = _reason_decode(q) if np.ndim(q["fits"]) == 0 and not q["fits"] else None
     elif phase == "prefill":
         q = resolved = run(prefill_steps, env, fixed)
         out = {"tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "computed_tokens_per_s": q["computed_tokens_per_s"],
-               "step_ms": q["step_ms"], "ttft_ms": q["ttft_ms"], "fits": q["fits"], "weights_gb": q["weights_gb"],
-               "breakdown": _breakdown(q)}
+               "step_ms": q["step_ms"], "ttft_ms": q["ttft_ms"], "fits": q["fits"], "weights_gb": q["weights_gb"]}
         reason = None
         if np.ndim(q["fits"]) == 0 and not q["fits"]:
             reason = (f"a forward of {opts['tokens_per_gpu']:g} tokens needs {q['kv_forward_gb'] + q['activation_gb']:.1f}"
@@ -365,7 +366,9 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         out, reason, resolved = _aggregated(env, opts, fixed, decode_steps, prefill_steps)
     if isinstance(opts["redundant_experts"], str):  # auto: echo the count used
         inputs["redundant_experts"] = _scalar(resolved["redundant_used"])
-    out = _broadcast(out)
+    if detail and phase != "aggregated":
+        out["breakdown"] = _breakdown(resolved)
+    out = _broadcast(out, copy=detail)
     result = {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts)}
     if reason:
         result["reason"] = reason

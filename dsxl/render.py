@@ -144,7 +144,7 @@ def ablation_text(rows: list[dict[str, Any]], docs: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cfg(d: dict[str, Any], prefill: bool = False) -> str:
+def _one(d: dict[str, Any], prefill: bool) -> str:
     tbo = "TBO" if d["tbo"] else "no TBO"
     if prefill:
         return f"EP{d['ep']} attn TP{d['attn_tp']} {d['tokens_per_forward']:,} tokens/forward {tbo}"
@@ -152,11 +152,34 @@ def _cfg(d: dict[str, Any], prefill: bool = False) -> str:
     return f"EP{d['ep']} attn TP{d['attn_tp']} batch {d['batch']} {mtp} {tbo}"
 
 
+def _cfg(d: dict[str, Any], prefill: bool = False) -> str:
+    """A pool's configuration; with a mix of instance sizes, each with its count."""
+    mix = d.get("mix") or [d]
+    if len(mix) == 1:
+        return _one(mix[0], prefill)
+    return " + ".join(f"{m['instances']} x {_one(m, prefill)}" for m in mix)
+
+
+def predict_command(d: dict[str, Any], phase: str, gpu: str, model: str) -> str:
+    """The dsxl predict command that reproduces one chosen configuration (every option it needs)."""
+    opts = {"ep": d["ep"], "attn-tp": d["attn_tp"], "redundant-experts": d.get("redundant_experts", "auto")}
+    if phase == "prefill":
+        opts.update({"tokens-per-gpu": d["tokens_per_forward"], "prompt-len": f"{d['prompt_len']:g}",
+                     "cache-hit": f"{d['cache_hit']:g}"})
+    else:
+        opts.update({"batch": d["batch"], "kv-len": f"{d['kv_len']:g}", "mtp-draft": d["mtp_draft"],
+                     "mtp-accept": f"{d['mtp_accept']:g}"})
+    flags = " ".join(f"--{k} {v}" for k, v in opts.items()) + (" --tbo" if d["tbo"] else " --no-tbo")
+    return f"dsxl predict {phase} --gpu {gpu} --model {model} {flags}"
+
+
 def plan_text(r: dict[str, Any]) -> str:
     i = r["inputs"]
     sla = f"TPOT <= {i['tpot_limit_ms']:.1f} ms, TTFT <= {i['ttft_ms']:,.0f} ms"
+    load = (f"{i['load_output_tokens_per_s']:,.0f} output tokens/s" if i["load_output_tokens_per_s"] is not None
+            else f"the most a budget of {i['budget_gpus']:,} GPUs serves")
     lines = [f"dsxl plan: {i['model']}, {i['input_len']:,.0f} in / {i['output_len']:,.0f} out tokens, cache hit "
-             f"{i['cache_hit']:.1%}, {i['load_output_tokens_per_s']:,.0f} output tokens/s, {sla}, {i['serving']}", ""]
+             f"{i['cache_hit']:.1%}, {load}, {sla}, {i['serving']}", ""]
     head = (f"{'GPU':<10}{'nodes':>7}{'peak':>7}{'GPUs':>7}{'$/h':>10}{'$/M out':>9}{'$/M out all-in':>16}"
             f"{'band':>7}  decode / prefill configuration")
     lines += [head, "-" * (len(head) + 40)]
@@ -182,17 +205,30 @@ def plan_text(r: dict[str, Any]) -> str:
         d = x["decode"]
         lines += ["", f"Cheapest: {best}. Decode {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
                       f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
-                      f"{d['max_batch']}; {d['instances']} instances = {d['nodes']:,.0f} nodes."]
+                      f"{d['max_batch']}; {d['instances']} instances = {d['gpus']:,} GPUs = {d['nodes']:,.0f} nodes."]
         if x["prefill"]:
             p = x["prefill"]
             lines.append(f"Prefill {p['tokens_per_s_per_gpu']:,.0f} input tokens/s per GPU, TTFT {p['ttft_ms']:,.0f} ms; "
-                         f"{p['instances']} instances = {p['nodes']:,.0f} nodes; prefill:decode nodes "
-                         f"{x['prefill_decode_node_ratio']:.2f}.")
+                         f"{p['instances']} instances = {p['gpus']:,} GPUs = {p['nodes']:,.0f} nodes; prefill:decode "
+                         f"nodes {x['prefill_decode_node_ratio']:.2f}.")
+            if x.get("kv_transfer") and x["kv_transfer"]["binds"]:
+                t = x["kv_transfer"]
+                lines.append(f"KV transfer binds: prefill would send {t['gb_per_s_per_prefill_gpu']:.1f} GB/s per GPU "
+                             f"over a {t['nic_gb_per_s']:g} GB/s NIC, so the prefill rate is held to the NIC's.")
             lines.append(f"Cost ${x['cost_per_day']:,.0f} per day; ${x['cost_per_m_input']:.3f} per M input tokens "
                          f"(${x['cost_per_m_input_miss']:.3f} per M cache misses, cache hits skip compute), "
                          f"${x['cost_per_m_output']:.3f} per M output tokens.")
         if "revenue_per_day" in x:
-            lines.append(f"Revenue ${x['revenue_per_day']:,.0f} per day, margin {x['margin']:.0%}.")
+            margin = "undefined at zero cost" if x["margin"] is None else f"{x['margin']:.0%}"
+            lines.append(f"Revenue ${x['revenue_per_day']:,.0f} per day, margin {margin}.")
+        if x.get("capacity_output_tokens_per_s") is not None:
+            covers = {None: "", True: "; it covers the load", False: "; it does NOT cover the load"}
+            lines.append(f"Budget {x['budget_gpus']:,} GPUs: at most {x['capacity_output_tokens_per_s']:,.0f} output "
+                         f"tokens/s at the SLA (plan above uses {x['total_gpus']:,}){covers[x['budget_covers_load']]}.")
+        model = i["model"]
+        lines.append("Reproduce: " + predict_command(d, "decode", d["gpu"], model))
+        if x["prefill"]:
+            lines.append("           " + predict_command(x["prefill"], "prefill", x["prefill"]["gpu"], model))
         if "aggregated" in x and x["aggregated"]["feasible"]:
             a = x["aggregated"]
             lines.append(f"Aggregated serving instead: {a['total_nodes']:,.0f} nodes, "

@@ -8,9 +8,14 @@ import sys
 
 import pytest
 
-from dsxl.render import plan_text
-from dsxl.plan import plan
+from dataclasses import replace
+import re
+
+from dsxl import load_catalog
+from dsxl.plan import PlanInputs, check_inputs, least_gpus, plan, search_decode
 from dsxl.predict import predict
+from dsxl.recipes import recipe, recorded
+from dsxl.render import plan_text
 
 DECODE_KEYS = {"ep", "attn_tp", "batch", "mtp_draft", "tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
                "max_batch", "instances", "nodes"}
@@ -19,20 +24,114 @@ GPU_KEYS = {"decode", "prefill", "total_gpus", "total_nodes", "cost_per_hour", "
             "cost_per_m_output", "feasible"}
 
 
-def test_chosen_decode_is_optimal_by_brute_force():
-    inp = dict(gpus="H200", ep_sizes=(8, 16, 32), output_tokens_per_s=50_000, tpot_ms=40,
+def test_each_ep_sizes_best_decode_is_optimal_by_brute_force():
+    inp = dict(gpus=("H200",), ep_sizes=(8, 16, 32), output_tokens_per_s=50_000, tpot_ms=40,
                batch_sizes=tuple(range(1, 400, 9)))
-    r = plan(**inp)["gpus"]["H200"]["decode"]
-    best, kv = None, 4096 + 1536 / 2
-    for ep, tp, b, (d, a), tbo in itertools.product((8, 16, 32), (1, 2, 4, 8), range(1, 400, 9),
-                                                   ((0, 1.0), (1, 1.8)), (False, True)):
-        if ep % tp:
-            continue
-        # the grid's batch is per GPU; predict's is per attention rank of tp GPUs
-        p = predict("decode", "H200", ep=ep, attn_tp=tp, batch=b * tp, kv_len=kv, mtp_draft=d, mtp_accept=a, tbo=tbo)
-        if p["fits"] and p["tpot_ms"] <= 40 and (best is None or p["tokens_per_s_per_gpu"] > best):
-            best = p["tokens_per_s_per_gpu"]
-    assert r["tokens_per_s_per_gpu"] == pytest.approx(best, rel=1e-12)
+    options = {o["ep"]: o for o in search_decode("H200", check_inputs(replace(PlanInputs(), **inp)))["options"]}
+    kv = 4096 + 1536 / 2
+    for ep in (8, 16, 32):
+        best = None
+        for tp, b, (d, a), tbo in itertools.product((1, 2, 4, 8), range(1, 400, 9), ((0, 1.0), (1, 1.8)),
+                                                    (False, True)):
+            if ep % tp:
+                continue
+            # the grid's batch is per GPU; predict's is per attention rank of tp GPUs
+            p = predict("decode", "H200", ep=ep, attn_tp=tp, batch=b * tp, kv_len=kv, mtp_draft=d, mtp_accept=a,
+                        tbo=tbo)
+            if p["fits"] and p["tpot_ms"] <= 40 and (best is None or p["tokens_per_s_per_gpu"] > best):
+                best = p["tokens_per_s_per_gpu"]
+        assert options[ep]["tokens_per_s_per_gpu"] == pytest.approx(best, rel=1e-12)
+
+
+@pytest.mark.parametrize("load", [2_000, 20_000, 1_000_000])
+def test_least_cost_plan_never_needs_more_gpus_than_any_single_ep_size(load):
+    """Every catalog GPU: the plan's GPUs are no more than the best plan restricted to any one EP size."""
+    base = dict(output_tokens_per_s=load, tpot_ms=50, input_len=4000, output_len=1500, mtp_draft=1)
+    full = plan(gpus="all", **base)
+    sizes = PlanInputs().ep_sizes
+    restricted = {ep: plan(gpus="all", ep_sizes=(ep,), **base) for ep in sizes}
+    for g, x in full["gpus"].items():
+        singles = [r["gpus"][g]["total_gpus"] for r in restricted.values() if r["gpus"][g]["feasible"]]
+        if x["feasible"]:
+            assert x["total_gpus"] <= min(singles), (g, load)
+        else:
+            assert not singles
+
+
+def test_small_loads_are_not_over_provisioned():
+    """H200, 20,000 output tok/s, 4,000 in / 1,500 out, TPOT 50 ms, MTP off: 16 GPUs, not an EP64 instance."""
+    off = dict(gpus="H200", output_tokens_per_s=20_000, tpot_ms=50, input_len=4000, output_len=1500, mtp_accept=1)
+    r = plan(**off)  # an accepted draft of 1 token per step: MTP gains nothing, so it is off in effect
+    restricted = plan(**off, ep_sizes=(1, 2, 4, 8, 16))
+    assert r["gpus"]["H200"]["total_gpus"] <= restricted["gpus"]["H200"]["total_gpus"] <= 24
+    assert r["gpus"]["H200"]["decode"]["mix"][0]["ep"] < 64
+
+
+def test_a_mix_of_instance_sizes_serves_the_remainder():
+    x = least_gpus(100.0, [{"ep": 32, "tokens_per_s_per_gpu": 2.0}, {"ep": 8, "tokens_per_s_per_gpu": 1.5}])
+    # one EP32 instance serves 64; the remaining 36 need three EP8 (12 each): 56 GPUs, not two EP32 (64)
+    assert x["gpus"] == 56 and [m["instances"] for m in x["mix"]] == [1, 3] and x["capacity"] >= 100
+
+
+def test_budget_mode_serves_the_most_within_the_budget():
+    r = plan(gpus="H200", budget_gpus=64, tpot_ms=50, input_len=4000, output_len=1500)
+    x = r["gpus"]["H200"]
+    cap = x["capacity_output_tokens_per_s"]
+    assert x["feasible"] and x["total_gpus"] <= 64 and cap > 0
+    # no plan that fits in 64 GPUs serves more
+    more = plan(gpus="H200", output_tokens_per_s=cap * 1.01, tpot_ms=50, input_len=4000, output_len=1500)
+    assert more["gpus"]["H200"]["total_gpus"] > 64
+    covered = plan(gpus="H200", budget_nodes=8, output_tokens_per_s=cap / 2, tpot_ms=50, input_len=4000,
+                   output_len=1500)["gpus"]["H200"]
+    assert covered["budget_covers_load"] is True and covered["budget_gpus"] == 64
+    tiny = plan(gpus="H800", budget_gpus=4, tpot_ms=50)["gpus"]["H800"]
+    assert tiny["feasible"] is False and "smallest" in tiny["reason"] and tiny["total_gpus"] is None
+
+
+def test_mixed_pools_are_sized_and_priced_per_pool():
+    r = plan(prefill_gpu="B200", decode_gpu="H20", output_tokens_per_s=100_000, tpot_ms=50)
+    x = r["gpus"]["B200/H20"]
+    assert x["feasible"] and x["prefill"]["gpu"] == "B200" and x["decode"]["gpu"] == "H20"
+    cat = load_catalog()
+    assert x["cost_per_hour"] == pytest.approx(x["prefill"]["gpus"] * cat.gpu("B200").price_gpu_hour
+                                               + x["decode"]["gpus"] * cat.gpu("H20").price_gpu_hour)
+    assert x["kv_transfer"]["nic_gb_per_s"] == cat.gpu("B200").pcie_bw and "binds" in x["kv_transfer"]
+    pairs = plan(gpus="H800,B200", mixed=True, output_tokens_per_s=100_000)
+    assert {"H800", "B200", "H800/B200", "B200/H800"} == set(pairs["gpus"])
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm", "trtllm"])
+def test_recipes_use_only_recorded_flags(engine):
+    r = plan(gpus="H200", output_tokens_per_s=300_000, tpot_ms=50, engine=engine)
+    rec = recipe(r, engine=engine)
+    spec = recorded(engine)
+    assert rec["version"] == spec["version"] and rec["prefill"] and rec["decode"]
+    for part in rec["prefill"] + rec["decode"]:
+        text = "\n".join(part["commands"])
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9_-]+)", text):
+            assert flag in spec["flags"], (engine, flag)
+        if engine == "trtllm":  # the YAML keys of --extra_llm_api_options
+            keys, parents = set(), {}
+            for line in text.split("<<'EOF'\n")[1].split("\nEOF")[0].splitlines():
+                depth, key = (len(line) - len(line.lstrip())) // 2, line.strip().split(":")[0]
+                parents[depth] = key
+                keys.add(".".join(parents[d] for d in range(depth + 1)))
+            assert keys <= set(spec["yaml_keys"]), keys - set(spec["yaml_keys"])
+    decode = r["gpus"]["H200"]["decode"]
+    first = rec["decode"][0]["commands"][-1]
+    assert str(decode["mix"][0]["ep"]) in first and rec["decode"][0]["instances"] == decode["mix"][0]["instances"]
+
+
+def test_cli_budget_mixed_and_recipe_errors():
+    p = _cli("plan", "--gpu", "H200", "--budget-gpus", "64", "--format", "json")
+    assert p.returncode == 0 and json.loads(p.stdout)["gpus"]["H200"]["capacity_output_tokens_per_s"] > 0
+    p = _cli("plan", "--gpu", "H200", "--output-tokens-per-s", "100000", "--recipe", "vllm", "--format", "json")
+    assert json.loads(p.stdout)["recipe"]["engine"] == "vllm"
+    for bad in (["plan", "--budget-gpus", "8", "--budget-nodes", "1"], ["plan", "--recipe", "tgi"],
+                ["plan", "--prefill-gpu", "B200"], ["plan", "--prefill-gpu", "B200", "--decode-gpu", "H9"],
+                ["plan", "--engine", "tgi"]):
+        p = _cli(*bad)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, (bad, p.stderr)
 
 
 def test_plan_meets_its_sla_fits_and_reproduces_with_predict():
@@ -52,17 +151,18 @@ def test_plan_meets_its_sla_fits_and_reproduces_with_predict():
         assert again["tokens_per_s_per_gpu"] == p["tokens_per_s_per_gpu"] and again["ttft_ms"] == p["ttft_ms"]
 
 
-def test_sizing_rounds_up_to_whole_ep_groups_and_costs_follow():
+def test_sizing_in_whole_instances_and_costs_follow():
     r = plan(gpus="H800", output_tokens_per_s=1e6, input_len=3000, output_len=1000, cache_hit=0.5,
              peak_to_average=1.3, price_gpu_hour=2.5)
     x = r["gpus"]["H800"]
     d, p = x["decode"], x["prefill"]
-    assert d["instances"] == math.ceil(1e6 / (d["tokens_per_s_per_gpu"] * d["ep"]))
-    assert p["instances"] == math.ceil(3e6 / (p["tokens_per_s_per_gpu"] * p["ep"]))
-    assert x["total_gpus"] == d["instances"] * d["ep"] + p["instances"] * p["ep"]
+    for pool, load in ((d, 1e6), (p, 3e6)):
+        assert pool["gpus"] == sum(m["instances"] * m["ep"] for m in pool["mix"])
+        assert sum(m["instances"] * m["ep"] * m["tokens_per_s_per_gpu"] for m in pool["mix"]) >= load
+        assert pool["instances"] == sum(m["instances"] for m in pool["mix"])
+    assert x["total_gpus"] == d["gpus"] + p["gpus"]
     assert x["total_nodes"] == math.ceil(d["gpus"] / 8) + math.ceil(p["gpus"] / 8)
-    assert x["peak_total_gpus"] >= x["total_gpus"] * 1.0 and x["peak_decode"]["instances"] == math.ceil(
-        1.3e6 / (d["tokens_per_s_per_gpu"] * d["ep"]))
+    assert x["peak_total_gpus"] >= x["total_gpus"] and x["peak_decode"]["gpus"] * d["tokens_per_s_per_gpu"] >= 1.25e6
     assert x["cost_per_hour"] == x["total_gpus"] * 2.5 and x["cost_per_day"] == x["cost_per_hour"] * 24
     assert x["cost_per_m_output"] == pytest.approx(d["gpus"] * 2.5 / (1e6 * 3600) * 1e6)
     assert x["cost_per_m_input_miss"] == pytest.approx(x["cost_per_m_input"] * 2)  # half the input hits the cache
