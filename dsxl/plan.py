@@ -63,6 +63,7 @@ class PlanInputs:
     decode_gpu: str | None = None
     mixed: bool = False  # with several GPUs: also rank every prefill/decode pair
     engine: str | None = None  # the serving engine's profile (templates/engines.json); None = the default
+    mix_sizes: bool = True  # let a pool top up a bulk of one instance size with instances of another
 
     def has_load(self) -> bool:
         return self.output_tokens_per_s is not None or self.requests_per_s is not None
@@ -290,33 +291,34 @@ def pareto(per_user: np.ndarray, per_gpu: np.ndarray, points: int = 40) -> list[
 
 
 # --------------------------------------------------------------------------------------------- sizing, cost
-def least_gpus(load: float, options: list[dict[str, Any]]) -> dict[str, Any]:
+def least_gpus(load: float, options: list[dict[str, Any]], mix: bool = True) -> dict[str, Any]:
     """The fewest GPUs that serve ``load`` (tokens/s) with whole instances of the ``options`` (one per EP size, each
     with its tokens/s per GPU at the SLA): every single size rounded up, and every bulk of one size topped up by
-    instances of another for the remainder. Ties go to more capacity, then fewer instances."""
+    instances of another for the remainder. Ties go to more capacity, then to the smaller instance size (a smaller
+    failure domain; the Planner sheet breaks ties the same way)."""
     best: tuple | None = None
     for a in options:
         cap_a = a["tokens_per_s_per_gpu"] * a["ep"]
         bulk = int(sizing.floor(load / cap_a))
         mixes = [[(a, max(int(sizing.ceil(load / cap_a)), 1))]]
         remainder = load - bulk * cap_a
-        if bulk >= 1 and remainder > 0:
+        if mix and bulk >= 1 and remainder > 0:
             mixes += [[(a, bulk), (b, int(sizing.ceil(remainder / (b["tokens_per_s_per_gpu"] * b["ep"]))))]
                       for b in options if b is not a]
-        for mix in mixes:
-            gpus = sum(n * o["ep"] for o, n in mix)
-            capacity = sum(n * o["ep"] * o["tokens_per_s_per_gpu"] for o, n in mix)
-            key = (gpus, -capacity, sum(n for _, n in mix))
+        for parts in mixes:
+            gpus = sum(n * o["ep"] for o, n in parts)
+            capacity = sum(n * o["ep"] * o["tokens_per_s_per_gpu"] for o, n in parts)
+            key = (gpus, -capacity)
             if best is None or key < best[0]:
-                best = (key, mix)
-    mix = sorted(best[1], key=lambda part: -part[1] * part[0]["ep"])
-    return {"gpus": best[0][0], "instances": sum(n for _, n in mix), "capacity": -best[0][1],
-            "mix": [{**o, "instances": n, "gpus": n * o["ep"]} for o, n in mix]}
+                best = (key, parts)
+    chosen = sorted(best[1], key=lambda part: -part[1] * part[0]["ep"])
+    return {"gpus": best[0][0], "instances": sum(n for _, n in chosen), "capacity": -best[0][1],
+            "mix": [{**o, "instances": n, "gpus": n * o["ep"]} for o, n in chosen]}
 
 
-def _pool(load: float, options: list[dict[str, Any]], gpu_per_node: int) -> dict[str, Any]:
+def _pool(load: float, options: list[dict[str, Any]], gpu_per_node: int, mix: bool = True) -> dict[str, Any]:
     """A pool sized for ``load``: its main configuration's fields, then instances, GPUs, nodes and the mix."""
-    sized = least_gpus(load, options)
+    sized = least_gpus(load, options, mix)
     main = {k: v for k, v in sized["mix"][0].items() if k not in ("instances", "gpus")}
     return {**main, "instances": sized["instances"], "gpus": sized["gpus"],
             "nodes": int(sizing.nodes(sized["gpus"], gpu_per_node)), "capacity_tokens_per_s": sized["capacity"],
@@ -334,9 +336,9 @@ def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefi
     in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
     result: dict[str, Any] = {}
     for label, factor in (("", 1.0), ("peak_", inp.peak_to_average)):
-        pools = {"decode": _pool(out_tps * factor, decode["options"], inp.gpu_per_node)}
+        pools = {"decode": _pool(out_tps * factor, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
         if prefill:
-            pools["prefill"] = _pool(in_tps * factor, prefill["options"], inp.gpu_per_node)
+            pools["prefill"] = _pool(in_tps * factor, prefill["options"], inp.gpu_per_node, inp.mix_sizes)
         if label:
             result.update({f"peak_{k}": {x: v[x] for x in ("instances", "gpus", "nodes")} for k, v in pools.items()})
         else:
@@ -418,10 +420,10 @@ def _searches(inp: PlanInputs, decode_gpu: str, prefill_gpu: str, serving: str,
 def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None, budget: int) -> float:
     """The most output tokens/s whose least-GPU pools fit in ``budget`` GPUs (0 if not even the smallest do)."""
     def gpus(load: float) -> int:
-        used = least_gpus(load, decode["options"])["gpus"]
+        used = least_gpus(load, decode["options"], inp.mix_sizes)["gpus"]
         if prefill:
             used += least_gpus(sizing.input_tokens_per_s(load, inp.input_len, inp.output_len),
-                               prefill["options"])["gpus"]
+                               prefill["options"], inp.mix_sizes)["gpus"]
         return used
     if gpus(1e-9) > budget:
         return 0.0

@@ -119,7 +119,8 @@ PLAN_EDIT = {"plan_gpu": "B200", "plan_tpot_ms": 30, "plan_output_tokens_per_s":
 def plan_books(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     fresh = build_workbook(src / "fresh.xlsx")
-    outs = convert([fresh, apply_edits(fresh, src / "edited.xlsx", PLAN_EDIT)], tmp_path_factory.mktemp("lo"))
+    budget = apply_edits(fresh, src / "budget.xlsx", {"plan_mode": "budget", "plan_budget_gpus": 64})
+    outs = convert([fresh, apply_edits(fresh, src / "edited.xlsx", PLAN_EDIT), budget], tmp_path_factory.mktemp("lo"))
     return {p.stem: load_workbook(p, data_only=True) for p in outs}
 
 
@@ -220,3 +221,25 @@ def test_a_spare_catalog_row_becomes_your_gpu(tmp_path):
     res = _table(out, "predict_results")
     assert _close(res["Decode TPOT"][0], d["tpot_ms"]) and res["Max batch per attention rank"][0] == d["max_batch"]
     assert error_cells(out) == []
+
+
+def test_planner_sheet_budget_mode(plan_books):
+    """Mode budget: the most the 64 GPUs serve with the fastest decode and prefill candidates in whole instances,
+    never more than dsxl.plan's exact search (which also mixes instance sizes) finds."""
+    from dataclasses import asdict, replace
+
+    from dsxl.model import sizing
+    from dsxl.plan import plan
+    from dsxl.workbook.planner_sheet import planner_inputs_defaults
+
+    res = _table(plan_books["budget"], "plan_results")
+    inp = planner_inputs_defaults()
+    exact = plan(**{**asdict(replace(inp, output_tokens_per_s=None)), "budget_gpus": 64})["gpus"]["H800"]
+    served = res["Output tokens/s served (the load, or the budget's capacity)"][0]
+    assert 0.5 * exact["capacity_output_tokens_per_s"] <= served <= exact["capacity_output_tokens_per_s"] * (1 + 1e-9)
+    assert res["Total GPUs"][0] <= 64 and res["Budget covers the load (mode budget)"][0] is False  # 1M tok/s
+    d_cap = res["Decode tokens/s per GPU"][0] * res["Decode EP"][0]
+    p_cap = res["Prefill input tokens/s per GPU"][0] * res["Prefill EP"][0]
+    assert _close(served, sizing.budget_capacity(64, d_cap, res["Decode EP"][0], p_cap, res["Prefill EP"][0],
+                                                 inp.input_len / inp.output_len))
+    assert error_cells(plan_books["budget"]) == []

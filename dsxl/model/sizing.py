@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..expr import both, floor, maximum, where
+from ..expr import both, floor, maximum, minimum, where
 
 
 def ceil(x: Any) -> Any:
@@ -82,3 +82,27 @@ def decode_ok(fits: Any, tpot_ms: Any, tpot_limit_ms: Any, mtp_draft: Any, n_mtp
 
 def prefill_ok(fits: Any, ttft_ms: Any, ttft_limit_ms: Any) -> Any:
     return both(fits, ttft_ms <= ttft_limit_ms)
+
+
+def pool_gpus(ok: Any, load: Any, tokens_per_s_per_gpu: Any, ep: Any) -> Any:
+    """GPUs a pool of this candidate's instances needs for ``load`` (a huge number where it does not qualify)."""
+    return where(ok, gpus(instances(load, tokens_per_s_per_gpu, ep), ep), 1e99)
+
+
+def size_key(pool_gpus: Any, tokens_per_s_per_gpu: Any) -> Any:
+    """What the least-cost choice minimises: the pool's GPUs, ties going to the faster candidate (the tie-break term
+    stays below one GPU for any real capacity)."""
+    return pool_gpus * (1 - tokens_per_s_per_gpu * 1e-12)
+
+
+def budget_capacity(budget_gpus: Any, decode_capacity: Any, decode_ep: Any, prefill_capacity: Any, prefill_ep: Any,
+                    input_per_output: Any) -> Any:
+    """Output tokens/s one decode and one prefill configuration serve within ``budget_gpus`` in whole instances
+    (``*_capacity``: tokens/s of one instance): the continuous split rounded both ways, the better kept."""
+    load = budget_gpus / (decode_ep / decode_capacity + input_per_output * prefill_ep / prefill_capacity)
+    best = 0
+    for k in (floor(load / decode_capacity), floor(load / decode_capacity) + 1):
+        k_prefill = floor((budget_gpus - k * decode_ep) / prefill_ep)
+        served = minimum(k * decode_capacity, k_prefill * prefill_capacity / input_per_output)
+        best = maximum(best, where(both(k >= 1, k_prefill >= 1), served, 0))
+    return best

@@ -12,6 +12,7 @@ from typing import Any
 
 from openpyxl.chart import Reference, ScatterChart, Series
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Catalog, load_catalog, read_template_text
 from ..expr import Expr, where
@@ -33,13 +34,19 @@ PREFILL_VARIES = {"ep", "tokens_per_gpu", "tbo"}
 ENV_KEY = Key("plan_env")
 S = chain.Step
 
-def _candidate(head: list, steps: list, ok: Step, latency: str) -> list:
+def _candidate(head: list, steps: list, ok: Step, latency: str, load: str) -> list:
     """A candidate's chain: its own redundant experts, the refined chain, then whether it qualifies, its score
-    (tokens/s per GPU if it qualifies, else 0) and its latency if it fits (for the best achievable)."""
+    (tokens/s per GPU if it qualifies, else 0), the GPUs a pool of it needs for the load (and at peak) with the
+    least-cost key, and its latency if it fits (for the best achievable)."""
     return [S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
             *head, *steps, ok,
             S("score", sizing.best_if, "Score: tokens/s per GPU if it qualifies", "tokens/s",
               {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
+            S("pool_gpus", sizing.pool_gpus, "GPUs for the load in instances of this candidate", "GPUs",
+              {"ok": "qualifies", "load": load}),
+            S("size_key", sizing.size_key, "Least-cost key (GPUs, ties to the faster)", "GPUs"),
+            S("pool_gpus_peak", sizing.pool_gpus, "GPUs at peak load", "GPUs",
+              {"ok": "qualifies", "load": load + "_peak"}),
             S(f"{latency}_if_fits", sizing.worst_unless, f"{latency} if it fits (for the best achievable)", "ms",
               {"ok": "fits", "value": latency}),
             S("tps_if_fits", sizing.best_if, "Tokens/s per GPU if it fits (chart)", "tokens/s",
@@ -50,9 +57,9 @@ def _candidates(chains: tuple[list, list]) -> tuple[list, list]:
     """The decode and prefill candidate chains around a model's refined chains."""
     decode = _candidate([S("kv_len", attention.mean_decode_context, "Mean context", "tokens")], chains[0],
                         S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "",
-                          {"tpot_limit_ms": "plan_tpot_ms"}), "tpot_ms")
+                          {"tpot_limit_ms": "plan_tpot_ms"}), "tpot_ms", "plan_out_load")
     prefill = _candidate([], chains[1], S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "",
-                                          {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms")
+                                          {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms", "plan_in_load")
     return decode, prefill
 
 # The sheet's inputs (PlanInputs fields): label and unit. Defaults are PlanInputs' own, except a load of 1M output
@@ -85,7 +92,7 @@ def planner_inputs_defaults(model: str | None = None) -> PlanInputs:
     if prices:
         defaults.update(price_input_hit=prices["cache_hit"], price_input_miss=prices["cache_miss"],
                         price_output=prices["output"])
-    return PlanInputs(gpus=("H800",), model=model, **defaults, **WORKBOOK_GRID)
+    return PlanInputs(gpus=("H800",), model=model, mix_sizes=False, **defaults, **WORKBOOK_GRID)
 
 
 def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],
@@ -107,6 +114,26 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         b.define(f"plan_{name}", f"{ws.title}!$B${cur.row}")
         cur.row += 1
 
+    # the switch: size for the load, or the best use of a budget of GPUs
+    ws.cell(cur.row, 1, "Mode: size for the load, or the most a budget of GPUs serves").font = style.LABEL_FONT
+    ws.cell(cur.row, 2, "load")
+    ws.cell(cur.row, 3, "plan_mode").font = style.NOTE_FONT
+    ws.cell(cur.row, 4, "load or budget").font = style.NOTE_FONT
+    b.mark_input(ws, cur.row, 2, None, "plan_mode")
+    dv = DataValidation(type="list", formula1='"load,budget"', allow_blank=False)
+    dv.error, dv.showErrorMessage = "Enter load or budget.", True
+    ws.add_data_validation(dv)
+    dv.add(ws.cell(cur.row, 2).coordinate)
+    b.define("plan_mode", f"{ws.title}!$B${cur.row}")
+    cur.row += 1
+    ws.cell(cur.row, 1, "Budget: GPUs you have (mode budget)").font = style.LABEL_FONT
+    ws.cell(cur.row, 2, 64)
+    ws.cell(cur.row, 3, "plan_budget_gpus").font = style.NOTE_FONT
+    ws.cell(cur.row, 4, "GPUs").font = style.NOTE_FONT
+    b.mark_input(ws, cur.row, 2, RANGES["budget_gpus"], "plan_budget_gpus")
+    b.define("plan_budget_gpus", f"{ws.title}!$B${cur.row}")
+    cur.row += 1
+
     fields = b.gpu_lookup(Expr("plan_gpu"), b.hardware_rows)
     price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
     common = option_env({"attn_tp": 1, "moe_tp": 1, "engine": default_engine(), "sbo": False, "attn_dtype": "fp8",
@@ -115,7 +142,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                                         {**_gpu_env(b, fields, rows), "price": price}), **common, "input_len": Expr("plan_input_len"),
                         "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
                         "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
-                        "plan_ttft_ms": Expr("plan_ttft_ms"), **model_env}
+                        "plan_ttft_ms": Expr("plan_ttft_ms"), **model_env, **_loads()}
     decode_chain, prefill_chain = _candidates(chains)
     d_shared, d_steps = chain.split_by_dependency(decode_chain, DECODE_VARIES)
     p_shared, p_steps = chain.split_by_dependency(prefill_chain, PREFILL_VARIES)
@@ -143,9 +170,17 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         sheet, a = first.split("!")
         return f"{sheet}!{a}:{last.split('!')[1]}"
 
+    b.define("plan_decode_peak_gpus", column(decode, "pool_gpus_peak"))
+    b.define("plan_prefill_peak_gpus", column(prefill, "pool_gpus_peak"))
+    rows = {}
+    for name, scopes in (("decode", decode), ("prefill", prefill)):
+        score, key = column(scopes, "score"), column(scopes, "size_key")
+        rows[name] = b.materialize(grid_ws, grid_cur, f"Chosen {name} candidate (row within the block above)", {
+            "row": Expr(f'IF(plan_mode="budget",MATCH(MAX({score}),{score},0),MATCH(MIN({key}),{key},0))')},
+            "Load mode: the least-cost candidate (fewest GPUs for the load); budget mode: the fastest per GPU.")["row"]
+
     def pick(scopes: list[Scope], q: str) -> Expr:
-        score = column(scopes, "score")
-        return Expr(f"INDEX({column(scopes, q)},MATCH(MAX({score}),{score},0),1)")
+        return Expr(f"INDEX({column(scopes, q)},{rows['decode' if scopes is decode else 'prefill'].text},1)")
 
     col, r = 6, 3
     ws.cell(r + 1, col, "Plan").font = style.H2_FONT
@@ -155,7 +190,11 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     dmax, pmax = Expr(f"MAX({column(decode, 'score')})"), Expr(f"MAX({column(prefill, 'score')})")
     d_tps, p_tps = pick(decode, "tokens_per_s_per_gpu"), pick(prefill, "tokens_per_s_per_gpu")
     d_ep, p_ep = pick(decode, "ep"), pick(prefill, "ep")
-    out_load = Expr("plan_output_tokens_per_s")
+    budget = Expr('plan_mode="budget"')
+    per_out = Expr("plan_input_len") / Expr("plan_output_len")
+    capacity = where(budget, sizing.budget_capacity(Expr("plan_budget_gpus"), d_tps * d_ep, d_ep, p_tps * p_ep, p_ep,
+                                                    per_out), "")
+    out_load = where(budget, capacity, Expr("plan_output_tokens_per_s"))
     in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
     lines: list[tuple[str, Any, str, str]] = [
         ("Feasible", Expr(f"AND({dmax.text}>0,{pmax.text}>0)"), "", "General"),
@@ -168,15 +207,18 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ("Decode tokens/s per GPU", d_tps, "tokens/s", "#,##0"),
         ("Decode tokens/s per user", pick(decode, "tokens_per_s_per_user"), "tokens/s", "0.0"),
         ("Decode max batch", pick(decode, "max_batch"), "sequences", "0"),
+        ("Output tokens/s served (the load, or the budget's capacity)", out_load, "tokens/s", "#,##0"),
     ]
     cells: dict[str, Expr] = {}
     names = ["feasible", "reason", "decode_ep", "decode_batch", "decode_mtp", "decode_tpot", "decode_tps", "decode_user",
-             "decode_max_batch"]
+             "decode_max_batch", "served"]
     for i, ((text, value, unit, fmt), key) in enumerate(zip(lines, names), start=1):
         ws.cell(r + i, col, text).font = style.LABEL_FONT
         cells[key] = b.write(ws, r + i, col + 1, value, fmt)
         ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
     k = r + len(lines)
+    out_load = cells["served"]
+    in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
     d_inst = sizing.instances(out_load, cells["decode_tps"], cells["decode_ep"])
     more = [
         ("decode_instances", "Decode instances (EP groups)", d_inst, "", "0"),
@@ -197,6 +239,8 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ("cost_per_m_input", "Cost per million input tokens (prefill GPUs)", None, "$", "0.000"),
         ("revenue_per_day", "Revenue per day at the prices above", None, "$", "#,##0"),
         ("margin", "Cost-profit margin", None, "", "0%"),
+        ("budget_covers_load", "Budget covers the load (mode budget)",
+         where(budget, Expr("plan_output_tokens_per_s") <= out_load, ""), "TRUE/FALSE", "General"),
     ]
     for i, (key, text, value, unit, fmt) in enumerate(more, start=1):
         row = k + i
@@ -213,6 +257,14 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     _day6(b, ws, Cursor(k + len(more) + 2), col)
     _chart(b, ws, grid_ws, decode, column, col + 4)
     return cells
+
+
+def _loads() -> dict[str, Expr]:
+    """The output and input loads (average and peak) the candidates' pool sizes are computed for."""
+    out = Expr("plan_output_tokens_per_s")
+    inp = sizing.input_tokens_per_s(out, Expr("plan_input_len"), Expr("plan_output_len"))
+    peak = Expr("plan_peak_to_average")
+    return {"plan_out_load": out, "plan_in_load": inp, "plan_out_load_peak": out * peak, "plan_in_load_peak": inp * peak}
 
 
 def _reason(tpot_col: str, ttft_col: str, dmax: Expr, pmax: Expr) -> Expr:
@@ -236,12 +288,9 @@ def _derived(key: str, c: dict[str, Expr], out_load: Expr, in_load: Expr) -> Exp
         return sizing.gpus(c["decode_instances"], c["decode_ep"]) + sizing.gpus(c["prefill_instances"], c["prefill_ep"])
     if key == "total_nodes":
         return c["decode_nodes"] + c["prefill_nodes"]
-    if key == "peak_nodes":
-        peak = Expr("plan_peak_to_average")
-        dec = sizing.instances(out_load * peak, c["decode_tps"], c["decode_ep"])
-        pre = sizing.instances(in_load * peak, c["prefill_tps"], c["prefill_ep"])
-        return (sizing.nodes(sizing.gpus(dec, c["decode_ep"]), per_node)
-                + sizing.nodes(sizing.gpus(pre, c["prefill_ep"]), per_node))
+    if key == "peak_nodes":  # load mode: the least-GPU candidates at peak load (they may differ from the average's)
+        return where(Expr('plan_mode="budget"'), "", sizing.nodes(Expr("MIN(plan_decode_peak_gpus)"), per_node)
+                     + sizing.nodes(Expr("MIN(plan_prefill_peak_gpus)"), per_node))
     if key == "cost_per_hour":
         return sizing.cost_per_hour(c["total_gpus"], c["price"])
     if key == "cost_per_day":
