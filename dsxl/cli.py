@@ -83,20 +83,20 @@ def _plan_parser(sub: Any) -> None:
     sla.add_argument("--tpot-ms", type=float, help="max time per output token (default 50)")
     sla.add_argument("--min-tokens-per-s-per-user", type=float, help="min output tokens/s per user")
     p.add_argument("--ttft-ms", type=float, help="max time to first token (default 3000)")
-    p.add_argument("--serving", choices=SERVING, help="default disaggregated")
+    p.add_argument("--serving", type=str.lower, choices=SERVING, help="default disaggregated")
     p.add_argument("--price-gpu-hour", type=float, help="$ per GPU-hour (default: the catalog's column)")
-    p.add_argument("--gpu-per-node", type=int, help="default 8")
+    p.add_argument("--gpu-per-node", type=float, help="default 8")
     p.add_argument("--ep-sizes", help="comma-separated EP sizes to search (default 1,2,4,...,256)")
-    p.add_argument("--mtp-draft", type=int, help="draft tokens when MTP is on (default 1)")
+    p.add_argument("--mtp-draft", type=float, help="draft tokens when MTP is on (default 1)")
     p.add_argument("--mtp-accept", type=float, help="tokens per step with MTP (default 1.8)")
     p.add_argument("--peak-to-average", type=float, help="peak load over average (default 1)")
     p.add_argument("--price-input-hit", type=float, help="$ per M cache-hit input tokens (revenue)")
     p.add_argument("--price-input-miss", type=float, help="$ per M cache-miss input tokens (revenue)")
     p.add_argument("--price-output", type=float, help="$ per M output tokens (revenue)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--budget-gpus", type=int, help="best use of a fixed cluster: the most output tokens/s at the "
+    budget.add_argument("--budget-gpus", type=float, help="best use of a fixed cluster: the most output tokens/s at the "
                                                          "SLA within this many GPUs")
-    budget.add_argument("--budget-nodes", type=int, help="the same in nodes (x --gpu-per-node)")
+    budget.add_argument("--budget-nodes", type=float, help="the same in nodes (x --gpu-per-node)")
     p.add_argument("--prefill-gpu", help="disaggregated pools of different GPUs: the prefill pool's GPU")
     p.add_argument("--decode-gpu", help="... and the decode pool's GPU")
     p.add_argument("--mixed", action="store_true", help="with several GPUs: also rank every prefill/decode pair")
@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"dsxl: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("dsxl: interrupted; nothing was written", file=sys.stderr)
+        return 130
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -165,11 +168,11 @@ def _report(args: argparse.Namespace) -> int:
         if len(tables) == 1 and args.output is None:
             sys.stdout.write(to_csv(next(iter(tables.values())), inputs))
             return 0
-        if args.output is None or not args.output.is_dir():
+        if args.output is None:
             raise ValueError("--format csv writes one table to standard output; for several give -o FOLDER "
                              "(an existing folder) for one file per table")
-        for tid, df in tables.items():
-            (args.output / f"{tid}.csv").write_text(to_csv(df, inputs), encoding="utf-8")
+        from .files import write_folder
+        write_folder(args.output, {f"{tid}.csv": to_csv(df, inputs) for tid, df in tables.items()})
         print(f"wrote {len(tables)} CSV files to {args.output}")
         return 0
     if args.output is not None:
@@ -201,19 +204,18 @@ def _report_list() -> str:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .workbook import build_workbook
+    from .files import check_target
+    from .workbook import workbook_bytes
+    from .files import write_bytes
 
     if args.output is None:
         DEFAULT_WORKBOOK.parent.mkdir(exist_ok=True)
         args.output = DEFAULT_WORKBOOK
-    elif args.output.suffix.lower() != ".xlsx":
-        raise ValueError(f"-o must name an .xlsx file; got {str(args.output)!r}")
-    elif not args.output.resolve().parent.is_dir():
-        raise ValueError(f"-o: the folder {str(args.output.parent)!r} does not exist")
+    path = check_target(args.output, "-o", (".xlsx",))  # before the build, not after
     start = time.perf_counter()
-    path = build_workbook(args.output, model=args.model)
-    size = path.stat().st_size
-    print(f"wrote {path} ({size / 1024:.0f} KiB) in {time.perf_counter() - start:.2f} s")
+    data = workbook_bytes(model=args.model)
+    write_bytes(path, data)
+    print(f"wrote {path} ({len(data) / 1024:.0f} KiB) in {time.perf_counter() - start:.2f} s")
     return 0
 
 
@@ -262,8 +264,9 @@ def _plan(args: argparse.Namespace) -> int:
             given["ep_sizes"] = tuple(int(x) for x in args.ep_sizes.split(","))
         except ValueError:
             raise ValueError(f"ep_sizes must be whole numbers separated by commas; got {args.ep_sizes!r}") from None
-    if args.plot and not args.plot.endswith((".png", ".svg")):
-        raise ValueError(f"--plot must end in .png or .svg; got {args.plot!r}")
+    if args.plot:
+        from .files import check_target
+        check_target(Path(args.plot), "--plot", (".png", ".svg"))  # before the search, not after
     if args.mixed:
         given["mixed"] = True
     if args.engine or args.recipe:

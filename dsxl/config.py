@@ -145,6 +145,9 @@ class GPU:
     def __post_init__(self) -> None:
         for name, rng in GPU_RANGES.items():
             check(f"{self.name}.{name}", getattr(self, name), rng)
+        if isinstance(self.generation, str) and self.generation not in generations():
+            raise ValueError(f"{self.name}.generation must be one of {', '.join(generations())}; "
+                             f"got {self.generation!r}")
         if _numeric(self.comm_sm, self.sm) and self.comm_sm >= self.sm:
             raise ValueError(f"{self.name}.comm_sm must be less than sm ({self.sm}); got {self.comm_sm}")
 
@@ -220,8 +223,11 @@ class Catalog:
         if isinstance(name, ModelArgs):
             return name
         name = name or self.default_model
-        if name in self.models:
-            return self.models[name]
+        if not isinstance(name, str):
+            raise ValueError(f"model must be one of {', '.join(self.models)} or a path to a config.json; got {name!r}")
+        for key, preset in self.models.items():
+            if key.lower() == name.strip().lower():
+                return preset
         if str(name).endswith(".json"):
             from .presets import load_model
             return load_model(name)
@@ -235,6 +241,8 @@ class Catalog:
 
     def gpu(self, name: str) -> GPU:
         """Look a GPU up by name, case-insensitively."""
+        if not isinstance(name, str):
+            raise ValueError(f"gpu must be one of {', '.join(self.gpus)}; got {name!r}")
         for key, gpu in self.gpus.items():
             if key.lower() == str(name).strip().lower():
                 return gpu

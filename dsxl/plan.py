@@ -78,22 +78,33 @@ class PlanInputs:
 
 
 RANGES = {"input_len": Range(1, 10_000_000), "output_len": Range(1, 10_000_000), "cache_hit": Range(0, 1),
-          "output_tokens_per_s": Range(0, None, lo_open=True), "requests_per_s": Range(0, None, lo_open=True),
-          "tpot_ms": Range(0, None, lo_open=True), "min_tokens_per_s_per_user": Range(0, None, lo_open=True),
-          "ttft_ms": Range(0, None, lo_open=True), "price_gpu_hour": Range(0), "gpu_per_node": Range(1, 1024, integer=True),
+          "output_tokens_per_s": Range(0, 1e12, lo_open=True), "requests_per_s": Range(0, 1e10, lo_open=True),
+          "tpot_ms": Range(0, 1e6, lo_open=True), "min_tokens_per_s_per_user": Range(0, 1e6, lo_open=True),
+          "ttft_ms": Range(0, 1e8, lo_open=True), "price_gpu_hour": Range(0, 1e6),
+          "gpu_per_node": Range(1, 1024, integer=True),
           "mtp_draft": Range(1, 16, integer=True), "mtp_accept": Range(1, 17), "peak_to_average": Range(1, 100),
-          "price_input_hit": Range(0), "price_input_miss": Range(0), "price_output": Range(0),
+          "price_input_hit": Range(0, 1e6), "price_input_miss": Range(0, 1e6), "price_output": Range(0, 1e6),
           "budget_gpus": Range(1, 10_000_000, integer=True), "budget_nodes": Range(1, 1_000_000, integer=True)}
 
 
 def check_inputs(inp: PlanInputs) -> PlanInputs:
     """Validate and normalise; one clear line naming the argument on bad input."""
-    if not 0 <= inp.cache_hit < 1:
-        raise ValueError(f"cache_hit must be a share from 0 up to (not including) 1; got {inp.cache_hit}")
     for name, rng in RANGES.items():
         value = getattr(inp, name)
-        if value is not None:
-            check(name, value, rng)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a single number, {rng.describe()}; got {value!r}")
+        check(name, float(value), rng)
+        if rng.integer:
+            inp = replace(inp, **{name: int(value)})
+    if not 0 <= inp.cache_hit < 1:
+        raise ValueError(f"cache_hit must be a share from 0 up to (not including) 1; got {inp.cache_hit}")
+    if not isinstance(inp.gpus, (tuple, list)) or not inp.gpus or not all(isinstance(g, str) for g in inp.gpus):
+        raise ValueError(f"gpus must be catalog names (or all); got {inp.gpus!r}")
+    for name in ("ep_sizes", "attn_tp_sizes", "forward_sizes", "tbo_options"):
+        if not getattr(inp, name):
+            raise ValueError(f"{name} must list at least one value")
     if inp.output_tokens_per_s is not None and inp.requests_per_s is not None:
         raise ValueError("give the load as one of output_tokens_per_s or requests_per_s, not both")
     if inp.budget_gpus is not None and inp.budget_nodes is not None:
@@ -108,8 +119,10 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
         raise ValueError("give the decode SLA as tpot_ms or min_tokens_per_s_per_user, not both")
     if inp.tpot_ms is None and inp.min_tokens_per_s_per_user is None:
         raise ValueError("a decode SLA is required: tpot_ms or min_tokens_per_s_per_user")
-    if inp.serving not in SERVING:
+    serving = str(inp.serving).strip().lower()
+    if serving not in SERVING:
         raise ValueError(f"serving must be one of {', '.join(SERVING)}; got {inp.serving!r}")
+    inp = replace(inp, serving=serving)
     if inp.mtp_accept > 1 + inp.mtp_draft:
         raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + inp.mtp_draft}); got {inp.mtp_accept}")
     for name, rng in (("ep_sizes", Range(1, 100_000, integer=True)), ("attn_tp_sizes", Range(1, 1024, integer=True)),

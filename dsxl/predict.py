@@ -17,7 +17,7 @@ from .config import ENGINE_NUMBERS, GPU, ModelArgs, default_engine, load_catalog
 from .model import refined_chain
 from .model.serving import per_step, prefill_chunks, ttft_ms
 from .model.chain import run
-from .validate import GPU_FIELDS, Range, check
+from .validate import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check
 
 PHASES = ("decode", "prefill", "aggregated")
 MODES = ("refined", "article")
@@ -90,8 +90,16 @@ def constants_env(generation: Any, overrides: dict[str, Any] | None = None) -> d
     for name, value in (overrides or {}).items():
         if name not in consts:
             raise ValueError(f"unknown refined constant {name!r}; allowed: {', '.join(consts)}")
-        env[name] = value
+        env[name] = check(name, value, constant_range(name))
     return env
+
+
+def constant_range(name: str) -> Range:
+    """What a refined constant (or an engine number) may be: fixed times, counts and overheads may be zero (a term
+    switched off); efficiencies, shares, sizes and rates must be positive (they divide)."""
+    if name.endswith(("_us", "_ms", "_kernels")) or name in ENGINE_NUMBERS:
+        return NON_NEGATIVE
+    return POSITIVE
 
 
 def model_args(model: str | ModelArgs | None) -> ModelArgs:
@@ -99,11 +107,15 @@ def model_args(model: str | ModelArgs | None) -> ModelArgs:
 
 
 def resolve_gpu(gpu: Any) -> GPU | list[GPU]:
+    """A catalog GPU by name, a GPU record, or a list of them (a leading axis)."""
     if isinstance(gpu, GPU):
         return gpu
     if isinstance(gpu, str):
         return load_catalog().gpu(gpu)
-    return [resolve_gpu(g) for g in gpu]
+    if isinstance(gpu, (list, tuple)) and gpu:
+        return [resolve_gpu(g) for g in gpu]
+    raise ValueError(f"gpu must be a catalog name ({', '.join(load_catalog().gpus)}), a GPU or a list of them; "
+                     f"got {gpu!r}")
 
 
 def gpu_datasheet_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
@@ -134,6 +146,18 @@ def _flag(name: str, value: Any) -> Any:
     raise ValueError(f"{name} must be true or false; got {value!r}")
 
 
+def _is_default(name: str, value: Any) -> bool:
+    """Whether an option holds the value it has when not given (auto, the engine's, or its declared default)."""
+    o = OPTION[name]
+    if o.auto and isinstance(value, str):
+        return True
+    if name == "engine":
+        return value == default_engine()
+    if o.default is None:
+        return name in ("tbo", "moe_dtype")  # resolved from the engine or the model
+    return bool(np.all(np.asarray(value) == o.default))
+
+
 def _is_auto(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower() == "auto")
 
@@ -151,6 +175,8 @@ def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8"
     engine = _choice("engine", options.get("engine") or default_engine())
     for o in options_for(phase):
         value = options.get(o.name, o.default)
+        if isinstance(value, (list, tuple)):  # plain lists work wherever arrays do
+            value = np.asarray(value)
         if o.name == "engine":
             value = engine
         elif o.name == "moe_dtype" and value is None:
@@ -265,7 +291,7 @@ def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[
     _consistency(phase, opts, m, genv)
     env = {f.name: getattr(m, f.name) for f in fields(m)}
     env.update(genv)
-    engine_overrides = {k: v for k, v in (constants or {}).items() if k in ENGINE_NUMBERS}
+    engine_overrides = {k: check(k, v, constant_range(k)) for k, v in (constants or {}).items() if k in ENGINE_NUMBERS}
     env.update(constants_env(genv["generation"], {k: v for k, v in (constants or {}).items()
                                                   if k not in ENGINE_NUMBERS}))
     env.update(option_env(opts))
@@ -342,7 +368,14 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
               "model": model if isinstance(model, str) else load_catalog().default_model if model is None else "custom",
               "mode": mode, **{k: _scalar(v) for k, v in opts.items()}}
     if mode == "article":
-        from .article_predict import predict_article
+        from .article_predict import ARTICLE_OPTIONS, predict_article
+        unmodelled = [k for k, v in opts.items() if k not in ARTICLE_OPTIONS[phase] and k in options
+                      and not _is_default(k, v)]
+        if unmodelled:
+            raise ValueError(f"--mode article does not model {', '.join(unmodelled)} (the refined model does); "
+                             f"it takes {', '.join(ARTICLE_OPTIONS[phase])}")
+        inputs = {k: v for k, v in inputs.items() if k in ("phase", "gpu", "model", "mode") or
+                  k in ARTICLE_OPTIONS[phase]}
         return {"inputs": inputs, **predict_article(phase, gpu, model_args(model), opts), "accuracy": ARTICLE_ACCURACY}
     env = request_env(phase, gpu, model, opts, constants)
     decode_steps, prefill_steps = refined_chain.chains(model_args(model))
@@ -359,9 +392,14 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                "step_ms": q["step_ms"], "ttft_ms": q["ttft_ms"], "fits": q["fits"], "weights_gb": q["weights_gb"]}
         reason = None
         if np.ndim(q["fits"]) == 0 and not q["fits"]:
-            reason = (f"a forward of {opts['tokens_per_gpu']:g} tokens needs {q['kv_forward_gb'] + q['activation_gb']:.1f}"
-                      f" GB of KV and activations; {q['kv_budget_gb'] + q['activation_gb']:.1f} GB are free after "
-                      f"{q['weights_gb']:.1f} GB of weights")
+            usable = q["mem"] * q["mem_util"]
+            if q["weights_gb"] >= usable:
+                reason = (f"weights alone need {q['weights_gb']:.1f} GB of the {usable:.1f} GB usable; raise ep or use "
+                          "fp4 experts")
+            else:
+                reason = (f"prompts of {opts['prompt_len']:g} tokens in forwards of {opts['tokens_per_gpu']:g} need "
+                          f"{q['kv_forward_gb']:.1f} GB of KV and {q['activation_gb']:.1f} GB of activations; "
+                          f"{usable - q['weights_gb']:.1f} GB are free after {q['weights_gb']:.1f} GB of weights")
     else:
         out, reason, resolved = _aggregated(env, opts, fixed, decode_steps, prefill_steps)
     if isinstance(opts["redundant_experts"], str):  # auto: echo the count used

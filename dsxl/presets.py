@@ -36,13 +36,27 @@ OPTIONAL = {"n_expert_groups": 1, "n_limited_groups": 1, "route_scale": 1.0, "in
             "index_head_dim": 0, "index_topk": 0, "n_mtp_layers": 0}
 
 
-def _text_config(cfg: dict[str, Any]) -> dict[str, Any]:
+def _text_config(cfg: Any) -> dict[str, Any]:
+    if not isinstance(cfg, dict):
+        raise ValueError(f"config.json must hold a JSON object; got {type(cfg).__name__}")
     archs = cfg.get("architectures") or []
+    if not isinstance(archs, list):
+        raise ValueError(f"config.json architectures must be a list; got {archs!r}")
     kind = cfg.get("model_type", "")
     if not (set(archs) & set(SUPPORTED) or kind in SUPPORTED_TYPES):
         raise ValueError(f"config.json architecture must be one of {', '.join(SUPPORTED)} (model_type "
                          f"{', '.join(SUPPORTED_TYPES)}); got {archs or kind!r}")
-    return cfg.get("text_config") or cfg
+    text = cfg.get("text_config") or cfg
+    if not isinstance(text, dict):
+        raise ValueError(f"config.json text_config must be an object; got {type(text).__name__}")
+    for key, value in text.items():
+        if key in NUMERIC_KEYS and value is not None and (isinstance(value, bool) or
+                                                          not isinstance(value, (int, float))):
+            raise ValueError(f"config.json {key} must be a number; got {value!r}")
+    return text
+
+
+NUMERIC_KEYS = set(HF_NAMES.values()) | set(V4_NAMES.values())
 
 
 def _v4_layer_types(text: dict[str, Any], n_layers: int) -> list[str]:
@@ -105,14 +119,23 @@ def model_from_config(cfg: dict[str, Any]) -> ModelArgs:
 
 def load_model(path: str | Path) -> ModelArgs:
     """``dsxl.load_model("path/config.json")``: a model of this family from its Hugging Face config."""
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"model must be a preset id or the path of a config.json; got {path!r}")
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"model config {str(p)!r} is a folder; give its config.json")
     if not p.is_file():
         raise ValueError(f"model config {str(p)!r} does not exist")
     try:
-        cfg = json.loads(p.read_text(encoding="utf-8"))
+        cfg = json.loads(p.read_text(encoding="utf-8-sig"))  # a UTF-8 byte-order mark is fine
+    except UnicodeDecodeError:
+        raise ValueError(f"model config {str(p)!r} is not text (a JSON config.json is expected)") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"model config {str(p)!r} is not valid JSON: {exc.msg}") from None
-    return model_from_config(cfg)
+        raise ValueError(f"model config {str(p)!r} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    try:
+        return model_from_config(cfg)
+    except ValueError as exc:
+        raise ValueError(f"model config {str(p)!r}: {exc}") from None
 
 
 def attention_params(m: ModelArgs) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -18,19 +19,22 @@ LABELS = {"attention_projections": "attention projections", "attention_kernel": 
 
 
 def jsonable(x: Any) -> Any:
+    """Plain JSON values; a non-finite number (an undefined result) becomes null."""
     if isinstance(x, dict):
         return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return jsonable(x.tolist())
     if isinstance(x, np.generic):
-        return x.item()
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
     return x
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(jsonable(obj), indent=1)
+    return json.dumps(jsonable(obj), indent=1, allow_nan=False)
 
 
 def _inputs_line(inputs: dict[str, Any]) -> str:
@@ -65,7 +69,7 @@ def accuracy_line(accuracy: dict[str, Any]) -> str:
 def prediction_text(r: dict[str, Any]) -> str:
     i = r["inputs"]
     lines = [f"dsxl predict {i['phase']}: {i['model']} on {i['gpu']} ({i['mode']} model)", _inputs_line(i), ""]
-    fits = "fits" if r["fits"] else "DOES NOT FIT"
+    fits = "not estimated" if r["fits"] is None else "fits" if r["fits"] else "DOES NOT FIT"
     pm = band_text(r["accuracy"])
     if i["phase"] == "decode":
         lines += [f"  TPOT                    {_num(r['tpot_ms'])} ms{pm}",
@@ -86,8 +90,8 @@ def prediction_text(r: dict[str, Any]) -> str:
     lines.append(accuracy_line(r["accuracy"]))
     if "reason" in r:
         lines.append(f"  why                     {r['reason']}")
-    b = r.get("breakdown", {})
-    if "layer_ms" in b:
+    b = r.get("breakdown") or {}
+    if b.get("layer_ms"):
         lines += ["", "Per-layer time by component (ms per step, both micro-batches; components overlap under TBO):"]
         for key in BREAKDOWN:
             lines.append(f"  {LABELS[key]:<32}{b['per_layer_ms'][key]:>10.3f}")
@@ -97,7 +101,7 @@ def prediction_text(r: dict[str, Any]) -> str:
                   f"  {'MTP drafting':<32}{b['step_ms']['mtp']:>10.3f}  per step",
                   f"  {'engine overhead':<32}{b['step_ms']['engine_overhead']:>10.3f}  per step",
                   f"  {'= forward step':<32}{b['step_ms']['step']:>10.3f}"]
-    elif "per_layer_ms" in b:
+    elif b.get("per_layer_ms"):
         lines += ["", "Per-layer time by component (article model, ms):"]
         lines += [f"  {k:<32}{v:>10.3f}" for k, v in b["per_layer_ms"].items()]
     return "\n".join(lines) + "\n"
@@ -160,17 +164,21 @@ def _cfg(d: dict[str, Any], prefill: bool = False) -> str:
     return " + ".join(f"{m['instances']} x {_one(m, prefill)}" for m in mix)
 
 
-def predict_command(d: dict[str, Any], phase: str, gpu: str, model: str) -> str:
+def predict_command(d: dict[str, Any], phase: str, gpu: str, inputs: dict[str, Any]) -> str:
     """The dsxl predict command that reproduces one chosen configuration (every option it needs)."""
-    opts = {"ep": d["ep"], "attn-tp": d["attn_tp"], "redundant-experts": d.get("redundant_experts", "auto")}
+    opts = {"ep": d["ep"], "attn-tp": d["attn_tp"], "redundant-experts": d.get("redundant_experts", "auto"),
+            "engine": inputs["engine"]}
     if phase == "prefill":
         opts.update({"tokens-per-gpu": d["tokens_per_forward"], "prompt-len": f"{d['prompt_len']:g}",
                      "cache-hit": f"{d['cache_hit']:g}"})
     else:
-        opts.update({"batch": d["batch"], "kv-len": f"{d['kv_len']:g}", "mtp-draft": d["mtp_draft"],
+        context = ({"kv-len": f"{d['kv_len']:g}"} if phase == "decode" else
+                   {"input-len": f"{inputs['input_len']:g}", "output-len": f"{inputs['output_len']:g}",
+                    "cache-hit": f"{inputs['cache_hit']:g}"})
+        opts.update({"batch": d["batch"], **context, "mtp-draft": d["mtp_draft"],
                      "mtp-accept": f"{d['mtp_accept']:g}"})
     flags = " ".join(f"--{k} {v}" for k, v in opts.items()) + (" --tbo" if d["tbo"] else " --no-tbo")
-    return f"dsxl predict {phase} --gpu {gpu} --model {model} {flags}"
+    return f"dsxl predict {phase} --gpu {gpu} --model {inputs['model']} {flags}"
 
 
 def plan_text(r: dict[str, Any]) -> str:
@@ -225,10 +233,9 @@ def plan_text(r: dict[str, Any]) -> str:
             covers = {None: "", True: "; it covers the load", False: "; it does NOT cover the load"}
             lines.append(f"Budget {x['budget_gpus']:,} GPUs: at most {x['capacity_output_tokens_per_s']:,.0f} output "
                          f"tokens/s at the SLA (plan above uses {x['total_gpus']:,}){covers[x['budget_covers_load']]}.")
-        model = i["model"]
-        lines.append("Reproduce: " + predict_command(d, "decode", d["gpu"], model))
+        lines.append("Reproduce: " + predict_command(d, "decode" if x["prefill"] else "aggregated", d["gpu"], i))
         if x["prefill"]:
-            lines.append("           " + predict_command(x["prefill"], "prefill", x["prefill"]["gpu"], model))
+            lines.append("           " + predict_command(x["prefill"], "prefill", x["prefill"]["gpu"], i))
         if "aggregated" in x and x["aggregated"]["feasible"]:
             a = x["aggregated"]
             lines.append(f"Aggregated serving instead: {a['total_nodes']:,.0f} nodes, "
@@ -273,5 +280,12 @@ def pareto_plot(r: dict[str, Any], path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None} if str(path).endswith(".png") else None)
+    import io
+    from pathlib import Path
+
+    from .files import write_bytes
+    kind = "png" if str(path).lower().endswith(".png") else "svg"
+    buf = io.BytesIO()
+    fig.savefig(buf, format=kind, metadata={"Software": None} if kind == "png" else None)
+    write_bytes(Path(path), buf.getvalue())
     plt.close(fig)

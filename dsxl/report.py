@@ -78,11 +78,11 @@ def to_csv(df: pd.DataFrame, inputs: dict[str, Any]) -> str:
     """One table as CSV: a commented header block with the inputs, then the header row and the rows."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    for line in _inputs_lines(inputs):
-        buf.write(f"# {line}\n")
+    for line in _inputs_lines(inputs):  # free of the delimiter: read_csv(comment="#") sees only the table
+        buf.write(f"# {line.replace(',', ';')}\n")
     w.writerow([df.index.name or ""] + [str(c) for c in df.columns])
     for label, row in zip(df.index, df.itertuples(index=False)):
         w.writerow([label] + [_csv_cell(label, col, v) for col, v in zip(df.columns, row)])
     if df.empty:
-        buf.write(f"# {EMPTY}\n")
+        buf.write(f"# {EMPTY.replace(',', ';')}\n")
     return buf.getvalue()

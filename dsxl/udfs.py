@@ -81,10 +81,17 @@ def _choice(name: str, x: Any, choices: tuple[str, ...], default: str | None = N
     raise ValueError(f"{name} must be one of {', '.join(choices)}; got {x!r}")
 
 
+def _single(name: str, x: Any) -> Any:
+    """A single cell: a range where one value is meant is an error naming the argument."""
+    if isinstance(x, (list, tuple, np.ndarray)):
+        raise ValueError(f"{name} takes a single cell, not a range")
+    return x
+
+
 def _mla_tp(x: Any) -> Any:
     if _blank(x) or (isinstance(x, str) and x.strip().lower() == "auto"):
         return "auto"
-    return int(_number("mla_tp", x, TP_CHOICES))
+    return int(_number("mla_tp", _single("mla_tp", x), TP_CHOICES))
 
 
 def _gpu_defaults() -> dict[str, Any]:
@@ -284,8 +291,11 @@ def _prefill(gpu: Any, tp: Any, seq_len: Any, kv_cache_rate: Any) -> dict[str, A
     from .model import prefill_breakdown
 
     g = _gpu(gpu)
-    t = int(_number("tp", tp, TP, 4))
+    t = int(_number("tp", _single("tp", tp), TP, 4))
     scen = load_catalog().scenario
+    gpus = scen.num_node * scen.gpu_per_node
+    if gpus % t:
+        raise ValueError(f"tp must divide the deployment's {gpus} GPUs (DP = {gpus} / TP); got {t}")
     s = _number("seq_len", seq_len, SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
     r = _number("kv_cache_rate", kv_cache_rate, RATE, scen.kv_cache_rate)
     if np.ndim(s) or np.ndim(r):

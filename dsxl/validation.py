@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .config import load_catalog, read_template_text
+from .article_predict import ARTICLE_OPTIONS
 from .predict import OPTION, options_for, predict
 from .validate import parse_optional_number
 
@@ -78,8 +79,6 @@ def _batch_at_user_speed(m: Measurement, mode: str, **kw: Any) -> int:
     return int(batches[int(np.argmin(gap))])
 
 
-ARTICLE_OPTIONS = ("ep", "attn_tp", "batch", "kv_len", "tokens_per_gpu", "prompt_len", "cache_hit", "tbo",
-                   "redundant_experts")
 
 
 def predicted_metric(m: Measurement, r: dict[str, Any]) -> float:
@@ -99,7 +98,7 @@ def predict_measurement(m: Measurement, mode: str = "refined", **kw: Any) -> tup
 def predict_row(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float, dict[str, Any], dict[str, Any]]:
     opts = m.options()
     if mode == "article":
-        opts = {k: v for k, v in opts.items() if k in ARTICLE_OPTIONS}
+        opts = {k: v for k, v in opts.items() if k in ARTICLE_OPTIONS[m.phase]}
     if m.phase == "decode" and "batch" not in opts:
         opts["batch"] = _batch_at_user_speed(m, mode, **kw)
     r = predict(m.phase, m.gpu, m.model, mode=mode, **opts, **kw)

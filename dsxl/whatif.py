@@ -78,5 +78,10 @@ def _validate(whatif: WhatIf, catalog: Catalog) -> None:
     if model.compressed_attention:
         raise ValueError(f"model {whatif.preset or 'custom'!r} uses compressed sparse attention (CSA/HCA): the "
                          "article's report is defined for MLA models; use dsxl predict or dsxl plan for it")
-    for name, changes in whatif.hardware.items():
-        replace(catalog.gpus[name], **changes)
+    gpus = {name: replace(catalog.gpus[name], **whatif.hardware.get(name, {})) for name in catalog.gpus}
+    scenario = replace(catalog.scenario, **whatif.scenario)
+    shown = set(whatif.gpus) | set(catalog.article_tables["prefill_gpus"]) | set(catalog.article_tables["decode_gpus"])
+    for name in sorted(shown):  # the SMs decode's communication holds must leave some to compute
+        if scenario.decode_comm_sm >= gpus[name].sm:
+            raise ValueError(f"decode_comm_sm must be less than every GPU's SMs ({name} has {gpus[name].sm}); "
+                             f"got {scenario.decode_comm_sm}")

@@ -71,3 +71,9 @@ def moe_reduce_gpus(attn_tp: Any, instance_gpus: Any, moe_tp: Any) -> Any:
 def call_latency_us(instance_gpus: Any, scaleup: Any, nvlink_latency_us: Any, nic_latency_us: Any) -> Any:
     """Fixed time of one all-to-all call: the NVLink-domain floor when the instance fits in one domain."""
     return where(instance_gpus > scaleup, nic_latency_us, nvlink_latency_us)
+
+
+def forwarded_copies(n_activated_experts: Any, nvlink_share: Any, nic_share: Any) -> Any:
+    """Copies per token over NVLink with the normal kernels (prefill): every remote expert copy crosses NVLink once,
+    directly inside the own domain or as the forwarding hop inside the remote node it reached over the NIC."""
+    return n_activated_experts * (nvlink_share + nic_share)

@@ -234,7 +234,10 @@ DECODE = _COMMON_HEAD + [
     S("fits", weights.fits, "Batch fits in memory", "", {"need": "batch", "have": "max_batch"}),
 ]
 
-PREFILL = _COMMON_HEAD + [
+_PREFILL_NVLINK = S("nvlink_copies", comm.forwarded_copies, "Copies per token over NVLink (direct, or forwarded "
+                   "inside a remote node)", "copies")
+
+PREFILL = [_PREFILL_NVLINK if s.name == "nvlink_copies" else s for s in _COMMON_HEAD] + [
     S("op_latency_us", roofline.op_latency_us, "Fixed time per elementwise op (no graphs in prefill)", "us",
       {"graphs": 0}),
     S("computed_tokens", serving.computed_tokens, "Prompt tokens computed per forward (cache misses)", "tokens",
@@ -268,7 +271,9 @@ PREFILL = _COMMON_HEAD + [
     S("activation_gb", weights.prefill_activation_gb, "Prefill activations per micro-batch", GB,
       {"tokens_mb": "tokens_mb"}),
     S("kv_budget_gb", weights.kv_budget_gb, "HBM left for KV", GB),
-    S("kv_forward_gb", weights.kv_seq_gb, "KV written by one forward", GB, {"context": "rank_tokens"}),
+    S("resident_tokens", serving.resident_prompt_tokens, "Prompt tokens whose KV is held while they are built",
+      "tokens"),
+    S("kv_forward_gb", weights.kv_seq_gb, "KV of the prompts being built", GB, {"context": "resident_tokens"}),
     S("fits", weights.fits, "Forward fits in memory", "", {"need": "kv_forward_gb", "have": "kv_budget_gb"}),
 ]
 
@@ -324,8 +329,8 @@ DECODE_V4 = _v4(DECODE, "kv_len", {
 PREFILL_V4 = _v4(PREFILL, "causal_context", {
     "mla_core_gflops": S("mla_core_gflops", csa.core_gflops, "Prefill core attention (causal, compressed)", GF,
                          {"queries": "tokens_mb"}),
-    "kv_forward_gb": S("kv_forward_gb", csa.kv_seq_gb, "Cache written by one forward", GB,
-                       {"context": "rank_tokens"}),
+    "kv_forward_gb": S("kv_forward_gb", csa.kv_seq_gb, "Cache of the prompts being built", GB,
+                       {"context": "resident_tokens"}),
 })
 
 

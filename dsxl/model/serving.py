@@ -121,3 +121,9 @@ def prefill_chunks(prompt_len: Any, cache_hit: Any, tokens_per_gpu: Any) -> Any:
 def ttft_ms(step_ms: Any, chunks: Any, ttft_queue_factor: Any) -> Any:
     """Time to first token at this load: waiting for the running forward, then the prompt's own forwards."""
     return step_ms * (ttft_queue_factor + chunks)
+
+
+def resident_prompt_tokens(rank_tokens: Any, prompt_len: Any) -> Any:
+    """Prompt tokens whose KV an attention rank holds during a forward: the prompts the forward works on, each
+    whole (a prompt longer than the forward is built chunk by chunk with all its earlier chunks' KV resident)."""
+    return maximum(rank_tokens, prompt_len)

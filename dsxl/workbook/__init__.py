@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 from ..config import Catalog, load_catalog
+from ..files import check_target, write_bytes
 
 FIXED_ZIP_TIME = (2025, 3, 14, 0, 0, 0)  # the article's date: byte-identical builds
 FIXED_STAMP = "2025-03-14T00:00:00Z"
@@ -55,16 +55,8 @@ def _normalise(data: bytes, cached: dict[str, dict] | None = None) -> bytes:
 
 def build_workbook(path: str | os.PathLike = Path("workbook") / "dsxl.xlsx", catalog: Catalog | None = None,
                    model: str | None = None) -> Path:
-    """Write the workbook to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
+    """Write the workbook to ``path`` atomically, after checking the target can be written (see
+    :mod:`dsxl.files`); returns the path."""
+    path = check_target(Path(path), "-o", (".xlsx",))
     data = workbook_bytes(catalog, model)  # build fully before touching the target
-    fd, tmp = tempfile.mkstemp(prefix=".dsxl-", suffix=".xlsx.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes(path, data)
