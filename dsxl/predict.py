@@ -376,7 +376,8 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                              f"it takes {', '.join(ARTICLE_OPTIONS[phase])}")
         inputs = {k: v for k, v in inputs.items() if k in ("phase", "gpu", "model", "mode") or
                   k in ARTICLE_OPTIONS[phase]}
-        return {"inputs": inputs, **predict_article(phase, gpu, model_args(model), opts), "accuracy": ARTICLE_ACCURACY}
+        return {"inputs": inputs, "reason": None, **predict_article(phase, gpu, model_args(model), opts),
+                "accuracy": ARTICLE_ACCURACY}
     env = request_env(phase, gpu, model, opts, constants)
     decode_steps, prefill_steps = refined_chain.chains(model_args(model))
     if phase == "decode":
@@ -407,10 +408,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     if detail and phase != "aggregated":
         out["breakdown"] = _breakdown(resolved)
     out = _broadcast(out, copy=detail)
-    result = {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts)}
-    if reason:
-        result["reason"] = reason
-    return result
+    return {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts), "reason": reason}
 
 
 ARTICLE_ACCURACY = {"band": None, "basis": [], "validated": False, "regime": None,

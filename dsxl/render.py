@@ -88,7 +88,7 @@ def prediction_text(r: dict[str, Any]) -> str:
                   f"{r['prefill_chunk_tokens']:,.0f} tokens",
                   f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
     lines.append(accuracy_line(r["accuracy"]))
-    if "reason" in r:
+    if r.get("reason"):
         lines.append(f"  why                     {r['reason']}")
     b = r.get("breakdown") or {}
     if b.get("layer_ms"):
