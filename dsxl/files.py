@@ -13,6 +13,9 @@ import tempfile
 from pathlib import Path
 
 
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
 def check_target(path: Path, what: str, suffixes: tuple[str, ...]) -> Path:
     """Refuse, with one line naming the argument, a target that cannot or must not be written: the wrong suffix,
     a directory, a symlink, a read-only file, a missing or read-only folder. Returns the path."""
@@ -23,7 +26,8 @@ def check_target(path: Path, what: str, suffixes: tuple[str, ...]) -> Path:
         raise ValueError(f"{what}: {str(path)!r} is a symbolic link; give the file it points to")
     if path.is_dir():
         raise ValueError(f"{what}: {str(path)!r} is a folder; give a file name inside it")
-    if path.exists() and not os.access(path, os.W_OK):
+    if path.exists() and (not os.access(path, os.W_OK) or not path.stat().st_mode & _WRITE_BITS):
+        # the mode bits too: root may write anything, but a file marked read-only is meant to stay
         raise ValueError(f"{what}: {str(path)!r} is read-only; it is not replaced")
     check_folder(path.parent if str(path.parent) else Path("."), what)
     return path
@@ -72,7 +76,8 @@ def write_folder(folder: Path, files: dict[str, str]) -> None:
     try:
         for name, text in files.items():
             target = folder / name
-            if target.is_dir() or (target.exists() and not os.access(target, os.W_OK)):
+            if target.is_dir() or (target.exists() and (not os.access(target, os.W_OK)
+                                                         or not target.stat().st_mode & _WRITE_BITS)):
                 raise ValueError(f"-o: {str(target)!r} exists and cannot be replaced")
             (stage / name).write_text(text, encoding="utf-8")
         for name in files:
