@@ -9,8 +9,10 @@ from __future__ import annotations
 import numpy as np
 from rates import best_seconds, loop_rate, report
 
-from dsxl import load_catalog, plan, predict
-from dsxl.plan import BATCH_GRID, PlanInputs
+from dsxl import load_catalog
+from dsxl.planner import plan
+from dsxl.refined import predict
+from dsxl.planner.plan import BATCH_GRID, PlanInputs
 
 
 def main() -> None:

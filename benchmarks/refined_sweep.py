@@ -9,7 +9,7 @@ import numpy as np
 from rates import best_seconds, loop_rate, report
 
 from dsxl import load_catalog
-from dsxl.predict import predict, quantities
+from dsxl.refined.predict import predict, quantities
 
 
 def main() -> None:

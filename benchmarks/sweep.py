@@ -11,7 +11,7 @@ import numpy as np
 from rates import best_seconds, loop_rate, report
 
 from dsxl import load_catalog
-from dsxl.model import decode_breakdown, gpu_env
+from dsxl.article.api import decode_breakdown, gpu_env
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from dsxl import __version__
 
 DEFAULT_WORKBOOK = Path("workbook") / "dsxl.xlsx"
 
@@ -21,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _predict_parser(sub: Any) -> None:
-    from .predict import MODES, OPTIONS, PHASES
+    from dsxl.inputs.request import MODES, OPTIONS, PHASES
 
     p = sub.add_parser("predict", help="predict decode, prefill or aggregated serving on one GPU")
     p.add_argument("phase", choices=PHASES)
@@ -66,8 +66,8 @@ def _auto_or(kind: Any) -> Any:
 
 
 def _plan_parser(sub: Any) -> None:
-    from .plan import SERVING
-    from .recipes import RECIPE_ENGINES
+    from dsxl.planner.plan import SERVING
+    from dsxl.planner.recipes import RECIPE_ENGINES
 
     p = sub.add_parser("plan", help="size a cluster: SLA search, prefill/decode split, cost per million tokens")
     p.add_argument("--gpu", default=None, help="GPU name(s), comma-separated, or all (default H800)")
@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import to_csv, to_json, to_markdown
-    from .tables import compute_tables
-    from .whatif import parse_sets
+    from dsxl.render.article import to_csv, to_json, to_markdown
+    from dsxl.article.tables import compute_tables
+    from dsxl.article.whatif import parse_sets
 
     if args.list:
         sys.stdout.write(_report_list())
@@ -171,7 +171,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.output is None:
             raise ValueError("--format csv writes one table to standard output; for several give -o FOLDER "
                              "(an existing folder) for one file per table")
-        from .files import write_folder
+        from dsxl.render.files import write_folder
         write_folder(args.output, {f"{tid}.csv": to_csv(df, inputs) for tid, df in tables.items()})
         print(f"wrote {len(tables)} CSV files to {args.output}")
         return 0
@@ -184,9 +184,9 @@ def _report(args: argparse.Namespace) -> int:
 def _report_list() -> str:
     from dataclasses import fields
 
-    from .config import ModelArgs, load_catalog
-    from .tables import table_ids
-    from .validate import GPU_RANGES, GPU_UNITS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES
+    from dsxl.data.catalog import ModelArgs, load_catalog
+    from dsxl.article.tables import table_ids
+    from dsxl.inputs.rules import GPU_RANGES, GPU_UNITS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES
 
     cat = load_catalog()
     lines = ["tables: " + " ".join(table_ids()), "", "scenario inputs (--set NAME=VALUE): name = default  [allowed]"]
@@ -204,9 +204,9 @@ def _report_list() -> str:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .files import check_target
-    from .workbook import workbook_bytes
-    from .files import write_bytes
+    from dsxl.render.files import check_target
+    from dsxl.workbook import workbook_bytes
+    from dsxl.render.files import write_bytes
 
     if args.output is None:
         DEFAULT_WORKBOOK.parent.mkdir(exist_ok=True)
@@ -220,8 +220,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .predict import options_for, predict
-    from .render import prediction_text, to_json
+    from dsxl.refined.predict import predict
+    from dsxl.inputs.request import options_for
+    from dsxl.render.text import prediction_text, to_json
 
     given = {o.name: getattr(args, o.name) for o in options_for(args.phase) if getattr(args, o.name) is not None}
     stray = [o for o in ("batch", "kv_len", "tokens_per_gpu", "prompt_len", "input_len", "output_len", "cache_hit",
@@ -235,8 +236,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .render import ablation_text, to_json, validation_text
-    from .validation import ABLATIONS, ablate, validate
+    from dsxl.render.text import ablation_text, to_json, validation_text
+    from dsxl.refined.validation import ABLATIONS, ablate, validate
 
     if args.ablate:
         rows = ablate()
@@ -249,8 +250,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import plan
-    from .render import pareto_plot, plan_text, to_json
+    from dsxl.planner.plan import plan
+    from dsxl.render.text import pareto_plot, plan_text, to_json
 
     names = ("model", "scenario", "input_len", "output_len", "cache_hit", "output_tokens_per_s", "requests_per_s",
              "tpot_ms", "min_tokens_per_s_per_user", "ttft_ms", "serving", "price_gpu_hour", "gpu_per_node",
@@ -265,7 +266,7 @@ def _plan(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"ep_sizes must be whole numbers separated by commas; got {args.ep_sizes!r}") from None
     if args.plot:
-        from .files import check_target
+        from dsxl.render.files import check_target
         check_target(Path(args.plot), "--plot", (".png", ".svg"))  # before the search, not after
     if args.mixed:
         given["mixed"] = True
@@ -273,7 +274,7 @@ def _plan(args: argparse.Namespace) -> int:
         given["engine"] = args.engine or args.recipe  # a recipe is planned with its engine's profile
     r = plan(**given)
     if args.recipe:
-        from .recipes import recipe, recipe_text
+        from dsxl.planner.recipes import recipe, recipe_text
         r["recipe"] = recipe(r, engine=args.recipe)
     if args.plot:
         pareto_plot(r, args.plot)
@@ -285,7 +286,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .presets import model_summaries
+    from dsxl.refined.models import model_summaries
 
     rows = model_summaries()
     head = f"{'model':<20}{'total params':>14}{'activated':>12}{'KV bytes/token':>16}  attention"

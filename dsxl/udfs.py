@@ -17,9 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import GPU, load_catalog
-from .validate import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range,
-                       check)
+from dsxl.data.catalog import GPU, load_catalog
+from dsxl.inputs.rules import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range, check)
 
 try:  # optional: the core never needs xlwings
     import xlwings as _xw
@@ -148,7 +147,7 @@ def _shape(*xs: Any) -> None:
 
 
 def _decode_quantity(gpu: Any, batch_size: Any, seq_len: Any, mla_tp: Any, absorb: bool = True) -> dict[str, Any]:
-    from .model import decode_breakdown
+    from dsxl.article.api import decode_breakdown
 
     g = _gpu(gpu)
     bs = _number("batch_size", batch_size, BATCH)
@@ -186,7 +185,7 @@ GPU_DOC = "Catalog name (e.g. \"H800\") or a 2-row range: field names on top, va
      absorb="TRUE for the matrix-absorbed MLA", part="\"total\", \"gemm\" (FP8) or \"attn\" (FP16)")
 def MLA_FLOPS(q_len, kv_len, kv_cache_rate=0, absorb=False, part="total"):  # noqa: N802
     """MLA GFLOPs for q_len queries over kv_len keys (article section 1.1)."""
-    from .model import mla_absorb_flops, mla_flops
+    from dsxl.article.api import mla_absorb_flops, mla_flops
 
     q = _number("q_len", q_len, TOKENS)
     kv = _number("kv_len", kv_len, TOKENS)
@@ -251,7 +250,7 @@ def TIME_BUDGET(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto"):  # noq
 def MAX_BATCH(gpu, tp=1, experts_per_gpu=3, seq_len=ARTICLE_SEQ_LEN, decode_len=ARTICLE_DECODE_LEN, absorb=True,  # noqa: N802
               kv_fp16=False):
     """Whole sequences that fit in HBM per GPU (rounded down; 0 when the weights alone do not fit)."""
-    from .model import max_batch_size
+    from dsxl.article.api import max_batch_size
 
     g = _gpu(gpu)
     t = _number("tp", tp, TP, 1)
@@ -288,7 +287,7 @@ def PREFILL_TPS(gpu, tp=4, seq_len=ARTICLE_SEQ_LEN, kv_cache_rate=0.563, overlap
 
 
 def _prefill(gpu: Any, tp: Any, seq_len: Any, kv_cache_rate: Any) -> dict[str, Any]:
-    from .model import prefill_breakdown
+    from dsxl.article.api import prefill_breakdown
 
     g = _gpu(gpu)
     t = int(_number("tp", _single("tp", tp), TP, 4))
@@ -313,14 +312,14 @@ def KV_BYTES_PER_TOKEN(kv_fp16=False):  # noqa: N802
 @udf("DENSE_MLP_FLOPS(tokens)", "=DENSE_MLP_FLOPS(1)", tokens="Tokens (>= 0)")
 def DENSE_MLP_FLOPS(tokens):  # noqa: N802
     """DenseMLP GFLOPs for a number of tokens."""
-    from .model import dense_mlp_gflops
+    from dsxl.article.api import dense_mlp_gflops
     return _out(dense_mlp_gflops(_number("tokens", tokens, TOKENS)))
 
 
 @udf("EXPERT_FLOPS(tokens)", "=EXPERT_FLOPS(8)", tokens="Tokens (>= 0)")
 def EXPERT_FLOPS(tokens):  # noqa: N802
     """One MoE expert's GFLOPs for a number of tokens."""
-    from .model import expert_gflops
+    from dsxl.article.api import expert_gflops
     return _out(expert_gflops(_number("tokens", tokens, TOKENS)))
 
 
@@ -345,7 +344,8 @@ PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "comput
 
 def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], model: Any, numbers: dict[str, Any],
                  texts: dict[str, Any], tbo: Any) -> Any:
-    from .predict import OPTION, predict
+    from dsxl.refined.predict import predict
+    from dsxl.inputs.request import OPTION
 
     key = _choice("what", what, outputs, outputs[0])
     opts = {}
@@ -415,7 +415,7 @@ def PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, what="tokens_per_s_per_
 @udf("DSXL_TABLE(table_id)", "=DSXL_TABLE(\"decode_totals\")", table_id="An article table id, e.g. decode_totals")
 def DSXL_TABLE(table_id):  # noqa: N802
     """An article table with its labels as a 2-D array (spills in dynamic-array Excel)."""
-    from .tables import compute_tables, table_ids
+    from dsxl.article.tables import compute_tables, table_ids
 
     if not isinstance(table_id, str) or table_id.strip() not in table_ids():
         raise ValueError(f"table_id must be one of {', '.join(table_ids())}; got {table_id!r}")

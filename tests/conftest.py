@@ -1,7 +1,7 @@
 import json
 import pytest
 
-from dsxl.config import read_template_text
+from dsxl.data.catalog import read_template_text
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from dsxl.cli import main
-from dsxl.figures import compute_figures
-from dsxl.tables import compute_tables
+from dsxl.article.figures import compute_figures
+from dsxl.article.tables import compute_tables
 from printed import KNOWN_TYPOS, printed_equal, text_equal
 
 

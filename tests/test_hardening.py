@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import dsxl
 from dsxl import load_catalog
 from dsxl import udfs as u
-from dsxl.predict import predict
+from dsxl.refined.predict import predict
 
 BASE = ["predict", "decode", "--gpu", "H800", "--ep", "8", "--batch", "8", "--kv-len", "1000"]
 
@@ -142,7 +142,7 @@ def test_build_onto_a_folder_or_a_symlink_is_refused_before_building(tmp_path):
 
 
 def test_writes_keep_permissions_and_hard_links(tmp_path):
-    from dsxl.files import write_bytes
+    from dsxl.render.files import write_bytes
     private = tmp_path / "private.xlsx"
     private.write_bytes(b"old")
     private.chmod(0o600)
@@ -155,7 +155,7 @@ def test_writes_keep_permissions_and_hard_links(tmp_path):
 
 
 def test_a_folder_of_csv_files_is_written_at_once(tmp_path, monkeypatch):
-    from dsxl import files
+    from dsxl.render import files
     (tmp_path / "stale.csv").write_text("old")
     calls = {"n": 0}
     real = os.replace
@@ -202,7 +202,7 @@ def test_more_bandwidth_or_a_larger_nvlink_domain_is_never_slower(gpu, scale, ep
 @given(gpu=st.sampled_from(GPUS), ep=st.sampled_from([8, 16, 32]), tokens=st.sampled_from([512, 4096, 16384]),
        prompt=st.integers(100, 2_000_000))
 def test_prefill_fits_only_when_the_prompts_kv_fits(gpu, ep, tokens, prompt):
-    from dsxl.predict import quantities
+    from dsxl.refined.predict import quantities
     q = quantities("prefill", gpu, ep=ep, tokens_per_gpu=tokens, prompt_len=prompt)
     need = q["weights_gb"] + q["activation_gb"] + q["kv_forward_gb"]
     assert bool(q["fits"]) == (need <= q["mem"] * q["mem_util"] + 1e-9)

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import reference as ref
 from dsxl import load_catalog
-from dsxl.model import decode_breakdown, decode_tpot_ms, max_batch_size, mla_absorb_flops, mla_flops, prefill_breakdown
-from dsxl.whatif import parse_sets
-from dsxl.tables import compute_tables
+from dsxl.article.api import (decode_breakdown, decode_tpot_ms, max_batch_size, mla_absorb_flops, mla_flops, prefill_breakdown)
+from dsxl.article.whatif import parse_sets
+from dsxl.article.tables import compute_tables
 
 CAT = load_catalog()
 GPUS = ["H800", "H20", "H20_3e"]
@@ -111,7 +111,7 @@ def test_vectorised_sweep_equals_scalar_loop():
     gpus = [CAT.gpu(g) for g in GPUS]
     bs = np.array([1, 7, 32, 200])[:, None]
     seq = np.array([1000.0, 4383.0, 9000.0])[:, None, None]
-    from dsxl.model import gpu_env
+    from dsxl.article.api import gpu_env
     env = gpu_env(gpus)
     sweep = decode_breakdown(env, bs[None], seq_len=seq, labels=False)
     for k, s in enumerate(seq.ravel()):
@@ -143,6 +143,6 @@ def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
 
 
 def test_core_imports_without_xlwings():
-    code = "import sys; sys.modules['xlwings'] = None; import dsxl, dsxl.tables, dsxl.udfs; print('ok')"
+    code = "import sys; sys.modules['xlwings'] = None; import dsxl, dsxl.article.tables, dsxl.udfs; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

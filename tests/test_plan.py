@@ -12,10 +12,10 @@ from dataclasses import replace
 import re
 
 from dsxl import load_catalog
-from dsxl.plan import PlanInputs, check_inputs, least_gpus, plan, search_decode
-from dsxl.predict import predict
-from dsxl.recipes import recipe, recorded
-from dsxl.render import plan_text
+from dsxl.planner.plan import PlanInputs, check_inputs, least_gpus, plan, search_decode
+from dsxl.refined.predict import predict
+from dsxl.planner.recipes import recipe, recorded
+from dsxl.render.text import plan_text
 
 DECODE_KEYS = {"ep", "attn_tp", "batch", "mtp_draft", "tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
                "max_batch", "instances", "nodes"}

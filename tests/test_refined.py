@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from dsxl import load_catalog
-from dsxl.config import load_refined, read_template_text
-from dsxl.model.attention import kv_token_bytes
-from dsxl.plan import plan
-from dsxl.predict import predict, quantities
-from dsxl.presets import load_model, model_from_config, parameter_counts
-from dsxl.validation import ablate, load_measurements, validate
+from dsxl.data.catalog import load_refined, read_template_text
+from dsxl.physics.attention import kv_token_bytes
+from dsxl.planner.plan import plan
+from dsxl.refined.predict import predict, quantities
+from dsxl.refined.models import parameter_counts
+from dsxl.data.hf_config import load_model, model_from_config
+from dsxl.refined.validation import ablate, load_measurements, validate
 
 CAT = load_catalog()
 C1 = dict(ep=128, batch=128, kv_len=4096)
@@ -282,7 +283,7 @@ def test_memory_follows_the_model():
 
 
 def test_report_and_ep_strategies_follow_the_model():
-    from dsxl.tables import WhatIf, compute_tables
+    from dsxl.article.tables import WhatIf, compute_tables
     t = compute_tables(WhatIf(preset="kimi_k2"), ["ep_strategies", "params_by_block"])
     eps = t["ep_strategies"]
     # 384 experts: EP34 -> 34 x 12 = 408 (24 redundant), EP72 -> 432 (48), EP144 -> 432 (48), EP320 -> 640 (256)
@@ -415,7 +416,7 @@ FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
 
 
 def test_v4_presets_list_kv_bytes_from_the_derivation():
-    rows = {r["id"]: r for r in __import__("dsxl.presets", fromlist=["x"]).model_summaries()}
+    rows = {r["id"]: r for r in __import__("dsxl.refined.models", fromlist=["x"]).model_summaries()}
     # V4.md derives 3,850 B (Flash) and 5,511 B (Pro) per token of context; V3.2 48,068 and V3 40,016
     assert rows["deepseek_v4_flash"]["kv_bytes_per_token"] == pytest.approx(3850, rel=0.05)
     assert rows["deepseek_v4_pro"]["kv_bytes_per_token"] == pytest.approx(5511, rel=0.05)

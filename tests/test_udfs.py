@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import dsxl.udfs as u
 from dsxl import load_catalog
-from dsxl.model import decode_breakdown, max_batch_size, mla_absorb_flops, mla_flops
-from dsxl.tables import compute_tables
+from dsxl.article.api import decode_breakdown, max_batch_size, mla_absorb_flops, mla_flops
+from dsxl.article.tables import compute_tables
 
 CAT = load_catalog()
 
@@ -150,7 +150,7 @@ def test_required_signatures_are_kept():
 
 
 def test_predict_udfs_equal_the_front_door():
-    from dsxl.predict import predict
+    from dsxl.refined.predict import predict
     d = predict("decode", "H800", ep=128, batch=128, kv_len=4096)
     assert u.PREDICT_DECODE("H800", 128, 128, 4096) == d["tpot_ms"]
     assert u.PREDICT_DECODE("H800", 128, 128, 4096, "tokens_per_s_per_gpu") == d["tokens_per_s_per_gpu"]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from dsxl.predict import predict
-from dsxl.validation import validate
-from dsxl.tables import WhatIf, compute_tables
+from dsxl.refined.predict import predict
+from dsxl.refined.validation import validate
+from dsxl.article.tables import WhatIf, compute_tables
 from dsxl.workbook import build_workbook, workbook_bytes
 from dsxl.workbook.libreoffice import convert, soffice
 from printed import KNOWN_TYPOS, printed_equal, text_equal

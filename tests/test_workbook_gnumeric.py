@@ -5,9 +5,9 @@ import math
 import pytest
 from openpyxl import load_workbook
 
-from dsxl.predict import predict
-from dsxl.tables import compute_tables
-from dsxl.validation import validate
+from dsxl.refined.predict import predict
+from dsxl.article.tables import compute_tables
+from dsxl.refined.validation import validate
 from dsxl.workbook import build_workbook
 from dsxl.workbook.gnumeric import recalc, ssconvert
 from test_workbook import EDITS

@@ -6,8 +6,8 @@ import pytest
 from openpyxl import load_workbook
 
 from dsxl import load_catalog
-from dsxl.predict import predict
-from dsxl.validation import load_measurements, predicted_metric, validate
+from dsxl.refined.predict import predict
+from dsxl.refined.validation import load_measurements, predicted_metric, validate
 from dsxl.workbook import build_workbook
 from dsxl.workbook.libreoffice import convert, soffice
 from workbook_helpers import apply_edits, error_cells, name_cell, name_range, require_engine, set_in_table
@@ -128,7 +128,7 @@ def plan_books(tmp_path_factory):
 def test_planner_sheet_equals_dsxl_plan_on_the_same_grid(plan_books, book):
     from dataclasses import asdict, replace
 
-    from dsxl.plan import plan
+    from dsxl.planner.plan import plan
     from dsxl.workbook.planner_sheet import planner_inputs_defaults
 
     inp = planner_inputs_defaults()
@@ -206,7 +206,7 @@ def test_a_v4_workbook_predicts_compressed_attention(v4_books, book):
 
 
 def test_a_spare_catalog_row_becomes_your_gpu(tmp_path):
-    from dsxl.config import GPU
+    from dsxl.data.catalog import GPU
     wb = load_workbook(build_workbook(tmp_path / "b.xlsx"))
     figures = {"sm": 140, "comm_sm": 20, "fp16_flops": 1500, "fp8_flops": 3000, "fp4_flops": 0, "mem": 120,
                "mem_bw": 6000, "nvlink_bw": 600, "pcie_bw": 50, "scaleup": 8, "mla_tp_alt": 4, "price_gpu_hour": 3}
@@ -228,8 +228,8 @@ def test_planner_sheet_budget_mode(plan_books):
     never more than dsxl.plan's exact search (which also mixes instance sizes) finds."""
     from dataclasses import asdict, replace
 
-    from dsxl.model import sizing
-    from dsxl.plan import plan
+    from dsxl.physics import sizing
+    from dsxl.planner.plan import plan
     from dsxl.workbook.planner_sheet import planner_inputs_defaults
 
     res = _table(plan_books["budget"], "plan_results")

@@ -8,8 +8,8 @@ import re
 import zipfile
 from pathlib import Path
 
-from ..config import Catalog, load_catalog
-from ..files import check_target, write_bytes
+from dsxl.data.catalog import Catalog, load_catalog
+from dsxl.render.files import check_target, write_bytes
 
 FIXED_ZIP_TIME = (2025, 3, 14, 0, 0, 0)  # the article's date: byte-identical builds
 FIXED_STAMP = "2025-03-14T00:00:00Z"
@@ -17,9 +17,9 @@ FIXED_STAMP = "2025-03-14T00:00:00Z"
 
 def workbook_bytes(catalog: Catalog | None = None, model: str | None = None) -> bytes:
     """The workbook as .xlsx bytes for a model (preset id or config.json); the same inputs give the same bytes."""
-    from .sheets import build
+    from dsxl.workbook.sheets import build
 
-    from .cached import values
+    from dsxl.workbook.cached import values
 
     wb = build(catalog or load_catalog(), model)
     wb.properties.creator = "dsxl"
@@ -34,7 +34,7 @@ def workbook_bytes(catalog: Catalog | None = None, model: str | None = None) -> 
 def _normalise(data: bytes, cached: dict[str, dict] | None = None) -> bytes:
     """Fix zip timestamps and the created/modified document properties openpyxl stamps with 'now', and give
     every formula cell its computed value (``cached``: sheet XML path -> coordinate -> value)."""
-    from .cached import inject
+    from dsxl.workbook.cached import inject
 
     src = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
@@ -56,7 +56,7 @@ def _normalise(data: bytes, cached: dict[str, dict] | None = None) -> bytes:
 def build_workbook(path: str | os.PathLike = Path("workbook") / "dsxl.xlsx", catalog: Catalog | None = None,
                    model: str | None = None) -> Path:
     """Write the workbook to ``path`` atomically, after checking the target can be written (see
-    :mod:`dsxl.files`); returns the path."""
+    :mod:`dsxl.render.files`); returns the path."""
     path = check_target(Path(path), "-o", (".xlsx",))
     data = workbook_bytes(catalog, model)  # build fully before touching the target
     return write_bytes(path, data)

@@ -1,7 +1,7 @@
 """Writes the shareable workbook: inputs as named cells, the calculation chain as formulas, the article's tables.
 
-Formulas are never typed here: every calculated cell is a :class:`dsxl.model.chain.Step` evaluated
-with :class:`dsxl.expr.Expr` arguments (defined names and cell references), the same steps Python
+Formulas are never typed here: every calculated cell is a :class:`dsxl.chains.step.Step` evaluated
+with :class:`dsxl.core.expr.Expr` arguments (defined names and cell references), the same steps Python
 evaluates with numbers.
 """
 
@@ -17,12 +17,11 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ..config import Catalog, ModelArgs
-from ..expr import Expr, concat
-from ..article_plan import (Cat, FilteredTable, Input, Key, Plan, Q, Scope, Table, Text, cell_decimals,
-                            scope_env)
-from ..validate import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
-from . import style
+from dsxl.data.catalog import Catalog, ModelArgs
+from dsxl.core.expr import Expr, concat
+from dsxl.article.layout import Cat, FilteredTable, Input, Key, Plan, Q, Scope, Table, Text, cell_decimals, scope_env
+from dsxl.inputs.rules import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
+from dsxl.workbook import style
 
 HARDWARE_COLUMNS = ("name", "kind", "generation") + GPU_FIELDS + ("source",)
 

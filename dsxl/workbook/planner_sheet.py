@@ -14,17 +14,18 @@ from openpyxl.chart import Reference, ScatterChart, Series
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from ..config import Catalog, load_catalog, read_template_text
-from ..expr import Expr, where
-from ..article_plan import Key, Scope
-from ..model import attention, chain, refined_chain, sizing
-from ..model.chain import Step
-from ..plan import PlanInputs, RANGES
-from ..config import default_engine
-from ..predict import option_env
-from . import style
-from .builder import Builder, Cursor, ref, span
-from .refined_sheets import _gpu_env
+from dsxl.data.catalog import Catalog, load_catalog, read_template_text
+from dsxl.core.expr import Expr, where
+from dsxl.article.layout import Key, Scope
+from dsxl.physics import attention, sizing
+from dsxl.chains import article as chain, refined as refined_chain
+from dsxl.chains.step import Step
+from dsxl.planner.plan import PlanInputs, RANGES
+from dsxl.data.catalog import default_engine
+from dsxl.inputs.request import option_env
+from dsxl.workbook import style
+from dsxl.workbook.builder import Builder, Cursor, ref, span
+from dsxl.workbook.refined_sheets import _gpu_env
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
                  "batch_sizes": (1, 8, 16, 32, 64, 128, 192, 256),

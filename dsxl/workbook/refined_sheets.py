@@ -1,7 +1,7 @@
 """The refined model's sheets: Constants (editable, with sources), Predict (pick a GPU and a configuration),
 Predict_chain (every intermediate, one labelled cell each) and Validation (``tbl_validation``).
 
-Formulas come from :mod:`dsxl.model.refined_chain` evaluated with cell references, like the article's sheets.
+Formulas come from :mod:`dsxl.chains.refined` evaluated with cell references, like the article's sheets.
 """
 
 from __future__ import annotations
@@ -11,17 +11,18 @@ from typing import Any
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from ..config import Catalog, generations, load_refined
-from ..accuracy import combined_band, family_key, family_table, outside, rules
-from ..expr import Expr, where
-from ..article_plan import MODEL_KEY, Key, Scope
-from ..model import chain, refined_chain
-from ..model.serving import per_step
-from ..predict import BREAKDOWN, OPTIONS, normalise, option_env
-from ..validate import NON_NEGATIVE
-from ..validation import relative_error, validate
-from . import style
-from .builder import Builder, Cursor, ref, span
+from dsxl.data.catalog import Catalog, generations, load_refined
+from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
+from dsxl.core.expr import Expr, where
+from dsxl.article.layout import MODEL_KEY, Key, Scope
+from dsxl.chains import article as chain, refined as refined_chain
+from dsxl.physics.serving import per_step
+from dsxl.refined.predict import BREAKDOWN
+from dsxl.inputs.request import OPTIONS, normalise, option_env
+from dsxl.inputs.rules import NON_NEGATIVE
+from dsxl.refined.validation import relative_error, validate
+from dsxl.workbook import style
+from dsxl.workbook.builder import Builder, Cursor, ref, span
 
 GPU_KEY = Key("predict_gpu")
 
@@ -180,7 +181,7 @@ ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_
 
 def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr) -> tuple[Expr, Expr]:
     """The decode and prefill bands of the Predict configuration, looked up in the family table (acc_* names on
-    the Validation sheet) and widened as :func:`dsxl.accuracy.accuracy` widens them."""
+    the Validation sheet) and widened as :func:`dsxl.refined.accuracy.accuracy` widens them."""
     spec = rules()
     widen = spec["widen"]
     regime = where(Expr("predict_batch") <= spec["min_latency_batch"]["value"], "min-latency", "decode")
@@ -207,7 +208,7 @@ def accuracy_table(b: Builder, ws: Any, top: int, model: str) -> int:
     """The family table the Predict sheet's bands read (one row per generation, engine, regime, MoE dtype and
     TBO); returns the row after it."""
     ws.cell(top, 1, "Accuracy by family: the band before range and MTP widening, and the span of each family's "
-                    "calibration rows (dsxl.accuracy)").font = style.H2_FONT
+                    "calibration rows (dsxl.refined.accuracy)").font = style.H2_FONT
     head = top + 1
     for j, h in enumerate(ACCURACY_COLUMNS, start=1):
         b._header_cell(ws, head, j, h)

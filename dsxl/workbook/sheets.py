@@ -12,16 +12,16 @@ from openpyxl.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.pagebreak import Break
 
-from ..config import Catalog, ModelArgs, generations
-from ..expr import Expr
-from ..article_plan import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key,
-                            gpu_decode_key)
-from ..model import chain, flops, refined_chain
-from ..validate import BATCH, GPU_RANGES, GPU_UNITS, Range
-from . import style
-from .builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
-from .planner_sheet import planner_sheet
-from .refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
+from dsxl.data.catalog import Catalog, ModelArgs, generations
+from dsxl.core.expr import Expr
+from dsxl.article.layout import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key, gpu_decode_key)
+from dsxl.chains import article as chain, refined as refined_chain
+from dsxl.physics import flops
+from dsxl.inputs.rules import BATCH, GPU_RANGES, GPU_UNITS, Range
+from dsxl.workbook import style
+from dsxl.workbook.builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
+from dsxl.workbook.planner_sheet import planner_sheet
+from dsxl.workbook.refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
 
 ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
            "workbook implements.")
@@ -467,7 +467,7 @@ def _article_inputs_flag(b: Builder, catalog: Catalog) -> Expr:
 def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list, catalog: Catalog) -> None:
     import json
 
-    from ..config import read_template_text
+    from dsxl.data.catalog import read_template_text
     article = json.loads(read_template_text("article_values.json"))
     b.heading(ws, cur, "Article values vs this workbook",
               "PASS when the workbook value prints as the article's at its precision. The checks apply at the "
@@ -604,7 +604,7 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> 
 
 
 def _udfs_sheet(ws: Any) -> None:
-    from ..udfs import UDF_CATALOG
+    from dsxl.udfs import UDF_CATALOG
     ws.cell(3, 1, "These functions exist only where the dsxl add-in runs (Windows Excel with xlwings; see README). "
                   "This sheet lists them as text; the workbook itself never calls them.").font = style.NOTE_FONT
     for j, h in enumerate(("Function", "Signature", "Example (text)", "What it returns"), start=1):

@@ -1,0 +1,188 @@
+"""The catalog loaded from the editable data in ``templates/``: GPUs, models, the article's scenario, the refined
+constants per GPU generation and the engine profiles, as typed records (:mod:`dsxl.data.records`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dsxl.data.records import GPU, ModelArgs, Scenario, generations, read_template_text
+from dsxl.inputs.rules import GPU_FIELDS, parse_optional_number
+
+
+@dataclass(frozen=True)
+class EPStrategy:
+    """An EP degree of the article's decode tables; redundant experts are derived from the model's expert count."""
+
+    name: str
+    ep: int
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkVariant:
+    label: str
+    input: str  # the Scenario field holding its pcie_bw
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    gpus: dict[str, GPU]
+    datasheets: dict[str, dict[str, Any]]
+    models: dict[str, ModelArgs]
+    scenario: Scenario
+    network_variants: tuple[NetworkVariant, ...]
+    ep_strategies: tuple[EPStrategy, ...] = field(default_factory=tuple)
+    article_tables: dict[str, Any] = field(default_factory=dict)
+    article_hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU -> fields the article models
+    default_model: str = "deepseek_v3"  # the article's model, the default everywhere
+    model_prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # preset -> list prices ($/M tokens)
+
+    def model(self, name: "str | ModelArgs | None" = None) -> ModelArgs:
+        """A preset by id, a Hugging Face config.json by path, or the default model."""
+        if isinstance(name, ModelArgs):
+            return name
+        name = name or self.default_model
+        if not isinstance(name, str):
+            raise ValueError(f"model must be one of {', '.join(self.models)} or a path to a config.json; got {name!r}")
+        for key, preset in self.models.items():
+            if key.lower() == name.strip().lower():
+                return preset
+        if str(name).endswith(".json"):
+            from dsxl.data.hf_config import load_model
+            return load_model(name)
+        raise ValueError(f"model must be one of {', '.join(self.models)} or a path to a config.json; got {name!r}")
+
+    def article_view(self, gpu: GPU, scenario: Scenario | None = None, keep: tuple[str, ...] = ()) -> GPU:
+        """``gpu`` as the article modelled it (see :func:`article_gpu`); fields in ``keep`` stay as given."""
+        share = (scenario or self.scenario).tflops_share
+        overrides = tuple((k, v) for k, v in self.article_hardware.get(gpu.name, {}).items() if k not in keep)
+        return _article_gpu_cached(gpu, share, overrides)
+
+    def gpu(self, name: str) -> GPU:
+        """Look a GPU up by name, case-insensitively."""
+        if not isinstance(name, str):
+            raise ValueError(f"gpu must be one of {', '.join(self.gpus)}; got {name!r}")
+        for key, gpu in self.gpus.items():
+            if key.lower() == str(name).strip().lower():
+                return gpu
+        raise ValueError(f"gpu must be one of {', '.join(self.gpus)}; got {name!r}")
+
+
+def _read_csv(name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(read_template_text(name).splitlines()))
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The shipped catalog: hardware, article datasheets, model presets and the article scenario."""
+    gpus = {}
+    for row in _read_csv("hardware.csv"):
+        values = {k: parse_optional_number(f"hardware.csv {row['name']}.{k}", row[k]) for k in GPU_FIELDS}
+        gpus[row["name"]] = GPU(name=row["name"], kind=row["kind"], generation=row["generation"],
+                                source=row["source"], **values)
+    datasheets = {row["name"]: {k: (v if k in ("name", "source") else parse_optional_number(k, v))
+                                for k, v in row.items()}
+                  for row in _read_csv("article_datasheets.csv")}
+    arg_names = {f.name for f in fields(ModelArgs)}
+    presets = json.loads(read_template_text("models.json"))
+    models = {name: ModelArgs(**{k: v for k, v in args.items() if k in arg_names}) for name, args in presets.items()}
+    scen = json.loads(read_template_text("scenarios.json"))
+    article = {k: v for k, v in scen["article"].items() if k not in ("source", "hardware", "model")}
+    article["batch_sizes"] = tuple(article["batch_sizes"])
+    return Catalog(
+        gpus=gpus,
+        datasheets=datasheets,
+        models=models,
+        scenario=Scenario(**article),
+        network_variants=tuple(NetworkVariant(**v) for v in scen["network_variants"]),
+        ep_strategies=tuple(EPStrategy(**e) for e in scen["ep_strategies"]),
+        article_tables={k: v for k, v in scen["article_tables"].items() if k != "source"},
+        article_hardware={k: v for k, v in scen["article"]["hardware"].items() if k != "source"},
+        default_model=scen["article"]["model"],
+        model_prices={name: args["prices"] for name, args in presets.items() if "prices" in args},
+    )
+
+
+@lru_cache(maxsize=256)
+def _article_gpu_cached(gpu: GPU, tflops_share: Any, overrides: tuple) -> GPU:
+    return article_gpu(gpu, tflops_share, dict(overrides))
+
+
+def article_gpu(gpu: GPU, tflops_share: Any, overrides: dict[str, Any] | None = None) -> GPU:
+    """A GPU as the article's model sees it: ``tflops_share`` of the datasheet TFLOPS (the article used 80 %)
+    and the article's own figures where it departs from the datasheet (``overrides``, e.g. H20 NVLink 400)."""
+    return replace(gpu, fp16_flops=gpu.fp16_flops * tflops_share, fp8_flops=gpu.fp8_flops * tflops_share,
+                   **(overrides or {}))
+
+
+def network_variant_gpu(base: GPU, variant: NetworkVariant, scenario: Scenario) -> GPU:
+    """A network variant (e.g. ``H20-1.6T``): every field of ``base`` but its own ``pcie_bw``."""
+    return replace(base, name=f"{base.name}-{variant.label}", pcie_bw=getattr(scenario, variant.input))
+
+
+@dataclass(frozen=True)
+class RefinedConstant:
+    """One constant of the refined model: a value per GPU generation, its unit and its source."""
+
+    name: str
+    unit: str
+    values: dict[str, float]  # generation -> value
+    sources: dict[str, str]  # generation -> source (inherited values say so)
+
+
+@lru_cache(maxsize=1)
+def load_refined() -> dict[str, RefinedConstant]:
+    """The refined model's constants (``templates/refined.json``), resolved for every GPU generation."""
+    data = json.loads(read_template_text("refined.json"))
+    out = {}
+    for name, spec in data["constants"].items():
+        own = spec.get("by_generation", {})
+        values, sources = {}, {}
+        for gen in data["generations"]:
+            if gen in own:
+                values[gen], sources[gen] = own[gen]["value"], own[gen]["source"]
+            else:
+                values[gen] = spec["value"]
+                sources[gen] = spec["source"] if gen == "hopper" else f"as Hopper (no {gen} kernel data): {spec['source']}"
+        out[name] = RefinedConstant(name, spec["unit"], values, sources)
+    return out
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A serving engine's documented behaviour (``templates/engines.json``): numeric fields the refined chain
+    reads, text fields that describe, each field's source."""
+
+    name: str
+    label: str
+    numbers: dict[str, float]  # ENGINE_NUMBERS
+    text: dict[str, str]
+    sources: dict[str, str]
+
+
+ENGINE_NUMBERS = ("micro_batch_overlap", "single_batch_overlap", "decode_graphs", "step_overhead_ms",
+                  "request_overhead_us", "mixed_prefill", "prefill_chunk_tokens")
+
+
+@lru_cache(maxsize=1)
+def load_engines() -> dict[str, Engine]:
+    data = json.loads(read_template_text("engines.json"))
+    out = {}
+    for name, spec in data["engines"].items():
+        fields_ = {k: v for k, v in spec.items() if k != "label"}
+        out[name] = Engine(name, spec["label"], {k: fields_[k]["value"] for k in ENGINE_NUMBERS},
+                           {k: v["value"] for k, v in fields_.items() if k not in ENGINE_NUMBERS},
+                           {k: v["source"] for k, v in fields_.items()})
+    return out
+
+
+def default_engine() -> str:
+    return json.loads(read_template_text("engines.json"))["default"]

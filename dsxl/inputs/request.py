@@ -1,0 +1,303 @@
+"""The options of a prediction, declared once, and the one place a request is checked and resolved.
+
+:data:`OPTIONS` (name, default, allowed values, unit, phases) is what the CLI, the Python API, the UDFs and the
+workbook's Predict sheet derive their arguments from; :func:`normalise` checks a request against it (ranges,
+choices, switches, "auto") and :func:`check_consistency` the rules that tie options to each other, the model and
+the GPU; :func:`request_env` resolves a checked request into the environment a chain runs on. Every numeric option
+may be a numpy array (broadcast together), so a sweep is one request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+import numpy as np
+
+from dsxl.data.catalog import ENGINE_NUMBERS, GPU, ModelArgs, default_engine, load_catalog, load_engines, load_refined
+from dsxl.inputs.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check
+
+PHASES = ("decode", "prefill", "aggregated")
+MODES = ("refined", "article")
+DTYPES = {"attn_dtype": {"fp8": 1, "bf16": 2}, "kv_dtype": {"fp8": 1, "bf16": 2}, "moe_dtype": {"fp8": 1, "fp4": 0.5}}
+DTYPE_BYTES_NAME = {"attn_dtype": "attn_bytes", "kv_dtype": "kv_bytes", "moe_dtype": "moe_bytes"}
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: Any  # None = required
+    rng: Range | None  # numeric options; None for text choices / flags
+    unit: str
+    phases: tuple[str, ...]
+    doc: str
+    choices: tuple[str, ...] = ()
+    auto: bool = False  # also takes "auto" (a value derived from the other inputs)
+
+
+_ALL = PHASES
+_D, _P, _A = ("decode",), ("prefill",), ("aggregated",)
+OPTIONS: tuple[Option, ...] = (
+    Option("ep", None, Range(1, 100_000, integer=True), "GPUs", _ALL, "expert-parallel group size"),
+    Option("batch", None, Range(1, 1_000_000, integer=True), "sequences per attention rank", _D + _A,
+           "sequences decoding concurrently on each attention data-parallel rank (attn_tp GPUs; per GPU at attn_tp 1)"),
+    Option("kv_len", None, Range(1, 10_000_000), "tokens", _D, "mean context (KV length) per sequence"),
+    Option("tokens_per_gpu", None, Range(1, 100_000_000, integer=True), "tokens", _P,
+           "prompt tokens per GPU per forward (cache hits included)"),
+    Option("prompt_len", None, Range(1, 10_000_000), "tokens", _P, "prompt length"),
+    Option("input_len", None, Range(1, 10_000_000), "tokens", _A, "mean prompt length"),
+    Option("output_len", None, Range(1, 10_000_000), "tokens", _A, "mean output length"),
+    Option("attn_tp", 1, Range(1, 1024, integer=True), "GPUs", _ALL, "attention tensor parallelism (1 = data parallel)"),
+    Option("moe_tp", 1, Range(1, 1024, integer=True), "GPUs", _ALL,
+           "MoE tensor parallelism: each expert split over this many GPUs (instance = ep x moe_tp GPUs)"),
+    Option("engine", None, None, "", _ALL, "serving engine (templates/engines.json)", tuple(load_engines())),
+    Option("tbo", None, None, "", _ALL, "two-batch overlap (default: on where the engine has it)"),
+    Option("sbo", False, None, "", _D + _A, "single-batch overlap: combine hidden behind shared experts and down GEMM"),
+    Option("mtp_draft", 0, Range(0, 16, integer=True), "tokens", _D + _A, "MTP draft tokens per step"),
+    Option("mtp_accept", 1, Range(1, 17), "tokens per step", _D + _A, "mean tokens emitted per sequence per step"),
+    Option("attn_dtype", "fp8", None, "", _ALL, "weights of attention and dense layers", ("fp8", "bf16")),
+    Option("kv_dtype", "fp8", None, "", _ALL, "KV cache", ("fp8", "bf16")),
+    Option("moe_dtype", None, None, "", _ALL, "expert weights (default: as the model ships them; FP4 runs at the "
+           "FP8 rate on GPUs without FP4 tensor cores)", ("fp8", "fp4")),
+    Option("imbalance", 1.0, Range(1, 100), "max/mean", _ALL, "expert load imbalance (1 = balanced)"),
+    Option("redundant_experts", "auto", Range(0, 100_000, integer=True), "experts", _ALL,
+           "redundant expert replicas in the EP group (auto: the fewest that make the group divide the experts)",
+           auto=True),
+    Option("cache_hit", 0.0, Range(0, 1, integer=False), "share", _P + _A, "prompt tokens served from the prefix cache"),
+)
+OPTION = {o.name: o for o in OPTIONS}
+
+
+def options_for(phase: str) -> tuple[Option, ...]:
+    return tuple(o for o in OPTIONS if phase in o.phases)
+
+
+# ------------------------------------------------------------------------------------------- environment
+def constants_env(generation: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Refined constants for a generation (or an array of generations), with optional overrides."""
+    consts = load_refined()
+    gens = np.asarray(generation)
+    env: dict[str, Any] = {}
+    for name, c in consts.items():
+        if gens.ndim == 0:
+            if str(gens) not in c.values:
+                raise ValueError(f"generation must be one of {', '.join(c.values)}; got {str(gens)!r}")
+            env[name] = c.values[str(gens)]
+        else:
+            env[name] = np.array([c.values[str(g)] for g in gens.ravel()]).reshape(gens.shape)
+    for name, value in (overrides or {}).items():
+        if name not in consts:
+            raise ValueError(f"unknown refined constant {name!r}; allowed: {', '.join(consts)}")
+        env[name] = check(name, value, constant_range(name))
+    return env
+
+
+def constant_range(name: str) -> Range:
+    """What a refined constant (or an engine number) may be: fixed times, counts and overheads may be zero (a term
+    switched off); efficiencies, shares, sizes and rates must be positive (they divide)."""
+    if name.endswith(("_us", "_ms", "_kernels")) or name in ENGINE_NUMBERS:
+        return NON_NEGATIVE
+    return POSITIVE
+
+
+def model_args(model: str | ModelArgs | None) -> ModelArgs:
+    return load_catalog().model(model)
+
+
+def resolve_gpu(gpu: Any) -> GPU | list[GPU]:
+    """A catalog GPU by name, a GPU record, or a list of them (a leading axis)."""
+    if isinstance(gpu, GPU):
+        return gpu
+    if isinstance(gpu, str):
+        return load_catalog().gpu(gpu)
+    if isinstance(gpu, (list, tuple)) and gpu:
+        return [resolve_gpu(g) for g in gpu]
+    raise ValueError(f"gpu must be a catalog name ({', '.join(load_catalog().gpus)}), a GPU or a list of them; "
+                     f"got {gpu!r}")
+
+
+def gpu_datasheet_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
+    """Datasheet fields and the generation of one GPU or a list of GPUs (arrays)."""
+    if isinstance(gpu, GPU):
+        return {**{k: getattr(gpu, k) for k in GPU_FIELDS}, "gpu_name": gpu.name, "generation": gpu.generation}
+    gpus = list(gpu)
+    env = {k: np.array([getattr(g, k) for g in gpus], dtype=float) for k in GPU_FIELDS}
+    env["gpu_name"] = np.array([g.name for g in gpus])
+    env["generation"] = np.array([g.generation for g in gpus])
+    return env
+
+
+def _choice(name: str, value: Any) -> str:
+    opt = OPTION[name]
+    if isinstance(value, str) and value.strip().lower() in opt.choices:
+        return value.strip().lower()
+    raise ValueError(f"{name} must be one of {', '.join(opt.choices)}; got {value!r}")
+
+
+def _flag(name: str, value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.ndarray) and value.dtype == bool:
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{name} must be true or false; got {value!r}")
+
+
+def is_default(name: str, value: Any) -> bool:
+    """Whether an option holds the value it has when not given (auto, the engine's, or its declared default)."""
+    o = OPTION[name]
+    if o.auto and isinstance(value, str):
+        return True
+    if name == "engine":
+        return value == default_engine()
+    if o.default is None:
+        return name in ("tbo", "moe_dtype")  # resolved from the engine or the model
+    return bool(np.all(np.asarray(value) == o.default))
+
+
+def _is_auto(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() == "auto")
+
+
+def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8") -> dict[str, Any]:
+    """Validated options with defaults filled in (text choices stay as text; see :func:`option_env`);
+    ``native_moe_dtype`` is the expert dtype the model ships, the default for moe_dtype."""
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {phase!r}")
+    allowed = {o.name for o in options_for(phase)}
+    for name in options:
+        if name not in allowed:
+            raise ValueError(f"unknown option {name!r} for {phase}; allowed: {', '.join(sorted(allowed))}")
+    out: dict[str, Any] = {}
+    engine = _choice("engine", options.get("engine") or default_engine())
+    for o in options_for(phase):
+        value = options.get(o.name, o.default)
+        if isinstance(value, (list, tuple)):  # plain lists work wherever arrays do
+            value = np.asarray(value)
+        if o.name == "engine":
+            value = engine
+        elif o.name == "moe_dtype" and value is None:
+            value = native_moe_dtype
+        elif o.name == "tbo" and value is None:
+            value = bool(load_engines()[engine].numbers["micro_batch_overlap"])
+        elif o.auto and _is_auto(value):
+            value = "auto"
+        elif value is None:
+            raise ValueError(f"{o.name} is required for {phase} ({o.doc}, {o.rng.describe() if o.rng else ''})")
+        elif o.choices:
+            value = _choice(o.name, value)
+        elif o.rng is None:
+            value = _flag(o.name, value)
+        else:
+            check(o.name, value, o.rng)
+        out[o.name] = value
+    return out
+
+
+def check_consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_env: dict[str, Any]) -> None:
+    """Cross-option rules, each a one-line message naming the argument."""
+    ep, moe_tp, attn_tp = (np.asarray(opts[k]) for k in ("ep", "moe_tp", "attn_tp"))
+    if not isinstance(opts["redundant_experts"], str):
+        experts = model.n_routed_experts + np.asarray(opts["redundant_experts"])
+        if np.any(experts % ep != 0):
+            raise ValueError(f"redundant_experts must make n_routed_experts + redundant_experts ({model.n_routed_experts}"
+                             f" + {opts['redundant_experts']}) a multiple of ep ({opts['ep']}) so every GPU holds "
+                             "whole experts; or auto")
+    if np.any(model.n_heads % attn_tp != 0):
+        raise ValueError(f"attn_tp must divide n_heads ({model.n_heads}); got {opts['attn_tp']}")
+    if np.any(model.moe_inter_dim % moe_tp != 0):
+        raise ValueError(f"moe_tp must divide the experts' width moe_inter_dim ({model.moe_inter_dim}); "
+                         f"got {opts['moe_tp']}")
+    if np.any((ep * moe_tp) % attn_tp != 0):
+        raise ValueError(f"attn_tp must divide the instance's GPUs, ep x moe_tp ({opts['ep']} x {opts['moe_tp']}); "
+                         f"got {opts['attn_tp']}")
+    engine = load_engines()[opts["engine"]]
+    if np.any(np.asarray(opts["tbo"])) and not engine.numbers["micro_batch_overlap"]:
+        raise ValueError(f"tbo must be false with engine {opts['engine']}: {engine.sources['micro_batch_overlap']}")
+    if "sbo" in opts and np.any(np.asarray(opts["sbo"])) and not engine.numbers["single_batch_overlap"]:
+        raise ValueError(f"sbo must be false with engine {opts['engine']}: {engine.sources['single_batch_overlap']}")
+    if "mtp_draft" in opts:
+        draft, accept = np.asarray(opts["mtp_draft"]), np.asarray(opts["mtp_accept"])
+        if np.any(accept > 1 + draft):
+            raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + draft.max():g}); got {opts['mtp_accept']}")
+        if np.any(draft > 0) and model.n_mtp_layers == 0:
+            raise ValueError("mtp_draft must be 0: this model ships no MTP module (n_mtp_layers = 0)")
+
+
+def dtype_bytes(name: str, value: Any) -> Any:
+    """Bytes per value of a dtype option; with a formula (a workbook cell) a nested IF over the same table."""
+    from dsxl.core.expr import Expr, eq, where
+    if isinstance(value, Expr):
+        items = list(DTYPES[name].items())
+        out: Any = items[-1][1]
+        for choice, nbytes in reversed(items[:-1]):
+            out = where(eq(value, choice), nbytes, out)
+        return out
+    return DTYPES[name][value]
+
+
+def engine_numbers(engine: Any) -> dict[str, Any]:
+    """The numeric fields of an engine profile; with a formula (a workbook cell) nested IFs over the profiles."""
+    from dsxl.core.expr import Expr, eq, where
+    engines = load_engines()
+    if not isinstance(engine, Expr):
+        return dict(engines[engine].numbers)
+    out = {}
+    for field in ENGINE_NUMBERS:
+        items = [(name, e.numbers[field]) for name, e in engines.items()]
+        value: Any = items[-1][1]
+        for name, number in reversed(items[:-1]):
+            value = where(eq(engine, name), number, value)
+        out[field] = value
+    return out
+
+
+def redundant_code(value: Any) -> Any:
+    """The chain's reading of redundant_experts: a count, or -1 for auto; a workbook cell holding "auto" or a
+    number becomes IF(ISNUMBER(cell), cell, -1)."""
+    from dsxl.core.expr import Expr, where
+    if isinstance(value, Expr):
+        return where(Expr(f"ISNUMBER({value.text})"), value, -1)
+    return -1 if isinstance(value, str) else value
+
+
+def option_env(opts: dict[str, Any]) -> dict[str, Any]:
+    """Options by the names the refined chain reads (dtypes as bytes per value, the engine as its numbers)."""
+    env = {}
+    for name, value in opts.items():
+        if name in DTYPES:
+            env[DTYPE_BYTES_NAME[name]] = dtype_bytes(name, value)
+        elif name == "engine":
+            env.update(engine_numbers(value))
+        elif name == "redundant_experts":
+            env[name] = redundant_code(value)
+        else:
+            env[name] = value
+    env.setdefault("mtp_draft", 0)  # prefill: the MTP module is neither loaded nor run
+    env.setdefault("sbo", False)
+    return env
+
+
+def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[str, Any],
+                constants: dict[str, Any] | None) -> dict[str, Any]:
+    m = model_args(model)
+    genv = gpu_datasheet_env(resolve_gpu(gpu))
+    if not isinstance(gpu, (str, GPU)):  # a list of GPUs adds a leading axis before the options' axes
+        lead = (1,) * max([np.ndim(v) for v in opts.values()] + [0])
+        genv = {k: np.reshape(v, (-1,) + lead) for k, v in genv.items()}
+    check_consistency(phase, opts, m, genv)
+    env = {f.name: getattr(m, f.name) for f in fields(m)}
+    env.update(genv)
+    engine_overrides = {k: check(k, v, constant_range(k)) for k, v in (constants or {}).items() if k in ENGINE_NUMBERS}
+    env.update(constants_env(genv["generation"], {k: v for k, v in (constants or {}).items()
+                                                  if k not in ENGINE_NUMBERS}))
+    env.update(option_env(opts))
+    env.update(engine_overrides)
+    return env
+
+
+
+__all__ = ["OPTION", "OPTIONS", "PHASES", "MODES", "Option", "options_for", "normalise", "check_consistency",
+           "request_env", "option_env", "constants_env", "constant_range", "model_args", "resolve_gpu",
+           "gpu_datasheet_env", "dtype_bytes", "engine_numbers", "is_default"]

@@ -1,0 +1,188 @@
+"""Input ranges, one table for the model, the CLI, the UDFs and the workbook's data validation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dsxl.core.expr import Expr
+
+
+@dataclass(frozen=True)
+class Range:
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    integer: bool = False
+    choices: tuple[float, ...] = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(f"{c:g}" for c in self.choices)
+        kind = "a whole number" if self.integer else "a number"
+        if self.lo is not None and self.hi is not None:
+            left = "greater than" if self.lo_open else "from"
+            if self.lo_open:
+                return f"{kind} greater than {self.lo:g} and at most {self.hi:g}"
+            return f"{kind} {left} {self.lo:g} to {self.hi:g}"
+        if self.lo is not None:
+            return f"{kind} {'>' if self.lo_open else '>='} {self.lo:g}"
+        return kind
+
+    def ok(self, x: float) -> bool:
+        if not math.isfinite(x):
+            return False
+        if self.choices:
+            return x in self.choices
+        if self.integer and not float(x).is_integer():
+            return False
+        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
+            return False
+        return self.hi is None or x <= self.hi
+
+
+POSITIVE = Range(0, None, lo_open=True)
+NON_NEGATIVE = Range(0)
+COUNT = Range(1, None, integer=True)
+RATE = Range(0, 1)
+FRACTION = Range(0, 1, lo_open=True)
+
+# Every named input and its allowed values. Keys are the article's names, used by the CLI's --set,
+# the UDFs and the workbook's defined names.
+SCENARIO_RANGES: dict[str, Range] = {
+    "seq_len": Range(1, 10_000_000),
+    "tflops_share": FRACTION,
+    "kv_cache_rate": RATE,
+    "decode_len": Range(0, 10_000_000),
+    "discount_rate": FRACTION,
+    "mem_util_rate": FRACTION,
+    "group_gemm_discount": FRACTION,
+    "tps_threshold": NON_NEGATIVE,
+    "num_node": Range(1, 100_000, integer=True),
+    "gpu_per_node": Range(1, 1024, integer=True),
+    "dispatch_node": Range(1, 1024, integer=True),
+    "decode_comm_sm": Range(0, 10_000, integer=True),
+    "other_params_gb": NON_NEGATIVE,
+    "mla_params_m": POSITIVE,
+    "mla_absorb_params_m": POSITIVE,
+    "expert_params_m": POSITIVE,
+    "pcie_bw_3_2t": POSITIVE,
+    "pcie_bw_1_6t": POSITIVE,
+    "pcie_bw_800g": POSITIVE,
+}
+
+# The numeric fields of a GPU catalog row, in catalog order: the one declaration every face derives from.
+GPU_RANGES: dict[str, Range] = {
+    "sm": Range(1, 100_000, integer=True),
+    "comm_sm": Range(0, 100_000, integer=True),
+    "fp16_flops": POSITIVE,
+    "fp8_flops": POSITIVE,
+    "fp4_flops": NON_NEGATIVE,
+    "mem": POSITIVE,
+    "mem_bw": POSITIVE,
+    "nvlink_bw": POSITIVE,
+    "pcie_bw": POSITIVE,
+    "scaleup": Range(1, 100_000, integer=True),
+    "mla_tp_alt": Range(choices=(4, 8)),
+    "price_gpu_hour": NON_NEGATIVE,
+}
+GPU_UNITS: dict[str, str] = {
+    "sm": "SMs/CUs", "comm_sm": "SMs held by prefill comm", "fp16_flops": "TFLOPS BF16 dense",
+    "fp8_flops": "TFLOPS FP8 dense", "fp4_flops": "TFLOPS FP4 dense (0 = none)", "mem": "GB HBM",
+    "mem_bw": "GB/s HBM", "nvlink_bw": "GB/s per direction", "pcie_bw": "GB/s NIC per GPU",
+    "scaleup": "GPUs per NVLink domain", "mla_tp_alt": "article TP rule", "price_gpu_hour": "$ per GPU-hour",
+}
+GPU_FIELDS: tuple[str, ...] = tuple(GPU_RANGES)
+GPU_TEXT_FIELDS = ("name", "kind", "generation", "source")
+
+MODEL_RANGES: dict[str, Range] = {
+    "n_dense_layers": Range(0, 10_000, integer=True),
+    "n_shared_experts": Range(0, 100_000, integer=True),
+    "route_scale": POSITIVE,
+    "index_n_heads": Range(0, 100_000, integer=True),
+    "index_head_dim": Range(0, 100_000, integer=True),
+    "index_topk": Range(0, 10_000_000, integer=True),
+    "n_mtp_layers": Range(0, 100, integer=True),
+    "head_dim": Range(0, 100_000, integer=True),
+    "o_groups": Range(0, 100_000, integer=True),
+    "o_lora_rank": Range(0, 10_000_000, integer=True),
+    "sliding_window": Range(0, 10_000_000, integer=True),
+    "n_csa_layers": Range(0, 10_000, integer=True),
+    "n_hca_layers": Range(0, 10_000, integer=True),
+    "csa_ratio": Range(1, 100_000, integer=True),
+    "hca_ratio": Range(1, 100_000, integer=True),
+    "hc_mult": Range(1, 64, integer=True),
+    "n_hash_layers": Range(0, 10_000, integer=True),
+    "expert_bits": Range(choices=(4, 8)),
+}
+MODEL_COUNT = Range(1, 10_000_000, integer=True)  # every other model argument
+
+BATCH = Range(1, 1_000_000, integer=True)
+TP = Range(1, 1024, integer=True)
+TP_CHOICES = Range(choices=(1, 4, 8))
+TOKENS = Range(0, 1e12)
+EXPERTS_PER_GPU = Range(0, 100_000)
+
+
+def check(name: str, value: Any, rng: Range) -> Any:
+    """Return ``value`` unchanged if every element is allowed, else raise ValueError naming it.
+
+    Formulas (:class:`Expr`) pass through: the workbook checks them with data validation.
+    Arrays are checked in one vectorised pass so sweeps stay fast.
+    """
+    if type(value) in (int, float):  # the hot scalar path: no numpy
+        if not rng.ok(value):
+            raise ValueError(f"{name} must be {rng.describe()}; got {show(value)}")
+        return value
+    if isinstance(value, Expr):
+        return value
+    message = f"{name} must be {rng.describe()}; got {{}}"
+    if isinstance(value, (bool, np.bool_, str)) or value is None:
+        raise ValueError(message.format(show(value)))
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(message.format(show(value))) from None
+    if arr.ndim == 0:
+        if not rng.ok(float(arr)):
+            raise ValueError(message.format(show(float(arr))))
+        return value
+    bad = ~np.isfinite(arr)
+    if rng.choices:
+        bad |= ~np.isin(arr, rng.choices)
+    else:
+        if rng.integer:
+            bad |= arr != np.floor(arr)
+        if rng.lo is not None:
+            bad |= (arr <= rng.lo) if rng.lo_open else (arr < rng.lo)
+        if rng.hi is not None:
+            bad |= arr > rng.hi
+    if bad.any():
+        raise ValueError(message.format(show(float(arr[bad].flat[0]))))
+    return value
+
+
+def show(value: Any) -> str:
+    """A value as a message shows it: numbers in short form (1e+30, 2.5, 128), anything else as its repr."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return repr(value)
+
+
+def parse_number(name: str, text: str) -> float | int:
+    """A number typed as text (CLI, CSV): whole numbers as int; a clear error naming ``name`` otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {text!r}")
+    return int(value) if value.is_integer() else value
+
+
+def parse_optional_number(name: str, text: str) -> float | int | None:
+    """The same for a data cell that may be blank (None)."""
+    return None if text.strip() == "" else parse_number(name, text)

@@ -1,0 +1,129 @@
+"""How kernels add up to a serving step: micro-batches, two-batch overlap, MTP, TPOT, throughput, TTFT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsxl.core.expr import floor, maximum, where
+
+
+def micro_batches(tbo: Any) -> Any:
+    """Two-batch overlap (TBO) splits each step into two micro-batches."""
+    return where(tbo, 2, 1)
+
+
+def per_micro_batch(total: Any, micro_batches: Any) -> Any:
+    return total / micro_batches
+
+
+def per_step(per_micro_batch: Any, micro_batches: Any) -> Any:
+    """A micro-batch figure summed over the step's micro-batches."""
+    return per_micro_batch * micro_batches
+
+
+def tokens(sequences: Any, per_sequence: Any) -> Any:
+    return sequences * per_sequence
+
+
+def prompts(tokens: Any, prompt_len: Any) -> Any:
+    """Prompts in a forward (each needs the LM head for its last token)."""
+    return tokens / prompt_len
+
+
+def queries_per_sequence(mtp_draft: Any) -> Any:
+    """Each decode step verifies the next token plus the draft tokens of multi-token prediction."""
+    return 1 + mtp_draft
+
+
+def moe_layer_ms(micro_batches: Any, tbo: Any, sbo: Any, attn_ms: Any, moe_ms: Any, dispatch_ms: Any,
+                 combine_ms: Any, overlap_ms: Any) -> Any:
+    """One MoE layer in decode. With TBO, one micro-batch's all-to-all hides behind the other's attention while
+    the MoE GEMMs of both stay on the compute stream: per micro-batch moe + max(attention, dispatch + combine).
+    With single-batch overlap (SBO) the combine hides behind ``overlap_ms`` (shared experts and the down GEMM).
+    Otherwise everything is serial."""
+    comm = dispatch_ms + combine_ms
+    single = attn_ms + moe_ms + dispatch_ms + where(sbo, maximum(combine_ms - overlap_ms, 0), combine_ms)
+    return where(tbo, micro_batches * (moe_ms + maximum(attn_ms, comm)), single)
+
+
+def sbo_window_ms(shared_ms: Any, routed_ms: Any) -> Any:
+    """Compute the combine can hide behind in single-batch overlap: shared experts and the routed down GEMM
+    (a third of the routed FLOPs)."""
+    return shared_ms + routed_ms / 3
+
+
+def prefill_moe_layer_ms(micro_batches: Any, tbo: Any, attn_ms: Any, moe_ms: Any, dispatch_ms: Any,
+                         combine_ms: Any, overlap_compute_share: Any) -> Any:
+    """One MoE layer in prefill. With TBO the compute stream runs attention and MoE of both micro-batches back
+    to back, at ``overlap_compute_share`` of its own speed, while the all-to-all of one overlaps the other's
+    compute: per micro-batch the slower of compute and communication. Without TBO everything is serial."""
+    comm = dispatch_ms + combine_ms
+    return where(tbo, micro_batches * maximum((attn_ms + moe_ms) / overlap_compute_share, comm),
+                 attn_ms + moe_ms + comm)
+
+
+def dense_layer_ms(micro_batches: Any, attn_ms: Any, mlp_ms: Any) -> Any:
+    """One dense (DenseMLP) layer: no communication to hide."""
+    return micro_batches * (attn_ms + mlp_ms)
+
+
+def mtp_ms(mtp_draft: Any, n_mtp_layers: Any, moe_layer_ms: Any, lm_head_ms: Any) -> Any:
+    """Drafting: the MTP module (one MoE layer each) and the LM head run once per draft token."""
+    return where(n_mtp_layers > 0, mtp_draft * (moe_layer_ms + lm_head_ms), 0)
+
+
+def engine_overhead_ms(step_overhead_ms: Any, request_overhead_us: Any, requests: Any) -> Any:
+    """The engine's work per step that the GPU waits for (scheduling, sampling, input preparation): a fixed part
+    plus a part per request the rank schedules."""
+    return step_overhead_ms + request_overhead_us * requests / 1000
+
+
+def step_ms(n_layers: Any, n_dense_layers: Any, dense_layer_ms: Any, moe_layer_ms: Any, lm_head_ms: Any,
+            mtp_ms: Any, overhead_ms: Any) -> Any:
+    """One forward step of the whole model on one GPU."""
+    return (n_dense_layers * dense_layer_ms + (n_layers - n_dense_layers) * moe_layer_ms + lm_head_ms + mtp_ms
+            + overhead_ms)
+
+
+def tpot_ms(step_ms: Any, mtp_accept: Any) -> Any:
+    """Time per output token: a step emits mtp_accept tokens per sequence on average."""
+    return step_ms / mtp_accept
+
+
+def per_second(time_ms: Any) -> Any:
+    return 1000 / time_ms
+
+
+def per_gpu(rate: Any, count: Any) -> Any:
+    return rate * count
+
+
+def sequences_per_gpu(batch: Any, attn_tp: Any) -> Any:
+    """Sequences per GPU: ``batch`` is per attention data-parallel rank, a group of ``attn_tp`` GPUs."""
+    return batch / attn_tp
+
+
+def input_tokens_per_s(tokens: Any, step_ms: Any) -> Any:
+    """Prompt tokens (cache hits included) a GPU takes in per second."""
+    return tokens / step_ms * 1000
+
+
+def computed_tokens(tokens: Any, cache_hit: Any) -> Any:
+    """Prompt tokens that miss the prefix cache and go through the model."""
+    return tokens * (1 - cache_hit)
+
+
+def prefill_chunks(prompt_len: Any, cache_hit: Any, tokens_per_gpu: Any) -> Any:
+    """Forwards one prompt needs: its computed tokens over the tokens a forward takes, rounded up, at least 1."""
+    return maximum(-floor(-(prompt_len * (1 - cache_hit) / tokens_per_gpu)), 1)
+
+
+def ttft_ms(step_ms: Any, chunks: Any, ttft_queue_factor: Any) -> Any:
+    """Time to first token at this load: waiting for the running forward, then the prompt's own forwards."""
+    return step_ms * (ttft_queue_factor + chunks)
+
+
+def resident_prompt_tokens(rank_tokens: Any, prompt_len: Any) -> Any:
+    """Prompt tokens whose KV an attention rank holds during a forward: the prompts the forward works on, each
+    whole (a prompt longer than the forward is built chunk by chunk with all its earlier chunks' KV resident)."""
+    return maximum(rank_tokens, prompt_len)

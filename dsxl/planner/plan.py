@@ -1,0 +1,591 @@
+"""Front door of the planner: search the deployment space, size a cluster, cost it.
+
+``plan(**inputs)`` searches, per GPU, the decode space (EP x attention TP x sequences per GPU x MTP x TBO) for the
+highest output tokens/s per GPU that meets the TPOT SLA and fits in memory, and the prefill space (EP x attention
+TP x tokens per forward x TBO) for the highest input tokens/s per GPU whose TTFT meets its SLA; then sizes whole EP
+groups for the load and costs them. Each search is one vectorised :func:`dsxl.refined.predict.predict` call, so every chosen
+configuration reproduces exactly with ``dsxl predict`` and the options it lists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from dsxl.refined.accuracy import accuracy
+from dsxl.refined.models import kv_bytes_per_token
+from dsxl.data.catalog import default_engine, load_catalog, load_engines, load_refined, read_template_text
+from dsxl.physics import sizing
+from dsxl.physics.attention import mean_decode_context
+from dsxl.refined.predict import predict
+from dsxl.inputs.request import model_args
+from dsxl.inputs.rules import Range, check
+
+SERVING = ("disaggregated", "aggregated", "both")
+PRICE_FIELDS = {"price_input_hit": "cache_hit", "price_input_miss": "cache_miss", "price_output": "output"}
+BATCH_GRID = tuple(range(1, 1025))
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Every planner input with its default; units in the field comments."""
+
+    gpus: tuple[str, ...] = ("H800",)  # catalog names; ("all",) for the whole catalog
+    model: str | None = None  # preset id or config.json path; None = the default (DeepSeek-V3)
+    input_len: float = 4096  # tokens per request, cache hits included
+    output_len: float = 1536  # tokens per request
+    cache_hit: float = 0.0  # share of input tokens served from the prefix cache
+    output_tokens_per_s: float | None = None  # average load; or requests_per_s
+    requests_per_s: float | None = None
+    tpot_ms: float | None = 50.0  # decode SLA (or min_tokens_per_s_per_user)
+    min_tokens_per_s_per_user: float | None = None
+    ttft_ms: float = 3000.0  # prefill SLA
+    serving: str = "disaggregated"
+    price_gpu_hour: float | None = None  # $; None = the catalog's column
+    gpu_per_node: int = 8
+    # powers of two and the wide-EP sizes clusters run (redundant experts fill the remainder)
+    ep_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 48, 64, 72, 96, 128, 144, 256)
+    mtp_draft: int = 1  # draft tokens when MTP is on (searched on and off where the model has an MTP module)
+    mtp_accept: float = 1.8  # tokens per step with MTP: DeepSeek-V3 report, 85-90 % second-token acceptance
+    peak_to_average: float = 1.0
+    batch_sizes: tuple[int, ...] | None = None  # sequences per GPU searched (x attention TP per rank); None = 1..1024
+    attn_tp_sizes: tuple[int, ...] = (1, 2, 4, 8)
+    forward_sizes: tuple[int, ...] = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)  # prefill tokens per forward
+    tbo_options: tuple[bool, ...] = (False, True)
+    price_input_hit: float | None = None  # $ per million tokens, for revenue and margin
+    price_input_miss: float | None = None
+    price_output: float | None = None
+    budget_gpus: int | None = None  # best use of a fixed cluster: the most output tokens/s within this many GPUs
+    budget_nodes: int | None = None  # the same in nodes (x gpu_per_node)
+    prefill_gpu: str | None = None  # disaggregated pools of different GPU types (with decode_gpu)
+    decode_gpu: str | None = None
+    mixed: bool = False  # with several GPUs: also rank every prefill/decode pair
+    engine: str | None = None  # the serving engine's profile (templates/engines.json); None = the default
+    mix_sizes: bool = True  # let a pool top up a bulk of one instance size with instances of another
+
+    def has_load(self) -> bool:
+        return self.output_tokens_per_s is not None or self.requests_per_s is not None
+
+    def load_output_tokens_per_s(self) -> float | None:
+        if self.output_tokens_per_s is not None:
+            return self.output_tokens_per_s
+        return None if self.requests_per_s is None else self.requests_per_s * self.output_len
+
+    def tpot_limit_ms(self) -> float:
+        return self.tpot_ms if self.min_tokens_per_s_per_user is None else 1000 / self.min_tokens_per_s_per_user
+
+
+RANGES = {"input_len": Range(1, 10_000_000), "output_len": Range(1, 10_000_000), "cache_hit": Range(0, 1),
+          "output_tokens_per_s": Range(0, 1e12, lo_open=True), "requests_per_s": Range(0, 1e10, lo_open=True),
+          "tpot_ms": Range(0, 1e6, lo_open=True), "min_tokens_per_s_per_user": Range(0, 1e6, lo_open=True),
+          "ttft_ms": Range(0, 1e8, lo_open=True), "price_gpu_hour": Range(0, 1e6),
+          "gpu_per_node": Range(1, 1024, integer=True),
+          "mtp_draft": Range(1, 16, integer=True), "mtp_accept": Range(1, 17), "peak_to_average": Range(1, 100),
+          "price_input_hit": Range(0, 1e6), "price_input_miss": Range(0, 1e6), "price_output": Range(0, 1e6),
+          "budget_gpus": Range(1, 10_000_000, integer=True), "budget_nodes": Range(1, 1_000_000, integer=True)}
+
+
+def check_inputs(inp: PlanInputs) -> PlanInputs:
+    """Validate and normalise; one clear line naming the argument on bad input."""
+    for name, rng in RANGES.items():
+        value = getattr(inp, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a single number, {rng.describe()}; got {value!r}")
+        check(name, float(value), rng)
+        if rng.integer:
+            inp = replace(inp, **{name: int(value)})
+    if not 0 <= inp.cache_hit < 1:
+        raise ValueError(f"cache_hit must be a share from 0 up to (not including) 1; got {inp.cache_hit}")
+    if not isinstance(inp.gpus, (tuple, list)) or not inp.gpus or not all(isinstance(g, str) for g in inp.gpus):
+        raise ValueError(f"gpus must be catalog names (or all); got {inp.gpus!r}")
+    for name in ("ep_sizes", "attn_tp_sizes", "forward_sizes", "tbo_options"):
+        if not getattr(inp, name):
+            raise ValueError(f"{name} must list at least one value")
+    if inp.output_tokens_per_s is not None and inp.requests_per_s is not None:
+        raise ValueError("give the load as one of output_tokens_per_s or requests_per_s, not both")
+    if inp.budget_gpus is not None and inp.budget_nodes is not None:
+        raise ValueError("give the budget as one of budget_gpus or budget_nodes, not both")
+    if not inp.has_load() and inp.budget_gpus is None and inp.budget_nodes is None:
+        raise ValueError("give a load (output_tokens_per_s or requests_per_s) or a budget (budget_gpus or budget_nodes)")
+    if (inp.prefill_gpu is None) != (inp.decode_gpu is None):
+        raise ValueError("mixed pools need both prefill_gpu and decode_gpu")
+    if inp.prefill_gpu is not None and inp.serving != "disaggregated":
+        raise ValueError(f"prefill_gpu and decode_gpu need serving disaggregated; got {inp.serving!r}")
+    if inp.tpot_ms is not None and inp.min_tokens_per_s_per_user is not None:
+        raise ValueError("give the decode SLA as tpot_ms or min_tokens_per_s_per_user, not both")
+    if inp.tpot_ms is None and inp.min_tokens_per_s_per_user is None:
+        raise ValueError("a decode SLA is required: tpot_ms or min_tokens_per_s_per_user")
+    serving = str(inp.serving).strip().lower()
+    if serving not in SERVING:
+        raise ValueError(f"serving must be one of {', '.join(SERVING)}; got {inp.serving!r}")
+    inp = replace(inp, serving=serving)
+    if inp.mtp_accept > 1 + inp.mtp_draft:
+        raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + inp.mtp_draft}); got {inp.mtp_accept}")
+    for name, rng in (("ep_sizes", Range(1, 100_000, integer=True)), ("attn_tp_sizes", Range(1, 1024, integer=True)),
+                      ("forward_sizes", Range(1, 100_000_000, integer=True)),
+                      ("batch_sizes", Range(1, 1_000_000, integer=True))):
+        for x in getattr(inp, name) or ():
+            check(name, x, rng)
+    catalog = load_catalog()
+    names = tuple(catalog.gpus) if tuple(g.lower() for g in inp.gpus) == ("all",) else \
+        tuple(catalog.gpu(g).name for g in inp.gpus)
+    pair = {}
+    if inp.prefill_gpu is not None:
+        pair = {"prefill_gpu": catalog.gpu(inp.prefill_gpu).name, "decode_gpu": catalog.gpu(inp.decode_gpu).name}
+        names = (pair["decode_gpu"],)
+    budget = inp.budget_gpus if inp.budget_nodes is None else inp.budget_nodes * inp.gpu_per_node
+    model_args(inp.model)  # raises on an unknown model
+    engine = str(inp.engine or default_engine()).strip().lower()
+    if engine not in load_engines():
+        raise ValueError(f"engine must be one of {', '.join(load_engines())}; got {inp.engine!r}")
+    tbo = tuple(t for t in inp.tbo_options if not t or load_engines()[engine].numbers["micro_batch_overlap"])
+    return replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes), budget_gpus=budget,
+                   model=inp.model or catalog.default_model, engine=engine, tbo_options=tbo or (False,), **pair)
+
+
+# --------------------------------------------------------------------------------------------- search
+def mtp_options(inp: PlanInputs) -> list[tuple[int, float]]:
+    """MTP off, and on where the model ships an MTP module."""
+    return [(0, 1.0)] + ([(inp.mtp_draft, inp.mtp_accept)] if model_args(inp.model).n_mtp_layers > 0 else [])
+
+
+def _tp_sizes(inp: PlanInputs) -> np.ndarray:
+    return np.array([t for t in inp.attn_tp_sizes if model_args(inp.model).n_heads % t == 0])
+
+
+def _grid(inp: PlanInputs) -> dict[str, np.ndarray]:
+    """Decode candidates: EP x attn TP x batch x MTP x TBO as broadcastable axes (this order is the tie-break)."""
+    m = model_args(inp.model)
+    ep = np.array(inp.ep_sizes)[:, None, None, None, None]
+    mtp = mtp_options(inp)
+    tp = _tp_sizes(inp)[None, :, None, None, None]
+    return {"ep": ep, "attn_tp": _valid_tp(ep, tp),
+            "batch": np.array(inp.batch_sizes or BATCH_GRID)[None, None, :, None, None] * tp,
+            "mtp_draft": np.array([d for d, _ in mtp])[None, None, None, :, None],
+            "mtp_accept": np.array([a for _, a in mtp])[None, None, None, :, None],
+            "tbo": np.array(inp.tbo_options)[None, None, None, None, :],
+            "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
+
+
+def _valid_tp(ep: np.ndarray, tp: np.ndarray) -> np.ndarray:
+    """Attention TP per candidate; where it does not divide the EP group, 1 stands in (and _fitting drops it)."""
+    return np.where(ep % tp == 0, tp, 1)
+
+
+def _fitting(r: dict[str, Any], grid: dict[str, np.ndarray], shape: tuple[int, ...], tp: np.ndarray) -> np.ndarray:
+    """Candidates that fit in memory with attention-TP groups that divide the EP group (``tp`` the grid's
+    nominal attention TP)."""
+    return np.asarray(r["fits"]) & np.broadcast_to(grid["ep"] % tp == 0, shape)
+
+
+def _best(values: np.ndarray, ok: np.ndarray) -> float:
+    """The lowest value among the candidates that are ``ok`` (the best achievable latency)."""
+    return float(np.min(np.where(ok, values, np.inf)))
+
+
+def _pick(score: np.ndarray, ok: np.ndarray) -> tuple[int, ...] | None:
+    if not ok.any():
+        return None
+    masked = np.where(ok, score, -np.inf)
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(masked)), masked.shape))
+
+
+def _per_ep(score: np.ndarray, ok: np.ndarray) -> list[tuple[int, ...]]:
+    """For each EP size (the first axis) that has a qualifying candidate, the index of its best one."""
+    masked = np.where(ok, score, -np.inf).reshape(score.shape[0], -1)
+    out = []
+    for i, row in enumerate(masked):
+        j = int(np.argmax(row))
+        if np.isfinite(row[j]):
+            out.append((i, *np.unravel_index(j, score.shape[1:])))
+    return out
+
+
+def _at(grid: dict[str, np.ndarray], idx: tuple[int, ...]) -> dict[str, Any]:
+    out = {}
+    for k, v in grid.items():
+        x = np.broadcast_to(v, np.broadcast_shapes(*[g.shape for g in grid.values()]))[idx]
+        out[k] = bool(x) if k == "tbo" else int(x) if float(x).is_integer() else float(x)
+    return out
+
+
+def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
+    """Per EP size, the decode configuration with the most tokens/s per GPU at the TPOT SLA (``options``; sizing
+    picks among them), or why there is none; plus the Pareto frontier."""
+    grid = _grid(inp)
+    kv = mean_decode_context(inp.input_len, inp.output_len)
+    r = predict("decode", gpu, inp.model, kv_len=kv, engine=inp.engine, detail=False, **grid)
+    tpot, per_gpu, per_user = (np.asarray(r[k]) for k in ("tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user"))
+    fits = _fitting(r, grid, tpot.shape, _tp_sizes(inp)[None, :, None, None, None])
+    meets = np.broadcast_to(sizing.decode_ok(fits, tpot, inp.tpot_limit_ms(), grid["mtp_draft"],
+                                             model_args(inp.model).n_mtp_layers), tpot.shape)
+    frontier = pareto(per_user[fits], per_gpu[fits])
+    if not meets.any():
+        return {"feasible": False, "reason": _decode_reason(fits, tpot, inp, r), "pareto": frontier}
+    options = [{**_at(grid, idx), "kv_len": kv, "tpot_ms": float(tpot[idx]),
+                "tokens_per_s_per_gpu": float(per_gpu[idx]), "tokens_per_s_per_user": float(per_user[idx]),
+                "max_batch": int(np.asarray(r["max_batch"])[idx]), "gpu": gpu} for idx in _per_ep(per_gpu, meets)]
+    return {"feasible": True, "options": options, "pareto": frontier}
+
+
+def _decode_reason(fits: np.ndarray, tpot: np.ndarray, inp: PlanInputs, r: dict[str, Any]) -> str:
+    if not fits.any():
+        need = float(np.min(np.asarray(r["weights_gb"])))
+        return (f"memory binds: no EP size up to {max(inp.ep_sizes)} fits even one sequence "
+                f"(weights need at least {need:.1f} GB per GPU); allow larger EP or use fp4 experts")
+    return (f"the TPOT SLA binds: the best achievable TPOT is {_best(tpot, fits):.1f} ms against "
+            f"{inp.tpot_limit_ms():.1f} ms")
+
+
+def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
+    """Per EP size, the prefill configuration with the most input tokens/s per GPU at the TTFT SLA."""
+    m = model_args(inp.model)
+    ep = np.array(inp.ep_sizes)[:, None, None, None]
+    tp = _tp_sizes(inp)[None, :, None, None]
+    grid = {"ep": ep, "attn_tp": _valid_tp(ep, tp),
+            "tokens_per_gpu": np.array(inp.forward_sizes)[None, None, :, None],
+            "tbo": np.array(inp.tbo_options)[None, None, None, :],
+            "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
+    r = predict("prefill", gpu, inp.model, prompt_len=inp.input_len, cache_hit=inp.cache_hit, engine=inp.engine,
+                detail=False, **grid)
+    ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
+    fits = _fitting(r, grid, ttft.shape, tp)
+    ok = np.broadcast_to(sizing.prefill_ok(fits, ttft, inp.ttft_ms), ttft.shape)
+    if not ok.any():
+        reason = "memory binds: no prefill configuration fits" if not fits.any() else \
+            f"the TTFT SLA binds: the best achievable TTFT is {_best(ttft, fits):.0f} ms against {inp.ttft_ms:.0f} ms"
+        return {"feasible": False, "reason": reason}
+    options = []
+    for idx in _per_ep(per_gpu, ok):
+        opts = _at(grid, idx)
+        options.append({**opts, "prompt_len": inp.input_len, "cache_hit": inp.cache_hit,
+                        "tokens_per_forward": opts["tokens_per_gpu"], "ttft_ms": float(ttft[idx]),
+                        "tokens_per_s_per_gpu": float(per_gpu[idx]), "gpu": gpu})
+    return {"feasible": True, "options": options}
+
+
+def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
+    """Per EP size, the aggregated configuration with the most output tokens/s per GPU at both SLAs."""
+    grid = _grid(inp)
+    r = predict("aggregated", gpu, inp.model, input_len=inp.input_len, output_len=inp.output_len, engine=inp.engine,
+                detail=False,
+                cache_hit=inp.cache_hit, **grid)
+    per_user, per_gpu, ttft = (np.asarray(r[k]) for k in ("tokens_per_s_per_user", "output_tokens_per_s_per_gpu",
+                                                           "ttft_ms"))
+    fits = _fitting(r, grid, per_user.shape, _tp_sizes(inp)[None, :, None, None, None])
+    tpot = 1000 / per_user
+    ok = fits & (tpot <= inp.tpot_limit_ms()) & (ttft <= inp.ttft_ms)
+    if not ok.any():
+        reason = "memory binds: nothing fits" if not fits.any() else \
+            f"the SLA binds: best TPOT {_best(tpot, fits):.1f} ms, best TTFT {_best(ttft, fits):.0f} ms"
+        return {"feasible": False, "reason": reason}
+    options = [{**_at(grid, idx), "tpot_ms": float(tpot[idx]), "ttft_ms": float(ttft[idx]),
+                "tokens_per_s_per_gpu": float(per_gpu[idx]), "tokens_per_s_per_user": float(per_user[idx]),
+                "max_batch": int(np.asarray(r["max_batch"])[idx]), "gpu": gpu} for idx in _per_ep(per_gpu, ok)]
+    return {"feasible": True, "options": options}
+
+
+def pareto(per_user: np.ndarray, per_gpu: np.ndarray, points: int = 40) -> list[dict[str, float]]:
+    """Throughput-latency frontier: the best tokens/s per GPU at each tokens/s per user (upper envelope)."""
+    if per_user.size == 0:
+        return []
+    order = np.argsort(-per_user)
+    u, g = per_user[order], per_gpu[order]
+    best = np.maximum.accumulate(g)
+    keep = np.r_[True, best[1:] > best[:-1]]
+    u, g = u[keep], best[keep]
+    step = max(1, len(u) // points)
+    idx = sorted(set(range(0, len(u), step)) | {len(u) - 1})
+    return [{"tokens_per_s_per_user": float(u[i]), "tokens_per_s_per_gpu": float(g[i])} for i in idx]
+
+
+# --------------------------------------------------------------------------------------------- sizing, cost
+def least_gpus(load: float, options: list[dict[str, Any]], mix: bool = True) -> dict[str, Any]:
+    """The fewest GPUs that serve ``load`` (tokens/s) with whole instances of the ``options`` (one per EP size, each
+    with its tokens/s per GPU at the SLA): every single size rounded up, and every bulk of one size topped up by
+    instances of another for the remainder. Ties go to more capacity, then to the smaller instance size (a smaller
+    failure domain; the Planner sheet breaks ties the same way)."""
+    best: tuple | None = None
+    for a in options:
+        cap_a = a["tokens_per_s_per_gpu"] * a["ep"]
+        bulk = int(sizing.floor(load / cap_a))
+        mixes = [[(a, max(int(sizing.ceil(load / cap_a)), 1))]]
+        remainder = load - bulk * cap_a
+        if mix and bulk >= 1 and remainder > 0:
+            mixes += [[(a, bulk), (b, int(sizing.ceil(remainder / (b["tokens_per_s_per_gpu"] * b["ep"]))))]
+                      for b in options if b is not a]
+        for parts in mixes:
+            gpus = sum(n * o["ep"] for o, n in parts)
+            capacity = sum(n * o["ep"] * o["tokens_per_s_per_gpu"] for o, n in parts)
+            key = (gpus, -capacity)
+            if best is None or key < best[0]:
+                best = (key, parts)
+    chosen = sorted(best[1], key=lambda part: -part[1] * part[0]["ep"])
+    return {"gpus": best[0][0], "instances": sum(n for _, n in chosen), "capacity": -best[0][1],
+            "mix": [{**o, "instances": n, "gpus": n * o["ep"]} for o, n in chosen]}
+
+
+def _pool(load: float, options: list[dict[str, Any]], gpu_per_node: int, mix: bool = True) -> dict[str, Any]:
+    """A pool sized for ``load``: its main configuration's fields, then instances, GPUs, nodes and the mix."""
+    sized = least_gpus(load, options, mix)
+    main = {k: v for k, v in sized["mix"][0].items() if k not in ("instances", "gpus")}
+    return {**main, "instances": sized["instances"], "gpus": sized["gpus"],
+            "nodes": int(sizing.nodes(sized["gpus"], gpu_per_node)), "capacity_tokens_per_s": sized["capacity"],
+            "mix": sized["mix"]}
+
+
+def _price(gpu: str, inp: PlanInputs) -> float:
+    return inp.price_gpu_hour if inp.price_gpu_hour is not None else load_catalog().gpu(gpu).price_gpu_hour
+
+
+def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
+                  decode_gpu: str, prefill_gpu: str | None = None) -> dict[str, Any]:
+    """Decode (and prefill) pools for ``out_tps`` output tokens/s at the least total GPUs, and at peak load; cost
+    with each pool's own GPU price."""
+    in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
+    result: dict[str, Any] = {}
+    for label, factor in (("", 1.0), ("peak_", inp.peak_to_average)):
+        pools = {"decode": _pool(out_tps * factor, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
+        if prefill:
+            pools["prefill"] = _pool(in_tps * factor, prefill["options"], inp.gpu_per_node, inp.mix_sizes)
+        if label:
+            result.update({f"peak_{k}": {x: v[x] for x in ("instances", "gpus", "nodes")} for k, v in pools.items()})
+        else:
+            result.update(pools)
+        result[label + "total_gpus"] = sum(p["gpus"] for p in pools.values())
+        result[label + "total_nodes"] = sum(p["nodes"] for p in pools.values())
+    decode_hour = sizing.cost_per_hour(result["decode"]["gpus"], _price(decode_gpu, inp))
+    prefill_hour = sizing.cost_per_hour(result["prefill"]["gpus"], _price(prefill_gpu or decode_gpu, inp)) \
+        if prefill else 0.0
+    hour = decode_hour + prefill_hour
+    per_m = sizing.per_million
+    prices = {_price(decode_gpu, inp), _price(prefill_gpu or decode_gpu, inp)}
+    cost = {"price_gpu_hour": prices.pop() if len(prices) == 1 else None, "cost_per_hour": hour,
+            "cost_per_day": sizing.cost_per_day(hour),
+            "cost_per_m_output": per_m(decode_hour if prefill else hour, out_tps),
+            "cost_per_m_input": per_m(prefill_hour, in_tps) if prefill else per_m(hour, in_tps),
+            "cost_per_m_input_miss": per_m(prefill_hour, in_tps * (1 - inp.cache_hit)) if prefill else None,
+            "cost_per_m_input_hit": 0.0 if prefill else None,
+            "cost_per_m_output_all_in": per_m(hour, out_tps),
+            "prefill_decode_node_ratio": (result["prefill"]["nodes"] / result["decode"]["nodes"]) if prefill else None}
+    return {**result, **cost}
+
+
+def revenue(inp: PlanInputs, out_tps: float, cost_per_day: float) -> dict[str, Any]:
+    if None in (inp.price_input_hit, inp.price_input_miss, inp.price_output):
+        return {}
+    out_day = out_tps * 86400
+    in_day = sizing.input_tokens_per_s(out_day, inp.input_len, inp.output_len)
+    rev = sizing.revenue_per_day(in_day * inp.cache_hit, in_day * (1 - inp.cache_hit), out_day, inp.price_input_hit,
+                                 inp.price_input_miss, inp.price_output)
+    return {"revenue_per_day": rev, "margin": sizing.margin(rev, cost_per_day) if cost_per_day > 0 else None}
+
+
+def kv_transfer(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:
+    """KV moved from the prefill pool to the decode pool over the prefill GPUs' NICs: every prompt's cache (hits
+    included) leaves its prefill GPU once. ``binds`` when that needs more than the NIC gives."""
+    m = model_args(inp.model)
+    per_token = kv_bytes_per_token(m)
+    if m.compressed_attention:  # the window of every layer travels with the sequence
+        per_token += m.n_layers * m.sliding_window * load_refined()["csa_kv_entry_bytes"].values["hopper"] / inp.input_len
+    need = prefill["tokens_per_s_per_gpu"] * per_token / 1e9
+    nic = float(load_catalog().gpu(prefill_gpu).pcie_bw)
+    return {"gb_per_s_per_prefill_gpu": need, "nic_gb_per_s": nic, "binds": need > nic,
+            "bytes_per_token": per_token}
+
+
+def _limit_prefill_by_nic(inp: PlanInputs, pre: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:
+    """Prefill options whose KV would outrun the NIC are slowed to the NIC's rate (the transfer binds)."""
+    out = []
+    for o in pre["options"]:
+        t = kv_transfer(inp, o, prefill_gpu)
+        rate = min(o["tokens_per_s_per_gpu"], t["nic_gb_per_s"] * 1e9 / t["bytes_per_token"])
+        out.append({**o, "tokens_per_s_per_gpu": rate, "kv_transfer_binds": t["binds"]})
+    return {**pre, "options": out}
+
+
+def _infeasible(serving: str, reason: str, **extra: Any) -> dict[str, Any]:
+    """An infeasible entry with the same keys as a feasible one (null where not applicable)."""
+    return {"serving": serving, "feasible": False, "reason": reason, "decode": None, "prefill": None,
+            "total_gpus": None, "total_nodes": None, "cost_per_hour": None, "cost_per_day": None,
+            "cost_per_m_input": None, "cost_per_m_output": None, "cost_per_m_output_all_in": None, "accuracy": None,
+            **extra}
+
+
+def _searches(inp: PlanInputs, decode_gpu: str, prefill_gpu: str, serving: str,
+              cache: dict[tuple, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The configuration searches a plan needs, each run once per GPU and phase."""
+    if serving == "aggregated":
+        key = ("aggregated", decode_gpu)
+        if key not in cache:
+            cache[key] = search_aggregated(decode_gpu, inp)
+        return cache[key], None
+    for phase, gpu, fn in (("decode", decode_gpu, search_decode), ("prefill", prefill_gpu, search_prefill)):
+        if (phase, gpu) not in cache:
+            cache[(phase, gpu)] = fn(gpu, inp)
+    return cache[("decode", decode_gpu)], cache[("prefill", prefill_gpu)]
+
+
+def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None, budget: int) -> float:
+    """The most output tokens/s whose least-GPU pools fit in ``budget`` GPUs (0 if not even the smallest do)."""
+    def gpus(load: float) -> int:
+        used = least_gpus(load, decode["options"], inp.mix_sizes)["gpus"]
+        if prefill:
+            used += least_gpus(sizing.input_tokens_per_s(load, inp.input_len, inp.output_len),
+                               prefill["options"], inp.mix_sizes)["gpus"]
+        return used
+    if gpus(1e-9) > budget:
+        return 0.0
+    lo, hi = 0.0, budget * max(o["tokens_per_s_per_gpu"] for o in decode["options"])
+    for _ in range(60):  # GPUs needed never fall as the load grows, so bisection finds the edge
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if gpus(mid) <= budget else (lo, mid)
+    return lo
+
+
+def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[str, Any]] | None = None,
+             prefill_gpu: str | None = None) -> dict[str, Any]:
+    """One GPU (or a prefill/decode pair): searches, least-cost pools for the load (or the budget's capacity),
+    cost, bands."""
+    cache = {} if cache is None else cache
+    prefill_gpu = prefill_gpu or gpu
+    dec, pre = _searches(inp, gpu, prefill_gpu, serving, cache)
+    frontier = dec.get("pareto", [])
+    failed = [x["reason"] for x in (dec, pre) if x is not None and not x["feasible"]]
+    if failed:
+        return _infeasible(serving, "; ".join(failed), pareto=frontier)
+    transfer = None
+    if pre is not None:
+        transfer = kv_transfer(inp, max(pre["options"], key=lambda o: o["tokens_per_s_per_gpu"]), prefill_gpu)
+        pre = _limit_prefill_by_nic(inp, pre, prefill_gpu)
+    out_tps = inp.load_output_tokens_per_s() if inp.budget_gpus is None or inp.has_load() else None
+    extra: dict[str, Any] = {}
+    if inp.budget_gpus is not None:
+        cap = capacity(inp, dec, pre, inp.budget_gpus)
+        smallest = min(o["ep"] for o in dec["options"]) + (min(o["ep"] for o in pre["options"]) if pre else 0)
+        extra = {"budget_gpus": inp.budget_gpus, "capacity_output_tokens_per_s": cap,
+                 "budget_covers_load": None if out_tps is None else cap >= out_tps}
+        if cap <= 0:
+            return _infeasible(serving, f"the budget of {inp.budget_gpus} GPUs is below the smallest plan: one decode "
+                               f"and one prefill instance take {smallest} GPUs", pareto=frontier, **extra)
+        if out_tps is None or cap < out_tps:
+            out_tps = cap
+    sized = size_and_cost(inp, out_tps, dec, pre, gpu, prefill_gpu if pre else None)
+    decode = {**sized.pop("decode"), "gpu": gpu}
+    prefill = {**sized.pop("prefill"), "gpu": prefill_gpu} if pre else None
+    return {"serving": serving, "feasible": True, "reason": None, "decode": decode, "prefill": prefill,
+            "pareto": frontier, "served_output_tokens_per_s": out_tps, **sized, **extra,
+            "kv_transfer": transfer, "accuracy": plan_accuracy(gpu, inp, decode, prefill, prefill_gpu)}
+
+
+def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None,
+                  prefill_gpu: str | None = None) -> dict[str, Any]:
+    """The expected error of the chosen configurations (refined-model bands); the plan's cost carries the wider."""
+    catalog = load_catalog()
+    engine = inp.engine
+    phase = "decode" if prefill is not None else "aggregated"
+    d = accuracy(phase, catalog.gpu(gpu).generation, engine, inp.model, decode.get("kv_len", inp.input_len),
+                 decode["batch"], decode["tbo"], mtp_draft=decode["mtp_draft"])
+    p = accuracy("prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, inp.model, inp.input_len, None,
+                 prefill["tbo"]) if prefill else None
+    return {"band": max(d["band"], p["band"] if p else 0), "validated": d["validated"] and (p is None or p["validated"]),
+            "decode": d, "prefill": p}
+
+
+def decisive(r: dict[str, Any]) -> bool | None:
+    """Whether the cheapest GPU is cheaper than the runner-up beyond both their bands (None with fewer than two)."""
+    if len(r["ranking"]) < 2:
+        return None
+    a, b = (r["gpus"][g] for g in r["ranking"][:2])
+    ca, cb = a["cost_per_m_output_all_in"], b["cost_per_m_output_all_in"]
+    return ca * (1 + a["accuracy"]["band"]) < cb * (1 - b["accuracy"]["band"])
+
+
+def plan(**kwargs: Any) -> dict[str, Any]:
+    """Plan a deployment; keyword arguments are :class:`PlanInputs` fields (``gpus`` may be "all")."""
+    scenario = kwargs.pop("scenario", None)
+    base = scenario_inputs(scenario) if scenario else PlanInputs()
+    if isinstance(kwargs.get("gpus"), str):
+        kwargs["gpus"] = tuple(g.strip() for g in kwargs["gpus"].split(","))
+    unknown = set(kwargs) - {f.name for f in fields(PlanInputs)}
+    if unknown:
+        raise ValueError(f"unknown plan input {sorted(unknown)[0]!r}; allowed: {', '.join(f.name for f in fields(PlanInputs))}")
+    if "output_tokens_per_s" in kwargs or "requests_per_s" in kwargs:
+        base = replace(base, output_tokens_per_s=None, requests_per_s=None)
+    if "min_tokens_per_s_per_user" in kwargs:
+        base = replace(base, tpot_ms=None)
+    budgeted = kwargs.get("budget_gpus") is not None or kwargs.get("budget_nodes") is not None
+    if base.output_tokens_per_s is None and base.requests_per_s is None and not budgeted and not (
+            {"output_tokens_per_s", "requests_per_s"} & set(kwargs)):
+        base = replace(base, output_tokens_per_s=100_000.0)
+    prices = load_catalog().model_prices.get(str(kwargs.get("model") or base.model or ""), {})
+    if prices and all(getattr(base, k) is None and k not in kwargs for k in PRICE_FIELDS):
+        base = replace(base, **{k: prices[v] for k, v in PRICE_FIELDS.items()})  # the provider's list prices
+    inp = check_inputs(replace(base, **kwargs))
+    styles = ("disaggregated", "aggregated") if inp.serving == "both" else (inp.serving,)
+    cache: dict[tuple, dict[str, Any]] = {}
+    entries = [(g, g) for g in inp.gpus]
+    if inp.prefill_gpu is not None:
+        entries = [(inp.prefill_gpu, inp.decode_gpu)]
+    elif inp.mixed:
+        entries += [(p, d) for p in inp.gpus for d in inp.gpus if p != d]
+    gpus = {}
+    for pre_gpu, dec_gpu in entries:
+        key = dec_gpu if pre_gpu == dec_gpu else f"{pre_gpu}/{dec_gpu}"
+        res = {s: plan_gpu(dec_gpu, inp, s, cache, pre_gpu) for s in styles if pre_gpu == dec_gpu or
+               s == "disaggregated"}
+        main = dict(res[styles[0]])
+        if "aggregated" in res and len(res) == 2:
+            main["aggregated"] = res["aggregated"]
+        if main["feasible"]:
+            main.update(revenue(inp, main["served_output_tokens_per_s"], main["cost_per_day"]))
+        gpus[key] = main
+    ranking = sorted((g for g in gpus if gpus[g]["feasible"]), key=lambda g: gpus[g]["cost_per_m_output_all_in"])
+    out = {"inputs": {**asdict(inp), "load_output_tokens_per_s": inp.load_output_tokens_per_s(),
+                      "tpot_limit_ms": inp.tpot_limit_ms(), "scenario": scenario},
+           "gpus": gpus, "ranking": ranking}
+    out["ranking_decisive"] = decisive(out)
+    if scenario:
+        out["scenario"] = scenario_check(scenario, out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- scenarios
+def _scenarios() -> dict[str, Any]:
+    return json.loads(read_template_text("plan_scenarios.json"))
+
+
+def scenario_inputs(name: str) -> PlanInputs:
+    scenarios = _scenarios()
+    if name not in scenarios:
+        raise ValueError(f"scenario must be one of {', '.join(scenarios)}; got {name!r}")
+    spec = scenarios[name]["inputs"]
+    return PlanInputs(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+
+
+def published_economics(published: dict[str, Any]) -> dict[str, Any]:
+    """Cost, revenue and margin recomputed from the published figures (tokens per day in billions)."""
+    cost = sizing.cost_per_day(sizing.cost_per_hour(published["nodes"] * published["gpus_per_node"],
+                                                    published["price_gpu_hour"]))
+    rev = sizing.revenue_per_day(published["input_hit_b"] * 1e9, published["input_miss_b"] * 1e9,
+                                 published["output_b"] * 1e9, published["price_input_hit"],
+                                 published["price_input_miss"], published["price_output"])
+    return {"cost_per_day": cost, "revenue_per_day": rev, "margin": sizing.margin(rev, cost)}
+
+
+def scenario_check(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    spec = _scenarios()[name]
+    pub = spec["published"]
+    ours = published_economics(pub)
+    g = result["gpus"][result["inputs"]["gpus"][0]]
+    sized = g.get("total_nodes") if g["feasible"] else None
+    return {"published": pub, "recomputed": ours, "planner_nodes": sized, "published_nodes": pub["nodes"],
+            "why_they_differ": spec["why_they_differ"], "source": spec["source"]}
+
+
+__all__ = ["plan", "PlanInputs", "pareto", "search_decode", "search_prefill", "search_aggregated"]

@@ -1,0 +1,146 @@
+"""Launch recipes: the engine commands that run a plan's prefill and decode instances.
+
+``recipe(plan_result, engine)`` turns the cheapest GPU's plan into one command per instance size and role, using
+only the flags recorded in ``templates/recipes/<engine>.json`` (each list taken from that engine's server-arguments
+code at the version it names; a test checks every emitted flag against it). Multi-node instances get the engine's
+node-rank arguments with ``$HEAD`` and ``$RANK`` for the operator to fill in.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from dsxl.data.catalog import load_catalog, read_template_text
+
+RECIPE_ENGINES = ("sglang", "vllm", "trtllm")
+MEM_FRACTION = 0.9  # the refined model's mem_util: the memory it sized KV with
+
+
+@lru_cache(maxsize=None)
+def recorded(engine: str) -> dict[str, Any]:
+    """The recorded flag list of an engine (``templates/recipes/<engine>.json``)."""
+    if engine not in RECIPE_ENGINES:
+        raise ValueError(f"recipe engine must be one of {', '.join(RECIPE_ENGINES)}; got {engine!r}")
+    return json.loads(read_template_text(f"recipes/{engine}.json"))
+
+
+def model_path(model: str) -> str:
+    """The checkpoint to load: a preset's Hugging Face repository, or the folder of a config.json."""
+    presets = json.loads(read_template_text("models.json"))
+    if model in presets:
+        return presets[model]["hf_repo"]
+    return str(model).rsplit("/", 1)[0] if "/" in str(model) else "."
+
+
+def _nodes(gpus: int, per_node: int) -> int:
+    return max(-(-gpus // per_node), 1)
+
+
+def _sglang(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str]:
+    gpus = c["ep"]
+    args = ["--model-path", model_path(model), "--trust-remote-code", "--tp-size", gpus, "--ep-size", gpus]
+    if c["attn_tp"] < gpus:
+        args += ["--dp-size", gpus // c["attn_tp"], "--enable-dp-attention"]
+    if gpus > 1:
+        args += ["--moe-a2a-backend", "deepep", "--deepep-mode", "low_latency" if role == "decode" else "normal",
+                 "--ep-num-redundant-experts", c.get("redundant_experts", 0)]
+    if c["tbo"]:
+        args += ["--enable-two-batch-overlap"]
+    if role == "decode" and c.get("mtp_draft"):
+        args += ["--speculative-algorithm", "EAGLE", "--speculative-num-steps", c["mtp_draft"],
+                 "--speculative-eagle-topk", 1, "--speculative-num-draft-tokens", c["mtp_draft"] + 1]
+    args += ["--kv-cache-dtype", "fp8_e4m3", "--mem-fraction-static", MEM_FRACTION,
+             "--disaggregation-mode", role, "--disaggregation-transfer-backend", "mooncake"]
+    if role == "decode":
+        args += ["--cuda-graph-max-bs", c["batch"], "--max-running-requests", c["batch"] * gpus // c["attn_tp"]]
+    else:
+        args += ["--chunked-prefill-size", c["tokens_per_forward"] * gpus // c["attn_tp"]]
+    nodes = _nodes(gpus, per_node)
+    if nodes > 1:
+        args += ["--nnodes", nodes, "--node-rank", "$RANK", "--dist-init-addr", "$HEAD:5000"]
+    return ["python -m sglang.launch_server " + " ".join(map(str, args))]
+
+
+def _vllm(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str]:
+    gpus, tp = c["ep"], c["attn_tp"]
+    dp = gpus // tp
+    args = [model_path(model), "--trust-remote-code", "--tensor-parallel-size", tp, "--data-parallel-size", dp]
+    if gpus > 1:
+        args += ["--enable-expert-parallel", "--all2all-backend",
+                 "deepep_low_latency" if role == "decode" else "deepep_high_throughput"]
+        if c.get("redundant_experts"):
+            args += ["--enable-eplb", "--eplb-config", f"'{json.dumps({'num_redundant_experts': c['redundant_experts']})}'"]
+    if c["tbo"]:
+        args += ["--enable-dbo"]
+    if role == "decode" and c.get("mtp_draft"):
+        args += ["--speculative-config",
+                 f"'{json.dumps({'method': 'deepseek_mtp', 'num_speculative_tokens': c['mtp_draft']})}'"]
+    args += ["--kv-cache-dtype", "fp8", "--gpu-memory-utilization", MEM_FRACTION, "--kv-transfer-config",
+             f"'{json.dumps({'kv_connector': 'NixlConnector', 'kv_role': 'kv_both'})}'"]
+    args += ["--max-num-seqs", c["batch"]] if role == "decode" else ["--max-num-batched-tokens", c["tokens_per_forward"] * tp]
+    nodes = _nodes(gpus, per_node)
+    if nodes > 1:  # one launch per node; the first without --headless
+        args += ["--data-parallel-size-local", dp // nodes, "--data-parallel-address", "$HEAD",
+                 "--data-parallel-rpc-port", 13345, "--data-parallel-start-rank", f"$((RANK * {dp // nodes}))",
+                 "--headless"]
+    return ["vllm serve " + " ".join(map(str, args))]
+
+
+def _trtllm(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str]:
+    gpus = c["ep"]
+    experts = load_catalog().model(model).n_routed_experts + c.get("redundant_experts", 0)
+    yaml = [f"enable_attention_dp: {'true' if c['attn_tp'] == 1 else 'false'}",
+            "moe_config:", "  backend: WIDEEP", "  load_balancer:", f"    num_slots: {experts}"]
+    if role == "decode" and c.get("mtp_draft"):
+        yaml += ["speculative_config:", "  decoding_type: MTP", f"  num_nextn_predict_layers: {c['mtp_draft']}"]
+    yaml += ["kv_cache_config:", "  dtype: fp8", f"  free_gpu_memory_fraction: {MEM_FRACTION}",
+             "cache_transceiver_config:", "  backend: DEFAULT",
+             f"disable_overlap_scheduler: {'false' if role == 'decode' else 'true'}"]
+    if role == "decode":
+        yaml += ["cuda_graph_config:", f"  max_batch_size: {c['batch']}"]
+    name = f"{role}_ep{gpus}.yaml"
+    launch = "trtllm-llmapi-launch " if _nodes(gpus, per_node) > 1 else ""
+    size = ["--max_batch_size", c["batch"]] if role == "decode" else ["--max_num_tokens", c["tokens_per_forward"]]
+    cmd = (f"{launch}trtllm-serve {model_path(model)} --trust_remote_code --tp_size {gpus} --ep_size {gpus} "
+           f"{' '.join(map(str, size))} --extra_llm_api_options {name}")
+    return [f"cat > {name} <<'EOF'\n" + "\n".join(yaml) + "\nEOF", cmd]
+
+
+BUILDERS = {"sglang": _sglang, "vllm": _vllm, "trtllm": _trtllm}
+
+
+def recipe(plan_result: dict[str, Any], engine: str = "sglang", gpu: str | None = None) -> dict[str, Any]:
+    """``{engine, version, gpu, prefill, decode}``: per pool, one entry per instance size with its count, nodes and
+    the commands (or config file and command) that start one instance. ``gpu`` defaults to the cheapest."""
+    spec = recorded(engine)
+    key = gpu or (plan_result["ranking"][0] if plan_result["ranking"] else None)
+    if key is None or not plan_result["gpus"][key]["feasible"]:
+        raise ValueError("recipe needs a feasible plan; this one has none (see its reason)")
+    x = plan_result["gpus"][key]
+    model = plan_result["inputs"]["model"]
+    per_node = plan_result["inputs"]["gpu_per_node"]
+    out: dict[str, Any] = {"engine": engine, "version": spec["version"], "source": spec["source"], "gpu": key}
+    for role in ("prefill", "decode"):
+        pool = x[role]
+        if pool is None:
+            out[role] = None
+            continue
+        out[role] = [{"gpu": pool["gpu"], "instances": m["instances"], "gpus_per_instance": m["ep"],
+                      "nodes_per_instance": _nodes(m["ep"], per_node),
+                      "commands": BUILDERS[engine](role, m, model, per_node)} for m in pool["mix"]]
+    return out
+
+
+def recipe_text(r: dict[str, Any]) -> str:
+    lines = ["", f"Launch recipe: {recorded(r['engine'])['label']} {r['version']} (flags from {r['source']})"]
+    for role in ("prefill", "decode"):
+        for part in r[role] or []:
+            lines += ["", f"# {role}: {part['instances']} instance(s) of {part['gpus_per_instance']} x {part['gpu']} "
+                          f"({part['nodes_per_instance']} node(s) each; $HEAD = first node's address, $RANK = node rank)"]
+            lines += part["commands"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["RECIPE_ENGINES", "recipe", "recipe_text", "recorded"]

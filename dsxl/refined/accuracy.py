@@ -1,0 +1,172 @@
+"""How far to trust a refined prediction: its expected relative error from the calibration rows that share its GPU
+generation, engine and regime, widened for every way the configuration leaves them (``templates/accuracy.json``).
+
+``accuracy(...)`` returns ``{"band", "basis", "validated", "note"}``: ``band`` is the relative error a measurement
+should stay within about 80 % of the time; ``basis`` the calibration rows of the same family; ``validated`` whether
+the configuration is inside what those rows cover, and ``note`` says why not.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from dsxl.data.catalog import generations, load_catalog, load_engines, load_refined, read_template_text
+from dsxl.core.expr import concat, where
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    id: str
+    generation: str
+    engine: str
+    regime: str
+    model: str
+    context: float  # tokens: decode KV length, prefill prompt, aggregated input
+    batch: float | None  # sequences per attention rank (decode and aggregated)
+
+
+@lru_cache(maxsize=1)
+def rules() -> dict[str, Any]:
+    return json.loads(read_template_text("accuracy.json"))
+
+
+def regime(phase: str, batch: Any = None) -> str:
+    """decode (throughput), min-latency (few sequences per rank), prefill or aggregated."""
+    if phase == "decode" and batch is not None and np.max(batch) <= rules()["min_latency_batch"]["value"]:
+        return "min-latency"
+    return phase
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+@lru_cache(maxsize=1)
+def calibration_rows() -> tuple[CalibrationRow, ...]:
+    catalog = load_catalog()
+    out = []
+    for r in csv.DictReader(read_template_text("measurements.csv").splitlines()):
+        if r["role"] != "calibration":
+            continue
+        batch = _number(r["batch"])
+        context = _number(r["kv_len"]) or _number(r["prompt_len"]) or _number(r["input_len"])
+        out.append(CalibrationRow(r["id"], catalog.gpu(r["gpu"]).generation, r["engine"] or "sglang",
+                                  regime(r["phase"], batch), r["model"], context, batch))
+    return tuple(out)
+
+
+def _fitted_terms(generation: str, engine: str, phase: str, tbo: Any, moe_dtype: str) -> list[str]:
+    """Constants fitted to a calibration row that this configuration uses."""
+    consts = load_refined()
+    used = []
+    if phase in ("prefill", "aggregated") and np.any(tbo):
+        used.append("overlap_compute_share")
+    if moe_dtype == "fp4":
+        used.append("fp4_grouped_flops_eff")
+    used.append("gemm_flops_eff")
+    names = [n for n in used if "fitted to" in consts[n].sources[generation].lower()]
+    names += [f"{engine}.{k}" for k, src in load_engines()[engine].sources.items() if "fitted to" in src.lower()]
+    return names
+
+
+def _outside(value: Any, seen: list[float]) -> bool:
+    if value is None or not seen:
+        return False
+    return bool(np.any(outside(np.asarray(value, dtype=float), min(seen), max(seen))))
+
+
+def outside(value: Any, lo: Any, hi: Any) -> Any:
+    """1 where ``value`` lies more than 4x beyond [lo, hi] (the calibration rows' span), else 0; a formula with
+    cell references in the workbook."""
+    return where((value > 4 * hi) + (value < lo / 4) > 0, 1, 0)
+
+
+def combined_band(family_band: Any, outside_rows: Any, mtp_draft: Any, range_widening: Any,
+                  mtp_widening: Any) -> Any:
+    """A configuration's band: its family's, widened when it leaves the family's context or batch span and when it
+    runs MTP (no calibration row does)."""
+    return family_band + range_widening * outside_rows + where(mtp_draft > 0, mtp_widening, 0)
+
+
+def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo: Any,
+            moe_dtype: str) -> tuple[list[str], list[str], list[CalibrationRow]]:
+    """(widenings, fitted constants used, the family's calibration rows) of everything but range and MTP."""
+    rows = calibration_rows()
+    basis = [r for r in rows if r.generation == generation and r.regime == reg]
+    reasons: list[str] = []
+    if not basis:
+        same_regime = [r for r in rows if r.regime == reg]
+        reasons.append("regime" if any(r.generation == generation for r in rows) and not same_regime
+                       else "generation")
+    elif not any(r.engine == engine for r in basis):
+        reasons.append("engine")
+    if rules()["generation_status"].get(generation, {"value": "inherited"})["value"] == "inherited":
+        reasons.append("inherited")
+    fitted = _fitted_terms(generation, engine, phase, tbo, moe_dtype)
+    if fitted:
+        reasons.append("fitted")
+    family = [r for r in basis if r.engine == engine] or basis
+    catalog = load_catalog()
+    if model in catalog.models and catalog.models[model].compressed_attention and \
+            not any(catalog.model(r.model).compressed_attention for r in rows):
+        reasons.append("attention")
+    elif family and not any(r.model == model for r in family):
+        reasons.append("model")
+    return reasons, fitted, family
+
+
+def accuracy(phase: str, generation: str, engine: str, model: str, context: Any, batch: Any = None,
+             tbo: Any = False, moe_dtype: str = "fp8", mtp_draft: Any = 0) -> dict[str, Any]:
+    """The expected relative error of one refined prediction (arrays: the widest case of the request)."""
+    widen = rules()["widen"]
+    reg = regime(phase, batch)
+    reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
+    family_band = rules()["base"]["value"] + sum(widen[k]["value"] for k in reasons)
+    off = _outside(context, [r.context for r in family]) or \
+        _outside(batch, [r.batch for r in family if r.batch is not None])
+    mtp = bool(np.any(np.asarray(mtp_draft) > 0))
+    reasons += ["range"] * off + ["mtp"] * mtp
+    band = combined_band(family_band, int(off), int(mtp), widen["range"]["value"], widen["mtp"]["value"])
+    validated = not set(reasons) & {"generation", "engine", "regime", "inherited", "model", "range", "attention"}
+    notes = [widen[k]["why"] + (f" ({', '.join(fitted)})" if k == "fitted" else "") for k in reasons]
+    note = ("inside the calibration rows of this family" if not notes else "; ".join(notes))
+    return {"band": round(band, 4), "basis": [r.id for r in family], "validated": validated, "regime": reg,
+            "note": note}
+
+
+REGIME_PHASE = {"decode": "decode", "min-latency": "decode", "prefill": "prefill", "aggregated": "aggregated"}
+
+
+def family_key(generation: Any, engine: Any, reg: Any, moe_dtype: Any, tbo: Any) -> Any:
+    """The lookup key of a family row: generation|engine|regime|moe dtype|TBO (1/0); text or a formula."""
+    return concat(generation, "|", engine, "|", reg, "|", moe_dtype, "|", where(tbo, 1, 0))
+
+
+def family_table(model: str) -> list[dict[str, Any]]:
+    """Every family a Predict-sheet configuration can fall in: its band before range and MTP widening, whether it
+    is validated, and the context and batch span of its calibration rows (None where it has none)."""
+    widen = rules()["widen"]
+    out = []
+    for generation in generations():
+        for engine in load_engines():
+            for reg, phase in REGIME_PHASE.items():
+                for moe_dtype in ("fp8", "fp4"):
+                    for tbo in (False, True):
+                        reasons, _, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
+                        batches = [r.batch for r in family if r.batch is not None]
+                        contexts = [r.context for r in family]
+                        out.append({"key": family_key(generation, engine, reg, moe_dtype, tbo),
+                                    "band": rules()["base"]["value"] + sum(widen[k]["value"] for k in reasons),
+                                    "context_lo": min(contexts, default=None), "context_hi": max(contexts, default=None),
+                                    "batch_lo": min(batches, default=None), "batch_hi": max(batches, default=None)})
+    return out
+
+
+__all__ = ["accuracy", "calibration_rows", "combined_band", "family_key", "family_table", "outside", "regime",
+           "rules"]

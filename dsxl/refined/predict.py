@@ -1,0 +1,187 @@
+"""Front door of the refined model (and of the article's, for comparison): ``predict(phase, gpu, **options)``.
+
+The request is checked and resolved by :mod:`dsxl.inputs.request`; this module runs the chains and shapes the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dsxl.refined.accuracy import accuracy
+from dsxl.data.catalog import GPU, ModelArgs, load_catalog
+from dsxl.chains import refined as refined_chain
+from dsxl.physics.attention import mean_decode_context
+from dsxl.chains.step import run
+from dsxl.physics.serving import per_step, prefill_chunks, ttft_ms
+from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
+
+# ------------------------------------------------------------------------------------------- outputs
+BREAKDOWN = {  # per-layer ms by component, per step (both micro-batches)
+    "attention_projections": "attn_proj_ms", "attention_kernel": "mla_core_ms", "dsa_indexer": "indexer_ms",
+    "attention_allreduce": "allreduce_ms", "attention_launches": "attn_launch_ms", "routed_experts": "routed_ms",
+    "shared_experts": "shared_ms", "moe_launches": "moe_launch_ms", "dispatch": "dispatch_ms", "combine": "combine_ms",
+    "dense_mlp": "dense_mlp_ms",
+}
+LAYER_TOTALS = {"moe_layer": "moe_layer_ms", "dense_layer": "dense_layer_ms"}
+STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "engine_overhead": "overhead_ms", "step": "step_ms"}
+
+
+def _breakdown(q: dict[str, Any]) -> dict[str, Any]:
+    per_layer = {k: per_step(q[v], q["micro_batches"]) for k, v in BREAKDOWN.items()}
+    return {"per_layer_ms": per_layer, "layer_ms": {k: q[v] for k, v in LAYER_TOTALS.items()},
+            "step_ms": {k: q[v] for k, v in STEP_TERMS.items()},
+            "layers": {"moe": q["n_sparse_layers"], "dense": q["n_dense_layers"]}}
+
+
+def _reason_decode(q: dict[str, Any]) -> str:
+    if q["weights_gb"] >= q["mem"] * q["mem_util"]:
+        return (f"weights alone need {q['weights_gb']:.1f} GB of the {q['mem'] * q['mem_util']:.1f} GB usable; "
+                "raise ep or use fp4 experts")
+    return (f"batch {q['batch']:g} needs {q['batch'] * q['kv_seq_gb']:.1f} GB of KV; {q['kv_budget_gb']:.1f} GB "
+            f"free after {q['weights_gb']:.1f} GB of weights holds {q['max_batch']:g} sequences")
+
+
+def _broadcast(out: dict[str, Any], copy: bool = True) -> dict[str, Any]:
+    """Every array result in the request's full broadcast shape (read-only views unless ``copy``); scalars as plain
+    Python numbers."""
+    arrays = [v for v in out.values() if isinstance(v, np.ndarray) and v.ndim]
+    if not arrays:
+        return {k: (_scalar(v) if not isinstance(v, dict) else v) for k, v in out.items()}
+    shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    view = {k: v if isinstance(v, dict) else np.broadcast_to(v, shape) for k, v in out.items()}
+    return {k: v.copy() if copy and isinstance(v, np.ndarray) else v for k, v in view.items()}
+
+
+def _scalar(x: Any) -> Any:
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        x = x.item()
+    if isinstance(x, np.generic):
+        x = x.item()
+    return x
+
+
+def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: str = "refined",
+            constants: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None, *,
+            detail: bool = True, **options: Any) -> dict[str, Any]:
+    """Predict one phase on one GPU (or a list of GPUs, a leading axis); options as in :data:`OPTIONS`
+    (scalars or arrays, broadcast together).
+
+    decode: ``tpot_ms``, ``tokens_per_s_per_user``, ``tokens_per_s_per_gpu``, ``max_batch``, ``fits``,
+    ``breakdown``; prefill: ``tokens_per_s_per_gpu``, ``step_ms``, ``ttft_ms``, ``fits``; aggregated:
+    ``output_tokens_per_s_per_gpu``, ``tokens_per_s_per_user``, ``fits``. Every result carries ``inputs``
+    (defaults included), ``mode`` and, for an infeasible scalar request, ``reason``. ``constants`` overrides
+    refined constants by name (what-ifs); ``fixed`` pins chain quantities (ablations, see :mod:`dsxl.refined.validation`).
+    ``detail=False`` (searches) leaves out the breakdown and returns read-only broadcast views.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    resolve_gpu(gpu)  # an unknown GPU is the first thing to report
+    opts = normalise(phase, options, model_args(model).native_moe_dtype)
+    inputs = {"phase": phase, "gpu": gpu if isinstance(gpu, str) else getattr(gpu, "name", "several"),
+              "model": model if isinstance(model, str) else load_catalog().default_model if model is None else "custom",
+              "mode": mode, **{k: _scalar(v) for k, v in opts.items()}}
+    if mode == "article":
+        from dsxl.article.predict import ARTICLE_OPTIONS, predict_article
+        unmodelled = [k for k, v in opts.items() if k not in ARTICLE_OPTIONS[phase] and k in options
+                      and not is_default(k, v)]
+        if unmodelled:
+            raise ValueError(f"--mode article does not model {', '.join(unmodelled)} (the refined model does); "
+                             f"it takes {', '.join(ARTICLE_OPTIONS[phase])}")
+        inputs = {k: v for k, v in inputs.items() if k in ("phase", "gpu", "model", "mode") or
+                  k in ARTICLE_OPTIONS[phase]}
+        return {"inputs": inputs, "reason": None, **predict_article(phase, gpu, model_args(model), opts),
+                "accuracy": ARTICLE_ACCURACY}
+    env = request_env(phase, gpu, model, opts, constants)
+    if phase == "aggregated":
+        env["kv_len"] = mean_decode_context(opts["input_len"], opts["output_len"])
+    decode_steps, prefill_steps = refined_chain.chains(model_args(model))
+    if phase == "decode":
+        q = run(decode_steps, env, fixed)
+        resolved = q
+        out = {"tpot_ms": q["tpot_ms"], "tokens_per_s_per_user": q["tokens_per_s_per_user"],
+               "tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "max_batch": q["max_batch"], "fits": q["fits"],
+               "step_ms": q["step_ms"], "weights_gb": q["weights_gb"], "kv_seq_gb": q["kv_seq_gb"]}
+        reason = _reason_decode(q) if np.ndim(q["fits"]) == 0 and not q["fits"] else None
+    elif phase == "prefill":
+        q = resolved = run(prefill_steps, env, fixed)
+        out = {"tokens_per_s_per_gpu": q["tokens_per_s_per_gpu"], "computed_tokens_per_s": q["computed_tokens_per_s"],
+               "step_ms": q["step_ms"], "ttft_ms": q["ttft_ms"], "fits": q["fits"], "weights_gb": q["weights_gb"]}
+        reason = None
+        if np.ndim(q["fits"]) == 0 and not q["fits"]:
+            usable = q["mem"] * q["mem_util"]
+            if q["weights_gb"] >= usable:
+                reason = (f"weights alone need {q['weights_gb']:.1f} GB of the {usable:.1f} GB usable; raise ep or use "
+                          "fp4 experts")
+            else:
+                reason = (f"prompts of {opts['prompt_len']:g} tokens in forwards of {opts['tokens_per_gpu']:g} need "
+                          f"{q['kv_forward_gb']:.1f} GB of KV and {q['activation_gb']:.1f} GB of activations; "
+                          f"{usable - q['weights_gb']:.1f} GB are free after {q['weights_gb']:.1f} GB of weights")
+    else:
+        out, reason, resolved = _aggregated(env, opts, fixed, decode_steps, prefill_steps)
+    if isinstance(opts["redundant_experts"], str):  # auto: echo the count used
+        inputs["redundant_experts"] = _scalar(resolved["redundant_used"])
+    if detail and phase != "aggregated":
+        out["breakdown"] = _breakdown(resolved)
+    out = _broadcast(out, copy=detail)
+    return {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts), "reason": reason}
+
+
+ARTICLE_ACCURACY = {"band": None, "basis": [], "validated": False, "regime": None,
+                    "note": "the article's model is the teaching reference, not calibrated: dsxl validate shows its "
+                            "errors (C1 +45 %)"}
+
+
+def _accuracy(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[str, Any]) -> Any:
+    """The expected error of this request (a list, one per GPU, for a list of GPUs)."""
+    if not isinstance(gpu, (str, GPU)):
+        return [_accuracy(phase, g, model, opts) for g in gpu]
+    context = opts.get("kv_len", opts.get("prompt_len", opts.get("input_len")))
+    name = model if isinstance(model, str) else load_catalog().default_model if model is None else "custom"
+    return accuracy(phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"),
+                    opts["tbo"], opts["moe_dtype"], opts.get("mtp_draft", 0))
+
+
+def quantities(phase: str, gpu: Any, model: str | ModelArgs | None = None, constants: dict[str, Any] | None = None,
+               **options: Any) -> dict[str, Any]:
+    """Every intermediate quantity of the refined decode or prefill chain (the workbook's audit trail)."""
+    if phase not in ("decode", "prefill"):
+        raise ValueError(f"phase must be decode or prefill; got {phase!r}")
+    env = request_env(phase, gpu, model, normalise(phase, options, model_args(model).native_moe_dtype), constants)
+    decode_steps, prefill_steps = refined_chain.chains(model_args(model))
+    return run(decode_steps if phase == "decode" else prefill_steps, env)
+
+
+SHARED_WITH_DECODE = {name: 0 for name in ("attn_proj_gb", "routed_gb", "shared_gb", "dense_gb", "lm_head_gb",
+                                           "attn_launch_ms", "moe_launch_ms", "dense_launch_ms")}
+
+
+def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any] | None, decode_steps: list[Any],
+                prefill_steps: list[Any]) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+    """Prefill and decode on the same GPUs: each decode step is followed, on average, by the prompt tokens that
+    keep the batch full (``chunk`` per GPU). Engines that mix them into one forward (``mixed_prefill``) add the
+    chunk's compute, attention, elementwise traffic and all-to-all to the decode step but no weight reads or
+    launches of its own; the others run prefill forwards of ``prefill_chunk_tokens`` per attention rank between
+    decode steps, whose time is shared over the steps they feed."""
+    d = run(decode_steps, env, fixed)
+    emitted = d["seqs_per_gpu"] * np.asarray(opts["mtp_accept"])  # output tokens per step per GPU
+    chunk = np.maximum(emitted * np.asarray(opts["input_len"]) / np.asarray(opts["output_len"]), 1)
+    mixed = np.asarray(env["mixed_prefill"]) > 0
+    forward = np.where(mixed, chunk, np.maximum(chunk, np.asarray(env["prefill_chunk_tokens"]) / env["attn_tp"]))
+    penv = dict(env, tokens_per_gpu=forward, prompt_len=opts["input_len"], cache_hit=opts["cache_hit"])
+    p_mixed = run(prefill_steps, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
+    p_alone = run(prefill_steps, penv, fixed)
+    prefill = np.where(mixed, p_mixed["step_ms"] - p_mixed["lm_head_ms"] - p_mixed["overhead_ms"],
+                       p_alone["step_ms"] * chunk / forward)
+    step = d["step_ms"] + prefill
+    per_user = 1000 * np.asarray(opts["mtp_accept"]) / step
+    chunks = prefill_chunks(opts["input_len"], opts["cache_hit"], forward)
+    out = {"output_tokens_per_s_per_gpu": per_user * d["seqs_per_gpu"], "tokens_per_s_per_user": per_user,
+           "step_ms": step, "ttft_ms": ttft_ms(step, chunks, env["ttft_queue_factor"]), "decode_step_ms": d["step_ms"],
+           "prefill_chunk_tokens": chunk, "max_batch": d["max_batch"], "fits": d["fits"]}
+    reason = _reason_decode(d) if np.ndim(d["fits"]) == 0 and not d["fits"] else None
+    return out, reason, d
+
+
+__all__ = ["predict", "quantities", "BREAKDOWN", "OPTIONS", "OPTION", "PHASES", "MODES"]

@@ -1,0 +1,193 @@
+"""Front door for checking the models against published deployments (``templates/measurements.csv``).
+
+``validate()`` predicts every measurement with the refined and the article model under the measurement's
+own conditions; ``ablate()`` switches each refinement off in turn and shows how the prediction moves.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from dsxl.data.catalog import load_catalog, read_template_text
+from dsxl.article.predict import ARTICLE_OPTIONS
+from dsxl.refined.predict import predict
+from dsxl.inputs.request import OPTION, options_for
+from dsxl.inputs.rules import parse_optional_number
+
+_TEXT = ("id", "role", "phase", "metric", "gpu", "model", "engine", "attn_dtype", "kv_dtype", "moe_dtype", "assumed",
+         "source")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One published end-to-end measurement with every condition it states (``templates/measurements.csv``)."""
+
+    id: str
+    role: str  # calibration (held to +-10 %) or sanity (shown, conditions partly unstated)
+    phase: str
+    metric: str
+    gpu: str
+    model: str
+    measured: float
+    conditions: dict[str, Any]  # predict() options the source states (blank cells left to the defaults)
+    tokens_per_s_per_user: Any
+    measured_per_node: Any
+    assumed: str
+    source: str
+
+    @property
+    def per_user(self) -> bool:
+        """The metric is a per-user rate (min-latency rows), not a per-GPU throughput."""
+        return "per user" in self.metric
+
+    def options(self) -> dict[str, Any]:
+        """The measurement's conditions as predict() options (unstated ones left to the defaults)."""
+        allowed = {o.name for o in options_for(self.phase)}
+        out = {k: v for k, v in self.conditions.items() if k in allowed and v is not None}
+        for flag in ("tbo", "sbo"):
+            if flag in out:
+                out[flag] = bool(out[flag])
+        return out
+
+
+def load_measurements() -> list[Measurement]:
+    out = []
+    for r in csv.DictReader(read_template_text("measurements.csv").splitlines()):
+        def number(k: str) -> Any:
+            return parse_optional_number(f"measurements.csv {r['id']}.{k}", r[k])
+        conditions = {k: (v.strip() or None) if k in _TEXT else number(k) for k, v in r.items()
+                      if k in OPTION}
+        out.append(Measurement(id=r["id"], role=r["role"], phase=r["phase"], metric=r["metric"], gpu=r["gpu"],
+                               model=r["model"], measured=float(r["measured"]), conditions=conditions,
+                               tokens_per_s_per_user=number("tokens_per_s_per_user"),
+                               measured_per_node=number("measured_per_node"), assumed=r["assumed"],
+                               source=r["source"]))
+    return out
+
+
+def _batch_at_user_speed(m: Measurement, mode: str, **kw: Any) -> int:
+    """A decode measurement that states per-user speed but not the batch: the fitting batch whose predicted
+    tokens/s per user is closest to the measured one."""
+    batches = np.arange(1, 2049)
+    opts = {k: v for k, v in m.options().items() if k != "batch"}
+    r = predict("decode", m.gpu, m.model, mode=mode, batch=batches, **opts, **kw)
+    gap = np.abs(np.asarray(r["tokens_per_s_per_user"]) - m.tokens_per_s_per_user)
+    gap = np.where(np.asarray(r["fits"]), gap, np.inf)
+    return int(batches[int(np.argmin(gap))])
+
+
+
+
+def predicted_metric(m: Measurement, r: dict[str, Any]) -> float:
+    """The prediction of the quantity ``m`` measured."""
+    if m.per_user:
+        return float(r["tokens_per_s_per_user"])
+    return float(r["output_tokens_per_s_per_gpu" if m.phase == "aggregated" else "tokens_per_s_per_gpu"])
+
+
+def predict_measurement(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float, dict[str, Any]]:
+    """(predicted value of the measured metric, the options used); the article's mode gets the conditions it models.
+    The full prediction is :func:`predict_row`."""
+    value, opts, _ = predict_row(m, mode, **kw)
+    return value, opts
+
+
+def predict_row(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    opts = m.options()
+    if mode == "article":
+        opts = {k: v for k, v in opts.items() if k in ARTICLE_OPTIONS[m.phase]}
+    if m.phase == "decode" and "batch" not in opts:
+        opts["batch"] = _batch_at_user_speed(m, mode, **kw)
+    r = predict(m.phase, m.gpu, m.model, mode=mode, **opts, **kw)
+    return predicted_metric(m, r), opts, r
+
+
+def relative_error(predicted: Any, measured: Any) -> Any:
+    """predicted / measured - 1 (positive: the model is optimistic)."""
+    return predicted / measured - 1
+
+
+def _article(m: Measurement) -> tuple[float | None, dict[str, Any]]:
+    """The article model's prediction where it models the row (MLA decode/prefill at attention TP and EP only)."""
+    if m.phase == "aggregated" or m.conditions.get("moe_tp", 1) != 1:
+        return None, {}
+    return predict_measurement(m, "article")
+
+
+def validate(constants: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per measurement: measured, refined, article, refined error (refined / measured - 1)."""
+    out = []
+    for m in load_measurements():
+        refined, opts, r = predict_row(m, "refined", constants=constants)
+        article, article_opts = _article(m)
+        out.append({"id": m.id, "role": m.role, "phase": m.phase, "gpu": m.gpu, "model": m.model, "metric": m.metric,
+                    "measured": m.measured, "refined": refined, "article": article,
+                    "error": relative_error(refined, m.measured),
+                    "article_error": None if article is None else relative_error(article, m.measured),
+                    "conditions": opts, "article_conditions": article_opts, "assumed": m.assumed, "source": m.source,
+                    "accuracy": r["accuracy"], "family": family_of(m.gpu, opts["engine"], r["accuracy"]["regime"])})
+    return out
+
+
+def family_of(gpu: str, engine: str, regime: str) -> str:
+    """A validation family: GPU generation, engine and regime (decode, min-latency, prefill, aggregated)."""
+    return f"{load_catalog().gpu(gpu).generation} / {engine} / {regime}"
+
+
+def families(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per family: its rows, the largest calibration error and the band a prediction of that family carries."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        f = out.setdefault(r["family"], {"family": r["family"], "rows": [], "max_abs_error": 0.0,
+                                         "band": r["accuracy"]["band"], "calibrated": False})
+        f["rows"].append(r["id"])
+        if r["role"] == "calibration":
+            f["calibrated"] = True
+            f["max_abs_error"] = max(f["max_abs_error"], abs(r["error"]))
+            f["band"] = r["accuracy"]["band"]
+    return list(out.values())
+
+
+# Each refinement switched off: pinned chain quantities, changed constants, changed options.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "kernel_efficiency": {"doc": "datasheet peaks instead of measured kernel efficiencies",
+                          "constants": {n: 1.0 for n in ("gemm_flops_eff", "grouped_masked_flops_eff", "gemm_bw_eff",
+                                                         "attn_flops_eff", "attn_bw_eff", "sparse_attn_flops_eff",
+                                                         "prefill_attn_flops_eff")}},
+    "weight_reads": {"doc": "GEMMs without their weight reads (compute-only)",
+                     "fixed": {n: 0 for n in ("attn_proj_gb", "routed_gb", "shared_gb", "dense_gb", "lm_head_gb")}},
+    "kv_reads": {"doc": "attention without its KV (and indexer-key) reads", "fixed": {"kv_read_gb": 0, "index_read_gb": 0}},
+    "launch_latency": {"doc": "no fixed per-kernel time (GEMMs' intercept and elementwise ops' graph tail)",
+                       "constants": {"kernel_latency_us": 0, "graph_op_us": 0}},
+    "elementwise": {"doc": "no elementwise activation traffic",
+                    "fixed": {"attn_act_ms": 0, "moe_act_ms": 0, "dense_act_ms": 0}},
+    "all_to_all": {"doc": "free dispatch and combine", "fixed": {"dispatch_ms": 0, "combine_ms": 0}},
+    "comm_sm": {"doc": "prefill all-to-all holds no SMs", "fixed": {"sm_share": 1}},
+    "two_batch_overlap": {"doc": "TBO off (one micro-batch, everything serial)", "options": {"tbo": False}},
+    "overlap_contention": {"doc": "prefill compute at full speed beside the all-to-all (overlap_compute_share 1)",
+                           "constants": {"overlap_compute_share": 1}},
+    "collectives": {"doc": "free attention-TP and MoE-TP all-reduces", "fixed": {"allreduce_ms": 0,
+                                                                                "moe_allreduce_ms": 0}},
+    "step_terms": {"doc": "no LM head and no per-step engine overhead",
+                   "fixed": {"lm_head_ms": 0, "overhead_ms": 0}},
+}
+
+
+def ablate() -> list[dict[str, Any]]:
+    """Per measurement: the full refined prediction and, per refinement switched off, the prediction and its
+    change relative to the full model."""
+    out = []
+    for m in load_measurements():
+        full, opts = predict_measurement(m)
+        row: dict[str, Any] = {"id": m.id, "measured": m.measured, "refined": full, "ablations": {}}
+        for name, spec in ABLATIONS.items():
+            o = {**opts, **spec.get("options", {})}
+            r = predict(m.phase, m.gpu, m.model, constants=spec.get("constants"), fixed=spec.get("fixed"), **o)
+            value = predicted_metric(m, r)
+            row["ablations"][name] = {"value": value, "change": value / full - 1}
+        out.append(row)
+    return out

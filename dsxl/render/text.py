@@ -1,0 +1,292 @@
+"""Text rendering of predictions and validation (results first, units on every line). No math here."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from dsxl.refined.predict import BREAKDOWN
+from dsxl.inputs.request import OPTION
+from dsxl.refined.validation import families
+
+LABELS = {"attention_projections": "attention projections", "attention_kernel": "attention kernel (FlashMLA)",
+          "dsa_indexer": "DSA indexer", "attention_allreduce": "attention-TP all-reduce",
+          "attention_launches": "attention kernel launches", "routed_experts": "routed experts",
+          "shared_experts": "shared experts", "moe_launches": "MoE kernel launches", "dispatch": "dispatch (all-to-all)",
+          "combine": "combine (all-to-all)", "dense_mlp": "DenseMLP (dense layers only)"}
+
+
+def jsonable(x: Any) -> Any:
+    """Plain JSON values; a non-finite number (an undefined result) becomes null."""
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(jsonable(obj), indent=1, allow_nan=False)
+
+
+def _inputs_line(inputs: dict[str, Any]) -> str:
+    parts = []
+    for k, v in inputs.items():
+        if k in ("phase", "gpu", "model", "mode"):
+            continue
+        unit = OPTION[k].unit if k in OPTION else ""
+        text = ("on" if v else "off") if isinstance(v, bool) else f"{v:g}" if isinstance(v, (int, float)) else str(v)
+        parts.append(f"{k} {text}" + (f" {unit}" if unit and unit not in ("share", "") else ""))
+    return "inputs: " + ", ".join(parts)
+
+
+def _num(x: float, decimals: int = 2) -> str:
+    return f"{x:,.{decimals}f}"
+
+
+def band_text(accuracy: dict[str, Any]) -> str:
+    """" ±12 %" (empty for the uncalibrated article model)."""
+    return "" if accuracy.get("band") is None else f" ±{accuracy['band'] * 100:.0f} %"
+
+
+def accuracy_line(accuracy: dict[str, Any]) -> str:
+    if accuracy.get("band") is None:
+        return f"  accuracy                not estimated: {accuracy['note']}"
+    basis = ", ".join(accuracy["basis"]) or "none"
+    state = "validated" if accuracy["validated"] else "NOT VALIDATED"
+    return (f"  accuracy                ±{accuracy['band'] * 100:.0f} % expected error ({state}; {accuracy['regime']} regime; "
+            f"calibration rows: {basis}): {accuracy['note']}")
+
+
+def prediction_text(r: dict[str, Any]) -> str:
+    i = r["inputs"]
+    lines = [f"dsxl predict {i['phase']}: {i['model']} on {i['gpu']} ({i['mode']} model)", _inputs_line(i), ""]
+    fits = "not estimated" if r["fits"] is None else "fits" if r["fits"] else "DOES NOT FIT"
+    pm = band_text(r["accuracy"])
+    if i["phase"] == "decode":
+        lines += [f"  TPOT                    {_num(r['tpot_ms'])} ms{pm}",
+                  f"  tokens/s per user       {_num(r['tokens_per_s_per_user'])}{pm}",
+                  f"  tokens/s per GPU        {_num(r['tokens_per_s_per_gpu'], 0)}{pm}",
+                  f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
+    elif i["phase"] == "prefill":
+        lines += [f"  input tokens/s per GPU  {_num(r['tokens_per_s_per_gpu'], 0)}{pm} (cache hits included)",
+                  f"  forward step            {_num(r['step_ms'])} ms{pm}",
+                  f"  TTFT                    {_num(r['ttft_ms'])} ms{pm}",
+                  f"  memory                  {fits}"]
+    else:
+        lines += [f"  output tokens/s per GPU {_num(r['output_tokens_per_s_per_gpu'], 0)}{pm}",
+                  f"  tokens/s per user       {_num(r['tokens_per_s_per_user'])}{pm}",
+                  f"  step (decode + chunk)   {_num(r['step_ms'])} ms, prefill chunk "
+                  f"{r['prefill_chunk_tokens']:,.0f} tokens",
+                  f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
+    lines.append(accuracy_line(r["accuracy"]))
+    if r.get("reason"):
+        lines.append(f"  why                     {r['reason']}")
+    b = r.get("breakdown") or {}
+    if b.get("layer_ms"):
+        lines += ["", "Per-layer time by component (ms per step, both micro-batches; components overlap under TBO):"]
+        for key in BREAKDOWN:
+            lines.append(f"  {LABELS[key]:<32}{b['per_layer_ms'][key]:>10.3f}")
+        lines += [f"  {'= MoE layer (after overlap)':<32}{b['layer_ms']['moe_layer']:>10.3f}  x {b['layers']['moe']} layers",
+                  f"  {'= dense layer':<32}{b['layer_ms']['dense_layer']:>10.3f}  x {b['layers']['dense']} layers",
+                  f"  {'LM head + sampling':<32}{b['step_ms']['lm_head']:>10.3f}  per step",
+                  f"  {'MTP drafting':<32}{b['step_ms']['mtp']:>10.3f}  per step",
+                  f"  {'engine overhead':<32}{b['step_ms']['engine_overhead']:>10.3f}  per step",
+                  f"  {'= forward step':<32}{b['step_ms']['step']:>10.3f}"]
+    elif b.get("per_layer_ms"):
+        lines += ["", "Per-layer time by component (article model, ms):"]
+        lines += [f"  {k:<32}{v:>10.3f}" for k, v in b["per_layer_ms"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _or_dash(x: Any, spec: str) -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def validation_text(rows: list[dict[str, Any]]) -> str:
+    head = f"{'id':<4} {'role':<12} {'phase':<10} {'gpu':<7} {'engine':<7} {'measured':>10} {'refined':>10} " \
+           f"{'article':>10} {'refined err':>12} {'article err':>12}"
+    lines = ["dsxl validate: published deployments vs the refined and the article model (tokens/s per GPU; "
+             "per user where the metric says so)", "", head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['id']:<4} {r['role']:<12} {r['phase']:<10} {r['gpu']:<7} {r['conditions'].get('engine') or '':<7} "
+                     f"{r['measured']:>10,.1f} {r['refined']:>10,.1f} {_or_dash(r['article'], '>10,.1f')} "
+                     f"{r['error']:>+11.1%} {_or_dash(r['article_error'], '>+11.1%')}")
+    lines.append("")
+    for r in rows:
+        note = f"; assumed: {r['assumed']}" if r["assumed"] else ""
+        lines.append(f"{r['id']}: {r['metric']}; conditions {r['conditions']}{note}")
+    lines.append("Calibration rows are held to +-10 %; sanity rows leave conditions unstated (see assumed).")
+    lines += ["", "By family (GPU generation / engine / regime): the band a prediction of that family carries", ""]
+    head = f"{'family':<36} {'rows':<12} {'max |error|':>12} {'band':>6}"
+    lines += [head, "-" * len(head)]
+    for f in families(rows):
+        err = f"{f['max_abs_error']:.1%}" if f["calibrated"] else "sanity only"
+        lines.append(f"{f['family']:<36} {', '.join(f['rows']):<12} {err:>12} {f['band']:>6.0%}")
+    lines.append("A band is the relative error a measurement should stay within about 80 % of the time (README: "
+                 "accuracy); configurations outside these families get wider bands and say why.")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_text(rows: list[dict[str, Any]], docs: dict[str, str]) -> str:
+    names = list(rows[0]["ablations"])
+    head = f"{'switched off':<20}" + "".join(f"{r['id']:>10}" for r in rows)
+    lines = ["dsxl validate --ablate: change of the refined prediction when each refinement is switched off", "",
+             f"{'refined (full)':<20}" + "".join(f"{r['refined']:>10,.0f}" for r in rows),
+             f"{'measured':<20}" + "".join(f"{r['measured']:>10,.0f}" for r in rows), "", head, "-" * len(head)]
+    for n in names:
+        lines.append(f"{n:<20}" + "".join(f"{r['ablations'][n]['change']:>+10.1%}" for r in rows))
+    lines += [""] + [f"{n}: {docs[n]}" for n in names]
+    return "\n".join(lines) + "\n"
+
+
+def _one(d: dict[str, Any], prefill: bool) -> str:
+    tbo = "TBO" if d["tbo"] else "no TBO"
+    if prefill:
+        return f"EP{d['ep']} attn TP{d['attn_tp']} {d['tokens_per_forward']:,} tokens/forward {tbo}"
+    mtp = f"MTP {d['mtp_draft']}/{d['mtp_accept']:g}" if d["mtp_draft"] else "no MTP"
+    return f"EP{d['ep']} attn TP{d['attn_tp']} batch {d['batch']} {mtp} {tbo}"
+
+
+def _cfg(d: dict[str, Any], prefill: bool = False) -> str:
+    """A pool's configuration; with a mix of instance sizes, each with its count."""
+    mix = d.get("mix") or [d]
+    if len(mix) == 1:
+        return _one(mix[0], prefill)
+    return " + ".join(f"{m['instances']} x {_one(m, prefill)}" for m in mix)
+
+
+def predict_command(d: dict[str, Any], phase: str, gpu: str, inputs: dict[str, Any]) -> str:
+    """The dsxl predict command that reproduces one chosen configuration (every option it needs)."""
+    opts = {"ep": d["ep"], "attn-tp": d["attn_tp"], "redundant-experts": d.get("redundant_experts", "auto"),
+            "engine": inputs["engine"]}
+    if phase == "prefill":
+        opts.update({"tokens-per-gpu": d["tokens_per_forward"], "prompt-len": f"{d['prompt_len']:g}",
+                     "cache-hit": f"{d['cache_hit']:g}"})
+    else:
+        context = ({"kv-len": f"{d['kv_len']:g}"} if phase == "decode" else
+                   {"input-len": f"{inputs['input_len']:g}", "output-len": f"{inputs['output_len']:g}",
+                    "cache-hit": f"{inputs['cache_hit']:g}"})
+        opts.update({"batch": d["batch"], **context, "mtp-draft": d["mtp_draft"],
+                     "mtp-accept": f"{d['mtp_accept']:g}"})
+    flags = " ".join(f"--{k} {v}" for k, v in opts.items()) + (" --tbo" if d["tbo"] else " --no-tbo")
+    return f"dsxl predict {phase} --gpu {gpu} --model {inputs['model']} {flags}"
+
+
+def plan_text(r: dict[str, Any]) -> str:
+    i = r["inputs"]
+    sla = f"TPOT <= {i['tpot_limit_ms']:.1f} ms, TTFT <= {i['ttft_ms']:,.0f} ms"
+    load = (f"{i['load_output_tokens_per_s']:,.0f} output tokens/s" if i["load_output_tokens_per_s"] is not None
+            else f"the most a budget of {i['budget_gpus']:,} GPUs serves")
+    lines = [f"dsxl plan: {i['model']}, {i['input_len']:,.0f} in / {i['output_len']:,.0f} out tokens, cache hit "
+             f"{i['cache_hit']:.1%}, {load}, {sla}, {i['serving']}", ""]
+    head = (f"{'GPU':<10}{'nodes':>7}{'peak':>7}{'GPUs':>7}{'$/h':>10}{'$/M out':>9}{'$/M out all-in':>16}"
+            f"{'band':>7}  decode / prefill configuration")
+    lines += [head, "-" * (len(head) + 40)]
+    for g in r["ranking"] + [g for g in r["gpus"] if g not in r["ranking"]]:
+        x = r["gpus"][g]
+        if not x["feasible"]:
+            lines.append(f"{g:<10}{'-':>7}{'-':>7}{'-':>7}{'-':>10}{'-':>9}{'-':>16}{'-':>7}  infeasible: "
+                         f"{x['reason']}")
+            continue
+        conf = _cfg(x["decode"]) + (f" | {_cfg(x['prefill'], True)}" if x["prefill"] else " (aggregated)")
+        band = f"±{x['accuracy']['band'] * 100:.0f}%" + ("" if x["accuracy"]["validated"] else "*")
+        lines.append(f"{g:<10}{x['total_nodes']:>7,.0f}{x['peak_total_nodes']:>7,.0f}{x['total_gpus']:>7,}"
+                     f"{x['cost_per_hour']:>10,.0f}{x['cost_per_m_output']:>9.3f}{x['cost_per_m_output_all_in']:>16.3f}"
+                     f"{band:>7}  {conf}")
+    if any(x["feasible"] and not x["accuracy"]["validated"] for x in r["gpus"].values()):
+        lines.append("* outside what the calibration rows validate (dsxl predict explains why for a configuration)")
+    if r.get("ranking_decisive") is False:
+        a, b = r["ranking"][:2]
+        lines.append(f"The ranking is not decisive: {a} and {b} cost within each other's error bands.")
+    best = r["ranking"][0] if r["ranking"] else None
+    if best:
+        x = r["gpus"][best]
+        d = x["decode"]
+        lines += ["", f"Cheapest: {best}. Decode {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
+                      f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
+                      f"{d['max_batch']}; {d['instances']} instances = {d['gpus']:,} GPUs = {d['nodes']:,.0f} nodes."]
+        if x["prefill"]:
+            p = x["prefill"]
+            lines.append(f"Prefill {p['tokens_per_s_per_gpu']:,.0f} input tokens/s per GPU, TTFT {p['ttft_ms']:,.0f} ms; "
+                         f"{p['instances']} instances = {p['gpus']:,} GPUs = {p['nodes']:,.0f} nodes; prefill:decode "
+                         f"nodes {x['prefill_decode_node_ratio']:.2f}.")
+            if x.get("kv_transfer") and x["kv_transfer"]["binds"]:
+                t = x["kv_transfer"]
+                lines.append(f"KV transfer binds: prefill would send {t['gb_per_s_per_prefill_gpu']:.1f} GB/s per GPU "
+                             f"over a {t['nic_gb_per_s']:g} GB/s NIC, so the prefill rate is held to the NIC's.")
+            lines.append(f"Cost ${x['cost_per_day']:,.0f} per day; ${x['cost_per_m_input']:.3f} per M input tokens "
+                         f"(${x['cost_per_m_input_miss']:.3f} per M cache misses, cache hits skip compute), "
+                         f"${x['cost_per_m_output']:.3f} per M output tokens.")
+        if "revenue_per_day" in x:
+            margin = "undefined at zero cost" if x["margin"] is None else f"{x['margin']:.0%}"
+            lines.append(f"Revenue ${x['revenue_per_day']:,.0f} per day, margin {margin}.")
+        if x.get("capacity_output_tokens_per_s") is not None:
+            covers = {None: "", True: "; it covers the load", False: "; it does NOT cover the load"}
+            lines.append(f"Budget {x['budget_gpus']:,} GPUs: at most {x['capacity_output_tokens_per_s']:,.0f} output "
+                         f"tokens/s at the SLA (plan above uses {x['total_gpus']:,}){covers[x['budget_covers_load']]}.")
+        lines.append("Reproduce: " + predict_command(d, "decode" if x["prefill"] else "aggregated", d["gpu"], i))
+        if x["prefill"]:
+            lines.append("           " + predict_command(x["prefill"], "prefill", x["prefill"]["gpu"], i))
+        if "aggregated" in x and x["aggregated"]["feasible"]:
+            a = x["aggregated"]
+            lines.append(f"Aggregated serving instead: {a['total_nodes']:,.0f} nodes, "
+                         f"${a['cost_per_m_output_all_in']:.3f} per M output tokens all-in ({_cfg(a['decode'])}).")
+    if "scenario" in r and r["scenario"]:
+        s = r["scenario"]
+        pub, rec = s["published"], s["recomputed"]
+        lines += ["", "DeepSeek day-6 economics (published, recomputed):",
+                  f"  {pub['nodes']} nodes x {pub['gpus_per_node']} GPUs x ${pub['price_gpu_hour']:g} x 24 h = "
+                  f"${rec['cost_per_day']:,.0f} per day (published ${pub['cost_per_day']:,})",
+                  f"  revenue {pub['input_hit_b']}B x ${pub['price_input_hit']} + {pub['input_miss_b']}B x "
+                  f"${pub['price_input_miss']} + {pub['output_b']}B x ${pub['price_output']} per M = "
+                  f"${rec['revenue_per_day']:,.0f} per day (published ${pub['revenue_per_day']:,}, from unrounded "
+                  f"token counts)",
+                  f"  margin {rec['margin']:.1%} (published {pub['margin']:.0%}); with the published revenue "
+                  f"{pub['revenue_per_day'] / rec['cost_per_day'] - 1:.1%}",
+                  f"  nodes: the planner sizes {s['planner_nodes']} for the day's average traffic vs "
+                  f"{pub['nodes']} used. {s['why_they_differ']}"]
+    return "\n".join(lines) + "\n"
+
+
+def pareto_plot(r: dict[str, Any], path: str) -> None:
+    """Tokens/s per GPU against tokens/s per user for every GPU planned, with the SLA line."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'dsxl[plot]'") from None
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    colours = plt.get_cmap("tab20").colors
+    for k, (g, x) in enumerate(r["gpus"].items()):
+        pts = x.get("pareto") or []
+        if pts:
+            ax.plot([p["tokens_per_s_per_user"] for p in pts], [p["tokens_per_s_per_gpu"] for p in pts], marker=".",
+                    color=colours[(2 * k) % 20 + (k // 10) % 2], linestyle=("-", "--", ":")[k % 3], label=g)
+    ax.axvline(1000 / r["inputs"]["tpot_limit_ms"], color="grey", linestyle="--", label="SLA")
+    ax.set_xlabel("output tokens/s per user")
+    ax.set_ylabel("output tokens/s per GPU")
+    ax.set_title(f"Decode throughput-latency frontier, {r['inputs']['model']} "
+                 f"({r['inputs']['input_len']:,.0f} in / {r['inputs']['output_len']:,.0f} out)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    import io
+    from pathlib import Path
+
+    from dsxl.render.files import write_bytes
+    kind = "png" if str(path).lower().endswith(".png") else "svg"
+    buf = io.BytesIO()
+    fig.savefig(buf, format=kind, metadata={"Software": None} if kind == "png" else None)
+    write_bytes(Path(path), buf.getvalue())
+    plt.close(fig)
