@@ -19,6 +19,7 @@ import numpy as np
 
 from dsxl.data.catalog import GPU, load_catalog
 from dsxl.inputs.rules import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range, check)
+from dsxl.inputs.rules import refuse
 
 try:  # optional: the core never needs xlwings
     import xlwings as _xw
@@ -77,7 +78,7 @@ def _choice(name: str, x: Any, choices: tuple[str, ...], default: str | None = N
         return default
     if isinstance(x, str) and x.strip().lower() in choices:
         return x.strip().lower()
-    raise ValueError(f"{name} must be one of {', '.join(choices)}; got {x!r}")
+    refuse(name, x, choices)
 
 
 def _single(name: str, x: Any) -> Any:
@@ -418,7 +419,7 @@ def DSXL_TABLE(table_id):  # noqa: N802
     from dsxl.article.tables import compute_tables, table_ids
 
     if not isinstance(table_id, str) or table_id.strip() not in table_ids():
-        raise ValueError(f"table_id must be one of {', '.join(table_ids())}; got {table_id!r}")
+        refuse("table_id", table_id, table_ids())
     df = compute_tables(ids=[table_id.strip()])[table_id.strip()]
     head = [df.index.name or ""] + [str(c) for c in df.columns]
     rows = [[str(label)] + [v if isinstance(v, str) else float(v) for v in row]

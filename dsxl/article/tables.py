@@ -17,6 +17,7 @@ from dsxl.article.whatif import WhatIf
 from dsxl.article.layout import Cat, FilteredTable, Input, Plan, Q, Table, Text, article_tables, build_plan, scope_env
 from dsxl.article.api import gpu_fields, model_env
 from dsxl.chains.step import run
+from dsxl.inputs.rules import refuse
 
 
 @dataclass
@@ -143,7 +144,7 @@ def compute_tables(whatif: WhatIf | None = None, ids: list[str] | None = None,
     known = [t.id for t in specs]
     for i in ids or []:
         if i not in known:
-            raise ValueError(f"table id must be one of {', '.join(known)}; got {i!r}")
+            refuse("table id", i, known)
     return {t.id: render(t, ev) for t in specs if not ids or t.id in ids}
 
 

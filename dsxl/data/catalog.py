@@ -8,12 +8,10 @@ import csv
 import json
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from dsxl.data.records import GPU, ModelArgs, Scenario, generations, read_template_text
-from dsxl.inputs.rules import GPU_FIELDS, parse_optional_number
+from dsxl.data.records import GPU, ModelArgs, Scenario, generations, read_template_text  # noqa: F401 (re-exported)
+from dsxl.inputs.rules import GPU_FIELDS, parse_optional_number, refuse
 
 
 @dataclass(frozen=True)
@@ -51,14 +49,14 @@ class Catalog:
             return name
         name = name or self.default_model
         if not isinstance(name, str):
-            raise ValueError(f"model must be one of {', '.join(self.models)} or a path to a config.json; got {name!r}")
+            refuse("model", name, self.models, " or a path to a config.json")
         for key, preset in self.models.items():
             if key.lower() == name.strip().lower():
                 return preset
         if str(name).endswith(".json"):
             from dsxl.data.hf_config import load_model
             return load_model(name)
-        raise ValueError(f"model must be one of {', '.join(self.models)} or a path to a config.json; got {name!r}")
+        refuse("model", name, self.models, " or a path to a config.json")
 
     def article_view(self, gpu: GPU, scenario: Scenario | None = None, keep: tuple[str, ...] = ()) -> GPU:
         """``gpu`` as the article modelled it (see :func:`article_gpu`); fields in ``keep`` stay as given."""
@@ -69,11 +67,11 @@ class Catalog:
     def gpu(self, name: str) -> GPU:
         """Look a GPU up by name, case-insensitively."""
         if not isinstance(name, str):
-            raise ValueError(f"gpu must be one of {', '.join(self.gpus)}; got {name!r}")
+            refuse("gpu", name, self.gpus)
         for key, gpu in self.gpus.items():
             if key.lower() == str(name).strip().lower():
                 return gpu
-        raise ValueError(f"gpu must be one of {', '.join(self.gpus)}; got {name!r}")
+        refuse("gpu", name, self.gpus)
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from dsxl.data.records import ModelArgs
+from dsxl.inputs.rules import refuse
 
 SUPPORTED = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "KimiK25ForConditionalGeneration",
              "GlmMoeDsaForCausalLM", "DeepseekV4ForCausalLM")
@@ -43,8 +43,7 @@ def _text_config(cfg: Any) -> dict[str, Any]:
         raise ValueError(f"config.json architectures must be a list; got {archs!r}")
     kind = cfg.get("model_type", "")
     if not (set(archs) & set(SUPPORTED) or kind in SUPPORTED_TYPES):
-        raise ValueError(f"config.json architecture must be one of {', '.join(SUPPORTED)} (model_type "
-                         f"{', '.join(SUPPORTED_TYPES)}); got {archs or kind!r}")
+        refuse("config.json architecture", archs or kind, SUPPORTED, f" (model_type {', '.join(SUPPORTED_TYPES)})")
     text = cfg.get("text_config") or cfg
     if not isinstance(text, dict):
         raise ValueError(f"config.json text_config must be an object; got {type(text).__name__}")

@@ -127,6 +127,40 @@ TOKENS = Range(0, 1e12)
 EXPERTS_PER_GPU = Range(0, 100_000)
 
 
+def refuse(name: str, value: Any, choices: Any, extra: str = "") -> None:
+    """Raise the one-line error for a value outside its allowed choices (``extra``: what else is allowed)."""
+    raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}{extra}; got {value!r}")
+
+
+def choose(name: str, value: Any, choices: Any, default: str | None = None) -> str:
+    """One of ``choices``, case-insensitively (the canonical spelling is returned); a blank takes ``default`` when
+    there is one; anything else is a one-line error naming ``name`` and the choices."""
+    choices = tuple(choices)
+    if default is not None and (value is None or (isinstance(value, str) and not value.strip())):
+        return default
+    if isinstance(value, str):
+        for c in choices:
+            if c.lower() == value.strip().lower():
+                return c
+    refuse(name, value, choices)
+
+
+# Planner inputs (dsxl.planner): every numeric input's range, and the ranges of the searched lists.
+PLAN_RANGES: dict[str, Range] = {
+    "input_len": Range(1, 10_000_000), "output_len": Range(1, 10_000_000), "cache_hit": Range(0, 1),
+    "output_tokens_per_s": Range(0, 1e12, lo_open=True), "requests_per_s": Range(0, 1e10, lo_open=True),
+    "tpot_ms": Range(0, 1e6, lo_open=True), "min_tokens_per_s_per_user": Range(0, 1e6, lo_open=True),
+    "ttft_ms": Range(0, 1e8, lo_open=True), "price_gpu_hour": Range(0, 1e6),
+    "gpu_per_node": Range(1, 1024, integer=True),
+    "mtp_draft": Range(1, 16, integer=True), "mtp_accept": Range(1, 17), "peak_to_average": Range(1, 100),
+    "price_input_hit": Range(0, 1e6), "price_input_miss": Range(0, 1e6), "price_output": Range(0, 1e6),
+    "budget_gpus": Range(1, 10_000_000, integer=True), "budget_nodes": Range(1, 1_000_000, integer=True)}
+EP_SIZE = Range(1, 100_000, integer=True)
+PLAN_LIST_RANGES: dict[str, Range] = {"ep_sizes": EP_SIZE, "attn_tp_sizes": Range(1, 1024, integer=True),
+                                      "forward_sizes": Range(1, 100_000_000, integer=True),
+                                      "batch_sizes": Range(1, 1_000_000, integer=True)}
+
+
 def check(name: str, value: Any, rng: Range) -> Any:
     """Return ``value`` unchanged if every element is allowed, else raise ValueError naming it.
 

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from dsxl.data.catalog import load_catalog, read_template_text
+from dsxl.inputs.rules import refuse
 
 RECIPE_ENGINES = ("sglang", "vllm", "trtllm")
 MEM_FRACTION = 0.9  # the refined model's mem_util: the memory it sized KV with
@@ -22,7 +23,7 @@ MEM_FRACTION = 0.9  # the refined model's mem_util: the memory it sized KV with
 def recorded(engine: str) -> dict[str, Any]:
     """The recorded flag list of an engine (``templates/recipes/<engine>.json``)."""
     if engine not in RECIPE_ENGINES:
-        raise ValueError(f"recipe engine must be one of {', '.join(RECIPE_ENGINES)}; got {engine!r}")
+        refuse("recipe engine", engine, RECIPE_ENGINES)
     return json.loads(read_template_text(f"recipes/{engine}.json"))
 
 

@@ -16,6 +16,7 @@ from dsxl.physics.attention import mean_decode_context
 from dsxl.chains.step import run
 from dsxl.physics.serving import per_step, prefill_chunks, ttft_ms
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
+from dsxl.inputs.rules import refuse
 
 # ------------------------------------------------------------------------------------------- outputs
 BREAKDOWN = {  # per-layer ms by component, per step (both micro-batches)
@@ -76,7 +77,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     ``detail=False`` (searches) leaves out the breakdown and returns read-only broadcast views.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        refuse("mode", mode, MODES)
     resolve_gpu(gpu)  # an unknown GPU is the first thing to report
     opts = normalise(phase, options, model_args(model).native_moe_dtype)
     inputs = {"phase": phase, "gpu": gpu if isinstance(gpu, str) else getattr(gpu, "name", "several"),

@@ -7,7 +7,7 @@ own conditions; ``ablate()`` switches each refinement off in turn and shows how 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

@@ -18,7 +18,7 @@ from dsxl.data.catalog import Catalog, load_catalog, read_template_text
 from dsxl.core.expr import Expr, where
 from dsxl.article.layout import Key, Scope
 from dsxl.physics import attention, sizing
-from dsxl.chains import article as chain, refined as refined_chain
+from dsxl.chains import article as chain
 from dsxl.chains.step import Step
 from dsxl.planner.plan import PlanInputs, RANGES
 from dsxl.data.catalog import default_engine

@@ -17,11 +17,12 @@ from dsxl.core.expr import Expr
 from dsxl.article.layout import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key, gpu_decode_key)
 from dsxl.chains import article as chain, refined as refined_chain
 from dsxl.physics import flops
-from dsxl.inputs.rules import BATCH, GPU_RANGES, GPU_UNITS, Range
+from dsxl.inputs.rules import BATCH, GPU_RANGES, GPU_UNITS
 from dsxl.workbook import style
 from dsxl.workbook.builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 from dsxl.workbook.planner_sheet import planner_sheet
 from dsxl.workbook.refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
+from dsxl.inputs.rules import EP_SIZE
 
 ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
            "workbook implements.")
@@ -334,7 +335,7 @@ def _decode_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     for i, e in enumerate(catalog.ep_strategies):
         ws.cell(cur.row, 1, e.name).font = style.LABEL_FONT
         ws.cell(cur.row, 2, e.ep)
-        b.mark_input(ws, cur.row, 2, Range(1, 1_000_000, integer=True), "ep")
+        b.mark_input(ws, cur.row, 2, EP_SIZE, "ep")
         b.define(f"ep_{i + 1}", f"{ws.title}!$B${cur.row}")
         b.list_inputs[("ep", i)] = Expr(f"ep_{i + 1}")
         cur.row += 1

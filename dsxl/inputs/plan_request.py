@@ -1,0 +1,120 @@
+"""The planner's request: every input with its default (:class:`PlanInputs`) and :func:`check_inputs`, which
+checks a request against the declared rules (:data:`dsxl.inputs.rules.PLAN_RANGES`) and the rules that tie inputs
+together, and resolves it (GPU names, the budget in GPUs, the engine, the overlap options it offers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from dsxl.data.catalog import default_engine, load_catalog, load_engines
+from dsxl.inputs.request import model_args
+from dsxl.inputs.rules import PLAN_LIST_RANGES, PLAN_RANGES, check, choose
+
+SERVING = ("disaggregated", "aggregated", "both")
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Every planner input with its default; units in the field comments."""
+
+    gpus: tuple[str, ...] = ("H800",)  # catalog names; ("all",) for the whole catalog
+    model: str | None = None  # preset id or config.json path; None = the default (DeepSeek-V3)
+    input_len: float = 4096  # tokens per request, cache hits included
+    output_len: float = 1536  # tokens per request
+    cache_hit: float = 0.0  # share of input tokens served from the prefix cache
+    output_tokens_per_s: float | None = None  # average load; or requests_per_s
+    requests_per_s: float | None = None
+    tpot_ms: float | None = 50.0  # decode SLA (or min_tokens_per_s_per_user)
+    min_tokens_per_s_per_user: float | None = None
+    ttft_ms: float = 3000.0  # prefill SLA
+    serving: str = "disaggregated"
+    price_gpu_hour: float | None = None  # $; None = the catalog's column
+    gpu_per_node: int = 8
+    # powers of two and the wide-EP sizes clusters run (redundant experts fill the remainder)
+    ep_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 48, 64, 72, 96, 128, 144, 256)
+    mtp_draft: int = 1  # draft tokens when MTP is on (searched on and off where the model has an MTP module)
+    mtp_accept: float = 1.8  # tokens per step with MTP: DeepSeek-V3 report, 85-90 % second-token acceptance
+    peak_to_average: float = 1.0
+    batch_sizes: tuple[int, ...] | None = None  # sequences per GPU searched (x attention TP per rank); None = 1..1024
+    attn_tp_sizes: tuple[int, ...] = (1, 2, 4, 8)
+    forward_sizes: tuple[int, ...] = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)  # prefill tokens per forward
+    tbo_options: tuple[bool, ...] = (False, True)
+    price_input_hit: float | None = None  # $ per million tokens, for revenue and margin
+    price_input_miss: float | None = None
+    price_output: float | None = None
+    budget_gpus: int | None = None  # best use of a fixed cluster: the most output tokens/s within this many GPUs
+    budget_nodes: int | None = None  # the same in nodes (x gpu_per_node)
+    prefill_gpu: str | None = None  # disaggregated pools of different GPU types (with decode_gpu)
+    decode_gpu: str | None = None
+    mixed: bool = False  # with several GPUs: also rank every prefill/decode pair
+    engine: str | None = None  # the serving engine's profile (templates/engines.json); None = the default
+    mix_sizes: bool = True  # let a pool top up a bulk of one instance size with instances of another
+
+    def has_load(self) -> bool:
+        return self.output_tokens_per_s is not None or self.requests_per_s is not None
+
+    def load_output_tokens_per_s(self) -> float | None:
+        if self.output_tokens_per_s is not None:
+            return self.output_tokens_per_s
+        return None if self.requests_per_s is None else self.requests_per_s * self.output_len
+
+    def tpot_limit_ms(self) -> float:
+        return self.tpot_ms if self.min_tokens_per_s_per_user is None else 1000 / self.min_tokens_per_s_per_user
+
+
+RANGES = PLAN_RANGES
+
+
+def check_inputs(inp: PlanInputs) -> PlanInputs:
+    """Validate and normalise; one clear line naming the argument on bad input."""
+    for name, rng in RANGES.items():
+        value = getattr(inp, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a single number, {rng.describe()}; got {value!r}")
+        check(name, float(value), rng)
+        if rng.integer:
+            inp = replace(inp, **{name: int(value)})
+    if not 0 <= inp.cache_hit < 1:
+        raise ValueError(f"cache_hit must be a share from 0 up to (not including) 1; got {inp.cache_hit}")
+    if not isinstance(inp.gpus, (tuple, list)) or not inp.gpus or not all(isinstance(g, str) for g in inp.gpus):
+        raise ValueError(f"gpus must be catalog names (or all); got {inp.gpus!r}")
+    for name in ("ep_sizes", "attn_tp_sizes", "forward_sizes", "tbo_options"):
+        if not getattr(inp, name):
+            raise ValueError(f"{name} must list at least one value")
+    if inp.output_tokens_per_s is not None and inp.requests_per_s is not None:
+        raise ValueError("give the load as one of output_tokens_per_s or requests_per_s, not both")
+    if inp.budget_gpus is not None and inp.budget_nodes is not None:
+        raise ValueError("give the budget as one of budget_gpus or budget_nodes, not both")
+    if not inp.has_load() and inp.budget_gpus is None and inp.budget_nodes is None:
+        raise ValueError("give a load (output_tokens_per_s or requests_per_s) or a budget (budget_gpus or budget_nodes)")
+    if (inp.prefill_gpu is None) != (inp.decode_gpu is None):
+        raise ValueError("mixed pools need both prefill_gpu and decode_gpu")
+    if inp.prefill_gpu is not None and inp.serving != "disaggregated":
+        raise ValueError(f"prefill_gpu and decode_gpu need serving disaggregated; got {inp.serving!r}")
+    if inp.tpot_ms is not None and inp.min_tokens_per_s_per_user is not None:
+        raise ValueError("give the decode SLA as tpot_ms or min_tokens_per_s_per_user, not both")
+    if inp.tpot_ms is None and inp.min_tokens_per_s_per_user is None:
+        raise ValueError("a decode SLA is required: tpot_ms or min_tokens_per_s_per_user")
+    inp = replace(inp, serving=choose("serving", inp.serving, SERVING))
+    if inp.mtp_accept > 1 + inp.mtp_draft:
+        raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + inp.mtp_draft}); got {inp.mtp_accept}")
+    for name, rng in PLAN_LIST_RANGES.items():
+        for x in getattr(inp, name) or ():
+            check(name, x, rng)
+    catalog = load_catalog()
+    names = tuple(catalog.gpus) if tuple(g.lower() for g in inp.gpus) == ("all",) else \
+        tuple(catalog.gpu(g).name for g in inp.gpus)
+    pair = {}
+    if inp.prefill_gpu is not None:
+        pair = {"prefill_gpu": catalog.gpu(inp.prefill_gpu).name, "decode_gpu": catalog.gpu(inp.decode_gpu).name}
+        names = (pair["decode_gpu"],)
+    budget = inp.budget_gpus if inp.budget_nodes is None else inp.budget_nodes * inp.gpu_per_node
+    model_args(inp.model)  # raises on an unknown model
+    engine = choose("engine", inp.engine, load_engines(), default_engine())
+    tbo = tuple(t for t in inp.tbo_options if not t or load_engines()[engine].numbers["micro_batch_overlap"])
+    return replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes), budget_gpus=budget,
+                   model=inp.model or catalog.default_model, engine=engine, tbo_options=tbo or (False,), **pair)

@@ -1,0 +1,116 @@
+"""The architecture as a test: each module belongs to a layer, imports only from its own layer or below, and no
+import cycle exists (every import statement counts, those inside functions too). Imports are read with ``ast``."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "dsxl"
+
+# Lowest first. A request passes through each once: a surface resolves inputs, a front door runs chains over
+# physics on data, rendering shapes the result.
+LAYERS = [
+    ("core", ["dsxl.core"]),                                   # the expression type Python and formulas share
+    ("input rules", ["dsxl.inputs.rules"]),                    # every input's declared range and rule
+    ("data", ["dsxl.data"]),                                   # templates -> typed records
+    ("input resolution", ["dsxl.inputs"]),                     # requests checked and resolved
+    ("physics", ["dsxl.physics"]),                             # quantity functions
+    ("chains", ["dsxl.chains"]),                               # article and refined chains of steps
+    ("front doors", ["dsxl.article", "dsxl.refined", "dsxl.planner"]),
+    ("rendering", ["dsxl.render"]),
+    ("surfaces", ["dsxl.cli", "dsxl.udfs", "dsxl.workbook", "dsxl"]),
+]
+
+
+def layer_of(module: str) -> int:
+    best = None
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if module == p or module.startswith(p + "."):
+                if best is None or len(p) > best[1]:
+                    best = (i, len(p))
+    assert best is not None, f"{module} belongs to no layer"
+    return best[0]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def imports(module: str, path: Path) -> set[str]:
+    """The dsxl modules a module imports (a name imported from a package counts as its submodule when it is one)."""
+    known = modules()
+    is_package = path.name == "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "dsxl"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            if name.split(".")[0] != "dsxl":
+                continue
+            for a in node.names:
+                found.add(f"{name}.{a.name}" if f"{name}.{a.name}" in known else name)
+    return {m for m in found if m != module}
+
+
+def test_every_module_imports_only_its_layer_or_below():
+    bad = []
+    for module, path in modules().items():
+        if module == "dsxl":  # the package's front page re-exports the public API
+            continue
+        for dep in imports(module, path):
+            if dep == "dsxl":
+                continue
+            if layer_of(dep) > layer_of(module):
+                bad.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {dep} ({LAYERS[layer_of(dep)][0]})")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycles():
+    graph = {m: {d for d in imports(m, p) if d in modules() and d != "dsxl"} for m, p in modules().items()}
+    seen, stack, cycles = set(), [], []
+
+    def visit(m):
+        if m in stack:
+            cycles.append(stack[stack.index(m):] + [m])
+            return
+        if m in seen:
+            return
+        seen.add(m)
+        stack.append(m)
+        for d in sorted(graph[m]):
+            visit(d)
+        stack.pop()
+    for m in sorted(graph):
+        visit(m)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_layers_are_folders_a_newcomer_sees():
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert {"core", "inputs", "data", "physics", "chains", "article", "refined", "planner", "render",
+            "workbook"} <= folders
+
+
+def test_checks_live_in_the_inputs_layer():
+    """Range and choice checks are declared and applied in dsxl.inputs; other modules call them."""
+    offenders = []
+    for module, path in modules().items():
+        if module.startswith("dsxl.inputs") or module.startswith("dsxl.data.records"):
+            continue
+        text = path.read_text()
+        for needle in ("Range(", "must be one of"):
+            if needle in text:
+                offenders.append(f"{module}: {needle}")
+    assert not offenders, "\n".join(offenders)
