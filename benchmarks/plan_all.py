@@ -10,8 +10,8 @@ import numpy as np
 from rates import best_seconds, loop_rate, report
 
 from dsxl import load_catalog
-from dsxl.planner import plan
-from dsxl.refined import predict
+from dsxl import plan
+from dsxl import predict
 from dsxl.planner.plan import BATCH_GRID, PlanInputs
 
 
