@@ -42,7 +42,7 @@ def test_a_filter_that_keeps_nothing_says_so():
 
 def test_list_shows_defaults_units_ranges_and_gpus():
     out = _cli("report", "--list").stdout
-    assert "seq_len = 4383  [a number from 1 to 1e+07]" in out
+    assert "seq_len = 4383  [a number from 1 to 10,000,000]" in out
     assert "mem_bw  GB/s HBM" in out and "B200" in out and "kimi_k2" in out and "dim = 7168" in out
     assert _cli("--version").stdout.startswith("dsxl ")
 

@@ -67,3 +67,18 @@ def test_a_v4_predict_sheet_in_gnumeric(tmp_path):
     assert math.isclose(res["Decode TPOT"], d["tpot_ms"], rel_tol=1e-9)
     assert res["Max batch per attention rank"] == d["max_batch"]
     assert error_cells(wb) == []
+
+
+def test_checks_pass_untouched_in_gnumeric(books):
+    """Gnumeric stores a typed literal such as 0.563 a last bit apart: the checks compare within a tolerance."""
+    wb = books["fresh"]
+    passing, total = (name_range(wb, n) for n in ("checks_passing", "checks_total"))
+    p = passing[0].cell(passing[1], passing[2]).value
+    t = total[0].cell(total[1], total[2]).value
+    assert p == t and t > 800
+
+
+def test_invalid_inputs_show_a_message_and_no_number_in_gnumeric(tmp_path):
+    from test_workbook_refined import _assert_refuses, _bad_books
+    for name, value, wb in _bad_books(tmp_path, recalc):
+        _assert_refuses(name, value, wb)

@@ -243,3 +243,44 @@ def test_planner_sheet_budget_mode(plan_books):
     assert _close(served, sizing.budget_capacity(64, d_cap, res["Decode EP"][0], p_cap, res["Prefill EP"][0],
                                                  inp.input_len / inp.output_len))
     assert error_cells(plan_books["budget"]) == []
+
+
+# Every Predict and Planner input set to an invalid value, one at a time: a message, no error value, no number.
+BAD_EDITS = {
+    "predict_ep": [None, "x", 0, -8, 1e9, 2.5], "predict_batch": [None, 0, 2.5], "predict_kv_len": ["abc", 0],
+    "predict_attn_tp": [3, 0], "predict_moe_tp": [3], "predict_engine": ["tgi", None], "predict_tbo": ["maybe"],
+    "predict_mtp_accept": [5], "predict_redundant_experts": ["x", 3], "predict_cache_hit": [2],
+    "predict_gpu": ["H9000"], "predict_imbalance": [0.5],
+    "plan_price_gpu_hour": [-2, "x"], "plan_mtp_accept": [17], "plan_output_tokens_per_s": [None, 0],
+    "plan_gpu": ["H9000"], "plan_mode": ["both"], "plan_tpot_ms": [0], "plan_cache_hit": [1.5],
+}
+RESULT_NAMES = ("predict_results", "predict_breakdown", "plan_results", "start_headline")
+
+
+def _bad_books(tmp_path, convert_fn):
+    fresh = build_workbook(tmp_path / "fresh.xlsx")
+    cases = [(name, value) for name, values in BAD_EDITS.items() for value in values]
+    paths = [apply_edits(fresh, tmp_path / f"bad{i}.xlsx", {name: value}) for i, (name, value) in enumerate(cases)]
+    books = {p.stem: load_workbook(p, data_only=True) for p in convert_fn(paths, tmp_path / "out")}
+    return [(name, value, books[f"bad{i}"]) for i, (name, value) in enumerate(cases)]
+
+
+def _assert_refuses(name, value, wb):
+    sheet = "Predict" if name.startswith("predict_") else "Planner"
+    problems = wb[sheet]["G3"].value
+    assert isinstance(problems, str) and problems != "none", (name, value, problems)
+    for rng in RESULT_NAMES:
+        ws, r1, c1, r2, c2 = name_range(wb, rng)
+        for r in range(r1 + 1, r2 + 1):
+            for c in range(c1 + 1, c2 + 1):
+                v = ws.cell(r, c).value
+                assert not (isinstance(v, str) and v.startswith("#")), (name, value, rng, ws.cell(r, c).coordinate, v)
+                if rng != "start_headline" and c == c1 + 1 and (sheet == "Predict") == rng.startswith("predict"):
+                    label = ws.cell(r, c1).value
+                    assert not isinstance(v, (int, float)) or isinstance(v, bool) or label == "Feasible", \
+                        (name, value, label, v)  # no number from invalid inputs
+
+
+def test_invalid_inputs_show_a_message_and_no_number_in_libreoffice(tmp_path):
+    for name, value, wb in _bad_books(tmp_path, convert):
+        _assert_refuses(name, value, wb)

@@ -169,6 +169,18 @@ def both(a: Any, b: Any) -> Any:
     return np.logical_and(a, b) if (np.ndim(a) or np.ndim(b)) else bool(a) and bool(b)
 
 
+def either(a: Any, b: Any) -> Any:
+    """Logical or: ``OR(a,b)`` in Excel."""
+    if is_symbolic(a, b):
+        return Expr(f"OR({lit(a).text},{lit(b).text})")
+    return np.logical_or(a, b) if (np.ndim(a) or np.ndim(b)) else bool(a) or bool(b)
+
+
+def divides(divisor: Any, n: Any) -> Any:
+    """Whether ``divisor`` divides ``n`` into whole parts (formula: n - INT(n / divisor) * divisor = 0)."""
+    return eq(n - floor(n / divisor) * divisor, 0)
+
+
 def eq(a: Any, b: Any) -> Any:
     """Equality test that also works on formulas (``==`` on Expr stays identity)."""
     if is_symbolic(a, b):

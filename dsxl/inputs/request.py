@@ -10,9 +10,11 @@ may be a numpy array (broadcast together), so a sweep is one request.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from dsxl.core.expr import divides, either
 
 from dsxl.data.catalog import ENGINE_NUMBERS, GPU, ModelArgs, default_engine, load_catalog, load_engines, load_refined
 from dsxl.inputs.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check
@@ -195,34 +197,62 @@ def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8"
     return out
 
 
+@dataclass(frozen=True)
+class CrossRule:
+    """A rule that ties options to each other, the model or the engine: ``ok`` over the chain's names (numbers,
+    arrays or workbook cells, the redundant-experts code -1 meaning auto), and the one-line message naming the
+    argument (formatted with the request's values in Python, shown as written in the workbook)."""
+
+    argument: str
+    ok: Callable[..., Any]
+    message: str
+    phases: tuple[str, ...] = PHASES
+
+
+CROSS_RULES: tuple[CrossRule, ...] = (
+    CrossRule("redundant_experts",
+              lambda v: either(v["redundant_experts"] < 0, divides(v["ep"], v["n_routed_experts"] + v["redundant_experts"])),
+              "redundant_experts must make n_routed_experts + redundant_experts a multiple of ep so every GPU holds "
+              "whole experts; or auto"),
+    CrossRule("attn_tp", lambda v: divides(v["attn_tp"], v["n_heads"]), "attn_tp must divide the model's n_heads"),
+    CrossRule("moe_tp", lambda v: divides(v["moe_tp"], v["moe_inter_dim"]),
+              "moe_tp must divide the experts' width moe_inter_dim"),
+    CrossRule("attn_tp", lambda v: divides(v["attn_tp"], v["ep"] * v["moe_tp"]),
+              "attn_tp must divide the instance's GPUs, ep x moe_tp"),
+    CrossRule("tbo", lambda v: either(negate(v["tbo"]), v["micro_batch_overlap"] > 0),
+              "tbo must be false with this engine (it has no two-batch overlap)"),
+    CrossRule("sbo", lambda v: either(negate(v["sbo"]), v["single_batch_overlap"] > 0),
+              "sbo must be false with this engine (it has no single-batch overlap)", ("decode", "aggregated")),
+    CrossRule("mtp_accept", lambda v: v["mtp_accept"] <= 1 + v["mtp_draft"], "mtp_accept must be from 1 to 1 + mtp_draft",
+              ("decode", "aggregated")),
+    CrossRule("mtp_draft", lambda v: either(v["mtp_draft"] <= 0, v["n_mtp_layers"] > 0),
+              "mtp_draft must be 0: this model ships no MTP module (n_mtp_layers = 0)", ("decode", "aggregated")),
+)
+
+
 def check_consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_env: dict[str, Any]) -> None:
-    """Cross-option rules, each a one-line message naming the argument."""
-    ep, moe_tp, attn_tp = (np.asarray(opts[k]) for k in ("ep", "moe_tp", "attn_tp"))
-    if not isinstance(opts["redundant_experts"], str):
-        experts = model.n_routed_experts + np.asarray(opts["redundant_experts"])
-        if np.any(experts % ep != 0):
-            raise ValueError(f"redundant_experts must make n_routed_experts + redundant_experts ({model.n_routed_experts}"
-                             f" + {opts['redundant_experts']}) a multiple of ep ({opts['ep']}) so every GPU holds "
-                             "whole experts; or auto")
-    if np.any(model.n_heads % attn_tp != 0):
-        raise ValueError(f"attn_tp must divide n_heads ({model.n_heads}); got {opts['attn_tp']}")
-    if np.any(model.moe_inter_dim % moe_tp != 0):
-        raise ValueError(f"moe_tp must divide the experts' width moe_inter_dim ({model.moe_inter_dim}); "
-                         f"got {opts['moe_tp']}")
-    if np.any((ep * moe_tp) % attn_tp != 0):
-        raise ValueError(f"attn_tp must divide the instance's GPUs, ep x moe_tp ({opts['ep']} x {opts['moe_tp']}); "
-                         f"got {opts['attn_tp']}")
-    engine = load_engines()[opts["engine"]]
-    if np.any(np.asarray(opts["tbo"])) and not engine.numbers["micro_batch_overlap"]:
-        raise ValueError(f"tbo must be false with engine {opts['engine']}: {engine.sources['micro_batch_overlap']}")
-    if "sbo" in opts and np.any(np.asarray(opts["sbo"])) and not engine.numbers["single_batch_overlap"]:
-        raise ValueError(f"sbo must be false with engine {opts['engine']}: {engine.sources['single_batch_overlap']}")
-    if "mtp_draft" in opts:
-        draft, accept = np.asarray(opts["mtp_draft"]), np.asarray(opts["mtp_accept"])
-        if np.any(accept > 1 + draft):
-            raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + draft.max():g}); got {opts['mtp_accept']}")
-        if np.any(draft > 0) and model.n_mtp_layers == 0:
-            raise ValueError("mtp_draft must be 0: this model ships no MTP module (n_mtp_layers = 0)")
+    """Every cross rule of :data:`CROSS_RULES` on the request; the first broken one is a one-line error naming the
+    argument and the values it saw."""
+    values = {**{f.name: getattr(model, f.name) for f in fields(model)}, **option_env(opts)}
+    for rule in CROSS_RULES:
+        if phase in rule.phases and not np.all(rule.ok(values)):
+            shown = {k: opts[k] for k in ("ep", "moe_tp", "attn_tp", rule.argument) if k in opts}
+            raise ValueError(f"{rule.message}; got " + ", ".join(f"{k}={_shown(v)}" for k, v in shown.items()))
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return "[" + ", ".join(f"{x:g}" if isinstance(x, (int, float)) else str(x) for x in value.ravel()[:4]) + \
+            (", ...]" if value.size > 4 else "]")
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def negate(x: Any) -> Any:
+    """Logical not for numbers, arrays or workbook cells."""
+    from dsxl.core.expr import Expr
+    if isinstance(x, Expr):
+        return Expr(f"NOT({x.text})")
+    return np.logical_not(x) if np.ndim(x) else not x
 
 
 def dtype_bytes(name: str, value: Any) -> Any:

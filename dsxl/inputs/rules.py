@@ -19,17 +19,22 @@ class Range:
     integer: bool = False
     choices: tuple[float, ...] = ()
 
+    @staticmethod
+    def _n(x: float) -> str:
+        """A bound as a reader writes it: 1,000,000 rather than 1e+06."""
+        return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
     def describe(self) -> str:
+        n = self._n
         if self.choices:
-            return "one of " + ", ".join(f"{c:g}" for c in self.choices)
+            return "one of " + ", ".join(n(c) for c in self.choices)
         kind = "a whole number" if self.integer else "a number"
         if self.lo is not None and self.hi is not None:
-            left = "greater than" if self.lo_open else "from"
             if self.lo_open:
-                return f"{kind} greater than {self.lo:g} and at most {self.hi:g}"
-            return f"{kind} {left} {self.lo:g} to {self.hi:g}"
+                return f"{kind} greater than {n(self.lo)} and at most {n(self.hi)}"
+            return f"{kind} from {n(self.lo)} to {n(self.hi)}"
         if self.lo is not None:
-            return f"{kind} {'>' if self.lo_open else '>='} {self.lo:g}"
+            return f"{kind} {'>' if self.lo_open else '>='} {n(self.lo)}"
         return kind
 
     def ok(self, x: float) -> bool:
@@ -42,6 +47,29 @@ class Range:
         if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
             return False
         return self.hi is None or x <= self.hi
+
+
+def formula_ok(cell: Any, rng: Range | None = None, choices: tuple[str, ...] = (), auto: bool = False,
+               switch: bool = False) -> Any:
+    """The declared rule of one input as a portable formula over its cell: TRUE when the value is allowed (a blank
+    is never allowed). The workbook's "input problems" cells are built from these."""
+    from dsxl.core.expr import Expr, number_text
+    x = cell.text
+    if switch:
+        return Expr(f"AND(COUNTA({x})=1,OR({x}=TRUE,{x}=FALSE))")
+    if choices:
+        return Expr("OR(" + ",".join(f'{x}="{c}"' for c in choices) + ")")
+    terms = []
+    if rng is not None:
+        if rng.lo is not None:
+            terms.append(f"{x}{'>' if rng.lo_open else '>='}{number_text(rng.lo)}")
+        if rng.hi is not None:
+            terms.append(f"{x}<={number_text(rng.hi)}")
+        if rng.integer:
+            terms.append(f"INT({x})={x}")
+    # IF, not AND, around the range: text must not reach INT or a comparison (some engines return an error)
+    number = f"IF(ISNUMBER({x}),{'AND(' + ','.join(terms) + ')' if terms else 'TRUE'},FALSE)"
+    return Expr(f'IF(ISTEXT({x}),{x}="auto",{number})' if auto else number)
 
 
 POSITIVE = Range(0, None, lo_open=True)

@@ -225,6 +225,12 @@ class Evaluator:
             return abs(_num(values[0]))
         if fn == "AND":
             return all(_truth(v) for v in _flatten(values))
+        if fn == "OR":
+            return any(_truth(v) for v in _flatten(values))
+        if fn == "NOT":
+            return not _truth(values[0])
+        if fn == "ISTEXT":
+            return isinstance(values[0], str)
         if fn == "ISNUMBER":
             v = values[0]
             return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -15,7 +15,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, load_catalog, read_template_text
-from dsxl.core.expr import Expr, where
+from dsxl.core.expr import Expr, either, eq, where
 from dsxl.article.layout import Key, Scope
 from dsxl.physics import attention, sizing
 from dsxl.chains import article as chain
@@ -25,7 +25,8 @@ from dsxl.data.catalog import default_engine
 from dsxl.inputs.request import option_env
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
-from dsxl.workbook.refined_sheets import _gpu_env
+from dsxl.workbook.refined_sheets import _gpu_env, input_problems
+from dsxl.inputs.rules import formula_ok
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
                  "batch_sizes": (1, 8, 16, 32, 64, 128, 192, 256),
@@ -144,6 +145,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                         "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
                         "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
                         "plan_ttft_ms": Expr("plan_ttft_ms"), **model_env, **_loads()}
+    problems = _plan_problems(b, grid_ws, grid_cur)
     decode_chain, prefill_chain = _candidates(chains)
     d_shared, d_steps = chain.split_by_dependency(decode_chain, DECODE_VARIES)
     p_shared, p_steps = chain.split_by_dependency(prefill_chain, PREFILL_VARIES)
@@ -184,8 +186,12 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         return Expr(f"INDEX({column(scopes, q)},{rows['decode' if scopes is decode else 'prefill'].text},1)")
 
     col, r = 6, 3
+    ws.cell(r, col, "Input problems").font = style.LABEL_FONT
+    b.write(ws, r, col + 1, where(eq(problems, ""), "none", problems))
+    ws.cell(r, col + 1).font = style.WARN_FONT
     ws.cell(r + 1, col, "Plan").font = style.H2_FONT
     r += 2
+    inputs_ok = Expr("plan_inputs_ok")
     for j, h in enumerate(("Result", "Value", "Unit")):
         b._header_cell(ws, r, col + j, h)
     dmax, pmax = Expr(f"MAX({column(decode, 'score')})"), Expr(f"MAX({column(prefill, 'score')})")
@@ -215,6 +221,12 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
              "decode_max_batch", "served"]
     for i, ((text, value, unit, fmt), key) in enumerate(zip(lines, names), start=1):
         ws.cell(r + i, col, text).font = style.LABEL_FONT
+        if key == "feasible":
+            value = where(inputs_ok, value, "—")
+        elif key == "reason":
+            value = where(inputs_ok, value, "fix the input problems above")
+        else:  # an infeasible plan shows no configuration, sizing or cost
+            value = where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
         cells[key] = b.write(ws, r + i, col + 1, value, fmt)
         ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
     k = r + len(lines)
@@ -249,6 +261,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ws.cell(row, col + 2, unit).font = style.NOTE_FONT
         if value is None:
             value = _derived(key, cells, out_load, in_load)
+        value = where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
         cells[key] = b.write(ws, row, col + 1, value, fmt)
     b.define("plan_results", span(ws, r, col, k + len(more), col + 2))
     for j, width in enumerate((44, 16, 18)):
@@ -258,6 +271,23 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     _day6(b, ws, Cursor(k + len(more) + 2), col)
     _chart(b, ws, grid_ws, decode, column, col + 4)
     return cells
+
+
+def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
+    """The Planner inputs' problems from the declared rules (:data:`dsxl.inputs.rules.PLAN_RANGES`): the GPU, each
+    input's range (the price may be blank: the catalog's), the mode and budget, and MTP's acceptance."""
+    singles = [(Expr("ISNUMBER(MATCH(plan_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog"),
+               (formula_ok(Expr("plan_mode"), choices=("load", "budget")), "mode must be load or budget"),
+               (formula_ok(Expr("plan_budget_gpus"), RANGES["budget_gpus"]),
+                f"budget_gpus must be {RANGES['budget_gpus'].describe()}")]
+    for name, _, _ in INPUTS:
+        rule = formula_ok(Expr(f"plan_{name}"), RANGES[name])
+        if name == "price_gpu_hour":  # blank: the catalog's price
+            rule = either(Expr(f"COUNTA(plan_{name})=0"), rule)
+        singles.append((rule, f"{name} must be {RANGES[name].describe()}"
+                        + (" (or blank)" if name == "price_gpu_hour" else "")))
+    cross = [(Expr("plan_mtp_accept") <= 1 + Expr("plan_mtp_draft"), "mtp_accept must be from 1 to 1 + mtp_draft")]
+    return input_problems(b, calc, cur, "plan", singles, cross)
 
 
 def _loads() -> dict[str, Expr]:
@@ -306,8 +336,9 @@ def _derived(key: str, c: dict[str, Expr], out_load: Expr, in_load: Expr) -> Exp
         in_day, hit = in_load * 86400, Expr("plan_cache_hit")
         return sizing.revenue_per_day(in_day * hit, in_day * (1 - hit), out_load * 86400, Expr("plan_price_input_hit"),
                                       Expr("plan_price_input_miss"), Expr("plan_price_output"))
-    if key == "margin":
-        return sizing.margin(c["revenue_per_day"], c["cost_per_day"])
+    if key == "margin":  # undefined, not infinite, at zero cost (as dsxl plan says)
+        return where(c["cost_per_day"] > 0, sizing.margin(c["revenue_per_day"], c["cost_per_day"]),
+                     "undefined at zero cost")
     raise KeyError(key)
 
 

@@ -13,12 +13,13 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, generations, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
-from dsxl.core.expr import Expr, where
+from dsxl.core.expr import Expr, concat, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
 from dsxl.chains import article as chain, refined as refined_chain
 from dsxl.physics.serving import per_step
 from dsxl.refined.predict import BREAKDOWN
-from dsxl.inputs.request import OPTIONS, normalise, option_env
+from dsxl.inputs.request import CROSS_RULES, OPTIONS, normalise, option_env
+from dsxl.inputs.rules import formula_ok
 from dsxl.inputs.rules import NON_NEGATIVE
 from dsxl.refined.validation import relative_error, validate
 from dsxl.workbook import style
@@ -122,6 +123,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     fields = b.gpu_lookup(Expr("predict_gpu"), b.hardware_rows)
     env = b.materialize(calc, calc_cur, "Selected GPU: datasheet fields and refined constants", _gpu_env(b, fields, rows))
     b.cells[GPU_KEY] = {**env, **option_env(opts), **model_env}
+    problems = _input_problems(b, calc, calc_cur, opts, {**b.inputs, **b.cells[GPU_KEY]})
     decode = Scope("refined_decode", Key("refined_decode"), tuple(chains[0]), (GPU_KEY,))
     prefill = Scope("refined_prefill", Key("refined_prefill"), tuple(chains[1]), (GPU_KEY,))
     b.calc_block(calc, calc_cur, "Decode: every intermediate quantity (refined model)", [decode],
@@ -132,8 +134,12 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
 
     col = 6
     r = 3
+    ws.cell(r, col, "Input problems").font = style.LABEL_FONT
+    b.write(ws, r, col + 1, where(eq(problems, ""), "none", problems))
+    ws.cell(r, col + 1).font = style.WARN_FONT
     ws.cell(r + 1, col, "Results").font = style.H2_FONT
     r += 2
+    ok = Expr("predict_inputs_ok")
     band_d, band_p = _band_cells(b, calc, calc_cur, env["generation"])
     results = [("Decode TPOT", d["tpot_ms"], "ms", "0.00"),
                ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
@@ -149,9 +155,14 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                ("Prefill expected error (band)", band_p, "± relative", '"±"0%')]
     for j, h in enumerate(("Result", "Value", "Unit")):
         b._header_cell(ws, r, col + j, h)
+    shown: dict[str, Expr] = {}
+    fits_of = {"Decode": d["fits"], "Prefill": p["fits"]}
     for i, (label, cell, unit, fmt) in enumerate(results, start=1):
         ws.cell(r + i, col, label).font = style.LABEL_FONT
-        b.write(ws, r + i, col + 1, cell, fmt)
+        phase = label.split(" ")[0]
+        if phase in fits_of and "tokens/s" in label or label in ("Decode TPOT", "Prefill TTFT"):
+            cell = where(fits_of[phase], cell, "does not fit")  # a speed that cannot run is not a number
+        shown[label] = b.write(ws, r + i, col + 1, where(ok, cell, "—"), fmt)
         ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
     b.define("predict_results", span(ws, r, col, r + len(results), col + 2))
     r += len(results) + 2
@@ -161,19 +172,56 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         b._header_cell(ws, r, col + j, h)
     for i, (label, q) in enumerate(BREAKDOWN.items(), start=1):
         ws.cell(r + i, col, label.replace("_", " ")).font = style.LABEL_FONT
-        b.write(ws, r + i, col + 1, per_step(d[q], d["micro_batches"]), "0.000")
-        b.write(ws, r + i, col + 2, per_step(p[q], p["micro_batches"]), "0.000")
+        b.write(ws, r + i, col + 1, where(ok, per_step(d[q], d["micro_batches"]), "—"), "0.000")
+        b.write(ws, r + i, col + 2, where(ok, per_step(p[q], p["micro_batches"]), "—"), "0.000")
     n = len(BREAKDOWN)
     for i, (label, q) in enumerate((("MoE layer after overlap", "moe_layer_ms"), ("dense layer", "dense_layer_ms"),
                                     ("forward step", "step_ms")), start=n + 1):
         ws.cell(r + i, col, label).font = style.LABEL_FONT
-        b.write(ws, r + i, col + 1, d[q], "0.000")
-        b.write(ws, r + i, col + 2, p[q], "0.000")
+        b.write(ws, r + i, col + 1, where(ok, d[q], "—"), "0.000")
+        b.write(ws, r + i, col + 2, where(ok, p[q], "—"), "0.000")
     b.define("predict_breakdown", span(ws, r, col, r + n + 3, col + 2))
     for j, width in enumerate((34, 14, 14)):
         ws.column_dimensions[get_column_letter(col + j)].width = width
-    return {"decode_" + k: d[k] for k in ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "max_batch",
-                                          "fits")} | {"prefill_" + k: p[k] for k in ("tokens_per_s_per_gpu", "ttft_ms")}
+    return {"decode_tpot_ms": shown["Decode TPOT"], "decode_tokens_per_s_per_user": shown["Decode tokens/s per user"],
+            "decode_tokens_per_s_per_gpu": shown["Decode tokens/s per GPU"],
+            "decode_max_batch": shown["Max batch per attention rank"],
+            "decode_fits": shown["Decode batch fits in memory"],
+            "prefill_tokens_per_s_per_gpu": shown["Prefill input tokens/s per GPU"],
+            "prefill_ttft_ms": shown["Prefill TTFT"]}
+
+
+def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], values: dict[str, Any]) -> Expr:
+    """The Predict inputs' problems, from the declared rules: the GPU is in the catalog, each option's range or
+    choices (:data:`dsxl.inputs.request.OPTIONS`) and the cross rules that tie them together
+    (:data:`dsxl.inputs.request.CROSS_RULES`)."""
+    singles = [(Expr("ISNUMBER(MATCH(predict_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog")]
+    for o in OPTIONS:
+        if o.name not in opts:
+            continue
+        rule = formula_ok(opts[o.name], o.rng, o.choices, o.auto, switch=o.rng is None and not o.choices)
+        allowed = o.rng.describe() if o.rng is not None else ", ".join(o.choices) or "TRUE or FALSE"
+        singles.append((rule, f"{o.name} must be {'auto or ' if o.auto else ''}{allowed}"))
+    return input_problems(b, calc, cur, "predict", singles,
+                          [(rule.ok(values), rule.message) for rule in CROSS_RULES])
+
+
+def input_problems(b: Builder, calc: Any, cur: Cursor, prefix: str, singles: list[tuple[Any, str]],
+                   cross: list[tuple[Any, str]]) -> Expr:
+    """One text of every broken rule (empty when all hold), each input's rule in a labelled cell of ``calc``;
+    defines ``<prefix>_inputs_ok``. The cross rules are tested only once every single input is valid, so no rule
+    sees text where a number belongs."""
+    checks = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: each against its declared rule", {
+        f"input_ok_{i}": rule for i, (rule, _) in enumerate(singles)})
+    single_ok = Expr("AND(" + ",".join(checks[f"input_ok_{i}"].text for i in range(len(singles))) + ")")
+    joint = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: the rules that tie them together", {
+        f"cross_ok_{i}": where(single_ok, ok, True) for i, (ok, _) in enumerate(cross)})
+    text = [where(checks[f"input_ok_{i}"], "", msg + "; ") for i, (_, msg) in enumerate(singles)]
+    text += [where(joint[f"cross_ok_{i}"], "", msg + "; ") for i, (_, msg) in enumerate(cross)]
+    cells = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: problems", {"problems": concat(*text)})
+    ok = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: all valid", {"inputs_ok": eq(cells["problems"], "")})
+    b.define(f"{prefix}_inputs_ok", ok["inputs_ok"].text)
+    return cells["problems"]
 
 
 ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_batch", "batch_lo", "batch_hi")
@@ -315,4 +363,4 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     return errors
 
 
-__all__ = ["accuracy_table", "constants_sheet", "predict_sheets", "validation_sheet"]
+__all__ = ["accuracy_table", "constants_sheet", "input_problems", "predict_sheets", "validation_sheet"]

@@ -445,6 +445,13 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         pre.add_chart(bar, f"J{ptop}")
 
 
+def _near(cell: Expr, value: float) -> str:
+    """A cell still holds ``value``: compared within a relative 1e-9, since engines store a typed literal such as
+    0.563 a last bit apart (Gnumeric), and FALSE rather than an error when it holds text."""
+    tol = max(abs(value) * 1e-9, 1e-12)
+    return f"IF(ISNUMBER({cell.text}),ABS({cell.text}-{value!r})<={tol!r},FALSE)"
+
+
 def _article_inputs_flag(b: Builder, catalog: Catalog) -> Expr:
     """TRUE while every input the article's tables read still has the article's value (checks apply only then)."""
     model = catalog.model()
@@ -453,10 +460,10 @@ def _article_inputs_flag(b: Builder, catalog: Catalog) -> Expr:
         if name.startswith("refined_"):  # the refined sheets' own model (compressed attention): not an article input
             continue
         value = getattr(catalog.scenario, name) if hasattr(catalog.scenario, name) else getattr(model, name)
-        terms.append(f"{cell.text}={value!r}" if isinstance(value, (int, float)) else "TRUE")
+        terms.append(_near(cell, value) if isinstance(value, (int, float)) else "TRUE")
     for (kind, i), cell in b.list_inputs.items():
         value = catalog.scenario.batch_sizes[i] if kind == "batch_sizes" else catalog.ep_strategies[i].ep
-        terms.append(f"{cell.text}={value!r}")
+        terms.append(_near(cell, value))
     for g in dict.fromkeys(list(catalog.article_tables["prefill_gpus"]) + list(catalog.article_tables["decode_gpus"])):
         view = catalog.article_view(catalog.gpu(g))
         for field in ("sm", "comm_sm", "fp16_flops", "fp8_flops", "mem", "mem_bw", "nvlink_bw", "pcie_bw", "mla_tp_alt"):
