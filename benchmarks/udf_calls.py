@@ -2,6 +2,7 @@
 
 import timeit
 
+import dsxl
 from dsxl import udfs as u
 
 
@@ -12,7 +13,16 @@ def per_call_us(fn, n=3000):
 
 def main() -> None:
     col = [[float(b)] for b in range(1, 10_001)]
-    print(f"DECODE_TPOT scalar     {per_call_us(lambda: u.DECODE_TPOT('H800', 128)):8.1f} us/call")
+    udf = per_call_us(lambda: u.DECODE_TPOT('H800', 128))
+    print(f"DECODE_TPOT scalar     {udf:8.1f} us/call")
+    # the same row in plain Python: the article's decode steps run on a prepared environment
+    from dsxl.article import api
+    from dsxl.chains.step import run
+    gpu = dsxl.load_catalog().gpu("H800")
+    env = {**api.model_env(), **api.gpu_env(gpu), "batch_size": 128}
+    steps = api._decode_steps(True, True, False)
+    plain = per_call_us(lambda: run(steps, env)["tpot_overlap_ms"])
+    print(f"  same row, plain run  {plain:8.1f} us/call  (UDF / plain = {udf / plain:.1f}x)")
     print(f"MAX_BATCH scalar       {per_call_us(lambda: u.MAX_BATCH('H20', 4, 3)):8.1f} us/call")
     print(f"MLA_FLOPS scalar       {per_call_us(lambda: u.MLA_FLOPS(1, 4383, 1, True)):8.1f} us/call")
     t = min(timeit.repeat(lambda: u.DECODE_TPOT("H800", col), number=3, repeat=3)) / 3 * 1e3

@@ -349,6 +349,13 @@ def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], mode
     from dsxl.inputs.request import OPTION
 
     key = _choice("what", what, outputs, outputs[0])
+    ranges = {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))}
+    if ranges:
+        try:  # the whole range in one vectorised call
+            return _predict_range(phase, gpu, key, model, numbers, texts, tbo)
+        except ValueError:  # then each cell on its own: a bad cell shows its message, the rest compute
+            return _per_cell(lambda cell: _predict_udf(phase, gpu, what, outputs, model, {**numbers, **cell}, texts,
+                                                       tbo), ranges)
     opts = {}
     for name, value in numbers.items():
         o = OPTION[name]
@@ -356,7 +363,6 @@ def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], mode
             opts[name] = "auto"
             continue
         opts[name] = _number(name, value, o.rng, o.default)
-    _shape(*[v for v in opts.values() if not isinstance(v, str)])
     for name, value in texts.items():
         if _blank(value) and OPTION[name].default is None:  # the model's or the engine's own default
             continue
@@ -366,7 +372,57 @@ def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], mode
     if key == "band":  # the expected relative error of this configuration
         return float(r["accuracy"]["band"])
     v = r[key]
-    return bool(v) if key == "fits" and np.ndim(v) == 0 else _out(np.asarray(v, dtype=float))
+    return bool(v) if key == "fits" else float(v)
+
+
+def _predict_range(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str, Any], texts: dict[str, Any],
+                   tbo: Any) -> Any:
+    """A range request in one call; booleans stay booleans."""
+    from dsxl.inputs.request import OPTION
+    from dsxl.refined.predict import predict
+
+    opts: dict[str, Any] = {}
+    for name, value in numbers.items():
+        o = OPTION[name]
+        if o.auto and (_blank(value) or (isinstance(value, str) and value.strip().lower() == "auto")):
+            opts[name] = "auto"
+        else:
+            opts[name] = _number(name, value, o.rng, o.default)
+    _shape(*[v for v in opts.values() if not isinstance(v, str)])
+    for name, value in texts.items():
+        if not (_blank(value) and OPTION[name].default is None):
+            opts[name] = _choice(name, value, OPTION[name].choices, OPTION[name].default)
+    m = None if _blank(model) else str(model).strip()
+    r = predict(phase, _gpu(gpu), m, tbo=None if _blank(tbo) else _bool("tbo", tbo, True), **opts)
+    if key == "band":
+        return float(r["accuracy"]["band"])
+    v = np.asarray(r[key])
+    if key == "fits":
+        v = v.reshape(-1, 1) if v.ndim < 2 else v
+        return [[bool(x) for x in row] for row in v]
+    return _out(np.asarray(v, dtype=float))
+
+
+def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
+    """Evaluate ``one`` for every cell of the broadcast ranges (a column with a row makes a grid); a cell whose
+    inputs break a rule gets "#VALUE! " and the message, the others their value (booleans stay booleans)."""
+    arrays = {n: np.array(v, dtype=object) for n, v in ranges.items()}
+    arrays = {n: a if a.ndim == 2 else a.reshape(-1, 1) for n, a in arrays.items()}
+    try:
+        shape = np.broadcast_shapes(*[a.shape for a in arrays.values()])
+    except ValueError:
+        raise ValueError("numeric ranges must have matching shapes (or be single cells)") from None
+    cells = {n: np.broadcast_to(a, shape) for n, a in arrays.items()}
+    out = []
+    for i in range(shape[0]):
+        row = []
+        for j in range(shape[1]):
+            try:
+                row.append(one({n: (None if a[i, j] is None else a[i, j]) for n, a in cells.items()}))
+            except ValueError as exc:
+                row.append(f"#VALUE! {exc}")
+        out.append(row)
+    return out
 
 
 @udf("PREDICT_DECODE(gpu, ep, batch, kv_len, [what=\"tpot_ms\"], [attn_tp=1], [tbo=engine's], [mtp_draft=0], "

@@ -185,3 +185,13 @@ def test_predict_udfs_equal_the_front_door():
 def test_predict_udf_errors_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_predict_udfs_over_ranges_keep_booleans_and_fail_only_the_bad_cell():
+    fits = u.PREDICT_DECODE("H800", 128, [[64.0], [2000.0]], 4096, "fits")
+    assert fits == [[True], [False]] and all(isinstance(c[0], bool) for c in fits)
+    out = u.PREDICT_DECODE("H800", [[3.0], [128.0]], 128, 4096, "tokens_per_s_per_gpu", *[None] * 8, 0)
+    assert isinstance(out[0][0], str) and out[0][0].startswith("#VALUE!") and "ep=3" in out[0][0]
+    assert "[[" not in out[0][0] and "array" not in out[0][0]  # the value, not a numpy repr
+    assert out[1][0] == predict("decode", "H800", ep=128, batch=128, kv_len=4096,
+                                redundant_experts=0)["tokens_per_s_per_gpu"]
