@@ -188,6 +188,7 @@ def test_predict_udf_errors_name_the_argument(call, name):
 
 
 def test_predict_udfs_over_ranges_keep_booleans_and_fail_only_the_bad_cell():
+    from dsxl.refined.predict import predict
     fits = u.PREDICT_DECODE("H800", 128, [[64.0], [2000.0]], 4096, "fits")
     assert fits == [[True], [False]] and all(isinstance(c[0], bool) for c in fits)
     out = u.PREDICT_DECODE("H800", [[3.0], [128.0]], 128, 4096, "tokens_per_s_per_gpu", *[None] * 8, 0)
