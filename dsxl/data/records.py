@@ -18,8 +18,8 @@ from dsxl.inputs.rules import GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RA
 def _templates_dir() -> Path:
     try:
         return Path(str(resources.files("dsxl.templates")))
-    except ModuleNotFoundError:  # running from a source tree that was never installed
-        return Path(__file__).resolve().parent.parent / "templates"
+    except ModuleNotFoundError:  # running from a source tree (dsxl/data/records.py -> the repository's templates/)
+        return Path(__file__).resolve().parents[2] / "templates"
 
 
 def read_template_text(name: str) -> str:
