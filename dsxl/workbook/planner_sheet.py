@@ -253,7 +253,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ("revenue_per_day", "Revenue per day at the prices above", None, "$", "#,##0"),
         ("margin", "Cost-profit margin", None, "", "0%"),
         ("budget_covers_load", "Budget covers the load (mode budget)",
-         where(budget, Expr("plan_output_tokens_per_s") <= out_load, ""), "TRUE/FALSE", "General"),
+         where(budget, Expr("plan_output_tokens_per_s") <= out_load, ""), "TRUE/FALSE", style.BOOLEAN),
     ]
     for i, (key, text, value, unit, fmt) in enumerate(more, start=1):
         row = k + i

@@ -116,7 +116,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         b.define(name, f"{ws.title}!$B${cur.row}")
         opts[o.name] = Expr(name)
         cur.row += 1
-    ws.column_dimensions["A"].width = 54
+    ws.column_dimensions["A"].width = 66
     ws.column_dimensions["C"].width = 26
     ws.column_dimensions["D"].width = 30
 
@@ -145,12 +145,12 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
                ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
                ("Max batch per attention rank", d["max_batch"], "sequences", "#,##0"),
-               ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", "General"),
+               ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", style.BOOLEAN),
                ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
                ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
                ("Prefill forward step", p["step_ms"], "ms", "0.0"),
                ("Prefill TTFT", p["ttft_ms"], "ms", "0.0"),
-               ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", "General"),
+               ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
                ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
                ("Prefill expected error (band)", band_p, "± relative", '"±"0%')]
     for j, h in enumerate(("Result", "Value", "Unit")):

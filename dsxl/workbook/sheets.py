@@ -541,11 +541,11 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> 
             ("Decode tokens/s per user", headline["decode_tokens_per_s_per_user"], "tokens/s", "Predict", "0.0"),
             ("Decode tokens/s per GPU", headline["decode_tokens_per_s_per_gpu"], "tokens/s", "Predict", "#,##0"),
             ("Max sequences per GPU", headline["decode_max_batch"], "sequences", "Predict", "#,##0"),
-            ("The batch fits in memory", headline["decode_fits"], "TRUE/FALSE", "Predict", "General"),
+            ("The batch fits in memory", headline["decode_fits"], "TRUE/FALSE", "Predict", style.BOOLEAN),
             ("Prefill input tokens/s per GPU", headline["prefill_tokens_per_s_per_gpu"], "tokens/s", "Predict", "#,##0"),
             ("Prefill time to first token", headline["prefill_ttft_ms"], "ms", "Predict", "#,##0"),
             ("Planner: GPU", Expr("plan_gpu"), "", "Planner", "General"),
-            ("Plan meets the SLA", headline["plan_feasible"], "TRUE/FALSE", "Planner", "General"),
+            ("Plan meets the SLA", headline["plan_feasible"], "TRUE/FALSE", "Planner", style.BOOLEAN),
             ("Nodes for the load (prefill + decode)", headline["plan_total_nodes"], "nodes", "Planner", "#,##0"),
             ("Cost per day", headline["plan_cost_per_day"], "$", "Planner", "#,##0"),
             ("Cost per million output tokens", headline["plan_cost_per_m_output"], "$", "Planner", "0.000")]

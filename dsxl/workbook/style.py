@@ -28,3 +28,4 @@ def number_format(decimals: int) -> str:
     return "0" if decimals == 0 else "0." + "0" * decimals
 SERIES_COLOURS = ("1F77B4", "FF7F0E", "2CA02C", "9467BD", "8C564B", "E377C2", "17BECF")  # distinct chart series
 WARN_FONT = Font(bold=True, color="9C0006")
+BOOLEAN = '"TRUE";"TRUE";"FALSE"'  # a truth value shows as a word even where an engine stores 1/0
