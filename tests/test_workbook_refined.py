@@ -237,7 +237,7 @@ def test_planner_sheet_budget_mode(plan_books):
     exact = plan(**{**asdict(replace(inp, output_tokens_per_s=None)), "budget_gpus": 64})["gpus"]["H800"]
     served = res["Output tokens/s served (the load, or the budget's capacity)"][0]
     assert 0.5 * exact["capacity_output_tokens_per_s"] <= served <= exact["capacity_output_tokens_per_s"] * (1 + 1e-9)
-    assert res["Total GPUs"][0] <= 64 and res["Budget covers the load (mode budget)"][0] is False  # 1M tok/s
+    assert res["Total GPUs"][0] <= 64 and res["Budget covers the load (mode budget)"][0] == False  # noqa: E712 (1M tok/s)
     d_cap = res["Decode tokens/s per GPU"][0] * res["Decode EP"][0]
     p_cap = res["Prefill input tokens/s per GPU"][0] * res["Prefill EP"][0]
     assert _close(served, sizing.budget_capacity(64, d_cap, res["Decode EP"][0], p_cap, res["Prefill EP"][0],
