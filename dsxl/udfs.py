@@ -345,39 +345,20 @@ PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "comput
 
 def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], model: Any, numbers: dict[str, Any],
                  texts: dict[str, Any], tbo: Any) -> Any:
-    from dsxl.refined.predict import predict
-    from dsxl.inputs.request import OPTION
-
     key = _choice("what", what, outputs, outputs[0])
     ranges = {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))}
-    if ranges:
-        try:  # the whole range in one vectorised call
-            return _predict_range(phase, gpu, key, model, numbers, texts, tbo)
-        except ValueError:  # then each cell on its own: a bad cell shows its message, the rest compute
-            return _per_cell(lambda cell: _predict_udf(phase, gpu, what, outputs, model, {**numbers, **cell}, texts,
-                                                       tbo), ranges)
-    opts = {}
-    for name, value in numbers.items():
-        o = OPTION[name]
-        if o.auto and (_blank(value) or (isinstance(value, str) and value.strip().lower() == "auto")):
-            opts[name] = "auto"
-            continue
-        opts[name] = _number(name, value, o.rng, o.default)
-    for name, value in texts.items():
-        if _blank(value) and OPTION[name].default is None:  # the model's or the engine's own default
-            continue
-        opts[name] = _choice(name, value, OPTION[name].choices, OPTION[name].default)
-    m = None if _blank(model) else str(model).strip()
-    r = predict(phase, _gpu(gpu), m, tbo=None if _blank(tbo) else _bool("tbo", tbo, True), **opts)
-    if key == "band":  # the expected relative error of this configuration
-        return float(r["accuracy"]["band"])
-    v = r[key]
-    return bool(v) if key == "fits" else float(v)
+    try:  # a cell, or a whole range in one vectorised call
+        return _predict_cells(phase, gpu, key, model, numbers, texts, tbo)
+    except ValueError:
+        if not ranges:
+            raise
+    # a range with a bad cell: each cell on its own, so that cell shows its message and the rest compute
+    return _per_cell(lambda cell: _predict_cells(phase, gpu, key, model, {**numbers, **cell}, texts, tbo), ranges)
 
 
-def _predict_range(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str, Any], texts: dict[str, Any],
+def _predict_cells(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str, Any], texts: dict[str, Any],
                    tbo: Any) -> Any:
-    """A range request in one call; booleans stay booleans."""
+    """One predict call for a cell or a range of cells; booleans stay booleans."""
     from dsxl.inputs.request import OPTION
     from dsxl.refined.predict import predict
 
@@ -390,14 +371,16 @@ def _predict_range(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str
             opts[name] = _number(name, value, o.rng, o.default)
     _shape(*[v for v in opts.values() if not isinstance(v, str)])
     for name, value in texts.items():
-        if not (_blank(value) and OPTION[name].default is None):
+        if not (_blank(value) and OPTION[name].default is None):  # else the model's or the engine's own default
             opts[name] = _choice(name, value, OPTION[name].choices, OPTION[name].default)
     m = None if _blank(model) else str(model).strip()
     r = predict(phase, _gpu(gpu), m, tbo=None if _blank(tbo) else _bool("tbo", tbo, True), **opts)
-    if key == "band":
+    if key == "band":  # the expected relative error of this configuration
         return float(r["accuracy"]["band"])
     v = np.asarray(r[key])
     if key == "fits":
+        if v.ndim == 0:
+            return bool(v)
         v = v.reshape(-1, 1) if v.ndim < 2 else v
         return [[bool(x) for x in row] for row in v]
     return _out(np.asarray(v, dtype=float))
