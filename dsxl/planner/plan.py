@@ -69,13 +69,6 @@ def _best(values: np.ndarray, ok: np.ndarray) -> float:
     return float(np.min(np.where(ok, values, np.inf)))
 
 
-def _pick(score: np.ndarray, ok: np.ndarray) -> tuple[int, ...] | None:
-    if not ok.any():
-        return None
-    masked = np.where(ok, score, -np.inf)
-    return tuple(int(i) for i in np.unravel_index(int(np.argmax(masked)), masked.shape))
-
-
 def _per_ep(score: np.ndarray, ok: np.ndarray) -> list[tuple[int, ...]]:
     """For each EP size (the first axis) that has a qualifying candidate, the index of its best one."""
     masked = np.where(ok, score, -np.inf).reshape(score.shape[0], -1)
