@@ -207,3 +207,19 @@ def test_prefill_fits_only_when_the_prompts_kv_fits(gpu, ep, tokens, prompt):
     need = q["weights_gb"] + q["activation_gb"] + q["kv_forward_gb"]
     assert bool(q["fits"]) == (need <= q["mem"] * q["mem_util"] + 1e-9)
     assert q["resident_tokens"] >= prompt  # the whole prompt's KV is held while it is built
+
+
+def test_read_only_folders_are_refused_even_for_root(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        p = _cli("report", "--format", "csv", "-o", str(folder))
+        assert p.returncode == 2 and "read-only" in p.stderr and not list(folder.iterdir())
+    finally:
+        folder.chmod(0o755)
+
+
+def test_names_are_echoed_as_the_catalog_spells_them():
+    r = predict("decode", "h800", "DEEPSEEK_V3_2", ep=8, batch=8, kv_len=100)
+    assert r["inputs"]["gpu"] == "H800" and r["inputs"]["model"] == "deepseek_v3_2"

@@ -55,6 +55,23 @@ def _broadcast(out: dict[str, Any], copy: bool = True) -> dict[str, Any]:
     return {k: v.copy() if copy and isinstance(v, np.ndarray) else v for k, v in view.items()}
 
 
+def _gpu_name(gpu: Any) -> str:
+    """The catalog's spelling of a GPU (as echoed), or "several" for a list."""
+    if isinstance(gpu, (str, GPU)):
+        return resolve_gpu(gpu).name
+    return "several"
+
+
+def model_name(model: Any) -> str:
+    """The catalog's spelling of a preset, a config.json path as given, or "custom" for a ModelArgs."""
+    catalog = load_catalog()
+    if model is None:
+        return catalog.default_model
+    if isinstance(model, str):
+        return next((k for k in catalog.models if k.lower() == model.strip().lower()), model)
+    return "custom"
+
+
 def _scalar(x: Any) -> Any:
     if isinstance(x, np.ndarray) and x.ndim == 0:
         x = x.item()
@@ -80,9 +97,8 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         refuse("mode", mode, MODES)
     resolve_gpu(gpu)  # an unknown GPU is the first thing to report
     opts = normalise(phase, options, model_args(model).native_moe_dtype)
-    inputs = {"phase": phase, "gpu": gpu if isinstance(gpu, str) else getattr(gpu, "name", "several"),
-              "model": model if isinstance(model, str) else load_catalog().default_model if model is None else "custom",
-              "mode": mode, **{k: _scalar(v) for k, v in opts.items()}}
+    inputs = {"phase": phase, "gpu": _gpu_name(gpu), "model": model_name(model), "mode": mode,
+              **{k: _scalar(v) for k, v in opts.items()}}
     if mode == "article":
         from dsxl.article.predict import ARTICLE_OPTIONS, predict_article
         unmodelled = [k for k, v in opts.items() if k not in ARTICLE_OPTIONS[phase] and k in options
@@ -139,7 +155,7 @@ def _accuracy(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[st
     if not isinstance(gpu, (str, GPU)):
         return [_accuracy(phase, g, model, opts) for g in gpu]
     context = opts.get("kv_len", opts.get("prompt_len", opts.get("input_len")))
-    name = model if isinstance(model, str) else load_catalog().default_model if model is None else "custom"
+    name = model_name(model)
     return accuracy(phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"),
                     opts["tbo"], opts["moe_dtype"], opts.get("mtp_draft", 0))
 

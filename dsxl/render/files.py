@@ -40,7 +40,7 @@ def check_folder(folder: Path, what: str) -> Path:
         raise ValueError(f"{what}: the folder {str(folder)!r} does not exist")
     if not folder.is_dir():
         raise ValueError(f"{what}: {str(folder)!r} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not os.access(folder, os.W_OK | os.X_OK) or not folder.stat().st_mode & _WRITE_BITS:
         raise ValueError(f"{what}: the folder {str(folder)!r} is read-only")
     return folder
 
