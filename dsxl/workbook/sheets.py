@@ -10,7 +10,6 @@ from openpyxl.comments import Comment
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
-from openpyxl.worksheet.pagebreak import Break
 
 from dsxl.data.catalog import Catalog, ModelArgs, generations
 from dsxl.core.expr import Expr
@@ -27,6 +26,7 @@ from dsxl.inputs.rules import EP_SIZE
 ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
            "workbook implements.")
 PLANNER = "planner"
+AUDIT_SHEETS = ("Prefill_chain", "Decode_chain", "Refined_chain", "Planner_grid")
 
 SHEETS = [
     ("Start", "What this workbook is and how to use it"),
@@ -116,8 +116,6 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     for t in tables:
         sheet = "Hardware" if t.id == "gpu_specs" else home.get(t.section, "Prefill" if t.section.startswith("2")
                                                                  else "Decode")
-        if sheet in ("Prefill", "Decode") and last_section.get(sheet) not in (None, t.section):
-            ws[sheet].row_breaks.append(Break(id=cur[sheet].row))  # each article section starts a printed page
         last_section[sheet] = t.section
         if t.id == "tldr_prefill":
             b.heading(ws[sheet], cur[sheet], "Headline figures", "From the tables below and the section tables.")
@@ -136,6 +134,8 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
                 sheet.column_dimensions[letter].width = 14
         _fit_headers(sheet)
         sheet.print_title_rows = "1:2"  # the sheet's title and intro on every printed page
+        if name in AUDIT_SHEETS:  # the audit trails print their first block; the rest is on screen
+            sheet.print_area = f"A1:{get_column_letter(min(sheet.max_column, 10))}{min(sheet.max_row, 60)}"
         sheet.freeze_panes = "B3"
         sheet.protection.sheet = True
         sheet.protection.formatColumns = False
