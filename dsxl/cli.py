@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report(args: argparse.Namespace) -> int:
     from dsxl.render.article import to_csv, to_json, to_markdown
     from dsxl.article.tables import compute_tables
-    from dsxl.article.whatif import parse_sets
+    from dsxl.inputs.article_request import parse_sets
 
     if args.list:
         sys.stdout.write(_report_list())

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import reference as ref
 from dsxl import load_catalog
 from dsxl.article.api import (decode_breakdown, decode_tpot_ms, max_batch_size, mla_absorb_flops, mla_flops, prefill_breakdown)
-from dsxl.article.whatif import parse_sets
+from dsxl.inputs.article_request import parse_sets
 from dsxl.article.tables import compute_tables
 
 CAT = load_catalog()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dsxl.data.catalog import GPU, Catalog, ModelArgs, Scenario, load_catalog, network_variant_gpu
-from dsxl.article.whatif import WhatIf
+from dsxl.inputs.article_request import WhatIf
 from dsxl.article.layout import Cat, FilteredTable, Input, Plan, Q, Table, Text, article_tables, build_plan, scope_env
 from dsxl.article.api import gpu_fields, model_env
 from dsxl.chains.step import run

@@ -1,4 +1,5 @@
-"""What-ifs: inputs that differ from the shipped catalog, parsed from ``--set NAME=VALUE``."""
+"""The article report's request: ``--set`` what-ifs (scenario inputs, model arguments, GPU fields) checked against
+the declared rules and resolved into a :class:`WhatIf`."""
 
 from __future__ import annotations
 
