@@ -14,6 +14,7 @@ from dsxl.data.catalog import GPU, ModelArgs, load_catalog
 from dsxl.chains import refined as refined_chain
 from dsxl.physics.attention import mean_decode_context
 from dsxl.chains.step import run
+from dsxl.physics import serving
 from dsxl.physics.serving import per_step, prefill_chunks, ttft_ms
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
 from dsxl.inputs.rules import refuse
@@ -182,19 +183,23 @@ def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any]
     launches of its own; the others run prefill forwards of ``prefill_chunk_tokens`` per attention rank between
     decode steps, whose time is shared over the steps they feed."""
     d = run(decode_steps, env, fixed)
-    emitted = d["seqs_per_gpu"] * np.asarray(opts["mtp_accept"])  # output tokens per step per GPU
-    chunk = np.maximum(emitted * np.asarray(opts["input_len"]) / np.asarray(opts["output_len"]), 1)
-    mixed = np.asarray(env["mixed_prefill"]) > 0
-    forward = np.where(mixed, chunk, np.maximum(chunk, np.asarray(env["prefill_chunk_tokens"]) / env["attn_tp"]))
+    accept = np.asarray(opts["mtp_accept"])
+    chunk = serving.prompt_chunk(d["seqs_per_gpu"], accept, np.asarray(opts["input_len"]),
+                                 np.asarray(opts["output_len"]))
+    forward = serving.prefill_forward(chunk, np.asarray(env["mixed_prefill"]), np.asarray(env["prefill_chunk_tokens"]),
+                                      env["attn_tp"])
     penv = dict(env, tokens_per_gpu=forward, prompt_len=opts["input_len"], cache_hit=opts["cache_hit"])
     p_mixed = run(prefill_steps, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
     p_alone = run(prefill_steps, penv, fixed)
-    prefill = np.where(mixed, p_mixed["step_ms"] - p_mixed["lm_head_ms"] - p_mixed["overhead_ms"],
-                       p_alone["step_ms"] * chunk / forward)
+    prefill = serving.shared_prefill_ms(np.asarray(env["mixed_prefill"]),
+                                        p_mixed["step_ms"] - p_mixed["lm_head_ms"] - p_mixed["overhead_ms"],
+                                        p_alone["step_ms"], chunk, forward)
     step = d["step_ms"] + prefill
-    per_user = 1000 * np.asarray(opts["mtp_accept"]) / step
+    per_user = 1000 * accept / step
     chunks = prefill_chunks(opts["input_len"], opts["cache_hit"], forward)
-    out = {"output_tokens_per_s_per_gpu": per_user * d["seqs_per_gpu"], "tokens_per_s_per_user": per_user,
+    out = {"output_tokens_per_s_per_gpu": serving.aggregated_output_per_gpu(accept, d["step_ms"], prefill,
+                                                                             d["seqs_per_gpu"]),
+           "tokens_per_s_per_user": per_user,
            "step_ms": step, "ttft_ms": ttft_ms(step, chunks, env["ttft_queue_factor"]), "decode_step_ms": d["step_ms"],
            "prefill_chunk_tokens": chunk, "max_batch": d["max_batch"], "fits": d["fits"]}
     reason = _reason_decode(d) if np.ndim(d["fits"]) == 0 and not d["fits"] else None

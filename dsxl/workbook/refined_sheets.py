@@ -16,6 +16,8 @@ from dsxl.refined.accuracy import combined_band, family_key, family_table, outsi
 from dsxl.core.expr import Expr, concat, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
 from dsxl.chains import article as chain, refined as refined_chain
+from dsxl.physics import serving
+from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import per_step
 from dsxl.refined.predict import BREAKDOWN
 from dsxl.inputs.request import CROSS_RULES, OPTIONS, normalise, option_env
@@ -273,6 +275,50 @@ def accuracy_table(b: Builder, ws: Any, top: int, model: str) -> int:
     return bottom + 1
 
 
+def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[str, str]],
+                     measurements: list[dict[str, Any]]) -> dict[str, Expr]:
+    """Aggregated measurements as dsxl.predict computes them: a decode scope at the mean context, the prompt chunk
+    each step carries, a prefill scope of the forward that carries it, and their combination (engines that run
+    prefill forwards of their own; a mixing engine's row keeps its note)."""
+    out = {}
+    for v in measurements:
+        opts = normalise("aggregated", v["conditions"])
+        env = option_env(opts)
+        if env["mixed_prefill"]:
+            continue
+        fields = b.datasheet_gpu_cells[v["gpu"]]
+        env_key = Key("validation_env", name=v["id"])
+        b.cells[env_key] = b.materialize(calc, cur, f"{v['id']}: {v['gpu']} datasheet fields and refined constants",
+                                         _gpu_env(b, fields, rows))
+        common = {k: val for k, val in env.items() if k not in ("input_len", "output_len", "cache_hit")}
+        decode = Scope("validation_aggregated_decode", Key("validation_aggregated_decode", name=v["id"]),
+                       tuple(refined_chain.DECODE), (env_key,),
+                       tuple({**common, "kv_len": mean_decode_context(opts["input_len"], opts["output_len"])}.items()),
+                       title=v["id"])
+        b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, the decode step", [decode],
+                     lambda s: s.title)
+        d = b.cells[decode.key]
+        size = b.materialize(calc, cur, f"{v['id']}: prompt tokens each decode step carries", {
+            "chunk": serving.prompt_chunk(d["seqs_per_gpu"], env["mtp_accept"], opts["input_len"], opts["output_len"]),
+        })
+        forward = b.materialize(calc, cur, f"{v['id']}: tokens per GPU of the prefill forward", {
+            "forward": serving.prefill_forward(size["chunk"], env["mixed_prefill"], env["prefill_chunk_tokens"],
+                                               env["attn_tp"])})["forward"]
+        prefill = Scope("validation_aggregated_prefill", Key("validation_aggregated_prefill", name=v["id"]),
+                        tuple(refined_chain.PREFILL), (env_key,),
+                        tuple({**common, "tokens_per_gpu": forward, "prompt_len": opts["input_len"],
+                               "cache_hit": opts["cache_hit"]}.items()), title=v["id"])
+        b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, the prefill forward", [prefill],
+                     lambda s: s.title)
+        p = b.cells[prefill.key]
+        share = serving.shared_prefill_ms(env["mixed_prefill"], 0, p["step_ms"], size["chunk"], forward)
+        out[v["id"]] = b.materialize(calc, cur, f"{v['id']}: output tokens/s per GPU", {
+            "output_tokens_per_s_per_gpu": serving.aggregated_output_per_gpu(env["mtp_accept"], d["step_ms"], share,
+                                                                             d["seqs_per_gpu"])})[
+            "output_tokens_per_s_per_gpu"]
+    return out
+
+
 def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
                      catalog: Catalog) -> dict[str, Expr]:
     """One refined and one article calculation per published measurement, side by side; tbl_validation.
@@ -316,6 +362,9 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             q = b.cells[s.key]
             refined_cells[s.title] = q["tokens_per_s_per_user" if s.title in per_user else "tokens_per_s_per_gpu"]
         overlap = {v["id"]: v["article_conditions"].get("tbo", True) for v in results}
+        if phase == "prefill":  # after both phases' blocks: the aggregated rows combine a decode and a prefill scope
+            refined_cells.update(_aggregated_rows(b, calc, calc_cur, rows, [v for v in results
+                                                                              if v["phase"] == "aggregated"]))
         for s in art:
             q = b.cells[s.key]
             if phase == "decode":
