@@ -131,6 +131,8 @@ class Builder:
         cell.border = style.BOX
         if rng is not None:
             self.validation(ws, rng, key).add(cell.coordinate)
+            if rng.integer and not rng.choices and cell.number_format == "General":
+                cell.number_format = "#,##0"  # whole-number inputs with thousands separators
 
     def define(self, name: str, target: str) -> None:
         self.wb.defined_names[name] = DefinedName(name, attr_text=target)

@@ -373,7 +373,8 @@ def _day6(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
              pub["margin"]))):
         ws.cell(top + i, col, label).font = style.LABEL_FONT
         b.write(ws, top + i, col + 1, value, fmt)
-        ws.cell(top + i, col + 2, f"published {published:,}").font = style.NOTE_FONT
+        shown = ws.cell(top + i, col + 2, published)  # the published figure as a number in the row's format
+        shown.number_format, shown.font = fmt, style.NOTE_FONT
     b.define("plan_day6", span(ws, head, col, top + 2, col + 2))
     ws.cell(top + 3, col, "The published revenue uses unrounded token counts; dsxl plan --scenario deepseek_day6 "
                           "also sizes the day's traffic and says why it needs fewer nodes.").font = style.NOTE_FONT

@@ -375,7 +375,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     cur = Cursor(3)
     b.heading(ws, cur, "Published deployments vs the models (named range 'tbl_validation')",
               "Refined and article predictions recalculate from the Constants sheet and the catalog; the conditions "
-              "of each measurement are in Validation_chain. Error = refined / measured - 1.")
+              "of each measurement are in Refined_chain. Error = refined / measured - 1.")
     top = cur.row
     errors: dict[str, Expr] = {}
     heads = ("Measurement", "Measured tokens/s per GPU", "Refined", "Article", "Refined error", "Article error",

@@ -10,6 +10,7 @@ from openpyxl.comments import Comment
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.hyperlink import Hyperlink
 
 from dsxl.data.catalog import Catalog, ModelArgs, generations
 from dsxl.core.expr import Expr
@@ -548,7 +549,8 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> 
             ("Plan meets the SLA", headline["plan_feasible"], "TRUE/FALSE", "Planner", style.BOOLEAN),
             ("Nodes for the load (prefill + decode)", headline["plan_total_nodes"], "nodes", "Planner", "#,##0"),
             ("Cost per day", headline["plan_cost_per_day"], "$", "Planner", "#,##0"),
-            ("Cost per million output tokens", headline["plan_cost_per_m_output"], "$", "Planner", "0.000")]
+            ("Cost per million output tokens", headline["plan_cost_per_m_output"], "$ per M tokens", "Planner",
+             "0.000")]
     rows += [(f"Refined error vs published {k.removeprefix('error_')}", v, "", "Validation", "+0.0%;-0.0%")
              for k, v in headline.items() if k.startswith("error_C")]
     rows.append(("Article values reproduced", Expr('checks_passing&" of "&checks_total'), "", "Checks", "General"))
@@ -558,7 +560,7 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> 
         ws.cell(cur.row, 2).font = style.LABEL_FONT
         ws.cell(cur.row, 3, unit).font = style.NOTE_FONT
         link = ws.cell(cur.row, 4, where)
-        link.hyperlink, link.font = f"#'{where}'!A1", style.LINK_FONT
+        link.hyperlink, link.font = Hyperlink(ref=link.coordinate, location=f"'{where}'!A1"), style.LINK_FONT
         cur.row += 1
     b.define("start_headline", span(ws, 5, 1, cur.row - 1, 4))
     lines = [
@@ -605,7 +607,7 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> 
     r += 1
     for name, desc in SHEETS[1:]:
         c = ws.cell(r, 1, name)
-        c.hyperlink = f"#'{name}'!A1"
+        c.hyperlink = Hyperlink(ref=c.coordinate, location=f"'{name}'!A1")  # inside the workbook, not a file
         c.font = style.LINK_FONT
         ws.cell(r, 2, desc)
         r += 1
@@ -615,13 +617,13 @@ def _udfs_sheet(ws: Any) -> None:
     from dsxl.udfs import UDF_CATALOG
     ws.cell(3, 1, "These functions exist only where the dsxl add-in runs (Windows Excel with xlwings; see README). "
                   "This sheet lists them as text; the workbook itself never calls them.").font = style.NOTE_FONT
-    for j, h in enumerate(("Function", "Signature", "Example (text)", "What it returns"), start=1):
+    for j, h in enumerate(("Function", "Signature", "Example (type = and this)", "What it returns"), start=1):
         cell = ws.cell(5, j, h)
         cell.font, cell.fill = style.HEADER_FONT, style.HEADER_FILL
     for i, (name, signature, example, doc) in enumerate(UDF_CATALOG):
         ws.cell(6 + i, 1, name).font = style.LABEL_FONT
         ws.cell(6 + i, 2, signature)
-        ws.cell(6 + i, 3, example).data_type = "s"
+        ws.cell(6 + i, 3, example.removeprefix("="))  # no leading =: F2+Enter must not turn it into #NAME?
         ws.cell(6 + i, 4, doc).alignment = style.WRAP
     for col, width in zip("ABCD", (18, 70, 40, 70)):
         ws.column_dimensions[col].width = width
