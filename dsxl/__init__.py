@@ -3,7 +3,7 @@
 from dsxl.data.catalog import GPU, Catalog, ModelArgs, Scenario, load_catalog
 from dsxl.article.api import (decode_breakdown, decode_tpot_ms, dense_mlp_gflops, expert_gflops, max_batch_size, mla_absorb_flops, mla_flops, prefill_breakdown)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from dsxl.planner.plan import plan  # noqa: E402  (after __version__: the CLI imports it from here)
 from dsxl.refined.predict import predict  # noqa: E402
