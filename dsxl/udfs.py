@@ -19,7 +19,7 @@ import numpy as np
 
 from dsxl.data.catalog import GPU, load_catalog
 from dsxl.inputs.rules import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range, check)
-from dsxl.inputs.rules import refuse
+from dsxl.inputs.rules import choose, refuse
 
 try:  # optional: the core never needs xlwings
     import xlwings as _xw
@@ -70,15 +70,6 @@ def _bool(name: str, x: Any, default: bool) -> bool:
     if isinstance(x, str) and x.strip().upper() in ("TRUE", "FALSE"):
         return x.strip().upper() == "TRUE"
     raise ValueError(f"{name} must be TRUE or FALSE (or 1/0); got {x!r}")
-
-
-def _choice(name: str, x: Any, choices: tuple[str, ...], default: str | None = None) -> str:
-    """One of ``choices`` (case-insensitive); a blank takes ``default`` or, without one, is an error."""
-    if _blank(x) and default is not None:
-        return default
-    if isinstance(x, str) and x.strip().lower() in choices:
-        return x.strip().lower()
-    refuse(name, x, choices)
 
 
 def _single(name: str, x: Any) -> Any:
@@ -192,7 +183,7 @@ def MLA_FLOPS(q_len, kv_len, kv_cache_rate=0, absorb=False, part="total"):  # no
     kv = _number("kv_len", kv_len, TOKENS)
     rate = _number("kv_cache_rate", kv_cache_rate, RATE, 0.0)
     _shape(q, kv, rate)
-    which = {"total": 0, "gemm": 1, "attn": 2}[_choice("part", part, ("total", "gemm", "attn"), "total")]
+    which = {"total": 0, "gemm": 1, "attn": 2}[choose("part", part, ("total", "gemm", "attn"), "total")]
     fn = mla_absorb_flops if _bool("absorb", absorb, False) else mla_flops
     return _out(fn(q, kv, rate)[which])
 
@@ -214,7 +205,7 @@ def DECODE_TPS(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap=
     """Decode throughput, tokens/s per user or per GPU."""
     q = _decode_quantity(gpu, batch_size, seq_len, mla_tp)
     ov = _bool("overlap", overlap, True)
-    key = ("tps_overlap" if ov else "tps") if _choice("per", per, ("user", "gpu"), "user") == "user" else \
+    key = ("tps_overlap" if ov else "tps") if choose("per", per, ("user", "gpu"), "user") == "user" else \
         ("total_overlap" if ov else "total")
     return _out(q[key])
 
@@ -231,7 +222,7 @@ DECODE_PARTS = {"dense_mla": "dense_mla_ms", "sparse_mla": "sparse_mla_ms", "mla
      mla_tp="\"auto\", 1, 4 or 8", absorb="FALSE for standard MLA")
 def DECODE_LAYER_MS(gpu, batch_size, part, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", absorb=True):  # noqa: N802
     """One decode per-layer time in ms (sections 3.3 to 3.5), or the overlap time budget (3.7)."""
-    key = DECODE_PARTS[_choice("part", part, tuple(DECODE_PARTS))]
+    key = DECODE_PARTS[choose("part", part, tuple(DECODE_PARTS))]
     q = _decode_quantity(gpu, batch_size, seq_len, mla_tp, _bool("absorb", absorb, True))
     return _out(q[key])
 
@@ -274,7 +265,7 @@ PREFILL_PARTS = {"mla_tp1": "mla_tp1_ms", "mla_tp4": "mla_tp4_ms", "mla_tp8": "m
      seq_len="Prompt tokens", kv_cache_rate="Share of prompt tokens served from cache, 0..1")
 def PREFILL_MS(gpu, part, tp=4, seq_len=ARTICLE_SEQ_LEN, kv_cache_rate=0.563):  # noqa: N802
     """A prefill per-layer time or whole-model total, ms (article section 2)."""
-    key = PREFILL_PARTS[_choice("part", part, tuple(PREFILL_PARTS))]
+    key = PREFILL_PARTS[choose("part", part, tuple(PREFILL_PARTS))]
     return _out(_prefill(gpu, tp, seq_len, kv_cache_rate)[key])
 
 
@@ -330,7 +321,7 @@ def GPU_SPEC(gpu, field):  # noqa: N802
     """One datasheet field of a GPU (catalog or range); text for 'generation' and 'source', a number otherwise."""
     g = _gpu(gpu)
     names = [f.name for f in fields(GPU) if f.name not in ("name", "kind")]
-    f = _choice("field", field, tuple(names))
+    f = choose("field", field, tuple(names))
     value = getattr(g, f)
     if value is None:
         raise ValueError(f"{g.name} has no {f} figure in the catalog")
@@ -345,7 +336,7 @@ PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "comput
 
 def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], model: Any, numbers: dict[str, Any],
                  texts: dict[str, Any], tbo: Any) -> Any:
-    key = _choice("what", what, outputs, outputs[0])
+    key = choose("what", what, outputs, outputs[0])
     ranges = {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))}
     try:  # a cell, or a whole range in one vectorised call
         return _predict_cells(phase, gpu, key, model, numbers, texts, tbo)
@@ -372,7 +363,7 @@ def _predict_cells(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str
     _shape(*[v for v in opts.values() if not isinstance(v, str)])
     for name, value in texts.items():
         if not (_blank(value) and OPTION[name].default is None):  # else the model's or the engine's own default
-            opts[name] = _choice(name, value, OPTION[name].choices, OPTION[name].default)
+            opts[name] = choose(name, value, OPTION[name].choices, OPTION[name].default)
     m = None if _blank(model) else str(model).strip()
     r = predict(phase, _gpu(gpu), m, tbo=None if _blank(tbo) else _bool("tbo", tbo, True), **opts)
     if key == "band":  # the expected relative error of this configuration

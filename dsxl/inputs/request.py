@@ -17,7 +17,7 @@ import numpy as np
 from dsxl.core.expr import divides, either
 
 from dsxl.data.catalog import ENGINE_NUMBERS, GPU, ModelArgs, default_engine, load_catalog, load_engines, load_refined
-from dsxl.inputs.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check
+from dsxl.inputs.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check, choose
 
 PHASES = ("decode", "prefill", "aggregated")
 MODES = ("refined", "article")
@@ -129,13 +129,6 @@ def gpu_datasheet_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
     return env
 
 
-def _choice(name: str, value: Any) -> str:
-    opt = OPTION[name]
-    if isinstance(value, str) and value.strip().lower() in opt.choices:
-        return value.strip().lower()
-    raise ValueError(f"{name} must be one of {', '.join(opt.choices)}; got {value!r}")
-
-
 def _flag(name: str, value: Any) -> Any:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -172,7 +165,7 @@ def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8"
         if name not in allowed:
             raise ValueError(f"unknown option {name!r} for {phase}; allowed: {', '.join(sorted(allowed))}")
     out: dict[str, Any] = {}
-    engine = _choice("engine", options.get("engine") or default_engine())
+    engine = choose("engine", options.get("engine") or default_engine(), OPTION["engine"].choices)
     for o in options_for(phase):
         value = options.get(o.name, o.default)
         if isinstance(value, (list, tuple)):  # plain lists work wherever arrays do
@@ -188,7 +181,7 @@ def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8"
         elif value is None:
             raise ValueError(f"{o.name} is required for {phase} ({o.doc}, {o.rng.describe() if o.rng else ''})")
         elif o.choices:
-            value = _choice(o.name, value)
+            value = choose(o.name, value, o.choices)
         elif o.rng is None:
             value = _flag(o.name, value)
         else:
