@@ -23,15 +23,36 @@ def name_range(wb, name):
     return wb[sheet], r1, c1, r2, c2
 
 
-def set_in_table(wb, range_name, row_key, column, value):
-    """Set the cell of a named table whose first column is ``row_key`` and header is ``column``."""
+def table_cell(wb, range_name, row_key, column):
+    """The cell of a named table whose first column is ``row_key`` and header is ``column``."""
     ws, r1, c1, r2, c2 = name_range(wb, range_name)
     header = [ws.cell(r1, c).value for c in range(c1, c2 + 1)]
     for r in range(r1 + 1, r2 + 1):
         if ws.cell(r, c1).value == row_key:
-            ws.cell(r, c1 + header.index(column)).value = value
-            return
+            return ws.cell(r, c1 + header.index(column))
     raise KeyError(row_key)
+
+
+def set_in_table(wb, range_name, row_key, column, value):
+    table_cell(wb, range_name, row_key, column).value = value
+
+
+def edited_copies(src, folder, edits):
+    """One copy of ``src`` per (named inputs, named-table cells) pair in ``edits``, each with only that edit: the
+    workbook is read once and each edit undone after its copy is saved."""
+    wb = load_workbook(src)
+    paths = []
+    for i, (names, cells) in enumerate(edits):
+        targets = [(name_cell(wb, n), v) for n, v in names.items()] + \
+            [(table_cell(wb, *key), v) for key, v in cells.items()]
+        before = [c.value for c, _ in targets]
+        for c, v in targets:
+            c.value = v
+        paths.append(folder / f"edit{i}.xlsx")
+        wb.save(paths[-1])
+        for (c, _), v in zip(targets, before):
+            c.value = v
+    return paths
 
 
 def apply_edits(src, dst, names=None, cells=None):

@@ -12,7 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dsxl.inputs.rules import GPU_RANGES, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, check
+from dsxl.inputs.rules import (GPU_RANGES, GPU_RULES, MODEL_COUNT, MODEL_RANGES, MODEL_RULES, SCENARIO_RANGES, Range,
+                               broken_rule, check)
 
 
 def _templates_dir() -> Path:
@@ -70,32 +71,9 @@ class ModelArgs:
     def __post_init__(self) -> None:
         for f in fields(self):
             check(f.name, getattr(self, f.name), MODEL_RANGES.get(f.name, MODEL_COUNT))
-        if _numeric(self.n_dense_layers, self.n_layers) and self.n_dense_layers > self.n_layers:
-            raise ValueError(f"n_dense_layers must be at most n_layers ({self.n_layers}); got {self.n_dense_layers}")
-        if _numeric(self.n_activated_experts, self.n_routed_experts) and self.n_activated_experts > self.n_routed_experts:
-            raise ValueError(
-                f"n_activated_experts must be at most n_routed_experts ({self.n_routed_experts}); "
-                f"got {self.n_activated_experts}"
-            )
-        for name in ("dim", "q_lora_rank", "kv_lora_rank"):  # FP8 block-quantized GEMMs and FlashMLA use 128 blocks
-            value = getattr(self, name)
-            if _numeric(value) and value % 128:
-                raise ValueError(f"{name} must be a multiple of 128 (the kernels' block size); got {value}")
-        if _numeric(self.n_limited_groups, self.n_expert_groups) and self.n_limited_groups > self.n_expert_groups:
-            raise ValueError(f"n_limited_groups must be at most n_expert_groups ({self.n_expert_groups}); "
-                             f"got {self.n_limited_groups}")
-        if _numeric(self.n_routed_experts, self.n_expert_groups) and self.n_routed_experts % self.n_expert_groups:
-            raise ValueError(f"n_routed_experts must split evenly into n_expert_groups ({self.n_expert_groups}); "
-                             f"got {self.n_routed_experts}")
-
-        if _numeric(self.n_csa_layers, self.n_hca_layers, self.n_layers) and \
-                self.n_csa_layers + self.n_hca_layers > self.n_layers:
-            raise ValueError(f"n_csa_layers + n_hca_layers must be at most n_layers ({self.n_layers}); "
-                             f"got {self.n_csa_layers} + {self.n_hca_layers}")
-        if _numeric(self.head_dim, self.o_groups, self.n_heads) and self.head_dim and \
-                (not self.o_groups or self.n_heads % self.o_groups):
-            raise ValueError(f"o_groups must divide n_heads ({self.n_heads}) for compressed attention; "
-                             f"got {self.o_groups}")
+        broken = broken_rule(MODEL_RULES, {f.name: getattr(self, f.name) for f in fields(self)})
+        if broken:
+            raise ValueError(broken)
 
     @property
     def n_sparse_layers(self) -> Any:
@@ -145,8 +123,9 @@ class GPU:
         if isinstance(self.generation, str) and self.generation not in generations():
             raise ValueError(f"{self.name}.generation must be one of {', '.join(generations())}; "
                              f"got {self.generation!r}")
-        if _numeric(self.comm_sm, self.sm) and self.comm_sm >= self.sm:
-            raise ValueError(f"{self.name}.comm_sm must be less than sm ({self.sm}); got {self.comm_sm}")
+        broken = broken_rule(GPU_RULES, {f: getattr(self, f) for f in GPU_RANGES}, f"{self.name}.")
+        if broken:
+            raise ValueError(broken)
 
     def with_fields(self, **changes: Any) -> "GPU":
         return replace(self, **changes)
@@ -184,10 +163,6 @@ class Scenario:
             raise ValueError("batch_sizes must list at least one batch size")
         for bs in self.batch_sizes:
             check("batch_sizes", bs, Range(1, 1_000_000, integer=True))
-
-
-def _numeric(*xs: Any) -> bool:
-    return all(isinstance(x, (int, float)) for x in xs)
 
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from dsxl.core.expr import Expr
+from dsxl.core.expr import Expr, divides, either, eq, maximum, where
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,14 @@ def formula_ok(cell: Any, rng: Range | None = None, choices: tuple[str, ...] = (
     from dsxl.core.expr import Expr, number_text
     x = cell.text
     if switch:
-        return Expr(f"AND(COUNTA({x})=1,OR({x}=TRUE,{x}=FALSE))")
+        flag = f"AND(COUNTA({x})=1,OR({x}=TRUE,{x}=FALSE))"
+        return Expr(f'IF(ISTEXT({x}),{x}="auto",{flag})' if auto else flag)
     if choices:
         return Expr("OR(" + ",".join(f'{x}="{c}"' for c in choices) + ")")
     terms = []
-    if rng is not None:
+    if rng is not None and rng.choices:
+        terms.append("OR(" + ",".join(f"{x}={number_text(c)}" for c in rng.choices) + ")")
+    elif rng is not None:
         if rng.lo is not None:
             terms.append(f"{x}{'>' if rng.lo_open else '>='}{number_text(rng.lo)}")
         if rng.hi is not None:
@@ -88,7 +91,7 @@ SCENARIO_RANGES: dict[str, Range] = {
     "discount_rate": FRACTION,
     "mem_util_rate": FRACTION,
     "group_gemm_discount": FRACTION,
-    "tps_threshold": NON_NEGATIVE,
+    "tps_threshold": POSITIVE,  # the decode time budget is 1000 / tps_threshold ms
     "num_node": Range(1, 100_000, integer=True),
     "gpu_per_node": Range(1, 1024, integer=True),
     "dispatch_node": Range(1, 1024, integer=True),
@@ -148,11 +151,69 @@ MODEL_RANGES: dict[str, Range] = {
 }
 MODEL_COUNT = Range(1, 10_000_000, integer=True)  # every other model argument
 
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule over several inputs of one record: ``ok`` over their names (numbers, arrays or workbook cells) and the
+    one-line message naming the argument; ``names`` are the inputs it reads (shown with their values in Python)."""
+
+    argument: str
+    ok: Callable[[dict[str, Any]], Any]
+    message: str
+    names: tuple[str, ...]
+
+
+def _multiple_of_128(name: str) -> Rule:
+    return Rule(name, lambda v: divides(128, v[name]), f"{name} must be a multiple of 128 (the kernels' block size)",
+                (name,))
+
+
+# The rules that tie a model's arguments together: ModelArgs checks them and the workbook's Model sheet shows them.
+MODEL_RULES: tuple[Rule, ...] = (
+    Rule("n_dense_layers", lambda v: v["n_dense_layers"] <= v["n_layers"], "n_dense_layers must be at most n_layers",
+         ("n_dense_layers", "n_layers")),
+    Rule("n_activated_experts", lambda v: v["n_activated_experts"] <= v["n_routed_experts"],
+         "n_activated_experts must be at most n_routed_experts", ("n_activated_experts", "n_routed_experts")),
+    *(_multiple_of_128(n) for n in ("dim", "q_lora_rank", "kv_lora_rank")),  # FP8 block scales, FlashMLA tiles
+    Rule("n_limited_groups", lambda v: v["n_limited_groups"] <= v["n_expert_groups"],
+         "n_limited_groups must be at most n_expert_groups", ("n_limited_groups", "n_expert_groups")),
+    Rule("n_routed_experts", lambda v: divides(v["n_expert_groups"], v["n_routed_experts"]),
+         "n_routed_experts must split evenly into n_expert_groups", ("n_routed_experts", "n_expert_groups")),
+    Rule("n_csa_layers", lambda v: v["n_csa_layers"] + v["n_hca_layers"] <= v["n_layers"],
+         "n_csa_layers + n_hca_layers must be at most n_layers", ("n_csa_layers", "n_hca_layers", "n_layers")),
+    Rule("o_groups", lambda v: either(eq(v["head_dim"], 0), where(v["o_groups"] > 0,
+                                                                   divides(maximum(v["o_groups"], 1), v["n_heads"]),
+                                                                   False)),
+         "o_groups must divide n_heads when head_dim > 0 (compressed attention)", ("o_groups", "n_heads", "head_dim")),
+)
+# A GPU catalog row's rules beyond each field's range.
+GPU_RULES: tuple[Rule, ...] = (
+    Rule("comm_sm", lambda v: v["comm_sm"] < v["sm"], "comm_sm must be less than sm (some SMs must compute)",
+         ("comm_sm", "sm")),
+)
+
+
+def broken_rule(rules: tuple[Rule, ...], values: dict[str, Any], prefix: str = "") -> str | None:
+    """The first rule of ``rules`` that ``values`` break, as its one-line message with the values it read (rules
+    reading a value that is not a number yet are skipped: the field's own range check reports it)."""
+    for rule in rules:
+        got = {n: values[n] for n in rule.names}
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in got.values()):
+            continue
+        if not rule.ok(values):
+            return f"{prefix}{rule.message}; got " + ", ".join(f"{n}={show(x)}" for n, x in got.items())
+    return None
+
 BATCH = Range(1, 1_000_000, integer=True)
 TP = Range(1, 1024, integer=True)
 TP_CHOICES = Range(choices=(1, 4, 8))
 TOKENS = Range(0, 1e12)
 EXPERTS_PER_GPU = Range(0, 100_000)
+
+
+def one_of(choices: Any) -> str:
+    """Allowed text values as a message says them."""
+    return "one of " + ", ".join(map(str, choices))
 
 
 def refuse(name: str, value: Any, choices: Any, extra: str = "") -> None:

@@ -18,9 +18,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from dsxl.data.catalog import Catalog, ModelArgs
-from dsxl.core.expr import Expr, concat
+from dsxl.core.expr import Expr, concat, where
 from dsxl.article.layout import Cat, FilteredTable, Input, Key, Plan, Q, Scope, Table, Text, cell_decimals, scope_env
-from dsxl.inputs.rules import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range
+from dsxl.inputs.rules import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, formula_ok
 from dsxl.workbook import style
 
 HARDWARE_COLUMNS = ("name", "kind", "generation") + GPU_FIELDS + ("source",)
@@ -58,6 +58,7 @@ class Builder:
         self.datasheet_cells: dict[str, dict[str, Expr]] = {}
         self.hardware_rows = (0, 0)
         self.article_hardware_rows = (0, 0)
+        self.input_rules: dict[str, list[tuple[Any, Any]]] = {}  # sheet -> (input's rule as a formula, message)
         self.helper: tuple[Worksheet, Cursor] | None = None  # where the SLA filters keep their helper rows
 
     # ---------------------------------------------------------------- basic writing
@@ -70,11 +71,6 @@ class Builder:
             ws["A2"].font = style.NOTE_FONT
         ws.column_dimensions["A"].width = 38
         ws.sheet_view.zoomScale = 100
-        ws.page_setup.orientation = "landscape"
-        ws.page_setup.fitToWidth = 1
-        ws.page_setup.fitToHeight = 0
-        ws.sheet_properties.pageSetUpPr.fitToPage = True
-        ws.print_options.gridLines = False
         return ws
 
     def heading(self, ws: Worksheet, cur: Cursor, text: str, note: str = "") -> None:
@@ -123,8 +119,15 @@ class Builder:
         self.validations[vkey] = dv
         return dv
 
-    def mark_input(self, ws: Worksheet, row: int, col: int, rng: Range | None, key: str) -> None:
+    def mark_input(self, ws: Worksheet, row: int, col: int, rng: Range | None, key: str,
+                   label: Any = None) -> None:
+        """Style an input cell and give it its declared range: data validation on entry, and a check (in
+        ``input_rules``, by sheet) that the input-problems cells read, since pasted or blank values bypass
+        validation. ``label`` names the input in the message (default: ``key``)."""
         cell = ws.cell(row, col)
+        if rng is not None:
+            message = concat(key if label is None else label, f" must be {rng.describe()}")
+            self.input_rules.setdefault(ws.title, []).append((formula_ok(ref(ws, row, col), rng), message))
         cell.font = style.INPUT_FONT
         cell.fill = style.INPUT_FILL
         cell.protection = style.UNLOCKED
@@ -295,11 +298,14 @@ class Builder:
                 Expr(f'TEXT({(q / cell.scale).text},"{pattern}")')
         return cell
 
+    @staticmethod
+    def gated(value: Any) -> Any:
+        """An article table's formula, shown only while the inputs it reads are valid ("—" otherwise)."""
+        return where(Expr("tables_inputs_ok"), value, "—") if isinstance(value, Expr) else value
+
     def table(self, ws: Worksheet, cur: Cursor, t: Table | FilteredTable) -> None:
-        title = f"{t.title}" + (f"  [{t.unit}]" if t.unit else "")
+        title = f"{t.title}" + (f"  [{t.unit}]" if t.unit else "") + f"   (tbl_{t.id})"  # its name, in the heading
         self.heading(ws, cur, title, t.note)
-        ws.cell(cur.row - 1 if not t.note else cur.row - 2, 6 if len(title) < 60 else 8, f"tbl_{t.id}").font = \
-            style.NOTE_FONT
         self.table_pos[t.id] = (ws, cur.row)  # header row of the tbl_ range
         if isinstance(t, Table):
             self._static_table(ws, cur, t)
@@ -313,13 +319,13 @@ class Builder:
         top = cur.row
         self._header_cell(ws, top, 1, t.index or "")
         for j, col in enumerate(t.columns):
-            self._header_cell(ws, top, 2 + j, self.resolve(col))
+            self._header_cell(ws, top, 2 + j, self.gated(self.resolve(col)))
         for i, (label, cells) in enumerate(t.rows):
             r = top + 1 + i
-            lab = self.resolve(label)
+            lab = self.gated(self.resolve(label))
             ws.cell(r, 1, lab.formula if isinstance(lab, Expr) else lab).font = style.LABEL_FONT
             for j, cell in enumerate(cells):
-                value = self.resolve(cell)
+                value = self.gated(self.resolve(cell))
                 col_label = t.columns[j] if isinstance(t.columns[j], str) else None
                 self.write(ws, r, 2 + j, value, self._value_format(t, label, col_label))
                 ws.cell(r, 2 + j).border = style.BOX
@@ -347,7 +353,7 @@ class Builder:
 
         def pick(qname: str, slot: int) -> Expr:
             row = self._source_span(t.sources, qname)
-            return Expr(f'IFERROR(INDEX({row},1,MATCH({slot},{counts},0)),"")')
+            return self.gated(Expr(f'IFERROR(INDEX({row},1,MATCH({slot},{counts},0)),"")'))
 
         self._header_cell(ws, top, 1, t.index or "")
         if t.by_column:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -18,13 +20,16 @@ def recalc(inputs: list[Path], out_dir: Path, timeout: float = 300) -> list[Path
         raise RuntimeError("Gnumeric (ssconvert) is not installed")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outs = []
     for p in inputs:
-        out = out_dir / Path(p).name
-        if out.resolve() == Path(p).resolve():
+        if (out_dir / Path(p).name).resolve() == Path(p).resolve():
             raise ValueError(f"output folder must differ from the input's folder: {p}")
+
+    def one(p: Path) -> Path:
+        out = out_dir / Path(p).name
         proc = subprocess.run([exe, "--recalc", str(p), str(out)], capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"ssconvert failed on {p}: {proc.stderr.strip()}")
-        outs.append(out)
-    return outs
+        return out
+
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:  # one ssconvert per core
+        return list(pool.map(one, inputs))

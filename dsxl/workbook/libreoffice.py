@@ -7,9 +7,11 @@ when it fails, so the output files are checked, and outputs never go into the in
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
@@ -25,8 +27,9 @@ def soffice() -> str | None:
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
-def convert(inputs: list[Path], out_dir: Path, fmt: str = "xlsx", timeout: float = 300) -> list[Path]:
-    """Convert (and so recalculate) ``inputs`` into ``out_dir``; returns the output paths."""
+def convert(inputs: list[Path], out_dir: Path, fmt: str = "xlsx", timeout_per_file: float = 30) -> list[Path]:
+    """Convert (and so recalculate) ``inputs`` into ``out_dir``; returns the output paths. Large batches run as one
+    soffice process per core, each with its own profile (one process converts files one after another)."""
     exe = soffice()
     if exe is None:
         raise RuntimeError("LibreOffice (soffice) is not installed")
@@ -35,6 +38,18 @@ def convert(inputs: list[Path], out_dir: Path, fmt: str = "xlsx", timeout: float
     for p in inputs:
         if Path(p).resolve().parent == out_dir.resolve():
             raise ValueError(f"output folder must differ from the input's folder: {p}")
+    workers = max(1, min(os.cpu_count() or 1, len(inputs) // 8))
+    chunks = [list(inputs[k::workers]) for k in range(workers)]
+    with ThreadPoolExecutor(workers) as pool:
+        logs = list(pool.map(lambda chunk: _convert_chunk(exe, chunk, out_dir, fmt, timeout_per_file), chunks))
+    outs = [out_dir / (Path(p).stem + "." + fmt) for p in inputs]
+    missing = [o for o in outs if not o.exists()]
+    if missing:
+        raise RuntimeError(f"LibreOffice did not write {missing}: {' '.join(logs)}")
+    return outs
+
+
+def _convert_chunk(exe: str, inputs: list[Path], out_dir: Path, fmt: str, timeout_per_file: float) -> str:
     with tempfile.TemporaryDirectory(prefix="dsxl-lo-profile-") as profile:
         user = Path(profile) / "user"
         user.mkdir()
@@ -42,9 +57,5 @@ def convert(inputs: list[Path], out_dir: Path, fmt: str = "xlsx", timeout: float
         target = {"xlsx": "xlsx:Calc MS Excel 2007 XML", "pdf": "pdf"}[fmt]
         cmd = [exe, "--headless", "--norestore", "--nolockcheck", f"-env:UserInstallation={Path(profile).as_uri()}",
                "--convert-to", target, "--outdir", str(out_dir), *map(str, inputs)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    outs = [out_dir / (Path(p).stem + "." + fmt) for p in inputs]
-    missing = [o for o in outs if not o.exists()]
-    if missing:
-        raise RuntimeError(f"LibreOffice did not write {missing}: {proc.stdout} {proc.stderr}")
-    return outs
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60 + timeout_per_file * len(inputs))
+    return proc.stdout + proc.stderr

@@ -12,6 +12,7 @@ from typing import Any
 
 from openpyxl.chart import Reference, ScatterChart, Series
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, load_catalog, read_template_text
@@ -25,7 +26,7 @@ from dsxl.data.catalog import default_engine
 from dsxl.inputs.request import option_env
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
-from dsxl.workbook.refined_sheets import _gpu_env, input_problems
+from dsxl.workbook.refined_sheets import SHARED_PROBLEMS, _gpu_env, input_problems
 from dsxl.inputs.rules import formula_ok
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
@@ -269,14 +270,15 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     ws.column_dimensions["A"].width = 48
     ws.column_dimensions["C"].width = 26
     _day6(b, ws, Cursor(k + len(more) + 2), col)
-    _chart(b, ws, grid_ws, decode, column, col + 4)
+    _chart(b, ws, grid_ws, decode, column, cur.row + 2)
     return cells
 
 
 def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
     """The Planner inputs' problems from the declared rules (:data:`dsxl.inputs.rules.PLAN_RANGES`): the GPU, each
     input's range (the price may be blank: the catalog's), the mode and budget, and MTP's acceptance."""
-    singles = [(Expr("ISNUMBER(MATCH(plan_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog"),
+    singles = [(Expr("refined_inputs_ok"), SHARED_PROBLEMS),
+               (Expr("ISNUMBER(MATCH(plan_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog"),
                (formula_ok(Expr("plan_mode"), choices=("load", "budget")), "mode must be load or budget"),
                (formula_ok(Expr("plan_budget_gpus"), RANGES["budget_gpus"]),
                 f"budget_gpus must be {RANGES['budget_gpus'].describe()}")]
@@ -380,8 +382,9 @@ def _day6(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
                           "also sizes the day's traffic and says why it needs fewer nodes.").font = style.NOTE_FONT
 
 
-def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, anchor_col: int) -> None:
-    """Every decode candidate that fits: tokens/s per GPU against tokens/s per user, with the SLA line."""
+def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, top_row: int) -> None:
+    """Every decode candidate that fits: tokens/s per GPU against tokens/s per user, with the SLA line; under the
+    inputs from ``top_row`` (its own cells, nothing beneath it), the SLA line's two points below it."""
     first = b.cells[decode[0].key]
     last = b.cells[decode[-1].key]
 
@@ -407,11 +410,12 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, 
     series.graphicalProperties.line.noFill = True
     chart.series.append(series)
     # the SLA: a vertical line at 1000 / tpot_ms tokens/s per user, from 0 to the best candidate
-    top = 40
+    anchor_col = 1
+    top = top_row + 24  # below the chart (11 cm, about 21 rows)
     ws.cell(top, anchor_col, "SLA line (chart data)").font = style.NOTE_FONT
     for i, y in enumerate((0, Expr(f"MAX({column(decode, 'tps_if_fits')})"))):
-        b.write(ws, top + 1 + i, anchor_col, 1000 / Expr("plan_tpot_ms"), "0.0")
-        b.write(ws, top + 1 + i, anchor_col + 1, y, "#,##0")
+        b.write(ws, top + 1 + i, anchor_col, where(Expr("plan_inputs_ok"), 1000 / Expr("plan_tpot_ms"), "—"), "0.0")
+        b.write(ws, top + 1 + i, anchor_col + 1, where(Expr("plan_inputs_ok"), y, "—"), "#,##0")
     sla = Series(Reference(ws, min_col=anchor_col + 1, min_row=top + 1, max_row=top + 2),
                  Reference(ws, min_col=anchor_col, min_row=top + 1, max_row=top + 2), title="TPOT SLA")
     sla.marker.symbol = "none"
@@ -422,4 +426,5 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, 
     chart.y_axis.delete = False
     chart.height, chart.width = 11, 20
     chart.legend.position = "b"
-    ws.add_chart(chart, f"{get_column_letter(anchor_col)}4")
+    ws.add_chart(chart, f"A{top_row}")
+    ws.row_breaks.append(Break(id=top_row - 1))  # the chart prints on a page of its own, never cut

@@ -20,9 +20,8 @@ from dsxl.physics import serving
 from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import per_step
 from dsxl.refined.predict import BREAKDOWN
-from dsxl.inputs.request import CROSS_RULES, OPTIONS, normalise, option_env
+from dsxl.inputs.request import CROSS_RULES, OPTIONS, constant_range, engine_numbers, normalise, option_env
 from dsxl.inputs.rules import formula_ok
-from dsxl.inputs.rules import NON_NEGATIVE
 from dsxl.refined.validation import relative_error, validate
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
@@ -48,7 +47,7 @@ def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, st
         ws.cell(r, 2, c.unit).font = style.NOTE_FONT
         for j, g in enumerate(gens):
             ws.cell(r, 3 + j, c.values[g])
-            b.mark_input(ws, r, 3 + j, NON_NEGATIVE, "refined_constant")
+            b.mark_input(ws, r, 3 + j, constant_range(name), f"refined_constant_{name}", f"{name} ({g})")
         ws.cell(r, 3 + len(gens), c.sources["hopper"]).alignment = style.WRAP
         others = "; ".join(f"{g}: {c.sources[g]}" for g in gens[1:] if not c.sources[g].startswith("as Hopper"))
         ws.cell(r, 4 + len(gens), others or "as Hopper (no kernel data)").alignment = style.WRAP
@@ -93,6 +92,8 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
             continue
         value = defaults.get(o.name, resolved.get(o.name, o.default))
         name = f"predict_{o.name}"
+        if o.name in ENGINE_FLAGS:
+            value = "auto"  # the engine's own setting, as the CLI resolves an omitted flag
         ws.cell(cur.row, 1, o.doc[0].upper() + o.doc[1:]).font = style.LABEL_FONT
         ws.cell(cur.row, 2, value)
         ws.cell(cur.row, 3, name).font = style.NOTE_FONT
@@ -108,7 +109,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
             dv.add(cell)
         elif o.choices or o.rng is None:
             b.mark_input(ws, cur.row, 2, None, name)
-            choices = o.choices or ("TRUE", "FALSE")
+            choices = o.choices or (("auto",) if o.name in ENGINE_FLAGS else ()) + ("TRUE", "FALSE")
             dv = DataValidation(type="list", formula1='"' + ",".join(choices) + '"', allow_blank=False)
             dv.error, dv.showErrorMessage = f"Enter one of {', '.join(choices)}.", True
             ws.add_data_validation(dv)
@@ -117,6 +118,9 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
             b.mark_input(ws, cur.row, 2, o.rng, name)
         b.define(name, f"{ws.title}!$B${cur.row}")
         opts[o.name] = Expr(name)
+        if o.name in ENGINE_FLAGS:  # "auto" reads the engine's profile
+            opts[o.name] = where(eq(Expr(name), "auto"), engine_numbers(Expr("predict_engine"))[ENGINE_FLAGS[o.name]] > 0,
+                                 Expr(name))
         cur.row += 1
     ws.column_dimensions["A"].width = 66
     ws.column_dimensions["C"].width = 26
@@ -142,7 +146,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     ws.cell(r + 1, col, "Results").font = style.H2_FONT
     r += 2
     ok = Expr("predict_inputs_ok")
-    band_d, band_p = _band_cells(b, calc, calc_cur, env["generation"])
+    band_d, band_p = _band_cells(b, calc, calc_cur, env["generation"], b.cells[GPU_KEY]["tbo"])
     results = [("Decode TPOT", d["tpot_ms"], "ms", "0.00"),
                ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
                ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
@@ -193,17 +197,24 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
             "prefill_ttft_ms": shown["Prefill TTFT"]}
 
 
+# Switches the CLI leaves to the engine when omitted; the sheet's "auto" means the same: option -> engine number
+ENGINE_FLAGS = {"tbo": "micro_batch_overlap"}
+SHARED_PROBLEMS = "the Model, Hardware or Constants sheet has input problems (see its Input problems cell)"
+
+
 def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], values: dict[str, Any]) -> Expr:
     """The Predict inputs' problems, from the declared rules: the GPU is in the catalog, each option's range or
     choices (:data:`dsxl.inputs.request.OPTIONS`) and the cross rules that tie them together
     (:data:`dsxl.inputs.request.CROSS_RULES`)."""
-    singles = [(Expr("ISNUMBER(MATCH(predict_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog")]
+    singles = [(Expr("refined_inputs_ok"), SHARED_PROBLEMS),
+               (Expr("ISNUMBER(MATCH(predict_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog")]
     for o in OPTIONS:
         if o.name not in opts:
             continue
-        rule = formula_ok(opts[o.name], o.rng, o.choices, o.auto, switch=o.rng is None and not o.choices)
+        auto = o.auto or o.name in ENGINE_FLAGS
+        rule = formula_ok(Expr(f"predict_{o.name}"), o.rng, o.choices, auto, switch=o.rng is None and not o.choices)
         allowed = o.rng.describe() if o.rng is not None else ", ".join(o.choices) or "TRUE or FALSE"
-        singles.append((rule, f"{o.name} must be {'auto or ' if o.auto else ''}{allowed}"))
+        singles.append((rule, f"{o.name} must be {'auto or ' if auto else ''}{allowed}"))
     return input_problems(b, calc, cur, "predict", singles,
                           [(rule.ok(values), rule.message) for rule in CROSS_RULES])
 
@@ -218,8 +229,8 @@ def input_problems(b: Builder, calc: Any, cur: Cursor, prefix: str, singles: lis
     single_ok = Expr("AND(" + ",".join(checks[f"input_ok_{i}"].text for i in range(len(singles))) + ")")
     joint = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: the rules that tie them together", {
         f"cross_ok_{i}": where(single_ok, ok, True) for i, (ok, _) in enumerate(cross)})
-    text = [where(checks[f"input_ok_{i}"], "", msg + "; ") for i, (_, msg) in enumerate(singles)]
-    text += [where(joint[f"cross_ok_{i}"], "", msg + "; ") for i, (_, msg) in enumerate(cross)]
+    text = [where(checks[f"input_ok_{i}"], "", concat(msg, "; ")) for i, (_, msg) in enumerate(singles)]
+    text += [where(joint[f"cross_ok_{i}"], "", concat(msg, "; ")) for i, (_, msg) in enumerate(cross)]
     cells = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: problems", {"problems": concat(*text)})
     ok = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: all valid", {"inputs_ok": eq(cells["problems"], "")})
     b.define(f"{prefix}_inputs_ok", ok["inputs_ok"].text)
@@ -229,7 +240,7 @@ def input_problems(b: Builder, calc: Any, cur: Cursor, prefix: str, singles: lis
 ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_batch", "batch_lo", "batch_hi")
 
 
-def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr) -> tuple[Expr, Expr]:
+def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr, tbo: Expr) -> tuple[Expr, Expr]:
     """The decode and prefill bands of the Predict configuration, looked up in the family table (acc_* names on
     the Validation sheet) and widened as :func:`dsxl.refined.accuracy.accuracy` widens them."""
     spec = rules()
@@ -238,7 +249,7 @@ def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr) -> tuple[E
     out = []
     for phase, reg, context, batch in (("decode", regime, Expr("predict_kv_len"), Expr("predict_batch")),
                                        ("prefill", "prefill", Expr("predict_prompt_len"), None)):
-        key = family_key(generation, Expr("predict_engine"), reg, Expr("predict_moe_dtype"), Expr("predict_tbo"))
+        key = family_key(generation, Expr("predict_engine"), reg, Expr("predict_moe_dtype"), tbo)
         row = Expr(f"MATCH({key.text},acc_key,0)")
         col = {c: Expr(f"INDEX(acc_{c},{row.text},1)") for c in ACCURACY_COLUMNS[1:]}
         cells = b.materialize(calc, cur, f"{phase.capitalize()} accuracy: the Predict configuration's family",
@@ -382,19 +393,20 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
              "Role", "Phase", "GPU", "What was measured", "Assumed where the source is silent", "Source")
     for j, h in enumerate(heads, start=1):
         b._header_cell(ws, top, j, h)
+    ok = Expr("AND(refined_inputs_ok,tables_inputs_ok)")  # both chains read the shared sheets
     for i, v in enumerate(results, start=1):
         r = top + i
         ws.cell(r, 1, v["id"]).font = style.LABEL_FONT
         ws.cell(r, 2, v["measured"]).number_format = "#,##0.0"
         measured = ref(ws, r, 2)
         if v["id"] in refined_cells:
-            refined = b.write(ws, r, 3, refined_cells[v["id"]], "#,##0.0")
-            errors[v["id"]] = b.write(ws, r, 5, relative_error(refined, measured), "+0.0%;-0.0%")
+            refined = b.write(ws, r, 3, where(ok, refined_cells[v["id"]], "—"), "#,##0.0")
+            errors[v["id"]] = b.write(ws, r, 5, where(ok, relative_error(refined, measured), "—"), "+0.0%;-0.0%")
         else:  # aggregated rows: two chains combined in Python only
             ws.cell(r, 3, "see dsxl validate").font = style.NOTE_FONT
         if v["id"] in article_cells:
-            article = b.write(ws, r, 4, article_cells[v["id"]], "#,##0.0")
-            b.write(ws, r, 6, relative_error(article, measured), "+0.0%;-0.0%")
+            article = b.write(ws, r, 4, where(ok, article_cells[v["id"]], "—"), "#,##0.0")
+            b.write(ws, r, 6, where(ok, relative_error(article, measured), "—"), "+0.0%;-0.0%")
         else:
             ws.cell(r, 4, "not modelled").font = style.NOTE_FONT
         for j, key in enumerate(("role", "phase", "gpu", "metric", "assumed", "source"), start=7):

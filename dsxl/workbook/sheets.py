@@ -11,15 +11,18 @@ from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.pagebreak import Break
 
 from dsxl.data.catalog import Catalog, ModelArgs, generations
-from dsxl.core.expr import Expr
+from dsxl.core.expr import Expr, concat
 from dsxl.article.layout import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key, gpu_decode_key)
 from dsxl.chains import article as chain, refined as refined_chain
 from dsxl.physics import flops
 from dsxl.inputs.rules import BATCH, GPU_RANGES, GPU_UNITS
 from dsxl.workbook import style
 from dsxl.workbook.builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
+from dsxl.workbook.input_checks import problems_cell, shared_input_checks
+from dsxl.workbook.printing import first_page_columns, lay_out
 from dsxl.workbook.planner_sheet import planner_sheet
 from dsxl.workbook.refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
 from dsxl.inputs.rules import EP_SIZE
@@ -28,6 +31,7 @@ ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-1
            "workbook implements.")
 PLANNER = "planner"
 AUDIT_SHEETS = ("Prefill_chain", "Decode_chain", "Refined_chain", "Planner_grid")
+BLOCK_SHEETS = ("Predict", "Planner")
 
 SHEETS = [
     ("Start", "What this workbook is and how to use it"),
@@ -95,6 +99,11 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
                  by_row=True)
     _planner_chain(b, ws["Decode"], dc, cur["Decode_chain"], catalog)
     constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
+    shared_input_checks(b, dc, cur["Decode_chain"], [b.inputs, refined_env] if refined_env else [b.inputs],
+                        list(dict.fromkeys(list(plan.t["prefill_gpus"]) + list(plan.t["decode_gpus"]))), PLANNER)
+    for sheet, (row, col) in {"Model": (3, 4), "Hardware": (3, 1), "Prefill": (3, 1), "Decode": (3, 1),
+                              "Constants": (3, 1), "Summary": (3, 1), "Validation": (3, 1)}.items():
+        problems_cell(b, ws[sheet], row, col)
     chains = refined_chain.chains(refined_model)
     headline = predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog,
                               refined_env, chains, refined_model.native_moe_dtype)
@@ -105,6 +114,7 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     else:
         ws["Validation"]["A3"] = (f"The published measurements are {catalog.default_model} deployments: build the "
                                   "default workbook (dsxl build) to see them.")
+    print_rows = {"Validation": ws["Validation"].max_row, "Checks": 60}  # the rest is reference data, on screen
     accuracy_table(b, ws["Validation"], ws["Validation"].max_row + 3, model_name)
     headline.update({f"plan_{k}": v for k, v in planner_sheet(b, ws["Planner"], ws["Planner_grid"],
                                                                 cur["Planner_grid"], constant_rows, catalog,
@@ -135,8 +145,14 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
                 sheet.column_dimensions[letter].width = 14
         _fit_headers(sheet)
         sheet.print_title_rows = "1:2"  # the sheet's title and intro on every printed page
-        if name in AUDIT_SHEETS:  # the audit trails print their first block; the rest is on screen
-            sheet.print_area = f"A1:{get_column_letter(min(sheet.max_column, 10))}{min(sheet.max_row, 60)}"
+        if name in AUDIT_SHEETS or name in print_rows:  # these print their first block; the rest is on screen
+            intro = sheet["A2"].value
+            sheet["A2"] = (f"{intro} " if intro else "") + "Printed: the first block; the whole sheet is on screen."
+            sheet["A2"].font = style.NOTE_FONT
+        if name in AUDIT_SHEETS:
+            lay_out(sheet, label_column=True, last_row=min(sheet.max_row, 60), last_col=first_page_columns(sheet))
+        else:  # Predict and Planner are blocks side by side; the other sheets are tables labelled by column A
+            lay_out(sheet, label_column=name not in BLOCK_SHEETS, last_row=print_rows.get(name))
         sheet.freeze_panes = "B3"
         sheet.protection.sheet = True
         sheet.protection.formatColumns = False
@@ -186,6 +202,7 @@ def _refined_model_inputs(b: Builder, ws: Any, cur: Cursor, name: str, model: Mo
 
 
 SPARE_ROWS = 2
+SOURCE_WIDTH = 60  # characters: the catalog's source column wraps within one printed page
 SPARE_TEMPLATE = "H100_SXM"
 SPARE_SOURCE = ("Spare row for your own GPU: rename it and enter its datasheet figures; it appears in every GPU "
                 "dropdown (Predict, Planner, Decode > Your GPU). Prefilled with H100 SXM figures.")
@@ -212,20 +229,20 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
             value = g.name if col == "name" else getattr(g, col)
             ws.cell(r, j, value)
             if col in GPU_RANGES:
-                b.mark_input(ws, r, j, GPU_RANGES[col], f"hw_{col}")
+                b.mark_input(ws, r, j, GPU_RANGES[col], f"hw_{col}", concat(ref(ws, r, 1), f".{col}"))
             elif col in ("name", "generation"):  # editable text: rename a GPU, pick its kernel-data generation
                 b.mark_input(ws, r, j, None, f"hw_{col}")
                 if col == "generation":
                     generation_list.add(ws.cell(r, j).coordinate)
             cells["gpu_name" if col == "name" else col] = ref(ws, r, j)
         ws.cell(r, len(HARDWARE_COLUMNS)).alignment = style.WRAP
-        ws.row_dimensions[r].height = 15 * (1 + len(g.source) // 100)  # the wrapped source note, not overlapping
+        ws.row_dimensions[r].height = 15 * (1 + len(g.source) // SOURCE_WIDTH)  # the wrapped source, not overlapping
         b.datasheet_gpu_cells[g.name] = cells
     bottom = top + len(gpus)
     b.define("hardware", span(ws, top, 1, bottom, len(HARDWARE_COLUMNS)))
     b.hardware_rows = (top + 1, bottom)
     b.define("gpu_names", span(ws, top + 1, 1, bottom, 1))
-    ws.column_dimensions[get_column_letter(len(HARDWARE_COLUMNS))].width = 90
+    ws.column_dimensions[get_column_letter(len(HARDWARE_COLUMNS))].width = SOURCE_WIDTH
     for j in range(2, len(HARDWARE_COLUMNS)):
         ws.column_dimensions[get_column_letter(j)].width = 12
     cur.row = bottom + 2
@@ -248,7 +265,7 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
         for j, col in enumerate(HARDWARE_COLUMNS[3:-1], start=4):
             if col in overrides:
                 ws.cell(r, j, overrides[col])
-                b.mark_input(ws, r, j, GPU_RANGES[col], f"hw_{col}")
+                b.mark_input(ws, r, j, GPU_RANGES[col], f"hw_{col}", concat(ref(ws, r, 1), f".{col} (article view)"))
                 cells[col] = ref(ws, r, j)
                 continue
             value = base[col] * Expr("tflops_share") if col in ("fp16_flops", "fp8_flops") else base[col]
@@ -336,7 +353,7 @@ def _decode_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     for i, e in enumerate(catalog.ep_strategies):
         ws.cell(cur.row, 1, e.name).font = style.LABEL_FONT
         ws.cell(cur.row, 2, e.ep)
-        b.mark_input(ws, cur.row, 2, EP_SIZE, "ep")
+        b.mark_input(ws, cur.row, 2, EP_SIZE, "ep", f"ep_{i + 1}")
         b.define(f"ep_{i + 1}", f"{ws.title}!$B${cur.row}")
         b.list_inputs[("ep", i)] = Expr(f"ep_{i + 1}")
         cur.row += 1
@@ -368,7 +385,8 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
         b._header_cell(ws, r, col0 + j, h)
     for i, s in enumerate(scopes):
         for j, (_, q, fmt) in enumerate(heads):
-            b.write(ws, r + 1 + i, col0 + j, b.cells[s.key][q], fmt)
+            b.write(ws, r + 1 + i, col0 + j, b.gated(b.cells[s.key][q]), fmt)
+    b.define("your_gpu", span(ws, r, col0, r + len(scopes), col0 + len(heads) - 1))
     for j in range(len(heads)):
         ws.column_dimensions[chr(64 + col0 + j)].width = 16
 
@@ -377,6 +395,7 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
 def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None:
     dec = ws["Decode"]
     c = cur["Decode"]
+    dec.row_breaks.append(Break(id=c.row))  # the chart and its data start a printed page
     b.heading(dec, c, "Chart data: TPOT(Overlap) by batch size, with the SLA limit",
               "TPS_O > tps_threshold means TPOT(Overlap) < 1000 / tps_threshold ms.")
     top = c.row
@@ -389,8 +408,8 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
     for i in range(n):
         b.write(dec, top + 1 + i, 1, b.list_inputs[("batch_sizes", i)], "0")
         for j, g in enumerate(gpus):
-            b.write(dec, top + 1 + i, 2 + j, b.cells[decode_key(g, i)]["tpot_overlap_ms"], "0.000")
-        b.write(dec, top + 1 + i, 2 + len(gpus), 1000 / Expr("tps_threshold"), "0.000")
+            b.write(dec, top + 1 + i, 2 + j, b.gated(b.cells[decode_key(g, i)]["tpot_overlap_ms"]), "0.000")
+        b.write(dec, top + 1 + i, 2 + len(gpus), b.gated(1000 / Expr("tps_threshold")), "0.000")
     chart = ScatterChart()
     chart.title = "Decode TPOT(Overlap) vs batch size"
     chart.style = 13
@@ -409,15 +428,17 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         chart.series.append(series)
     chart.x_axis.delete = False
     chart.y_axis.delete = False
-    chart.height, chart.width = 9, 18
-    dec.add_chart(chart, "F11")  # under Your GPU, which it follows, within the printed width
+    chart.height, chart.width = 9, 16
     c.row = top + n + 2
+    dec.add_chart(chart, f"B{c.row}")  # below everything, clear of column A (it repeats on every printed page)
+    c.row += 20
 
     pre = ws["Prefill"]
     sheet, ptop = positions["prefill_detail_tp4"] if "prefill_detail_tp4" in positions else (None, None)
     if sheet is not None:
         # chart data: each component's per-layer ms times its layer count (what it costs the whole model)
         pc = cur["Prefill"]
+        pre.row_breaks.append(Break(id=pc.row))  # the chart and its data start a printed page
         b.heading(pre, pc, "Chart data: prefill time per component over all layers, first deployment (ms)")
         dtop = pc.row
         b._header_cell(pre, dtop, 1, "Component")
@@ -429,7 +450,7 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
             b.write(pre, dtop + 1 + i, 1, Expr(ref(sheet, r, 1).text))
             for j in range(gcols):
                 b.write(pre, dtop + 1 + i, 2 + j, flops.layers_total(ref(sheet, r, 3 + j), ref(sheet, r, 2)), "0.0")
-        pc.row = dtop + 9
+        pc.row = dtop + 10
         bar = BarChart()
         bar.type = "bar"
         bar.title = "Prefill time per component over all layers (ms), first deployment"
@@ -443,7 +464,8 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         bar.x_axis.delete = False
         bar.y_axis.delete = False
         bar.height, bar.width = 10, 18
-        pre.add_chart(bar, f"J{ptop}")
+        pre.add_chart(bar, f"B{pc.row}")  # below everything, clear of column A (it may repeat on printed pages)
+        pc.row += 22
 
 
 def _near(cell: Expr, value: float) -> str:
@@ -590,7 +612,7 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> 
     ws.column_dimensions["A"].width = 40
     ws.column_dimensions["B"].width = 24
     ws.column_dimensions["C"].width = 14
-    ws.column_dimensions["D"].width = 90
+    ws.column_dimensions["D"].width = 50  # the merged notes wrap within A..D on one printed page
     r += 1
     ws.cell(r, 1, "Colour legend").font = style.H2_FONT
     r += 1
@@ -625,7 +647,10 @@ def _udfs_sheet(ws: Any) -> None:
         ws.cell(6 + i, 2, signature)
         ws.cell(6 + i, 3, example.removeprefix("="))  # no leading =: F2+Enter must not turn it into #NAME?
         ws.cell(6 + i, 4, doc).alignment = style.WRAP
-    for col, width in zip("ABCD", (18, 70, 40, 70)):
+    for i in range(len(UDF_CATALOG)):
+        ws.cell(6 + i, 2).alignment = style.WRAP
+        ws.row_dimensions[6 + i].height = 15 * (1 + max(len(UDF_CATALOG[i][1]) // 48, len(UDF_CATALOG[i][3]) // 48))
+    for col, width in zip("ABCD", (18, 50, 40, 50)):
         ws.column_dimensions[col].width = width
 
 

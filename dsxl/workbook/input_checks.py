@@ -1,0 +1,76 @@
+"""The workbook's input problems: every input cell against the rule it was declared with, so an edit that breaks a
+rule shows a message and blanks the results that depend on it instead of computing a wrong number.
+
+Each input's own range comes from :meth:`Builder.mark_input` (the same :class:`~dsxl.inputs.rules.Range` that set its
+data validation); the rules that tie inputs together come from :data:`~dsxl.inputs.rules.MODEL_RULES`,
+:data:`~dsxl.inputs.rules.GPU_RULES` and the article's own (decode_comm_sm below every SM count, GPU names unique).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsxl.core.expr import Expr, concat, eq, where
+from dsxl.data.catalog import generations
+from dsxl.inputs.rules import GPU_RULES, MODEL_RULES, formula_ok, one_of
+from dsxl.workbook.builder import Builder, Cursor
+from dsxl.workbook.refined_sheets import input_problems
+
+# sheet -> what its problems are called (and the prefix of its <group>_inputs_ok name)
+GROUPS = {"Model": "model", "Hardware": "hardware", "Prefill": "scenario", "Decode": "scenario",
+          "Constants": "constants"}
+TABLES_OK = Expr("tables_inputs_ok")  # the article's tables: model, hardware and scenario inputs all valid
+REFINED_OK = Expr("refined_inputs_ok")  # Predict, Planner, Validation: model, hardware and constants valid
+PROBLEMS = Expr("input_problems")  # every shared sheet's problems, each prefixed by its sheet
+
+
+def shared_input_checks(b: Builder, calc: Any, cur: Cursor, model_names: list[dict[str, Expr]],
+                        article_gpus: list[str], planner_gpu: str) -> None:
+    """Write the checks of the shared input sheets into ``calc`` and define ``<group>_inputs_ok``,
+    ``tables_inputs_ok``, ``refined_inputs_ok`` and ``input_problems``. ``model_names``: each block of model
+    arguments by field (the article's, and a compressed-attention model's own block); ``article_gpus``: the GPUs
+    whose article view the tables read (decode_comm_sm must leave each of them SMs)."""
+    singles: dict[str, list[tuple[Any, Any]]] = {g: [] for g in GROUPS.values()}
+    for sheet, rules in b.input_rules.items():
+        if sheet in GROUPS:
+            singles[GROUPS[sheet]] += rules
+    cross: dict[str, list[tuple[Any, Any]]] = {g: [] for g in GROUPS.values()}
+    for names in model_names:
+        cross["model"] += [(rule.ok(names), rule.message) for rule in MODEL_RULES]
+
+    for name, cells in b.datasheet_gpu_cells.items():  # each catalog row: a unique name, a known generation
+        label = cells["gpu_name"]
+        singles["hardware"].append((Expr(f'AND(ISTEXT({label.text}),COUNTIF(gpu_names,{label.text})=1)'),
+                                    f"Hardware row {label.text.rsplit('$', 1)[1]}: each GPU needs a name no other "
+                                    "row has"))
+        singles["hardware"].append((formula_ok(cells["generation"], choices=generations()),
+                                    concat(label, f".generation must be {one_of(generations())}")))
+        cross["hardware"] += [(rule.ok(cells), concat(label, ".", rule.message)) for rule in GPU_RULES]
+
+    singles["scenario"].append((Expr("ISNUMBER(MATCH(planner_gpu,gpu_names,0))"),
+                                "planner_gpu must be a name in the Hardware catalog"))
+    for g in [*article_gpus, planner_gpu]:
+        sm = b.gpu_cells[g]["sm"]
+        cross["scenario"].append((Expr("decode_comm_sm") < sm,
+                                  concat("decode_comm_sm must be less than ", b.gpu_cells[g]["gpu_name"], "'s SMs")))
+
+    texts = []
+    for sheet, group in (("Model", "model"), ("Hardware", "hardware"), ("Prefill/Decode", "scenario"),
+                         ("Constants", "constants")):
+        text = input_problems(b, calc, cur, group, singles[group], cross[group])
+        texts.append(where(eq(text, ""), "", concat(sheet, ": ", text)))
+    ok = {g: Expr(f"{g}_inputs_ok") for g in ("model", "hardware", "scenario", "constants")}
+    gates = b.materialize(calc, cur, "Shared inputs: which results may be computed", {
+        "tables_inputs_ok": Expr(f"AND({ok['model'].text},{ok['hardware'].text},{ok['scenario'].text})"),
+        "refined_inputs_ok": Expr(f"AND({ok['model'].text},{ok['hardware'].text},{ok['constants'].text})"),
+        "input_problems": concat(*texts)})
+    for name, cell in gates.items():
+        b.define(name, cell.text)
+
+
+def problems_cell(b: Builder, ws: Any, row: int, col: int) -> None:
+    """The shared input problems where a planner reads them: a label and the text ("none" when every rule holds)."""
+    from dsxl.workbook import style
+    ws.cell(row, col, "Input problems").font = style.LABEL_FONT
+    b.write(ws, row, col + 1, where(eq(PROBLEMS, ""), "none", PROBLEMS))
+    ws.cell(row, col + 1).font = style.WARN_FONT

@@ -1,0 +1,234 @@
+"""How each sheet prints: landscape at a fixed, legible scale, wide sheets in page-wide blocks.
+
+Fit-to-width shrinks a wide sheet until nothing is legible, and a fixed scale alone splits columns wherever the page
+ends. So each sheet is cut at column boundaries chosen here: side-by-side blocks (inputs, results) stay whole and
+print one after another; a wide table repeats its label column on every page. The scale is the largest (at most
+100 %) that needs the fewest pages across, never below MIN_SCALE.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from openpyxl.styles import Alignment
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import coordinate_to_tuple
+from openpyxl.worksheet.pagebreak import Break, ColBreak
+from openpyxl.worksheet.page import PageMargins
+
+# Letter landscape is the narrower page (11 in), A4 landscape the shorter (8.27 in): a layout fits both.
+MARGIN_IN = 0.4
+PAGE_WIDTH_PT = 11 * 72 - 2 * MARGIN_IN * 72
+SAFETY = 0.97  # rounding in the engines' page layout
+MIN_SCALE = 75  # percent; the issue's floor is 70
+DEFAULT_WIDTH = 8.43
+DEFAULT_ROW_PT = 15.0
+PAGE_HEIGHT_PT = 8.27 * 72 - 72 - 48  # A4 landscape less margins, header and footer
+CM_PT = 72 / 2.54
+
+
+def column_pt(width: float | None) -> float:
+    """Printed width of a column ``width`` characters wide. LibreOffice prints 7 pt per character (measured: a
+    10-character column spans 70 pt of a PDF at 100 %); Excel's rule (7 px at 96 dpi, about 5.3 pt) is narrower, so a
+    layout that fits LibreOffice fits Excel."""
+    return (width or DEFAULT_WIDTH) * 7.0
+
+
+def _widths(ws: Any, last: int) -> list[float]:
+    return [column_pt(ws.column_dimensions[get_column_letter(c)].width) for c in range(1, last + 1)]
+
+
+def _used_columns(ws: Any, last_row: int) -> list[bool]:
+    used = [False] * (ws.max_column + 1)
+    for row in ws.iter_rows(min_row=3, max_row=last_row):  # rows 1-2 (title, intro) overflow by design
+        for c in row:
+            if c.value is not None:
+                used[c.column] = True
+    return used
+
+
+def _chart_extent(ws: Any, widths: list[float]) -> int:
+    """The last column any chart covers."""
+    last = 0
+    for chart in ws._charts:
+        anchor = chart.anchor  # "A26" until saved, an anchor object after loading
+        col = coordinate_to_tuple(anchor)[1] - 1 if isinstance(anchor, str) else anchor._from.col  # zero-based
+        width = chart.width * CM_PT
+        while width > 0 and col < len(widths):
+            width -= widths[col]
+            col += 1
+        last = max(last, col)
+    return last
+
+
+def _chart_bottom(ws: Any) -> int:
+    """The last row any chart covers (charts sit below the content, where no cell is)."""
+    last = 0
+    for chart in ws._charts:
+        anchor = chart.anchor
+        row = coordinate_to_tuple(anchor)[0] if isinstance(anchor, str) else anchor._from.row + 1
+        height = chart.height * CM_PT
+        while height > 0:
+            height -= ws.row_dimensions[row].height or DEFAULT_ROW_PT
+            row += 1
+        last = max(last, row - 1)
+    return last
+
+
+def _units(used: list[bool], last: int, keep_blocks: bool) -> list[tuple[int, int]]:
+    """Column ranges a page break may not cut: each block between empty columns (side-by-side blocks), or each
+    column (a wide table)."""
+    if not keep_blocks:
+        return [(c, c) for c in range(2, last + 1)]
+    units, start = [], None
+    for c in range(1, last + 2):
+        if c <= last and used[c]:
+            start = c if start is None else start
+        elif start is not None:
+            units.append((start, c - 1))
+            start = None
+    return units
+
+
+def _pack(units: list[tuple[int, int]], widths: list[float], capacity: float) -> list[int] | None:
+    """Greedy pages over ``units``; returns the first column of each page after the first (None: a unit is wider
+    than a page). A page ends with its last block: the empty columns between blocks start the next page."""
+    breaks: list[int] = []
+    used, prev_end = 0.0, None
+    for a, b in units:
+        w = sum(widths[a - 1:b])
+        if w > capacity:
+            return None
+        gap = sum(widths[prev_end:a - 1]) if prev_end is not None else 0.0
+        if prev_end is not None and used + gap + w > capacity:
+            breaks.append(prev_end + 1)
+            used = gap + w
+        else:
+            used += gap + w
+        prev_end = b
+    return breaks
+
+
+def first_page_columns(ws: Any) -> int:
+    """How many columns from A print on one page at 100 % (an audit sheet prints that block)."""
+    widths, total = _widths(ws, ws.max_column), 0.0
+    for c, w in enumerate(widths, start=1):
+        total += w
+        if total > PAGE_WIDTH_PT * SAFETY:
+            return max(1, c - 1)
+    return len(widths)
+
+
+def _text_pt(cell: Any) -> float:
+    """Rough printed width of a cell's text: half an em per character."""
+    size = (cell.font.sz if cell.font and cell.font.sz else 11)
+    return len(str(cell.value)) * size * (0.62 if cell.font and cell.font.b else 0.58)
+
+
+def _fit_wrapped_rows(ws: Any, widths: list[float], last_row: int) -> None:
+    """Rows holding wrapped text get the height of their longest cell's lines, so nothing is cut and no row is
+    taller than its text (a guess of a fixed height leaves pages half empty)."""
+    merged = {c for m in ws.merged_cells.ranges for row in m.rows for c in row}
+    for r in range(3, last_row + 1):
+        lines = 0
+        for cell in ws[r]:
+            if isinstance(cell.value, str) and cell.alignment is not None and cell.alignment.wrap_text \
+                    and (cell.row, cell.column) not in merged and not cell.value.startswith("="):
+                lines = max(lines, math.ceil(_text_pt(cell) / (widths[cell.column - 1] - 4)))
+        if lines:
+            ws.row_dimensions[r].height = max(15, lines * 14.5)
+
+
+def _wrap_overflowing_text(ws: Any, span_end: int, widths: list[float], last_row: int) -> None:
+    """Text alone in its row that runs past column A (titles, notes, headings) is wrapped in a merge over the first
+    page's columns, with the row as tall as its lines: it is never cut at a page edge or printed on a page of its
+    own."""
+    span_pt = sum(widths[:span_end])
+    for r in range(1, last_row + 1):
+        cell = ws.cell(r, 1)
+        if not isinstance(cell.value, str) or cell.value.startswith("=") or _text_pt(cell) <= widths[0]:
+            continue
+        if any(ws.cell(r, c).value is not None for c in range(2, span_end + 1)):
+            continue
+        if span_end > 1:
+            ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=span_end)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        lines = max(1, math.ceil(_text_pt(cell) / span_pt))
+        size = cell.font.sz if cell.font and cell.font.sz else 11
+        ws.row_dimensions[r].height = max(ws.row_dimensions[r].height or 0, lines * size * 1.4)
+
+
+def _wrap_at_page_edges(ws: Any, page_starts: list[int], widths: list[float], last_row: int) -> None:
+    """A cell in a page's last column whose text runs past it wraps instead (the rest would print on the next page
+    or be cut)."""
+    for start in page_starts:
+        c = start - 1
+        if c < 1:
+            continue
+        for r in range(1, last_row + 1):
+            cell = ws.cell(r, c)
+            if not isinstance(cell.value, str) or cell.value.startswith("=") or _text_pt(cell) <= widths[c - 1]:
+                continue
+            if any(cell.coordinate in m for m in ws.merged_cells.ranges):
+                continue
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+            lines = math.ceil(_text_pt(cell) / widths[c - 1])
+            ws.row_dimensions[r].height = max(ws.row_dimensions[r].height or 15, lines * 15)
+
+
+def lay_out(ws: Any, label_column: bool, last_row: int | None = None, last_col: int | None = None) -> int:
+    """Set ``ws`` to print landscape at a fixed scale with column breaks; returns the scale in percent.
+    ``label_column``: the sheet is one wide table whose column A labels every row (it repeats on each page);
+    otherwise the sheet is blocks side by side, separated by empty columns, and each block stays whole."""
+    last_row = last_row or max(ws.max_row, _chart_bottom(ws))
+    used = _used_columns(ws, last_row)
+    last = max((c for c in range(1, len(used)) if used[c]), default=1)
+    last = min(last, last_col or last)
+    widths = _widths(ws, max(last, ws.max_column) + 40)
+    _fit_wrapped_rows(ws, widths, last_row)
+    last = max(last, _chart_extent(ws, widths))
+    for c in range(len(used), last + 1):
+        used.append(True)
+    page = PAGE_WIDTH_PT * SAFETY
+    total = sum(widths[:last])
+    units = _units(used, last, not label_column)
+    label = widths[0] if label_column else 0.0
+    height = sum(ws.row_dimensions[r].height or DEFAULT_ROW_PT for r in range(1, last_row + 1))
+    fit = int(100 * page / total)
+    candidates = [min(fit, 100)] if fit >= MIN_SCALE else []  # one page across
+    candidates += [s for s in range(100, MIN_SCALE - 1, -5) if s > fit]
+    best: tuple[tuple[int, int, int], int, list[int]] | None = None
+    for scale in candidates:  # the fewest pages, then the fewest across (read down), then the largest scale
+        breaks = [] if scale <= fit else _pack(units, widths, page * 100 / scale - label)
+        if breaks is None:
+            continue
+        across = len(breaks) + 1
+        key = (across * math.ceil(height * scale / 100 / PAGE_HEIGHT_PT), across, -scale)
+        if best is None or key < best[0]:
+            best = (key, scale, breaks)
+    if best is None:  # a block wider than a page even at MIN_SCALE: shrink until the widest fits
+        widest = max(sum(widths[a - 1:b]) for a, b in units)
+        scale = int(100 * page / (widest + label))
+        best = ((0, 0, 0), scale, _pack(units, widths, page * 100 / scale - label) or [])
+    _, scale, breaks = best
+    first_page_end = (breaks[0] - 1) if breaks else last
+    _wrap_overflowing_text(ws, first_page_end, widths, last_row)
+    ws.print_area = f"A1:{get_column_letter(last)}{last_row}"  # overflowing text never adds a page
+    if breaks:  # later pages show other columns: rows 1-2 (merged over the first page's) print once
+        ws._print_rows = None  # openpyxl's setter ignores None
+    _wrap_at_page_edges(ws, [*breaks, last + 1], widths, last_row)
+    setup = ws.page_setup
+    setup.orientation = "landscape"
+    setup.scale = scale
+    setup.fitToWidth = setup.fitToHeight = None
+    setup.pageOrder = "overThenDown" if label_column else "downThenOver"  # a wide table's rows stay together
+    ws.sheet_properties.pageSetUpPr.fitToPage = False
+    ws.page_margins = PageMargins(left=MARGIN_IN, right=MARGIN_IN, top=0.5, bottom=0.5, header=0.3, footer=0.3)
+    ws.col_breaks = ColBreak()
+    for c in breaks:
+        ws.col_breaks.append(Break(id=c - 1))  # zero-based id of the column a new page starts at
+    if label_column and breaks:
+        ws.print_title_cols = "A:A"
+    ws.print_options.gridLines = False
+    return scale
