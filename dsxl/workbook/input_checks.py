@@ -13,8 +13,8 @@ from typing import Any
 from dsxl.core.expr import Expr, concat, eq, where
 from dsxl.data.catalog import generations
 from dsxl.inputs.rules import GPU_RULES, MODEL_RULES, formula_ok, one_of
+from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor
-from dsxl.workbook.refined_sheets import input_problems
 
 # sheet -> what its problems are called (and the prefix of its <group>_inputs_ok name)
 GROUPS = {"Model": "model", "Hardware": "hardware", "Prefill": "scenario", "Decode": "scenario",
@@ -22,6 +22,7 @@ GROUPS = {"Model": "model", "Hardware": "hardware", "Prefill": "scenario", "Deco
 TABLES_OK = Expr("tables_inputs_ok")  # the article's tables: model, hardware and scenario inputs all valid
 REFINED_OK = Expr("refined_inputs_ok")  # Predict, Planner, Validation: model, hardware and constants valid
 PROBLEMS = Expr("input_problems")  # every shared sheet's problems, each prefixed by its sheet
+SHARED_PROBLEMS = "the Model, Hardware or Constants sheet has input problems (see its Input problems cell)"
 
 
 def shared_input_checks(b: Builder, calc: Any, cur: Cursor, model_names: list[dict[str, Expr]],
@@ -68,9 +69,36 @@ def shared_input_checks(b: Builder, calc: Any, cur: Cursor, model_names: list[di
         b.define(name, cell.text)
 
 
-def problems_cell(b: Builder, ws: Any, row: int, col: int) -> None:
-    """The shared input problems where a planner reads them: a label and the text ("none" when every rule holds)."""
-    from dsxl.workbook import style
+def show_problems(b: Builder, ws: Any, row: int, col: int, problems: Expr, span: int) -> None:
+    """A label and the problems text ("none" when every rule holds), wrapped in a merge of ``span`` columns and
+    four lines tall, so a message is read whole on screen and on paper."""
     ws.cell(row, col, "Input problems").font = style.LABEL_FONT
-    b.write(ws, row, col + 1, where(eq(PROBLEMS, ""), "none", PROBLEMS))
+    ws.cell(row, col).alignment = style.TOP
+    b.write(ws, row, col + 1, where(eq(problems, ""), "none", problems))
     ws.cell(row, col + 1).font = style.WARN_FONT
+    ws.cell(row, col + 1).alignment = style.WRAP
+    ws.merge_cells(start_row=row, start_column=col + 1, end_row=row, end_column=col + span)
+    ws.row_dimensions[row].height = 60
+
+
+def problems_cell(b: Builder, ws: Any, row: int, col: int, span: int = 4) -> None:
+    """The shared input problems where a planner reads them."""
+    show_problems(b, ws, row, col, PROBLEMS, span)
+
+
+def input_problems(b: Builder, calc: Any, cur: Cursor, prefix: str, singles: list[tuple[Any, str]],
+                   cross: list[tuple[Any, str]]) -> Expr:
+    """One text of every broken rule (empty when all hold), each input's rule in a labelled cell of ``calc``;
+    defines ``<prefix>_inputs_ok``. The cross rules are tested only once every single input is valid, so no rule
+    sees text where a number belongs."""
+    checks = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: each against its declared rule", {
+        f"input_ok_{i}": rule for i, (rule, _) in enumerate(singles)})
+    single_ok = Expr("AND(" + ",".join(checks[f"input_ok_{i}"].text for i in range(len(singles))) + ")")
+    joint = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: the rules that tie them together", {
+        f"cross_ok_{i}": where(single_ok, ok, True) for i, (ok, _) in enumerate(cross)})
+    text = [where(checks[f"input_ok_{i}"], "", concat(msg, "; ")) for i, (_, msg) in enumerate(singles)]
+    text += [where(joint[f"cross_ok_{i}"], "", concat(msg, "; ")) for i, (_, msg) in enumerate(cross)]
+    cells = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: problems", {"problems": concat(*text)})
+    ok = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: all valid", {"inputs_ok": eq(cells["problems"], "")})
+    b.define(f"{prefix}_inputs_ok", ok["inputs_ok"].text)
+    return cells["problems"]

@@ -16,7 +16,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, load_catalog, read_template_text
-from dsxl.core.expr import Expr, either, eq, where
+from dsxl.core.expr import Expr, either, where
 from dsxl.article.layout import Key, Scope
 from dsxl.physics import attention, sizing
 from dsxl.chains import article as chain
@@ -26,7 +26,8 @@ from dsxl.data.catalog import default_engine
 from dsxl.inputs.request import option_env
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
-from dsxl.workbook.refined_sheets import SHARED_PROBLEMS, _gpu_env, input_problems
+from dsxl.workbook.input_checks import SHARED_PROBLEMS, input_problems, show_problems
+from dsxl.workbook.refined_sheets import _gpu_env
 from dsxl.inputs.rules import formula_ok
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
@@ -187,9 +188,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         return Expr(f"INDEX({column(scopes, q)},{rows['decode' if scopes is decode else 'prefill'].text},1)")
 
     col, r = 6, 3
-    ws.cell(r, col, "Input problems").font = style.LABEL_FONT
-    b.write(ws, r, col + 1, where(eq(problems, ""), "none", problems))
-    ws.cell(r, col + 1).font = style.WARN_FONT
+    show_problems(b, ws, r, col, problems, 2)
     ws.cell(r + 1, col, "Plan").font = style.H2_FONT
     r += 2
     inputs_ok = Expr("plan_inputs_ok")

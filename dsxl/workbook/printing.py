@@ -45,6 +45,10 @@ def _used_columns(ws: Any, last_row: int) -> list[bool]:
         for c in row:
             if c.value is not None:
                 used[c.column] = True
+    for m in ws.merged_cells.ranges:  # a merge prints over all its columns
+        if m.min_row >= 3 and m.min_row <= last_row:
+            for c in range(m.min_col, m.max_col + 1):
+                used[c] = True
     return used
 
 
@@ -140,6 +144,21 @@ def _fit_wrapped_rows(ws: Any, widths: list[float], last_row: int) -> None:
             ws.row_dimensions[r].height = max(15, lines * 14.5)
 
 
+def _wrap_clipped_text(ws: Any, widths: list[float], last_row: int, last: int) -> None:
+    """Text wider than its column with a value beside it would be cut at that value: it wraps instead."""
+    merged = {c for m in ws.merged_cells.ranges for row in m.rows for c in row}
+    for row in ws.iter_rows(min_row=3, max_row=last_row, max_col=last):
+        for cell in row:
+            if not isinstance(cell.value, str) or cell.value.startswith("=") or (cell.row, cell.column) in merged:
+                continue
+            if cell.alignment is not None and cell.alignment.wrap_text:
+                continue
+            if _text_pt(cell) > widths[cell.column - 1] - 4 and ws.cell(cell.row, cell.column + 1).value is not None:
+                old = cell.alignment
+                cell.alignment = Alignment(wrap_text=True, vertical="top",
+                                           horizontal=old.horizontal if old is not None else None)
+
+
 def _wrap_overflowing_text(ws: Any, span_end: int, widths: list[float], last_row: int) -> None:
     """Text alone in its row that runs past column A (titles, notes, headings) is wrapped in a merge over the first
     page's columns, with the row as tall as its lines: it is never cut at a page edge or printed on a page of its
@@ -186,6 +205,7 @@ def lay_out(ws: Any, label_column: bool, last_row: int | None = None, last_col: 
     last = max((c for c in range(1, len(used)) if used[c]), default=1)
     last = min(last, last_col or last)
     widths = _widths(ws, max(last, ws.max_column) + 40)
+    _wrap_clipped_text(ws, widths, last_row, last)
     _fit_wrapped_rows(ws, widths, last_row)
     last = max(last, _chart_extent(ws, widths))
     for c in range(len(used), last + 1):

@@ -13,7 +13,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, generations, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
-from dsxl.core.expr import Expr, concat, eq, where
+from dsxl.core.expr import Expr, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
 from dsxl.chains import article as chain, refined as refined_chain
 from dsxl.physics import serving
@@ -25,6 +25,7 @@ from dsxl.inputs.rules import formula_ok
 from dsxl.refined.validation import relative_error, validate
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
+from dsxl.workbook.input_checks import SHARED_PROBLEMS, input_problems, show_problems
 
 GPU_KEY = Key("predict_gpu")
 
@@ -140,9 +141,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
 
     col = 6
     r = 3
-    ws.cell(r, col, "Input problems").font = style.LABEL_FONT
-    b.write(ws, r, col + 1, where(eq(problems, ""), "none", problems))
-    ws.cell(r, col + 1).font = style.WARN_FONT
+    show_problems(b, ws, r, col, problems, 2)
     ws.cell(r + 1, col, "Results").font = style.H2_FONT
     r += 2
     ok = Expr("predict_inputs_ok")
@@ -199,7 +198,6 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
 
 # Switches the CLI leaves to the engine when omitted; the sheet's "auto" means the same: option -> engine number
 ENGINE_FLAGS = {"tbo": "micro_batch_overlap"}
-SHARED_PROBLEMS = "the Model, Hardware or Constants sheet has input problems (see its Input problems cell)"
 
 
 def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], values: dict[str, Any]) -> Expr:
@@ -217,24 +215,6 @@ def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], v
         singles.append((rule, f"{o.name} must be {'auto or ' if auto else ''}{allowed}"))
     return input_problems(b, calc, cur, "predict", singles,
                           [(rule.ok(values), rule.message) for rule in CROSS_RULES])
-
-
-def input_problems(b: Builder, calc: Any, cur: Cursor, prefix: str, singles: list[tuple[Any, str]],
-                   cross: list[tuple[Any, str]]) -> Expr:
-    """One text of every broken rule (empty when all hold), each input's rule in a labelled cell of ``calc``;
-    defines ``<prefix>_inputs_ok``. The cross rules are tested only once every single input is valid, so no rule
-    sees text where a number belongs."""
-    checks = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: each against its declared rule", {
-        f"input_ok_{i}": rule for i, (rule, _) in enumerate(singles)})
-    single_ok = Expr("AND(" + ",".join(checks[f"input_ok_{i}"].text for i in range(len(singles))) + ")")
-    joint = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: the rules that tie them together", {
-        f"cross_ok_{i}": where(single_ok, ok, True) for i, (ok, _) in enumerate(cross)})
-    text = [where(checks[f"input_ok_{i}"], "", concat(msg, "; ")) for i, (_, msg) in enumerate(singles)]
-    text += [where(joint[f"cross_ok_{i}"], "", concat(msg, "; ")) for i, (_, msg) in enumerate(cross)]
-    cells = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: problems", {"problems": concat(*text)})
-    ok = b.materialize(calc, cur, f"{prefix.capitalize()} inputs: all valid", {"inputs_ok": eq(cells["problems"], "")})
-    b.define(f"{prefix}_inputs_ok", ok["inputs_ok"].text)
-    return cells["problems"]
 
 
 ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_batch", "batch_lo", "batch_hi")
@@ -424,4 +404,4 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     return errors
 
 
-__all__ = ["accuracy_table", "constants_sheet", "input_problems", "predict_sheets", "validation_sheet"]
+__all__ = ["accuracy_table", "constants_sheet", "predict_sheets", "validation_sheet"]

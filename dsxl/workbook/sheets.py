@@ -103,7 +103,7 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
                         list(dict.fromkeys(list(plan.t["prefill_gpus"]) + list(plan.t["decode_gpus"]))), PLANNER)
     for sheet, (row, col) in {"Model": (3, 4), "Hardware": (3, 1), "Prefill": (3, 1), "Decode": (3, 1),
                               "Constants": (3, 1), "Summary": (3, 1), "Validation": (3, 1)}.items():
-        problems_cell(b, ws[sheet], row, col)
+        problems_cell(b, ws[sheet], row, col, 2 if sheet == "Model" else 4)
     chains = refined_chain.chains(refined_model)
     headline = predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog,
                               refined_env, chains, refined_model.native_moe_dtype)
@@ -351,7 +351,8 @@ def _decode_inputs(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
         b._header_cell(ws, cur.row, j, h)
     cur.row += 1
     for i, e in enumerate(catalog.ep_strategies):
-        ws.cell(cur.row, 1, e.name).font = style.LABEL_FONT
+        b.write(ws, cur.row, 1, Expr(f'"EP"&ep_{i + 1}'))  # follows the editable degree beside it
+        ws.cell(cur.row, 1).font = style.LABEL_FONT
         ws.cell(cur.row, 2, e.ep)
         b.mark_input(ws, cur.row, 2, EP_SIZE, "ep", f"ep_{i + 1}")
         b.define(f"ep_{i + 1}", f"{ws.title}!$B${cur.row}")
