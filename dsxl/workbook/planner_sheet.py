@@ -423,6 +423,8 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, 
     chart.series.append(sla)
     chart.x_axis.delete = False
     chart.y_axis.delete = False
+    style.axis_format(chart.x_axis, "#,##0")
+    style.axis_format(chart.y_axis, "#,##0")
     chart.height, chart.width = 11, 20
     chart.legend.position = "b"
     ws.add_chart(chart, f"A{top_row}")

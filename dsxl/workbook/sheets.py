@@ -429,6 +429,8 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         chart.series.append(series)
     chart.x_axis.delete = False
     chart.y_axis.delete = False
+    style.axis_format(chart.x_axis, "0")
+    style.axis_format(chart.y_axis, "#,##0")
     chart.height, chart.width = 9, 16
     c.row = top + n + 2
     dec.add_chart(chart, f"B{c.row}")  # below everything, clear of column A (it repeats on every printed page)
@@ -464,6 +466,7 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
             series.graphicalProperties.solidFill = style.SERIES_COLOURS[j % len(style.SERIES_COLOURS)]
         bar.x_axis.delete = False
         bar.y_axis.delete = False
+        style.axis_format(bar.y_axis, "#,##0")
         bar.height, bar.width = 10, 18
         pre.add_chart(bar, f"B{pc.row}")  # below everything, clear of column A (it may repeat on printed pages)
         pc.row += 22

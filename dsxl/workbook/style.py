@@ -29,3 +29,9 @@ def number_format(decimals: int) -> str:
 SERIES_COLOURS = ("1F77B4", "FF7F0E", "2CA02C", "9467BD", "8C564B", "E377C2", "17BECF")  # distinct chart series
 WARN_FONT = Font(bold=True, color="9C0006")
 BOOLEAN = '"TRUE";"TRUE";"FALSE"'  # a truth value shows as a word even where an engine stores 1/0
+
+
+def axis_format(axis, code: str) -> None:
+    """A chart axis's number format, not linked to its source cells (which carry the tables' decimals)."""
+    from openpyxl.chart.data_source import NumFmt
+    axis.numFmt = NumFmt(formatCode=code, sourceLinked=False)
