@@ -23,6 +23,10 @@ def main() -> None:
     steps = api._decode_steps(True, True, False)
     plain = per_call_us(lambda: run(steps, env)["tpot_overlap_ms"])
     print(f"  same row, plain run  {plain:8.1f} us/call  (UDF / plain = {udf / plain:.1f}x)")
+    refined = per_call_us(lambda: u.PREDICT_DECODE("H800", 128, 128, 4096), n=300)
+    row = per_call_us(lambda: dsxl.predict("decode", "H800", ep=128, batch=128, kv_len=4096)["tpot_ms"], n=300)
+    print(f"PREDICT_DECODE scalar  {refined:8.1f} us/call")
+    print(f"  same row, predict()  {row:8.1f} us/call  (UDF / predict = {refined / row:.1f}x)")
     print(f"MAX_BATCH scalar       {per_call_us(lambda: u.MAX_BATCH('H20', 4, 3)):8.1f} us/call")
     print(f"MLA_FLOPS scalar       {per_call_us(lambda: u.MLA_FLOPS(1, 4383, 1, True)):8.1f} us/call")
     t = min(timeit.repeat(lambda: u.DECODE_TPOT("H800", col), number=3, repeat=3)) / 3 * 1e3
