@@ -29,6 +29,9 @@ from dsxl.workbook.input_checks import SHARED_PROBLEMS, input_problems, show_pro
 
 GPU_KEY = Key("predict_gpu")
 
+# Switches the CLI leaves to the engine when omitted; the sheet's "auto" means the same: option -> engine number
+ENGINE_FLAGS = {"tbo": "micro_batch_overlap"}
+
 
 def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, str]]:
     """The constants table; returns name -> (its row range, the generations header range)."""
@@ -196,8 +199,6 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
             "prefill_ttft_ms": shown["Prefill TTFT"]}
 
 
-# Switches the CLI leaves to the engine when omitted; the sheet's "auto" means the same: option -> engine number
-ENGINE_FLAGS = {"tbo": "micro_batch_overlap"}
 
 
 def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], values: dict[str, Any]) -> Expr:
