@@ -9,6 +9,7 @@ print one after another; a wide table repeats its label column on every page. Th
 from __future__ import annotations
 
 import math
+from copy import copy
 from typing import Any
 
 from openpyxl.styles import Alignment
@@ -195,6 +196,30 @@ def _wrap_at_page_edges(ws: Any, page_starts: list[int], widths: list[float], la
             cell.alignment = Alignment(wrap_text=True, vertical="top")
 
 
+def _title_beside_labels(ws: Any, span_end: int, widths: list[float]) -> None:
+    """On a sheet whose column A repeats on every printed page, the title keeps only the sheet's name in A1 (so each
+    page names its sheet) and the rest of the title and the intro move beside it, wrapped over the first page."""
+    title, intro = ws["A1"].value, ws["A2"].value
+    moved = {}
+    if isinstance(title, str) and ":" in title:
+        name, rest = title.split(":", 1)
+        ws["A1"].value = name
+        moved[1] = (rest.strip(), ws["A1"].font)
+    if isinstance(intro, str) and intro:
+        moved[2] = (intro, ws["A2"].font)
+        ws["A2"].value = None
+    span_pt = sum(widths[1:span_end])
+    for r, (text, font) in moved.items():
+        cell = ws.cell(r, 2, text)
+        cell.font = copy(font)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        if span_end > 2:
+            ws.merge_cells(start_row=r, start_column=2, end_row=r, end_column=span_end)
+        size = font.sz if font is not None and font.sz else 11
+        lines = max(1, math.ceil(_text_pt(cell) / span_pt))
+        ws.row_dimensions[r].height = max(ws.row_dimensions[r].height or 0, lines * size * 1.4)
+
+
 def lay_out(ws: Any, label_column: bool, last_row: int | None = None, last_col: int | None = None) -> int:
     """Set ``ws`` to print landscape at a fixed scale with column breaks; returns the scale in percent.
     ``label_column``: the sheet is one wide table whose column A labels every row (it repeats on each page);
@@ -232,6 +257,8 @@ def lay_out(ws: Any, label_column: bool, last_row: int | None = None, last_col: 
         best = ((0, 0, 0), scale, _pack(units, widths, page * 100 / scale - label) or [])
     _, scale, breaks = best
     first_page_end = (breaks[0] - 1) if breaks else last
+    if label_column and breaks:
+        _title_beside_labels(ws, first_page_end, widths)
     _wrap_overflowing_text(ws, first_page_end, widths, last_row)
     ws.print_area = f"A1:{get_column_letter(last)}{last_row}"  # overflowing text never adds a page
     if breaks:  # later pages show other columns: rows 1-2 (merged over the first page's) print once

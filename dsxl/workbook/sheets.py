@@ -235,6 +235,8 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
                 if col == "generation":
                     generation_list.add(ws.cell(r, j).coordinate)
             cells["gpu_name" if col == "name" else col] = ref(ws, r, j)
+        for j in range(1, len(HARDWARE_COLUMNS)):
+            ws.cell(r, j).alignment = style.TOP  # level with the first line of the wrapped source
         ws.cell(r, len(HARDWARE_COLUMNS)).alignment = style.WRAP
         ws.row_dimensions[r].height = 15 * (1 + len(g.source) // SOURCE_WIDTH)  # the wrapped source, not overlapping
         b.datasheet_gpu_cells[g.name] = cells
