@@ -191,6 +191,7 @@ _MEMORY = [
       {"total": "attention_weights_gb", "layers": "n_layers"}),
     S("experts_layer_gb", weights.per_layer, "Expert weights per MoE layer", GB,
       {"total": "expert_weights_gb", "layers": "n_sparse_layers"}),
+    S("loaded_mtp_layers", weights.loaded_mtp_layers, "MTP layers loaded (when drafting)", "layers"),
     S("mtp_weights_gb", weights.mtp_weights_gb, "MTP module weights", GB,
       {"attention_per_layer_gb": "attention_layer_gb", "experts_per_layer_gb": "experts_layer_gb"}),
     S("weights_gb", weights.total_weights_gb, "Weights per GPU", GB,

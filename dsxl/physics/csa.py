@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.core.expr import minimum, where
+from dsxl.core.expr import minimum
 
 
 def window_layers(n_layers: Any, n_csa_layers: Any, n_hca_layers: Any) -> Any:
@@ -65,14 +65,13 @@ def entry_bytes(csa_kv_entry_bytes: Any) -> Any:
     return csa_kv_entry_bytes
 
 
-def kv_seq_gb(context: Any, n_layers: Any, n_mtp_layers: Any, mtp_draft: Any, sliding_window: Any,
+def kv_seq_gb(context: Any, n_layers: Any, loaded_mtp_layers: Any, sliding_window: Any,
               n_csa_layers: Any, n_hca_layers: Any, csa_ratio: Any, hca_ratio: Any, csa_kv_entry_bytes: Any,
               csa_index_entry_bytes: Any) -> Any:
     """Cache one sequence holds on each GPU of its attention rank, GB: the window of every layer (and of the MTP
     layer when drafting, window-only), plus per token of context the CSA entries with their indexer keys and
     the HCA entries."""
-    layers = n_layers + where(mtp_draft > 0, n_mtp_layers, 0)
-    window = layers * minimum(context, sliding_window) * csa_kv_entry_bytes
+    window = (n_layers + loaded_mtp_layers) * minimum(context, sliding_window) * csa_kv_entry_bytes
     per_token = (n_csa_layers * (csa_kv_entry_bytes + csa_index_entry_bytes) / csa_ratio
                  + n_hca_layers * csa_kv_entry_bytes / hca_ratio)
     return (window + context * per_token) / 1e9

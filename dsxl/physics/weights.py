@@ -27,23 +27,25 @@ def other_weights_gb(n_sparse_layers: Any, dim: Any, n_routed_experts: Any, voca
     return (n_sparse_layers * dim * n_routed_experts + vocab_size * dim * (1 + 1 / attn_tp)) * 2 / 1e9
 
 
-def mtp_weights_gb(mtp_draft: Any, n_mtp_layers: Any, attention_per_layer_gb: Any, experts_per_layer_gb: Any,
+def loaded_mtp_layers(mtp_draft: Any, n_mtp_layers: Any) -> Any:
+    """MTP layers in memory: the model's MTP module when drafting, none otherwise (engines load it only to draft)."""
+    return where(mtp_draft > 0, n_mtp_layers, 0)
+
+
+def mtp_weights_gb(loaded_mtp_layers: Any, attention_per_layer_gb: Any, experts_per_layer_gb: Any,
                    dim: Any) -> Any:
-    """The MTP module, loaded only when drafting: a MoE layer each plus its BF16 2*dim x dim projection."""
-    return where(mtp_draft > 0, n_mtp_layers * (attention_per_layer_gb + experts_per_layer_gb
-                                                + 2 * dim * dim * 2 / 1e9), 0)
+    """The loaded MTP layers: a MoE layer each plus its BF16 2*dim x dim projection."""
+    return loaded_mtp_layers * (attention_per_layer_gb + experts_per_layer_gb + 2 * dim * dim * 2 / 1e9)
 
 
 def per_layer(total: Any, layers: Any) -> Any:
     return total / layers
 
 
-def kv_seq_gb(context: Any, n_layers: Any, n_mtp_layers: Any, mtp_draft: Any, kv_token_bytes: Any,
-              index_key_bytes: Any) -> Any:
-    """KV one sequence occupies on each GPU of its attention rank (the latent KV is shared by all heads, so
-    attention TP replicates it), GB."""
-    layers = n_layers + where(mtp_draft > 0, n_mtp_layers, 0)
-    return context * layers * (kv_token_bytes + index_key_bytes) / 1e9
+def kv_seq_gb(context: Any, n_layers: Any, loaded_mtp_layers: Any, kv_token_bytes: Any, index_key_bytes: Any) -> Any:
+    """KV one sequence occupies on each GPU of its attention rank, every layer's and the loaded MTP layers' (the
+    latent KV is shared by all heads, so attention TP replicates it), GB."""
+    return context * (n_layers + loaded_mtp_layers) * (kv_token_bytes + index_key_bytes) / 1e9
 
 
 def kv_budget_gb(mem: Any, mem_util: Any, weights_gb: Any, activation_gb: Any) -> Any:
