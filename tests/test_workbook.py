@@ -226,25 +226,13 @@ def test_every_sheet_prints_legibly(tmp_path):
 
 def test_charts_cover_no_cells_with_content():
     """Each chart's footprint (its anchor, width and height over the columns and rows it spans) holds no value."""
-    from dsxl.workbook.printing import CM_PT, DEFAULT_ROW_PT, column_pt
-    from openpyxl.utils import get_column_letter
+    from dsxl.workbook.printing import chart_footprint
     wb = load_workbook(REPO / "workbook" / "dsxl.xlsx")
     charts = 0
     for ws in wb.worksheets:
         for chart in ws._charts:
             charts += 1
-            start = chart.anchor._from
-            col, row = start.col + 1, start.row + 1
-            cols, width = [], chart.width * CM_PT
-            while width > 0:
-                cols.append(col)
-                width -= column_pt(ws.column_dimensions[get_column_letter(col)].width)
-                col += 1
-            rows, height = [], chart.height * CM_PT
-            while height > 0:
-                rows.append(row)
-                height -= ws.row_dimensions[row].height or DEFAULT_ROW_PT
-                row += 1
+            rows, cols = chart_footprint(ws, chart)
             covered = [ws.cell(r, c).coordinate for r in rows for c in cols if ws.cell(r, c).value is not None]
             assert covered == [], (ws.title, covered)
     assert charts >= 3

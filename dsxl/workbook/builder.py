@@ -25,6 +25,8 @@ from dsxl.workbook import style
 
 HARDWARE_COLUMNS = ("name", "kind", "generation") + GPU_FIELDS + ("source",)
 
+TABLES_OK = Expr("tables_inputs_ok")  # the article's tables may compute: model, hardware and scenario inputs valid
+
 
 def ref(ws: Worksheet | str, row: int, col: int, absolute: bool = True) -> Expr:
     title = ws if isinstance(ws, str) else ws.title
@@ -301,7 +303,7 @@ class Builder:
     @staticmethod
     def gated(value: Any) -> Any:
         """An article table's formula, shown only while the inputs it reads are valid ("—" otherwise)."""
-        return where(Expr("tables_inputs_ok"), value, "—") if isinstance(value, Expr) else value
+        return where(TABLES_OK, value, "—") if isinstance(value, Expr) else value
 
     def table(self, ws: Worksheet, cur: Cursor, t: Table | FilteredTable) -> None:
         title = f"{t.title}" + (f"  [{t.unit}]" if t.unit else "") + f"   (tbl_{t.id})"  # its name, in the heading

@@ -14,12 +14,11 @@ from dsxl.core.expr import Expr, concat, eq, where
 from dsxl.data.catalog import generations
 from dsxl.inputs.rules import GPU_RULES, MODEL_RULES, formula_ok, one_of
 from dsxl.workbook import style
-from dsxl.workbook.builder import Builder, Cursor
+from dsxl.workbook.builder import TABLES_OK, Builder, Cursor
 
 # sheet -> what its problems are called (and the prefix of its <group>_inputs_ok name)
 GROUPS = {"Model": "model", "Hardware": "hardware", "Prefill": "scenario", "Decode": "scenario",
           "Constants": "constants"}
-TABLES_OK = Expr("tables_inputs_ok")  # the article's tables: model, hardware and scenario inputs all valid
 REFINED_OK = Expr("refined_inputs_ok")  # Predict, Planner, Validation: model, hardware and constants valid
 PROBLEMS = Expr("input_problems")  # every shared sheet's problems, each prefixed by its sheet
 SHARED_PROBLEMS = "the Model, Hardware or Constants sheet has input problems (see its Input problems cell)"
@@ -62,9 +61,9 @@ def shared_input_checks(b: Builder, calc: Any, cur: Cursor, model_names: list[di
         texts.append(where(eq(text, ""), "", concat(sheet, ": ", text)))
     ok = {g: Expr(f"{g}_inputs_ok") for g in ("model", "hardware", "scenario", "constants")}
     gates = b.materialize(calc, cur, "Shared inputs: which results may be computed", {
-        "tables_inputs_ok": Expr(f"AND({ok['model'].text},{ok['hardware'].text},{ok['scenario'].text})"),
-        "refined_inputs_ok": Expr(f"AND({ok['model'].text},{ok['hardware'].text},{ok['constants'].text})"),
-        "input_problems": concat(*texts)})
+        TABLES_OK.text: Expr(f"AND({ok['model'].text},{ok['hardware'].text},{ok['scenario'].text})"),
+        REFINED_OK.text: Expr(f"AND({ok['model'].text},{ok['hardware'].text},{ok['constants'].text})"),
+        PROBLEMS.text: concat(*texts)})
     for name, cell in gates.items():
         b.define(name, cell.text)
 

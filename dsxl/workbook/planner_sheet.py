@@ -26,7 +26,7 @@ from dsxl.data.catalog import default_engine
 from dsxl.inputs.request import option_env
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
-from dsxl.workbook.input_checks import SHARED_PROBLEMS, input_problems, show_problems
+from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
 from dsxl.workbook.refined_sheets import _gpu_env
 from dsxl.inputs.rules import formula_ok
 
@@ -276,7 +276,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
 def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
     """The Planner inputs' problems from the declared rules (:data:`dsxl.inputs.rules.PLAN_RANGES`): the GPU, each
     input's range (the price may be blank: the catalog's), the mode and budget, and MTP's acceptance."""
-    singles = [(Expr("refined_inputs_ok"), SHARED_PROBLEMS),
+    singles = [(REFINED_OK, SHARED_PROBLEMS),
                (Expr("ISNUMBER(MATCH(plan_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog"),
                (formula_ok(Expr("plan_mode"), choices=("load", "budget")), "mode must be load or budget"),
                (formula_ok(Expr("plan_budget_gpus"), RANGES["budget_gpus"]),

@@ -53,32 +53,20 @@ def _used_columns(ws: Any, last_row: int) -> list[bool]:
     return used
 
 
-def _chart_extent(ws: Any, widths: list[float]) -> int:
-    """The last column any chart covers."""
-    last = 0
-    for chart in ws._charts:
-        anchor = chart.anchor  # "A26" until saved, an anchor object after loading
-        col = coordinate_to_tuple(anchor)[1] - 1 if isinstance(anchor, str) else anchor._from.col  # zero-based
-        width = chart.width * CM_PT
-        while width > 0 and col < len(widths):
-            width -= widths[col]
-            col += 1
-        last = max(last, col)
-    return last
-
-
-def _chart_bottom(ws: Any) -> int:
-    """The last row any chart covers (charts sit below the content, where no cell is)."""
-    last = 0
-    for chart in ws._charts:
-        anchor = chart.anchor
-        row = coordinate_to_tuple(anchor)[0] if isinstance(anchor, str) else anchor._from.row + 1
-        height = chart.height * CM_PT
-        while height > 0:
-            height -= ws.row_dimensions[row].height or DEFAULT_ROW_PT
-            row += 1
-        last = max(last, row - 1)
-    return last
+def chart_footprint(ws: Any, chart: Any) -> tuple[range, range]:
+    """The rows and columns (1-based) a chart covers: from its anchor, its width over the columns' printed widths
+    and its height over the rows' heights."""
+    anchor = chart.anchor  # "A26" until saved, an anchor object after loading
+    row, col = coordinate_to_tuple(anchor) if isinstance(anchor, str) else (anchor._from.row + 1, anchor._from.col + 1)
+    end_col, width = col, chart.width * CM_PT
+    while width > 0:
+        width -= column_pt(ws.column_dimensions[get_column_letter(end_col)].width)
+        end_col += 1
+    end_row, height = row, chart.height * CM_PT
+    while height > 0:
+        height -= ws.row_dimensions[end_row].height or DEFAULT_ROW_PT
+        end_row += 1
+    return range(row, end_row), range(col, end_col)
 
 
 def _units(used: list[bool], last: int, keep_blocks: bool) -> list[tuple[int, int]]:
@@ -135,7 +123,7 @@ def _text_pt(cell: Any) -> float:
 def _fit_wrapped_rows(ws: Any, widths: list[float], last_row: int) -> None:
     """Rows holding wrapped text get the height of their longest cell's lines, so nothing is cut and no row is
     taller than its text (a guess of a fixed height leaves pages half empty)."""
-    merged = {c for m in ws.merged_cells.ranges for row in m.rows for c in row}
+    merged = _merged(ws)
     for r in range(3, last_row + 1):
         lines = 0
         for cell in ws[r]:
@@ -146,19 +134,31 @@ def _fit_wrapped_rows(ws: Any, widths: list[float], last_row: int) -> None:
             ws.row_dimensions[r].height = max(15, lines * 14.5)
 
 
+def _merged(ws: Any) -> set[tuple[int, int]]:
+    """(row, column) of every cell inside a merge."""
+    return {c for m in ws.merged_cells.ranges for row in m.rows for c in row}
+
+
+def _wrap_if_wider(ws: Any, cells: Any, widths: list[float], beside: bool = False) -> None:
+    """Each of ``cells`` whose text is wider than its column wraps (formulas and merged cells aside); with
+    ``beside``, only where the next cell holds a value (elsewhere the text may run over it)."""
+    merged = _merged(ws)
+    for cell in cells:
+        if not isinstance(cell.value, str) or cell.value.startswith("=") or (cell.row, cell.column) in merged:
+            continue
+        if cell.alignment is not None and cell.alignment.wrap_text:
+            continue
+        if _text_pt(cell) > widths[cell.column - 1] - 4 and (not beside or ws.cell(cell.row, cell.column + 1).value
+                                                               is not None):
+            old = cell.alignment
+            cell.alignment = Alignment(wrap_text=True, vertical="top",
+                                       horizontal=old.horizontal if old is not None else None)
+
+
 def _wrap_clipped_text(ws: Any, widths: list[float], last_row: int, last: int) -> None:
     """Text wider than its column with a value beside it would be cut at that value: it wraps instead."""
-    merged = {c for m in ws.merged_cells.ranges for row in m.rows for c in row}
-    for row in ws.iter_rows(min_row=3, max_row=last_row, max_col=last):
-        for cell in row:
-            if not isinstance(cell.value, str) or cell.value.startswith("=") or (cell.row, cell.column) in merged:
-                continue
-            if cell.alignment is not None and cell.alignment.wrap_text:
-                continue
-            if _text_pt(cell) > widths[cell.column - 1] - 4 and ws.cell(cell.row, cell.column + 1).value is not None:
-                old = cell.alignment
-                cell.alignment = Alignment(wrap_text=True, vertical="top",
-                                           horizontal=old.horizontal if old is not None else None)
+    _wrap_if_wider(ws, (c for row in ws.iter_rows(min_row=3, max_row=last_row, max_col=last) for c in row), widths,
+                   beside=True)
 
 
 def _wrap_overflowing_text(ws: Any, span_end: int, widths: list[float], last_row: int) -> None:
@@ -183,17 +183,8 @@ def _wrap_overflowing_text(ws: Any, span_end: int, widths: list[float], last_row
 def _wrap_at_page_edges(ws: Any, page_starts: list[int], widths: list[float], last_row: int) -> None:
     """A cell in a page's last column whose text runs past it wraps instead (the rest would print on the next page
     or be cut)."""
-    for start in page_starts:
-        c = start - 1
-        if c < 1:
-            continue
-        for r in range(1, last_row + 1):
-            cell = ws.cell(r, c)
-            if not isinstance(cell.value, str) or cell.value.startswith("=") or _text_pt(cell) <= widths[c - 1]:
-                continue
-            if any(cell.coordinate in m for m in ws.merged_cells.ranges):
-                continue
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    _wrap_if_wider(ws, (ws.cell(r, start - 1) for start in page_starts if start > 1 for r in range(1, last_row + 1)),
+                   widths)
 
 
 def _title_beside_labels(ws: Any, span_end: int, widths: list[float]) -> None:
@@ -224,14 +215,15 @@ def lay_out(ws: Any, label_column: bool, last_row: int | None = None, last_col: 
     """Set ``ws`` to print landscape at a fixed scale with column breaks; returns the scale in percent.
     ``label_column``: the sheet is one wide table whose column A labels every row (it repeats on each page);
     otherwise the sheet is blocks side by side, separated by empty columns, and each block stays whole."""
-    last_row = last_row or max(ws.max_row, _chart_bottom(ws))
+    footprints = [chart_footprint(ws, chart) for chart in ws._charts]
+    last_row = last_row or max([ws.max_row] + [rows[-1] for rows, _ in footprints])
     used = _used_columns(ws, last_row)
     last = max((c for c in range(1, len(used)) if used[c]), default=1)
     last = min(last, last_col or last)
     widths = _widths(ws, max(last, ws.max_column) + 40)
     _wrap_clipped_text(ws, widths, last_row, last)
     _fit_wrapped_rows(ws, widths, last_row)
-    last = max(last, _chart_extent(ws, widths))
+    last = max([last] + [cols[-1] for _, cols in footprints])
     for c in range(len(used), last + 1):
         used.append(True)
     page = PAGE_WIDTH_PT * SAFETY

@@ -13,7 +13,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, generations, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
-from dsxl.core.expr import Expr, eq, where
+from dsxl.core.expr import Expr, both, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
 from dsxl.chains import article as chain, refined as refined_chain
 from dsxl.physics import serving
@@ -24,8 +24,8 @@ from dsxl.inputs.request import CROSS_RULES, OPTIONS, constant_range, engine_num
 from dsxl.inputs.rules import formula_ok
 from dsxl.refined.validation import relative_error, validate
 from dsxl.workbook import style
-from dsxl.workbook.builder import Builder, Cursor, ref, span
-from dsxl.workbook.input_checks import SHARED_PROBLEMS, input_problems, show_problems
+from dsxl.workbook.builder import TABLES_OK, Builder, Cursor, ref, span
+from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
 
 GPU_KEY = Key("predict_gpu")
 
@@ -205,7 +205,7 @@ def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], v
     """The Predict inputs' problems, from the declared rules: the GPU is in the catalog, each option's range or
     choices (:data:`dsxl.inputs.request.OPTIONS`) and the cross rules that tie them together
     (:data:`dsxl.inputs.request.CROSS_RULES`)."""
-    singles = [(Expr("refined_inputs_ok"), SHARED_PROBLEMS),
+    singles = [(REFINED_OK, SHARED_PROBLEMS),
                (Expr("ISNUMBER(MATCH(predict_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog")]
     for o in OPTIONS:
         if o.name not in opts:
@@ -374,7 +374,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
              "Role", "Phase", "GPU", "What was measured", "Assumed where the source is silent", "Source")
     for j, h in enumerate(heads, start=1):
         b._header_cell(ws, top, j, h)
-    ok = Expr("AND(refined_inputs_ok,tables_inputs_ok)")  # both chains read the shared sheets
+    ok = both(REFINED_OK, TABLES_OK)  # both chains read the shared sheets
     for i, v in enumerate(results, start=1):
         r = top + i
         ws.cell(r, 1, v["id"]).font = style.LABEL_FONT
