@@ -18,9 +18,23 @@ GF = "GFLOPs"
 K = roofline.kernel_ms
 
 # --- shared by decode and prefill: micro-batches, peaks, parameter counts ------------------------------------
+def _overlap_head(rank_tokens: Step, min_tokens: str) -> list[Step]:
+    """Whether TBO and SBO act for this shape (an all-to-all to hide, enough tokens per rank), then the
+    micro-batches per step."""
+    return [
+        S("instance_gpus", comm.instance_gpus, "GPUs per instance (EP x MoE TP)", "GPUs"),
+        S("a2a_ranks", comm.a2a_ranks, "Ranks the all-to-all spans (1: attention TP covers the instance)", "ranks"),
+        rank_tokens,
+        S("tbo_on", serving.overlap_acts, "Two-batch overlap acts (asked, an all-to-all to hide, enough tokens)", "",
+          {"requested": "tbo", "rank_tokens": "overlap_rank_tokens", "min_tokens": min_tokens}),
+        S("sbo_on", serving.overlap_acts, "Single-batch overlap acts (asked, an all-to-all to hide)", "",
+          {"requested": "sbo", "rank_tokens": "overlap_rank_tokens", "min_tokens": 1}),
+        S("micro_batches", serving.micro_batches, "Micro-batches per step (2 with TBO)", "micro-batches",
+          {"tbo": "tbo_on"}),
+    ]
+
+
 _COMMON_HEAD = [
-    S("micro_batches", serving.micro_batches, "Micro-batches per step (2 with TBO)", "micro-batches"),
-    S("instance_gpus", comm.instance_gpus, "GPUs per instance (EP x MoE TP)", "GPUs"),
     S("redundant_used", moe.redundant_in_group, "Redundant experts (auto: the fewest that divide evenly)", "experts"),
     S("attn_peak_tflops", roofline.gemm_peak_tflops, "Peak for attention/dense GEMMs at attn dtype", "TFLOPS",
       {"weight_bytes": "attn_bytes"}),
@@ -42,7 +56,6 @@ _COMMON_HEAD = [
       {"redundant_experts": "redundant_used"}),
     S("kv_token_bytes", attention.kv_token_bytes, "Latent KV per token per layer", "bytes"),
     S("index_key_bytes", attention.index_key_bytes, "DSA indexer key per token per layer", "bytes"),
-    S("a2a_ranks", comm.a2a_ranks, "Ranks the all-to-all spans (1: attention TP covers the instance)", "ranks"),
     S("moe_reduce_gpus", comm.moe_reduce_gpus, "GPUs whose MoE partial sums are all-reduced", "GPUs"),
     S("nic_share", comm.nic_share, "EP destinations beyond the NVLink domain", "share", {"ep": "instance_gpus"}),
     S("nvlink_share", comm.nvlink_share, "EP destinations on other GPUs of the NVLink domain", "share",
@@ -119,16 +132,18 @@ def _moe(routed_flops_eff: str) -> list[Step]:
     return [
     S("routed_flops_eff", roofline.grouped_flops_eff, "Routed grouped-GEMM FLOP efficiency", "share",
       {"layout_eff": routed_flops_eff}),
+    S("moe_tokens_mb", serving.tokens, "Tokens per micro-batch the experts see (the group's mean load)", "tokens",
+      {"sequences": "tokens_mb", "per_sequence": "moe_token_share"}),
     S("routed_tokens", moe.routed_tokens, "Token-expert pairs on the busiest EP rank", "tokens",
-      {"tokens": "tokens_mb"}),
+      {"tokens": "moe_tokens_mb"}),
     S("tokens_per_expert", moe.tokens_per_expert, "Rows per local expert (grouped-GEMM m)", "tokens",
       {"routed": "routed_tokens", "local": "local_experts"}),
     S("experts_touched", moe.experts_touched, "Local experts receiving tokens", "experts",
-      {"local": "local_experts", "tokens": "tokens_mb"}),
+      {"local": "local_experts", "tokens": "moe_tokens_mb"}),
     *_mlp("routed", "Routed experts", "routed_tokens", "expert_weights", "experts_touched", "moe_bytes",
           "moe_peak_tflops", "routed_flops_eff"),
     S("shared_tokens", moe.shared_tokens, "Shared-expert tokens of the MoE-TP group", "tokens",
-      {"tokens": "tokens_mb"}),
+      {"tokens": "moe_tokens_mb"}),
     *_mlp("shared", "Shared experts", "shared_tokens", "expert_weights", "n_shared_experts", "moe_bytes",
           "moe_peak_tflops", "gemm_flops_eff"),
     *_elementwise("moe", "MoE", moe.activation_values),
@@ -199,14 +214,15 @@ _MEMORY = [
        "other_gb": "other_weights_gb", "mtp_gb": "mtp_weights_gb"}),
 ]
 
-DECODE = _COMMON_HEAD + [
+DECODE = [S("queries_per_seq", serving.queries_per_sequence, "Query tokens per sequence per step", "tokens")] + \
+    _overlap_head(S("overlap_rank_tokens", serving.tokens, "Query tokens per attention rank per step", "tokens",
+                    {"sequences": "batch", "per_sequence": "queries_per_seq"}), "tbo_min_tokens") + _COMMON_HEAD + [
     S("op_latency_us", roofline.op_latency_us, "Fixed time per elementwise op (graph tail with CUDA graphs)", "us",
       {"graphs": "decode_graphs"}),
     S("seqs_per_gpu", serving.sequences_per_gpu, "Sequences per GPU (batch per attention rank / attention TP)",
       "sequences"),
     S("sequences_mb", serving.per_micro_batch, "Sequences per GPU per micro-batch", "sequences",
       {"total": "seqs_per_gpu", "micro_batches": "micro_batches"}),
-    S("queries_per_seq", serving.queries_per_sequence, "Query tokens per sequence per step", "tokens"),
     S("tokens_mb", serving.tokens, "Query tokens per micro-batch", "tokens",
       {"sequences": "sequences_mb", "per_sequence": "queries_per_seq"}),
     S("sm_share", roofline.sm_share, "SMs left to compute (low-latency all-to-all holds none)", "share",
@@ -223,7 +239,7 @@ DECODE = _COMMON_HEAD + [
       {"sequences": "batch", "per_sequence": "queries_per_seq"}),
     S("sbo_window_ms", serving.sbo_window_ms, "Compute a single-batch-overlapped combine hides behind", MS),
 ] + _layers("decode_tokens", "mtp_draft", S("moe_layer_ms", serving.moe_layer_ms, "MoE layer", MS,
-                                              {"overlap_ms": "sbo_window_ms"}), "batch") + [
+                                              {"overlap_ms": "sbo_window_ms", "tbo": "tbo_on", "sbo": "sbo_on"}), "batch") + [
     S("tpot_ms", serving.tpot_ms, "Time per output token", MS),
     S("tokens_per_s_per_user", serving.per_second, "Output tokens/s per user", "tokens/s", {"time_ms": "tpot_ms"}),
     S("tokens_per_s_per_gpu", serving.per_gpu, "Output tokens/s per GPU", "tokens/s",
@@ -238,7 +254,10 @@ DECODE = _COMMON_HEAD + [
 _PREFILL_NVLINK = S("nvlink_copies", comm.forwarded_copies, "Copies per token over NVLink (direct, or forwarded "
                    "inside a remote node)", "copies")
 
-PREFILL = [_PREFILL_NVLINK if s.name == "nvlink_copies" else s for s in _COMMON_HEAD] + [
+PREFILL = _overlap_head(S("overlap_rank_tokens", serving.tokens, "Prompt tokens per attention rank per forward",
+                           "tokens", {"sequences": "tokens_per_gpu", "per_sequence": "attn_tp"}),
+                         "tbo_min_prefill_tokens") + \
+    [_PREFILL_NVLINK if s.name == "nvlink_copies" else s for s in _COMMON_HEAD] + [
     S("op_latency_us", roofline.op_latency_us, "Fixed time per elementwise op (no graphs in prefill)", "us",
       {"graphs": 0}),
     S("computed_tokens", serving.computed_tokens, "Prompt tokens computed per forward (cache misses)", "tokens",
@@ -261,12 +280,13 @@ PREFILL = [_PREFILL_NVLINK if s.name == "nvlink_copies" else s for s in _COMMON_
       {"sequences": "tokens_per_gpu", "per_sequence": "attn_tp"}),
     S("lm_tokens", serving.prompts, "Prompts per forward of the attention rank (LM head rows)", "prompts",
       {"tokens": "rank_tokens", "prompt_len": "prompt_len"}),
-] + _layers("lm_tokens", 0, S("moe_layer_ms", serving.prefill_moe_layer_ms, "MoE layer", MS), "lm_tokens") + [
+] + _layers("lm_tokens", 0, S("moe_layer_ms", serving.prefill_moe_layer_ms, "MoE layer", MS, {"tbo": "tbo_on"}), "lm_tokens") + [
     S("tokens_per_s_per_gpu", serving.input_tokens_per_s, "Input tokens/s per GPU (cache hits included)",
       "tokens/s", {"tokens": "tokens_per_gpu"}),
     S("computed_tokens_per_s", serving.input_tokens_per_s, "Computed tokens/s per GPU", "tokens/s",
       {"tokens": "computed_tokens"}),
-    S("chunks", serving.prefill_chunks, "Forwards per prompt", "forwards"),
+    S("chunks", serving.prefill_chunks, "Forwards per prompt (the attention rank's forward holds the prompt)",
+      "forwards", {"tokens_per_gpu": "rank_tokens"}),
     S("ttft_ms", serving.ttft_ms, "Time to first token", MS),
 ] + _MEMORY + [
     S("activation_gb", weights.prefill_activation_gb, "Prefill activations per micro-batch", GB,

@@ -54,6 +54,17 @@ def run(steps: list[Step], env: Mapping[str, Any], fixed: Mapping[str, Any] | No
     return out
 
 
+def pin(steps: list[Step], values: Mapping[str, Any]) -> list[Step]:
+    """``steps`` with the named quantities pinned to constants: the same chain as ``run(..., fixed=values)``, as a
+    list the workbook can write."""
+    return [Step(s.name, _constant, s.label, s.unit, {"value": values[s.name]}) if s.name in values else s
+            for s in steps]
+
+
+def _constant(value: Any) -> Any:
+    return value
+
+
 def split_by_dependency(steps: list[Step], varying: set[str]) -> tuple[list[Step], list[Step]]:
     """(steps that depend on none of ``varying``, the rest), each in order: the first list can be evaluated once
     and shared by every variant (how the workbook keeps a grid of candidates small)."""

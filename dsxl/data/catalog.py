@@ -151,7 +151,37 @@ def load_refined() -> dict[str, RefinedConstant]:
                 values[gen] = spec["value"]
                 sources[gen] = spec["source"] if gen == "hopper" else f"as Hopper (no {gen} kernel data): {spec['source']}"
         out[name] = RefinedConstant(name, spec["unit"], values, sources)
+    for name, p in load_fit()["parameters"].items():  # the joint fit's values (templates/fitted.json)
+        value, why = fitted_value(name)
+        if p["kind"] == "constant":
+            target = out[p.get("target", name)]
+            for gen in p["generations"]:
+                target.values[gen], target.sources[gen] = value, why
+        elif p["kind"] == "kernel_share":
+            for target in p["scales"]:
+                for gen in p["generations"]:
+                    out[target].values[gen] = round(out[target].values["hopper"] * value, 6)
+                    out[target].sources[gen] = (f"no {gen} kernel rows: Hopper's {out[target].values['hopper']:g} x "
+                                                f"{name} {value:g}. {why}")
     return out
+
+
+@lru_cache(maxsize=1)
+def load_fit() -> dict[str, Any]:
+    """``templates/fitted.json``: the jointly fitted parameters (declared priors, bounds and scope; fitted values;
+    each calibration row's fitted and leave-one-out error)."""
+    return json.loads(read_template_text("fitted.json"))
+
+
+def fitted_value(name: str) -> tuple[float, str]:
+    """(value, source) of a fitted parameter: the fit's value where it released it, else its prior."""
+    data = load_fit()
+    p, fit = data["parameters"][name], data.get("fit", {}).get(name)
+    if fit is None or not fit.get("released"):
+        why = fit["why_kept"] if fit else "not fitted yet"
+        return p["prior"], f"prior of the joint fit, kept ({why}): {p['why']}"
+    rows = ", ".join(fit["rows"])
+    return fit["value"], f"fitted jointly over {len(fit['rows'])} calibration rows that move with it ({rows}): {p['why']}"
 
 
 @dataclass(frozen=True)
@@ -167,7 +197,8 @@ class Engine:
 
 
 ENGINE_NUMBERS = ("micro_batch_overlap", "single_batch_overlap", "decode_graphs", "step_overhead_ms",
-                  "request_overhead_us", "mixed_prefill", "prefill_chunk_tokens")
+                  "request_overhead_us", "mixed_prefill", "prefill_chunk_tokens", "tbo_min_tokens",
+                  "tbo_min_prefill_tokens", "chunk_split_by_dp")
 
 
 @lru_cache(maxsize=1)
@@ -176,7 +207,12 @@ def load_engines() -> dict[str, Engine]:
     out = {}
     for name, spec in data["engines"].items():
         fields_ = {k: v for k, v in spec.items() if k != "label"}
-        out[name] = Engine(name, spec["label"], {k: fields_[k]["value"] for k in ENGINE_NUMBERS},
+        numbers = {k: fields_[k]["value"] for k in ENGINE_NUMBERS}
+        for key, p in load_fit()["parameters"].items():
+            if p["kind"] == "engine" and name in p["engines"]:
+                value, why = fitted_value(key)
+                numbers[p["target"]], fields_[p["target"]] = value, dict(fields_[p["target"]], source=why)
+        out[name] = Engine(name, spec["label"], numbers,
                            {k: v["value"] for k, v in fields_.items() if k not in ENGINE_NUMBERS},
                            {k: v["source"] for k, v in fields_.items()})
     return out

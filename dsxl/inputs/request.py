@@ -43,6 +43,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("ep", None, Range(1, 100_000, integer=True), "GPUs", _ALL, "expert-parallel group size"),
     Option("batch", None, Range(1, 1_000_000, integer=True), "sequences per attention rank", _D + _A,
            "sequences decoding concurrently on each attention data-parallel rank (attn_tp GPUs; per GPU at attn_tp 1)"),
+    Option("concurrency", None, Range(1, 100_000_000, integer=True), "requests per instance", _A,
+           "requests in flight per instance, decoding or waiting for prefill (instead of batch)"),
+    Option("max_num_tokens", "auto", Range(1, 10_000_000, integer=True), "tokens per attention rank", _A,
+           "the engine's token budget per step (TensorRT-LLM max_num_tokens, vLLM max_num_batched_tokens, SGLang "
+           "chunked-prefill-size; auto: the engine's default)", auto=True),
     Option("kv_len", None, Range(1, 10_000_000), "tokens", _D, "mean context (KV length) per sequence"),
     Option("tokens_per_gpu", None, Range(1, 100_000_000, integer=True), "tokens", _P,
            "prompt tokens per GPU per forward (cache hits included)"),
@@ -166,6 +171,10 @@ def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8"
             raise ValueError(f"unknown option {name!r} for {phase}; allowed: {', '.join(sorted(allowed))}")
     out: dict[str, Any] = {}
     engine = choose("engine", options.get("engine") or default_engine(), OPTION["engine"].choices)
+    by_concurrency = phase == "aggregated" and options.get("concurrency") is not None
+    if by_concurrency and options.get("batch") is not None:
+        raise ValueError("give batch (sequences decoding per attention rank) or concurrency (requests in flight per "
+                         "instance), not both")
     for o in options_for(phase):
         value = options.get(o.name, o.default)
         if isinstance(value, (list, tuple)):  # plain lists work wherever arrays do
@@ -178,6 +187,8 @@ def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8"
             value = bool(load_engines()[engine].numbers["micro_batch_overlap"])
         elif o.auto and _is_auto(value):
             value = "auto"
+        elif value is None and (o.name == "concurrency" or (o.name == "batch" and by_concurrency)):
+            pass  # aggregated serving takes one of the two
         elif value is None:
             raise ValueError(f"{o.name} is required for {phase} ({o.doc}, {o.rng.describe() if o.rng else ''})")
         elif o.choices:
@@ -295,10 +306,15 @@ def option_env(opts: dict[str, Any]) -> dict[str, Any]:
             env.update(engine_numbers(value))
         elif name == "redundant_experts":
             env[name] = redundant_code(value)
+        elif name == "concurrency":
+            continue
         else:
             env[name] = value
     env.setdefault("mtp_draft", 0)  # prefill: the MTP module is neither loaded nor run
     env.setdefault("sbo", False)
+    if isinstance(env.get("max_num_tokens"), str):  # auto: the engine's own budget
+        env["max_num_tokens"] = env["prefill_chunk_tokens"]
+    env.setdefault("moe_token_share", 1)  # aggregated serving: a prompt piece on one rank spreads over the group
     return env
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.core.expr import floor, maximum, where
+from dsxl.core.expr import both, floor, maximum, where
+
+
+def overlap_acts(requested: Any, a2a_ranks: Any, rank_tokens: Any, min_tokens: Any) -> Any:
+    """Whether an overlap scheme (TBO or SBO) runs: it was asked for, there is an expert all-to-all to hide (it
+    spans more than one rank) and the rank's step holds at least the engine's minimum tokens for it. Where it
+    cannot act, engines run the step whole: splitting would only halve the GEMMs and double the launches."""
+    return both(requested, both(a2a_ranks > 1, rank_tokens >= min_tokens))
 
 
 def micro_batches(tbo: Any) -> Any:
@@ -36,14 +43,15 @@ def queries_per_sequence(mtp_draft: Any) -> Any:
 
 
 def moe_layer_ms(micro_batches: Any, tbo: Any, sbo: Any, attn_ms: Any, moe_ms: Any, dispatch_ms: Any,
-                 combine_ms: Any, overlap_ms: Any) -> Any:
+                 combine_ms: Any, overlap_ms: Any, overlap_compute_share: Any) -> Any:
     """One MoE layer in decode. With TBO, one micro-batch's all-to-all hides behind the other's attention while
-    the MoE GEMMs of both stay on the compute stream: per micro-batch moe + max(attention, dispatch + combine).
-    With single-batch overlap (SBO) the combine hides behind ``overlap_ms`` (shared experts and the down GEMM).
-    Otherwise everything is serial."""
+    the MoE GEMMs of both stay on the compute stream, which runs at ``overlap_compute_share`` of its speed beside
+    the transfer: per micro-batch moe + max(attention, dispatch + combine). With single-batch overlap (SBO) the
+    combine hides behind ``overlap_ms`` (shared experts and the down GEMM). Otherwise everything is serial."""
     comm = dispatch_ms + combine_ms
     single = attn_ms + moe_ms + dispatch_ms + where(sbo, maximum(combine_ms - overlap_ms, 0), combine_ms)
-    return where(tbo, micro_batches * (moe_ms + maximum(attn_ms, comm)), single)
+    overlapped = micro_batches * (moe_ms / overlap_compute_share + maximum(attn_ms / overlap_compute_share, comm))
+    return where(tbo, overlapped, single)
 
 
 def sbo_window_ms(shared_ms: Any, routed_ms: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.data.catalog import generations, load_catalog, load_engines, load_refined, read_template_text
+from dsxl.data.catalog import generations, load_catalog, load_engines, load_fit, load_refined, read_template_text
 from dsxl.core.expr import concat, where
 
 
@@ -62,17 +62,29 @@ def calibration_rows() -> tuple[CalibrationRow, ...]:
 
 
 def _fitted_terms(generation: str, engine: str, phase: str, tbo: Any, moe_dtype: str) -> list[str]:
-    """Constants fitted to a calibration row that this configuration uses."""
-    consts = load_refined()
-    used = []
-    if phase in ("prefill", "aggregated") and np.any(tbo):
-        used.append("overlap_compute_share")
-    if moe_dtype == "fp4":
-        used.append("fp4_grouped_flops_eff")
-    used.append("gemm_flops_eff")
-    names = [n for n in used if "fitted to" in consts[n].sources[generation].lower()]
-    names += [f"{engine}.{k}" for k, src in load_engines()[engine].sources.items() if "fitted to" in src.lower()]
-    return names
+    """Jointly fitted parameters this configuration uses that rest on a single calibration row."""
+    data = load_fit()
+    out = []
+    for name, f in data.get("fit", {}).items():
+        p = data["parameters"][name]
+        applies = generation in p.get("generations", ()) or engine in p.get("engines", ())
+        if applies and f.get("released") and len(f["rows"]) < 2:
+            out.append(name)
+    return out
+
+
+def loo_errors() -> dict[str, float]:
+    """|leave-one-out error| of every calibration row (templates/fitted.json)."""
+    return {k: abs(v["loo_error"]) for k, v in load_fit().get("rows", {}).items()}
+
+
+def base_band(family: list[CalibrationRow]) -> float:
+    """A family's band before widening: the largest |leave-one-out error| of its rows, and never below the median
+    over all rows (a family's rows may all happen to land close)."""
+    errors = loo_errors()
+    floor = float(np.median(list(errors.values()))) if errors else rules()["base"]["value"]
+    own = [errors[r.id] for r in family if r.id in errors]
+    return round(max([floor] + own), 4)
 
 
 def _outside(value: Any, seen: list[float]) -> bool:
@@ -127,7 +139,7 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
     widen = rules()["widen"]
     reg = regime(phase, batch)
     reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
-    family_band = rules()["base"]["value"] + sum(widen[k]["value"] for k in reasons)
+    family_band = base_band(family) + sum(widen[k]["value"] for k in reasons)
     off = _outside(context, [r.context for r in family]) or \
         _outside(batch, [r.batch for r in family if r.batch is not None])
     mtp = bool(np.any(np.asarray(mtp_draft) > 0))
@@ -162,7 +174,7 @@ def family_table(model: str) -> list[dict[str, Any]]:
                         batches = [r.batch for r in family if r.batch is not None]
                         contexts = [r.context for r in family]
                         out.append({"key": family_key(generation, engine, reg, moe_dtype, tbo),
-                                    "band": rules()["base"]["value"] + sum(widen[k]["value"] for k in reasons),
+                                    "band": base_band(family) + sum(widen[k]["value"] for k in reasons),
                                     "context_lo": min(contexts, default=None), "context_hi": max(contexts, default=None),
                                     "batch_lo": min(batches, default=None), "batch_hi": max(batches, default=None)})
     return out

@@ -13,9 +13,10 @@ from dsxl.refined.accuracy import accuracy
 from dsxl.data.catalog import GPU, ModelArgs, load_catalog
 from dsxl.chains import refined as refined_chain
 from dsxl.physics.attention import mean_decode_context
+from dsxl.chains.aggregated import run_aggregated
 from dsxl.chains.step import run
 from dsxl.physics import serving
-from dsxl.physics.serving import per_step, prefill_chunks, ttft_ms
+from dsxl.physics.serving import per_step
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
 from dsxl.inputs.rules import refuse
 
@@ -110,7 +111,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         inputs = {k: v for k, v in inputs.items() if k in ("phase", "gpu", "model", "mode") or
                   k in ARTICLE_OPTIONS[phase]}
         return {"inputs": inputs, "reason": None, **predict_article(phase, gpu, model_args(model), opts),
-                "accuracy": ARTICLE_ACCURACY}
+                "accuracy": ARTICLE_ACCURACY, "notes": []}
     env = request_env(phase, gpu, model, opts, constants)
     if phase == "aggregated":
         env["kv_len"] = mean_decode_context(opts["input_len"], opts["output_len"])
@@ -140,10 +141,29 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         out, reason, resolved = _aggregated(env, opts, fixed, decode_steps, prefill_steps)
     if isinstance(opts["redundant_experts"], str):  # auto: echo the count used
         inputs["redundant_experts"] = _scalar(resolved["redundant_used"])
+    notes = _overlap_notes(resolved, opts, inputs)
     if detail and phase != "aggregated":
         out["breakdown"] = _breakdown(resolved)
     out = _broadcast(out, copy=detail)
-    return {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts), "reason": reason}
+    return {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts), "reason": reason, "notes": notes}
+
+
+def _overlap_notes(q: dict[str, Any], opts: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
+    """TBO or SBO asked for where it cannot act runs off: echo it as off and say why (not an error)."""
+    notes = []
+    for flag, on, minimum in (("tbo", "tbo_on", "tbo_min_tokens" if "batch" in opts else "tbo_min_prefill_tokens"),
+                              ("sbo", "sbo_on", None)):
+        asked = opts.get(flag, False)
+        if np.ndim(asked) or np.ndim(q[on]) or not asked or q[on]:
+            continue
+        inputs[flag] = False
+        if q["a2a_ranks"] <= 1:
+            why = "there is no expert all-to-all to hide (attention TP covers the instance; only an all-reduce follows)"
+        else:
+            why = (f"{q['overlap_rank_tokens']:g} tokens per attention rank per step are below {opts['engine']}'s "
+                   f"minimum of {q[minimum]:g} for two micro-batches")
+        notes.append(f"{flag} off: {why}")
+    return notes
 
 
 ARTICLE_ACCURACY = {"band": None, "basis": [], "validated": False, "regime": None,
@@ -171,37 +191,24 @@ def quantities(phase: str, gpu: Any, model: str | ModelArgs | None = None, const
     return run(decode_steps if phase == "decode" else prefill_steps, env)
 
 
-SHARED_WITH_DECODE = {name: 0 for name in ("attn_proj_gb", "routed_gb", "shared_gb", "dense_gb", "lm_head_gb",
-                                           "attn_launch_ms", "moe_launch_ms", "dense_launch_ms")}
-
-
 def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any] | None, decode_steps: list[Any],
                 prefill_steps: list[Any]) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
-    """Prefill and decode on the same GPUs: each decode step is followed, on average, by the prompt tokens that
-    keep the batch full (``chunk`` per GPU). Engines that mix them into one forward (``mixed_prefill``) add the
-    chunk's compute, attention, elementwise traffic and all-to-all to the decode step but no weight reads or
-    launches of its own; the others run prefill forwards of ``prefill_chunk_tokens`` per attention rank between
-    decode steps, whose time is shared over the steps they feed."""
-    d = run(decode_steps, env, fixed)
-    accept = np.asarray(opts["mtp_accept"])
-    chunk = serving.prompt_chunk(d["seqs_per_gpu"], accept, np.asarray(opts["input_len"]),
-                                 np.asarray(opts["output_len"]))
-    forward = serving.prefill_forward(chunk, np.asarray(env["mixed_prefill"]), np.asarray(env["prefill_chunk_tokens"]),
-                                      env["attn_tp"])
-    penv = dict(env, tokens_per_gpu=forward, prompt_len=opts["input_len"], cache_hit=opts["cache_hit"])
-    p_mixed = run(prefill_steps, penv, {**SHARED_WITH_DECODE, **(fixed or {})})
-    p_alone = run(prefill_steps, penv, fixed)
-    prefill = serving.shared_prefill_ms(np.asarray(env["mixed_prefill"]),
-                                        p_mixed["step_ms"] - p_mixed["lm_head_ms"] - p_mixed["overhead_ms"],
-                                        p_alone["step_ms"], chunk, forward)
-    step = d["step_ms"] + prefill
-    per_user = 1000 * accept / step
-    chunks = prefill_chunks(opts["input_len"], opts["cache_hit"], forward)
-    out = {"output_tokens_per_s_per_gpu": serving.aggregated_output_per_gpu(accept, d["step_ms"], prefill,
-                                                                             d["seqs_per_gpu"]),
-           "tokens_per_s_per_user": per_user,
-           "step_ms": step, "ttft_ms": ttft_ms(step, chunks, env["ttft_queue_factor"]), "decode_step_ms": d["step_ms"],
-           "prefill_chunk_tokens": chunk, "max_batch": d["max_batch"], "fits": d["fits"]}
+    """Prefill and decode on the same GPUs, as engines admit prompts (:mod:`dsxl.chains.aggregated`). With
+    ``concurrency`` the decoding batch follows from Little's law: the requests in flight less those waiting for
+    or in prefill (a few fixed-point rounds; the share moves by well under 1 % after the third)."""
+    if opts["batch"] is None:
+        ranks = np.maximum(np.asarray(opts["ep"]) * np.asarray(opts["moe_tp"]) / np.asarray(opts["attn_tp"]), 1)
+        batch = np.asarray(opts["concurrency"], dtype=float) / ranks
+        for _ in range(4):
+            d, a = run_aggregated(dict(env, batch=batch), decode_steps, prefill_steps, fixed)
+            batch = np.asarray(opts["concurrency"]) * a["decoding_share"] / ranks
+        env = dict(env, batch=batch)
+    d, a = run_aggregated(env, decode_steps, prefill_steps, fixed)
+    out = {"output_tokens_per_s_per_gpu": a["output_tokens_per_s_per_gpu"],
+           "tokens_per_s_per_user": a["tokens_per_s_per_user"], "tpot_ms": a["tpot_ms"], "ttft_ms": a["ttft_ms"],
+           "step_ms": a["step_ms"], "decode_step_ms": d["step_ms"], "decoding_batch": env["batch"],
+           "prefill_chunk_tokens": a["piece_tokens"], "straggler_share": a["straggler_share"],
+           "max_batch": d["max_batch"], "fits": d["fits"]}
     reason = _reason_decode(d) if np.ndim(d["fits"]) == 0 and not d["fits"] else None
     return out, reason, d
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.data.catalog import load_catalog, read_template_text
+from dsxl.data.catalog import load_catalog, load_fit, read_template_text
 from dsxl.article.predict import ARTICLE_OPTIONS
 from dsxl.refined.predict import predict
 from dsxl.inputs.request import OPTION, options_for
@@ -121,12 +121,14 @@ def _article(m: Measurement) -> tuple[float | None, dict[str, Any]]:
 def validate(constants: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per measurement: measured, refined, article, refined error (refined / measured - 1)."""
     out = []
-    for m in load_measurements():
+    loo = load_fit().get("rows", {})
+    for m in sorted(load_measurements(), key=lambda m: m.role != "calibration"):
         refined, opts, r = predict_row(m, "refined", constants=constants)
         article, article_opts = _article(m)
         out.append({"id": m.id, "role": m.role, "phase": m.phase, "gpu": m.gpu, "model": m.model, "metric": m.metric,
                     "measured": m.measured, "refined": refined, "article": article,
                     "error": relative_error(refined, m.measured),
+                    "loo_error": loo[m.id]["loo_error"] if m.id in loo else None,
                     "article_error": None if article is None else relative_error(article, m.measured),
                     "conditions": opts, "article_conditions": article_opts, "assumed": m.assumed, "source": m.source,
                     "accuracy": r["accuracy"], "family": family_of(m.gpu, opts["engine"], r["accuracy"]["regime"])})
@@ -143,11 +145,13 @@ def families(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         f = out.setdefault(r["family"], {"family": r["family"], "rows": [], "max_abs_error": 0.0,
-                                         "band": r["accuracy"]["band"], "calibrated": False})
+                                         "max_abs_loo_error": 0.0, "band": r["accuracy"]["band"],
+                                         "calibrated": False})
         f["rows"].append(r["id"])
         if r["role"] == "calibration":
             f["calibrated"] = True
             f["max_abs_error"] = max(f["max_abs_error"], abs(r["error"]))
+            f["max_abs_loo_error"] = max(f["max_abs_loo_error"], abs(r["loo_error"] or 0))
             f["band"] = r["accuracy"]["band"]
     return list(out.values())
 

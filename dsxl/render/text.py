@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import json
 import math
 from typing import Any
@@ -91,6 +93,8 @@ def prediction_text(r: dict[str, Any]) -> str:
     lines.append(accuracy_line(r["accuracy"]))
     if r.get("reason"):
         lines.append(f"  why                     {r['reason']}")
+    for note in r.get("notes") or []:
+        lines.append(f"  note                    {note}")
     b = r.get("breakdown") or {}
     if b.get("layer_ms"):
         lines += ["", "Per-layer time by component (ms per step, both micro-batches; components overlap under TBO):"]
@@ -109,31 +113,40 @@ def prediction_text(r: dict[str, Any]) -> str:
 
 
 def _or_dash(x: Any, spec: str) -> str:
-    return "—" if x is None else format(x, spec)
+    """A number in ``spec``, or a dash padded to the same width."""
+    if x is None:
+        width = "".join(ch for ch in spec.split(",")[0].split(".")[0] if ch.isdigit())
+        return format("—", f">{width}") if width else "—"
+    return format(x, spec)
 
 
 def validation_text(rows: list[dict[str, Any]]) -> str:
-    head = f"{'id':<4} {'role':<12} {'phase':<10} {'gpu':<7} {'engine':<7} {'measured':>10} {'refined':>10} " \
-           f"{'article':>10} {'refined err':>12} {'article err':>12}"
-    lines = ["dsxl validate: published deployments vs the refined and the article model (tokens/s per GPU; "
-             "per user where the metric says so)", "", head, "-" * len(head)]
+    head = (f"{'id':<4} {'role':<11} {'phase':<10} {'gpu':<6} {'engine':<6} {'measured':>9} {'refined':>9} "
+            f"{'error':>7} {'LOO err':>8} {'article':>9} {'art. err':>8}")
+    lines = ["dsxl validate: published deployments vs the refined and the article model (tokens/s per GPU; per",
+             "user where the metric says so). LOO err: the row predicted by the joint fit to all the other rows.", "",
+             head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['id']:<4} {r['role']:<12} {r['phase']:<10} {r['gpu']:<7} {r['conditions'].get('engine') or '':<7} "
-                     f"{r['measured']:>10,.1f} {r['refined']:>10,.1f} {_or_dash(r['article'], '>10,.1f')} "
-                     f"{r['error']:>+11.1%} {_or_dash(r['article_error'], '>+11.1%')}")
+        lines.append(f"{r['id']:<4} {r['role']:<11} {r['phase']:<10} {r['gpu']:<6} "
+                     f"{r['conditions'].get('engine') or '':<6} {r['measured']:>9,.1f} {r['refined']:>9,.1f} "
+                     f"{r['error']:>+7.1%} {_or_dash(r['loo_error'], '>+8.1%')} {_or_dash(r['article'], '>9,.1f')} "
+                     f"{_or_dash(r['article_error'], '>+8.1%')}")
     lines.append("")
     for r in rows:
+        conditions = ", ".join(f"{k} {v}" for k, v in r["conditions"].items())
         note = f"; assumed: {r['assumed']}" if r["assumed"] else ""
-        lines.append(f"{r['id']}: {r['metric']}; conditions {r['conditions']}{note}")
+        lines += textwrap.wrap(f"{r['id']}: {r['metric']}; {conditions}{note}", 120, subsequent_indent="    ")
     lines.append("Calibration rows are held to +-10 %; sanity rows leave conditions unstated (see assumed).")
     lines += ["", "By family (GPU generation / engine / regime): the band a prediction of that family carries", ""]
-    head = f"{'family':<36} {'rows':<12} {'max |error|':>12} {'band':>6}"
+    head = f"{'family':<36} {'rows':<12} {'max |error|':>12} {'max |LOO|':>10} {'band':>6}"
     lines += [head, "-" * len(head)]
     for f in families(rows):
         err = f"{f['max_abs_error']:.1%}" if f["calibrated"] else "sanity only"
-        lines.append(f"{f['family']:<36} {', '.join(f['rows']):<12} {err:>12} {f['band']:>6.0%}")
-    lines.append("A band is the relative error a measurement should stay within about 80 % of the time (README: "
-                 "accuracy); configurations outside these families get wider bands and say why.")
+        loo = f"{f['max_abs_loo_error']:.1%}" if f["calibrated"] else ""
+        lines.append(f"{f['family']:<36} {', '.join(f['rows']):<12} {err:>12} {loo:>10} {f['band']:>6.0%}")
+    lines += textwrap.wrap("A band is the relative error a measurement should stay within about 80 % of the time, "
+                           "from the leave-one-out errors of the nearest calibration rows and widened for every way "
+                           "a configuration leaves them (README: accuracy).", 120)
     return "\n".join(lines) + "\n"
 
 
