@@ -57,8 +57,9 @@ def test_validation_sheet_equals_dsxl_validate(books, book, constants):
     assert list(table) == [r["id"] for r in rows]
     measurements = {m.id: m for m in load_measurements()}
     for r in rows:
-        measured, refined, article, error, _ = table[r["id"]]
+        measured, refined, article, error, _, loo = table[r["id"]]
         assert measured == r["measured"]
+        assert loo == "sanity row" if r["loo_error"] is None else _close(loo, r["loo_error"])
         # the workbook keeps each measurement's conditions as built (S1's batch was searched at the shipped constants)
         hopper = CATALOG.gpu(r["gpu"]).generation == "hopper"  # the edit changed the Hopper column only
         expected = predicted_metric(measurements[r["id"]], predict(r["phase"], r["gpu"], constants=constants if hopper

@@ -125,8 +125,8 @@ def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo:
         reasons.append("fitted")
     family = [r for r in basis if r.engine == engine] or basis
     catalog = load_catalog()
-    if model in catalog.models and catalog.models[model].compressed_attention and \
-            not any(catalog.model(r.model).compressed_attention for r in rows):
+    compressed = model in catalog.models and catalog.models[model].compressed_attention
+    if family and compressed != any(catalog.model(r.model).compressed_attention for r in family):
         reasons.append("attention")
     elif family and not any(r.model == model for r in family):
         reasons.append("model")

@@ -27,6 +27,7 @@ from dsxl.data.catalog import load_catalog, load_fit, load_refined
 from dsxl.refined.validation import Measurement, load_measurements, predict_row
 
 MOVES = 0.02  # a row "moves with" a parameter when its prediction changes by more than this share
+TOLERANCE = 0.05  # residuals past this log ratio weigh quadratically more: no row is sacrificed to the others
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def fit_rows(rows: Sequence[Measurement], params: Sequence[Parameter] | None = N
         return {**values, **{p.name: p.lo + xi * (p.hi - p.lo) for p, xi in zip(free, x)}}
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        return np.log(predict_rows(rows, unpack(x), params) / measured)
+        r = np.log(predict_rows(rows, unpack(x), params) / measured)
+        return r * np.sqrt(1 + (r / TOLERANCE) ** 2)  # log ratio, growing faster past the tolerance
 
     x0 = np.array([(values[p.name] - p.lo) / (p.hi - p.lo) for p in free])
     sol = least_squares(residuals, np.clip(x0, 0, 1), bounds=(0, 1), diff_step=1e-3, xtol=1e-6, ftol=1e-8)

@@ -15,7 +15,8 @@ from dsxl.data.catalog import Catalog, generations, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
 from dsxl.core.expr import Expr, both, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
-from dsxl.chains import article as chain, refined as refined_chain
+from dsxl.chains import aggregated, article as chain, refined as refined_chain
+from dsxl.chains.step import pin
 from dsxl.physics import serving
 from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import per_step
@@ -269,15 +270,13 @@ def accuracy_table(b: Builder, ws: Any, top: int, model: str) -> int:
 
 def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[str, str]],
                      measurements: list[dict[str, Any]]) -> dict[str, Expr]:
-    """Aggregated measurements as dsxl.predict computes them: a decode scope at the mean context, the prompt chunk
-    each step carries, a prefill scope of the forward that carries it, and their combination (engines that run
-    prefill forwards of their own; a mixing engine's row keeps its note)."""
+    """Aggregated measurements as dsxl.predict computes them, for every engine (:mod:`dsxl.chains.aggregated`):
+    a decode scope at the mean context, the admission of prompts beside it, one prompt piece through the prefill
+    chain (mixed into the decode forward and on its own) and their combination."""
     out = {}
     for v in measurements:
         opts = normalise("aggregated", v["conditions"])
         env = option_env(opts)
-        if env["mixed_prefill"]:
-            continue
         fields = b.datasheet_gpu_cells[v["gpu"]]
         env_key = Key("validation_env", name=v["id"])
         b.cells[env_key] = b.materialize(calc, cur, f"{v['id']}: {v['gpu']} datasheet fields and refined constants",
@@ -289,25 +288,33 @@ def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[s
                        title=v["id"])
         b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, the decode step", [decode],
                      lambda s: s.title)
-        d = b.cells[decode.key]
-        size = b.materialize(calc, cur, f"{v['id']}: prompt tokens each decode step carries", {
-            "chunk": serving.prompt_chunk(d["seqs_per_gpu"], env["mtp_accept"], opts["input_len"], opts["output_len"]),
-        })
-        forward = b.materialize(calc, cur, f"{v['id']}: tokens per GPU of the prefill forward", {
-            "forward": serving.prefill_forward(size["chunk"], env["mixed_prefill"], env["prefill_chunk_tokens"],
-                                               env["attn_tp"])})["forward"]
-        prefill = Scope("validation_aggregated_prefill", Key("validation_aggregated_prefill", name=v["id"]),
-                        tuple(refined_chain.PREFILL), (env_key,),
-                        tuple({**common, "tokens_per_gpu": forward, "prompt_len": opts["input_len"],
-                               "cache_hit": opts["cache_hit"]}.items()), title=v["id"])
-        b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, the prefill forward", [prefill],
+        lengths = (("input_len", opts["input_len"]), ("output_len", opts["output_len"]),
+                   ("cache_hit", opts["cache_hit"]))
+        admit = Scope("validation_aggregated_admission", Key("validation_aggregated_admission", name=v["id"]),
+                      tuple(aggregated.ADMISSION), (env_key, decode.key), lengths, title=v["id"])
+        b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, prompts admitted beside the "
+                     "decodes", [admit], lambda s: s.title)
+        a = b.cells[admit.key]
+        piece = {**common, "tokens_per_gpu": a["piece_input_tokens"], "prompt_len": opts["input_len"],
+                 "cache_hit": opts["cache_hit"], "moe_token_share": a["expert_token_share"]}
+        pieces = {}
+        for kind, steps in (("mixed", pin(refined_chain.PREFILL, aggregated.SHARED_WITH_DECODE)),
+                            ("alone", refined_chain.PREFILL)):
+            scope = Scope(f"validation_aggregated_{kind}", Key(f"validation_aggregated_{kind}", name=v["id"]),
+                          tuple(steps), (env_key,), tuple(piece.items()), title=v["id"])
+            b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, a prompt piece "
+                         f"({'mixed into the decode forward' if kind == 'mixed' else 'a forward of its own'})",
+                         [scope], lambda s: s.title)
+            pieces[kind] = b.cells[scope.key]
+        piece_key = Key("validation_aggregated_pieces", name=v["id"])
+        b.cells[piece_key] = {**{f"mixed_{k}": pieces["mixed"][k] for k in aggregated.PIECE_OUTPUTS},
+                              "alone_step_ms": pieces["alone"]["step_ms"],
+                              "decode_step_ms": b.cells[decode.key]["step_ms"]}
+        combine = Scope("validation_aggregated_combine", Key("validation_aggregated_combine", name=v["id"]),
+                        tuple(aggregated.COMBINE), (env_key, decode.key, admit.key, piece_key), title=v["id"])
+        b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated serving", [combine],
                      lambda s: s.title)
-        p = b.cells[prefill.key]
-        share = serving.shared_prefill_ms(env["mixed_prefill"], 0, p["step_ms"], size["chunk"], forward)
-        out[v["id"]] = b.materialize(calc, cur, f"{v['id']}: output tokens/s per GPU", {
-            "output_tokens_per_s_per_gpu": serving.aggregated_output_per_gpu(env["mtp_accept"], d["step_ms"], share,
-                                                                             d["seqs_per_gpu"])})[
-            "output_tokens_per_s_per_gpu"]
+        out[v["id"]] = b.cells[combine.key]["output_tokens_per_s_per_gpu"]
     return out
 
 
@@ -370,8 +377,9 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
               "of each measurement are in Refined_chain. Error = refined / measured - 1.")
     top = cur.row
     errors: dict[str, Expr] = {}
-    heads = ("Measurement", "Measured tokens/s per GPU", "Refined", "Article", "Refined error", "Article error",
-             "Role", "Phase", "GPU", "What was measured", "Assumed where the source is silent", "Source")
+    heads = ("Measurement", "Measured tokens/s", "Refined", "Article", "Refined error", "Article error",
+             "Leave-one-out error", "Role", "Phase", "GPU", "What was measured", "Assumed where the source is silent",
+             "Source")
     for j, h in enumerate(heads, start=1):
         b._header_cell(ws, top, j, h)
     ok = both(REFINED_OK, TABLES_OK)  # both chains read the shared sheets
@@ -383,21 +391,25 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
         if v["id"] in refined_cells:
             refined = b.write(ws, r, 3, where(ok, refined_cells[v["id"]], "—"), "#,##0.0")
             errors[v["id"]] = b.write(ws, r, 5, where(ok, relative_error(refined, measured), "—"), "+0.0%;-0.0%")
-        else:  # aggregated rows: two chains combined in Python only
+        else:  # not computed in the sheet
             ws.cell(r, 3, "see dsxl validate").font = style.NOTE_FONT
         if v["id"] in article_cells:
             article = b.write(ws, r, 4, where(ok, article_cells[v["id"]], "—"), "#,##0.0")
             b.write(ws, r, 6, where(ok, relative_error(article, measured), "—"), "+0.0%;-0.0%")
         else:
             ws.cell(r, 4, "not modelled").font = style.NOTE_FONT
-        for j, key in enumerate(("role", "phase", "gpu", "metric", "assumed", "source"), start=7):
+        if v["loo_error"] is not None:  # from the joint fit (templates/fitted.json), not recalculated
+            ws.cell(r, 7, v["loo_error"]).number_format = "+0.0%;-0.0%"
+        else:
+            ws.cell(r, 7, "sanity row").font = style.NOTE_FONT
+        for j, key in enumerate(("role", "phase", "gpu", "metric", "assumed", "source"), start=8):
             ws.cell(r, j, v[key]).alignment = style.WRAP
         ws.row_dimensions[r].height = 64  # the wrapped source text
-        for j in range(1, 7):
+        for j in range(1, 8):
             ws.cell(r, j).alignment = style.TOP
     bottom = top + len(results)
-    b.define("tbl_validation", span(ws, top, 1, bottom, 6))
-    for col, width in zip("ABCDEFGHIJKL", (14, 26, 12, 12, 13, 13, 12, 9, 8, 30, 40, 70)):
+    b.define("tbl_validation", span(ws, top, 1, bottom, 7))
+    for col, width in zip("ABCDEFGHIJKLM", (14, 18, 12, 12, 13, 13, 13, 12, 9, 8, 30, 40, 70)):
         ws.column_dimensions[col].width = width
     ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
                            "assume. Both columns use the same GPU catalog and model inputs as the rest of the "
