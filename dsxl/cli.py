@@ -221,12 +221,11 @@ def _build(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from dsxl.refined.predict import predict
-    from dsxl.inputs.request import options_for
+    from dsxl.inputs.request import OPTIONS, options_for
     from dsxl.render.text import prediction_text, to_json
 
     given = {o.name: getattr(args, o.name) for o in options_for(args.phase) if getattr(args, o.name) is not None}
-    stray = [o for o in ("batch", "kv_len", "tokens_per_gpu", "prompt_len", "input_len", "output_len", "cache_hit",
-                         "mtp_draft", "mtp_accept") if getattr(args, o) is not None and o not in given]
+    stray = [o.name for o in OPTIONS if getattr(args, o.name, None) is not None and o.name not in given]
     if stray:
         names = ", ".join("--" + s.replace("_", "-") for s in stray)
         raise ValueError(f"{names} does not apply to {args.phase}")

@@ -65,8 +65,8 @@ def _fitted_terms(generation: str, engine: str, phase: str, tbo: Any, moe_dtype:
     """Jointly fitted parameters this configuration uses that rest on a single calibration row."""
     data = load_fit()
     out = []
-    for name, f in data.get("fit", {}).items():
-        p = data["parameters"][name]
+    for name, p in data["parameters"].items():
+        f = data.get("fit", {}).get(name, {})
         applies = generation in p.get("generations", ()) or engine in p.get("engines", ())
         if applies and f.get("released") and len(f["rows"]) < 2:
             out.append(name)
@@ -78,13 +78,15 @@ def loo_errors() -> dict[str, float]:
     return {k: abs(v["loo_error"]) for k, v in load_fit().get("rows", {}).items()}
 
 
-def base_band(family: list[CalibrationRow]) -> float:
-    """A family's band before widening: the largest |leave-one-out error| of its rows, and never below the median
-    over all rows (a family's rows may all happen to land close)."""
+def base_band(family: list[CalibrationRow], reg: str) -> float:
+    """A band before widening: the largest |leave-one-out error| of the nearest rows, never below the median over
+    all rows. The nearest rows are the family's; without one, every row of the regime (or every row). Leaving a
+    family only ever adds rows to that set, so the band never shrinks as the distance grows."""
     errors = loo_errors()
     floor = float(np.median(list(errors.values()))) if errors else rules()["base"]["value"]
-    own = [errors[r.id] for r in family if r.id in errors]
-    return round(max([floor] + own), 4)
+    rows = calibration_rows()
+    near = family or [r for r in rows if r.regime == reg] or list(rows)
+    return round(max([floor] + [errors[r.id] for r in near if r.id in errors]), 4)
 
 
 def _outside(value: Any, seen: list[float]) -> bool:
@@ -139,7 +141,7 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
     widen = rules()["widen"]
     reg = regime(phase, batch)
     reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
-    family_band = base_band(family) + sum(widen[k]["value"] for k in reasons)
+    family_band = base_band(family, reg) + sum(widen[k]["value"] for k in reasons)
     off = _outside(context, [r.context for r in family]) or \
         _outside(batch, [r.batch for r in family if r.batch is not None])
     mtp = bool(np.any(np.asarray(mtp_draft) > 0))
@@ -174,7 +176,7 @@ def family_table(model: str) -> list[dict[str, Any]]:
                         batches = [r.batch for r in family if r.batch is not None]
                         contexts = [r.context for r in family]
                         out.append({"key": family_key(generation, engine, reg, moe_dtype, tbo),
-                                    "band": base_band(family) + sum(widen[k]["value"] for k in reasons),
+                                    "band": base_band(family, reg) + sum(widen[k]["value"] for k in reasons),
                                     "context_lo": min(contexts, default=None), "context_hi": max(contexts, default=None),
                                     "batch_lo": min(batches, default=None), "batch_hi": max(batches, default=None)})
     return out
