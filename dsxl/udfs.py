@@ -297,8 +297,10 @@ def _prefill(gpu: Any, tp: Any, seq_len: Any, kv_cache_rate: Any) -> dict[str, A
 @udf("KV_BYTES_PER_TOKEN([kv_fp16=FALSE])", "=KV_BYTES_PER_TOKEN()", kv_fp16="TRUE for an FP16 KV cache")
 def KV_BYTES_PER_TOKEN(kv_fp16=False):  # noqa: N802
     """Latent KV cache bytes per token over all layers (576 values per layer)."""
+    from dsxl.physics.memory import latent_kv_bytes_per_token
     m = load_catalog().model()
-    return float((m.kv_lora_rank + m.qk_rope_head_dim) * m.n_layers * (2 if _bool("kv_fp16", kv_fp16, False) else 1))
+    return float(latent_kv_bytes_per_token(m.kv_lora_rank, m.qk_rope_head_dim, m.n_layers,
+                                           2 if _bool("kv_fp16", kv_fp16, False) else 1))
 
 
 @udf("DENSE_MLP_FLOPS(tokens)", "=DENSE_MLP_FLOPS(1)", tokens="Tokens (>= 0)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsxl.chains.step import GF, MS, S, Step, run, split_by_dependency  # noqa: F401  (re-exported)
-from dsxl.physics import decode, flops, hardware, memory, prefill, sizing
+from dsxl.physics import decode, flops, hardware, memory, moe, prefill
 
 # --- quantities that depend only on the model and the workload ---------------------------
 _ONE_TOKEN = {"q_len": 1, "kv_len": 1}
@@ -46,7 +46,7 @@ MODEL = [
 ]
 
 EP = [
-    S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
+    S("redundant_experts", moe.even_redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
     S("routed_per_gpu", flops.routed_per_gpu, "Routed experts per GPU", "experts"),
     S("experts_per_gpu", flops.experts_per_gpu, "Experts per GPU (routed + shared)", "experts"),
 ]

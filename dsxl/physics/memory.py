@@ -7,10 +7,15 @@ from typing import Any
 from dsxl.core.expr import maximum, where
 
 
+def latent_kv_bytes_per_token(kv_lora_rank: Any, qk_rope_head_dim: Any, n_layers: Any, kv_bytes: Any) -> Any:
+    """Bytes of latent KV one token adds over all layers (kv_lora_rank + rope values per layer)."""
+    return (kv_lora_rank + qk_rope_head_dim) * n_layers * kv_bytes
+
+
 def kv_bytes_per_seq(seq_len: Any, decode_len: Any, kv_lora_rank: Any, qk_rope_head_dim: Any, n_layers: Any,
                      tp: Any, kv_bytes: Any) -> Any:
     """Bytes of latent KV one sequence holds on one GPU (the latent KV is replicated across TP ranks)."""
-    return (seq_len + decode_len) * (kv_lora_rank + qk_rope_head_dim) * n_layers * tp * kv_bytes
+    return (seq_len + decode_len) * latent_kv_bytes_per_token(kv_lora_rank, qk_rope_head_dim, n_layers, kv_bytes) * tp
 
 
 def mla_params_used_m(absorb: Any, mla_params_m: Any, mla_absorb_params_m: Any) -> Any:

@@ -12,10 +12,15 @@ def swiglu_weights(dim: Any, hidden: Any) -> Any:
     return 3 * dim * hidden
 
 
+def even_redundant_experts(ep: Any, n_routed_experts: Any) -> Any:
+    """The fewest redundant replicas that give every GPU of the EP group the same whole number of experts,
+    ep x ceil(n / ep) - n (the article's EP strategies: EP34 -> 16, EP72 -> 32, EP144 -> 32, EP320 -> 64)."""
+    return ep * -floor(-n_routed_experts / ep) - n_routed_experts
+
+
 def redundant_in_group(redundant_experts: Any, n_routed_experts: Any, ep: Any) -> Any:
-    """Redundant expert replicas in the EP group; a negative request means the fewest that make the group divide
-    the experts evenly, ep x ceil(n / ep) - n."""
-    return where(redundant_experts < 0, ep * -floor(-n_routed_experts / ep) - n_routed_experts, redundant_experts)
+    """Redundant expert replicas in the EP group; a negative request means auto (:func:`even_redundant_experts`)."""
+    return where(redundant_experts < 0, even_redundant_experts(ep, n_routed_experts), redundant_experts)
 
 
 def local_experts(n_routed_experts: Any, redundant_experts: Any, ep: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Cluster sizing and cost: whole EP groups for a load, nodes, dollars per hour and per million tokens.
+"""Cluster sizing: whole EP groups for a load, nodes, which candidates qualify (costs: :mod:`dsxl.planner.economics`).
 
 Scalars, arrays or formulas, like every model function: the planner and the workbook's Planner sheet share them.
 """
@@ -13,12 +13,6 @@ from dsxl.core.expr import both, floor, maximum, minimum, where
 def ceil(x: Any) -> Any:
     """Round up to a whole number (``-INT(-x)`` in a spreadsheet)."""
     return -floor(-x)
-
-
-def redundant_experts(ep: Any, n_routed_experts: Any) -> Any:
-    """Redundant replicas that give every GPU the same whole number of experts. The article's EP strategies
-    follow this rule (EP34 -> 16, EP72 -> 32, EP144 -> 32, EP320 -> 64 for 256 experts)."""
-    return ep * ceil(n_routed_experts / ep) - n_routed_experts
 
 
 def input_tokens_per_s(output_tokens_per_s: Any, input_len: Any, output_len: Any) -> Any:
@@ -40,29 +34,14 @@ def nodes(gpus: Any, gpu_per_node: Any) -> Any:
     return ceil(gpus / gpu_per_node)
 
 
-def cost_per_hour(gpus: Any, price_gpu_hour: Any) -> Any:
-    return gpus * price_gpu_hour
 
 
-def cost_per_day(cost_per_hour: Any) -> Any:
-    return cost_per_hour * 24
 
 
-def per_million(dollars_per_hour: Any, tokens_per_s: Any) -> Any:
-    """Dollars per million tokens served at tokens_per_s for dollars_per_hour."""
-    return dollars_per_hour / (tokens_per_s * 3600) * 1e6
 
 
-def revenue_per_day(input_hit_per_day: Any, input_miss_per_day: Any, output_per_day: Any, price_input_hit: Any,
-                    price_input_miss: Any, price_output: Any) -> Any:
-    """Revenue from tokens per day at prices per million tokens."""
-    return (input_hit_per_day * price_input_hit + input_miss_per_day * price_input_miss
-            + output_per_day * price_output) / 1e6
 
 
-def margin(revenue: Any, cost: Any) -> Any:
-    """Cost-profit margin: revenue over cost, minus one."""
-    return revenue / cost - 1
 
 
 def best_if(ok: Any, value: Any) -> Any:

@@ -18,7 +18,8 @@ import numpy as np
 from dsxl.refined.accuracy import accuracy
 from dsxl.refined.models import kv_bytes_per_token
 from dsxl.data.catalog import load_catalog, load_refined, read_template_text
-from dsxl.physics import sizing
+from dsxl.physics import moe, sizing
+from dsxl.planner import economics
 from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import predict
 from dsxl.inputs.plan_request import RANGES, SERVING, PlanInputs, check_inputs  # noqa: F401
@@ -50,7 +51,7 @@ def _grid(inp: PlanInputs) -> dict[str, np.ndarray]:
             "mtp_draft": np.array([d for d, _ in mtp])[None, None, None, :, None],
             "mtp_accept": np.array([a for _, a in mtp])[None, None, None, :, None],
             "tbo": np.array(inp.tbo_options)[None, None, None, None, :],
-            "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
+            "redundant_experts": moe.even_redundant_experts(ep, m.n_routed_experts)}
 
 
 def _valid_tp(ep: np.ndarray, tp: np.ndarray) -> np.ndarray:
@@ -124,7 +125,7 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     grid = {"ep": ep, "attn_tp": _valid_tp(ep, tp),
             "tokens_per_gpu": np.array(inp.forward_sizes)[None, None, :, None],
             "tbo": np.array(inp.tbo_options)[None, None, None, :],
-            "redundant_experts": sizing.redundant_experts(ep, m.n_routed_experts)}
+            "redundant_experts": moe.even_redundant_experts(ep, m.n_routed_experts)}
     r = predict("prefill", gpu, inp.model, prompt_len=inp.input_len, cache_hit=inp.cache_hit, engine=inp.engine,
                 detail=False, **grid)
     ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
@@ -233,14 +234,14 @@ def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefi
             result.update(pools)
         result[label + "total_gpus"] = sum(p["gpus"] for p in pools.values())
         result[label + "total_nodes"] = sum(p["nodes"] for p in pools.values())
-    decode_hour = sizing.cost_per_hour(result["decode"]["gpus"], _price(decode_gpu, inp))
-    prefill_hour = sizing.cost_per_hour(result["prefill"]["gpus"], _price(prefill_gpu or decode_gpu, inp)) \
+    decode_hour = economics.cost_per_hour(result["decode"]["gpus"], _price(decode_gpu, inp))
+    prefill_hour = economics.cost_per_hour(result["prefill"]["gpus"], _price(prefill_gpu or decode_gpu, inp)) \
         if prefill else 0.0
     hour = decode_hour + prefill_hour
-    per_m = sizing.per_million
+    per_m = economics.per_million
     prices = {_price(decode_gpu, inp), _price(prefill_gpu or decode_gpu, inp)}
     cost = {"price_gpu_hour": prices.pop() if len(prices) == 1 else None, "cost_per_hour": hour,
-            "cost_per_day": sizing.cost_per_day(hour),
+            "cost_per_day": economics.cost_per_day(hour),
             "cost_per_m_output": per_m(decode_hour if prefill else hour, out_tps),
             "cost_per_m_input": per_m(prefill_hour, in_tps) if prefill else per_m(hour, in_tps),
             "cost_per_m_input_miss": per_m(prefill_hour, in_tps * (1 - inp.cache_hit)) if prefill else None,
@@ -255,9 +256,9 @@ def revenue(inp: PlanInputs, out_tps: float, cost_per_day: float) -> dict[str, A
         return {}
     out_day = out_tps * 86400
     in_day = sizing.input_tokens_per_s(out_day, inp.input_len, inp.output_len)
-    rev = sizing.revenue_per_day(in_day * inp.cache_hit, in_day * (1 - inp.cache_hit), out_day, inp.price_input_hit,
+    rev = economics.revenue_per_day(in_day * inp.cache_hit, in_day * (1 - inp.cache_hit), out_day, inp.price_input_hit,
                                  inp.price_input_miss, inp.price_output)
-    return {"revenue_per_day": rev, "margin": sizing.margin(rev, cost_per_day) if cost_per_day > 0 else None}
+    return {"revenue_per_day": rev, "margin": economics.margin(rev, cost_per_day) if cost_per_day > 0 else None}
 
 
 def kv_transfer(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:
@@ -444,12 +445,12 @@ def scenario_inputs(name: str) -> PlanInputs:
 
 def published_economics(published: dict[str, Any]) -> dict[str, Any]:
     """Cost, revenue and margin recomputed from the published figures (tokens per day in billions)."""
-    cost = sizing.cost_per_day(sizing.cost_per_hour(published["nodes"] * published["gpus_per_node"],
+    cost = economics.cost_per_day(economics.cost_per_hour(published["nodes"] * published["gpus_per_node"],
                                                     published["price_gpu_hour"]))
-    rev = sizing.revenue_per_day(published["input_hit_b"] * 1e9, published["input_miss_b"] * 1e9,
+    rev = economics.revenue_per_day(published["input_hit_b"] * 1e9, published["input_miss_b"] * 1e9,
                                  published["output_b"] * 1e9, published["price_input_hit"],
                                  published["price_input_miss"], published["price_output"])
-    return {"cost_per_day": cost, "revenue_per_day": rev, "margin": sizing.margin(rev, cost)}
+    return {"cost_per_day": cost, "revenue_per_day": rev, "margin": economics.margin(rev, cost)}
 
 
 def scenario_check(name: str, result: dict[str, Any]) -> dict[str, Any]:

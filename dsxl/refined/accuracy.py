@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.data.catalog import generations, load_catalog, load_engines, load_fit, load_refined, read_template_text
+from dsxl.data.catalog import generations, load_catalog, load_engines, load_fit, read_template_text
 from dsxl.core.expr import concat, where
 
 

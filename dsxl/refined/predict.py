@@ -15,7 +15,6 @@ from dsxl.chains import refined as refined_chain
 from dsxl.physics.attention import mean_decode_context
 from dsxl.chains.aggregated import run_aggregated
 from dsxl.chains.step import run
-from dsxl.physics import serving
 from dsxl.physics.serving import per_step
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
 from dsxl.inputs.rules import refuse

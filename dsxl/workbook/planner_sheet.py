@@ -18,7 +18,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from dsxl.data.catalog import Catalog, load_catalog, read_template_text
 from dsxl.core.expr import Expr, either, where
 from dsxl.article.layout import Key, Scope
-from dsxl.physics import attention, sizing
+from dsxl.physics import attention, moe, sizing
+from dsxl.planner import economics
 from dsxl.chains import article as chain
 from dsxl.chains.step import Step
 from dsxl.planner.plan import PlanInputs, RANGES
@@ -42,7 +43,7 @@ def _candidate(head: list, steps: list, ok: Step, latency: str, load: str) -> li
     """A candidate's chain: its own redundant experts, the refined chain, then whether it qualifies, its score
     (tokens/s per GPU if it qualifies, else 0), the GPUs a pool of it needs for the load (and at peak) with the
     least-cost key, and its latency if it fits (for the best achievable)."""
-    return [S("redundant_experts", sizing.redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
+    return [S("redundant_experts", moe.even_redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
             *head, *steps, ok,
             S("score", sizing.best_if, "Score: tokens/s per GPU if it qualifies", "tokens/s",
               {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
@@ -324,21 +325,21 @@ def _derived(key: str, c: dict[str, Expr], out_load: Expr, in_load: Expr) -> Exp
         return where(Expr('plan_mode="budget"'), "", sizing.nodes(Expr("MIN(plan_decode_peak_gpus)"), per_node)
                      + sizing.nodes(Expr("MIN(plan_prefill_peak_gpus)"), per_node))
     if key == "cost_per_hour":
-        return sizing.cost_per_hour(c["total_gpus"], c["price"])
+        return economics.cost_per_hour(c["total_gpus"], c["price"])
     if key == "cost_per_day":
-        return sizing.cost_per_day(c["cost_per_hour"])
+        return economics.cost_per_day(c["cost_per_hour"])
     if key == "cost_per_m_output":
-        return sizing.per_million(sizing.cost_per_hour(sizing.gpus(c["decode_instances"], c["decode_ep"]), c["price"]),
+        return economics.per_million(economics.cost_per_hour(sizing.gpus(c["decode_instances"], c["decode_ep"]), c["price"]),
                                   out_load)
     if key == "cost_per_m_input":
-        return sizing.per_million(sizing.cost_per_hour(sizing.gpus(c["prefill_instances"], c["prefill_ep"]),
+        return economics.per_million(economics.cost_per_hour(sizing.gpus(c["prefill_instances"], c["prefill_ep"]),
                                                        c["price"]), in_load)
     if key == "revenue_per_day":
         in_day, hit = in_load * 86400, Expr("plan_cache_hit")
-        return sizing.revenue_per_day(in_day * hit, in_day * (1 - hit), out_load * 86400, Expr("plan_price_input_hit"),
+        return economics.revenue_per_day(in_day * hit, in_day * (1 - hit), out_load * 86400, Expr("plan_price_input_hit"),
                                       Expr("plan_price_input_miss"), Expr("plan_price_output"))
     if key == "margin":  # undefined, not infinite, at zero cost (as dsxl plan says)
-        return where(c["cost_per_day"] > 0, sizing.margin(c["revenue_per_day"], c["cost_per_day"]),
+        return where(c["cost_per_day"] > 0, economics.margin(c["revenue_per_day"], c["cost_per_day"]),
                      "undefined at zero cost")
     raise KeyError(key)
 
@@ -360,8 +361,8 @@ def _day6(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
         ws.cell(cur.row, col + 1, pub[key])
         cells[key] = ref(ws, cur.row, col + 1)
         cur.row += 1
-    cost = sizing.cost_per_day(sizing.cost_per_hour(cells["nodes"] * cells["gpus_per_node"], cells["price_gpu_hour"]))
-    rev = sizing.revenue_per_day(cells["input_hit_b"] * 1e9, cells["input_miss_b"] * 1e9, cells["output_b"] * 1e9,
+    cost = economics.cost_per_day(economics.cost_per_hour(cells["nodes"] * cells["gpus_per_node"], cells["price_gpu_hour"]))
+    rev = economics.revenue_per_day(cells["input_hit_b"] * 1e9, cells["input_miss_b"] * 1e9, cells["output_b"] * 1e9,
                                  cells["price_input_hit"], cells["price_input_miss"], cells["price_output"])
     for j, h in enumerate(("Figure", "Recomputed", "Published")):
         b._header_cell(ws, cur.row, col + j, h)
@@ -370,7 +371,7 @@ def _day6(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
     for i, (label, value, fmt, published) in enumerate((
             ("Cost per day", cost, "#,##0", pub["cost_per_day"]),
             ("Revenue per day (from the rounded token counts)", rev, "#,##0", pub["revenue_per_day"]),
-            ("Cost-profit margin", sizing.margin(ref(ws, top + 1, col + 1), ref(ws, top, col + 1)), "0.0%",
+            ("Cost-profit margin", economics.margin(ref(ws, top + 1, col + 1), ref(ws, top, col + 1)), "0.0%",
              pub["margin"]))):
         ws.cell(top + i, col, label).font = style.LABEL_FONT
         b.write(ws, top + i, col + 1, value, fmt)

@@ -17,7 +17,6 @@ from dsxl.core.expr import Expr, both, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
 from dsxl.chains import aggregated, article as chain, refined as refined_chain
 from dsxl.chains.step import pin
-from dsxl.physics import serving
 from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import per_step
 from dsxl.refined.predict import BREAKDOWN
