@@ -95,6 +95,8 @@ def test_predict_sheet_equals_dsxl_predict(books, book):
     assert _close(res["Decode tokens/s per GPU"][0], d["tokens_per_s_per_gpu"])
     assert res["Max batch per attention rank"][0] == d["max_batch"]
     assert res["Decode batch fits in memory"][0] == d["fits"]
+    assert res["Decode two-batch overlap acts"][0] == d["inputs"]["tbo"]  # the CLI echoes overlap as it runs
+    assert res["Prefill two-batch overlap acts"][0] == p["inputs"]["tbo"]
     assert _close(res["Prefill input tokens/s per GPU"][0], p["tokens_per_s_per_gpu"])
     assert _close(res["Prefill TTFT"][0], p["ttft_ms"])
     assert _close(res["Decode expected error (band)"][0], d["accuracy"]["band"])

@@ -141,7 +141,13 @@ def _moe(routed_flops_eff: str) -> list[Step]:
     S("experts_touched", moe.experts_touched, "Local experts receiving tokens", "experts",
       {"local": "local_experts", "tokens": "moe_tokens_mb"}),
     *_mlp("routed", "Routed experts", "routed_tokens", "expert_weights", "experts_touched", "moe_bytes",
-          "moe_peak_tflops", "routed_flops_eff"),
+          "moe_peak_tflops", "routed_flops_eff", "routed_gemm_ms"),
+    S("fused_on", moe.fused_moe_acts, "A measured fused MoE kernel acts (model, generation and EP it was measured "
+      "at)", ""),
+    S("fused_ms", moe.fused_moe_ms, "Fused MoE kernel: GEMMs and all-to-all (measured table)", MS,
+      {"tokens": "moe_tokens_mb"}),
+    S("routed_ms", moe.unless_fused, "Routed experts (fused kernel where it acts)", MS,
+      {"separate_ms": "routed_gemm_ms"}),
     S("shared_tokens", moe.shared_tokens, "Shared-expert tokens of the MoE-TP group", "tokens",
       {"tokens": "moe_tokens_mb"}),
     *_mlp("shared", "Shared experts", "shared_tokens", "expert_weights", "n_shared_experts", "moe_bytes",
@@ -172,10 +178,14 @@ def _a2a(nic_copies: Step, nic_eff: str, latency: str) -> list[Step]:
         nic_copies,
         S("a2a_latency_us", comm.call_latency_us, "Fixed time per all-to-all call", "us",
           {"nvlink_latency_us": "a2a_nvlink_latency_us", "nic_latency_us": latency}),
-        S("dispatch_ms", comm.a2a_ms, "Dispatch per micro-batch", MS,
+        S("dispatch_a2a_ms", comm.a2a_ms, "Dispatch all-to-all per micro-batch", MS,
           {**common, "bytes_per_value": "dispatch_bytes_per_value"}),
-        S("combine_ms", comm.a2a_ms, "Combine per micro-batch", MS,
+        S("combine_a2a_ms", comm.a2a_ms, "Combine all-to-all per micro-batch", MS,
           {**common, "bytes_per_value": "combine_bytes_per_value"}),
+        S("dispatch_ms", moe.unless_fused, "Dispatch per micro-batch (inside the fused kernel where it acts)", MS,
+          {"fused_ms": 0, "separate_ms": "dispatch_a2a_ms"}),
+        S("combine_ms", moe.unless_fused, "Combine per micro-batch (inside the fused kernel where it acts)", MS,
+          {"fused_ms": 0, "separate_ms": "combine_a2a_ms"}),
     ]
 
 

@@ -166,6 +166,23 @@ def load_refined() -> dict[str, RefinedConstant]:
     return out
 
 
+FUSED_MOE_TOKENS = (1, 512, 8192, 32768)  # the tokens per rank DeepGEMM's Mega MoE table measures
+
+
+@lru_cache(maxsize=1)
+def load_fused_moe() -> dict[str, dict[str, Any]]:
+    """Measured fused-MoE kernels (``templates/fused_moe.csv``): per model, the GPU generation and EP size they were
+    measured on and the time per MoE layer per rank (us) at each of :data:`FUSED_MOE_TOKENS` tokens per rank."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in _read_csv("fused_moe.csv"):
+        entry = out.setdefault(r["model"], {"generation": r["generation"], "ep": int(r["ep"]), "us": {}})
+        entry["us"][int(r["tokens_per_rank"])] = float(r["us"])
+    for name, entry in out.items():
+        if tuple(sorted(entry["us"])) != FUSED_MOE_TOKENS:
+            raise ValueError(f"fused_moe.csv: {name} must give {', '.join(map(str, FUSED_MOE_TOKENS))} tokens per rank")
+    return out
+
+
 @lru_cache(maxsize=1)
 def load_fit() -> dict[str, Any]:
     """``templates/fitted.json``: the jointly fitted parameters (declared priors, bounds and scope; fitted values;

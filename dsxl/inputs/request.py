@@ -16,7 +16,8 @@ import numpy as np
 
 from dsxl.core.expr import divides, either
 
-from dsxl.data.catalog import ENGINE_NUMBERS, GPU, ModelArgs, default_engine, load_catalog, load_engines, load_refined
+from dsxl.data.catalog import (ENGINE_NUMBERS, FUSED_MOE_TOKENS, GPU, ModelArgs, default_engine, load_catalog,
+                               load_engines, load_fused_moe, load_refined)
 from dsxl.inputs.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check, choose
 
 PHASES = ("decode", "prefill", "aggregated")
@@ -318,6 +319,33 @@ def option_env(opts: dict[str, Any]) -> dict[str, Any]:
     return env
 
 
+FUSED_MOE_KEYS = ("fused_moe_ep",) + tuple(f"fused_moe_us_{t}" for t in FUSED_MOE_TOKENS)
+
+
+def fused_moe_env(model_name: str | None, generation: Any) -> dict[str, Any]:
+    """The chain's inputs for a model's measured fused MoE kernel (``templates/fused_moe.csv``) on a GPU generation
+    (a name, an array of names or a workbook cell): its EP size and times, zeros where it has none."""
+    from dsxl.core.expr import Expr, eq, where
+    entry = load_fused_moe().get(model_name or "")
+    if entry is None:
+        return dict.fromkeys(FUSED_MOE_KEYS, 0)
+    values = [entry["ep"]] + [entry["us"][t] for t in FUSED_MOE_TOKENS]
+    if isinstance(generation, Expr):
+        return {k: where(eq(generation, entry["generation"]), v, 0) for k, v in zip(FUSED_MOE_KEYS, values)}
+    match = np.asarray(generation) == entry["generation"]
+    return {k: np.where(match, v, 0) if match.ndim else (v if match else 0) for k, v in zip(FUSED_MOE_KEYS, values)}
+
+
+def catalog_model_name(model: Any) -> str | None:
+    """A preset's catalog name (any case), or None for a ModelArgs or a config.json path."""
+    catalog = load_catalog()
+    if model is None:
+        return catalog.default_model
+    if isinstance(model, str):
+        return next((k for k in catalog.models if k.lower() == model.strip().lower()), None)
+    return None
+
+
 def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[str, Any],
                 constants: dict[str, Any] | None) -> dict[str, Any]:
     m = model_args(model)
@@ -328,6 +356,7 @@ def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[
     check_consistency(phase, opts, m, genv)
     env = {f.name: getattr(m, f.name) for f in fields(m)}
     env.update(genv)
+    env.update(fused_moe_env(catalog_model_name(model), genv["generation"]))
     engine_overrides = {k: check(k, v, constant_range(k)) for k, v in (constants or {}).items() if k in ENGINE_NUMBERS}
     env.update(constants_env(genv["generation"], {k: v for k, v in (constants or {}).items()
                                                   if k not in ENGINE_NUMBERS}))

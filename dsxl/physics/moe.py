@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.core.expr import floor, minimum, where
+from dsxl.core.expr import both, eq, maximum, floor, minimum, where
 
 
 def swiglu_weights(dim: Any, hidden: Any) -> Any:
@@ -92,3 +92,26 @@ def moe_ms(routed_ms: Any, shared_ms: Any, act_ms: Any, launch_ms: Any, allreduc
 
 def mlp_ms(gemm_ms: Any, act_ms: Any, launch_ms: Any) -> Any:
     return gemm_ms + act_ms + launch_ms
+
+
+def fused_moe_ms(tokens: Any, fused_moe_us_1: Any, fused_moe_us_512: Any, fused_moe_us_8192: Any,
+                 fused_moe_us_32768: Any) -> Any:
+    """A measured fused MoE kernel's time per layer per rank (ms) at ``tokens`` per rank: linear between the measured
+    points (1, 512, 8,192 and 32,768 tokens), extended along the last segment beyond them."""
+    def line(t0: Any, u0: Any, t1: Any, u1: Any) -> Any:
+        return u0 + (u1 - u0) * (tokens - t0) / (t1 - t0)
+    us = where(tokens <= 512, line(1, fused_moe_us_1, 512, fused_moe_us_512),
+               where(tokens <= 8192, line(512, fused_moe_us_512, 8192, fused_moe_us_8192),
+                     line(8192, fused_moe_us_8192, 32768, fused_moe_us_32768)))
+    return maximum(us, fused_moe_us_1) / 1000
+
+
+def fused_moe_acts(fused_moe_ep: Any, a2a_ranks: Any) -> Any:
+    """A measured fused kernel replaces the routed GEMMs and the all-to-all where the model has one for this GPU
+    generation and the all-to-all spans the EP size it was measured at."""
+    return both(fused_moe_ep > 0, eq(a2a_ranks, fused_moe_ep))
+
+
+def unless_fused(fused_on: Any, fused_ms: Any, separate_ms: Any) -> Any:
+    """The fused kernel's time where it acts, else the separate kernel's."""
+    return where(fused_on, fused_ms, separate_ms)

@@ -24,7 +24,7 @@ from dsxl.chains import article as chain
 from dsxl.chains.step import Step
 from dsxl.planner.plan import PlanInputs, RANGES
 from dsxl.data.catalog import default_engine
-from dsxl.inputs.request import option_env
+from dsxl.inputs.request import fused_moe_env, option_env
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
@@ -143,8 +143,10 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
     common = option_env({"attn_tp": 1, "moe_tp": 1, "engine": default_engine(), "sbo": False, "attn_dtype": "fp8",
                          "kv_dtype": "fp8", "moe_dtype": catalog.model(model_name).native_moe_dtype, "imbalance": 1})
-    b.cells[ENV_KEY] = {**b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",
-                                        {**_gpu_env(b, fields, rows), "price": price}), **common, "input_len": Expr("plan_input_len"),
+    gpu_env = b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",
+                            {**_gpu_env(b, fields, rows), "price": price})
+    b.cells[ENV_KEY] = {**gpu_env, **fused_moe_env(model_name, gpu_env["generation"]), **common,
+                        "input_len": Expr("plan_input_len"),
                         "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
                         "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
                         "plan_ttft_ms": Expr("plan_ttft_ms"), **model_env, **_loads()}

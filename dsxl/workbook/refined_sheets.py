@@ -6,6 +6,7 @@ Formulas come from :mod:`dsxl.chains.refined` evaluated with cell references, li
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from openpyxl.utils import get_column_letter
@@ -20,7 +21,8 @@ from dsxl.chains.step import pin
 from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import per_step
 from dsxl.refined.predict import BREAKDOWN
-from dsxl.inputs.request import CROSS_RULES, OPTIONS, constant_range, engine_numbers, normalise, option_env
+from dsxl.inputs.request import (CROSS_RULES, OPTIONS, constant_range, engine_numbers, fused_moe_env, normalise,
+                                 option_env)
 from dsxl.inputs.rules import formula_ok
 from dsxl.refined.validation import relative_error, validate
 from dsxl.workbook import style
@@ -79,7 +81,7 @@ def _gpu_env(b: Builder, fields: dict[str, Expr], rows: dict[str, tuple[str, str
 
 def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
                    catalog: Catalog, model_env: dict[str, Expr], chains: tuple[list, list],
-                   native_moe_dtype: str) -> dict[str, Expr]:
+                   native_moe_dtype: str, model_name: str) -> dict[str, Expr]:
     """The Predict sheet and its chains (``chains``: the model's decode and prefill; ``model_env``: its fields where
     they are not the Model sheet's); returns the headline result cells."""
     cur = Cursor(3)
@@ -132,7 +134,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
 
     fields = b.gpu_lookup(Expr("predict_gpu"), b.hardware_rows)
     env = b.materialize(calc, calc_cur, "Selected GPU: datasheet fields and refined constants", _gpu_env(b, fields, rows))
-    b.cells[GPU_KEY] = {**env, **option_env(opts), **model_env}
+    b.cells[GPU_KEY] = {**env, **fused_moe_env(model_name, env["generation"]), **option_env(opts), **model_env}
     problems = _input_problems(b, calc, calc_cur, opts, {**b.inputs, **b.cells[GPU_KEY]})
     decode = Scope("refined_decode", Key("refined_decode"), tuple(chains[0]), (GPU_KEY,))
     prefill = Scope("refined_prefill", Key("refined_prefill"), tuple(chains[1]), (GPU_KEY,))
@@ -154,11 +156,15 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
                ("Max batch per attention rank", d["max_batch"], "sequences", "#,##0"),
                ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", style.BOOLEAN),
+               ("Decode two-batch overlap acts", d["tbo_on"], "TRUE/FALSE (needs an all-to-all and enough tokens)",
+                style.BOOLEAN),
                ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
                ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
                ("Prefill forward step", p["step_ms"], "ms", "0.0"),
                ("Prefill TTFT", p["ttft_ms"], "ms", "0.0"),
                ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
+               ("Prefill two-batch overlap acts", p["tbo_on"], "TRUE/FALSE (needs an all-to-all and enough tokens)",
+                style.BOOLEAN),
                ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
                ("Prefill expected error (band)", band_p, "± relative", '"±"0%')]
     for j, h in enumerate(("Result", "Value", "Unit")):
@@ -267,7 +273,7 @@ def accuracy_table(b: Builder, ws: Any, top: int, model: str) -> int:
     return bottom + 1
 
 
-def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[str, str]],
+def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[str, str]], catalog: Catalog,
                      measurements: list[dict[str, Any]]) -> dict[str, Expr]:
     """Aggregated measurements as dsxl.predict computes them, for every engine (:mod:`dsxl.chains.aggregated`):
     a decode scope at the mean context, the admission of prompts beside it, one prompt piece through the prefill
@@ -280,7 +286,9 @@ def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[s
         env_key = Key("validation_env", name=v["id"])
         b.cells[env_key] = b.materialize(calc, cur, f"{v['id']}: {v['gpu']} datasheet fields and refined constants",
                                          _gpu_env(b, fields, rows))
-        common = {k: val for k, val in env.items() if k not in ("input_len", "output_len", "cache_hit")}
+        model_params, _ = _row_model(b, catalog, v, env_key)
+        common = {**{k: val for k, val in env.items() if k not in ("input_len", "output_len", "cache_hit")},
+                  **dict(model_params)}
         decode = Scope("validation_aggregated_decode", Key("validation_aggregated_decode", name=v["id"]),
                        tuple(refined_chain.DECODE), (env_key,),
                        tuple({**common, "kv_len": mean_decode_context(opts["input_len"], opts["output_len"])}.items()),
@@ -317,6 +325,15 @@ def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[s
     return out
 
 
+def _row_model(b: Builder, catalog: Catalog, v: dict[str, Any], env_key: Key) -> tuple[tuple, tuple[list, list]]:
+    """A measurement's model inputs beyond the Model sheet: every field of a model other than the workbook's (as
+    constants) and its measured fused-MoE kernel on the row's GPU generation; and the model's chains."""
+    model = catalog.model(v["model"])
+    own = () if v["model"] == catalog.default_model else tuple((f.name, getattr(model, f.name)) for f in fields(model))
+    generation = b.cells[env_key].get("generation", catalog.gpu(v["gpu"]).generation)
+    return own + tuple(fused_moe_env(v["model"], generation).items()), refined_chain.chains(model)
+
+
 def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
                      catalog: Catalog) -> dict[str, Expr]:
     """One refined and one article calculation per published measurement, side by side; tbl_validation.
@@ -331,8 +348,9 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             env_key = Key("validation_env", name=v["id"])
             b.cells[env_key] = b.materialize(calc, calc_cur, f"{v['id']}: {v['gpu']} datasheet fields and refined "
                                              "constants", _gpu_env(b, fields, rows))
-            conditions = tuple(option_env(normalise(phase, v["conditions"])).items())
-            steps = refined_chain.DECODE if phase == "decode" else refined_chain.PREFILL
+            model_params, chains = _row_model(b, catalog, v, env_key)
+            conditions = tuple(option_env(normalise(phase, v["conditions"])).items()) + model_params
+            steps = chains[0] if phase == "decode" else chains[1]
             scopes.append(Scope(f"validation_{phase}", Key("validation", name=v["id"]), tuple(steps), (env_key,), conditions,
                                 title=v["id"]))
             a = v["article_conditions"]
@@ -361,7 +379,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             refined_cells[s.title] = q["tokens_per_s_per_user" if s.title in per_user else "tokens_per_s_per_gpu"]
         overlap = {v["id"]: v["article_conditions"].get("tbo", True) for v in results}
         if phase == "prefill":  # after both phases' blocks: the aggregated rows combine a decode and a prefill scope
-            refined_cells.update(_aggregated_rows(b, calc, calc_cur, rows, [v for v in results
+            refined_cells.update(_aggregated_rows(b, calc, calc_cur, rows, catalog, [v for v in results
                                                                               if v["phase"] == "aggregated"]))
         for s in art:
             q = b.cells[s.key]

@@ -106,7 +106,7 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
         problems_cell(b, ws[sheet], row, col, 2 if sheet == "Model" else 4)
     chains = refined_chain.chains(refined_model)
     headline = predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog,
-                              refined_env, chains, refined_model.native_moe_dtype)
+                              refined_env, chains, refined_model.native_moe_dtype, model_name)
     if model_name == catalog.default_model:  # the published measurements are DeepSeek-V3 deployments
         errors = validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows,
                                   catalog)
