@@ -225,10 +225,14 @@ def load_engines() -> dict[str, Engine]:
     for name, spec in data["engines"].items():
         fields_ = {k: v for k, v in spec.items() if k != "label"}
         numbers = {k: fields_[k]["value"] for k in ENGINE_NUMBERS}
-        for key, p in load_fit()["parameters"].items():
-            if p["kind"] == "engine" and name in p["engines"]:
-                value, why = fitted_value(key)
-                numbers[p["target"]], fields_[p["target"]] = value, dict(fields_[p["target"]], source=why)
+        params = load_fit()["parameters"]
+        for kind in ("engine", "engine_factor"):  # the common value first, then this engine's factor on it
+            for key, p in params.items():
+                if p["kind"] == kind and name in p["engines"]:
+                    value, why = fitted_value(key)
+                    if kind == "engine_factor":
+                        value, why = numbers[p["target"]] * value, f"{value:g} x the common value: {why}"
+                    numbers[p["target"]], fields_[p["target"]] = value, dict(fields_[p["target"]], source=why)
         out[name] = Engine(name, spec["label"], numbers,
                            {k: v["value"] for k, v in fields_.items() if k not in ENGINE_NUMBERS},
                            {k: v["source"] for k, v in fields_.items()})

@@ -27,6 +27,7 @@ from dsxl.data.catalog import load_catalog, load_fit, load_refined
 from dsxl.refined.validation import Measurement, load_measurements, predict_row
 
 MOVES = 0.02  # a row "moves with" a parameter when its prediction changes by more than this share
+SHRINK = 0.02  # weight of log(factor) per engine factor: small beside a row's residual, enough to fix the split
 TOLERANCE = 0.05  # residuals past this log ratio weigh quadratically more: no row is sacrificed to the others
 
 
@@ -42,9 +43,10 @@ class Parameter:
     generations: tuple[str, ...] = ()
     engines: tuple[str, ...] = ()
     scales: tuple[str, ...] = ()
+    of: str = ""  # engine_factor: the common parameter it scales
 
     def applies(self, m: Measurement) -> bool:
-        if self.kind == "engine":
+        if self.kind in ("engine", "engine_factor"):
             return (m.conditions.get("engine") or "sglang") in self.engines
         return load_catalog().gpu(m.gpu).generation in self.generations
 
@@ -58,7 +60,8 @@ def parameters() -> list[Parameter]:
     out = []
     for name, p in load_fit()["parameters"].items():
         out.append(Parameter(name, p.get("target", name), p["kind"], float(p["prior"]), float(p["lo"]), float(p["hi"]), int(p["min_rows"]),
-                             tuple(p.get("generations", ())), tuple(p.get("engines", ())), tuple(p.get("scales", ()))))
+                             tuple(p.get("generations", ())), tuple(p.get("engines", ())), tuple(p.get("scales", ())),
+                             p.get("of", "")))
     return out
 
 
@@ -71,7 +74,9 @@ def row_constants(m: Measurement, values: dict[str, float], params: Sequence[Par
             continue
         if p.kind == "kernel_share":
             out.update({n: hopper[n].values["hopper"] * values[p.name] for n in p.scales})
-        else:
+        elif p.kind == "engine_factor":
+            out[p.target] = values[p.of] * values[p.name]
+        elif p.target not in out:  # an engine's own factor, set above, already holds the common value
             out[p.target] = values[p.name]
     return out
 
@@ -117,9 +122,13 @@ def fit_rows(rows: Sequence[Measurement], params: Sequence[Parameter] | None = N
     def unpack(x: np.ndarray) -> dict[str, float]:
         return {**values, **{p.name: p.lo + xi * (p.hi - p.lo) for p, xi in zip(free, x)}}
 
+    factors = [i for i, p in enumerate(free) if p.kind == "engine_factor"]
+
     def residuals(x: np.ndarray) -> np.ndarray:
-        r = np.log(predict_rows(rows, unpack(x), params) / measured)
-        return r * np.sqrt(1 + (r / TOLERANCE) ** 2)  # log ratio, growing faster past the tolerance
+        v = unpack(x)
+        r = np.log(predict_rows(rows, v, params) / measured)
+        pull = [SHRINK * np.log(v[free[i].name]) for i in factors]  # factors lean to the common value
+        return np.concatenate([r * np.sqrt(1 + (r / TOLERANCE) ** 2), pull])  # past the tolerance: grows faster
 
     x0 = np.array([(values[p.name] - p.lo) / (p.hi - p.lo) for p in free])
     sol = least_squares(residuals, np.clip(x0, 0, 1), bounds=(0, 1), diff_step=1e-3, xtol=1e-6, ftol=1e-8)

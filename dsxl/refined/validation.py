@@ -112,8 +112,10 @@ def relative_error(predicted: Any, measured: Any) -> Any:
 
 
 def _article(m: Measurement) -> tuple[float | None, dict[str, Any]]:
-    """The article model's prediction where it models the row (MLA decode/prefill at attention TP and EP only)."""
-    if m.phase == "aggregated" or m.conditions.get("moe_tp", 1) != 1:
+    """The article model's prediction where it models the row (MLA decode/prefill at attention TP and EP only; not
+    DeepSeek-V4's compressed attention)."""
+    if m.phase == "aggregated" or m.conditions.get("moe_tp", 1) != 1 or \
+            load_catalog().model(m.model).compressed_attention:
         return None, {}
     return predict_measurement(m, "article")
 

@@ -354,7 +354,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             scopes.append(Scope(f"validation_{phase}", Key("validation", name=v["id"]), tuple(steps), (env_key,), conditions,
                                 title=v["id"]))
             a = v["article_conditions"]
-            if v["article"] is None:  # a deployment the article's model does not express (MoE TP)
+            if v["article"] is None:  # a deployment the article's model does not express (MoE TP, V4)
                 continue
             if phase == "decode":
                 # the MLA TP is the measurement's attention TP, as dsxl predict --mode article takes it
@@ -370,8 +370,15 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
                           + chain.PREFILL_PER_GPU)
             art.append(Scope(f"validation_article_{phase}", Key("validation_article", name=v["id"]), tuple(asteps),
                              (MODEL_KEY,), params, gpu=v["gpu"], title=v["id"]))
-        b.calc_block(calc, calc_cur, f"Validation, refined model: {phase} measurements", scopes,
-                     lambda s: s.title)
+        # scopes side by side share rows: one block per set of inputs and steps (a model other than the
+        # workbook's brings its own fields and chain)
+        groups: dict[tuple, list[Scope]] = {}
+        for scope in scopes:
+            groups.setdefault((tuple(n for n, _ in scope.params), tuple(map(id, scope.steps))), []).append(scope)
+        for group in groups.values():
+            models = {v["model"] for v in results if v["id"] in {g.title for g in group}}
+            b.calc_block(calc, calc_cur, f"Validation, refined model: {phase} measurements ({', '.join(sorted(models))})",
+                         group, lambda s: s.title)
         b.calc_block(calc, calc_cur, f"Validation, article model: {phase} measurements", art, lambda s: s.title)
         per_user = {v["id"] for v in results if "per user" in v["metric"]}
         for s in scopes:
