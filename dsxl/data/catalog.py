@@ -161,8 +161,8 @@ def load_refined() -> dict[str, RefinedConstant]:
             for target in p["scales"]:
                 for gen in p["generations"]:
                     out[target].values[gen] = round(out[target].values["hopper"] * value, 6)
-                    out[target].sources[gen] = (f"no {gen} kernel rows: Hopper's {out[target].values['hopper']:g} x "
-                                                f"{name} {value:g}. {why}")
+                    out[target].sources[gen] = (f"no kernel rows: Hopper's {out[target].values['hopper']:g} x "
+                                                f"{name} {value:g}, {why}")
     return out
 
 
@@ -196,9 +196,9 @@ def fitted_value(name: str) -> tuple[float, str]:
     p, fit = data["parameters"][name], data.get("fit", {}).get(name)
     if fit is None or not fit.get("released"):
         why = fit["why_kept"] if fit else "not fitted yet"
-        return p["prior"], f"prior of the joint fit, kept ({why}): {p['why']}"
+        return p["prior"], f"prior, kept by the joint fit ({why}): {p['why']}"
     rows = ", ".join(fit["rows"])
-    return fit["value"], f"fitted jointly over {len(fit['rows'])} calibration rows that move with it ({rows}): {p['why']}"
+    return fit["value"], f"fitted jointly (rows {rows}; templates/fitted.json): {p['why']}"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, generations, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
-from dsxl.core.expr import Expr, both, eq, where
+from dsxl.core.expr import Expr, both, concat, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
 from dsxl.chains import aggregated, article as chain, refined as refined_chain
 from dsxl.chains.step import pin
@@ -55,7 +55,11 @@ def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, st
             ws.cell(r, 3 + j, c.values[g])
             b.mark_input(ws, r, 3 + j, constant_range(name), f"refined_constant_{name}", f"{name} ({g})")
         ws.cell(r, 3 + len(gens), c.sources["hopper"]).alignment = style.WRAP
-        others = "; ".join(f"{g}: {c.sources[g]}" for g in gens[1:] if not c.sources[g].startswith("as Hopper"))
+        own: dict[str, list[str]] = {}  # each distinct source once, with the generations it serves
+        for g in gens[1:]:
+            if c.sources[g] != c.sources["hopper"] and not c.sources[g].startswith("as Hopper"):
+                own.setdefault(c.sources[g], []).append(g)
+        others = "; ".join(f"{', '.join(g)}: {text}" for text, g in own.items())
         ws.cell(r, 4 + len(gens), others or "as Hopper (no kernel data)").alignment = style.WRAP
         rows[name] = (span(ws, r, 3, r, 2 + len(gens)), header)
     bottom = top + len(rows)
@@ -156,15 +160,15 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
                ("Max batch per attention rank", d["max_batch"], "sequences", "#,##0"),
                ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", style.BOOLEAN),
-               ("Decode two-batch overlap acts", d["tbo_on"], "TRUE/FALSE (needs an all-to-all and enough tokens)",
-                style.BOOLEAN),
+
                ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
                ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
                ("Prefill forward step", p["step_ms"], "ms", "0.0"),
                ("Prefill TTFT", p["ttft_ms"], "ms", "0.0"),
                ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
-               ("Prefill two-batch overlap acts", p["tbo_on"], "TRUE/FALSE (needs an all-to-all and enough tokens)",
-                style.BOOLEAN),
+               ("Two-batch overlap acts (decode / prefill)",
+                concat(where(d["tbo_on"], "on", "off"), " / ", where(p["tbo_on"], "on", "off")),
+                "off where nothing to hide or too few tokens", "@"),
                ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
                ("Prefill expected error (band)", band_p, "± relative", '"±"0%')]
     for j, h in enumerate(("Result", "Value", "Unit")):
@@ -179,7 +183,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         shown[label] = b.write(ws, r + i, col + 1, where(ok, cell, "—"), fmt)
         ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
     b.define("predict_results", span(ws, r, col, r + len(results), col + 2))
-    r += len(results) + 2
+    r += len(results) + 1
     ws.cell(r, col, "Per-layer time by component (ms per step, both micro-batches)").font = style.H2_FONT
     r += 1
     for j, h in enumerate(("Component", "Decode ms", "Prefill ms")):
@@ -433,7 +437,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             ws.cell(r, j).alignment = style.TOP
     bottom = top + len(results)
     b.define("tbl_validation", span(ws, top, 1, bottom, 7))
-    for col, width in zip("ABCDEFGHIJKLM", (14, 18, 12, 12, 13, 13, 13, 12, 9, 8, 30, 40, 70)):
+    for col, width in zip("ABCDEFGHIJKLM", (16, 18, 12, 12, 13, 13, 13, 12, 9, 8, 30, 40, 70)):
         ws.column_dimensions[col].width = width
     ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
                            "assume. Both columns use the same GPU catalog and model inputs as the rest of the "
