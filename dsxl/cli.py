@@ -269,6 +269,9 @@ def _plan(args: argparse.Namespace) -> int:
         check_target(Path(args.plot), "--plot", (".png", ".svg"))  # before the search, not after
     if args.mixed:
         given["mixed"] = True
+    if args.engine and args.recipe and args.engine != args.recipe:
+        raise ValueError(f"--recipe {args.recipe} launches {args.recipe} but --engine {args.engine} plans with "
+                         f"{args.engine}'s profile: give one of them, or the same engine to both")
     if args.engine or args.recipe:
         given["engine"] = args.engine or args.recipe  # a recipe is planned with its engine's profile
     r = plan(**given)

@@ -240,3 +240,46 @@ def test_each_gpu_carries_its_band_and_the_ranking_says_when_it_is_not_decisive(
     assert r["gpus"]["MI355X"]["accuracy"]["validated"] is False  # no CDNA4 kernel rows, no calibration row
     assert r["ranking_decisive"] is False  # H800 and H100 differ by less than their bands
     assert "not decisive" in plan_text(r)
+
+
+def test_vllm_multi_node_instances_have_a_head_and_headless_workers():
+    r = plan(gpus="H200", output_tokens_per_s=50_000, engine="vllm", ep_sizes=(32,))
+    rec = recipe(r, engine="vllm")
+    multi = [p for p in rec["decode"] if p["nodes_per_instance"] > 1]
+    assert multi, "a 32-GPU instance spans 4 nodes"
+    lines = [c for c in multi[0]["commands"] if not c.startswith("#")]
+    head, worker = lines
+    assert "--headless" not in head and "--data-parallel-start-rank" not in head
+    assert worker.endswith("--headless") and '--data-parallel-start-rank "$((RANK * 8))"' in worker
+    assert head.split(" --data-parallel-size-local")[0] == worker.split(" --data-parallel-size-local")[0]
+
+
+@pytest.mark.parametrize("name", ["my cfg", "a;echo PWNED;"])
+def test_paths_in_pasted_lines_are_shell_quoted(tmp_path, name):
+    import shlex
+    folder = tmp_path / name
+    folder.mkdir()
+    cfg = folder / "config.json"
+    cfg.write_text((__import__("pathlib").Path(__file__).parent / "fixtures" / "deepseek_v4_pro_config.json")
+                   .read_text())
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", "--gpu", "B200", "--model", str(cfg),
+                        "--recipe", "sglang"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    line = next(x for x in p.stdout.splitlines() if x.startswith("Reproduce:")).removeprefix("Reproduce: ")
+    words = shlex.split(line)  # the shell reads the path as one word, and runs nothing else
+    assert words[words.index("--model") + 1] == str(cfg) and "echo" not in words
+    launch = next(x for x in p.stdout.splitlines() if x.startswith("python -m sglang.launch_server"))
+    words = shlex.split(launch)
+    assert words[words.index("--model-path") + 1] == str(folder)
+
+
+def test_engine_and_recipe_must_agree_and_run_on_the_gpu():
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", "--gpu", "H200", "--recipe", "trtllm", "--engine",
+                        "sglang"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--recipe trtllm" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", "predict", "decode", "--gpu", "MI300X", "--ep", "8",
+                        "--batch", "8", "--kv-len", "100", "--engine", "trtllm"], capture_output=True, text=True)
+    assert p.returncode == 2 and "does not run on MI300X" in p.stderr
+    r = plan(gpus="MI300X,H200", engine="trtllm")
+    assert r["gpus"]["MI300X"]["feasible"] is False and "does not run on MI300X" in r["gpus"]["MI300X"]["reason"]
+    assert r["ranking"] == ["H200"]

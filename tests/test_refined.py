@@ -166,6 +166,9 @@ def test_vectorised_equals_scalar_loop():
     for i, k in enumerate(kv[:, 0]):
         for j, b in enumerate(batches):
             s = predict("decode", "H20", ep=16, batch=int(b), kv_len=int(k))
+            if s["tpot_ms"] is None:  # does not fit: null in a single answer; a sweep keeps the raw value
+                assert not s["fits"] and not np.asarray(r["fits"])[i, j]
+                continue
             assert np.asarray(r["tpot_ms"])[i, j] == pytest.approx(s["tpot_ms"], rel=1e-12)
             assert np.asarray(r["max_batch"])[i, j] == s["max_batch"]
 
@@ -497,3 +500,20 @@ def test_v4_plan_prices_revenue_at_the_models_list_prices_and_report_refuses():
     assert "margin" in r["gpus"]["H200"]
     p = _cli("report", "--model", "deepseek_v4_pro")
     assert p.returncode == 2 and "MLA" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_a_configuration_that_does_not_fit_shows_no_speed():
+    r = predict("decode", "H800", ep=8, batch=128, kv_len=4096)
+    assert r["fits"] is False and r["reason"]
+    assert r["tpot_ms"] is None and r["tokens_per_s_per_gpu"] is None and r["tokens_per_s_per_user"] is None
+    p = _cli("predict", "decode", "--gpu", "H800", "--ep", "8", "--batch", "128", "--kv-len", "4096")
+    assert "TPOT                    does not fit" in p.stdout and "ms ±" not in p.stdout.split("accuracy")[0]
+    j = json.loads(_cli("predict", "decode", "--gpu", "H800", "--ep", "8", "--batch", "128", "--kv-len", "4096",
+                        "--format", "json").stdout)
+    assert j["fits"] is False and j["tpot_ms"] is None
+
+
+def test_an_option_of_another_phase_is_refused_by_name():
+    p = _cli("predict", "prefill", "--gpu", "H800", "--ep", "8", "--tokens-per-gpu", "1000", "--prompt-len", "100",
+             "--sbo")
+    assert p.returncode == 2 and "--sbo does not apply to prefill" in p.stderr

@@ -238,6 +238,11 @@ CROSS_RULES: tuple[CrossRule, ...] = (
 def check_consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_env: dict[str, Any]) -> None:
     """Every cross rule of :data:`CROSS_RULES` on the request; the first broken one is a one-line error naming the
     argument and the values it saw."""
+    engine = load_engines()[opts["engine"]]
+    for gen, name in zip(np.ravel(gpu_env["generation"]), np.ravel(gpu_env["gpu_name"])):
+        if str(gen) not in engine.text["generations"]:
+            raise ValueError(f"engine {opts['engine']} does not run on {name} ({gen}); it runs on "
+                             f"{', '.join(engine.text['generations'])} GPUs")
     values = {**{f.name: getattr(model, f.name) for f in fields(model)}, **option_env(opts)}
     for rule in CROSS_RULES:
         if phase in rule.phases and not np.all(rule.ok(values)):

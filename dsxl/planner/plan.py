@@ -17,7 +17,7 @@ import numpy as np
 
 from dsxl.refined.accuracy import accuracy
 from dsxl.refined.models import kv_bytes_per_token
-from dsxl.data.catalog import load_catalog, load_refined, read_template_text
+from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
 from dsxl.physics import moe, sizing
 from dsxl.planner import economics
 from dsxl.physics.attention import mean_decode_context
@@ -329,6 +329,12 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
     cost, bands."""
     cache = {} if cache is None else cache
     prefill_gpu = prefill_gpu or gpu
+    engine = load_engines()[inp.engine]
+    unsupported = [g for g in dict.fromkeys((prefill_gpu, gpu))
+                   if load_catalog().gpu(g).generation not in engine.text["generations"]]
+    if unsupported:
+        return _infeasible(serving, f"engine {inp.engine} does not run on {', '.join(unsupported)}; it runs on "
+                                    f"{', '.join(engine.text['generations'])} GPUs", pareto=[])
     dec, pre = _searches(inp, gpu, prefill_gpu, serving, cache)
     frontier = dec.get("pareto", [])
     failed = [x["reason"] for x in (dec, pre) if x is not None and not x["feasible"]]

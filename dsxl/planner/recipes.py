@@ -9,6 +9,7 @@ node-rank arguments with ``$HEAD`` and ``$RANK`` for the operator to fill in.
 from __future__ import annotations
 
 import json
+import shlex
 from functools import lru_cache
 from typing import Any
 
@@ -28,11 +29,17 @@ def recorded(engine: str) -> dict[str, Any]:
 
 
 def model_path(model: str) -> str:
-    """The checkpoint to load: a preset's Hugging Face repository, or the folder of a config.json."""
+    """The checkpoint to load, quoted for a shell: a preset's Hugging Face repository, or the folder of a
+    config.json."""
     presets = json.loads(read_template_text("models.json"))
     if model in presets:
-        return presets[model]["hf_repo"]
-    return str(model).rsplit("/", 1)[0] if "/" in str(model) else "."
+        return shlex.quote(presets[model]["hf_repo"])
+    return shlex.quote(str(model).rsplit("/", 1)[0] if "/" in str(model) else ".")
+
+
+def _json_arg(value: Any) -> str:
+    """A JSON option value as one shell word."""
+    return shlex.quote(json.dumps(value))
 
 
 def _nodes(gpus: int, per_node: int) -> int:
@@ -72,21 +79,24 @@ def _vllm(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str]:
         args += ["--enable-expert-parallel", "--all2all-backend",
                  "deepep_low_latency" if role == "decode" else "deepep_high_throughput"]
         if c.get("redundant_experts"):
-            args += ["--enable-eplb", "--eplb-config", f"'{json.dumps({'num_redundant_experts': c['redundant_experts']})}'"]
+            args += ["--enable-eplb", "--eplb-config", _json_arg({"num_redundant_experts": c["redundant_experts"]})]
     if c["tbo"]:
         args += ["--enable-dbo"]
     if role == "decode" and c.get("mtp_draft"):
-        args += ["--speculative-config",
-                 f"'{json.dumps({'method': 'deepseek_mtp', 'num_speculative_tokens': c['mtp_draft']})}'"]
+        args += ["--speculative-config", _json_arg({"method": "deepseek_mtp", "num_speculative_tokens": c["mtp_draft"]})]
     args += ["--kv-cache-dtype", "fp8", "--gpu-memory-utilization", MEM_FRACTION, "--kv-transfer-config",
-             f"'{json.dumps({'kv_connector': 'NixlConnector', 'kv_role': 'kv_both'})}'"]
+             _json_arg({"kv_connector": "NixlConnector", "kv_role": "kv_both"})]
     args += ["--max-num-seqs", c["batch"]] if role == "decode" else ["--max-num-batched-tokens", c["tokens_per_forward"] * tp]
     nodes = _nodes(gpus, per_node)
-    if nodes > 1:  # one launch per node; the first without --headless
-        args += ["--data-parallel-size-local", dp // nodes, "--data-parallel-address", "$HEAD",
-                 "--data-parallel-rpc-port", 13345, "--data-parallel-start-rank", f"$((RANK * {dp // nodes}))",
-                 "--headless"]
-    return ["vllm serve " + " ".join(map(str, args))]
+    head = "vllm serve " + " ".join(map(str, args))
+    if nodes == 1:
+        return [head]
+    # one launch per node: the head (node 0) serves the API; every other node runs headless from its start rank
+    local = ["--data-parallel-size-local", dp // nodes, "--data-parallel-address", "$HEAD",
+             "--data-parallel-rpc-port", 13345]
+    worker = local + ["--data-parallel-start-rank", f'"$((RANK * {dp // nodes}))"', "--headless"]
+    return ["# node 0 (head, serves the API):", head + " " + " ".join(map(str, local)),
+            f"# nodes 1..{nodes - 1} ($RANK = 1..{nodes - 1}):", head + " " + " ".join(map(str, worker))]
 
 
 def _trtllm(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str]:

@@ -26,6 +26,8 @@ BREAKDOWN = {  # per-layer ms by component, per step (both micro-batches)
     "shared_experts": "shared_ms", "moe_launches": "moe_launch_ms", "dispatch": "dispatch_ms", "combine": "combine_ms",
     "dense_mlp": "dense_mlp_ms",
 }
+SPEEDS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "computed_tokens_per_s", "step_ms", "ttft_ms",
+          "output_tokens_per_s_per_gpu", "decode_step_ms")  # null in a result that does not fit
 LAYER_TOTALS = {"moe_layer": "moe_layer_ms", "dense_layer": "dense_layer_ms"}
 STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "engine_overhead": "overhead_ms", "step": "step_ms"}
 
@@ -140,10 +142,15 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         out, reason, resolved = _aggregated(env, opts, fixed, decode_steps, prefill_steps)
     if isinstance(opts["redundant_experts"], str):  # auto: echo the count used
         inputs["redundant_experts"] = _scalar(resolved["redundant_used"])
+    if isinstance(opts.get("max_num_tokens"), str):  # auto: the engine's budget, echoed
+        inputs["max_num_tokens"] = _scalar(env["max_num_tokens"])
     notes = _overlap_notes(resolved, opts, inputs)
     if detail and phase != "aggregated":
         out["breakdown"] = _breakdown(resolved)
     out = _broadcast(out, copy=detail)
+    if out.get("fits") is False:  # a speed that cannot run is not a number: null, with the reason (a sweep keeps
+        # its raw values beside its fits array, for searches and invariants)
+        out.update(dict.fromkeys((k for k in SPEEDS if k in out), None))
     return {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts), "reason": reason, "notes": notes}
 
 

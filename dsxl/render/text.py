@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 
 import json
@@ -43,16 +44,18 @@ def to_json(obj: Any) -> str:
 def _inputs_line(inputs: dict[str, Any]) -> str:
     parts = []
     for k, v in inputs.items():
-        if k in ("phase", "gpu", "model", "mode"):
+        if k in ("phase", "gpu", "model", "mode") or v is None:  # None: the alternative option was given
             continue
         unit = OPTION[k].unit if k in OPTION else ""
         text = ("on" if v else "off") if isinstance(v, bool) else f"{v:g}" if isinstance(v, (int, float)) else str(v)
         parts.append(f"{k} {text}" + (f" {unit}" if unit and unit not in ("share", "") else ""))
-    return "inputs: " + ", ".join(parts)
+    return "\n".join(textwrap.wrap("inputs: " + ", ".join(parts), 120, subsequent_indent="        "))
 
 
-def _num(x: float, decimals: int = 2) -> str:
-    return f"{x:,.{decimals}f}"
+def _num(x: float | None, decimals: int = 2) -> str:
+    """A number with thousands separators, or "does not fit" for the null speed of a configuration that cannot
+    run."""
+    return "does not fit" if x is None else f"{x:,.{decimals}f}"
 
 
 def band_text(accuracy: dict[str, Any]) -> str:
@@ -74,21 +77,24 @@ def prediction_text(r: dict[str, Any]) -> str:
     lines = [f"dsxl predict {i['phase']}: {i['model']} on {i['gpu']} ({i['mode']} model)", _inputs_line(i), ""]
     fits = "not estimated" if r["fits"] is None else "fits" if r["fits"] else "DOES NOT FIT"
     pm = band_text(r["accuracy"])
+    def speed(key: str, unit: str = "", decimals: int = 2) -> str:
+        return "does not fit" if r[key] is None else f"{_num(r[key], decimals)}{unit}{pm}"
     if i["phase"] == "decode":
-        lines += [f"  TPOT                    {_num(r['tpot_ms'])} ms{pm}",
-                  f"  tokens/s per user       {_num(r['tokens_per_s_per_user'])}{pm}",
-                  f"  tokens/s per GPU        {_num(r['tokens_per_s_per_gpu'], 0)}{pm}",
+        lines += [f"  TPOT                    {speed('tpot_ms', ' ms')}",
+                  f"  tokens/s per user       {speed('tokens_per_s_per_user')}",
+                  f"  tokens/s per GPU        {speed('tokens_per_s_per_gpu', '', 0)}",
                   f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
     elif i["phase"] == "prefill":
-        lines += [f"  input tokens/s per GPU  {_num(r['tokens_per_s_per_gpu'], 0)}{pm} (cache hits included)",
-                  f"  forward step            {_num(r['step_ms'])} ms{pm}",
-                  f"  TTFT                    {_num(r['ttft_ms'])} ms{pm}",
+        lines += [f"  input tokens/s per GPU  {speed('tokens_per_s_per_gpu', '', 0)} (cache hits included)",
+                  f"  forward step            {speed('step_ms', ' ms')}",
+                  f"  TTFT                    {speed('ttft_ms', ' ms')}",
                   f"  memory                  {fits}"]
     else:
-        lines += [f"  output tokens/s per GPU {_num(r['output_tokens_per_s_per_gpu'], 0)}{pm}",
-                  f"  tokens/s per user       {_num(r['tokens_per_s_per_user'])}{pm}",
-                  f"  step (decode + chunk)   {_num(r['step_ms'])} ms, prefill chunk "
-                  f"{r['prefill_chunk_tokens']:,.0f} tokens",
+        lines += [f"  output tokens/s per GPU {speed('output_tokens_per_s_per_gpu', '', 0)}",
+                  f"  tokens/s per user       {speed('tokens_per_s_per_user')} (time to first token counted)",
+                  f"  TPOT / TTFT             {speed('tpot_ms', ' ms')} / {speed('ttft_ms', ' ms')}",
+                  f"  decoding batch          {r['decoding_batch']:,.1f} sequences per attention rank; "
+                  f"prompt pieces of {r['prefill_chunk_tokens']:,.0f} tokens slow {r['straggler_share']:.0%} of steps",
                   f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
     lines.append(accuracy_line(r["accuracy"]))
     if r.get("reason"):
@@ -191,8 +197,8 @@ def predict_command(d: dict[str, Any], phase: str, gpu: str, inputs: dict[str, A
                     "cache-hit": f"{inputs['cache_hit']:g}"})
         opts.update({"batch": d["batch"], **context, "mtp-draft": d["mtp_draft"],
                      "mtp-accept": f"{d['mtp_accept']:g}"})
-    flags = " ".join(f"--{k} {v}" for k, v in opts.items()) + (" --tbo" if d["tbo"] else " --no-tbo")
-    return f"dsxl predict {phase} --gpu {gpu} --model {inputs['model']} {flags}"
+    flags = " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in opts.items()) + (" --tbo" if d["tbo"] else " --no-tbo")
+    return f"dsxl predict {phase} --gpu {shlex.quote(gpu)} --model {shlex.quote(str(inputs['model']))} {flags}"
 
 
 def plan_text(r: dict[str, Any]) -> str:
