@@ -1,6 +1,7 @@
 """The generated workbook, recalculated by LibreOffice, against the article and the Python model."""
 
 import math
+import subprocess
 import re
 import zipfile
 from pathlib import Path
@@ -203,6 +204,9 @@ def test_every_sheet_prints_legibly(tmp_path):
     for audit in ("Prefill_chain", "Decode_chain", "Refined_chain", "Planner_grid", "Checks"):  # a first block
         assert "Printed: the first block" in wb[audit]["A2"].value, audit
     pdf = convert([path], tmp_path / "pdf", fmt="pdf")[0]
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout.splitlines()[2:]
+    faces = {line.split()[0].split("+")[-1] for line in fonts}
+    assert faces and all(f.startswith(("Carlito", "Calibri")) for f in faces), faces  # no serif fallback
     pages = _pdf_pages(pdf)
     # pages follow the sheets in order; a sheet's first page starts with its title (row 1)
     owner, k = [], -1
@@ -236,3 +240,13 @@ def test_charts_cover_no_cells_with_content():
             covered = [ws.cell(r, c).coordinate for r in rows for c in cols if ws.cell(r, c).value is not None]
             assert covered == [], (ws.title, covered)
     assert charts >= 3
+
+
+def test_every_font_in_the_styles_is_named():
+    """An unnamed font renders in a serif fallback in LibreOffice: every font of xl/styles.xml names Calibri."""
+    import re
+    import zipfile
+    with zipfile.ZipFile(REPO / "workbook" / "dsxl.xlsx") as z:
+        styles = z.read("xl/styles.xml").decode()
+    fonts = re.findall(r"<font>.*?</font>|<font/>", styles, re.S)
+    assert fonts and all(re.search(r'<name val="Calibri" ?/>', f) for f in fonts), fonts

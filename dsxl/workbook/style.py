@@ -1,6 +1,13 @@
 """Visual conventions of the generated workbook (one place, so every sheet looks the same)."""
 
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
+from functools import partial
+
+from openpyxl.styles import Alignment, Border, Font as _Font, PatternFill, Protection, Side
+
+# Every font is named: Calibri, which Excel ships; LibreOffice lays it out with its metric-compatible twin Carlito
+# (fonts-crosextra-carlito, installed by .ci/run). An unnamed font falls back to a serif face in LibreOffice.
+FONT_NAME = "Calibri"
+Font = partial(_Font, name=FONT_NAME, size=11)
 
 INPUT_FONT = Font(color="0000FF")
 INPUT_FILL = PatternFill("solid", fgColor="FFF9C4")  # pale yellow
