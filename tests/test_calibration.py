@@ -22,6 +22,7 @@ def _cli(*args):
 
 
 # --- the joint fit ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_refitting_reproduces_the_shipped_fit_and_its_leave_one_out_errors():
     fresh = calibration.generate()
     assert {k: v["released"] for k, v in fresh["fit"].items()} == \

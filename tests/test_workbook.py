@@ -26,6 +26,7 @@ EDITS = {
 }
 
 require_engine(soffice(), "LibreOffice")
+pytestmark = pytest.mark.slow  # recalculates in a spreadsheet engine: pytest -m "not slow" leaves it out
 
 
 @pytest.fixture(scope="module")

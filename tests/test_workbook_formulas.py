@@ -1,15 +1,20 @@
 """A third engine: the pure-Python `formulas` package recalculates the generated workbook and every article table
-equals Python, as in LibreOffice and Gnumeric. Optional: skipped when `formulas` is not installed (the test extra
-installs it)."""
+equals Python, as in LibreOffice and Gnumeric. Skipped when `formulas` is not installed, except in CI (the test
+extra installs it)."""
 
 import pytest
 from openpyxl import load_workbook
 
 from dsxl.article.tables import compute_tables
 from dsxl.workbook import build_workbook
-from workbook_helpers import assert_tables_equal, error_cells, name_cell
+from workbook_helpers import assert_tables_equal, error_cells, name_cell, require_engine
 
-formulas = pytest.importorskip("formulas")
+try:
+    import formulas
+except ImportError:
+    formulas = None
+require_engine(formulas, "the formulas package")
+pytestmark = pytest.mark.slow
 
 
 def test_every_table_equals_python_in_formulas(tmp_path):

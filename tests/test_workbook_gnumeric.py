@@ -15,6 +15,7 @@ from test_workbook_refined import DEPLOY_EDIT
 from workbook_helpers import apply_edits, assert_tables_equal, error_cells, name_range, require_engine, whatif_copies
 
 require_engine(ssconvert(), "Gnumeric")
+pytestmark = pytest.mark.slow  # recalculates in a spreadsheet engine: pytest -m "not slow" leaves it out
 
 
 @pytest.fixture(scope="module")

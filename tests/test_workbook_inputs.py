@@ -15,7 +15,7 @@ from dsxl.inputs.rules import (BATCH, EP_SIZE, GPU_RANGES, GPU_RULES, MODEL_COUN
 from dsxl.workbook import build_workbook
 from dsxl.workbook.gnumeric import recalc, ssconvert
 from dsxl.workbook.libreoffice import convert, soffice
-from workbook_helpers import ERROR, edited_copies, name_cell, name_range
+from workbook_helpers import ERROR, edited_copies, name_cell, name_range, require_engine
 
 GPU = "H800"  # an article GPU, Predict's and Planner's default: every result reads its catalog row
 GENERATION = "hopper"
@@ -135,13 +135,15 @@ def _walk(edited, engine, tmp_path):
     assert found == []
 
 
-@pytest.mark.skipif(soffice() is None, reason="LibreOffice not installed")
+@pytest.mark.slow
 def test_every_shared_input_refused_in_libreoffice(edited, tmp_path):
+    require_engine(soffice(), "LibreOffice", module=False)
     _walk(edited, convert, tmp_path)
 
 
-@pytest.mark.skipif(ssconvert() is None, reason="Gnumeric not installed")
+@pytest.mark.slow
 def test_every_shared_input_refused_in_gnumeric(edited, tmp_path):
+    require_engine(ssconvert(), "Gnumeric", module=False)
     _walk(edited, recalc, tmp_path)
 
 

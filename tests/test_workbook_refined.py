@@ -13,6 +13,7 @@ from dsxl.workbook.libreoffice import convert, soffice
 from workbook_helpers import apply_edits, error_cells, name_cell, name_range, require_engine, set_in_table
 
 require_engine(soffice(), "LibreOffice")
+pytestmark = pytest.mark.slow  # recalculates in a spreadsheet engine: pytest -m "not slow" leaves it out
 
 PLANNER_EDIT = {"predict_gpu": "B200", "predict_ep": 64, "predict_batch": 48, "predict_kv_len": 8000,
                 "predict_tbo": False, "predict_mtp_draft": 1, "predict_mtp_accept": 1.7, "predict_moe_dtype": "fp4",

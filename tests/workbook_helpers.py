@@ -76,13 +76,14 @@ def whatif_copies(fresh, folder, edits):
     return paths
 
 
-def require_engine(found, what):
-    """Skip a module without the spreadsheet engine it needs, except in CI, where .ci/run installs it."""
+def require_engine(found, what, module=True):
+    """The one guard for every test that needs a spreadsheet engine (or the formulas package): skip without it,
+    except in CI (.ci/run installs it), where a missing engine fails instead of skipping silently."""
     if found:
         return
     if os.environ.get("CI"):
         raise RuntimeError(f"{what} is required in CI (.ci/run installs it)")
-    pytest.skip(f"{what} not installed", allow_module_level=True)
+    pytest.skip(f"{what} not installed", allow_module_level=module)
 
 
 def read_table(wb, table_id):
