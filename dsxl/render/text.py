@@ -201,6 +201,17 @@ def predict_command(d: dict[str, Any], phase: str, gpu: str, inputs: dict[str, A
     return f"dsxl predict {phase} --gpu {shlex.quote(gpu)} --model {shlex.quote(str(inputs['model']))} {flags}"
 
 
+def _answer(r: dict[str, Any], best: str) -> str:
+    """The line that answers the question asked: the fleet and its cost for a load, tokens/s for a budget."""
+    x, i = r["gpus"][best], r["inputs"]
+    on = "" if len(r["gpus"]) == 1 else f" on {best}, the cheapest"
+    if x.get("capacity_output_tokens_per_s") is not None and i["load_output_tokens_per_s"] is None:
+        return (f"Answer: {x['budget_gpus']:,} GPUs serve at most {x['capacity_output_tokens_per_s']:,.0f} output "
+                f"tokens/s at the SLA{on} (±{x['accuracy']['band'] * 100:.0f} %).")
+    return (f"Answer: {x['total_gpus']:,} GPUs = {x['total_nodes']:,.0f} nodes{on}, ${x['cost_per_day']:,.0f} per day, "
+            f"for {i['load_output_tokens_per_s']:,.0f} output tokens/s at the SLA (±{x['accuracy']['band'] * 100:.0f} %).")
+
+
 def plan_text(r: dict[str, Any]) -> str:
     i = r["inputs"]
     sla = f"TPOT <= {i['tpot_limit_ms']:.1f} ms, TTFT <= {i['ttft_ms']:,.0f} ms"
@@ -231,7 +242,9 @@ def plan_text(r: dict[str, Any]) -> str:
     if best:
         x = r["gpus"][best]
         d = x["decode"]
-        lines += ["", f"Cheapest: {best}. Decode {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
+        lines += ["", _answer(r, best)]
+        which = "Decode" if len(r["gpus"]) == 1 else f"Cheapest: {best}. Decode"
+        lines += [f"{which} {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
                       f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
                       f"{d['max_batch']}; {d['instances']} instances = {d['gpus']:,} GPUs = {d['nodes']:,.0f} nodes."]
         if x["prefill"]:
