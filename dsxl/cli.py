@@ -29,14 +29,16 @@ def _predict_parser(sub: Any) -> None:
     p.add_argument("--model", default=None, help="preset id (dsxl models) or path to a config.json")
     p.add_argument("--mode", choices=MODES, default="refined")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--calibration", metavar="PROFILE.json", help="a profile written by dsxl calibrate")
     for o in OPTIONS:
         flag = "--" + o.name.replace("_", "-")
         if o.rng is None and not o.choices:  # a switch: --tbo / --no-tbo
             p.add_argument(flag, dest=o.name, action="store_true", default=None, help=o.doc)
             p.add_argument("--no-" + flag[2:], dest=o.name, action="store_false", help=f"not: {o.doc}")
         elif o.choices:
+            default = o.default or {"engine": "sglang", "moe_dtype": "as the model ships"}.get(o.name, "")
             p.add_argument(flag, dest=o.name, type=str.lower, choices=o.choices, default=None,
-                           help=f"{o.doc} (default {o.default or 'sglang'})")
+                           help=f"{o.doc} (default {default})")
         else:
             kind = _auto_or(_number_type(o)) if o.auto else _number_type(o)
             default = "required" if o.default is None else f"default {o.default}"
@@ -106,6 +108,7 @@ def _plan_parser(sub: Any) -> None:
                    help="print the launch command of each instance for this engine")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--plot", metavar="FILE.png|.svg", help="draw the throughput-latency frontier")
+    p.add_argument("--calibration", metavar="PROFILE.json", help="a profile written by dsxl calibrate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,6 +120,15 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="refined and article model against published deployments")
     v.add_argument("--format", choices=("text", "json"), default="text")
     v.add_argument("--ablate", action="store_true", help="switch each refinement off in turn")
+    v.add_argument("--calibration", metavar="PROFILE.json", help="a profile written by dsxl calibrate: its "
+                                                                  "constants apply and its rows are listed")
+    c = sub.add_parser("calibrate", help="fit the refined model to your own measured runs: a profile for predict, "
+                                         "plan, validate, the UDFs and build")
+    c.add_argument("runs", nargs="?", type=Path, help="RUNS.csv with the columns of templates/measurements.csv")
+    c.add_argument("-o", "--output", type=Path, default=None, help="the profile, a .json path (default RUNS.json); "
+                                                                   "with --template, the .csv to write")
+    c.add_argument("--template", action="store_true", help="write an empty runs file with a commented example row")
+    c.add_argument("--format", choices=("text", "json"), default="text")
     sub.add_parser("models", help="list model presets with parameters and KV bytes per token")
     _plan_parser(sub)
     r = sub.add_parser("report", help="print the article's tables computed by the model")
@@ -135,13 +147,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", type=Path, default=None,
                    help=f"an .xlsx path in an existing folder (default {DEFAULT_WORKBOOK}, its folder created)")
     b.add_argument("--model", default=None, help="preset id or config.json the workbook holds (default deepseek_v3)")
+    b.add_argument("--calibration", metavar="PROFILE.json", help="a profile written by dsxl calibrate: the workbook "
+                                                                  "computes with its values and lists its runs")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"report": _report, "build": _build, "predict": _predict, "validate": _validate, "models": _models,
-                "plan": _plan}
+                "plan": _plan, "calibrate": _calibrate}
     try:
         return commands[args.command](args)
     except ValueError as exc:
@@ -213,9 +227,32 @@ def _build(args: argparse.Namespace) -> int:
         args.output = DEFAULT_WORKBOOK
     path = check_target(args.output, "-o", (".xlsx",))  # before the build, not after
     start = time.perf_counter()
-    data = workbook_bytes(model=args.model)
+    data = workbook_bytes(model=args.model, calibration=args.calibration)
     write_bytes(path, data)
     print(f"wrote {path} ({len(data) / 1024:.0f} KiB) in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from dsxl.refined.profile import calibrate, profile_text, template_text
+    from dsxl.render.files import check_target, write_bytes
+
+    if args.template:
+        path = check_target(args.output or Path("runs.csv"), "-o", (".csv",))
+        write_bytes(path, template_text().encode())
+        print(f"wrote {path}: one row per measured run (the columns of templates/measurements.csv)")
+        return 0
+    if args.runs is None:
+        raise ValueError("calibrate needs RUNS.csv (dsxl calibrate --template writes an empty one)")
+    path = check_target(args.output or args.runs.with_suffix(".json"), "-o", (".json",))
+    if path.resolve() == Path(args.runs).resolve():
+        raise ValueError("-o must differ from RUNS.csv")
+    profile = calibrate(args.runs)
+    write_bytes(path, (json.dumps(profile, indent=2, sort_keys=True) + "\n").encode())
+    sys.stdout.write(json.dumps(profile, indent=2) + "\n" if args.format == "json" else
+                     profile_text(profile) + f"wrote {path}\n")
     return 0
 
 
@@ -229,7 +266,7 @@ def _predict(args: argparse.Namespace) -> int:
     if stray:
         names = ", ".join("--" + s.replace("_", "-") for s in stray)
         raise ValueError(f"{names} does not apply to {args.phase}")
-    r = predict(args.phase, args.gpu, args.model, mode=args.mode, **given)
+    r = predict(args.phase, args.gpu, args.model, mode=args.mode, calibration=args.calibration, **given)
     sys.stdout.write(to_json(r) + "\n" if args.format == "json" else prediction_text(r))
     return 0
 
@@ -243,7 +280,7 @@ def _validate(args: argparse.Namespace) -> int:
         sys.stdout.write(to_json(rows) + "\n" if args.format == "json" else
                          ablation_text(rows, {k: v["doc"] for k, v in ABLATIONS.items()}))
         return 0
-    rows = validate()
+    rows = validate(calibration=args.calibration)
     sys.stdout.write(to_json(rows) + "\n" if args.format == "json" else validation_text(rows))
     return 0
 
@@ -255,7 +292,7 @@ def _plan(args: argparse.Namespace) -> int:
     names = ("model", "scenario", "input_len", "output_len", "cache_hit", "output_tokens_per_s", "requests_per_s",
              "tpot_ms", "min_tokens_per_s_per_user", "ttft_ms", "serving", "price_gpu_hour", "gpu_per_node",
              "mtp_draft", "mtp_accept", "peak_to_average", "price_input_hit", "price_input_miss", "price_output",
-             "budget_gpus", "budget_nodes", "prefill_gpu", "decode_gpu")
+             "budget_gpus", "budget_nodes", "prefill_gpu", "decode_gpu", "calibration")
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.gpu is not None:
         given["gpus"] = args.gpu

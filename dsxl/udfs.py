@@ -336,21 +336,26 @@ PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "comput
                            "band")
 
 
+CALIBRATION_DOC = "Path of a profile written by dsxl calibrate (blank: the shipped model)"
+
+
 def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], model: Any, numbers: dict[str, Any],
-                 texts: dict[str, Any], tbo: Any) -> Any:
+                 texts: dict[str, Any], tbo: Any, calibration: Any = None) -> Any:
     key = choose("what", what, outputs, outputs[0])
+    profile = None if _blank(calibration) else str(calibration).strip()  # loaded once per path and mtime
     ranges = {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))}
     try:  # a cell, or a whole range in one vectorised call
-        return _predict_cells(phase, gpu, key, model, numbers, texts, tbo)
+        return _predict_cells(phase, gpu, key, model, numbers, texts, tbo, profile)
     except ValueError:
         if not ranges:
             raise
     # a range with a bad cell: each cell on its own, so that cell shows its message and the rest compute
-    return _per_cell(lambda cell: _predict_cells(phase, gpu, key, model, {**numbers, **cell}, texts, tbo), ranges)
+    return _per_cell(lambda cell: _predict_cells(phase, gpu, key, model, {**numbers, **cell}, texts, tbo, profile),
+                     ranges)
 
 
 def _predict_cells(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str, Any], texts: dict[str, Any],
-                   tbo: Any) -> Any:
+                   tbo: Any, calibration: str | None = None) -> Any:
     """One predict call for a cell or a range of cells; booleans stay booleans."""
     from dsxl.inputs.request import OPTION
     from dsxl.refined.predict import predict
@@ -367,7 +372,10 @@ def _predict_cells(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str
         if not (_blank(value) and OPTION[name].default is None):  # else the model's or the engine's own default
             opts[name] = choose(name, value, OPTION[name].choices, OPTION[name].default)
     m = None if _blank(model) else str(model).strip()
-    r = predict(phase, _gpu(gpu), m, tbo=None if _blank(tbo) else _bool("tbo", tbo, True), **opts)
+    r = predict(phase, _gpu(gpu), m, tbo=None if _blank(tbo) else _bool("tbo", tbo, True), calibration=calibration,
+                **opts)
+    if r.get(key, 0) is None:  # a speed of a configuration that does not fit
+        return "does not fit"
     if key == "band":  # the expected relative error of this configuration
         return float(r["accuracy"]["band"])
     v = np.asarray(r[key])
@@ -403,7 +411,7 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
 
 @udf("PREDICT_DECODE(gpu, ep, batch, kv_len, [what=\"tpot_ms\"], [attn_tp=1], [tbo=engine's], [mtp_draft=0], "
      "[mtp_accept=1], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=\"fp8\"], [imbalance=1], "
-     "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"])",
+     "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"], [calibration=\"\"])",
      "=PREDICT_DECODE(\"H800\", 128, 128, 4096, \"tokens_per_s_per_gpu\")", gpu=GPU_DOC,
      ep="Expert-parallel GPUs", batch="Sequences per attention rank (attn_tp GPUs)",
      kv_len="Mean context per sequence, tokens",
@@ -412,37 +420,39 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
      mtp_draft="MTP draft tokens", mtp_accept="Tokens emitted per step, 1..1+draft",
      attn_dtype="fp8 or bf16", kv_dtype="fp8 or bf16", moe_dtype="fp8 or fp4", imbalance="Expert load max/mean",
      redundant_experts="Redundant expert replicas (auto: the fewest that divide)", model="Preset id (dsxl models)",
-     moe_tp="MoE tensor parallelism (GPUs per expert)", engine="sglang, trtllm or vllm")
+     moe_tp="MoE tensor parallelism (GPUs per expert)", engine="sglang, trtllm or vllm", calibration=CALIBRATION_DOC)
 def PREDICT_DECODE(gpu, ep, batch, kv_len, what="tpot_ms", attn_tp=1, tbo=None, mtp_draft=0, mtp_accept=1,  # noqa: N802
                    attn_dtype="fp8", kv_dtype="fp8", moe_dtype="fp8", imbalance=1, redundant_experts=None, model=None,
-                   moe_tp=1, engine=None):
+                   moe_tp=1, engine=None, calibration=None):
     """Refined decode prediction on datasheet hardware (TPOT ms, tokens/s, max batch, fits, band ...)."""
     return _predict_udf("decode", gpu, what, PREDICT_DECODE_OUTPUTS, model,
                         {"ep": ep, "batch": batch, "kv_len": kv_len, "attn_tp": attn_tp, "moe_tp": moe_tp,
                          "mtp_draft": mtp_draft, "mtp_accept": mtp_accept, "imbalance": imbalance,
                          "redundant_experts": redundant_experts},
-                        {"attn_dtype": attn_dtype, "kv_dtype": kv_dtype, "moe_dtype": moe_dtype, "engine": engine}, tbo)
+                        {"attn_dtype": attn_dtype, "kv_dtype": kv_dtype, "moe_dtype": moe_dtype, "engine": engine}, tbo,
+                        calibration)
 
 
 @udf("PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, [what=\"tokens_per_s_per_gpu\"], [attn_tp=1], "
      "[tbo=engine's], [cache_hit=0], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=\"fp8\"], [imbalance=1], "
-     "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"])",
+     "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"], [calibration=\"\"])",
      "=PREDICT_PREFILL(\"H800\", 32, 16384, 4096)", gpu=GPU_DOC, ep="Expert-parallel GPUs",
      tokens_per_gpu="Prompt tokens per GPU per forward", prompt_len="Prompt length, tokens",
      what="One of " + ", ".join(PREDICT_PREFILL_OUTPUTS), attn_tp="Attention TP (1 = data parallel)",
      tbo="Two-batch overlap", cache_hit="Share of prompt tokens from the prefix cache, 0..1",
      attn_dtype="fp8 or bf16", kv_dtype="fp8 or bf16", moe_dtype="fp8 or fp4", imbalance="Expert load max/mean",
      redundant_experts="Redundant expert replicas (auto: the fewest that divide)", model="Preset id (dsxl models)",
-     moe_tp="MoE tensor parallelism (GPUs per expert)", engine="sglang, trtllm or vllm")
+     moe_tp="MoE tensor parallelism (GPUs per expert)", engine="sglang, trtllm or vllm", calibration=CALIBRATION_DOC)
 def PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, what="tokens_per_s_per_gpu", attn_tp=1, tbo=None,  # noqa: N802
                     cache_hit=0, attn_dtype="fp8", kv_dtype="fp8", moe_dtype="fp8", imbalance=1, redundant_experts=None,
-                    model=None, moe_tp=1, engine=None):
+                    model=None, moe_tp=1, engine=None, calibration=None):
     """Refined prefill prediction (input tokens/s per GPU, TTFT ms, step ms, fits, band ...)."""
     return _predict_udf("prefill", gpu, what, PREDICT_PREFILL_OUTPUTS, model,
                         {"ep": ep, "tokens_per_gpu": tokens_per_gpu, "prompt_len": prompt_len, "attn_tp": attn_tp,
                          "moe_tp": moe_tp, "cache_hit": cache_hit, "imbalance": imbalance,
                          "redundant_experts": redundant_experts},
-                        {"attn_dtype": attn_dtype, "kv_dtype": kv_dtype, "moe_dtype": moe_dtype, "engine": engine}, tbo)
+                        {"attn_dtype": attn_dtype, "kv_dtype": kv_dtype, "moe_dtype": moe_dtype, "engine": engine}, tbo,
+                        calibration)
 
 
 @udf("DSXL_TABLE(table_id)", "=DSXL_TABLE(\"decode_totals\")", table_id="An article table id, e.g. decode_totals")

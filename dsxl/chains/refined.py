@@ -189,7 +189,7 @@ def _a2a(nic_copies: Step, nic_eff: str, latency: str) -> list[Step]:
     ]
 
 
-def _layers(lm_tokens: str, mtp_draft: str | int, moe_layer: Step, requests: str) -> list[Step]:
+def _layers(lm_tokens: str, mtp_draft: str | int, moe_layer: Step, requests: str, time_scale: str) -> list[Step]:
     return [
         moe_layer,
         S("dense_layer_ms", serving.dense_layer_ms, "Dense layer", MS, {"mlp_ms": "dense_mlp_ms"}),
@@ -200,7 +200,7 @@ def _layers(lm_tokens: str, mtp_draft: str | int, moe_layer: Step, requests: str
         S("mtp_ms", serving.mtp_ms, "MTP drafting", MS, {"mtp_draft": mtp_draft}),
         S("overhead_ms", serving.engine_overhead_ms, "Engine overhead per step (scheduling, sampling)", MS,
           {"requests": requests}),
-        S("step_ms", serving.step_ms, "Forward step", MS),
+        S("step_ms", serving.step_ms, "Forward step", MS, {"time_scale": time_scale}),
     ]
 
 
@@ -249,7 +249,8 @@ DECODE = [S("queries_per_seq", serving.queries_per_sequence, "Query tokens per s
       {"sequences": "batch", "per_sequence": "queries_per_seq"}),
     S("sbo_window_ms", serving.sbo_window_ms, "Compute a single-batch-overlapped combine hides behind", MS),
 ] + _layers("decode_tokens", "mtp_draft", S("moe_layer_ms", serving.moe_layer_ms, "MoE layer", MS,
-                                              {"overlap_ms": "sbo_window_ms", "tbo": "tbo_on", "sbo": "sbo_on"}), "batch") + [
+                                              {"overlap_ms": "sbo_window_ms", "tbo": "tbo_on", "sbo": "sbo_on"}), "batch",
+                  "decode_time_scale") + [
     S("tpot_ms", serving.tpot_ms, "Time per output token", MS),
     S("tokens_per_s_per_user", serving.per_second, "Output tokens/s per user", "tokens/s", {"time_ms": "tpot_ms"}),
     S("tokens_per_s_per_gpu", serving.per_gpu, "Output tokens/s per GPU", "tokens/s",
@@ -290,7 +291,8 @@ PREFILL = _overlap_head(S("overlap_rank_tokens", serving.tokens, "Prompt tokens 
       {"sequences": "tokens_per_gpu", "per_sequence": "attn_tp"}),
     S("lm_tokens", serving.prompts, "Prompts per forward of the attention rank (LM head rows)", "prompts",
       {"tokens": "rank_tokens", "prompt_len": "prompt_len"}),
-] + _layers("lm_tokens", 0, S("moe_layer_ms", serving.prefill_moe_layer_ms, "MoE layer", MS, {"tbo": "tbo_on"}), "lm_tokens") + [
+] + _layers("lm_tokens", 0, S("moe_layer_ms", serving.prefill_moe_layer_ms, "MoE layer", MS, {"tbo": "tbo_on"}),
+            "lm_tokens", "prefill_time_scale") + [
     S("tokens_per_s_per_gpu", serving.input_tokens_per_s, "Input tokens/s per GPU (cache hits included)",
       "tokens/s", {"tokens": "tokens_per_gpu"}),
     S("computed_tokens_per_s", serving.input_tokens_per_s, "Computed tokens/s per GPU", "tokens/s",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any
@@ -136,6 +137,26 @@ class RefinedConstant:
     sources: dict[str, str]  # generation -> source (inherited values say so)
 
 
+# A calibration profile's values while a workbook is built from it (see :func:`overridden`).
+_OVERRIDES: dict[str, dict] = {"constants": {}, "engines": {}}
+
+
+@contextmanager
+def overridden(constants: dict[str, dict[str, tuple[float, str]]], engines: dict[str, dict[str, tuple[float, str]]]):
+    """Within the block, refined constants (name -> generation -> (value, source)) and engine numbers
+    (engine -> field -> (value, source)) read as given: how ``dsxl build --calibration`` writes a profile's values
+    into the workbook's Constants sheet and engine lookups."""
+    _OVERRIDES.update(constants=constants, engines=engines)
+    load_refined.cache_clear()
+    load_engines.cache_clear()
+    try:
+        yield
+    finally:
+        _OVERRIDES.update(constants={}, engines={})
+        load_refined.cache_clear()
+        load_engines.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def load_refined() -> dict[str, RefinedConstant]:
     """The refined model's constants (``templates/refined.json``), resolved for every GPU generation."""
@@ -163,6 +184,9 @@ def load_refined() -> dict[str, RefinedConstant]:
                     out[target].values[gen] = round(out[target].values["hopper"] * value, 6)
                     out[target].sources[gen] = (f"no kernel rows: Hopper's {out[target].values['hopper']:g} x "
                                                 f"{name} {value:g}, {why}")
+    for name, by_gen in _OVERRIDES["constants"].items():
+        for gen, (value, why) in by_gen.items():
+            out[name].values[gen], out[name].sources[gen] = value, why
     return out
 
 
@@ -233,6 +257,8 @@ def load_engines() -> dict[str, Engine]:
                     if kind == "engine_factor":
                         value, why = numbers[p["target"]] * value, f"{value:g} x the common value: {why}"
                     numbers[p["target"]], fields_[p["target"]] = value, dict(fields_[p["target"]], source=why)
+        for field_, (value, why) in _OVERRIDES["engines"].get(name, {}).items():
+            numbers[field_], fields_[field_] = value, dict(fields_[field_], source=why)
         out[name] = Engine(name, spec["label"], numbers,
                            {k: v["value"] for k, v in fields_.items() if k not in ENGINE_NUMBERS},
                            {k: v["source"] for k, v in fields_.items()})

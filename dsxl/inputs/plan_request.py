@@ -4,6 +4,8 @@ together, and resolves it (GPU names, the budget in GPUs, the engine, the overla
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -50,6 +52,7 @@ class PlanInputs:
     decode_gpu: str | None = None
     mixed: bool = False  # with several GPUs: also rank every prefill/decode pair
     engine: str | None = None  # the serving engine's profile (templates/engines.json); None = the default
+    calibration: Any = None  # a profile written by dsxl calibrate (its path), or None for the shipped model
     mix_sizes: bool = True  # let a pool top up a bulk of one instance size with instances of another
 
     def has_load(self) -> bool:

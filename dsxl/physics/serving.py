@@ -87,10 +87,11 @@ def engine_overhead_ms(step_overhead_ms: Any, request_overhead_us: Any, requests
 
 
 def step_ms(n_layers: Any, n_dense_layers: Any, dense_layer_ms: Any, moe_layer_ms: Any, lm_head_ms: Any,
-            mtp_ms: Any, overhead_ms: Any) -> Any:
-    """One forward step of the whole model on one GPU."""
-    return (n_dense_layers * dense_layer_ms + (n_layers - n_dense_layers) * moe_layer_ms + lm_head_ms + mtp_ms
-            + overhead_ms)
+            mtp_ms: Any, overhead_ms: Any, time_scale: Any) -> Any:
+    """One forward step of the whole model on one GPU: the GPU's work (times ``time_scale``, 1 unless a calibration
+    profile measured this phase slower or faster on the user's cluster) and the engine's overhead."""
+    return (time_scale * (n_dense_layers * dense_layer_ms + (n_layers - n_dense_layers) * moe_layer_ms + lm_head_ms
+                          + mtp_ms) + overhead_ms)
 
 
 def tpot_ms(step_ms: Any, mtp_accept: Any) -> Any:

@@ -94,7 +94,8 @@ def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     picks among them), or why there is none; plus the Pareto frontier."""
     grid = _grid(inp)
     kv = mean_decode_context(inp.input_len, inp.output_len)
-    r = predict("decode", gpu, inp.model, kv_len=kv, engine=inp.engine, detail=False, **grid)
+    r = predict("decode", gpu, inp.model, kv_len=kv, engine=inp.engine, detail=False,
+                calibration=inp.calibration, **grid)
     tpot, per_gpu, per_user = (np.asarray(r[k]) for k in ("tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user"))
     fits = _fitting(r, grid, tpot.shape, _tp_sizes(inp)[None, :, None, None, None])
     meets = np.broadcast_to(sizing.decode_ok(fits, tpot, inp.tpot_limit_ms(), grid["mtp_draft"],
@@ -127,6 +128,7 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
             "tbo": np.array(inp.tbo_options)[None, None, None, :],
             "redundant_experts": moe.even_redundant_experts(ep, m.n_routed_experts)}
     r = predict("prefill", gpu, inp.model, prompt_len=inp.input_len, cache_hit=inp.cache_hit, engine=inp.engine,
+                calibration=inp.calibration,
                 detail=False, **grid)
     ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
     fits = _fitting(r, grid, ttft.shape, tp)
@@ -148,6 +150,7 @@ def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     """Per EP size, the aggregated configuration with the most output tokens/s per GPU at both SLAs."""
     grid = _grid(inp)
     r = predict("aggregated", gpu, inp.model, input_len=inp.input_len, output_len=inp.output_len, engine=inp.engine,
+                calibration=inp.calibration,
                 detail=False,
                 cache_hit=inp.cache_hit, **grid)
     per_user, per_gpu, ttft = (np.asarray(r[k]) for k in ("tokens_per_s_per_user", "output_tokens_per_s_per_gpu",

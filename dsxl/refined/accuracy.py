@@ -151,7 +151,7 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
     notes = [widen[k]["why"] + (f" ({', '.join(fitted)})" if k == "fitted" else "") for k in reasons]
     note = ("inside the calibration rows of this family" if not notes else "; ".join(notes))
     return {"band": round(band, 4), "basis": [r.id for r in family], "validated": validated, "regime": reg,
-            "note": note}
+            "note": note, "family_band": round(family_band, 4)}
 
 
 REGIME_PHASE = {"decode": "decode", "min-latency": "decode", "prefill": "prefill", "aggregated": "aggregated"}

@@ -23,62 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
-from dsxl.data.catalog import load_catalog, load_fit, load_refined
+from dsxl.refined.fit_parameters import Parameter, parameters, row_constants
 from dsxl.refined.validation import Measurement, load_measurements, predict_row
 
 MOVES = 0.02  # a row "moves with" a parameter when its prediction changes by more than this share
 SHRINK = 0.02  # weight of log(factor) per engine factor: small beside a row's residual, enough to fix the split
 TOLERANCE = 0.05  # residuals past this log ratio weigh quadratically more: no row is sacrificed to the others
-
-
-@dataclass(frozen=True)
-class Parameter:
-    name: str  # unique in templates/fitted.json
-    target: str  # the constant or engine number it sets
-    kind: str  # constant (refined.json), engine (engines.json number) or kernel_share (scales efficiencies)
-    prior: float
-    lo: float
-    hi: float
-    min_rows: int
-    generations: tuple[str, ...] = ()
-    engines: tuple[str, ...] = ()
-    scales: tuple[str, ...] = ()
-    of: str = ""  # engine_factor: the common parameter it scales
-
-    def applies(self, m: Measurement) -> bool:
-        if self.kind in ("engine", "engine_factor"):
-            return (m.conditions.get("engine") or "sglang") in self.engines
-        return load_catalog().gpu(m.gpu).generation in self.generations
-
-    def probe(self, value: float) -> float:
-        """Halfway from ``value`` towards the farther bound."""
-        far = self.lo if value - self.lo > self.hi - value else self.hi
-        return (value + far) / 2
-
-
-def parameters() -> list[Parameter]:
-    out = []
-    for name, p in load_fit()["parameters"].items():
-        out.append(Parameter(name, p.get("target", name), p["kind"], float(p["prior"]), float(p["lo"]), float(p["hi"]), int(p["min_rows"]),
-                             tuple(p.get("generations", ())), tuple(p.get("engines", ())), tuple(p.get("scales", ())),
-                             p.get("of", "")))
-    return out
-
-
-def row_constants(m: Measurement, values: dict[str, float], params: Sequence[Parameter]) -> dict[str, float]:
-    """The constant overrides that put ``values`` into one row's prediction (only parameters that apply to it)."""
-    hopper = load_refined()
-    out: dict[str, float] = {}
-    for p in params:
-        if not p.applies(m):
-            continue
-        if p.kind == "kernel_share":
-            out.update({n: hopper[n].values["hopper"] * values[p.name] for n in p.scales})
-        elif p.kind == "engine_factor":
-            out[p.target] = values[p.of] * values[p.name]
-        elif p.target not in out:  # an engine's own factor, set above, already holds the common value
-            out[p.target] = values[p.name]
-    return out
 
 
 def predict_rows(rows: Sequence[Measurement], values: dict[str, float], params: Sequence[Parameter]) -> np.ndarray:
@@ -122,12 +72,14 @@ def fit_rows(rows: Sequence[Measurement], params: Sequence[Parameter] | None = N
     def unpack(x: np.ndarray) -> dict[str, float]:
         return {**values, **{p.name: p.lo + xi * (p.hi - p.lo) for p, xi in zip(free, x)}}
 
-    factors = [i for i, p in enumerate(free) if p.kind == "engine_factor"]
+    # engine factors lean to 1 (the common value); refitting shipped values to a user's rows, every constant but a
+    # phase scale leans to where it started
+    pulled = [p for p in free if p.kind == "engine_factor" or (start is not None and p.kind != "scale")]
 
     def residuals(x: np.ndarray) -> np.ndarray:
         v = unpack(x)
         r = np.log(predict_rows(rows, v, params) / measured)
-        pull = [SHRINK * np.log(v[free[i].name]) for i in factors]  # factors lean to the common value
+        pull = [SHRINK * np.log(v[p.name] / values[p.name]) for p in pulled]
         return np.concatenate([r * np.sqrt(1 + (r / TOLERANCE) ** 2), pull])  # past the tolerance: grows faster
 
     x0 = np.array([(values[p.name] - p.lo) / (p.hi - p.lo) for p in free])
@@ -190,3 +142,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

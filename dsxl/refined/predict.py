@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from dsxl.refined.accuracy import accuracy
+from dsxl.refined.calibrated import load_profile, profile_accuracy, profile_constants
 from dsxl.data.catalog import GPU, ModelArgs, load_catalog
 from dsxl.chains import refined as refined_chain
 from dsxl.physics.attention import mean_decode_context
@@ -85,7 +86,7 @@ def _scalar(x: Any) -> Any:
 
 def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: str = "refined",
             constants: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None, *,
-            detail: bool = True, **options: Any) -> dict[str, Any]:
+            detail: bool = True, calibration: Any = None, **options: Any) -> dict[str, Any]:
     """Predict one phase on one GPU (or a list of GPUs, a leading axis); options as in :data:`OPTIONS`
     (scalars or arrays, broadcast together).
 
@@ -94,7 +95,9 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     ``output_tokens_per_s_per_gpu``, ``tokens_per_s_per_user``, ``fits``. Every result carries ``inputs``
     (defaults included), ``mode`` and, for an infeasible scalar request, ``reason``. ``constants`` overrides
     refined constants by name (what-ifs); ``fixed`` pins chain quantities (ablations, see :mod:`dsxl.refined.validation`).
-    ``detail=False`` (searches) leaves out the breakdown and returns read-only broadcast views.
+    ``detail=False`` (searches) leaves out the breakdown and returns read-only broadcast views. ``calibration`` is
+    a profile written by ``dsxl calibrate`` (a path or its dict): its constants apply, ``inputs`` names it and
+    predictions near its rows carry the band of their leave-one-out errors.
     """
     if mode not in MODES:
         refuse("mode", mode, MODES)
@@ -113,6 +116,10 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                   k in ARTICLE_OPTIONS[phase]}
         return {"inputs": inputs, "reason": None, **predict_article(phase, gpu, model_args(model), opts),
                 "accuracy": ARTICLE_ACCURACY, "notes": []}
+    profile = load_profile(calibration)
+    if profile is not None:
+        inputs["calibration"] = profile["name"]
+        constants = {**_profile_constants(profile, gpu, opts["engine"]), **(constants or {})}
     env = request_env(phase, gpu, model, opts, constants)
     if phase == "aggregated":
         env["kv_len"] = mean_decode_context(opts["input_len"], opts["output_len"])
@@ -151,7 +158,20 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     if out.get("fits") is False:  # a speed that cannot run is not a number: null, with the reason (a sweep keeps
         # its raw values beside its fits array, for searches and invariants)
         out.update(dict.fromkeys((k for k in SPEEDS if k in out), None))
-    return {"inputs": inputs, **out, "accuracy": _accuracy(phase, gpu, model, opts), "reason": reason, "notes": notes}
+    acc = _accuracy(phase, gpu, model, opts)
+    if profile is not None:
+        gpus = [gpu] if isinstance(gpu, (str, GPU)) else list(gpu)
+        near = [profile_accuracy(profile, a["regime"], resolve_gpu(g).generation, opts["engine"], a)
+                for g, a in zip(gpus, [acc] if isinstance(acc, dict) else acc)]
+        acc = near[0] if isinstance(acc, dict) else near
+    return {"inputs": inputs, **out, "accuracy": acc, "reason": reason, "notes": notes}
+
+
+def _profile_constants(profile: dict[str, Any], gpu: Any, engine: str) -> dict[str, Any]:
+    """A profile's overrides for one GPU, or those every GPU of a list shares."""
+    gpus = [gpu] if isinstance(gpu, (str, GPU)) else list(gpu)
+    each = [profile_constants(profile, resolve_gpu(g).generation, engine) for g in gpus]
+    return {k: v for k, v in each[0].items() if all(e.get(k) == v for e in each)}
 
 
 def _overlap_notes(q: dict[str, Any], opts: dict[str, Any], inputs: dict[str, Any]) -> list[str]:

@@ -14,9 +14,10 @@ import numpy as np
 
 from dsxl.data.catalog import load_catalog, load_fit, read_template_text
 from dsxl.article.predict import ARTICLE_OPTIONS
+from dsxl.refined.calibrated import load_profile
 from dsxl.refined.predict import predict
 from dsxl.inputs.request import OPTION, options_for
-from dsxl.inputs.rules import parse_optional_number
+from dsxl.inputs.rules import choose, parse_optional_number
 
 _TEXT = ("id", "role", "phase", "metric", "gpu", "model", "engine", "attn_dtype", "kv_dtype", "moe_dtype", "assumed",
          "source")
@@ -54,19 +55,55 @@ class Measurement:
         return out
 
 
-def load_measurements() -> list[Measurement]:
+COLUMNS = ("id", "role", "phase", "metric", "gpu", "model", "ep", "attn_tp", "moe_tp", "batch", "concurrency",
+           "max_num_tokens", "kv_len", "tokens_per_gpu", "prompt_len", "cache_hit", "tbo", "sbo", "mtp_draft",
+           "mtp_accept", "engine", "attn_dtype", "kv_dtype", "moe_dtype", "input_len", "output_len",
+           "redundant_experts", "imbalance", "tokens_per_s_per_user", "measured", "measured_per_node", "assumed",
+           "source")
+# the conditions each phase's model needs (one of a tuple)
+NEEDED = {"decode": ("ep", ("batch", "tokens_per_s_per_user"), "kv_len"),
+          "prefill": ("ep", "tokens_per_gpu", "prompt_len"),
+          "aggregated": ("ep", ("batch", "concurrency"), "input_len", "output_len")}
+
+
+def parse_measurements(text: str, source: str) -> list[Measurement]:
+    """Measurements from CSV text with the columns of ``templates/measurements.csv``; a problem is one line naming
+    ``source``, the row and the column."""
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    header = list(rows.fieldnames or [])
+    missing = [c for c in COLUMNS if c not in header]
+    unknown = [c for c in header if c not in COLUMNS]
+    if missing or unknown:
+        what = f"column {missing[0]} is missing" if missing else f"column {unknown[0]!r} is unknown"
+        raise ValueError(f"{source}: {what}; the columns are those of templates/measurements.csv "
+                         "(dsxl calibrate --template writes them)")
     out = []
-    for r in csv.DictReader(read_template_text("measurements.csv").splitlines()):
+    for n, r in enumerate(rows, start=2):
+        where_ = f"{source} row {n} ({r['id'] or 'no id'})"
+
         def number(k: str) -> Any:
-            return parse_optional_number(f"measurements.csv {r['id']}.{k}", r[k])
-        conditions = {k: (v.strip() or None) if k in _TEXT else number(k) for k, v in r.items()
+            return parse_optional_number(f"{where_}, column {k}", r[k] or "")
+        phase = choose(f"{where_}, column phase", r["phase"], NEEDED)
+        measured = number("measured")
+        if measured is None or not measured > 0:
+            raise ValueError(f"{where_}, column measured: must be a number above 0; got {r['measured']!r}")
+        conditions = {k: ((v or "").strip() or None) if k in _TEXT else number(k) for k, v in r.items()
                       if k in OPTION}
-        out.append(Measurement(id=r["id"], role=r["role"], phase=r["phase"], metric=r["metric"], gpu=r["gpu"],
-                               model=r["model"], measured=float(r["measured"]), conditions=conditions,
+        for need in NEEDED[phase]:
+            names = need if isinstance(need, tuple) else (need,)
+            if all(conditions.get(k) is None and number(k) is None for k in names):
+                raise ValueError(f"{where_}, column {' or '.join(names)}: the {phase} model needs it")
+        out.append(Measurement(id=r["id"], role=r["role"] or "calibration", phase=phase,
+                               metric=r["metric"] or "output tokens/s per GPU", gpu=r["gpu"], model=r["model"],
+                               measured=float(measured), conditions=conditions,
                                tokens_per_s_per_user=number("tokens_per_s_per_user"),
-                               measured_per_node=number("measured_per_node"), assumed=r["assumed"],
-                               source=r["source"]))
+                               measured_per_node=number("measured_per_node"), assumed=r["assumed"] or "",
+                               source=r["source"] or ""))
     return out
+
+
+def load_measurements() -> list[Measurement]:
+    return parse_measurements(read_template_text("measurements.csv"), "measurements.csv")
 
 
 def _batch_at_user_speed(m: Measurement, mode: str, **kw: Any) -> int:
@@ -120,12 +157,15 @@ def _article(m: Measurement) -> tuple[float | None, dict[str, Any]]:
     return predict_measurement(m, "article")
 
 
-def validate(constants: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One row per measurement: measured, refined, article, refined error (refined / measured - 1)."""
+def validate(constants: dict[str, Any] | None = None, calibration: Any = None) -> list[dict[str, Any]]:
+    """One row per measurement: measured, refined, article, refined error (refined / measured - 1) and the
+    leave-one-out error; with a calibration profile, its constants apply and the profile's own rows follow (role
+    "yours")."""
     out = []
     loo = load_fit().get("rows", {})
+    kw = {"calibration": calibration} if calibration is not None else {}
     for m in sorted(load_measurements(), key=lambda m: m.role != "calibration"):
-        refined, opts, r = predict_row(m, "refined", constants=constants)
+        refined, opts, r = predict_row(m, "refined", constants=constants, **kw)
         article, article_opts = _article(m)
         out.append({"id": m.id, "role": m.role, "phase": m.phase, "gpu": m.gpu, "model": m.model, "metric": m.metric,
                     "measured": m.measured, "refined": refined, "article": article,
@@ -134,6 +174,19 @@ def validate(constants: dict[str, Any] | None = None) -> list[dict[str, Any]]:
                     "article_error": None if article is None else relative_error(article, m.measured),
                     "conditions": opts, "article_conditions": article_opts, "assumed": m.assumed, "source": m.source,
                     "accuracy": r["accuracy"], "family": family_of(m.gpu, opts["engine"], r["accuracy"]["regime"])})
+    profile = load_profile(calibration)
+    for row in (profile or {}).get("rows", []):
+        m = Measurement(id=row["id"], role="yours", phase=row["phase"], metric=row["metric"], gpu=row["gpu"],
+                        model=row["model"], measured=row["measured"], conditions=row["conditions"],
+                        tokens_per_s_per_user=None, measured_per_node=None, assumed="",
+                        source=f"your measurements: {profile['input']['file']}")
+        refined, opts, r = predict_row(m, "refined", constants=constants, **kw)
+        out.append({"id": m.id, "role": "yours", "phase": m.phase, "gpu": m.gpu, "model": m.model,
+                    "metric": m.metric, "measured": m.measured, "refined": refined, "article": None,
+                    "error": relative_error(refined, m.measured), "article_error": None,
+                    "loo_error": row["loo_error"], "conditions": opts, "article_conditions": {}, "assumed": "",
+                    "source": m.source, "accuracy": r["accuracy"],
+                    "family": family_of(m.gpu, opts["engine"], r["accuracy"]["regime"])})
     return out
 
 

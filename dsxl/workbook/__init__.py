@@ -6,7 +6,9 @@ import io
 import os
 import re
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from dsxl.data.catalog import Catalog, load_catalog
 from dsxl.render.files import check_target, write_bytes
@@ -15,16 +17,21 @@ FIXED_ZIP_TIME = (2025, 3, 14, 0, 0, 0)  # the article's date: byte-identical bu
 FIXED_STAMP = "2025-03-14T00:00:00Z"
 
 
-def workbook_bytes(catalog: Catalog | None = None, model: str | None = None) -> bytes:
-    """The workbook as .xlsx bytes for a model (preset id or config.json); the same inputs give the same bytes."""
+def workbook_bytes(catalog: Catalog | None = None, model: str | None = None, calibration: Any = None) -> bytes:
+    """The workbook as .xlsx bytes for a model (preset id or config.json), calibrated by a profile of
+    ``dsxl calibrate`` when given; the same inputs give the same bytes."""
+    from dsxl.data.catalog import overridden
+    from dsxl.refined.calibrated import load_profile, profile_tables
     from dsxl.workbook.sheets import build
 
     from dsxl.workbook.cached import values
 
-    wb = build(catalog or load_catalog(), model)
-    wb.properties.creator = "dsxl"
-    wb.properties.title = "dsxl: DeepSeek-style MoE inference sizing"
-    computed = values(wb)
+    profile = load_profile(calibration)
+    with overridden(*profile_tables(profile)) if profile else nullcontext():
+        wb = build(catalog or load_catalog(), model, profile)
+        wb.properties.creator = "dsxl"
+        wb.properties.title = "dsxl: DeepSeek-style MoE inference sizing"
+        computed = values(wb)
     cached = {f"xl/worksheets/sheet{i + 1}.xml": computed.get(ws.title, {}) for i, ws in enumerate(wb.worksheets)}
     buf = io.BytesIO()
     wb.save(buf)
@@ -54,9 +61,9 @@ def _normalise(data: bytes, cached: dict[str, dict] | None = None) -> bytes:
 
 
 def build_workbook(path: str | os.PathLike = Path("workbook") / "dsxl.xlsx", catalog: Catalog | None = None,
-                   model: str | None = None) -> Path:
+                   model: str | None = None, calibration: Any = None) -> Path:
     """Write the workbook to ``path`` atomically, after checking the target can be written (see
     :mod:`dsxl.render.files`); returns the path."""
     path = check_target(Path(path), "-o", (".xlsx",))
-    data = workbook_bytes(catalog, model)  # build fully before touching the target
+    data = workbook_bytes(catalog, model, calibration)  # build fully before touching the target
     return write_bytes(path, data)

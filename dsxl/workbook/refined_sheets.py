@@ -24,6 +24,7 @@ from dsxl.refined.predict import BREAKDOWN
 from dsxl.inputs.request import (CROSS_RULES, OPTIONS, constant_range, engine_numbers, fused_moe_env, normalise,
                                  option_env)
 from dsxl.inputs.rules import formula_ok
+from dsxl.refined.calibrated import near_band
 from dsxl.refined.validation import relative_error, validate
 from dsxl.workbook import style
 from dsxl.workbook.builder import TABLES_OK, Builder, Cursor, ref, span
@@ -256,15 +257,18 @@ def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr, tbo: Expr)
     return out[0], out[1]
 
 
-def accuracy_table(b: Builder, ws: Any, top: int, model: str) -> int:
+def accuracy_table(b: Builder, ws: Any, top: int, model: str, profile: dict | None = None) -> int:
     """The family table the Predict sheet's bands read (one row per generation, engine, regime, MoE dtype and
-    TBO); returns the row after it."""
+    TBO; a calibration profile's band where its rows are near); returns the row after it."""
     ws.cell(top, 1, "Accuracy by family: the band before range and MTP widening, and the span of each family's "
                     "calibration rows (dsxl.refined.accuracy)").font = style.H2_FONT
     head = top + 1
     for j, h in enumerate(ACCURACY_COLUMNS, start=1):
         b._header_cell(ws, head, j, h)
     rows = family_table(model)
+    for r in rows if profile else ():
+        generation, engine, reg = r["key"].split("|")[:3]
+        r["band"] = near_band(profile, reg, generation, engine) or r["band"]
     for i, r in enumerate(rows, start=1):
         values = (r["key"], r["band"], int(r["context_lo"] is not None), r["context_lo"] or 0, r["context_hi"] or 0,
                   int(r["batch_lo"] is not None), r["batch_lo"] or 0, r["batch_hi"] or 0)
@@ -339,10 +343,10 @@ def _row_model(b: Builder, catalog: Catalog, v: dict[str, Any], env_key: Key) ->
 
 
 def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
-                     catalog: Catalog) -> dict[str, Expr]:
+                     catalog: Catalog, profile: dict | None = None) -> dict[str, Expr]:
     """One refined and one article calculation per published measurement, side by side; tbl_validation.
     Returns each measurement's refined-error cell."""
-    results = validate()
+    results = validate(calibration=profile)
     refined_cells: dict[str, Expr] = {}
     article_cells: dict[str, Expr] = {}
     for phase in ("decode", "prefill"):

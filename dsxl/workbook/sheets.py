@@ -53,7 +53,9 @@ SHEETS = [
 ]
 
 
-def build(catalog: Catalog, model: str | None = None) -> Workbook:
+def build(catalog: Catalog, model: str | None = None, profile: dict | None = None) -> Workbook:
+    """The workbook; ``profile`` (a checked ``dsxl calibrate`` profile, whose values the catalog already reads, see
+    :func:`dsxl.data.catalog.overridden`) lists the user's runs on Validation and says so on Start."""
     scenario = catalog.scenario
     plan = build_plan(catalog, len(scenario.batch_sizes))
     tables = article_tables(plan)
@@ -109,13 +111,13 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
                               refined_env, chains, refined_model.native_moe_dtype, model_name)
     if model_name == catalog.default_model:  # the published measurements are DeepSeek-V3 deployments
         errors = validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows,
-                                  catalog)
+                                  catalog, profile)
         headline.update({f"error_{k}": v for k, v in errors.items()})
     else:
         ws["Validation"]["A3"] = (f"The published measurements are {catalog.default_model} deployments: build the "
                                   "default workbook (dsxl build) to see them.")
     print_rows = {"Validation": ws["Validation"].max_row, "Checks": 60}  # the rest is reference data, on screen
-    accuracy_table(b, ws["Validation"], ws["Validation"].max_row + 3, model_name)
+    accuracy_table(b, ws["Validation"], ws["Validation"].max_row + 3, model_name, profile)
     headline.update({f"plan_{k}": v for k, v in planner_sheet(b, ws["Planner"], ws["Planner_grid"],
                                                                 cur["Planner_grid"], constant_rows, catalog,
                                                                 refined_env, chains, model_name).items()})
@@ -134,7 +136,7 @@ def build(catalog: Catalog, model: str | None = None) -> Workbook:
     positions = b.table_pos
     _charts(b, ws, cur, plan, positions)
     _checks(b, ws["Checks"], cur["Checks"], positions, tables, catalog)
-    _start(b, ws["Start"], catalog, headline)
+    _start(b, ws["Start"], catalog, headline, profile)
     _udfs_sheet(ws["UDFs"])
     _xlwings_conf(b.wb)
     _notes(b, ws)
@@ -557,7 +559,7 @@ def _checks(b: Builder, ws: Any, cur: Cursor, positions: dict, tables: list, cat
         ws.column_dimensions[col].width = width
 
 
-def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> None:
+def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr], profile: dict | None = None) -> None:
     """A dashboard: live headline results first, then where the inputs are, then how the workbook works."""
     cur = Cursor(3)
     b.heading(ws, cur, "Headline results (live: they follow the Predict and Planner inputs)",
@@ -591,7 +593,12 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr]) -> 
         link.hyperlink, link.font = Hyperlink(ref=link.coordinate, location=f"'{where}'!A1"), style.LINK_FONT
         cur.row += 1
     b.define("start_headline", span(ws, 5, 1, cur.row - 1, 4))
-    lines = [
+    calibrated = [] if profile is None else [
+        ("Calibrated", f"This workbook is calibrated to your measurements: {profile['input']['file']} "
+                       f"({profile['input']['date']}, {profile['input']['rows']} rows, dsxl calibrate). Constants "
+                       f"holds the fitted values ({', '.join(profile['fitted']) or 'none'}); Validation lists your "
+                       "runs beside the published ones.")]
+    lines = calibrated + [
         ("What this is", "A capacity planner's model of DeepSeek-style MoE serving (MLA + MoE: DeepSeek-V3/R1, V3.2, "
                          "Kimi-K2, GLM-5): a refined model checked against published deployments, a planner, and "
                          "the article below reproduced exactly. Every number is a live formula: edit an input and "

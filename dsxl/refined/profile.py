@@ -1,0 +1,133 @@
+"""Calibrate to your own cluster: a planner's measured runs become a profile that predict, plan, validate, the
+UDFs and the workbook use (``dsxl calibrate RUNS.csv -o PROFILE.json``).
+
+The runs have the columns of ``templates/measurements.csv``. :func:`calibrate` refits, with the joint-fit routine
+(:mod:`dsxl.refined.calibration`) starting from the shipped values, only what the runs can pin down: with one or two
+rows, one GPU-time scale per phase (``decode_time_scale``, ``prefill_time_scale``); with more, also the declared
+constants that at least two rows move with. Each row gets its shipped and calibrated prediction and, from three rows
+on, its leave-one-out error, which becomes the band of predictions near the rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsxl import __version__
+from dsxl.data.catalog import load_catalog
+from dsxl.refined.calibrated import FORMAT, all_parameters
+from dsxl.refined.calibration import fit_rows, leave_one_out, predict_rows
+from dsxl.refined.fit_parameters import PHASE_SCALES, shipped_values
+from dsxl.refined.validation import COLUMNS, Measurement, parse_measurements, predict_row
+
+MIN_LOO_ROWS = 3
+
+
+def template_text() -> str:
+    """An empty runs file: the header and one commented example row."""
+    example = {"id": "R1", "role": "calibration", "phase": "decode", "metric": "output tokens/s per GPU",
+               "gpu": "H200", "model": "deepseek_v3", "ep": "16", "batch": "64", "kv_len": "4096",
+               "engine": "sglang", "measured": "1800", "source": "our cluster, 2026-11-30, sglang 0.5 (comments start with #)"}
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerow([example.get(c, "") for c in COLUMNS])
+    header, row = text.getvalue().splitlines()
+    return f"{header}\n# {row}\n"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def _key(m: Measurement) -> tuple:
+    return (m.phase, m.gpu, m.model, tuple(sorted((k, str(v)) for k, v in m.conditions.items() if v is not None)))
+
+
+def check_runs(rows: list[Measurement], source: str) -> None:
+    """Each row is a configuration the model takes, and repeated configurations agree within 2x."""
+    if not rows:
+        raise ValueError(f"{source}: no runs (one row per measured configuration; dsxl calibrate --template)")
+    seen: dict[tuple, Measurement] = {}
+    for m in rows:
+        try:
+            predict_row(m)
+        except ValueError as exc:
+            raise ValueError(f"{source} row {m.id}: {exc}") from None
+        other = seen.setdefault(_key(m), m)
+        if other is not m and max(m.measured, other.measured) > 2 * min(m.measured, other.measured):
+            raise ValueError(f"{source} rows {other.id} and {m.id}: the same configuration measured "
+                             f"{other.measured:g} and {m.measured:g}, more than 2x apart")
+
+
+def calibrate(path: Path) -> dict[str, Any]:
+    """The profile of a runs file (deterministic: the same file gives the same profile)."""
+    path = Path(path)
+    text = _read(path)
+    rows = parse_measurements(text, path.name)
+    check_runs(rows, path.name)
+    params = all_parameters()
+    start = shipped_values(params)
+    few = len(rows) < MIN_LOO_ROWS
+    only = {p.name for p in PHASE_SCALES} if few else None
+    f = fit_rows(rows, params, start=start, only=only)
+    shipped = predict_rows(rows, start, params)
+    loo = {} if few else leave_one_out(rows, params, start=start)
+    fitted = {name: f.values[name] for name in f.released}
+    why = {name: f"moves with rows {', '.join(ids)}" for name, ids in f.released.items()}
+    why.update({name: ("one or two rows: only a GPU-time scale per phase is fitted" if few and reason == "not asked for"
+                       else reason) for name, reason in f.kept.items()})
+    out_rows = []
+    for m, s, c in zip(rows, shipped, f.predicted):
+        out_rows.append({"id": m.id, "phase": m.phase, "gpu": m.gpu, "generation": load_catalog().gpu(m.gpu).generation,
+                         "engine": m.conditions.get("engine") or "sglang", "model": m.model, "metric": m.metric,
+                         "conditions": {k: v for k, v in m.options().items()},
+                         "measured": m.measured, "shipped": round(float(s), 4), "calibrated": round(float(c), 4),
+                         "error": round(float(c / m.measured - 1), 4),
+                         "loo_error": round(loo[m.id] / m.measured - 1, 4) if m.id in loo else None})
+    errors = np.array([r["error"] for r in out_rows])
+    modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d")
+    return {"format": FORMAT, "dsxl_version": __version__, "name": path.stem,
+            "input": {"file": path.name, "sha256": hashlib.sha256(text.encode()).hexdigest(), "date": modified,
+                      "rows": len(rows)},
+            "fitted": fitted, "why": why,
+            "stats": {"rms_log_error": round(float(np.sqrt(np.mean(np.log1p(errors) ** 2))), 4),
+                      "max_abs_error": round(float(np.max(np.abs(errors))), 4),
+                      "max_abs_loo_error": (round(max(abs(r["loo_error"]) for r in out_rows), 4) if loo else None)},
+            "rows": out_rows}
+
+
+def profile_text(profile: dict[str, Any]) -> str:
+    """What a calibration fitted, why, and each row: measured, shipped, calibrated, leave-one-out."""
+    lines = [f"dsxl calibrate: {profile['input']['file']}, {profile['input']['rows']} row(s)", ""]
+    for name, value in profile["fitted"].items():
+        lines.append(f"  fitted {name:<28} {value:>10.4g}  ({profile['why'][name]})")
+    kept: dict[str, list[str]] = {}  # why -> the constants kept at their shipped values for it
+    for name, why in profile["why"].items():
+        if name not in profile["fitted"]:
+            kept.setdefault(why, []).append(name)
+    for why, names in kept.items():
+        lines += textwrap.wrap(f"  kept at the shipped values ({why}): {', '.join(names)}", 120,
+                               subsequent_indent="    ")
+    lines += ["", f"{'row':<8}{'phase':<11}{'gpu':<8}{'measured':>10}{'shipped':>10}{'calibrated':>11}{'error':>8}"
+                  f"{'LOO err':>9}"]
+    for r in profile["rows"]:
+        loo = "—" if r["loo_error"] is None else f"{r['loo_error']:+.1%}"
+        lines.append(f"{r['id']:<8}{r['phase']:<11}{r['gpu']:<8}{r['measured']:>10,.1f}{r['shipped']:>10,.1f}"
+                     f"{r['calibrated']:>11,.1f}{r['error']:>+8.1%}{loo:>9}")
+    if profile["stats"]["max_abs_loo_error"] is None:
+        lines.append(f"Leave-one-out errors need {MIN_LOO_ROWS} rows or more: predictions keep the shipped bands.")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["calibrate", "profile_text", "template_text"]
