@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dsxl.refined.accuracy import accuracy
+from dsxl.refined.calibrated import load_profile, profile_accuracy
 from dsxl.refined.models import kv_bytes_per_token
 from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
 from dsxl.physics import moe, sizing
@@ -377,6 +378,11 @@ def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: di
                  decode["batch"], decode["tbo"], mtp_draft=decode["mtp_draft"])
     p = accuracy("prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, inp.model, inp.input_len, None,
                  prefill["tbo"]) if prefill else None
+    profile = load_profile(inp.calibration)
+    if profile is not None:  # near the profile's rows, their leave-one-out errors
+        d = profile_accuracy(profile, d["regime"], catalog.gpu(gpu).generation, engine, d)
+        if p is not None:
+            p = profile_accuracy(profile, "prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, p)
     return {"band": max(d["band"], p["band"] if p else 0), "validated": d["validated"] and (p is None or p["validated"]),
             "decode": d, "prefill": p}
 
