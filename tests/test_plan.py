@@ -283,3 +283,26 @@ def test_engine_and_recipe_must_agree_and_run_on_the_gpu():
     r = plan(gpus="MI300X,H200", engine="trtllm")
     assert r["gpus"]["MI300X"]["feasible"] is False and "does not run on MI300X" in r["gpus"]["MI300X"]["reason"]
     assert r["ranking"] == ["H200"]
+
+
+# --- the planner under real traffic ------------------------------------------------------------------------------
+@pytest.mark.parametrize("servers", [1, 4, 16])
+@pytest.mark.parametrize("utilization", [0.3, 0.6, 0.9])
+def test_ttft_percentiles_match_a_discrete_event_simulation(servers, utilization):
+    """The G/G/c approximation against ciw (Poisson arrivals, fixed 100 ms forwards): p90 and p99 within 15 %."""
+    import ciw  # the test extra installs it
+    import numpy as np
+    from dsxl.physics.queueing import ttft_ms
+    service, n = 100.0, 30_000
+    rate_per_ms = utilization * servers / service
+    network = ciw.create_network(arrival_distributions=[ciw.dists.Exponential(rate_per_ms)],
+                                 service_distributions=[ciw.dists.Deterministic(service)],
+                                 number_of_servers=[servers])
+    ciw.seed(7)
+    sim = ciw.Simulation(network)
+    sim.simulate_until_max_customers(n, method="Finish")
+    times = np.array([r.waiting_time + r.service_time for r in sim.get_all_records()[n // 10:]])
+    got = ttft_ms(servers, rate_per_ms * 1000, service)
+    for p in (90, 99):
+        assert got[f"p{p}"] == pytest.approx(np.percentile(times, p), rel=0.15), (p, got)
+    assert got["utilization"] == pytest.approx(utilization)

@@ -1,0 +1,77 @@
+"""Waiting for a prefill slot: time-to-first-token percentiles of a pool under random arrivals.
+
+The prefill pool is ``servers`` slots (each instance's forward holds ``tokens_per_forward / input_len`` prompts),
+each serving one prompt in ``service_ms``. Requests arrive at ``rate_per_s`` with an inter-arrival coefficient of
+variation ``arrival_cv`` (1 = Poisson). The approximation (a G/G/c queue):
+
+- the probability of waiting is Erlang C, ``C(c, a)`` with offered load ``a = rate x service``;
+- the mean wait is Erlang C's M/M/c mean times the Allen-Cunneen correction ``(ca^2 + cs^2) / 2``
+  (Allen, *Probability, Statistics and Queueing Theory*, 1990; Kingman's heavy-traffic formula at c = 1);
+- the wait, given that one waits, has the conditional mean ``Wq / C`` and a gamma shape ``k = 2 / (1 + v)`` with
+  ``v = (ca^2 + cs^2) / 2``: exponential (exact) for M/M/c, a lighter tail (k = 4/3) for fixed-length service;
+  the p-th percentile wait is the conditional ``1 - (1 - p) / C`` quantile when ``1 - p < C``, else 0.
+
+A forward has a fixed length, so the service's coefficient of variation is 0. TTFT = wait + service + KV transfer.
+Tests compare the percentiles with a discrete-event simulation (ciw) at utilisations 0.3-0.9 and 1, 4, 16 slots.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.stats import gamma
+
+SERVICE_CV = 0.0  # a prefill forward of a given size takes a fixed time
+
+
+def erlang_c(servers: int, offered: float) -> float:
+    """Probability that an arrival waits in an M/M/c queue with ``servers`` and offered load ``offered`` (=
+    arrival rate x service time, Erlangs); 1 at or beyond saturation. Computed through Erlang B's recursion,
+    stable for thousands of servers."""
+    if offered >= servers:
+        return 1.0
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    rho = offered / servers
+    return b / (1 - rho + rho * b)
+
+
+def wait_ms(servers: int, rate_per_s: float, service_ms: float, arrival_cv: float = 1.0,
+            service_cv: float = SERVICE_CV) -> dict[str, float]:
+    """``{probability, mean, p50, p90, p99, utilization}`` of the wait for a slot (ms); infinite past saturation."""
+    offered = rate_per_s * service_ms / 1000
+    rho = offered / servers
+    if rho >= 1:
+        return {"probability": 1.0, "mean": math.inf, "p50": math.inf, "p90": math.inf, "p99": math.inf,
+                "utilization": rho}
+    c = erlang_c(servers, offered)
+    variability = (arrival_cv ** 2 + service_cv ** 2) / 2
+    mean = c * service_ms / (servers - offered) * variability  # M/M/c mean wait x Allen-Cunneen
+    conditional = mean / c if c > 0 else 0.0
+    shape = 2 / (1 + variability)
+    out = {"probability": c, "mean": mean, "utilization": rho}
+    for p in (0.5, 0.9, 0.99):
+        out[f"p{round(p * 100)}"] = (float(gamma.ppf(1 - (1 - p) / c, shape, scale=conditional / shape))
+                                    if 1 - p < c else 0.0)
+    return out
+
+
+def ttft_ms(servers: int, rate_per_s: float, service_ms: float, transfer_ms: float = 0.0,
+            arrival_cv: float = 1.0) -> dict[str, float]:
+    """Time to first token: ``{mean, p50, p90, p99}`` (ms) and the pool's ``utilization``."""
+    w = wait_ms(servers, rate_per_s, service_ms, arrival_cv)
+    fixed = service_ms + transfer_ms
+    return {"mean": w["mean"] + fixed, "p50": w["p50"] + fixed, "p90": w["p90"] + fixed, "p99": w["p99"] + fixed,
+            "utilization": w["utilization"]}
+
+
+def concurrency_quantile(mean: float, arrival_cv: float = 1.0, z: float = 2.326) -> float:
+    """Requests in flight that ``mean`` (Little's law) exceeds only 1 % of the time (z = 2.326): Poisson's
+    normal approximation, its variance scaled by (1 + ca^2) / 2 for burstier arrivals."""
+    return float(mean + z * np.sqrt(max(mean, 0.0) * (1 + arrival_cv ** 2) / 2))
+
+
+__all__ = ["concurrency_quantile", "erlang_c", "ttft_ms", "wait_ms"]
