@@ -84,7 +84,13 @@ def _plan_parser(sub: Any) -> None:
     sla = p.add_mutually_exclusive_group()
     sla.add_argument("--tpot-ms", type=float, help="max time per output token (default 50)")
     sla.add_argument("--min-tokens-per-s-per-user", type=float, help="min output tokens/s per user")
-    p.add_argument("--ttft-ms", type=float, help="max time to first token (default 3000)")
+    p.add_argument("--ttft-ms", type=float, help="max mean time to first token, queueing included (default 3000)")
+    p.add_argument("--ttft-p90-ms", type=float, help="max 90th-percentile time to first token")
+    p.add_argument("--ttft-p99-ms", type=float, help="max 99th-percentile time to first token")
+    p.add_argument("--arrival-cv", type=float, help="coefficient of variation of request inter-arrival times "
+                                                    "(default 1: Poisson; above 1: burstier)")
+    p.add_argument("--autoscale", action="store_true", help="with --peak-to-average: price the average fleet "
+                                                            "(nodes handed back off-peak) instead of the peak")
     p.add_argument("--serving", type=str.lower, choices=SERVING, help="default disaggregated")
     p.add_argument("--price-gpu-hour", type=float, help="$ per GPU-hour (default: the catalog's column)")
     p.add_argument("--gpu-per-node", type=float, help="default 8")
@@ -292,7 +298,8 @@ def _plan(args: argparse.Namespace) -> int:
     names = ("model", "scenario", "input_len", "output_len", "cache_hit", "output_tokens_per_s", "requests_per_s",
              "tpot_ms", "min_tokens_per_s_per_user", "ttft_ms", "serving", "price_gpu_hour", "gpu_per_node",
              "mtp_draft", "mtp_accept", "peak_to_average", "price_input_hit", "price_input_miss", "price_output",
-             "budget_gpus", "budget_nodes", "prefill_gpu", "decode_gpu", "calibration")
+             "budget_gpus", "budget_nodes", "prefill_gpu", "decode_gpu", "calibration", "ttft_p90_ms", "ttft_p99_ms",
+             "arrival_cv")
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.gpu is not None:
         given["gpus"] = args.gpu
@@ -306,6 +313,8 @@ def _plan(args: argparse.Namespace) -> int:
         check_target(Path(args.plot), "--plot", (".png", ".svg"))  # before the search, not after
     if args.mixed:
         given["mixed"] = True
+    if args.autoscale:
+        given["autoscale"] = True
     if args.engine and args.recipe and args.engine != args.recipe:
         raise ValueError(f"--recipe {args.recipe} launches {args.recipe} but --engine {args.engine} plans with "
                          f"{args.engine}'s profile: give one of them, or the same engine to both")

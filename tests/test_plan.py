@@ -163,8 +163,14 @@ def test_sizing_in_whole_instances_and_costs_follow():
     assert x["total_gpus"] == d["gpus"] + p["gpus"]
     assert x["total_nodes"] == math.ceil(d["gpus"] / 8) + math.ceil(p["gpus"] / 8)
     assert x["peak_total_gpus"] >= x["total_gpus"] and x["peak_decode"]["gpus"] * d["tokens_per_s_per_gpu"] >= 1.25e6
-    assert x["cost_per_hour"] == x["total_gpus"] * 2.5 and x["cost_per_day"] == x["cost_per_hour"] * 24
-    assert x["cost_per_m_output"] == pytest.approx(d["gpus"] * 2.5 / (1e6 * 3600) * 1e6)
+    # provisioned for the peak: the peak fleet is what is paid for, the average traffic what earns
+    assert x["costed_at"] == "peak" and x["cost_per_hour"] == x["peak_total_gpus"] * 2.5
+    assert x["cost_per_day"] == x["cost_per_hour"] * 24
+    assert x["cost_per_m_output"] == pytest.approx(x["peak_decode"]["gpus"] * 2.5 / (1e6 * 3600) * 1e6)
+    auto = plan(gpus="H800", output_tokens_per_s=1e6, input_len=3000, output_len=1000, cache_hit=0.5,
+                peak_to_average=1.3, price_gpu_hour=2.5, autoscale=True)["gpus"]["H800"]
+    assert auto["costed_at"] == "average" and auto["cost_per_hour"] == auto["total_gpus"] * 2.5
+    assert auto["cost_per_m_output"] == pytest.approx(auto["decode"]["gpus"] * 2.5 / (1e6 * 3600) * 1e6)
     assert x["cost_per_m_input_miss"] == pytest.approx(x["cost_per_m_input"] * 2)  # half the input hits the cache
     assert x["prefill_decode_node_ratio"] == p["nodes"] / d["nodes"]
 
@@ -306,3 +312,44 @@ def test_ttft_percentiles_match_a_discrete_event_simulation(servers, utilization
     for p in (90, 99):
         assert got[f"p{p}"] == pytest.approx(np.percentile(times, p), rel=0.15), (p, got)
     assert got["utilization"] == pytest.approx(utilization)
+
+
+def test_a_p99_ttft_target_plans_for_the_tail_and_burstier_traffic_costs_more():
+    q = dict(gpus="H200", requests_per_s=40, input_len=4000, output_len=1500, tpot_ms=50)
+    mean, p99 = plan(**q, ttft_ms=2000)["gpus"]["H200"], plan(**q, ttft_p99_ms=2000)["gpus"]["H200"]
+    for x in (mean, p99):
+        t = x["ttft_ms"]
+        assert t["p50"] <= t["p90"] <= t["p99"] and t["mean"] <= 2000
+        assert 0 < x["prefill"]["utilization"] < 1 and 0 < x["decode"]["utilization"] < 1
+    assert mean["ttft_ms"]["p99"] > 2000 >= p99["ttft_ms"]["p99"]  # the mean target alone leaves the tail long
+    assert p99["prefill"]["gpus"] >= mean["prefill"]["gpus"]
+    bursty = plan(**q, ttft_p99_ms=2000, arrival_cv=2)["gpus"]["H200"]
+    assert bursty["prefill"]["gpus"] > p99["prefill"]["gpus"]
+    # the same pool under burstier arrivals: a longer p99
+    from dsxl.physics.queueing import ttft_ms
+    assert ttft_ms(48, 44, 1000, arrival_cv=2)["p99"] > ttft_ms(48, 44, 1000)["p99"] > 1000
+
+
+def test_decode_slots_hold_p99_concurrency():
+    base = dict(gpus="H200", output_tokens_per_s=100_000)
+    with_q, without = plan(**base)["gpus"]["H200"], plan(**base, queueing=False)["gpus"]["H200"]
+    assert with_q["decode"]["capacity_tokens_per_s"] >= without["decode"]["capacity_tokens_per_s"]
+    assert with_q["decode"]["utilization"] < 1
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--arrival-cv", "0"], "arrival_cv"),
+    (["--ttft-ms", "3000", "--ttft-p99-ms", "1000"], "ttft_p99_ms must be at least ttft_ms"),
+    (["--autoscale"], "autoscale"),
+])
+def test_queueing_bad_input_is_one_line(args, words):
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", "--gpu", "H200", *args], capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and words in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_an_unstable_load_is_infeasible_with_its_reason():
+    from dsxl.physics.queueing import ttft_ms
+    assert ttft_ms(4, 50, 100)["p99"] == float("inf")  # 5 Erlangs on 4 slots
+    r = plan(gpus="H200", output_tokens_per_s=100_000, ttft_p99_ms=200)["gpus"]["H200"]
+    assert r["feasible"] is False and "TTFT" in r["reason"] and r["ttft_ms"] is None

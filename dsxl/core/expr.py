@@ -132,7 +132,7 @@ def where(cond: Any, if_true: Any, if_false: Any) -> Value:
     """``IF(cond, a, b)`` in Excel, ``np.where`` for arrays, a plain choice for scalars."""
     if is_symbolic(cond, if_true, if_false):
         return Expr(f"IF({lit(cond).text},{lit(if_true).text},{lit(if_false).text})")
-    if np.ndim(cond) == 0 and np.ndim(if_true) == 0 and np.ndim(if_false) == 0:
+    if np.ndim(cond) == 0:  # one branch for every element: no need to build the other's shape
         return if_true if bool(cond) else if_false
     return np.where(cond, if_true, if_false)
 

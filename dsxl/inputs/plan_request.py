@@ -15,6 +15,7 @@ from dsxl.inputs.request import model_args
 from dsxl.inputs.rules import PLAN_LIST_RANGES, PLAN_RANGES, check, choose
 
 SERVING = ("disaggregated", "aggregated", "both")
+DEFAULT_TTFT_MS = 3000.0  # the mean time-to-first-token target when none is given
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,14 @@ class PlanInputs:
     requests_per_s: float | None = None
     tpot_ms: float | None = 50.0  # decode SLA (or min_tokens_per_s_per_user)
     min_tokens_per_s_per_user: float | None = None
-    ttft_ms: float = 3000.0  # prefill SLA
+    ttft_ms: float | None = None  # prefill SLA: mean time to first token, queueing included (ms); None = 3,000,
+    # or the tightest percentile target when one is given
+    ttft_p90_ms: float | None = None  # ... and its 90th and 99th percentiles (ms), None = no such target
+    ttft_p99_ms: float | None = None
+    arrival_cv: float = 1.0  # coefficient of variation of request inter-arrival times (1 = Poisson)
+    autoscale: bool = False  # price the average fleet (nodes handed back off-peak) instead of the peak fleet
+    queueing: bool = True  # size for TTFT under random arrivals and p99 decode concurrency (False: throughput only,
+    # as the workbook's Planner sheet sizes)
     serving: str = "disaggregated"
     price_gpu_hour: float | None = None  # $; None = the catalog's column
     gpu_per_node: int = 8
@@ -102,6 +110,15 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
         raise ValueError("give the decode SLA as tpot_ms or min_tokens_per_s_per_user, not both")
     if inp.tpot_ms is None and inp.min_tokens_per_s_per_user is None:
         raise ValueError("a decode SLA is required: tpot_ms or min_tokens_per_s_per_user")
+    if inp.ttft_ms is None:
+        inp = replace(inp, ttft_ms=min([DEFAULT_TTFT_MS] + [t for t in (inp.ttft_p90_ms, inp.ttft_p99_ms) if t]))
+    targets = [(n, getattr(inp, n)) for n in ("ttft_ms", "ttft_p90_ms", "ttft_p99_ms") if getattr(inp, n) is not None]
+    for (a, x), (b, y) in zip(targets, targets[1:]):
+        if y < x:
+            raise ValueError(f"{b} must be at least {a} ({x:g} ms): a percentile target below the mean cannot hold; "
+                             f"got {y:g}")
+    if inp.autoscale and inp.peak_to_average == 1:
+        raise ValueError("autoscale prices the average fleet of a load that peaks: give peak_to_average above 1")
     inp = replace(inp, serving=choose("serving", inp.serving, SERVING))
     if inp.mtp_accept > 1 + inp.mtp_draft:
         raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + inp.mtp_draft}); got {inp.mtp_accept}")

@@ -243,7 +243,9 @@ PLAN_RANGES: dict[str, Range] = {
     "gpu_per_node": Range(1, 1024, integer=True),
     "mtp_draft": Range(1, 16, integer=True), "mtp_accept": Range(1, 17), "peak_to_average": Range(1, 100),
     "price_input_hit": Range(0, 1e6), "price_input_miss": Range(0, 1e6), "price_output": Range(0, 1e6),
-    "budget_gpus": Range(1, 10_000_000, integer=True), "budget_nodes": Range(1, 1_000_000, integer=True)}
+    "budget_gpus": Range(1, 10_000_000, integer=True), "budget_nodes": Range(1, 1_000_000, integer=True),
+    "arrival_cv": Range(0, 100, lo_open=True), "ttft_p90_ms": Range(0, 1e8, lo_open=True),
+    "ttft_p99_ms": Range(0, 1e8, lo_open=True)}
 EP_SIZE = Range(1, 100_000, integer=True)
 PLAN_LIST_RANGES: dict[str, Range] = {"ep_sizes": EP_SIZE, "attn_tp_sizes": Range(1, 1024, integer=True),
                                       "forward_sizes": Range(1, 100_000_000, integer=True),

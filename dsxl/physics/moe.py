@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.core.expr import both, eq, maximum, floor, minimum, where
+import numpy as np
+
+from dsxl.core.expr import both, eq, is_symbolic, maximum, floor, minimum, where
 
 
 def swiglu_weights(dim: Any, hidden: Any) -> Any:
@@ -98,6 +100,9 @@ def fused_moe_ms(tokens: Any, fused_moe_us_1: Any, fused_moe_us_512: Any, fused_
                  fused_moe_us_32768: Any) -> Any:
     """A measured fused MoE kernel's time per layer per rank (ms) at ``tokens`` per rank: linear between the measured
     points (1, 512, 8,192 and 32,768 tokens), extended along the last segment beyond them."""
+    if not is_symbolic(fused_moe_us_1) and not np.any(fused_moe_us_1):  # no measured kernel: skip the table
+        return 0.0
+
     def line(t0: Any, u0: Any, t1: Any, u1: Any) -> Any:
         return u0 + (u1 - u0) * (tokens - t0) / (t1 - t0)
     us = where(tokens <= 512, line(1, fused_moe_us_1, 512, fused_moe_us_512),
@@ -114,4 +119,6 @@ def fused_moe_acts(fused_moe_ep: Any, a2a_ranks: Any) -> Any:
 
 def unless_fused(fused_on: Any, fused_ms: Any, separate_ms: Any) -> Any:
     """The fused kernel's time where it acts, else the separate kernel's."""
+    if not is_symbolic(fused_on) and not np.any(fused_on):
+        return separate_ms
     return where(fused_on, fused_ms, separate_ms)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.core.expr import both, floor, maximum, where
+import numpy as np
+
+from dsxl.core.expr import Expr, both, floor, maximum, where
 
 
 def overlap_acts(requested: Any, a2a_ranks: Any, rank_tokens: Any, min_tokens: Any) -> Any:
@@ -50,6 +52,8 @@ def moe_layer_ms(micro_batches: Any, tbo: Any, sbo: Any, attn_ms: Any, moe_ms: A
     combine hides behind ``overlap_ms`` (shared experts and the down GEMM). Otherwise everything is serial."""
     comm = dispatch_ms + combine_ms
     single = attn_ms + moe_ms + dispatch_ms + where(sbo, maximum(combine_ms - overlap_ms, 0), combine_ms)
+    if not isinstance(tbo, Expr) and not np.any(tbo):  # no micro-batches anywhere in the request
+        return single
     overlapped = micro_batches * (moe_ms / overlap_compute_share + maximum(attn_ms / overlap_compute_share, comm))
     return where(tbo, overlapped, single)
 
@@ -90,8 +94,10 @@ def step_ms(n_layers: Any, n_dense_layers: Any, dense_layer_ms: Any, moe_layer_m
             mtp_ms: Any, overhead_ms: Any, time_scale: Any) -> Any:
     """One forward step of the whole model on one GPU: the GPU's work (times ``time_scale``, 1 unless a calibration
     profile measured this phase slower or faster on the user's cluster) and the engine's overhead."""
-    return (time_scale * (n_dense_layers * dense_layer_ms + (n_layers - n_dense_layers) * moe_layer_ms + lm_head_ms
-                          + mtp_ms) + overhead_ms)
+    work = n_dense_layers * dense_layer_ms + (n_layers - n_dense_layers) * moe_layer_ms + lm_head_ms + mtp_ms
+    if not isinstance(time_scale, Expr) and np.ndim(time_scale) == 0 and time_scale == 1:  # uncalibrated: as is
+        return work + overhead_ms
+    return time_scale * work + overhead_ms
 
 
 def tpot_ms(step_ms: Any, mtp_accept: Any) -> Any:

@@ -10,6 +10,7 @@ configuration reproduces exactly with ``dsxl predict`` and the options it lists.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, fields, replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from dsxl.refined.accuracy import accuracy
 from dsxl.refined.calibrated import load_profile, profile_accuracy
 from dsxl.refined.models import kv_bytes_per_token
 from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
-from dsxl.physics import moe, sizing
+from dsxl.physics import moe, queueing, sizing
 from dsxl.planner import economics
 from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import predict
@@ -133,7 +134,12 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
                 detail=False, **grid)
     ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
     fits = _fitting(r, grid, ttft.shape, tp)
-    ok = np.broadcast_to(sizing.prefill_ok(fits, ttft, inp.ttft_ms), ttft.shape)
+    # a prompt waits out the forward in progress: half of one on average (in ttft), 90 / 99 % of one at the
+    # percentiles; the queue's own wait is sized for later
+    step = np.broadcast_to(np.asarray(r["step_ms"]), ttft.shape)
+    unqueued = np.maximum(ttft, np.maximum(ttft + 0.4 * step - (inp.ttft_p90_ms or np.inf) + inp.ttft_ms,
+                                           ttft + 0.49 * step - (inp.ttft_p99_ms or np.inf) + inp.ttft_ms))
+    ok = np.broadcast_to(sizing.prefill_ok(fits, unqueued, inp.ttft_ms), ttft.shape)
     if not ok.any():
         reason = "memory binds: no prefill configuration fits" if not fits.any() else \
             f"the TTFT SLA binds: the best achievable TTFT is {_best(ttft, fits):.0f} ms against {inp.ttft_ms:.0f} ms"
@@ -222,29 +228,126 @@ def _price(gpu: str, inp: PlanInputs) -> float:
     return inp.price_gpu_hour if inp.price_gpu_hour is not None else load_catalog().gpu(gpu).price_gpu_hour
 
 
+def _decode_concurrency_factor(inp: PlanInputs, out_tps: float) -> float:
+    """How much more decode capacity holds the p99 of the sequences in flight than their mean (Little's law:
+    requests/s x output time at the SLA's TPOT, the same for every candidate), so the planned batch holds at p99
+    concurrency, not only on average."""
+    mean = out_tps * inp.tpot_limit_ms() / 1000  # sequences in flight
+    return queueing.concurrency_quantile(mean, inp.arrival_cv) / mean if mean > 0 else 1.0
+
+
+def _prefill_slots(inp: PlanInputs, part: dict[str, Any]) -> tuple[int, float]:
+    """(prompts an instance of this prefill configuration works on at once, ms one takes): every attention rank's
+    forward holds whole prompts, or one prompt over several forwards."""
+    computed = inp.input_len * (1 - inp.cache_hit)
+    rank_tokens = part["tokens_per_forward"] * part["attn_tp"]
+    forward_ms = part["tokens_per_forward"] / part["tokens_per_s_per_gpu"] * 1000 * (1 - inp.cache_hit)
+    ranks = part["ep"] // part["attn_tp"]
+    per_rank = max(int(rank_tokens // max(computed, 1)), 1)
+    return ranks * per_rank, forward_ms * max(math.ceil(computed / rank_tokens), 1)
+
+
+def prefill_queue(inp: PlanInputs, pool: dict[str, Any], in_tps: float, transfer_ms: float) -> dict[str, float]:
+    """TTFT percentiles of a prefill pool at ``in_tps`` (its slots and service from its main configuration)."""
+    main = pool["mix"][0]
+    slots, service = _prefill_slots(inp, main)
+    servers = sum(part["instances"] * _prefill_slots(inp, part)[0] for part in pool["mix"])
+    forward = main["tokens_per_forward"] / main["tokens_per_s_per_gpu"] * 1000 * (1 - inp.cache_hit)
+    return queueing.ttft_ms(servers, in_tps / inp.input_len, service, transfer_ms, inp.arrival_cv, forward)
+
+
+def _ttft_ok(inp: PlanInputs, t: dict[str, float]) -> bool:
+    return all(t[k] <= limit for k, limit in (("mean", inp.ttft_ms), ("p90", inp.ttft_p90_ms), ("p99", inp.ttft_p99_ms))
+               if limit is not None)
+
+
+def _queued_prefill_pool(inp: PlanInputs, load: float, prefill: dict[str, Any], transfer_ms: float) -> dict[str, Any]:
+    """The least prefill pool for ``load`` input tokens/s whose TTFT meets the mean and percentile targets:
+    throughput first, then instances of the main configuration added until the queue is short enough."""
+    pools = [_queue_sized(inp, load, _pool(load, prefill["options"], inp.gpu_per_node, inp.mix_sizes), transfer_ms)]
+    pools += [_queue_sized(inp, load, _pool(load, [o], inp.gpu_per_node, False), transfer_ms)
+              for o in prefill["options"]]  # each size alone too: the queue may favour another than throughput
+    met = [p for p in pools if p is not None]
+    if not met:
+        t = prefill_queue(inp, _pool(load, prefill["options"], inp.gpu_per_node, inp.mix_sizes), 0.0, transfer_ms)
+        raise _Unmet(f"the TTFT targets bind: a prompt that never queues still takes {t['p99']:,.0f} ms at p99 "
+                     "(the rest of the forward in progress, its own forwards, the KV transfer)")
+    return min(met, key=lambda p: (p["gpus"], -p["capacity_tokens_per_s"]))
+
+
+def _queue_sized(inp: PlanInputs, load: float, base: dict[str, Any], transfer_ms: float) -> dict[str, Any] | None:
+    """``base`` grown by the fewest instances of its main configuration that meet the TTFT targets (None when no
+    number does)."""
+    def grown(extra: int) -> tuple[dict[str, Any], dict[str, float]]:
+        """The pool with ``extra`` more instances of its main configuration, and its TTFT."""
+        main = dict(base["mix"][0], instances=base["mix"][0]["instances"] + extra)
+        main["gpus"] = main["instances"] * main["ep"]
+        pool = dict(base, mix=[main] + base["mix"][1:], instances=base["instances"] + extra,
+                    gpus=base["gpus"] + extra * main["ep"],
+                    capacity_tokens_per_s=base["capacity_tokens_per_s"] + extra * main["ep"] * main["tokens_per_s_per_gpu"])
+        return pool, prefill_queue(inp, pool, load, transfer_ms)
+
+    pool, t = grown(0)
+    if not _ttft_ok(inp, t):  # the fewest extra instances that meet the targets: doubling, then bisection
+        hi = 1
+        while not _ttft_ok(inp, grown(hi)[1]):
+            hi *= 2
+            if hi > 1 << 16:
+                return None
+        lo = hi // 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if _ttft_ok(inp, grown(mid)[1]) else (mid, hi)
+        pool, t = grown(hi)
+    pool["nodes"] = int(sizing.nodes(pool["gpus"], inp.gpu_per_node))
+    return {**pool, "queue_ttft_ms": {k: t[k] for k in ("mean", "p50", "p90", "p99")}, "utilization": t["utilization"]}
+
+
+class _Unmet(ValueError):
+    """A plan target that no pool size meets (an infeasible plan, not an error)."""
+
+
+def _transfer_ms(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> float:
+    """Time to send one prompt's KV cache to the decode pool over a prefill GPU's NIC (ms)."""
+    t = kv_transfer(inp, prefill["options"][0], prefill_gpu)
+    return inp.input_len * t["bytes_per_token"] / (t["nic_gb_per_s"] * 1e9) * 1000
+
+
 def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
                   decode_gpu: str, prefill_gpu: str | None = None) -> dict[str, Any]:
-    """Decode (and prefill) pools for ``out_tps`` output tokens/s at the least total GPUs, and at peak load; cost
-    with each pool's own GPU price."""
+    """Decode (and prefill) pools for ``out_tps`` output tokens/s at the least total GPUs, at average and at peak
+    load; with queueing the prefill pool meets the TTFT targets under random arrivals and the decode pool holds
+    p99 concurrency. Cost with each pool's own GPU price, for the peak fleet (or the average with autoscale)."""
     in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
+    transfer_ms = _transfer_ms(inp, prefill, prefill_gpu or decode_gpu) if prefill and inp.queueing else 0.0
     result: dict[str, Any] = {}
     for label, factor in (("", 1.0), ("peak_", inp.peak_to_average)):
-        pools = {"decode": _pool(out_tps * factor, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
+        spread = _decode_concurrency_factor(inp, out_tps * factor) if inp.queueing else 1.0
+        pools = {"decode": _pool(out_tps * factor * spread, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
+        pools["decode"]["utilization"] = out_tps * factor / pools["decode"]["capacity_tokens_per_s"]
         if prefill:
-            pools["prefill"] = _pool(in_tps * factor, prefill["options"], inp.gpu_per_node, inp.mix_sizes)
+            pools["prefill"] = (_queued_prefill_pool(inp, in_tps * factor, prefill, transfer_ms) if inp.queueing
+                                else _pool(in_tps * factor, prefill["options"], inp.gpu_per_node, inp.mix_sizes))
+            pools["prefill"].setdefault("utilization", in_tps * factor / pools["prefill"]["capacity_tokens_per_s"])
         if label:
-            result.update({f"peak_{k}": {x: v[x] for x in ("instances", "gpus", "nodes")} for k, v in pools.items()})
+            result.update({f"peak_{k}": {x: v[x] for x in ("instances", "gpus", "nodes", "utilization")}
+                           for k, v in pools.items()})
+            if prefill and inp.queueing:
+                result["peak_ttft_ms"] = pools["prefill"].pop("queue_ttft_ms")
         else:
             result.update(pools)
         result[label + "total_gpus"] = sum(p["gpus"] for p in pools.values())
         result[label + "total_nodes"] = sum(p["nodes"] for p in pools.values())
-    decode_hour = economics.cost_per_hour(result["decode"]["gpus"], _price(decode_gpu, inp))
-    prefill_hour = economics.cost_per_hour(result["prefill"]["gpus"], _price(prefill_gpu or decode_gpu, inp)) \
+    costed = "average" if inp.autoscale else "peak"
+    fleet = {role: (result[role] if costed == "average" else result[f"peak_{role}"])
+             for role in ("decode", "prefill") if role in result}
+    decode_hour = economics.cost_per_hour(fleet["decode"]["gpus"], _price(decode_gpu, inp))
+    prefill_hour = economics.cost_per_hour(fleet["prefill"]["gpus"], _price(prefill_gpu or decode_gpu, inp)) \
         if prefill else 0.0
     hour = decode_hour + prefill_hour
     per_m = economics.per_million
     prices = {_price(decode_gpu, inp), _price(prefill_gpu or decode_gpu, inp)}
-    cost = {"price_gpu_hour": prices.pop() if len(prices) == 1 else None, "cost_per_hour": hour,
+    cost = {"price_gpu_hour": prices.pop() if len(prices) == 1 else None, "costed_at": costed, "cost_per_hour": hour,
             "cost_per_day": economics.cost_per_day(hour),
             "cost_per_m_output": per_m(decode_hour if prefill else hour, out_tps),
             "cost_per_m_input": per_m(prefill_hour, in_tps) if prefill else per_m(hour, in_tps),
@@ -293,6 +396,7 @@ def _infeasible(serving: str, reason: str, **extra: Any) -> dict[str, Any]:
     return {"serving": serving, "feasible": False, "reason": reason, "decode": None, "prefill": None,
             "total_gpus": None, "total_nodes": None, "cost_per_hour": None, "cost_per_day": None,
             "cost_per_m_input": None, "cost_per_m_output": None, "cost_per_m_output_all_in": None, "accuracy": None,
+            "costed_at": None, "ttft_ms": None, "peak_ttft_ms": None,
             **extra}
 
 
@@ -360,9 +464,21 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
                                f"and one prefill instance take {smallest} GPUs", pareto=frontier, **extra)
         if out_tps is None or cap < out_tps:
             out_tps = cap
-    sized = size_and_cost(inp, out_tps, dec, pre, gpu, prefill_gpu if pre else None)
+    budgeted = inp.budget_gpus is not None  # a budget is a hard cap: its pools are what it buys, queue or not
+    try:
+        sized = size_and_cost(replace(inp, queueing=False) if budgeted else inp, out_tps, dec, pre, gpu,
+                              prefill_gpu if pre else None)
+    except _Unmet as exc:
+        return _infeasible(serving, str(exc), pareto=frontier, **extra)
     decode = {**sized.pop("decode"), "gpu": gpu}
     prefill = {**sized.pop("prefill"), "gpu": prefill_gpu} if pre else None
+    queued = prefill.pop("queue_ttft_ms", None) if prefill else None
+    if budgeted and prefill and inp.queueing:  # what the budget's prefill pool gives under random arrivals
+        t = prefill_queue(inp, prefill, sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len),
+                          _transfer_ms(inp, pre, prefill_gpu))
+        queued = {k: t[k] for k in ("mean", "p50", "p90", "p99")}
+    sized["ttft_ms"] = queued or {"mean": (prefill or decode)["ttft_ms"], "p50": None, "p90": None, "p99": None}
+    sized.setdefault("peak_ttft_ms", None)
     return {"serving": serving, "feasible": True, "reason": None, "decode": decode, "prefill": prefill,
             "pareto": frontier, "served_output_tokens_per_s": out_tps, **sized, **extra,
             "kv_transfer": transfer, "accuracy": plan_accuracy(gpu, inp, decode, prefill, prefill_gpu)}
