@@ -353,3 +353,24 @@ def test_an_unstable_load_is_infeasible_with_its_reason():
     assert ttft_ms(4, 50, 100)["p99"] == float("inf")  # 5 Erlangs on 4 slots
     r = plan(gpus="H200", output_tokens_per_s=100_000, ttft_p99_ms=200)["gpus"]["H200"]
     assert r["feasible"] is False and "TTFT" in r["reason"] and r["ttft_ms"] is None
+
+
+def test_serving_both_under_a_small_budget_falls_back_to_aggregated_and_says_so():
+    r = plan(gpus="H200", budget_gpus=8, serving="both")["gpus"]["H200"]
+    assert r["feasible"] and r["serving"] == "aggregated" and r["capacity_output_tokens_per_s"] > 0
+    assert r["serving_choice"].startswith("aggregated: disaggregated does not fit")
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", "--gpu", "H200", "--budget-gpus", "8", "--serving",
+                        "both"], capture_output=True, text=True)
+    summary = p.stdout.split("\n\n")[2].splitlines()
+    assert summary[0].startswith("Answer: 8 GPUs serve at most") and summary[1].startswith("Serving: aggregated")
+    assert "Cheapest" not in p.stdout  # one GPU asked about: nothing to rank
+
+
+def test_plan_text_fits_120_columns():
+    for args in (["--gpu", "all"], ["--gpu", "all", "--serving", "both"], ["--gpu", "H200", "--recipe", "sglang"]):
+        out = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", *args], capture_output=True, text=True).stdout
+        wide = [line for line in out.splitlines() if len(line.encode()) > 120 and not line.startswith(
+            ("python -m", "vllm serve", "trtllm"))]  # launch commands are pasted whole
+        assert not wide, wide
+    out = subprocess.run([sys.executable, "-m", "dsxl.cli", "validate"], capture_output=True, text=True).stdout
+    assert max(len(line.encode()) for line in out.splitlines()) <= 120

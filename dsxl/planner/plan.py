@@ -547,7 +547,13 @@ def plan(**kwargs: Any) -> dict[str, Any]:
                s == "disaggregated"}
         main = dict(res[styles[0]])
         if "aggregated" in res and len(res) == 2:
-            main["aggregated"] = res["aggregated"]
+            dis, agg = res["disaggregated"], res["aggregated"]
+            if not dis["feasible"] and agg["feasible"]:  # e.g. a budget below one prefill plus one decode instance
+                main = dict(agg, serving_choice=f"aggregated: disaggregated does not fit ({dis['reason']})")
+            else:
+                main["serving_choice"] = ("disaggregated" if dis["feasible"] else
+                                          "neither: " + "; ".join(x["reason"] for x in (dis, agg)))
+            main["aggregated"] = agg
         if main["feasible"]:
             main.update(revenue(inp, main["served_output_tokens_per_s"], main["cost_per_day"]))
         gpus[key] = main

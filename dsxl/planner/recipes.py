@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import textwrap
 from functools import lru_cache
 from typing import Any
 
@@ -145,7 +146,8 @@ def recipe(plan_result: dict[str, Any], engine: str = "sglang", gpu: str | None 
 
 
 def recipe_text(r: dict[str, Any]) -> str:
-    lines = ["", f"Launch recipe: {recorded(r['engine'])['label']} {r['version']} (flags from {r['source']})"]
+    lines = ["", *textwrap.wrap(f"Launch recipe: {recorded(r['engine'])['label']} {r['version']} (flags from "
+                                f"{r['source']})", 120, subsequent_indent="  ")]
     for role in ("prefill", "decode"):
         for part in r[role] or []:
             lines += ["", f"# {role}: {part['instances']} instance(s) of {part['gpus_per_instance']} x {part['gpu']} "

@@ -204,12 +204,39 @@ def predict_command(d: dict[str, Any], phase: str, gpu: str, inputs: dict[str, A
 def _answer(r: dict[str, Any], best: str) -> str:
     """The line that answers the question asked: the fleet and its cost for a load, tokens/s for a budget."""
     x, i = r["gpus"][best], r["inputs"]
+    if x.get("costed_at") == "peak" and x["peak_total_gpus"] != x["total_gpus"]:
+        x = dict(x, total_gpus=x["peak_total_gpus"], total_nodes=x["peak_total_nodes"])  # the provisioned fleet
     on = "" if len(r["gpus"]) == 1 else f" on {best}, the cheapest"
     if x.get("capacity_output_tokens_per_s") is not None and i["load_output_tokens_per_s"] is None:
         return (f"Answer: {x['budget_gpus']:,} GPUs serve at most {x['capacity_output_tokens_per_s']:,.0f} output "
                 f"tokens/s at the SLA{on} (±{x['accuracy']['band'] * 100:.0f} %).")
     return (f"Answer: {x['total_gpus']:,} GPUs = {x['total_nodes']:,.0f} nodes{on}, ${x['cost_per_day']:,.0f} per day, "
             f"for {i['load_output_tokens_per_s']:,.0f} output tokens/s at the SLA (±{x['accuracy']['band'] * 100:.0f} %).")
+
+
+WIDTH = 120  # text output fits a terminal of this width; wide detail is in --format json
+
+
+def fit_width(line: str) -> list[str]:
+    """A line within :data:`WIDTH`: a command breaks between words with a shell continuation (pasting it still
+    runs it); a table row continues its last column, indented under it; prose wraps."""
+    if len(line.encode()) <= WIDTH:  # bytes: a terminal tool counting bytes sees no wider line either
+        return [line]
+    if line.startswith("Reproduce: "):
+        words, out, cur = line.split(" "), [], ""
+        for w in words:
+            if cur and len(cur) + 1 + len(w) > WIDTH - 2:
+                out.append(cur + " \\")
+                cur = "    " + w
+            else:
+                cur = f"{cur} {w}" if cur else w
+        return out + [cur]
+    if "  " in line[:80] and not line.startswith(" "):  # a table row: wrap its trailing text column
+        head = line[:line.index("  ", 60) + 2] if "  " in line[60:] else line[:80]
+        body = textwrap.wrap(line[len(head):], WIDTH - len(head.encode()) - line[len(head):].count("±"))
+        return [head + body[0]] + [" " * len(head) + b for b in body[1:]]
+    indent = len(line) - len(line.lstrip())
+    return textwrap.wrap(line, WIDTH, subsequent_indent=" " * (indent + 2))
 
 
 def plan_text(r: dict[str, Any]) -> str:
@@ -221,7 +248,7 @@ def plan_text(r: dict[str, Any]) -> str:
              f"{i['cache_hit']:.1%}, {load}, {sla}, {i['serving']}", ""]
     head = (f"{'GPU':<10}{'nodes':>7}{'peak':>7}{'GPUs':>7}{'$/h':>10}{'$/M out':>9}{'$/M out all-in':>16}"
             f"{'band':>7}  decode / prefill configuration")
-    lines += [head, "-" * (len(head) + 40)]
+    lines += [head, "-" * min(len(head) + 40, WIDTH)]
     for g in r["ranking"] + [g for g in r["gpus"] if g not in r["ranking"]]:
         x = r["gpus"][g]
         if not x["feasible"]:
@@ -243,6 +270,8 @@ def plan_text(r: dict[str, Any]) -> str:
         x = r["gpus"][best]
         d = x["decode"]
         lines += ["", _answer(r, best)]
+        if x.get("serving_choice", "disaggregated") != "disaggregated":
+            lines.append(f"Serving: {x['serving_choice']}.")
         which = "Decode" if len(r["gpus"]) == 1 else f"Cheapest: {best}. Decode"
         lines += [f"{which} {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
                       f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
@@ -256,7 +285,15 @@ def plan_text(r: dict[str, Any]) -> str:
                 t = x["kv_transfer"]
                 lines.append(f"KV transfer binds: prefill would send {t['gb_per_s_per_prefill_gpu']:.1f} GB/s per GPU "
                              f"over a {t['nic_gb_per_s']:g} GB/s NIC, so the prefill rate is held to the NIC's.")
-            lines.append(f"Cost ${x['cost_per_day']:,.0f} per day; ${x['cost_per_m_input']:.3f} per M input tokens "
+            t = x.get("ttft_ms") or {}
+            if t.get("p99") is not None:
+                arrivals = "Poisson" if i.get("arrival_cv", 1) == 1 else f"arrival CV {i['arrival_cv']:g}"
+                lines.append(f"TTFT ({arrivals} arrivals, queueing included): mean {t['mean']:,.0f} ms, p50 "
+                             f"{t['p50']:,.0f}, p90 {t['p90']:,.0f}, p99 {t['p99']:,.0f}; utilization prefill "
+                             f"{p['utilization']:.0%}, decode {d['utilization']:.0%}.")
+            fleet = (f"the peak fleet of {x['peak_total_gpus']:,} GPUs" if x.get("costed_at") == "peak" else
+                     f"the average fleet of {x['total_gpus']:,} GPUs (--autoscale)")
+            lines.append(f"Cost ${x['cost_per_day']:,.0f} per day for {fleet}; ${x['cost_per_m_input']:.3f} per M input tokens "
                          f"(${x['cost_per_m_input_miss']:.3f} per M cache misses, cache hits skip compute), "
                          f"${x['cost_per_m_output']:.3f} per M output tokens.")
         if "revenue_per_day" in x:
@@ -268,7 +305,7 @@ def plan_text(r: dict[str, Any]) -> str:
                          f"tokens/s at the SLA (plan above uses {x['total_gpus']:,}){covers[x['budget_covers_load']]}.")
         lines.append("Reproduce: " + predict_command(d, "decode" if x["prefill"] else "aggregated", d["gpu"], i))
         if x["prefill"]:
-            lines.append("           " + predict_command(x["prefill"], "prefill", x["prefill"]["gpu"], i))
+            lines.append("Reproduce: " + predict_command(x["prefill"], "prefill", x["prefill"]["gpu"], i))
         if "aggregated" in x and x["aggregated"]["feasible"]:
             a = x["aggregated"]
             lines.append(f"Aggregated serving instead: {a['total_nodes']:,.0f} nodes, "
@@ -287,7 +324,7 @@ def plan_text(r: dict[str, Any]) -> str:
                   f"{pub['revenue_per_day'] / rec['cost_per_day'] - 1:.1%}",
                   f"  nodes: the planner sizes {s['planner_nodes']} for the day's average traffic vs "
                   f"{pub['nodes']} used. {s['why_they_differ']}"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(fitted for line in lines for fitted in fit_width(line)) + "\n"
 
 
 def pareto_plot(r: dict[str, Any], path: str) -> None:

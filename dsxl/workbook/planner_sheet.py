@@ -85,7 +85,7 @@ INPUTS = [
     ("price_input_miss", "Price: cache-miss input", "$ per M tokens"),
     ("price_output", "Price: output", "$ per M tokens"),
 ]
-SHEET_DEFAULTS = {"output_tokens_per_s": 1_000_000, "price_input_hit": 0.14, "price_input_miss": 0.55,
+SHEET_DEFAULTS = {"output_tokens_per_s": 1_000_000, "ttft_ms": 3000.0, "price_input_hit": 0.14, "price_input_miss": 0.55,
                   "price_output": 2.19}
 
 
@@ -97,7 +97,7 @@ def planner_inputs_defaults(model: str | None = None) -> PlanInputs:
     if prices:
         defaults.update(price_input_hit=prices["cache_hit"], price_input_miss=prices["cache_miss"],
                         price_output=prices["output"])
-    return PlanInputs(gpus=("H800",), model=model, mix_sizes=False, **defaults, **WORKBOOK_GRID)
+    return PlanInputs(gpus=("H800",), model=model, mix_sizes=False, queueing=False, **defaults, **WORKBOOK_GRID)
 
 
 def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],
@@ -106,7 +106,10 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     """The Planner sheet and its candidate grid; returns the result cells by key."""
     cur = Cursor(3)
     b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
-                   "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on).")
+                   "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on). "
+                   "The sheet sizes pools for throughput and costs the average fleet: dsxl plan also queues prompts "
+                   "(TTFT percentiles), holds p99 decode concurrency and prices the peak fleet, so it may plan more "
+                   "(dsxl plan --autoscale prices the average, as here).")
     b.gpu_input_row(ws, cur, "plan_gpu")
     defaults = planner_inputs_defaults(model_name)
     for name, label, unit in INPUTS:
@@ -241,7 +244,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ("decode_nodes", "Decode nodes", None, "nodes", "0"),
         ("prefill_ep", "Prefill EP", p_ep, "GPUs", "0"),
         ("prefill_tokens", "Prefill tokens per forward", pick(prefill, "tokens_per_gpu"), "tokens", "#,##0"),
-        ("prefill_ttft", "Prefill TTFT", pick(prefill, "ttft_ms"), "ms", "#,##0"),
+        ("prefill_ttft", "Prefill TTFT", pick(prefill, "ttft_ms"), "ms, no queue", "#,##0"),
         ("prefill_tps", "Prefill input tokens/s per GPU", p_tps, "tokens/s", "#,##0"),
         ("prefill_instances", "Prefill instances (EP groups)", None, "", "0"),
         ("prefill_nodes", "Prefill nodes", None, "nodes", "0"),
@@ -250,7 +253,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ("peak_nodes", "Total nodes at peak load", None, "nodes", "#,##0"),
         ("price", "Price per GPU-hour", b.cells[ENV_KEY]["price"], "$", "0.00"),
         ("cost_per_hour", "Cost per hour", None, "$", "#,##0"),
-        ("cost_per_day", "Cost per day", None, "$", "#,##0"),
+        ("cost_per_day", "Cost per day", None, "$, average fleet", "#,##0"),
         ("cost_per_m_output", "Cost per million output tokens (decode GPUs)", None, "$", "0.000"),
         ("cost_per_m_input", "Cost per million input tokens (prefill GPUs)", None, "$", "0.000"),
         ("revenue_per_day", "Revenue per day at the prices above", None, "$", "#,##0"),
