@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit 2) instead of a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments:"):  # suggest the nearest option (a typo's usual fix)
+            parsers = [self] + [p for a in self._actions if isinstance(a, argparse._SubParsersAction)
+                                for p in a.choices.values()]
+            known = sorted({s for p in parsers for a in p._actions for s in a.option_strings})
+            near = [difflib.get_close_matches(w.split("=")[0], known, n=1) for w in message.split(":", 1)[1].split()]
+            hints = [f"{w} (did you mean {m[0]}?)" for w, m in zip(message.split(":", 1)[1].split(), near) if m]
+            if hints:
+                message = "unrecognized arguments: " + ", ".join(hints)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

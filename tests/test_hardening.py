@@ -223,3 +223,23 @@ def test_read_only_folders_are_refused_even_for_root(tmp_path):
 def test_names_are_echoed_as_the_catalog_spells_them():
     r = predict("decode", "h800", "DEEPSEEK_V3_2", ep=8, batch=8, kv_len=100)
     assert r["inputs"]["gpu"] == "H800" and r["inputs"]["model"] == "deepseek_v3_2"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["plan", "--gpu", "H200", "--input-lenn", "5"], "did you mean --input-len?"),
+    (["predict", "aggregated", "--gpu", "H200", "--ep", "8", "--batch", "8", "--input-len", "100", "--output-len", "10",
+      "--mode", "article"], "does not model aggregated serving"),
+    (["predict", "decode", "--gpu", "H200", "--ep", "8", "--batch", "8", "--kv-len", "100", "--mtp-draft", "1",
+      "--mtp-accept", "3"], "mtp_draft=1, mtp_accept=3"),
+    (["predict", "decode", "--gpu", "H200", "--ep", "8", "--batch", "8", "--kv-len", "100", "--model", ""],
+     "model must be a preset"),
+])
+def test_reported_reproducers_get_one_clear_line(args, words):
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", *args], capture_output=True, text=True)
+    assert p.returncode == 2 and words in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_a_model_in_any_case_keeps_its_list_prices_and_its_name():
+    from dsxl.planner.plan import plan
+    r = plan(gpus="H200", model="DeepSeek_V4_Pro")
+    assert r["inputs"]["model"] == "deepseek_v4_pro" and r["inputs"]["price_output"] is not None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dsxl.data.catalog import default_engine, load_catalog, load_engines
-from dsxl.inputs.request import model_args
+from dsxl.inputs.request import catalog_model_name, model_args
 from dsxl.inputs.rules import PLAN_LIST_RANGES, PLAN_RANGES, check, choose
 
 SERVING = ("disaggregated", "aggregated", "both")
@@ -137,4 +137,5 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
     engine = choose("engine", inp.engine, load_engines(), default_engine())
     tbo = tuple(t for t in inp.tbo_options if not t or load_engines()[engine].numbers["micro_batch_overlap"])
     return replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes), budget_gpus=budget,
-                   model=inp.model or catalog.default_model, engine=engine, tbo_options=tbo or (False,), **pair)
+                   model=catalog_model_name(inp.model) or inp.model, engine=engine, tbo_options=tbo or (False,),
+                   **pair)

@@ -9,6 +9,7 @@ may be a numpy array (broadcast together), so a sweep is one request.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Sequence
 
@@ -109,6 +110,8 @@ def constant_range(name: str) -> Range:
 
 
 def model_args(model: str | ModelArgs | None) -> ModelArgs:
+    if isinstance(model, str) and not model.strip():
+        raise ValueError(f"model must be a preset ({', '.join(load_catalog().models)}) or a config.json path; got ''")
     return load_catalog().model(model)
 
 
@@ -246,7 +249,8 @@ def check_consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_en
     values = {**{f.name: getattr(model, f.name) for f in fields(model)}, **option_env(opts)}
     for rule in CROSS_RULES:
         if phase in rule.phases and not np.all(rule.ok(values)):
-            shown = {k: opts[k] for k in ("ep", "moe_tp", "attn_tp", rule.argument) if k in opts}
+            named = [k for k in opts if re.search(rf"\b{k}\b", rule.message)]  # every option the rule names
+            shown = {k: opts[k] for k in ("ep", "moe_tp", "attn_tp", *named, rule.argument) if k in opts}
             raise ValueError(f"{rule.message}; got " + ", ".join(f"{k}={_shown(v)}" for k, v in shown.items()))
 
 

@@ -20,6 +20,7 @@ from dsxl.refined.accuracy import accuracy
 from dsxl.refined.calibrated import load_profile, profile_accuracy
 from dsxl.refined.models import kv_bytes_per_token
 from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
+from dsxl.inputs.request import catalog_model_name
 from dsxl.physics import moe, queueing, sizing
 from dsxl.planner import economics
 from dsxl.physics.attention import mean_decode_context
@@ -529,7 +530,7 @@ def plan(**kwargs: Any) -> dict[str, Any]:
     if base.output_tokens_per_s is None and base.requests_per_s is None and not budgeted and not (
             {"output_tokens_per_s", "requests_per_s"} & set(kwargs)):
         base = replace(base, output_tokens_per_s=100_000.0)
-    prices = load_catalog().model_prices.get(str(kwargs.get("model") or base.model or ""), {})
+    prices = load_catalog().model_prices.get(catalog_model_name(kwargs.get("model") or base.model) or "", {})
     if prices and all(getattr(base, k) is None and k not in kwargs for k in PRICE_FIELDS):
         base = replace(base, **{k: prices[v] for k, v in PRICE_FIELDS.items()})  # the provider's list prices
     inp = check_inputs(replace(base, **kwargs))

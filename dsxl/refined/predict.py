@@ -107,6 +107,9 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
               **{k: _scalar(v) for k, v in opts.items()}}
     if mode == "article":
         from dsxl.article.predict import ARTICLE_OPTIONS, predict_article
+        if not ARTICLE_OPTIONS[phase]:
+            raise ValueError(f"--mode article does not model {phase} serving (the article models decode and prefill "
+                             "apart); the refined model does")
         unmodelled = [k for k, v in opts.items() if k not in ARTICLE_OPTIONS[phase] and k in options
                       and not is_default(k, v)]
         if unmodelled:

@@ -169,7 +169,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
                ("Two-batch overlap acts (decode / prefill)",
                 concat(where(d["tbo_on"], "on", "off"), " / ", where(p["tbo_on"], "on", "off")),
-                "off where nothing to hide or too few tokens", "@"),
+                "on / off", "@"),
                ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
                ("Prefill expected error (band)", band_p, "± relative", '"±"0%')]
     for j, h in enumerate(("Result", "Value", "Unit")):
