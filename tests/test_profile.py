@@ -156,7 +156,14 @@ def test_the_calibrated_workbook_recalculates_to_the_cli(profile, tmp_path):
     from dsxl.workbook.libreoffice import convert, soffice
     from workbook_helpers import name_range, require_engine
     require_engine(soffice(), "LibreOffice", module=False)
+    from dsxl.workbook.gnumeric import recalc, ssconvert
+    require_engine(ssconvert(), "Gnumeric", module=False)
     book = build_workbook(tmp_path / "cal.xlsx", calibration=str(profile))
+    gnumeric = load_workbook(recalc([book], tmp_path / "gn")[0], data_only=True)
+    ws, r1, c1, r2, c2 = name_range(gnumeric, "tbl_validation")
+    got = {ws.cell(r, c1).value: ws.cell(r, c1 + 2).value for r in range(r1 + 1, r2 + 1)}
+    for r in validate(calibration=str(profile)):
+        assert got[r["id"]] == pytest.approx(r["refined"], rel=1e-9), ("gnumeric", r["id"])
     wb = load_workbook(convert([book], tmp_path / "lo")[0], data_only=True)
     ws, r1, c1, r2, c2 = name_range(wb, "tbl_validation")
     got = {ws.cell(r, c1).value: ws.cell(r, c1 + 2).value for r in range(r1 + 1, r2 + 1)}
