@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dsxl import __version__
+from dsxl.inputs.rules import show
 
 DEFAULT_WORKBOOK = Path("workbook") / "dsxl.xlsx"
 
@@ -61,7 +62,7 @@ def _number_type(o: Any) -> Any:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {o.rng.describe()}; got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {o.rng.describe()}; got {show(text)}") from None
         if o.rng.integer and value.is_integer():
             return int(value)
         return value
@@ -179,6 +180,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dsxl: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader closed the pipe (dsxl models | head -c1): say so once, exit quietly
+        _silence_stdout()
+        print("dsxl: the output pipe closed before everything was written", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the environment, not the arguments: a full disk, an unreadable folder, a long name
+        _silence_stdout()
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"dsxl: cannot read or write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush raises nothing more."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -316,7 +336,7 @@ def _plan(args: argparse.Namespace) -> int:
         try:
             given["ep_sizes"] = tuple(int(x) for x in args.ep_sizes.split(","))
         except ValueError:
-            raise ValueError(f"ep_sizes must be whole numbers separated by commas; got {args.ep_sizes!r}") from None
+            raise ValueError(f"ep_sizes must be whole numbers separated by commas; got {show(args.ep_sizes)}") from None
     if args.plot:
         from dsxl.render.files import check_target
         check_target(Path(args.plot), "--plot", (".png", ".svg"))  # before the search, not after

@@ -19,7 +19,7 @@ import numpy as np
 
 from dsxl.data.catalog import GPU, load_catalog
 from dsxl.inputs.rules import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range, check)
-from dsxl.inputs.rules import choose, refuse
+from dsxl.inputs.rules import choose, refuse, show
 
 try:  # optional: the core never needs xlwings
     import xlwings as _xw
@@ -56,7 +56,7 @@ def _number(name: str, x: Any, rng: Range, default: Any = None) -> Any:
         flat = [_number(name, v, rng, default) for v in arr.ravel()]
         return np.array(flat, dtype=float).reshape(arr.shape)
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be {rng.describe()}; got {x!r}")
+        raise ValueError(f"{name} must be {rng.describe()}; got {show(x)}")
     return check(name, float(x), rng)
 
 
@@ -69,7 +69,7 @@ def _bool(name: str, x: Any, default: bool) -> bool:
         return bool(x)
     if isinstance(x, str) and x.strip().upper() in ("TRUE", "FALSE"):
         return x.strip().upper() == "TRUE"
-    raise ValueError(f"{name} must be TRUE or FALSE (or 1/0); got {x!r}")
+    raise ValueError(f"{name} must be TRUE or FALSE (or 1/0); got {show(x)}")
 
 
 def _single(name: str, x: Any) -> Any:
@@ -118,7 +118,7 @@ def _gpu(x: Any) -> GPU:
         extra = {"generation": generation.strip()} if isinstance(generation, str) and generation.strip() else {}
         return GPU(name=name, **values, **extra)
     known = ", ".join(load_catalog().gpus)
-    raise ValueError(f"gpu must be a catalog name ({known}) or a 2-row range of field names and values; got {x!r}")
+    raise ValueError(f"gpu must be a catalog name ({known}) or a 2-row range of field names and values; got {show(x)}")
 
 
 def _out(x: Any) -> Any:

@@ -243,3 +243,22 @@ def test_a_model_in_any_case_keeps_its_list_prices_and_its_name():
     from dsxl.planner.plan import plan
     r = plan(gpus="H200", model="DeepSeek_V4_Pro")
     assert r["inputs"]["model"] == "deepseek_v4_pro" and r["inputs"]["price_output"] is not None
+
+
+def test_the_environment_failing_is_one_line_and_exit_1(tmp_path):
+    p = subprocess.run(f"{sys.executable} -m dsxl.cli validate > /dev/full", shell=True, capture_output=True,
+                       text=True)
+    assert p.returncode == 1 and "No space left" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", "build", "-o", str(tmp_path / ("x" * 300 + ".xlsx"))],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "name too long" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_tiny_and_huge_positive_inputs_are_refused_and_long_values_are_cut():
+    for setting in ("tflops_share=5e-324", "mla_params_m=1e308"):
+        p = subprocess.run([sys.executable, "-m", "dsxl.cli", "report", "--set", setting], capture_output=True,
+                           text=True)
+        assert p.returncode == 2 and setting.split("=")[0] in p.stderr and "Infinity" not in p.stdout
+    with pytest.raises(ValueError) as err:
+        u.PREDICT_DECODE("H800", 8, 1, 1, engine="y" * 100_000)
+    assert len(str(err.value)) < 400 and "100,002 characters" in str(err.value)

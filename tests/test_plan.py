@@ -271,8 +271,9 @@ def test_paths_in_pasted_lines_are_shell_quoted(tmp_path, name):
     p = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", "--gpu", "B200", "--model", str(cfg),
                         "--recipe", "sglang"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    line = next(x for x in p.stdout.splitlines() if x.startswith("Reproduce:")).removeprefix("Reproduce: ")
-    words = shlex.split(line)  # the shell reads the path as one word, and runs nothing else
+    text = p.stdout[p.stdout.index("Reproduce: ") + len("Reproduce: "):]
+    line = text.split("\nReproduce: ")[0].split("\n\n")[0]
+    words = shlex.split(line.replace("\\\n", " "))  # as the shell reads it: the path one word, nothing else run
     assert words[words.index("--model") + 1] == str(cfg) and "echo" not in words
     launch = next(x for x in p.stdout.splitlines() if x.startswith("python -m sglang.launch_server"))
     words = shlex.split(launch)

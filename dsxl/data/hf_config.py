@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dsxl.data.records import ModelArgs
-from dsxl.inputs.rules import refuse
+from dsxl.inputs.rules import refuse, show
 
 SUPPORTED = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "KimiK25ForConditionalGeneration",
              "GlmMoeDsaForCausalLM", "DeepseekV4ForCausalLM")
@@ -40,7 +40,7 @@ def _text_config(cfg: Any) -> dict[str, Any]:
         raise ValueError(f"config.json must hold a JSON object; got {type(cfg).__name__}")
     archs = cfg.get("architectures") or []
     if not isinstance(archs, list):
-        raise ValueError(f"config.json architectures must be a list; got {archs!r}")
+        raise ValueError(f"config.json architectures must be a list; got {show(archs)}")
     kind = cfg.get("model_type", "")
     if not (set(archs) & set(SUPPORTED) or kind in SUPPORTED_TYPES):
         refuse("config.json architecture", archs or kind, SUPPORTED, f" (model_type {', '.join(SUPPORTED_TYPES)})")
@@ -50,7 +50,7 @@ def _text_config(cfg: Any) -> dict[str, Any]:
     for key, value in text.items():
         if key in NUMERIC_KEYS and value is not None and (isinstance(value, bool) or
                                                           not isinstance(value, (int, float))):
-            raise ValueError(f"config.json {key} must be a number; got {value!r}")
+            raise ValueError(f"config.json {key} must be a number; got {show(value)}")
     return text
 
 
@@ -65,7 +65,7 @@ def _v4_layer_types(text: dict[str, Any], n_layers: int) -> list[str]:
     elif text.get("compress_ratios") is not None:
         ratios = text["compress_ratios"]
         if not isinstance(ratios, list) or any(r not in V4_LAYER_TYPES for r in ratios):
-            raise ValueError(f"config.json compress_ratios must be a list of 0, 4 and 128; got {ratios!r}")
+            raise ValueError(f"config.json compress_ratios must be a list of 0, 4 and 128; got {show(ratios)}")
         kinds = [V4_LAYER_TYPES[r] for r in ratios]
     else:
         raise ValueError("config.json lacks layer_types or compress_ratios (the attention kind of each layer)")
@@ -118,7 +118,7 @@ def model_from_config(cfg: dict[str, Any]) -> ModelArgs:
 def load_model(path: str | Path) -> ModelArgs:
     """``dsxl.load_model("path/config.json")``: a model of this family from its Hugging Face config."""
     if not isinstance(path, (str, Path)):
-        raise ValueError(f"model must be a preset id or the path of a config.json; got {path!r}")
+        raise ValueError(f"model must be a preset id or the path of a config.json; got {show(path)}")
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"model config {str(p)!r} is a folder; give its config.json")

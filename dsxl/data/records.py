@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dsxl.inputs.rules import (GPU_RANGES, GPU_RULES, MODEL_COUNT, MODEL_RANGES, MODEL_RULES, SCENARIO_RANGES, Range,
-                               broken_rule, check)
+                               broken_rule, check, show)
 
 
 def _templates_dir() -> Path:
@@ -122,7 +122,7 @@ class GPU:
             check(f"{self.name}.{name}", getattr(self, name), rng)
         if isinstance(self.generation, str) and self.generation not in generations():
             raise ValueError(f"{self.name}.generation must be one of {', '.join(generations())}; "
-                             f"got {self.generation!r}")
+                             f"got {show(self.generation)}")
         broken = broken_rule(GPU_RULES, {f: getattr(self, f) for f in GPU_RANGES}, f"{self.name}.")
         if broken:
             raise ValueError(broken)

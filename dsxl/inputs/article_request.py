@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from dsxl.data.catalog import Catalog, ModelArgs, Scenario, load_catalog
-from dsxl.inputs.rules import GPU_FIELDS, parse_number
+from dsxl.inputs.rules import GPU_FIELDS, parse_number, show
 
 SCENARIO_FIELDS = tuple(f.name for f in fields(Scenario))
 MODEL_FIELDS = tuple(f.name for f in fields(ModelArgs))
@@ -50,7 +50,7 @@ def parse_sets(assignments: list[str], catalog: Catalog | None = None, preset: s
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not text.strip():
-            raise ValueError(f"--set takes NAME=VALUE; got {item!r}")
+            raise ValueError(f"--set takes NAME=VALUE; got {show(item)}")
         if "." in name:
             gpu_name, _, fld = name.rpartition(".")
             gpu = catalog.gpu(gpu_name)  # raises with the list of known GPUs

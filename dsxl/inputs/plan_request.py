@@ -12,7 +12,7 @@ import numpy as np
 
 from dsxl.data.catalog import default_engine, load_catalog, load_engines
 from dsxl.inputs.request import catalog_model_name, model_args
-from dsxl.inputs.rules import PLAN_LIST_RANGES, PLAN_RANGES, check, choose
+from dsxl.inputs.rules import PLAN_LIST_RANGES, PLAN_RANGES, check, choose, show
 
 SERVING = ("disaggregated", "aggregated", "both")
 DEFAULT_TTFT_MS = 3000.0  # the mean time-to-first-token target when none is given
@@ -85,14 +85,14 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise ValueError(f"{name} must be a single number, {rng.describe()}; got {value!r}")
+            raise ValueError(f"{name} must be a single number, {rng.describe()}; got {show(value)}")
         check(name, float(value), rng)
         if rng.integer:
             inp = replace(inp, **{name: int(value)})
     if not 0 <= inp.cache_hit < 1:
         raise ValueError(f"cache_hit must be a share from 0 up to (not including) 1; got {inp.cache_hit}")
     if not isinstance(inp.gpus, (tuple, list)) or not inp.gpus or not all(isinstance(g, str) for g in inp.gpus):
-        raise ValueError(f"gpus must be catalog names (or all); got {inp.gpus!r}")
+        raise ValueError(f"gpus must be catalog names (or all); got {show(inp.gpus)}")
     for name in ("ep_sizes", "attn_tp_sizes", "forward_sizes", "tbo_options"):
         if not getattr(inp, name):
             raise ValueError(f"{name} must list at least one value")
@@ -105,7 +105,7 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
     if (inp.prefill_gpu is None) != (inp.decode_gpu is None):
         raise ValueError("mixed pools need both prefill_gpu and decode_gpu")
     if inp.prefill_gpu is not None and inp.serving != "disaggregated":
-        raise ValueError(f"prefill_gpu and decode_gpu need serving disaggregated; got {inp.serving!r}")
+        raise ValueError(f"prefill_gpu and decode_gpu need serving disaggregated; got {show(inp.serving)}")
     if inp.tpot_ms is not None and inp.min_tokens_per_s_per_user is not None:
         raise ValueError("give the decode SLA as tpot_ms or min_tokens_per_s_per_user, not both")
     if inp.tpot_ms is None and inp.min_tokens_per_s_per_user is None:

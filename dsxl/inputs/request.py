@@ -19,7 +19,7 @@ from dsxl.core.expr import divides, either
 
 from dsxl.data.catalog import (ENGINE_NUMBERS, FUSED_MOE_TOKENS, GPU, ModelArgs, default_engine, load_catalog,
                                load_engines, load_fused_moe, load_refined)
-from dsxl.inputs.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check, choose
+from dsxl.inputs.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check, choose, show
 
 PHASES = ("decode", "prefill", "aggregated")
 MODES = ("refined", "article")
@@ -90,7 +90,7 @@ def constants_env(generation: Any, overrides: dict[str, Any] | None = None) -> d
     for name, c in consts.items():
         if gens.ndim == 0:
             if str(gens) not in c.values:
-                raise ValueError(f"generation must be one of {', '.join(c.values)}; got {str(gens)!r}")
+                raise ValueError(f"generation must be one of {', '.join(c.values)}; got {show(str(gens))}")
             env[name] = c.values[str(gens)]
         else:
             env[name] = np.array([c.values[str(g)] for g in gens.ravel()]).reshape(gens.shape)
@@ -124,7 +124,7 @@ def resolve_gpu(gpu: Any) -> GPU | list[GPU]:
     if isinstance(gpu, (list, tuple)) and gpu:
         return [resolve_gpu(g) for g in gpu]
     raise ValueError(f"gpu must be a catalog name ({', '.join(load_catalog().gpus)}), a GPU or a list of them; "
-                     f"got {gpu!r}")
+                     f"got {show(gpu)}")
 
 
 def gpu_datasheet_env(gpu: GPU | Sequence[GPU]) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def _flag(name: str, value: Any) -> Any:
         return value
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
-    raise ValueError(f"{name} must be true or false; got {value!r}")
+    raise ValueError(f"{name} must be true or false; got {show(value)}")
 
 
 def is_default(name: str, value: Any) -> bool:
@@ -168,7 +168,7 @@ def normalise(phase: str, options: dict[str, Any], native_moe_dtype: str = "fp8"
     """Validated options with defaults filled in (text choices stay as text; see :func:`option_env`);
     ``native_moe_dtype`` is the expert dtype the model ships, the default for moe_dtype."""
     if phase not in PHASES:
-        raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {phase!r}")
+        raise ValueError(f"phase must be one of {', '.join(PHASES)}; got {show(phase)}")
     allowed = {o.name for o in options_for(phase)}
     for name in options:
         if name not in allowed:

@@ -75,11 +75,13 @@ def formula_ok(cell: Any, rng: Range | None = None, choices: tuple[str, ...] = (
     return Expr(f'IF(ISTEXT({x}),{x}="auto",{number})' if auto else number)
 
 
-POSITIVE = Range(0, None, lo_open=True)
-NON_NEGATIVE = Range(0)
-COUNT = Range(1, None, integer=True)
+# Physical bounds on both sides: a positive quantity from a millionth to a trillion of its unit (nothing a
+# planner types lies outside, and nothing inside overflows a formula); a share from 0.1 %.
+POSITIVE = Range(1e-6, 1e12)
+NON_NEGATIVE = Range(0, 1e12)
+COUNT = Range(1, 1e9, integer=True)
 RATE = Range(0, 1)
-FRACTION = Range(0, 1, lo_open=True)
+FRACTION = Range(0.001, 1)
 
 # Every named input and its allowed values. Keys are the article's names, used by the CLI's --set,
 # the UDFs and the workbook's defined names.
@@ -218,7 +220,7 @@ def one_of(choices: Any) -> str:
 
 def refuse(name: str, value: Any, choices: Any, extra: str = "") -> None:
     """Raise the one-line error for a value outside its allowed choices (``extra``: what else is allowed)."""
-    raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}{extra}; got {value!r}")
+    raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}{extra}; got {show(value)}")
 
 
 def choose(name: str, value: Any, choices: Any, default: str | None = None) -> str:
@@ -290,11 +292,15 @@ def check(name: str, value: Any, rng: Range) -> Any:
     return value
 
 
+SHOWN = 80  # characters of a bad value a message echoes
+
+
 def show(value: Any) -> str:
     """A value as a message shows it: numbers in short form (1e+30, 2.5, 128), anything else as its repr."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         return f"{float(value):g}"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text):,} characters)"  # a cell holds 32,767
 
 
 def parse_number(name: str, text: str) -> float | int:
@@ -302,9 +308,9 @@ def parse_number(name: str, text: str) -> float | int:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number; got {text!r}") from None
+        raise ValueError(f"{name} must be a number; got {show(text)}") from None
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {text!r}")
+        raise ValueError(f"{name} must be a finite number; got {show(text)}")
     return int(value) if value.is_integer() else value
 
 

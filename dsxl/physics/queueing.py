@@ -19,8 +19,6 @@ Tests compare the percentiles with a discrete-event simulation (ciw) at utilisat
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import numpy as np
 from scipy.stats import gamma
 

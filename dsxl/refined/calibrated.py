@@ -11,6 +11,7 @@ from typing import Any
 
 from dsxl import __version__
 from dsxl.refined.fit_parameters import PHASE_SCALES, Parameter, constants_for, parameters, shipped_values
+from dsxl.inputs.rules import show
 
 FORMAT = "dsxl calibration profile"
 NEAR_FLOOR = 0.05  # a band near your rows never claims better than run-to-run spread of a benchmark
@@ -38,7 +39,7 @@ def check_profile(profile: Any, source: str) -> dict[str, Any]:
             raise ValueError(f"{source}: fitted constant {name!r} is unknown; known: {', '.join(bounds)}")
         p = bounds[name]
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not p.lo <= value <= p.hi:
-            raise ValueError(f"{source}: fitted {name} must be a number from {p.lo:g} to {p.hi:g}; got {value!r}")
+            raise ValueError(f"{source}: fitted {name} must be a number from {p.lo:g} to {p.hi:g}; got {show(value)}")
     return profile
 
 

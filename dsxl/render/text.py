@@ -222,8 +222,9 @@ def fit_width(line: str) -> list[str]:
     runs it); a table row continues its last column, indented under it; prose wraps."""
     if len(line.encode()) <= WIDTH:  # bytes: a terminal tool counting bytes sees no wider line either
         return [line]
-    if line.startswith("Reproduce: "):
-        words, out, cur = line.split(" "), [], ""
+    if line.startswith("Reproduce: "):  # break between shell words, never inside a quoted one
+        words = ["Reproduce:"] + [shlex.quote(w) for w in shlex.split(line[len("Reproduce: "):])]
+        out, cur = [], ""
         for w in words:
             if cur and len(cur) + 1 + len(w) > WIDTH - 2:
                 out.append(cur + " \\")
