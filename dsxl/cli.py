@@ -355,6 +355,7 @@ def _plan(args: argparse.Namespace) -> int:
         r["recipe"] = recipe(r, engine=args.recipe)
     if args.plot:
         pareto_plot(r, args.plot)
+        print(f"wrote {args.plot} (the decode throughput-latency frontier)", file=sys.stderr)
     if args.format == "json":
         sys.stdout.write(to_json(r) + "\n")
     else:

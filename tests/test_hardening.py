@@ -262,3 +262,10 @@ def test_tiny_and_huge_positive_inputs_are_refused_and_long_values_are_cut():
     with pytest.raises(ValueError) as err:
         u.PREDICT_DECODE("H800", 8, 1, 1, engine="y" * 100_000)
     assert len(str(err.value)) < 400 and "100,002 characters" in str(err.value)
+
+
+def test_list_inputs_are_capped_before_any_work():
+    many = ",".join(str(i) for i in range(1, 1001))
+    for args in (["plan", "--gpu", "H200", "--ep-sizes", many], ["report", "--set", f"batch_sizes={many}"]):
+        p = subprocess.run([sys.executable, "-m", "dsxl.cli", *args], capture_output=True, text=True)
+        assert p.returncode == 2 and "at most 64 values; got 1,000" in p.stderr, p.stderr

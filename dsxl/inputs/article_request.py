@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from dsxl.data.catalog import Catalog, ModelArgs, Scenario, load_catalog
-from dsxl.inputs.rules import GPU_FIELDS, parse_number, show
+from dsxl.inputs.rules import GPU_FIELDS, MAX_LIST, parse_number, show
 
 SCENARIO_FIELDS = tuple(f.name for f in fields(Scenario))
 MODEL_FIELDS = tuple(f.name for f in fields(ModelArgs))
@@ -58,7 +58,10 @@ def parse_sets(assignments: list[str], catalog: Catalog | None = None, preset: s
                 raise ValueError(f"unknown hardware field {fld!r} in {name!r}; allowed: {', '.join(GPU_FIELDS)}")
             hardware.setdefault(gpu.name, {})[fld] = parse_number(name, text)
         elif name == "batch_sizes":
-            scenario[name] = tuple(parse_number(name, part) for part in text.split(","))
+            parts = text.split(",")
+            if len(parts) > MAX_LIST:
+                raise ValueError(f"batch_sizes takes at most {MAX_LIST} values; got {len(parts):,}")
+            scenario[name] = tuple(parse_number(name, part) for part in parts)
         elif name in SCENARIO_FIELDS:
             scenario[name] = parse_number(name, text)
         elif name in MODEL_FIELDS:

@@ -12,7 +12,7 @@ import numpy as np
 
 from dsxl.data.catalog import default_engine, load_catalog, load_engines
 from dsxl.inputs.request import catalog_model_name, model_args
-from dsxl.inputs.rules import PLAN_LIST_RANGES, PLAN_RANGES, check, choose, show
+from dsxl.inputs.rules import MAX_LIST, PLAN_LIST_RANGES, PLAN_RANGES, check, choose, show
 
 SERVING = ("disaggregated", "aggregated", "both")
 DEFAULT_TTFT_MS = 3000.0  # the mean time-to-first-token target when none is given
@@ -122,6 +122,9 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
     inp = replace(inp, serving=choose("serving", inp.serving, SERVING))
     if inp.mtp_accept > 1 + inp.mtp_draft:
         raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + inp.mtp_draft}); got {inp.mtp_accept}")
+    for name in PLAN_LIST_RANGES:
+        if len(getattr(inp, name) or ()) > MAX_LIST:
+            raise ValueError(f"{name} takes at most {MAX_LIST} values; got {len(getattr(inp, name)):,}")
     for name, rng in PLAN_LIST_RANGES.items():
         for x in getattr(inp, name) or ():
             check(name, x, rng)

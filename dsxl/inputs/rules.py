@@ -248,6 +248,7 @@ PLAN_RANGES: dict[str, Range] = {
     "budget_gpus": Range(1, 10_000_000, integer=True), "budget_nodes": Range(1, 1_000_000, integer=True),
     "arrival_cv": Range(0, 100, lo_open=True), "ttft_p90_ms": Range(0, 1e8, lo_open=True),
     "ttft_p99_ms": Range(0, 1e8, lo_open=True)}
+MAX_LIST = 64  # values a list input takes: checked before any work, so a long list is a message, not a memory error
 EP_SIZE = Range(1, 100_000, integer=True)
 PLAN_LIST_RANGES: dict[str, Range] = {"ep_sizes": EP_SIZE, "attn_tp_sizes": Range(1, 1024, integer=True),
                                       "forward_sizes": Range(1, 100_000_000, integer=True),

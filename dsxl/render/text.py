@@ -47,9 +47,15 @@ def _inputs_line(inputs: dict[str, Any]) -> str:
         if k in ("phase", "gpu", "model", "mode") or v is None:  # None: the alternative option was given
             continue
         unit = OPTION[k].unit if k in OPTION else ""
-        text = ("on" if v else "off") if isinstance(v, bool) else f"{v:g}" if isinstance(v, (int, float)) else str(v)
+        text = (("on" if v else "off") if isinstance(v, bool) else
+                (f"{v:,.0f}" if float(v).is_integer() else f"{v:,.4g}") if isinstance(v, (int, float)) else str(v))
         parts.append(f"{k} {text}" + (f" {unit}" if unit and unit not in ("share", "") else ""))
     return "\n".join(textwrap.wrap("inputs: " + ", ".join(parts), 120, subsequent_indent="        "))
+
+
+def _count(n: float, noun: str) -> str:
+    """"1 node", "2 nodes": a whole count with its noun."""
+    return f"{n:,.0f} {noun}" + ("" if n == 1 else "s")
 
 
 def _num(x: float | None, decimals: int = 2) -> str:
@@ -276,11 +282,13 @@ def plan_text(r: dict[str, Any]) -> str:
         which = "Decode" if len(r["gpus"]) == 1 else f"Cheapest: {best}. Decode"
         lines += [f"{which} {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
                       f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
-                      f"{d['max_batch']}; {d['instances']} instances = {d['gpus']:,} GPUs = {d['nodes']:,.0f} nodes."]
+                      f"{d['max_batch']:,}; {_count(d['instances'], 'instance')} = {d['gpus']:,} GPUs = "
+                      f"{_count(d['nodes'], 'node')}."]
         if x["prefill"]:
             p = x["prefill"]
             lines.append(f"Prefill {p['tokens_per_s_per_gpu']:,.0f} input tokens/s per GPU, TTFT {p['ttft_ms']:,.0f} ms; "
-                         f"{p['instances']} instances = {p['gpus']:,} GPUs = {p['nodes']:,.0f} nodes; prefill:decode "
+                         f"{_count(p['instances'], 'instance')} = {p['gpus']:,} GPUs = {_count(p['nodes'], 'node')}; "
+                         "prefill:decode "
                          f"nodes {x['prefill_decode_node_ratio']:.2f}.")
             if x.get("kv_transfer") and x["kv_transfer"]["binds"]:
                 t = x["kv_transfer"]
