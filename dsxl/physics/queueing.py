@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import numpy as np
-from scipy.stats import gamma
 
 SERVICE_CV = 0.0  # a prefill forward of a given size takes a fixed time
 
@@ -50,10 +49,11 @@ def wait_ms(servers: int, rate_per_s: float, service_ms: float, arrival_cv: floa
     variability = (arrival_cv ** 2 + service_cv ** 2) / 2
     mean = c * service_ms / (servers - offered) * variability  # M/M/c mean wait x Allen-Cunneen
     conditional = mean / c if c > 0 else 0.0
+    from scipy.special import gammaincinv  # the gamma quantile; imported here so a CLI start stays quick
     shape = 2 / (1 + variability)
     out = {"probability": c, "mean": mean, "utilization": rho}
     for p in (0.5, 0.9, 0.99):
-        out[f"p{round(p * 100)}"] = (float(gamma.ppf(1 - (1 - p) / c, shape, scale=conditional / shape))
+        out[f"p{round(p * 100)}"] = (float(gammaincinv(shape, 1 - (1 - p) / c)) * conditional / shape
                                     if 1 - p < c else 0.0)
     return out
 
