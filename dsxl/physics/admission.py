@@ -96,10 +96,6 @@ def pieces_per_prompt(computed_prompt: Any, piece_tokens: Any) -> Any:
     return maximum(-floor(-(computed_prompt / piece_tokens)), 1)
 
 
-def aggregated_ttft_ms(step_ms: Any, pieces: Any, ttft_queue_factor: Any) -> Any:
-    """Time to first token once admitted: waiting for the running step, then one step per piece."""
-    return step_ms * (ttft_queue_factor + pieces)
-
 
 def per_user_with_context(output_len: Any, ttft_ms: Any, step_ms: Any, mtp_accept: Any) -> Any:
     """Output tokens/s per user counting the time to first token (as benchmarks report it)."""

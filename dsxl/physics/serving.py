@@ -142,25 +142,3 @@ def resident_prompt_tokens(rank_tokens: Any, prompt_len: Any) -> Any:
     """Prompt tokens whose KV an attention rank holds during a forward: the prompts the forward works on, each
     whole (a prompt longer than the forward is built chunk by chunk with all its earlier chunks' KV resident)."""
     return maximum(rank_tokens, prompt_len)
-
-
-def prompt_chunk(seqs_per_gpu: Any, mtp_accept: Any, input_len: Any, output_len: Any) -> Any:
-    """Aggregated serving: prompt tokens per GPU that keep the batch full, per decode step (at least one)."""
-    return maximum(seqs_per_gpu * mtp_accept * input_len / output_len, 1)
-
-
-def prefill_forward(chunk: Any, mixed_prefill: Any, prefill_chunk_tokens: Any, attn_tp: Any) -> Any:
-    """Tokens per GPU of the forward that carries those prompts: the chunk itself where the engine mixes it into
-    the decode forward, else a prefill forward of the engine's chunk size per attention rank (or the chunk)."""
-    return where(mixed_prefill > 0, chunk, maximum(chunk, prefill_chunk_tokens / attn_tp))
-
-
-def shared_prefill_ms(mixed_prefill: Any, mixed_ms: Any, alone_ms: Any, chunk: Any, forward: Any) -> Any:
-    """Prefill time one decode step carries: the chunk's added work in a mixed forward, or its share of a prefill
-    forward run on its own."""
-    return where(mixed_prefill > 0, mixed_ms, alone_ms * chunk / forward)
-
-
-def aggregated_output_per_gpu(mtp_accept: Any, decode_step_ms: Any, prefill_ms: Any, seqs_per_gpu: Any) -> Any:
-    """Output tokens/s per GPU when each decode step also carries its share of prefill."""
-    return 1000 * mtp_accept / (decode_step_ms + prefill_ms) * seqs_per_gpu
