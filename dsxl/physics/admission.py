@@ -96,7 +96,6 @@ def pieces_per_prompt(computed_prompt: Any, piece_tokens: Any) -> Any:
     return maximum(-floor(-(computed_prompt / piece_tokens)), 1)
 
 
-
 def per_user_with_context(output_len: Any, ttft_ms: Any, step_ms: Any, mtp_accept: Any) -> Any:
     """Output tokens/s per user counting the time to first token (as benchmarks report it)."""
     return 1000 * output_len / (ttft_ms + output_len / mtp_accept * step_ms)

@@ -237,23 +237,21 @@ def _decode_concurrency_factor(inp: PlanInputs, out_tps: float) -> float:
     return queueing.concurrency_quantile(mean, inp.arrival_cv) / mean if mean > 0 else 1.0
 
 
-def _prefill_slots(inp: PlanInputs, part: dict[str, Any]) -> tuple[int, float]:
-    """(prompts an instance of this prefill configuration works on at once, ms one takes): every attention rank's
-    forward holds whole prompts, or one prompt over several forwards."""
+def _prefill_slots(inp: PlanInputs, part: dict[str, Any]) -> tuple[int, float, float]:
+    """(prompts an instance of this prefill configuration works on at once, ms one takes, ms of one forward):
+    every attention rank's forward holds whole prompts, or one prompt over several forwards."""
     computed = inp.input_len * (1 - inp.cache_hit)
     rank_tokens = part["tokens_per_forward"] * part["attn_tp"]
     forward_ms = part["tokens_per_forward"] / part["tokens_per_s_per_gpu"] * 1000 * (1 - inp.cache_hit)
     ranks = part["ep"] // part["attn_tp"]
     per_rank = max(int(rank_tokens // max(computed, 1)), 1)
-    return ranks * per_rank, forward_ms * max(math.ceil(computed / rank_tokens), 1)
+    return ranks * per_rank, forward_ms * max(math.ceil(computed / rank_tokens), 1), forward_ms
 
 
 def prefill_queue(inp: PlanInputs, pool: dict[str, Any], in_tps: float, transfer_ms: float) -> dict[str, float]:
     """TTFT percentiles of a prefill pool at ``in_tps`` (its slots and service from its main configuration)."""
-    main = pool["mix"][0]
-    slots, service = _prefill_slots(inp, main)
+    _, service, forward = _prefill_slots(inp, pool["mix"][0])
     servers = sum(part["instances"] * _prefill_slots(inp, part)[0] for part in pool["mix"])
-    forward = main["tokens_per_forward"] / main["tokens_per_s_per_gpu"] * 1000 * (1 - inp.cache_hit)
     return queueing.ttft_ms(servers, in_tps / inp.input_len, service, transfer_ms, inp.arrival_cv, forward)
 
 
