@@ -138,14 +138,30 @@ def _shape(*xs: Any) -> None:
         raise ValueError("numeric ranges must have matching shapes (or be single cells)") from None
 
 
-def _decode_quantity(gpu: Any, batch_size: Any, seq_len: Any, mla_tp: Any, absorb: bool = True) -> dict[str, Any]:
+def _decode_cells(gpu: Any, batch_size: Any, seq_len: Any, mla_tp: Any, absorb: bool, key: str) -> Any:
+    """One article decode quantity for a cell or a range of batch sizes and context lengths."""
     from dsxl.article.api import decode_breakdown
 
-    g = _gpu(gpu)
-    bs = _number("batch_size", batch_size, BATCH)
-    seq = _number("seq_len", seq_len, SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
-    _shape(bs, seq)
-    return decode_breakdown(g, bs, mla_tp=_mla_tp(mla_tp), absorb=absorb, labels=False, seq_len=seq)
+    g, tp = _gpu(gpu), _mla_tp(mla_tp)
+
+    def cells(a: dict[str, Any]) -> Any:
+        bs = _number("batch_size", a["batch_size"], BATCH)
+        seq = _number("seq_len", a["seq_len"], SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
+        _shape(bs, seq)
+        return _out(decode_breakdown(g, bs, mla_tp=tp, absorb=absorb, labels=False, seq_len=seq)[key])
+    return _each_cell(cells, {"batch_size": batch_size, "seq_len": seq_len})
+
+
+def _each_cell(call: Callable[[dict[str, Any]], Any], numbers: dict[str, Any]) -> Any:
+    """``call(numbers)`` for single cells or whole ranges at once (vectorised); when a range holds a cell that
+    breaks a rule, each cell is evaluated alone, so only that cell shows the message (the README's promise)."""
+    ranges = {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))}
+    try:
+        return call(numbers)
+    except ValueError:
+        if not ranges:
+            raise
+    return _per_cell(lambda cell: call({**numbers, **cell}), ranges)
 
 
 # ------------------------------------------------------------------------------------ the UDFs
@@ -179,13 +195,16 @@ def MLA_FLOPS(q_len, kv_len, kv_cache_rate=0, absorb=False, part="total"):  # no
     """MLA GFLOPs for q_len queries over kv_len keys (article section 1.1)."""
     from dsxl.article.api import mla_absorb_flops, mla_flops
 
-    q = _number("q_len", q_len, TOKENS)
-    kv = _number("kv_len", kv_len, TOKENS)
-    rate = _number("kv_cache_rate", kv_cache_rate, RATE, 0.0)
-    _shape(q, kv, rate)
     which = {"total": 0, "gemm": 1, "attn": 2}[choose("part", part, ("total", "gemm", "attn"), "total")]
     fn = mla_absorb_flops if _bool("absorb", absorb, False) else mla_flops
-    return _out(fn(q, kv, rate)[which])
+
+    def cells(a: dict[str, Any]) -> Any:
+        q = _number("q_len", a["q_len"], TOKENS)
+        kv = _number("kv_len", a["kv_len"], TOKENS)
+        rate = _number("kv_cache_rate", a["kv_cache_rate"], RATE, 0.0)
+        _shape(q, kv, rate)
+        return _out(fn(q, kv, rate)[which])
+    return _each_cell(cells, {"q_len": q_len, "kv_len": kv_len, "kv_cache_rate": kv_cache_rate})
 
 
 @udf("DECODE_TPOT(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"], [overlap=TRUE])", "=DECODE_TPOT(\"H800\", 128)",
@@ -193,8 +212,8 @@ def MLA_FLOPS(q_len, kv_len, kv_cache_rate=0, absorb=False, part="total"):  # no
      mla_tp="\"auto\" (article rule), 1, 4 or 8", overlap="FALSE adds the all-to-all time")
 def DECODE_TPOT(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap=True):  # noqa: N802
     """Decode time per output token per user, ms (article section 3.6)."""
-    q = _decode_quantity(gpu, batch_size, seq_len, mla_tp)
-    return _out(q["tpot_overlap_ms"] if _bool("overlap", overlap, True) else q["tpot_ms"])
+    key = "tpot_overlap_ms" if _bool("overlap", overlap, True) else "tpot_ms"
+    return _decode_cells(gpu, batch_size, seq_len, mla_tp, True, key)
 
 
 @udf("DECODE_TPS(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"], [overlap=TRUE], [per=\"user\"])",
@@ -203,11 +222,10 @@ def DECODE_TPOT(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap
      per="\"user\" (tokens/s per sequence) or \"gpu\" (tokens/s per GPU)")
 def DECODE_TPS(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap=True, per="user"):  # noqa: N802
     """Decode throughput, tokens/s per user or per GPU."""
-    q = _decode_quantity(gpu, batch_size, seq_len, mla_tp)
     ov = _bool("overlap", overlap, True)
     key = ("tps_overlap" if ov else "tps") if choose("per", per, ("user", "gpu"), "user") == "user" else \
         ("total_overlap" if ov else "total")
-    return _out(q[key])
+    return _decode_cells(gpu, batch_size, seq_len, mla_tp, True, key)
 
 
 DECODE_PARTS = {"dense_mla": "dense_mla_ms", "sparse_mla": "sparse_mla_ms", "mla_tp1": "mla_tp1_ms",
@@ -223,8 +241,7 @@ DECODE_PARTS = {"dense_mla": "dense_mla_ms", "sparse_mla": "sparse_mla_ms", "mla
 def DECODE_LAYER_MS(gpu, batch_size, part, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", absorb=True):  # noqa: N802
     """One decode per-layer time in ms (sections 3.3 to 3.5), or the overlap time budget (3.7)."""
     key = DECODE_PARTS[choose("part", part, tuple(DECODE_PARTS))]
-    q = _decode_quantity(gpu, batch_size, seq_len, mla_tp, _bool("absorb", absorb, True))
-    return _out(q[key])
+    return _decode_cells(gpu, batch_size, seq_len, mla_tp, _bool("absorb", absorb, True), key)
 
 
 @udf("TIME_BUDGET(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"])", "=TIME_BUDGET(\"H20_3e\", 64)",
@@ -232,7 +249,7 @@ def DECODE_LAYER_MS(gpu, batch_size, part, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto
      mla_tp="\"auto\", 1, 4 or 8")
 def TIME_BUDGET(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto"):  # noqa: N802
     """Compute left to hide all-to-all behind, ms per layer (negative: it cannot be hidden)."""
-    return _out(_decode_quantity(gpu, batch_size, seq_len, mla_tp)["time_budget_ms"])
+    return _decode_cells(gpu, batch_size, seq_len, mla_tp, True, "time_budget_ms")
 
 
 @udf("MAX_BATCH(gpu, [tp=1], [experts_per_gpu=3], [seq_len=4383], [decode_len=1210], [absorb=TRUE], [kv_fp16=FALSE])",
@@ -245,14 +262,18 @@ def MAX_BATCH(gpu, tp=1, experts_per_gpu=3, seq_len=ARTICLE_SEQ_LEN, decode_len=
     from dsxl.article.api import max_batch_size
 
     g = _gpu(gpu)
-    t = _number("tp", tp, TP, 1)
-    e = _number("experts_per_gpu", experts_per_gpu, EXPERTS_PER_GPU, 3)
-    s = _number("seq_len", seq_len, SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
-    d = _number("decode_len", decode_len, SCENARIO_RANGES["decode_len"], ARTICLE_DECODE_LEN)
-    _shape(t, e, s, d)
-    raw = max_batch_size(g, t, e, _bool("absorb", absorb, True), _bool("kv_fp16", kv_fp16, False),
-                         seq_len=s, decode_len=d)["max_batch"]
-    return _out(np.maximum(np.floor(raw), 0))
+    ab, fp16 = _bool("absorb", absorb, True), _bool("kv_fp16", kv_fp16, False)
+
+    def cells(a: dict[str, Any]) -> Any:
+        t = _number("tp", a["tp"], TP, 1)
+        e = _number("experts_per_gpu", a["experts_per_gpu"], EXPERTS_PER_GPU, 3)
+        s = _number("seq_len", a["seq_len"], SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
+        d = _number("decode_len", a["decode_len"], SCENARIO_RANGES["decode_len"], ARTICLE_DECODE_LEN)
+        _shape(t, e, s, d)
+        raw = max_batch_size(g, t, e, ab, fp16, seq_len=s, decode_len=d)["max_batch"]
+        return _out(np.maximum(np.floor(raw), 0))
+    return _each_cell(cells, {"tp": tp, "experts_per_gpu": experts_per_gpu, "seq_len": seq_len,
+                              "decode_len": decode_len})
 
 
 PREFILL_PARTS = {"mla_tp1": "mla_tp1_ms", "mla_tp4": "mla_tp4_ms", "mla_tp8": "mla_tp8_ms", "tp_mla": "tp_mla_ms",
@@ -307,14 +328,14 @@ def KV_BYTES_PER_TOKEN(kv_fp16=False):  # noqa: N802
 def DENSE_MLP_FLOPS(tokens):  # noqa: N802
     """DenseMLP GFLOPs for a number of tokens."""
     from dsxl.article.api import dense_mlp_gflops
-    return _out(dense_mlp_gflops(_number("tokens", tokens, TOKENS)))
+    return _each_cell(lambda a: _out(dense_mlp_gflops(_number("tokens", a["tokens"], TOKENS))), {"tokens": tokens})
 
 
 @udf("EXPERT_FLOPS(tokens)", "=EXPERT_FLOPS(8)", tokens="Tokens (>= 0)")
 def EXPERT_FLOPS(tokens):  # noqa: N802
     """One MoE expert's GFLOPs for a number of tokens."""
     from dsxl.article.api import expert_gflops
-    return _out(expert_gflops(_number("tokens", tokens, TOKENS)))
+    return _each_cell(lambda a: _out(expert_gflops(_number("tokens", a["tokens"], TOKENS))), {"tokens": tokens})
 
 
 @udf("GPU_SPEC(gpu, field)", "=GPU_SPEC(\"B200\", \"mem_bw\")", gpu=GPU_DOC,
@@ -343,15 +364,12 @@ def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], mode
                  texts: dict[str, Any], tbo: Any, calibration: Any = None) -> Any:
     key = choose("what", what, outputs, outputs[0])
     profile = None if _blank(calibration) else str(calibration).strip()  # loaded once per path and mtime
-    ranges = {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))}
-    try:  # a cell, or a whole range in one vectorised call
-        return _predict_cells(phase, gpu, key, model, numbers, texts, tbo, profile)
-    except ValueError:
-        if not ranges:
-            raise
-    # a range with a bad cell: each cell on its own, so that cell shows its message and the rest compute
-    return _per_cell(lambda cell: _predict_cells(phase, gpu, key, model, {**numbers, **cell}, texts, tbo, profile),
-                     ranges)
+    call = lambda cells: _predict_cells(phase, gpu, key, model, cells, texts, tbo, profile)  # noqa: E731
+    ranges = [v for v in numbers.values() if isinstance(v, (list, tuple, np.ndarray))]
+    if key == "band" and ranges:  # a band per cell: each cell's batch and context set its distance from the rows
+        return _per_cell(lambda cell: call({**numbers, **cell}),
+                         {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))})
+    return _each_cell(call, numbers)
 
 
 def _predict_cells(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str, Any], texts: dict[str, Any],
@@ -397,15 +415,19 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
     except ValueError:
         raise ValueError("numeric ranges must have matching shapes (or be single cells)") from None
     cells = {n: np.broadcast_to(a, shape) for n, a in arrays.items()}
-    out = []
+    out, messages = [], set()
     for i in range(shape[0]):
         row = []
         for j in range(shape[1]):
             try:
-                row.append(one({n: (None if a[i, j] is None else a[i, j]) for n, a in cells.items()}))
+                value = one({n: (None if a[i, j] is None else a[i, j]) for n, a in cells.items()})
+                row.append(value[0][0] if isinstance(value, list) else value)
             except ValueError as exc:
+                messages.add(str(exc))
                 row.append(f"#VALUE! {exc}")
         out.append(row)
+    if len(messages) == 1 and all(isinstance(v, str) and v.startswith("#VALUE! ") for row in out for v in row):
+        raise ValueError(messages.pop())  # every cell fails alike: an argument that is not a range is wrong
     return out
 
 

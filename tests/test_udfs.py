@@ -196,3 +196,34 @@ def test_predict_udfs_over_ranges_keep_booleans_and_fail_only_the_bad_cell():
     assert "[[" not in out[0][0] and "array" not in out[0][0]  # the value, not a numpy repr
     assert out[1][0] == predict("decode", "H800", ep=128, batch=128, kv_len=4096,
                                 redundant_experts=0)["tokens_per_s_per_gpu"]
+
+
+@pytest.mark.parametrize("call, column", [
+    (lambda col: u.DECODE_TPOT("H800", col), "batch"), (lambda col: u.DECODE_TPS("H20", col, None, None, None, "gpu"),
+                                                        "batch"),
+    (lambda col: u.DECODE_LAYER_MS("H20", col, "dispatch"), "batch"), (lambda col: u.TIME_BUDGET("H800", col), "batch"),
+    (lambda col: u.MAX_BATCH("H20", 4, col), "experts"), (lambda col: u.MLA_FLOPS(1, col), "tokens"),
+    (lambda col: u.DENSE_MLP_FLOPS(col), "tokens"), (lambda col: u.EXPERT_FLOPS(col), "tokens"),
+])
+def test_article_udfs_over_a_range_fail_only_the_bad_cell(call, column):
+    good = {"batch": 64.0, "experts": 3.0, "tokens": 4096.0}[column]
+    out = call([[good], ["x"], [-5.0], [good * 2]])
+    alone = [call([[good]])[0][0], call([[good * 2]])[0][0]]
+    assert [out[0][0], out[3][0]] == alone and all(isinstance(v, float) for v in alone)
+    assert all(isinstance(out[i][0], str) and out[i][0].startswith("#VALUE! ") for i in (1, 2))
+    assert "'x'" in out[1][0] and "-5" in out[2][0]
+
+
+def test_an_argument_wrong_for_every_cell_fails_the_whole_call():
+    with pytest.raises(ValueError, match="gpu must be one of"):
+        u.DECODE_TPOT("H9000", [[64.0], [128.0]])
+
+
+def test_the_band_is_per_cell_in_the_udf_and_per_case_in_python():
+    from dsxl.refined.predict import predict
+    batches = [1.0, 64.0, 5000.0]
+    alone = [predict("decode", "H800", ep=8, batch=b, kv_len=4096)["accuracy"]["band"] for b in batches]
+    assert len(set(alone)) == 3  # min-latency, inside the rows' batch span, far beyond it
+    assert u.PREDICT_DECODE("H800", 8, [[b] for b in batches], 4096, "band") == [[b] for b in alone]
+    acc = predict("decode", "H800", ep=8, batch=np.array(batches), kv_len=4096)["accuracy"]
+    assert acc["bands"].tolist() == alone and acc["band"] == max(alone)

@@ -154,6 +154,34 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
             "note": note, "family_band": round(family_band, 4)}
 
 
+def bands(phase: str, generation: str, engine: str, model: str, context: Any, batch: Any = None, tbo: Any = False,
+          moe_dtype: str = "fp8", mtp_draft: Any = 0) -> np.ndarray:
+    """The band of each case of an array request (``accuracy`` gives the widest): each batch picks its regime and
+    each context and batch its own range widening."""
+    widen = rules()["widen"]
+    shape = np.broadcast_shapes(np.shape(context), np.shape(batch), np.shape(mtp_draft))
+    ctx = np.broadcast_to(np.asarray(context, dtype=float), shape)
+    bat = None if batch is None else np.broadcast_to(np.asarray(batch, dtype=float), shape)
+    mtp = np.broadcast_to(np.asarray(mtp_draft, dtype=float) > 0, shape)
+    min_latency = np.zeros(shape, bool) if bat is None or phase != "decode" else \
+        bat <= rules()["min_latency_batch"]["value"]
+    out = np.empty(shape)
+    for reg, mask in ((regime(phase, 1), min_latency), (regime(phase), ~min_latency)):
+        if not mask.any():
+            continue
+        reasons, _, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
+        family_band = base_band(family, reg) + sum(widen[k]["value"] for k in reasons)
+        off = np.zeros(shape, bool)
+        for values, seen in ((ctx, [r.context for r in family]),
+                             (bat, [r.batch for r in family if r.batch is not None])):
+            if values is not None and seen:
+                off |= outside(values, min(seen), max(seen)) > 0
+        band = combined_band(family_band, off.astype(int), mtp.astype(int), widen["range"]["value"],
+                             widen["mtp"]["value"])
+        out[mask] = np.round(band, 4)[mask]
+    return out
+
+
 REGIME_PHASE = {"decode": "decode", "min-latency": "decode", "prefill": "prefill", "aggregated": "aggregated"}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.refined.accuracy import accuracy
+from dsxl.refined.accuracy import accuracy, bands
 from dsxl.refined.calibrated import load_profile, profile_accuracy, profile_constants
 from dsxl.data.catalog import GPU, ModelArgs, load_catalog
 from dsxl.chains import refined as refined_chain
@@ -206,8 +206,13 @@ def _accuracy(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[st
         return [_accuracy(phase, g, model, opts) for g in gpu]
     context = opts.get("kv_len", opts.get("prompt_len", opts.get("input_len")))
     name = model_name(model)
-    return accuracy(phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"),
-                    opts["tbo"], opts["moe_dtype"], opts.get("mtp_draft", 0))
+    args = (phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"), opts["tbo"],
+            opts["moe_dtype"], opts.get("mtp_draft", 0))
+    acc = accuracy(*args)
+    if any(np.ndim(x) for x in (context, opts.get("batch"), opts.get("mtp_draft", 0))):
+        acc["bands"] = bands(*args)  # one per case
+        acc["band"] = round(float(max(acc["band"], acc["bands"].max())), 4)  # the widest of them
+    return acc
 
 
 def quantities(phase: str, gpu: Any, model: str | ModelArgs | None = None, constants: dict[str, Any] | None = None,
