@@ -15,7 +15,7 @@ from dsxl.inputs.rules import (BATCH, EP_SIZE, GPU_RANGES, GPU_RULES, MODEL_COUN
 from dsxl.workbook import build_workbook
 from dsxl.workbook.gnumeric import recalc, ssconvert
 from dsxl.workbook.libreoffice import convert, soffice
-from workbook_helpers import ERROR, edited_copies, name_cell, name_range, require_engine
+from workbook_helpers import ERROR, name_cell, name_range, recalculated_edits, require_engine
 
 GPU = "H800"  # an article GPU, Predict's and Planner's default: every result reads its catalog row
 GENERATION = "hopper"
@@ -92,10 +92,8 @@ NOT_RESULTS = {"tbl_gpu_specs"}  # the article's datasheet table, printed as dat
 
 
 @pytest.fixture(scope="module")
-def edited(tmp_path_factory):
-    src = tmp_path_factory.mktemp("inputs")
-    fresh = build_workbook(src / "fresh.xlsx")
-    return fresh, edited_copies(fresh, src, [(names, cells) for _, names, cells, _, _ in CASES])
+def fresh(tmp_path_factory):
+    return build_workbook(tmp_path_factory.mktemp("inputs") / "fresh.xlsx")
 
 
 def _formula_cells(path):
@@ -126,25 +124,24 @@ def _refusal_problems(case, wb, formulas):
     return found[:3]
 
 
-def _walk(edited, engine, tmp_path):
-    fresh, paths = edited
+def _walk(fresh, engine, tmp_path):
     formulas = _formula_cells(fresh)
-    outs = engine(paths, tmp_path / "out")
-    found = [p for case, out in zip(CASES, outs) for p in _refusal_problems(case, load_workbook(out, data_only=True),
-                                                                             formulas)]
+    books = recalculated_edits(engine, fresh, tmp_path, [(names, cells) for _, names, cells, _, _ in CASES],
+                               ARTICLE_RESULTS + REFINED_RESULTS + ("tbl_validation", "input_problems"))
+    found = [p for case, wb in zip(CASES, books) for p in _refusal_problems(case, wb, formulas)]
     assert found == []
 
 
 @pytest.mark.slow
-def test_every_shared_input_refused_in_libreoffice(edited, tmp_path):
+def test_every_shared_input_refused_in_libreoffice(fresh, tmp_path):
     require_engine(soffice(), "LibreOffice", module=False)
-    _walk(edited, convert, tmp_path)
+    _walk(fresh, convert, tmp_path)
 
 
 @pytest.mark.slow
-def test_every_shared_input_refused_in_gnumeric(edited, tmp_path):
+def test_every_shared_input_refused_in_gnumeric(fresh, tmp_path):
     require_engine(ssconvert(), "Gnumeric", module=False)
-    _walk(edited, recalc, tmp_path)
+    _walk(fresh, recalc, tmp_path)
 
 
 def test_the_walk_covers_every_declared_input():

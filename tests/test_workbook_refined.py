@@ -10,7 +10,8 @@ from dsxl.refined.predict import predict
 from dsxl.refined.validation import load_measurements, predicted_metric, validate
 from dsxl.workbook import build_workbook
 from dsxl.workbook.libreoffice import convert, soffice
-from workbook_helpers import apply_edits, error_cells, name_cell, name_range, require_engine, set_in_table
+from workbook_helpers import (apply_edits, error_cells, name_cell, name_range, recalculated_edits, require_engine,
+                              set_in_table)
 
 require_engine(soffice(), "LibreOffice")
 pytestmark = pytest.mark.slow  # recalculates in a spreadsheet engine: pytest -m "not slow" leaves it out
@@ -262,14 +263,14 @@ RESULT_NAMES = ("predict_results", "predict_breakdown", "plan_results", "start_h
 def _bad_books(tmp_path, convert_fn):
     fresh = build_workbook(tmp_path / "fresh.xlsx")
     cases = [(name, value) for name, values in BAD_EDITS.items() for value in values]
-    paths = [apply_edits(fresh, tmp_path / f"bad{i}.xlsx", {name: value}) for i, (name, value) in enumerate(cases)]
-    books = {p.stem: load_workbook(p, data_only=True) for p in convert_fn(paths, tmp_path / "out")}
-    return [(name, value, books[f"bad{i}"]) for i, (name, value) in enumerate(cases)]
+    books = recalculated_edits(convert_fn, fresh, tmp_path, [({name: value}, {}) for name, value in cases],
+                               RESULT_NAMES + ("predict_problems", "plan_problems"))
+    return [(name, value, wb) for (name, value), wb in zip(cases, books)]
 
 
 def _assert_refuses(name, value, wb):
     sheet = "Predict" if name.startswith("predict_") else "Planner"
-    problems = wb[sheet]["G3"].value
+    problems = name_cell(wb, "predict_problems" if sheet == "Predict" else "plan_problems").value
     assert isinstance(problems, str) and problems != "none", (name, value, problems)
     for rng in RESULT_NAMES:
         ws, r1, c1, r2, c2 = name_range(wb, rng)

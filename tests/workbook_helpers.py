@@ -1,13 +1,19 @@
 """Editing a generated workbook the way a planner would, and reading it back after LibreOffice."""
 
+import csv
 import math
 import os
 import re
+import xml.etree.ElementTree as ET
+import zipfile
+from xml.sax.saxutils import escape
 
 import pytest
 
 from openpyxl import load_workbook
-from openpyxl.utils.cell import range_boundaries
+from openpyxl.utils.cell import coordinate_from_string, column_index_from_string, get_column_letter, range_boundaries
+
+from dsxl.workbook import gnumeric, libreoffice
 
 ERROR = re.compile(r"^(#REF!|#NAME\?|#DIV/0!|#VALUE!|#N/A|#NUM!|#NULL!|Err:\d+)")
 
@@ -38,21 +44,132 @@ def set_in_table(wb, range_name, row_key, column, value):
 
 
 def edited_copies(src, folder, edits):
-    """One copy of ``src`` per (named inputs, named-table cells) pair in ``edits``, each with only that edit: the
-    workbook is read once and each edit undone after its copy is saved."""
+    """One copy of ``src`` per (named inputs, named-table cells) pair in ``edits``, each with only that edit. The
+    cells are found once with openpyxl; each copy is the generated file with those cells' XML replaced (stored
+    uncompressed), so every other byte is what the generator wrote and no copy costs a workbook save."""
     wb = load_workbook(src)
+    with zipfile.ZipFile(src) as z:
+        parts = {i.filename: z.read(i) for i in z.infolist()}
+    sheet_part = _sheet_parts(parts)
     paths = []
     for i, (names, cells) in enumerate(edits):
-        targets = [(name_cell(wb, n), v) for n, v in names.items()] + \
-            [(table_cell(wb, *key), v) for key, v in cells.items()]
-        before = [c.value for c, _ in targets]
-        for c, v in targets:
-            c.value = v
+        targets = [name_cell(wb, n) for n in names] + [table_cell(wb, *key) for key in cells]
+        copy = dict(parts)
+        for c, v in zip(targets, [*names.values(), *cells.values()]):
+            part = sheet_part[c.parent.title]
+            copy[part] = _set_cell_xml(copy[part].decode("utf-8"), c.coordinate, v).encode("utf-8")
         paths.append(folder / f"edit{i}.xlsx")
-        wb.save(paths[-1])
-        for (c, _), v in zip(targets, before):
-            c.value = v
+        with zipfile.ZipFile(paths[-1], "w", zipfile.ZIP_STORED) as z:
+            for name, data in copy.items():
+                z.writestr(name, data)
     return paths
+
+
+def _sheet_parts(parts):
+    """Sheet title -> the zip member holding its XML."""
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+          "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships"}
+    rels = {r.get("Id"): r.get("Target") for r in ET.fromstring(parts["xl/_rels/workbook.xml.rels"])}
+    out = {}
+    for sheet in ET.fromstring(parts["xl/workbook.xml"]).find("m:sheets", ns):
+        target = rels[sheet.get(f"{{{ns['r']}}}id")]
+        out[sheet.get("name")] = target.lstrip("/") if target.startswith("/") else "xl/" + target
+    return out
+
+
+def _set_cell_xml(xml, coordinate, value):
+    """``xml`` with cell ``coordinate`` holding ``value`` (None blank, text inline), its style kept."""
+    cell = re.compile(rf'<c r="{coordinate}"(?P<attrs>[^>]*?)(?:/>|>.*?</c>)', re.S)
+    m = cell.search(xml)
+    if m is None:
+        raise KeyError(f"cell {coordinate} is not in the sheet's XML")
+    style_attr = re.search(r'\ss="\d+"', m["attrs"])
+    head = f'<c r="{coordinate}"{style_attr.group(0) if style_attr else ""}'
+    if value is None:
+        new = head + "/>"
+    elif isinstance(value, bool):
+        new = f'{head} t="b"><v>{int(value)}</v></c>'
+    elif isinstance(value, str):
+        new = f'{head} t="inlineStr"><is><t>{escape(value)}</t></is></c>'
+    else:
+        new = f"{head}><v>{value!r}</v></c>"
+    return xml[:m.start()] + new + xml[m.end():]
+
+
+def recalculated_edits(engine, src, folder, edits, range_names):
+    """One recalculated workbook per (named inputs, named-table cells) pair in ``edits``, each with only that edit.
+    ``engine`` is ``libreoffice.convert`` or ``gnumeric.recalc``. LibreOffice with its Python bridge edits one loaded
+    copy in place and reads back the ranges named in ``range_names`` (prefixes), so the result answers only for those
+    cells; otherwise each edit is saved as a copy and recalculated as a file."""
+    wb = load_workbook(src)
+    reads = [name_range(wb, n) for n in wb.defined_names if n.startswith(range_names)]
+    if engine is libreoffice.convert and libreoffice.uno_python():
+        changes = []
+        for names, cells in edits:
+            targets = [name_cell(wb, n) for n in names] + [table_cell(wb, *key) for key in cells]
+            changes.append([(c.parent.title, c.row, c.column, v)
+                            for c, v in zip(targets, [*names.values(), *cells.values()])])
+        values = libreoffice.recalculate_edits(src, changes, [(ws.title, r1, c1, r2, c2)
+                                                              for ws, r1, c1, r2, c2 in reads])
+        return [RangeValues(wb, reads, v) for v in values]
+    if engine is gnumeric.recalc:
+        sheets = wb.sheetnames
+        books = []
+        for csvs in gnumeric.recalc_to_csv(edited_copies(src, folder, edits), folder / "csv"):
+            grids = {sheets[k]: list(csv.reader(open(path, newline="", encoding="utf-8"))) for k, path in enumerate(csvs)}
+            books.append(RangeValues(wb, reads, [_csv_block(grids[ws.title], r1, c1, r2, c2)
+                                                 for ws, r1, c1, r2, c2 in reads]))
+        return books
+    outs = engine(edited_copies(src, folder, edits), folder / "out")
+    return [load_workbook(o, data_only=True) for o in outs]
+
+
+def _csv_block(grid, r1, c1, r2, c2):
+    """The values of rows r1..r2 and columns c1..c2 (1-based) of a sheet exported as raw CSV, typed as openpyxl
+    reads them: blank None, TRUE/FALSE booleans, numbers as numbers, anything else (error values too) as text."""
+    def typed(text):
+        if text in ("TRUE", "FALSE"):
+            return text == "TRUE"
+        try:
+            return float(text)
+        except ValueError:
+            return text or None
+    return [[typed(grid[r][c]) if r < len(grid) and c < len(grid[r]) else None for c in range(c1 - 1, c2)]
+            for r in range(r1 - 1, r2)]
+
+
+class RangeValues:
+    """The read-back ranges of an in-place recalculation, addressed like an openpyxl workbook (names, sheets,
+    cells); a cell outside them raises KeyError rather than answering with a stale value."""
+
+    def __init__(self, wb, reads, values):
+        self.defined_names = wb.defined_names
+        self.cells = {}
+        for (ws, r1, c1, _, _), rows in zip(reads, values):
+            for i, row in enumerate(rows):
+                for j, v in enumerate(row):
+                    self.cells[(ws.title, r1 + i, c1 + j)] = None if v == "" else v
+        self.worksheets = []
+
+    def __getitem__(self, sheet):
+        return _SheetValues(self, sheet)
+
+
+class _SheetValues:
+    def __init__(self, book, title):
+        self.book, self.title = book, title
+
+    def cell(self, row, column):
+        return _CellValue(self.book.cells[(self.title, row, column)], f"{get_column_letter(column)}{row}")
+
+    def __getitem__(self, coordinate):
+        letters, row = coordinate_from_string(coordinate)
+        return self.cell(row, column_index_from_string(letters))
+
+
+class _CellValue:
+    def __init__(self, value, coordinate):
+        self.value, self.coordinate = value, coordinate
 
 
 def apply_edits(src, dst, names=None, cells=None):

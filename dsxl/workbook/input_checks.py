@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from openpyxl.utils import get_column_letter
+
 from dsxl.core.expr import Expr, concat, eq, where
 from dsxl.data.catalog import generations
 from dsxl.inputs.rules import GPU_RULES, MODEL_RULES, formula_ok, one_of
@@ -68,9 +70,9 @@ def shared_input_checks(b: Builder, calc: Any, cur: Cursor, model_names: list[di
         b.define(name, cell.text)
 
 
-def show_problems(b: Builder, ws: Any, row: int, col: int, problems: Expr, span: int) -> None:
+def show_problems(b: Builder, ws: Any, row: int, col: int, problems: Expr, span: int, name: str | None = None) -> None:
     """A label and the problems text ("none" when every rule holds), wrapped in a merge of ``span`` columns and
-    four lines tall, so a message is read whole on screen and on paper."""
+    four lines tall, so a message is read whole on screen and on paper; ``name`` names the text cell."""
     ws.cell(row, col, "Input problems").font = style.LABEL_FONT
     ws.cell(row, col).alignment = style.TOP
     b.write(ws, row, col + 1, where(eq(problems, ""), "none", problems))
@@ -78,6 +80,8 @@ def show_problems(b: Builder, ws: Any, row: int, col: int, problems: Expr, span:
     ws.cell(row, col + 1).alignment = style.WRAP
     ws.merge_cells(start_row=row, start_column=col + 1, end_row=row, end_column=col + span)
     ws.row_dimensions[row].height = 60
+    if name:
+        b.define(name, f"'{ws.title}'!${get_column_letter(col + 1)}${row}")
 
 
 def problems_cell(b: Builder, ws: Any, row: int, col: int, span: int = 4) -> None:

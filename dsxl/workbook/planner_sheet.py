@@ -194,7 +194,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         return Expr(f"INDEX({column(scopes, q)},{rows['decode' if scopes is decode else 'prefill'].text},1)")
 
     col, r = 6, 3
-    show_problems(b, ws, r, col, problems, 2)
+    show_problems(b, ws, r, col, problems, 2, "plan_problems")
     ws.cell(r + 1, col, "Plan").font = style.H2_FONT
     r += 2
     inputs_ok = Expr("plan_inputs_ok")

@@ -151,7 +151,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
 
     col = 6
     r = 3
-    show_problems(b, ws, r, col, problems, 2)
+    show_problems(b, ws, r, col, problems, 2, "predict_problems")
     ws.cell(r + 1, col, "Results").font = style.H2_FONT
     r += 2
     ok = Expr("predict_inputs_ok")

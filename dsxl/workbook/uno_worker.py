@@ -1,0 +1,170 @@
+"""A LibreOffice worker driven through UNO: one soffice process for many recalculations.
+
+Run by ``dsxl.workbook.libreoffice`` under a Python that has LibreOffice's ``uno`` module (on Debian, the system
+``/usr/bin/python3`` with ``python3-uno``); it imports nothing from dsxl. It reads one JSON request per line on stdin
+and answers each with one JSON line on stdout:
+
+- ``{"op": "convert", "inputs": [...], "out_dir": ..., "fmt": "xlsx" | "pdf"}``: load, recalculate, store.
+- ``{"op": "edits", "src": ..., "edits": [[[sheet, row, column, value], ...], ...], "reads": [[sheet, r1, c1, r2,
+  c2], ...]}``: load ``src`` once; for each edit set the cells, recalculate, read every range, and undo the edit.
+  Rows and columns count from 1, as in openpyxl. An error value reads as its text (``#DIV/0!``, ``Err:502``).
+
+Starting soffice and loading the workbook take seconds; an edit and its recalculation take milliseconds, which is
+why the tests' input walks run here rather than one ``soffice --convert-to`` per edited copy.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uno  # noqa: F401  (LibreOffice's bridge; must come before the com.sun.star imports)
+from com.sun.star.beans import PropertyValue
+
+RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+"""
+FILTERS = {"xlsx": "Calc MS Excel 2007 XML", "pdf": "calc_pdf_Export"}
+CELL_EMPTY, CELL_VALUE, CELL_TEXT = "EMPTY", "VALUE", "TEXT"
+
+
+def prop(name, value):
+    p = PropertyValue()
+    p.Name, p.Value = name, value
+    return p
+
+
+def start(soffice, profile):
+    """soffice listening on a private pipe, and its Desktop."""
+    user = Path(profile) / "user"
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "registrymodifications.xcu").write_text(RECALC_ALWAYS, encoding="utf-8")
+    pipe = f"dsxl{os.getpid()}"
+    proc = subprocess.Popen([soffice, "--headless", "--invisible", "--norestore", "--nolockcheck", "--nodefault",
+                             f"-env:UserInstallation={Path(profile).as_uri()}", f"--accept=pipe,name={pipe};urp;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    local = uno.getComponentContext()
+    resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ctx = resolver.resolve(f"uno:pipe,name={pipe};urp;StarOffice.ComponentContext")
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("LibreOffice did not start")
+            time.sleep(0.1)
+    return proc, ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
+
+
+def load(desktop, path):
+    doc = desktop.loadComponentFromURL(Path(path).resolve().as_uri(), "_blank", 0, (prop("Hidden", True),))
+    if doc is None:
+        raise RuntimeError(f"LibreOffice could not open {path}")
+    doc.calculateAll()
+    return doc
+
+
+def convert(desktop, inputs, out_dir, fmt):
+    outs = []
+    for path in inputs:
+        doc = load(desktop, path)
+        try:
+            out = Path(out_dir) / (Path(path).stem + "." + fmt)
+            doc.storeToURL(out.resolve().as_uri(), (prop("FilterName", FILTERS[fmt]),))
+            outs.append(str(out))
+        finally:
+            doc.close(True)
+    return {"outputs": outs}
+
+
+def set_cell(cell, value):
+    if value is None:
+        cell.setFormula("")
+    elif isinstance(value, str):
+        cell.setString(value)
+    else:
+        cell.setValue(float(value))
+
+
+def snapshot(cell):
+    """A function that puts ``cell`` back as it was."""
+    kind = cell.Type.value
+    if kind == CELL_EMPTY:
+        return lambda: cell.setFormula("")
+    if kind == CELL_VALUE:
+        value = cell.getValue()
+        return lambda: cell.setValue(value)
+    if kind == CELL_TEXT:
+        text = cell.getString()
+        return lambda: cell.setString(text)
+    formula = cell.getFormula()
+    return lambda: cell.setFormula(formula)
+
+
+def read(sheet_range):
+    rows = [list(r) for r in sheet_range.getDataArray()]
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            if v is None:  # an error value: getDataArray gives None, the cell's text names it
+                row[j] = sheet_range.getCellByPosition(j, i).getString()
+    return rows
+
+
+def edits(desktop, src, edit_list, reads):
+    doc = load(desktop, src)
+    try:
+        sheets = doc.Sheets
+        ranges = [sheets.getByName(s).getCellRangeByPosition(c1 - 1, r1 - 1, c2 - 1, r2 - 1)
+                  for s, r1, c1, r2, c2 in reads]
+        results = []
+        for edit in edit_list:
+            cells = [(sheets.getByName(s).getCellByPosition(c - 1, r - 1), v) for s, r, c, v in edit]
+            undo = [snapshot(cell) for cell, _ in cells]
+            for cell, value in cells:
+                set_cell(cell, value)
+            doc.calculateAll()
+            results.append([read(rng) for rng in ranges])
+            for restore in reversed(undo):
+                restore()
+        return {"values": results}
+    finally:
+        doc.close(True)
+
+
+def main():
+    soffice = sys.argv[1]
+    with tempfile.TemporaryDirectory(prefix="dsxl-uno-profile-") as profile:
+        proc, desktop = start(soffice, profile)
+        try:
+            for line in sys.stdin:
+                request = json.loads(line)
+                try:
+                    if request["op"] == "convert":
+                        answer = convert(desktop, request["inputs"], request["out_dir"], request["fmt"])
+                    else:
+                        answer = edits(desktop, request["src"], request["edits"], request["reads"])
+                except Exception as exc:  # reported to the caller, who raises it
+                    answer = {"error": f"{type(exc).__name__}: {exc}"}
+                sys.stdout.write(json.dumps(answer) + "\n")
+                sys.stdout.flush()
+        finally:
+            try:
+                desktop.terminate()
+            except Exception:
+                pass  # the bridge drops as soffice exits
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    main()
