@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import difflib
 import sys
 import time
@@ -23,8 +24,13 @@ class _Parser(argparse.ArgumentParser):
             parsers = [self] + [p for a in self._actions if isinstance(a, argparse._SubParsersAction)
                                 for p in a.choices.values()]
             known = sorted({s for p in parsers for a in p._actions for s in a.option_strings})
-            near = [difflib.get_close_matches(w.split("=")[0], known, n=1) for w in message.split(":", 1)[1].split()]
-            hints = [f"{w} (did you mean {m[0]}?)" for w, m in zip(message.split(":", 1)[1].split(), near) if m]
+            # a value given as a flag (--json for --format json) first, then the nearest spelling
+            as_value = {f"--{c}": f"{a.option_strings[-1]} {c}" for p in parsers for a in p._actions
+                        if a.option_strings and a.choices for c in a.choices if isinstance(c, str)}
+            words = message.split(":", 1)[1].split()
+            near = [[as_value[w]] if w in as_value else difflib.get_close_matches(w.split("=")[0], known, n=1)
+                    for w in words]
+            hints = [f"{w} (did you mean {m[0]}?)" for w, m in zip(words, near) if m]
             if hints:
                 message = "unrecognized arguments: " + ", ".join(hints)
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -207,7 +213,7 @@ def _report(args: argparse.Namespace) -> int:
     from dsxl.inputs.article_request import parse_sets
 
     if args.list:
-        sys.stdout.write(_report_list())
+        sys.stdout.write(_report_list(args.format))
         return 0
     gpus = tuple(g.strip() for g in args.gpu.split(",")) if args.gpu else ()
     whatif = parse_sets(args.sets, preset=args.model, gpus=gpus)
@@ -230,7 +236,8 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_list() -> str:
+def _report_list(fmt: str) -> str:
+    """What ``report`` can print and change: as text, or as JSON with the same content."""
     from dataclasses import fields
 
     from dsxl.data.catalog import ModelArgs, load_catalog
@@ -238,16 +245,29 @@ def _report_list() -> str:
     from dsxl.inputs.rules import GPU_RANGES, GPU_UNITS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES
 
     cat = load_catalog()
-    lines = ["tables: " + " ".join(table_ids()), "", "scenario inputs (--set NAME=VALUE): name = default  [allowed]"]
-    for name, rng in SCENARIO_RANGES.items():
-        lines.append(f"  {name} = {getattr(cat.scenario, name)}  [{rng.describe()}]")
-    lines.append(f"  batch_sizes = {','.join(map(str, cat.scenario.batch_sizes))}  [whole numbers >= 1, comma-separated]")
-    lines += ["", f"model arguments (--set NAME=VALUE; defaults of {cat.default_model}):"]
     model = cat.model()
-    for f in fields(ModelArgs):
-        lines.append(f"  {f.name} = {getattr(model, f.name)}  [{MODEL_RANGES.get(f.name, MODEL_COUNT).describe()}]")
+    scenario = {name: {"default": getattr(cat.scenario, name), "allowed": rng.describe()}
+                for name, rng in SCENARIO_RANGES.items()}
+    scenario["batch_sizes"] = {"default": list(cat.scenario.batch_sizes), "allowed": "whole numbers >= 1, comma-separated"}
+    listing = {"tables": list(table_ids()), "scenario_inputs": scenario,
+               "model_arguments": {f.name: {"default": getattr(model, f.name),
+                                            "allowed": MODEL_RANGES.get(f.name, MODEL_COUNT).describe()}
+                                   for f in fields(ModelArgs)},
+               "hardware_fields": {k: {"unit": GPU_UNITS[k], "allowed": r.describe()} for k, r in GPU_RANGES.items()},
+               "gpus": list(cat.gpus), "models": list(cat.models), "default_model": cat.default_model}
+    if fmt == "json":
+        return json.dumps(listing, indent=1) + "\n"
+    if fmt == "csv":
+        raise ValueError("--list prints text (--format markdown) or JSON (--format json), not csv")
+    lines = ["tables: " + " ".join(listing["tables"]), "",
+             "scenario inputs (--set NAME=VALUE): name = default  [allowed]"]
+    for name, x in scenario.items():
+        default = ",".join(map(str, x["default"])) if isinstance(x["default"], list) else x["default"]
+        lines.append(f"  {name} = {default}  [{x['allowed']}]")
+    lines += ["", f"model arguments (--set NAME=VALUE; defaults of {cat.default_model}):"]
+    lines += [f"  {name} = {x['default']}  [{x['allowed']}]" for name, x in listing["model_arguments"].items()]
     lines += ["", "hardware fields (--set GPU.FIELD=VALUE, datasheet values): field  unit  [allowed]"]
-    lines += [f"  {k}  {GPU_UNITS[k]}  [{r.describe()}]" for k, r in GPU_RANGES.items()]
+    lines += [f"  {k}  {x['unit']}  [{x['allowed']}]" for k, x in listing["hardware_fields"].items()]
     lines += ["", "GPUs (--gpu, GPU.FIELD): " + ", ".join(cat.gpus), "models (--model): " + ", ".join(cat.models)]
     return "\n".join(lines) + "\n"
 
@@ -275,6 +295,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     from dsxl.render.files import check_target, write_bytes
 
     if args.template:
+        if args.runs is not None or args.format != "text":
+            raise ValueError("--template writes an empty runs file (-o, default runs.csv); it takes no RUNS.csv "
+                             "and no --format")
         path = check_target(args.output or Path("runs.csv"), "-o", (".csv",))
         write_bytes(path, template_text().encode())
         print(f"wrote {path}: one row per measured run (the columns of templates/measurements.csv)")

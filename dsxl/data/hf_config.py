@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from dsxl.data.records import ModelArgs
+from dsxl.data.user_files import read_json
 from dsxl.inputs.rules import refuse, show
 
 SUPPORTED = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "KimiK25ForConditionalGeneration",
@@ -38,23 +38,52 @@ OPTIONAL = {"n_expert_groups": 1, "n_limited_groups": 1, "route_scale": 1.0, "in
 def _text_config(cfg: Any) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise ValueError(f"config.json must hold a JSON object; got {type(cfg).__name__}")
+    _check_kinds(cfg)
     archs = cfg.get("architectures") or []
-    if not isinstance(archs, list):
-        raise ValueError(f"config.json architectures must be a list; got {show(archs)}")
     kind = cfg.get("model_type", "")
     if not (set(archs) & set(SUPPORTED) or kind in SUPPORTED_TYPES):
         refuse("config.json architecture", archs or kind, SUPPORTED, f" (model_type {', '.join(SUPPORTED_TYPES)})")
     text = cfg.get("text_config") or cfg
-    if not isinstance(text, dict):
-        raise ValueError(f"config.json text_config must be an object; got {type(text).__name__}")
-    for key, value in text.items():
-        if key in NUMERIC_KEYS and value is not None and (isinstance(value, bool) or
-                                                          not isinstance(value, (int, float))):
-            raise ValueError(f"config.json {key} must be a number; got {show(value)}")
+    _check_kinds(text)
     return text
 
 
 NUMERIC_KEYS = set(HF_NAMES.values()) | set(V4_NAMES.values())
+# The JSON type of every config.json key the importer reads, checked before any is used: a wrong type is one line
+# naming the key, never a TypeError deep inside.
+KINDS = {**{k: "number" for k in NUMERIC_KEYS}, "partial_rotary_factor": "number", "compress_rate_csa": "number",
+         "compress_rate_hca": "number", "num_hash_layers": "number", "architectures": "list of text",
+         "mlp_layer_types": "list of text", "layer_types": "list of text", "compress_ratios": "list of numbers",
+         "compress_rates": "object of numbers", "expert_dtype": "text", "model_type": "text", "text_config": "object"}
+LARGEST = 1e12  # no dimension, count or ratio of a real model comes near
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= LARGEST and x == x
+
+
+def _check_kinds(d: dict[str, Any]) -> None:
+    for key, kind in KINDS.items():
+        value = d.get(key)
+        if value is None:
+            continue
+        ok = {"number": lambda v: _is_number(v),
+              "text": lambda v: isinstance(v, str),
+              "object": lambda v: isinstance(v, dict),
+              "list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+              "list of numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+              "object of numbers": lambda v: isinstance(v, dict) and all(_is_number(x) for x in v.values())}[kind]
+        if not ok(value):
+            limit = f" (at most {LARGEST:,.0f} in size)" if "number" in kind else ""
+            article = "an " if kind == "object" else "" if kind == "text" else "a "
+            raise ValueError(f"config.json {key} must be {article}{kind}{limit}; got {show(value)}")
+    factor = d.get("partial_rotary_factor")
+    if factor is not None and not 0 < factor <= 1:
+        raise ValueError(f"config.json partial_rotary_factor must be a share of the head, above 0 and at most 1; "
+                         f"got {show(factor)}")
+    hashes = d.get("num_hash_layers")
+    if hashes is not None and (hashes < 0 or hashes != int(hashes)):
+        raise ValueError(f"config.json num_hash_layers must be a whole number >= 0; got {show(hashes)}")
 
 
 def _v4_layer_types(text: dict[str, Any], n_layers: int) -> list[str]:
@@ -120,16 +149,7 @@ def load_model(path: str | Path) -> ModelArgs:
     if not isinstance(path, (str, Path)):
         raise ValueError(f"model must be a preset id or the path of a config.json; got {show(path)}")
     p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"model config {str(p)!r} is a folder; give its config.json")
-    if not p.is_file():
-        raise ValueError(f"model config {str(p)!r} does not exist")
-    try:
-        cfg = json.loads(p.read_text(encoding="utf-8-sig"))  # a UTF-8 byte-order mark is fine
-    except UnicodeDecodeError:
-        raise ValueError(f"model config {str(p)!r} is not text (a JSON config.json is expected)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"model config {str(p)!r} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    cfg = read_json(p, "model config")
     try:
         return model_from_config(cfg)
     except ValueError as exc:

@@ -38,7 +38,10 @@ class Range:
         return kind
 
     def ok(self, x: float) -> bool:
-        if not math.isfinite(x):
+        try:
+            if not math.isfinite(x):
+                return False
+        except OverflowError:  # an integer too large for a float lies outside every range
             return False
         if self.choices:
             return x in self.choices
@@ -299,7 +302,11 @@ SHOWN = 80  # characters of a bad value a message echoes
 def show(value: Any) -> str:
     """A value as a message shows it: numbers in short form (1e+30, 2.5, 128), anything else as its repr."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return f"{float(value):g}"
+        try:
+            return f"{float(value):g}"
+        except OverflowError:  # an integer past a float's range: its digits, cut like any long text
+            text = str(value)
+            return text if len(text) <= SHOWN else f"{text[:12]}... ({len(text):,} digits)"
     text = repr(value)
     return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text):,} characters)"  # a cell holds 32,767
 

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 SERVICE_CV = 0.0  # a prefill forward of a given size takes a fixed time
+RECURSION_SERVERS = 2000  # Erlang B's recursion up to here (exact, O(servers)); the closed form beyond
 
 
 def erlang_c(servers: int, offered: float) -> float:
@@ -30,9 +31,13 @@ def erlang_c(servers: int, offered: float) -> float:
     stable for thousands of servers."""
     if offered >= servers:
         return 1.0
-    b = 1.0
-    for k in range(1, servers + 1):
-        b = offered * b / (k + offered * b)
+    if servers <= RECURSION_SERVERS:
+        b = 1.0
+        for k in range(1, servers + 1):
+            b = offered * b / (k + offered * b)
+    else:  # Erlang B = Poisson(offered) pmf at c over its cdf to c, in closed form (a planet-sized load stays fast)
+        from scipy.special import gammaincc, gammaln
+        b = math.exp(servers * math.log(offered) - offered - gammaln(servers + 1)) / gammaincc(servers + 1, offered)
     rho = offered / servers
     return b / (1 - rho + rho * b)
 

@@ -4,12 +4,12 @@ of their leave-one-out errors."""
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from dsxl import __version__
+from dsxl.data.user_files import read_json
 from dsxl.refined.fit_parameters import PHASE_SCALES, Parameter, constants_for, parameters, shipped_values
 from dsxl.inputs.rules import show
 
@@ -45,13 +45,7 @@ def check_profile(profile: Any, source: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=32)
 def _load(path: str, mtime: float) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-    return check_profile(data, path)
+    return check_profile(read_json(path, "calibration profile"), path)
 
 
 def load_profile(calibration: Any) -> dict[str, Any] | None:

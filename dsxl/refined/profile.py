@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dsxl import __version__
+from dsxl.data.user_files import read_text
 from dsxl.data.catalog import load_catalog
 from dsxl.refined.calibrated import FORMAT, all_parameters
 from dsxl.refined.calibration import fit_rows, leave_one_out, predict_rows
@@ -44,10 +45,7 @@ def template_text() -> str:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    return read_text(path, "runs file")
 
 
 def _key(m: Measurement) -> tuple:

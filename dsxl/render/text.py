@@ -253,20 +253,26 @@ def plan_text(r: dict[str, Any]) -> str:
             else f"the most a budget of {i['budget_gpus']:,} GPUs serves")
     lines = [f"dsxl plan: {i['model']}, {i['input_len']:,.0f} in / {i['output_len']:,.0f} out tokens, cache hit "
              f"{i['cache_hit']:.1%}, {load}, {sla}, {i['serving']}", ""]
-    head = (f"{'GPU':<10}{'nodes':>7}{'peak':>7}{'GPUs':>7}{'$/h':>10}{'$/M out':>9}{'$/M out all-in':>16}"
-            f"{'band':>7}  decode / prefill configuration")
-    lines += [head, "-" * min(len(head) + 40, WIDTH)]
+    columns = ("GPU", "nodes", "peak", "GPUs", "$/h", "$/M out", "$/M out all-in", "band")
+    rows = []
     for g in r["ranking"] + [g for g in r["gpus"] if g not in r["ranking"]]:
         x = r["gpus"][g]
         if not x["feasible"]:
-            lines.append(f"{g:<10}{'-':>7}{'-':>7}{'-':>7}{'-':>10}{'-':>9}{'-':>16}{'-':>7}  infeasible: "
-                         f"{x['reason']}")
+            rows.append(([g] + ["-"] * 7, f"infeasible: {x['reason']}"))
             continue
         conf = _cfg(x["decode"]) + (f" | {_cfg(x['prefill'], True)}" if x["prefill"] else " (aggregated)")
         band = f"±{x['accuracy']['band'] * 100:.0f}%" + ("" if x["accuracy"]["validated"] else "*")
-        lines.append(f"{g:<10}{x['total_nodes']:>7,.0f}{x['peak_total_nodes']:>7,.0f}{x['total_gpus']:>7,}"
-                     f"{x['cost_per_hour']:>10,.0f}{x['cost_per_m_output']:>9.3f}{x['cost_per_m_output_all_in']:>16.3f}"
-                     f"{band:>7}  {conf}")
+        rows.append(([g, f"{x['total_nodes']:,.0f}", f"{x['peak_total_nodes']:,.0f}", f"{x['total_gpus']:,}",
+                      f"{x['cost_per_hour']:,.0f}", f"{x['cost_per_m_output']:.3f}",
+                      f"{x['cost_per_m_output_all_in']:.3f}", band], conf))
+    # each column as wide as its widest entry (a planet-sized load still reads), at least the usual width
+    widths = [max([len(c), minimum] + [len(cells[k]) for cells, _ in rows])
+              for k, (c, minimum) in enumerate(zip(columns, (9, 6, 6, 6, 9, 8, 15, 6)))]
+    def line(cells: list[str], tail: str) -> str:
+        return (f"{cells[0]:<{widths[0]}}" + "".join(f" {c:>{w}}" for c, w in zip(cells[1:], widths[1:]))
+                + f"  {tail}")
+    head = line(list(columns), "decode / prefill configuration")
+    lines += [head, "-" * min(len(head) + 40, WIDTH)] + [line(cells, tail) for cells, tail in rows]
     if any(x["feasible"] and not x["accuracy"]["validated"] for x in r["gpus"].values()):
         lines.append("* outside what the calibration rows validate (dsxl predict explains why for a configuration)")
     if r.get("ranking_decisive") is False:
