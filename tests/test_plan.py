@@ -375,3 +375,19 @@ def test_plan_text_fits_120_columns():
         assert not wide, wide
     out = subprocess.run([sys.executable, "-m", "dsxl.cli", "validate"], capture_output=True, text=True).stdout
     assert max(len(line.encode()) for line in out.splitlines()) <= 120
+
+
+def test_a_pool_of_two_instance_sizes_gets_a_reproduce_line_for_each():
+    import shlex
+    from dsxl.render.text import plan_text
+    r = plan(gpus="H200")
+    mix = r["gpus"]["H200"]["decode"]["mix"]
+    assert len(mix) == 2  # the default question tops a bulk of one EP size up with another
+    lines = [x for x in plan_text(r).replace("\\\n    ", "").splitlines() if x.startswith("Reproduce: dsxl predict decode")]
+    assert len(lines) == len(mix)
+    for line, m in zip(lines, mix):
+        words = shlex.split(line[len("Reproduce: dsxl "):])
+        got = subprocess.run([sys.executable, "-m", "dsxl.cli", *words, "--format", "json"], capture_output=True,
+                             text=True)
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout)["tokens_per_s_per_gpu"] == pytest.approx(m["tokens_per_s_per_gpu"], rel=1e-9)

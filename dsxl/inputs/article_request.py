@@ -61,7 +61,11 @@ def parse_sets(assignments: list[str], catalog: Catalog | None = None, preset: s
             parts = text.split(",")
             if len(parts) > MAX_LIST:
                 raise ValueError(f"batch_sizes takes at most {MAX_LIST} values; got {len(parts):,}")
-            scenario[name] = tuple(parse_number(name, part) for part in parts)
+            try:
+                scenario[name] = tuple(parse_number(name, part) for part in parts)
+            except ValueError:
+                raise ValueError(f"batch_sizes must be whole numbers separated by commas (e.g. 16,32,64); "
+                                 f"got {show(text)}") from None
         elif name in SCENARIO_FIELDS:
             scenario[name] = parse_number(name, text)
         elif name in MODEL_FIELDS:

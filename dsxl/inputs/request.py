@@ -250,7 +250,7 @@ def check_consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_en
     for rule in CROSS_RULES:
         if phase in rule.phases and not np.all(rule.ok(values)):
             named = [k for k in opts if re.search(rf"\b{k}\b", rule.message)]  # every option the rule names
-            shown = {k: opts[k] for k in ("ep", "moe_tp", "attn_tp", *named, rule.argument) if k in opts}
+            shown = {k: opts[k] for k in (*named, rule.argument) if k in opts}  # the values the rule reads
             raise ValueError(f"{rule.message}; got " + ", ".join(f"{k}={_shown(v)}" for k, v in shown.items()))
 
 

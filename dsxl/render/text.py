@@ -318,9 +318,12 @@ def plan_text(r: dict[str, Any]) -> str:
             covers = {None: "", True: "; it covers the load", False: "; it does NOT cover the load"}
             lines.append(f"Budget {x['budget_gpus']:,} GPUs: at most {x['capacity_output_tokens_per_s']:,.0f} output "
                          f"tokens/s at the SLA (plan above uses {x['total_gpus']:,}){covers[x['budget_covers_load']]}.")
-        lines.append("Reproduce: " + predict_command(d, "decode" if x["prefill"] else "aggregated", d["gpu"], i))
+        for m in d.get("mix") or [d]:  # one line per instance size of a mixed pool
+            lines.append("Reproduce: " + predict_command({**d, **m}, "decode" if x["prefill"] else "aggregated",
+                                                         d["gpu"], i))
         if x["prefill"]:
-            lines.append("Reproduce: " + predict_command(x["prefill"], "prefill", x["prefill"]["gpu"], i))
+            for m in x["prefill"].get("mix") or [x["prefill"]]:
+                lines.append("Reproduce: " + predict_command({**x["prefill"], **m}, "prefill", x["prefill"]["gpu"], i))
         if "aggregated" in x and x["aggregated"]["feasible"]:
             a = x["aggregated"]
             lines.append(f"Aggregated serving instead: {a['total_nodes']:,.0f} nodes, "
