@@ -287,3 +287,17 @@ def _assert_refuses(name, value, wb):
 def test_invalid_inputs_show_a_message_and_no_number_in_libreoffice(tmp_path):
     for name, value, wb in _bad_books(tmp_path, convert):
         _assert_refuses(name, value, wb)
+
+
+@pytest.mark.parametrize("engine", ["libreoffice", "gnumeric"])
+def test_an_engine_that_does_not_run_on_the_gpu_is_refused_like_the_cli(tmp_path, engine):
+    from dsxl.workbook.gnumeric import recalc, ssconvert
+    found = soffice() if engine == "libreoffice" else ssconvert()
+    require_engine(found, engine, module=False)
+    fresh = build_workbook(tmp_path / "fresh.xlsx")
+    edits = [({"predict_gpu": "MI300X", "predict_engine": e}, {}) for e in ("trtllm", "vllm")]
+    refused, allowed = recalculated_edits(convert if engine == "libreoffice" else recalc, fresh, tmp_path, edits,
+                                          RESULT_NAMES + ("predict_problems",))
+    assert "engine must run on the GPU's generation" in name_cell(refused, "predict_problems").value
+    _assert_refuses("predict_engine", "trtllm", refused)
+    assert name_cell(allowed, "predict_problems").value == "none"

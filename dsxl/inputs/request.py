@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dsxl.core.expr import divides, either
+from dsxl.core.expr import both, divides, either, eq
 
 from dsxl.data.catalog import (ENGINE_NUMBERS, FUSED_MOE_TOKENS, GPU, ModelArgs, default_engine, load_catalog,
                                load_engines, load_fused_moe, load_refined)
@@ -238,12 +238,27 @@ CROSS_RULES: tuple[CrossRule, ...] = (
 )
 
 
+def engine_runs_on(engine: Any, generation: Any) -> Any:
+    """Whether ``engine`` runs on GPUs of ``generation`` (each engine's ``generations`` in templates/engines.json):
+    a truth value in Python, a formula over cells in the workbook."""
+    runs: Any = False
+    for name, e in load_engines().items():
+        here: Any = False
+        for g in e.text["generations"]:
+            here = either(here, eq(generation, g))
+        runs = either(runs, both(eq(engine, name), here))
+    return runs
+
+
+ENGINE_GENERATIONS_RULE = "engine must run on the GPU's generation"
+
+
 def check_consistency(phase: str, opts: dict[str, Any], model: ModelArgs, gpu_env: dict[str, Any]) -> None:
     """Every cross rule of :data:`CROSS_RULES` on the request; the first broken one is a one-line error naming the
     argument and the values it saw."""
     engine = load_engines()[opts["engine"]]
     for gen, name in zip(np.ravel(gpu_env["generation"]), np.ravel(gpu_env["gpu_name"])):
-        if str(gen) not in engine.text["generations"]:
+        if not engine_runs_on(opts["engine"], str(gen)):
             raise ValueError(f"engine {opts['engine']} does not run on {name} ({gen}); it runs on "
                              f"{', '.join(engine.text['generations'])} GPUs")
     values = {**{f.name: getattr(model, f.name) for f in fields(model)}, **option_env(opts)}

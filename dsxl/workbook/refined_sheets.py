@@ -12,7 +12,7 @@ from typing import Any
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from dsxl.data.catalog import Catalog, generations, load_refined
+from dsxl.data.catalog import Catalog, generations, load_engines, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
 from dsxl.core.expr import Expr, both, concat, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
@@ -21,8 +21,8 @@ from dsxl.chains.step import pin
 from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import per_step
 from dsxl.refined.predict import BREAKDOWN
-from dsxl.inputs.request import (CROSS_RULES, OPTIONS, constant_range, engine_numbers, fused_moe_env, normalise,
-                                 option_env)
+from dsxl.inputs.request import (CROSS_RULES, ENGINE_GENERATIONS_RULE, OPTIONS, constant_range, engine_numbers,
+                                 engine_runs_on, fused_moe_env, normalise, option_env)
 from dsxl.inputs.rules import formula_ok
 from dsxl.refined.calibrated import near_band
 from dsxl.refined.validation import relative_error, validate
@@ -225,8 +225,11 @@ def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], v
         rule = formula_ok(Expr(f"predict_{o.name}"), o.rng, o.choices, auto, switch=o.rng is None and not o.choices)
         allowed = o.rng.describe() if o.rng is not None else ", ".join(o.choices) or "TRUE or FALSE"
         singles.append((rule, f"{o.name} must be {'auto or ' if auto else ''}{allowed}"))
+    runs = (engine_runs_on(opts["engine"], values["generation"]),
+            f"{ENGINE_GENERATIONS_RULE} (" + "; ".join(f"{n} runs on {', '.join(e.text['generations'])}"
+                                                      for n, e in load_engines().items()) + ")")
     return input_problems(b, calc, cur, "predict", singles,
-                          [(rule.ok(values), rule.message) for rule in CROSS_RULES])
+                          [runs] + [(rule.ok(values), rule.message) for rule in CROSS_RULES])
 
 
 ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_batch", "batch_lo", "batch_hi")
