@@ -151,6 +151,8 @@ def test_planner_sheet_equals_dsxl_plan_on_the_same_grid(plan_books, book):
     assert _close(res["Cost per day"][0], r["cost_per_day"])
     assert _close(res["Cost per million output tokens (decode GPUs)"][0], r["cost_per_m_output"])
     assert _close(res["Cost-profit margin"][0], r["margin"])
+    band = res["Expected error of this plan (band: the wider of decode's and prefill's)"][0]
+    assert band == pytest.approx(r["accuracy"]["band"], abs=1e-4) and band > 0.05
     day6 = _table(plan_books[book], "plan_day6")
     assert day6["Cost per day"][0] == 87072 and _close(day6["Revenue per day (from the rounded token counts)"][0],
                                                         562100)

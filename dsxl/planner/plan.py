@@ -489,10 +489,11 @@ def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: di
     catalog = load_catalog()
     engine = inp.engine
     phase = "decode" if prefill is not None else "aggregated"
+    moe_dtype = model_args(inp.model).native_moe_dtype  # what the plan's predictions ran (the model's own)
     d = accuracy(phase, catalog.gpu(gpu).generation, engine, inp.model, decode.get("kv_len", inp.input_len),
-                 decode["batch"], decode["tbo"], mtp_draft=decode["mtp_draft"])
+                 decode["batch"], decode["tbo"], moe_dtype, mtp_draft=decode["mtp_draft"])
     p = accuracy("prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, inp.model, inp.input_len, None,
-                 prefill["tbo"]) if prefill else None
+                 prefill["tbo"], moe_dtype) if prefill else None
     profile = load_profile(inp.calibration)
     if profile is not None:  # near the profile's rows, their leave-one-out errors
         d = profile_accuracy(profile, d["regime"], catalog.gpu(gpu).generation, engine, d)

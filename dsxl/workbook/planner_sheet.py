@@ -28,7 +28,8 @@ from dsxl.inputs.request import fused_moe_env, option_env
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
-from dsxl.workbook.refined_sheets import _gpu_env
+from dsxl.refined.accuracy import rules
+from dsxl.workbook.refined_sheets import _gpu_env, band_cells
 from dsxl.inputs.rules import formula_ok
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
@@ -260,6 +261,9 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ("margin", "Cost-profit margin", None, "", "0%"),
         ("budget_covers_load", "Budget covers the load (mode budget)",
          where(budget, Expr("plan_output_tokens_per_s") <= out_load, ""), "TRUE/FALSE", style.BOOLEAN),
+        ("band", "Expected error of this plan (band: the wider of decode's and prefill's)", _band(
+            b, grid_ws, grid_cur, gpu_env["generation"], catalog.model(model_name).native_moe_dtype, pick, decode,
+            prefill), "±, relative", "0%"),
     ]
     for i, (key, text, value, unit, fmt) in enumerate(more, start=1):
         row = k + i
@@ -277,6 +281,19 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     _day6(b, ws, Cursor(k + len(more) + 2), col)
     _chart(b, ws, grid_ws, decode, column, cur.row + 2)
     return cells
+
+
+def _band(b: Builder, calc: Any, cur: Cursor, generation: Expr, moe_dtype: str, pick: Any,
+          decode: list[Scope], prefill: list[Scope]) -> Expr:
+    """The chosen configuration's band, as :func:`dsxl.planner.plan.plan_accuracy` gives it: decode at the mean
+    decode context and the chosen batch, prefill at the prompt length; the plan carries the wider."""
+    batch = pick(decode, "batch")
+    regime = where(batch <= rules()["min_latency_batch"]["value"], "min-latency", "decode")
+    context = attention.mean_decode_context(Expr("plan_input_len"), Expr("plan_output_len"))
+    d, p = band_cells(b, calc, cur, "the Planner's choice", generation, default_engine(), moe_dtype, [
+        ("decode", regime, context, batch, pick(decode, "tbo"), pick(decode, "mtp_draft")),
+        ("prefill", "prefill", Expr("plan_input_len"), None, pick(prefill, "tbo"), 0)])
+    return Expr(f"MAX({d.text},{p.text})")
 
 
 def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:

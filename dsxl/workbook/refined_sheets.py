@@ -236,28 +236,34 @@ ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_
 
 
 def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr, tbo: Expr) -> tuple[Expr, Expr]:
-    """The decode and prefill bands of the Predict configuration, looked up in the family table (acc_* names on
-    the Validation sheet) and widened as :func:`dsxl.refined.accuracy.accuracy` widens them."""
+    """The decode and prefill bands of the Predict configuration."""
     spec = rules()
-    widen = spec["widen"]
     regime = where(Expr("predict_batch") <= spec["min_latency_batch"]["value"], "min-latency", "decode")
+    return tuple(band_cells(b, calc, cur, "the Predict configuration", generation, Expr("predict_engine"),
+                            Expr("predict_moe_dtype"), [
+                                ("decode", regime, Expr("predict_kv_len"), Expr("predict_batch"), tbo,
+                                 Expr("predict_mtp_draft")),
+                                ("prefill", "prefill", Expr("predict_prompt_len"), None, tbo, 0)]))
+
+
+def band_cells(b: Builder, calc: Any, cur: Cursor, who: str, generation: Any, engine: Any, moe_dtype: Any,
+               phases: list[tuple[str, Any, Any, Any, Any, Any]]) -> list[Expr]:
+    """Per (phase, regime, context, batch or None, tbo, MTP draft): the band, looked up in the family table (acc_*
+    names on the Validation sheet) and widened as :func:`dsxl.refined.accuracy.accuracy` widens it."""
+    widen = rules()["widen"]
     out = []
-    for phase, reg, context, batch in (("decode", regime, Expr("predict_kv_len"), Expr("predict_batch")),
-                                       ("prefill", "prefill", Expr("predict_prompt_len"), None)):
-        key = family_key(generation, Expr("predict_engine"), reg, Expr("predict_moe_dtype"), tbo)
+    for phase, reg, context, batch, tbo, mtp in phases:
+        key = family_key(generation, engine, reg, moe_dtype, tbo)
         row = Expr(f"MATCH({key.text},acc_key,0)")
-        col = {c: Expr(f"INDEX(acc_{c},{row.text},1)") for c in ACCURACY_COLUMNS[1:]}
-        cells = b.materialize(calc, cur, f"{phase.capitalize()} accuracy: the Predict configuration's family",
-                              {"family_row": row})
+        cells = b.materialize(calc, cur, f"{phase.capitalize()} accuracy: {who}'s family", {"family_row": row})
         col = {c: Expr(f"INDEX(acc_{c},{cells['family_row'].text},1)") for c in ACCURACY_COLUMNS[1:]}
         off = outside(context, col["context_lo"], col["context_hi"])
         if batch is not None:
             off = off + col["has_batch"] * outside(batch, col["batch_lo"], col["batch_hi"])
         off = col["has_rows"] * where(off > 0, 1, 0)
-        mtp = Expr("predict_mtp_draft") if phase == "decode" else 0
         band = combined_band(col["band"], off, mtp, widen["range"]["value"], widen["mtp"]["value"])
-        out.append(b.materialize(calc, cur, f"{phase.capitalize()} accuracy band", {"band": band})["band"])
-    return out[0], out[1]
+        out.append(b.materialize(calc, cur, f"{phase.capitalize()} accuracy band of {who}", {"band": band})["band"])
+    return out
 
 
 def accuracy_table(b: Builder, ws: Any, top: int, model: str, profile: dict | None = None) -> int:
