@@ -33,3 +33,21 @@ def free_mem_gb(mem: Any, mem_util_rate: Any, other_params_gb: Any, mla_m: Any, 
 def max_batch(free_mem_gb: Any, kv_bytes_per_seq: Any) -> Any:
     """Sequences that fit (unrounded; 0 when the weights alone do not fit, never negative)."""
     return maximum(free_mem_gb * 1024 * 1024 * 1024 / kv_bytes_per_seq, 0)
+
+
+def mla_kv_bytes_per_token(n_layers: Any, kv_token_bytes: Any, index_key_bytes: Any) -> Any:
+    """KV cache bytes one token adds over all layers (MLA latent plus DSA indexer key)."""
+    return (kv_token_bytes + index_key_bytes) * n_layers
+
+
+def compressed_kv_bytes_per_token(n_csa_layers: Any, n_hca_layers: Any, csa_ratio: Any, hca_ratio: Any,
+                                  entry_bytes: Any, index_entry_bytes: Any) -> Any:
+    """Compressed-attention (DeepSeek-V4) cache bytes one token adds: a CSA entry and indexer key every csa_ratio
+    tokens, an HCA entry every hca_ratio tokens (the fixed window per sequence is not per token)."""
+    return n_csa_layers * (entry_bytes + index_entry_bytes) / csa_ratio + n_hca_layers * entry_bytes / hca_ratio
+
+
+def prompt_kv_transfer_ms(input_len: Any, kv_bytes_per_token: Any, window_bytes: Any, nic_gb_per_s: Any) -> Any:
+    """Time to send one prompt's cache from its prefill GPU to the decode pool over the NIC (ms): every token's
+    entries plus a compressed model's per-sequence window (``window_bytes``, 0 for MLA)."""
+    return (input_len * kv_bytes_per_token + window_bytes) / (nic_gb_per_s * 1e9) * 1000

@@ -19,7 +19,10 @@ Tests compare the percentiles with a discrete-event simulation (ciw) at utilisat
 from __future__ import annotations
 
 import math
+
 import numpy as np
+
+from dsxl.core.expr import Expr, is_symbolic, lit, maximum, where
 
 SERVICE_CV = 0.0  # a prefill forward of a given size takes a fixed time
 RECURSION_SERVERS = 2000  # Erlang B's recursion up to here (exact, O(servers)); the closed form beyond
@@ -28,7 +31,12 @@ RECURSION_SERVERS = 2000  # Erlang B's recursion up to here (exact, O(servers));
 def erlang_c(servers: int, offered: float) -> float:
     """Probability that an arrival waits in an M/M/c queue with ``servers`` and offered load ``offered`` (=
     arrival rate x service time, Erlangs); 1 at or beyond saturation. Computed through Erlang B's recursion,
-    stable for thousands of servers."""
+    stable for thousands of servers; in the workbook Erlang B is Poisson's pmf at c over its cdf (POISSON)."""
+    if is_symbolic(servers, offered):
+        c, a = lit(servers).text, lit(offered).text
+        erlang_b = Expr(f"POISSON({c},{a},FALSE)/POISSON({c},{a},TRUE)")
+        rho = offered / servers
+        return where(offered >= servers, 1, erlang_b / (1 - rho + rho * erlang_b))
     if offered >= servers:
         return 1.0
     if servers <= RECURSION_SERVERS:
@@ -47,15 +55,25 @@ def wait_ms(servers: int, rate_per_s: float, service_ms: float, arrival_cv: floa
     """``{probability, mean, p50, p90, p99, utilization}`` of the wait for a slot (ms); infinite past saturation."""
     offered = rate_per_s * service_ms / 1000
     rho = offered / servers
+    variability = (arrival_cv ** 2 + service_cv ** 2) / 2
+    shape = 2 / (1 + variability)
+    if is_symbolic(servers, rate_per_s, service_ms, arrival_cv):  # the workbook: valid while rho < 1 (the caller
+        c = erlang_c(servers, offered)                              # shows no wait past saturation)
+        mean = c * service_ms / maximum(servers - offered, 1e-9) * variability
+        scale = mean / maximum(c, 1e-300) / shape
+        out = {"probability": c, "mean": mean, "utilization": rho}
+        for p in (0.5, 0.9, 0.99):
+            quantile = Expr(f"GAMMAINV({lit(1 - (1 - p) / maximum(c, 1e-300)).text},{lit(shape).text},"
+                            f"{lit(maximum(scale, 1e-300)).text})")
+            out[f"p{round(p * 100)}"] = where(1 - p < c, quantile, 0)
+        return out
     if rho >= 1:
         return {"probability": 1.0, "mean": math.inf, "p50": math.inf, "p90": math.inf, "p99": math.inf,
                 "utilization": rho}
     c = erlang_c(servers, offered)
-    variability = (arrival_cv ** 2 + service_cv ** 2) / 2
     mean = c * service_ms / (servers - offered) * variability  # M/M/c mean wait x Allen-Cunneen
     conditional = mean / c if c > 0 else 0.0
     from scipy.special import gammaincinv  # the gamma quantile; imported here so a CLI start stays quick
-    shape = 2 / (1 + variability)
     out = {"probability": c, "mean": mean, "utilization": rho}
     for p in (0.5, 0.9, 0.99):
         out[f"p{round(p * 100)}"] = (float(gammaincinv(shape, 1 - (1 - p) / c)) * conditional / shape

@@ -21,7 +21,7 @@ from dsxl.refined.calibrated import load_profile, profile_accuracy
 from dsxl.refined.models import kv_bytes_per_token
 from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
 from dsxl.inputs.request import catalog_model_name
-from dsxl.physics import moe, queueing, sizing
+from dsxl.physics import memory, moe, queueing, sizing
 from dsxl.planner import economics
 from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import predict
@@ -309,7 +309,7 @@ class _Unmet(ValueError):
 def _transfer_ms(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> float:
     """Time to send one prompt's KV cache to the decode pool over a prefill GPU's NIC (ms)."""
     t = kv_transfer(inp, prefill["options"][0], prefill_gpu)
-    return inp.input_len * t["bytes_per_token"] / (t["nic_gb_per_s"] * 1e9) * 1000
+    return memory.prompt_kv_transfer_ms(inp.input_len, t["token_bytes"], t["window_bytes"], t["nic_gb_per_s"])
 
 
 def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
@@ -371,13 +371,13 @@ def kv_transfer(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> d
     """KV moved from the prefill pool to the decode pool over the prefill GPUs' NICs: every prompt's cache (hits
     included) leaves its prefill GPU once. ``binds`` when that needs more than the NIC gives."""
     m = model_args(inp.model)
-    per_token = kv_bytes_per_token(m)
-    if m.compressed_attention:  # the window of every layer travels with the sequence
-        per_token += m.n_layers * m.sliding_window * load_refined()["csa_kv_entry_bytes"].values["hopper"] / inp.input_len
+    window = m.n_layers * m.sliding_window * load_refined()["csa_kv_entry_bytes"].values["hopper"] \
+        if m.compressed_attention else 0.0  # the window of every layer travels with the sequence
+    per_token = kv_bytes_per_token(m) + window / inp.input_len
     need = prefill["tokens_per_s_per_gpu"] * per_token / 1e9
     nic = float(load_catalog().gpu(prefill_gpu).pcie_bw)
     return {"gb_per_s_per_prefill_gpu": need, "nic_gb_per_s": nic, "binds": need > nic,
-            "bytes_per_token": per_token}
+            "bytes_per_token": per_token, "token_bytes": kv_bytes_per_token(m), "window_bytes": window}
 
 
 def _limit_prefill_by_nic(inp: PlanInputs, pre: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 from dsxl.data.catalog import load_catalog
-from dsxl.physics import attention, csa, moe
+from dsxl.physics import attention, csa, memory, moe
 from dsxl.data.records import ModelArgs
 
 
@@ -43,11 +43,12 @@ def kv_bytes_per_token(m: ModelArgs, kv_bytes: int = 1) -> float:
     c = load_refined()
     if m.compressed_attention:
         entry, index = (c[k].values["hopper"] for k in ("csa_kv_entry_bytes", "csa_index_entry_bytes"))
-        return float(m.n_csa_layers * (entry + index) / m.csa_ratio + m.n_hca_layers * entry / m.hca_ratio)
-    per_layer = (attention.kv_token_bytes(m.kv_lora_rank, m.qk_rope_head_dim, kv_bytes,
-                                          c["kv_quant_group"].values["hopper"])
-                 + attention.index_key_bytes(m.index_topk, m.index_head_dim, c["index_scale_bytes"].values["hopper"]))
-    return float(per_layer * m.n_layers)
+        return float(memory.compressed_kv_bytes_per_token(m.n_csa_layers, m.n_hca_layers, m.csa_ratio, m.hca_ratio,
+                                                          entry, index))
+    return float(memory.mla_kv_bytes_per_token(
+        m.n_layers, attention.kv_token_bytes(m.kv_lora_rank, m.qk_rope_head_dim, kv_bytes,
+                                             c["kv_quant_group"].values["hopper"]),
+        attention.index_key_bytes(m.index_topk, m.index_head_dim, c["index_scale_bytes"].values["hopper"])))
 
 
 def model_summaries() -> list[dict[str, Any]]:
