@@ -114,7 +114,8 @@ def test_no_error_cells(books, book):
 
 
 PLAN_EDIT = {"plan_gpu": "B200", "plan_tpot_ms": 30, "plan_output_tokens_per_s": 200_000, "plan_cache_hit": 0.5,
-             "plan_input_len": 3000, "plan_output_len": 800, "plan_price_gpu_hour": 4, "plan_peak_to_average": 1.4}
+             "plan_input_len": 3000, "plan_output_len": 800, "plan_price_gpu_hour": 4, "plan_peak_to_average": 1.4,
+             "plan_arrival_cv": 2, "plan_ttft_p99_ms": 4000}
 
 
 @pytest.fixture(scope="module")
@@ -151,11 +152,38 @@ def test_planner_sheet_equals_dsxl_plan_on_the_same_grid(plan_books, book):
     assert _close(res["Cost per day"][0], r["cost_per_day"])
     assert _close(res["Cost per million output tokens (decode GPUs)"][0], r["cost_per_m_output"])
     assert _close(res["Cost-profit margin"][0], r["margin"])
+    _assert_queue_equals_python(res, inp, r)
     band = res["Expected error of this plan (band: the wider of decode's and prefill's)"][0]
     assert band == pytest.approx(r["accuracy"]["band"], abs=1e-4) and band > 0.05
+    start = _table(plan_books[book], "start_headline")  # Start repeats the plan's band, p99 and costing
+    assert start["Plan's expected error (band)"][0] == band
+    assert start["Time to first token at p99, queueing included"][0] == res["TTFT p99, queueing included"][0]
+    assert start["Plan costed at"][0] == res["Costed at"][0]
     day6 = _table(plan_books[book], "plan_day6")
     assert day6["Cost per day"][0] == 87072 and _close(day6["Revenue per day (from the rounded token counts)"][0],
                                                         562100)
+
+
+def _assert_queue_equals_python(res, inp, r):
+    """The sheet's TTFT percentiles are dsxl plan's queue for the pool the sheet sized (same slots, arrivals, transfer)."""
+    from dsxl.physics import sizing
+    from dsxl.planner.plan import _transfer_ms, prefill_queue
+
+    option = {"ep": res["Prefill EP"][0], "attn_tp": 1, "tokens_per_forward": res["Prefill tokens per forward"][0],
+              "tokens_per_s_per_gpu": res["Prefill input tokens/s per GPU"][0]}
+    pool = {"mix": [{**option, "instances": res["Prefill instances (EP groups)"][0]}]}
+    in_tps = sizing.input_tokens_per_s(res["Output tokens/s served (the load, or the budget's capacity)"][0],
+                                       inp.input_len, inp.output_len)
+    want = prefill_queue(inp, pool, in_tps, _transfer_ms(inp, {"options": [option]}, inp.gpus[0]))
+    for key, label in (("mean", "TTFT mean, queueing included (at this sizing)"),
+                       ("p90", "TTFT p90, queueing included"), ("p99", "TTFT p99, queueing included")):
+        assert _close(res[label][0], want[key]), (key, res[label][0], want[key])
+    assert _close(res["Prefill utilization (average load)"][0], want["utilization"])
+    met = res["p99 TTFT target met at this sizing"][0]
+    assert met == ("no target" if inp.ttft_p99_ms is None else "yes" if want["p99"] <= inp.ttft_p99_ms else
+                   "no: dsxl plan adds prefill instances until it is")
+    costed = res["Costed at"][0]
+    assert costed.startswith("the average fleet" if inp.peak_to_average > 1 else "the fleet")
 
 
 def test_planner_sheet_explains_an_impossible_sla(tmp_path):
@@ -258,6 +286,7 @@ BAD_EDITS = {
     "predict_gpu": ["H9000"], "predict_imbalance": [0.5],
     "plan_price_gpu_hour": [-2, "x"], "plan_mtp_accept": [17], "plan_output_tokens_per_s": [None, 0],
     "plan_gpu": ["H9000"], "plan_mode": ["both"], "plan_tpot_ms": [0], "plan_cache_hit": [1.5],
+    "plan_arrival_cv": [0, "x"], "plan_ttft_p99_ms": [1000, -5],
 }
 RESULT_NAMES = ("predict_results", "predict_breakdown", "plan_results", "start_headline")
 

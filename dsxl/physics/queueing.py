@@ -19,10 +19,11 @@ Tests compare the percentiles with a discrete-event simulation (ciw) at utilisat
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from dsxl.core.expr import Expr, is_symbolic, lit, maximum, where
+from dsxl.core.expr import Expr, floor, is_symbolic, lit, maximum, where
 
 SERVICE_CV = 0.0  # a prefill forward of a given size takes a fixed time
 RECURSION_SERVERS = 2000  # Erlang B's recursion up to here (exact, O(servers)); the closed form beyond
@@ -39,6 +40,7 @@ def erlang_c(servers: int, offered: float) -> float:
         return where(offered >= servers, 1, erlang_b / (1 - rho + rho * erlang_b))
     if offered >= servers:
         return 1.0
+    servers = int(servers)  # whole slots (a count read back from a sheet may be a float)
     if servers <= RECURSION_SERVERS:
         b = 1.0
         for k in range(1, servers + 1):
@@ -51,14 +53,14 @@ def erlang_c(servers: int, offered: float) -> float:
 
 
 def wait_ms(servers: int, rate_per_s: float, service_ms: float, arrival_cv: float = 1.0,
-            service_cv: float = SERVICE_CV) -> dict[str, float]:
+            service_cv: float = SERVICE_CV, probability: Any = None) -> dict[str, float]:
     """``{probability, mean, p50, p90, p99, utilization}`` of the wait for a slot (ms); infinite past saturation."""
     offered = rate_per_s * service_ms / 1000
     rho = offered / servers
     variability = (arrival_cv ** 2 + service_cv ** 2) / 2
     shape = 2 / (1 + variability)
     if is_symbolic(servers, rate_per_s, service_ms, arrival_cv):  # the workbook: valid while rho < 1 (the caller
-        c = erlang_c(servers, offered)                              # shows no wait past saturation)
+        c = erlang_c(servers, offered) if probability is None else probability  # (shows no wait past saturation)
         mean = c * service_ms / maximum(servers - offered, 1e-9) * variability
         scale = mean / maximum(c, 1e-300) / shape
         out = {"probability": c, "mean": mean, "utilization": rho}
@@ -82,16 +84,28 @@ def wait_ms(servers: int, rate_per_s: float, service_ms: float, arrival_cv: floa
 
 
 def ttft_ms(servers: int, rate_per_s: float, service_ms: float, transfer_ms: float = 0.0,
-            arrival_cv: float = 1.0, forward_ms: float = 0.0) -> dict[str, float]:
+            arrival_cv: float = 1.0, forward_ms: float = 0.0, probability: Any = None) -> dict[str, float]:
     """Time to first token: ``{mean, p50, p90, p99}`` (ms) and the pool's ``utilization``. ``forward_ms``: prompts
     join forwards, not a running one, so a prompt first waits out the forward in progress, uniform on
     [0, forward_ms] (mean half a forward); its percentile is added to the queue's (an upper bound of the sum's)."""
-    w = wait_ms(servers, rate_per_s, service_ms, arrival_cv)
+    w = wait_ms(servers, rate_per_s, service_ms, arrival_cv, probability=probability)
     fixed = service_ms + transfer_ms
     out = {"mean": w["mean"] + fixed + forward_ms / 2, "utilization": w["utilization"]}
     for p in (50, 90, 99):
         out[f"p{p}"] = w[f"p{p}"] + fixed + forward_ms * p / 100
     return out
+
+
+def prefill_slots(ep: Any, attn_tp: Any, tokens_per_forward: Any, tokens_per_s_per_gpu: Any, input_len: Any,
+                  cache_hit: Any) -> tuple[Any, Any, Any]:
+    """(prompts one prefill instance works on at once, ms one prompt takes, ms of one forward): every attention
+    rank's forward holds whole prompts, or one prompt runs over several forwards."""
+    computed = input_len * (1 - cache_hit)
+    rank_tokens = tokens_per_forward * attn_tp
+    forward_ms = tokens_per_forward / tokens_per_s_per_gpu * 1000 * (1 - cache_hit)
+    per_rank = maximum(floor(rank_tokens / maximum(computed, 1)), 1)
+    forwards = maximum(-floor(-computed / rank_tokens), 1)  # ceil
+    return floor(ep / attn_tp) * per_rank, forward_ms * forwards, forward_ms
 
 
 def concurrency_quantile(mean: float, arrival_cv: float = 1.0, z: float = 2.326) -> float:
@@ -100,4 +114,4 @@ def concurrency_quantile(mean: float, arrival_cv: float = 1.0, z: float = 2.326)
     return float(mean + z * np.sqrt(max(mean, 0.0) * (1 + arrival_cv ** 2) / 2))
 
 
-__all__ = ["concurrency_quantile", "erlang_c", "ttft_ms", "wait_ms"]
+__all__ = ["concurrency_quantile", "erlang_c", "prefill_slots", "ttft_ms", "wait_ms"]

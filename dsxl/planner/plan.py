@@ -240,12 +240,9 @@ def _decode_concurrency_factor(inp: PlanInputs, out_tps: float) -> float:
 def _prefill_slots(inp: PlanInputs, part: dict[str, Any]) -> tuple[int, float, float]:
     """(prompts an instance of this prefill configuration works on at once, ms one takes, ms of one forward):
     every attention rank's forward holds whole prompts, or one prompt over several forwards."""
-    computed = inp.input_len * (1 - inp.cache_hit)
-    rank_tokens = part["tokens_per_forward"] * part["attn_tp"]
-    forward_ms = part["tokens_per_forward"] / part["tokens_per_s_per_gpu"] * 1000 * (1 - inp.cache_hit)
-    ranks = part["ep"] // part["attn_tp"]
-    per_rank = max(int(rank_tokens // max(computed, 1)), 1)
-    return ranks * per_rank, forward_ms * max(math.ceil(computed / rank_tokens), 1), forward_ms
+    slots, service, forward = queueing.prefill_slots(part["ep"], part["attn_tp"], part["tokens_per_forward"],
+                                                     part["tokens_per_s_per_gpu"], inp.input_len, inp.cache_hit)
+    return int(slots), float(service), float(forward)
 
 
 def prefill_queue(inp: PlanInputs, pool: dict[str, Any], in_tps: float, transfer_ms: float) -> dict[str, float]:

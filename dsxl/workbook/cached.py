@@ -240,6 +240,18 @@ class Evaluator:
             return float(sum(1 for v in _flatten(values) if v not in (None, "")))
         if fn == "COUNTIF":
             return float(sum(1 for v in _flatten(values[:1]) if _equal(v, values[1])))
+        if fn == "POISSON":  # POISSON(x, mean, cumulative): x truncated, as spreadsheets do
+            from scipy.stats import poisson
+            x, mean = math.floor(_num(values[0])), _num(values[1])
+            if x < 0 or mean < 0:
+                raise CellError("#NUM!")
+            return float(poisson.cdf(x, mean) if _truth(values[2]) else poisson.pmf(x, mean))
+        if fn == "GAMMAINV":  # GAMMAINV(probability, shape, scale)
+            from scipy.stats import gamma
+            prob, shape, scale = (_num(v) for v in values[:3])
+            if not 0 <= prob < 1 or shape <= 0 or scale <= 0:
+                raise CellError("#NUM!")
+            return float(gamma.ppf(prob, shape, scale=scale))
         raise CellError("#NAME?")
 
 

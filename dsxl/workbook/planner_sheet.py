@@ -15,10 +15,10 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from dsxl.data.catalog import Catalog, load_catalog, read_template_text
-from dsxl.core.expr import Expr, either, where
+from dsxl.data.catalog import Catalog, load_catalog, load_refined, read_template_text
+from dsxl.core.expr import Expr, either, lit, where
 from dsxl.article.layout import Key, Scope
-from dsxl.physics import attention, moe, sizing
+from dsxl.physics import attention, memory, moe, queueing, sizing
 from dsxl.planner import economics
 from dsxl.chains import article as chain
 from dsxl.chains.step import Step
@@ -29,7 +29,7 @@ from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
 from dsxl.refined.accuracy import rules
-from dsxl.workbook.refined_sheets import _gpu_env, band_cells
+from dsxl.workbook.refined_sheets import _constant, _gpu_env, band_cells
 from dsxl.inputs.rules import formula_ok
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
@@ -77,6 +77,8 @@ INPUTS = [
     ("output_tokens_per_s", "Load: output tokens per second (average)", "tokens/s"),
     ("tpot_ms", "SLA: max time per output token", "ms"),
     ("ttft_ms", "SLA: max time to first token", "ms"),
+    ("ttft_p99_ms", "SLA: p99 time to first token, queueing included (blank: none)", "ms"),
+    ("arrival_cv", "Arrivals: spread of request gaps (coefficient of variation; 1 = Poisson)", "x"),
     ("price_gpu_hour", "Price per GPU-hour (blank: the catalog's)", "$"),
     ("gpu_per_node", "GPUs per node", "GPUs"),
     ("mtp_draft", "MTP draft tokens when on (searched on and off)", "tokens"),
@@ -86,6 +88,7 @@ INPUTS = [
     ("price_input_miss", "Price: cache-miss input", "$ per M tokens"),
     ("price_output", "Price: output", "$ per M tokens"),
 ]
+BLANK_ALLOWED = ("price_gpu_hour", "ttft_p99_ms")
 SHEET_DEFAULTS = {"output_tokens_per_s": 1_000_000, "ttft_ms": 3000.0, "price_input_hit": 0.14, "price_input_miss": 0.55,
                   "price_output": 2.19}
 
@@ -273,14 +276,83 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
             value = _derived(key, cells, out_load, in_load)
         value = where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
         cells[key] = b.write(ws, row, col + 1, value, fmt)
-    b.define("plan_results", span(ws, r, col, k + len(more), col + 2))
+    k += len(more)
+    model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # MLA: Model sheet
+    rows_env = {"model": model_cells, "compressed": catalog.model(model_name).compressed_attention,
+                "hopper": lambda name: _hopper_constant(rows, name), "nic": gpu_env["pcie_bw"]}
+    queue = _queue(b, grid_ws, grid_cur, rows_env, cells, pick(prefill, "tokens_per_gpu"), in_load)
+    no_target = Expr("COUNTA(plan_ttft_p99_ms)=0")
+    queue_rows = [
+        ("prefill_utilization", "Prefill utilization (average load)", queue["utilization"], "", "0%"),
+        ("ttft_mean", "TTFT mean, queueing included (at this sizing)", queue["mean"], "ms", "#,##0"),
+        ("ttft_p90", "TTFT p90, queueing included", queue["p90"], "ms", "#,##0"),
+        ("ttft_p99", "TTFT p99, queueing included", queue["p99"], "ms", "#,##0"),
+        ("ttft_p99_met", "p99 TTFT target met at this sizing",
+         where(no_target, "no target", where(queue["p99"] <= Expr("plan_ttft_p99_ms"), "yes",
+                                             "no: dsxl plan adds prefill instances until it is")), "", "General"),
+        ("costed_at", "Costed at",
+         where(Expr("plan_peak_to_average") > 1, "the average fleet; dsxl plan prices the peak (as here with "
+               "--autoscale)", "the fleet (no peak above the average)"), "", "General"),
+    ]
+    for i, (key, text, value, unit, fmt) in enumerate(queue_rows, start=1):
+        ws.cell(k + i, col, text).font = style.LABEL_FONT
+        ws.cell(k + i, col + 2, unit).font = style.NOTE_FONT
+        if key.startswith("ttft_") and key != "ttft_p99_met" or key == "prefill_utilization":
+            value = where(queue["utilization"] < 1, value, "unstable: utilization at or above 1")
+        cells[key] = b.write(ws, k + i, col + 1, where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"),
+                                                       "—"), fmt)
+    k += len(queue_rows)
+    b.define("plan_results", span(ws, r, col, k, col + 2))
     for j, width in enumerate((44, 16, 18)):
         ws.column_dimensions[get_column_letter(col + j)].width = width
     ws.column_dimensions["A"].width = 48
     ws.column_dimensions["C"].width = 26
-    _day6(b, ws, Cursor(k + len(more) + 2), col)
+    _day6(b, ws, Cursor(k + 2), col)
     _chart(b, ws, grid_ws, decode, column, cur.row + 2)
     return cells
+
+
+def _hopper_constant(rows: dict[str, tuple[str, str]], name: str) -> Any:
+    """A refined constant's Hopper value (the KV layout the transfer counts, as dsxl plan does): its cell on the
+    Constants sheet, or the catalog's value for a layout constant the sheet does not list."""
+    return _constant(rows, name, lit("hopper")) if name in rows else load_refined()[name].values["hopper"]
+
+
+def _queue(b: Builder, calc: Any, cur: Cursor, env: dict[str, Any], c: dict[str, Expr], tokens_per_forward: Expr,
+           in_load: Expr) -> dict[str, Expr]:
+    """TTFT percentiles of the prefill pool as the sheet sizes it, as :func:`dsxl.planner.plan.prefill_queue`
+    computes them: the instances' prompt slots, arrivals at the average load, Erlang C with Allen-Cunneen, the
+    forward in progress and the KV transfer."""
+    model = env["model"]
+    slots, service, forward = queueing.prefill_slots(c["prefill_ep"], 1, tokens_per_forward, c["prefill_tps"],
+                                                     Expr("plan_input_len"), Expr("plan_cache_hit"))
+    if env["compressed"]:
+        entry = env["hopper"]("csa_kv_entry_bytes")
+        token_bytes = memory.compressed_kv_bytes_per_token(
+            model["n_csa_layers"], model["n_hca_layers"], model["csa_ratio"], model["hca_ratio"], entry,
+            env["hopper"]("csa_index_entry_bytes"))
+        window = model["n_layers"] * model["sliding_window"] * entry
+    else:
+        token_bytes = memory.mla_kv_bytes_per_token(
+            model["n_layers"],
+            attention.kv_token_bytes(model["kv_lora_rank"], model["qk_rope_head_dim"], 1, env["hopper"]("kv_quant_group")),
+            attention.index_key_bytes(model["index_topk"], model["index_head_dim"], env["hopper"]("index_scale_bytes")))
+        window = 0
+    sized = Expr(f"ISNUMBER({c['prefill_instances'].text})")  # else no plan: harmless numbers, never shown
+    pool = b.materialize(calc, cur, "Prefill queue of the chosen pool (TTFT under random arrivals)", {
+        k: where(sized, v, 1) for k, v in {
+            "prompt_slots": c["prefill_instances"] * slots, "prompt_service_ms": service, "forward_ms": forward,
+            "arrivals_per_s": in_load / Expr("plan_input_len"),
+            "kv_transfer_ms": memory.prompt_kv_transfer_ms(Expr("plan_input_len"), token_bytes, window,
+                                                           env["nic"])}.items()})
+    wait = b.materialize(calc, cur, "Prefill queue: probability of waiting (Erlang C)", {
+        "wait_probability": queueing.erlang_c(pool["prompt_slots"],
+                                              pool["arrivals_per_s"] * pool["prompt_service_ms"] / 1000)})
+    t = queueing.ttft_ms(pool["prompt_slots"], pool["arrivals_per_s"], pool["prompt_service_ms"],
+                         pool["kv_transfer_ms"], Expr("plan_arrival_cv"), pool["forward_ms"],
+                         probability=wait["wait_probability"])
+    return b.materialize(calc, cur, "Prefill queue: TTFT, queueing included (ms)", {
+        "utilization": t["utilization"], "mean": t["mean"], "p50": t["p50"], "p90": t["p90"], "p99": t["p99"]})
 
 
 def _band(b: Builder, calc: Any, cur: Cursor, generation: Expr, moe_dtype: str, pick: Any,
@@ -306,11 +378,13 @@ def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
                 f"budget_gpus must be {RANGES['budget_gpus'].describe()}")]
     for name, _, _ in INPUTS:
         rule = formula_ok(Expr(f"plan_{name}"), RANGES[name])
-        if name == "price_gpu_hour":  # blank: the catalog's price
+        if name in BLANK_ALLOWED:  # blank: the catalog's price; no p99 target
             rule = either(Expr(f"COUNTA(plan_{name})=0"), rule)
         singles.append((rule, f"{name} must be {RANGES[name].describe()}"
-                        + (" (or blank)" if name == "price_gpu_hour" else "")))
-    cross = [(Expr("plan_mtp_accept") <= 1 + Expr("plan_mtp_draft"), "mtp_accept must be from 1 to 1 + mtp_draft")]
+                        + (" (or blank)" if name in BLANK_ALLOWED else "")))
+    cross = [(Expr("plan_mtp_accept") <= 1 + Expr("plan_mtp_draft"), "mtp_accept must be from 1 to 1 + mtp_draft"),
+             (either(Expr("COUNTA(plan_ttft_p99_ms)=0"), Expr("plan_ttft_p99_ms") >= Expr("plan_ttft_ms")),
+              "ttft_p99_ms must be at least ttft_ms: a percentile target below the mean cannot hold")]
     return input_problems(b, calc, cur, "plan", singles, cross)
 
 

@@ -580,7 +580,10 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr], pro
             ("Nodes for the load (prefill + decode)", headline["plan_total_nodes"], "nodes", "Planner", "#,##0"),
             ("Cost per day", headline["plan_cost_per_day"], "$", "Planner", "#,##0"),
             ("Cost per million output tokens", headline["plan_cost_per_m_output"], "$ per M tokens", "Planner",
-             "0.000")]
+             "0.000"),
+            ("Plan's expected error (band)", headline["plan_band"], "±, relative", "Planner", "0%"),
+            ("Time to first token at p99, queueing included", headline["plan_ttft_p99"], "ms", "Planner", "#,##0"),
+            ("Plan costed at", headline["plan_costed_at"], "", "Planner", "General")]
     rows += [(f"Refined error vs published {k.removeprefix('error_')}", v, "", "Validation", "+0.0%;-0.0%")
              for k, v in headline.items() if k.startswith("error_C")]
     rows.append(("Article values reproduced", Expr('checks_passing&" of "&checks_total'), "", "Checks", "General"))
