@@ -111,8 +111,9 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     cur = Cursor(3)
     b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
                    "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on). "
-                   "The sheet sizes pools for throughput and costs the average fleet: dsxl plan also queues prompts "
-                   "(TTFT percentiles), holds p99 decode concurrency and prices the peak fleet, so it may plan more "
+                   "The sheet sizes pools for throughput, shows the TTFT percentiles of that prefill pool under "
+                   "random arrivals and costs the average fleet. dsxl plan grows the prefill pool until the TTFT "
+                   "targets hold, holds p99 decode concurrency and prices the peak fleet, so it may plan more "
                    "(dsxl plan --autoscale prices the average, as here).")
     b.gpu_input_row(ws, cur, "plan_gpu")
     defaults = planner_inputs_defaults(model_name)
