@@ -241,8 +241,11 @@ CROSS_RULES: tuple[CrossRule, ...] = (
 def engine_runs_on(engine: Any, generation: Any) -> Any:
     """Whether ``engine`` runs on GPUs of ``generation`` (each engine's ``generations`` in templates/engines.json):
     a truth value in Python, a formula over cells in the workbook."""
+    engines = load_engines()
+    if isinstance(engine, str) and isinstance(generation, str):  # Python: a lookup (the sweep's per-GPU check)
+        return engine in engines and generation in engines[engine].text["generations"]
     runs: Any = False
-    for name, e in load_engines().items():
+    for name, e in engines.items():
         here: Any = False
         for g in e.text["generations"]:
             here = either(here, eq(generation, g))

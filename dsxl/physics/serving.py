@@ -51,7 +51,10 @@ def moe_layer_ms(micro_batches: Any, tbo: Any, sbo: Any, attn_ms: Any, moe_ms: A
     the transfer: per micro-batch moe + max(attention, dispatch + combine). With single-batch overlap (SBO) the
     combine hides behind ``overlap_ms`` (shared experts and the down GEMM). Otherwise everything is serial."""
     comm = dispatch_ms + combine_ms
-    single = attn_ms + moe_ms + dispatch_ms + where(sbo, maximum(combine_ms - overlap_ms, 0), combine_ms)
+    if not isinstance(sbo, Expr) and not np.any(sbo):  # the common case, without the SBO branch's array work
+        single = attn_ms + moe_ms + comm
+    else:
+        single = attn_ms + moe_ms + dispatch_ms + where(sbo, maximum(combine_ms - overlap_ms, 0), combine_ms)
     if not isinstance(tbo, Expr) and not np.any(tbo):  # no micro-batches anywhere in the request
         return single
     overlapped = micro_batches * (moe_ms / overlap_compute_share + maximum(attn_ms / overlap_compute_share, comm))
