@@ -183,7 +183,7 @@ def _assert_queue_equals_python(res, inp, r):
     assert met == ("no target" if inp.ttft_p99_ms is None else "yes" if want["p99"] <= inp.ttft_p99_ms else
                    "no: dsxl plan adds prefill instances until it is")
     costed = res["Costed at"][0]
-    assert costed.startswith("the average fleet" if inp.peak_to_average > 1 else "the fleet")
+    assert costed == ("average fleet" if inp.peak_to_average > 1 else "the fleet (no peak)")
 
 
 def test_planner_sheet_explains_an_impossible_sla(tmp_path):

@@ -292,8 +292,8 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
          where(no_target, "no target", where(queue["p99"] <= Expr("plan_ttft_p99_ms"), "yes",
                                              "no: dsxl plan adds prefill instances until it is")), "", "General"),
         ("costed_at", "Costed at",
-         where(Expr("plan_peak_to_average") > 1, "the average fleet; dsxl plan prices the peak (as here with "
-               "--autoscale)", "the fleet (no peak above the average)"), "", "General"),
+         where(Expr("plan_peak_to_average") > 1, "average fleet", "the fleet (no peak)"), "dsxl plan: the peak",
+         "General"),
     ]
     for i, (key, text, value, unit, fmt) in enumerate(queue_rows, start=1):
         ws.cell(k + i, col, text).font = style.LABEL_FONT

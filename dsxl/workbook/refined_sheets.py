@@ -418,7 +418,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
               "of each measurement are in Refined_chain. Error = refined / measured - 1.")
     top = cur.row
     errors: dict[str, Expr] = {}
-    heads = ("Measurement", "Measured tokens/s", "Refined", "Article", "Refined error", "Article error",
+    heads = ("Measurement", "Measured (unit per row)", "Refined", "Article", "Refined error", "Article error",
              "Leave-one-out error", "Role", "Phase", "GPU", "What was measured", "Assumed where the source is silent",
              "Source")
     for j, h in enumerate(heads, start=1):
@@ -427,15 +427,17 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     for i, v in enumerate(results, start=1):
         r = top + i
         ws.cell(r, 1, v["id"]).font = style.LABEL_FONT
-        ws.cell(r, 2, v["measured"]).number_format = "#,##0.0"
+        # each number carries its row's unit (C4 is per user, prefill rows count input tokens)
+        unit = "#,##0.0" + '" ' + v["metric"].split(" (")[0].replace("tokens/s", "tok/s") + '"'
+        ws.cell(r, 2, v["measured"]).number_format = unit
         measured = ref(ws, r, 2)
         if v["id"] in refined_cells:
-            refined = b.write(ws, r, 3, where(ok, refined_cells[v["id"]], "—"), "#,##0.0")
+            refined = b.write(ws, r, 3, where(ok, refined_cells[v["id"]], "—"), unit)
             errors[v["id"]] = b.write(ws, r, 5, where(ok, relative_error(refined, measured), "—"), "+0.0%;-0.0%")
         else:  # not computed in the sheet
             ws.cell(r, 3, "see dsxl validate").font = style.NOTE_FONT
         if v["id"] in article_cells:
-            article = b.write(ws, r, 4, where(ok, article_cells[v["id"]], "—"), "#,##0.0")
+            article = b.write(ws, r, 4, where(ok, article_cells[v["id"]], "—"), unit)
             b.write(ws, r, 6, where(ok, relative_error(article, measured), "—"), "+0.0%;-0.0%")
         else:
             ws.cell(r, 4, "not modelled").font = style.NOTE_FONT
@@ -450,7 +452,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             ws.cell(r, j).alignment = style.TOP
     bottom = top + len(results)
     b.define("tbl_validation", span(ws, top, 1, bottom, 7))
-    for col, width in zip("ABCDEFGHIJKLM", (16, 18, 12, 12, 13, 13, 13, 12, 9, 8, 30, 40, 70)):
+    for col, width in zip("ABCDEFGHIJKLM", (16, 30, 30, 30, 13, 13, 13, 12, 9, 8, 30, 40, 70)):
         ws.column_dimensions[col].width = width
     ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
                            "assume. Both columns use the same GPU catalog and model inputs as the rest of the "
