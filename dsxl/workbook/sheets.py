@@ -146,6 +146,8 @@ def build(catalog: Catalog, model: str | None = None, profile: dict | None = Non
             if (sheet.column_dimensions[letter].width or 0) < 14:
                 sheet.column_dimensions[letter].width = 14
         _fit_headers(sheet)
+        if name == "Hardware":
+            narrow_hardware(sheet)
         sheet.print_title_rows = "1:2"  # the sheet's title and intro on every printed page
         if name in AUDIT_SHEETS or name in print_rows:  # these print their first block; the rest is on screen
             intro = sheet["A2"].value
@@ -162,11 +164,15 @@ def build(catalog: Catalog, model: str | None = None, profile: dict | None = Non
     return b.wb
 
 
+def _is_header(c: Any) -> bool:
+    return c.fill is style.HEADER_FILL or bool(c.fill and c.fill.fgColor and c.fill.fgColor.rgb == "001F3864")
+
+
 def _fit_headers(ws: Any) -> None:
     """Widen columns so no header text is cut (header cells hold plain text in the header style)."""
     for row in ws.iter_rows():
         for c in row:
-            if c.fill is style.HEADER_FILL or (c.fill and c.fill.fgColor and c.fill.fgColor.rgb == "001F3864"):
+            if _is_header(c):
                 if isinstance(c.value, str) and not c.value.startswith("="):
                     letter = get_column_letter(c.column)
                     need = min(len(c.value) + 2, 40)
@@ -204,7 +210,6 @@ def _refined_model_inputs(b: Builder, ws: Any, cur: Cursor, name: str, model: Mo
 
 
 SPARE_ROWS = 2
-SOURCE_WIDTH = 60  # characters: the catalog's source column wraps within one printed page
 SPARE_TEMPLATE = "H100_SXM"
 SPARE_SOURCE = ("Spare row for your own GPU: rename it and enter its datasheet figures; it appears in every GPU "
                 "dropdown (Predict, Planner, Decode > Your GPU). Prefilled with H100 SXM figures.")
@@ -237,18 +242,12 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
                 if col == "generation":
                     generation_list.add(ws.cell(r, j).coordinate)
             cells["gpu_name" if col == "name" else col] = ref(ws, r, j)
-        for j in range(1, len(HARDWARE_COLUMNS)):
-            ws.cell(r, j).alignment = style.TOP  # level with the first line of the wrapped source
-        ws.cell(r, len(HARDWARE_COLUMNS)).alignment = style.WRAP
-        ws.row_dimensions[r].height = 15 * (1 + len(g.source) // SOURCE_WIDTH)  # the wrapped source, not overlapping
+        ws.cell(r, len(HARDWARE_COLUMNS), f"[{i + 1}]").font = style.NOTE_FONT  # the text: Sources block below
         b.datasheet_gpu_cells[g.name] = cells
     bottom = top + len(gpus)
     b.define("hardware", span(ws, top, 1, bottom, len(HARDWARE_COLUMNS)))
     b.hardware_rows = (top + 1, bottom)
     b.define("gpu_names", span(ws, top + 1, 1, bottom, 1))
-    ws.column_dimensions[get_column_letter(len(HARDWARE_COLUMNS))].width = SOURCE_WIDTH
-    for j in range(2, len(HARDWARE_COLUMNS)):
-        ws.column_dimensions[get_column_letter(j)].width = 12
     cur.row = bottom + 2
 
     b.input_block(ws, cur, "Article model view", [
@@ -311,7 +310,54 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
         for j, col in enumerate(cols, start=1):
             ws.cell(dtop + 1 + i, j, row[col])
             b.datasheet_cells[name][col] = ref(ws, dtop + 1 + i, j)
+        _wrapped_note(ws, dtop + 1 + i, len(cols), len(HARDWARE_COLUMNS))
     cur.row = dtop + len(catalog.datasheets) + 2
+
+    b.heading(ws, cur, "Sources of the catalog rows",
+              "Reference [k] is the catalog's row k. Edit a source with its row (a spare row's text is yours).")
+    for i, g in enumerate(gpus):
+        ws.cell(cur.row, 1, f"[{i + 1}]").font = style.LABEL_FONT  # row k of the catalog: its name is there
+        ws.cell(cur.row, 1).alignment = style.TOP
+        ws.cell(cur.row, 2, g.source)
+        b.mark_input(ws, cur.row, 2, None, "hw_source")
+        _wrapped_note(ws, cur.row, 2, len(HARDWARE_COLUMNS))
+        cur.row += 1
+    cur.row += 1
+
+
+HARDWARE_WIDTHS = {"A": 10, "B": 12, "C": 10}  # name, kind, generation; the source reference, then NARROW_WIDTH
+SOURCE_REF_WIDTH = 7
+NARROW_WIDTH = 8  # the catalog's numbers have at most 5 digits: the catalog prints one page across at 75 %+
+
+
+def narrow_hardware(ws: Any) -> None:
+    """The Hardware sheet's columns as narrow as its numbers, headers wrapped on two lines: the catalog prints one
+    page across (its sources are a notes block below, not a wide column)."""
+    for j in range(1, len(HARDWARE_COLUMNS) + 1):
+        letter = get_column_letter(j)
+        ws.column_dimensions[letter].width = HARDWARE_WIDTHS.get(letter, NARROW_WIDTH)
+    ws.column_dimensions[get_column_letter(len(HARDWARE_COLUMNS))].width = SOURCE_REF_WIDTH
+    for row in ws.iter_rows(max_col=len(HARDWARE_COLUMNS)):
+        for c in row:
+            if _is_header(c) and isinstance(c.value, str):
+                c.alignment = style.HEADER_WRAP
+                ws.row_dimensions[c.row].height = 30
+
+
+def _wrapped_note(ws: Any, row: int, first: int, last: int) -> None:
+    """Text at (row, first) wrapped in a merge to column ``last``, the row as tall as its lines, counted on the
+    generous side so no line is cut."""
+    cell = ws.cell(row, first)
+    cell.alignment = style.WRAP
+    ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+    width = sum(_hardware_width(get_column_letter(j)) for j in range(first, last + 1))
+    chars = width * 1.0  # characters per line of 11 pt text: a width unit is about 7 pt
+    ws.row_dimensions[row].height = 14.5 * max(1, -(-len(str(cell.value or "")) // int(chars)))
+
+
+def _hardware_width(letter: str) -> float:
+    return SOURCE_REF_WIDTH if letter == get_column_letter(len(HARDWARE_COLUMNS)) else \
+        HARDWARE_WIDTHS.get(letter, NARROW_WIDTH)
 
 
 def _prefill_inputs(b: Builder, ws: Any, cur: Cursor, s: Any) -> None:

@@ -28,6 +28,7 @@ BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 UNLOCKED = Protection(locked=False)
 WRAP = Alignment(wrap_text=True, vertical="top")
 CENTER = Alignment(horizontal="center")
+HEADER_WRAP = Alignment(horizontal="center", vertical="center", wrap_text=True)  # a long field name on two lines
 TOP = Alignment(vertical="top")
 
 
