@@ -149,10 +149,10 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                  lambda s: Expr("predict_gpu"))
     d, p = b.cells[decode.key], b.cells[prefill.key]
 
-    col = 6
-    r = 3
-    show_problems(b, ws, r, col, problems, 2, "predict_problems")
-    ws.cell(r + 1, col, "Results").font = style.H2_FONT
+    col = 1  # results under the inputs, the breakdown under the results: the sheet reads top-down
+    r = cur.row + 1
+    show_problems(b, ws, r, col, problems, 3, "predict_problems")
+    ws.cell(r + 1, col, "Results (each speed with its expected error)").font = style.H2_FONT
     r += 2
     ok = Expr("predict_inputs_ok")
     band_d, band_p = _band_cells(b, calc, calc_cur, env["generation"], b.cells[GPU_KEY]["tbo"])
@@ -164,26 +164,29 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
 
                ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
                ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
-               ("Prefill forward step", p["step_ms"], "ms", "0.0"),
-               ("Prefill TTFT", p["ttft_ms"], "ms", "0.0"),
+               ("Prefill forward step", p["step_ms"], "ms", "#,##0.0"),
+               ("Prefill TTFT", p["ttft_ms"], "ms", "#,##0"),
                ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
                ("Two-batch overlap acts (decode / prefill)",
                 concat(where(d["tbo_on"], "on", "off"), " / ", where(p["tbo_on"], "on", "off")),
                 "on / off", "@"),
                ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
                ("Prefill expected error (band)", band_p, "± relative", '"±"0%')]
-    for j, h in enumerate(("Result", "Value", "Unit")):
+    for j, h in enumerate(("Result", "Value", "Unit", "Band")):
         b._header_cell(ws, r, col + j, h)
     shown: dict[str, Expr] = {}
     fits_of = {"Decode": d["fits"], "Prefill": p["fits"]}
+    band_of = {"Decode": band_d, "Prefill": band_p}
     for i, (label, cell, unit, fmt) in enumerate(results, start=1):
         ws.cell(r + i, col, label).font = style.LABEL_FONT
         phase = label.split(" ")[0]
-        if phase in fits_of and "tokens/s" in label or label in ("Decode TPOT", "Prefill TTFT"):
+        speed = phase in fits_of and ("tokens/s" in label or label.endswith(("TPOT", "TTFT", "step")))
+        if speed:
             cell = where(fits_of[phase], cell, "does not fit")  # a speed that cannot run is not a number
+            b.write(ws, r + i, col + 3, where(ok, where(fits_of[phase], band_of[phase], ""), "—"), '"±"0%')
         shown[label] = b.write(ws, r + i, col + 1, where(ok, cell, "—"), fmt)
         ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
-    b.define("predict_results", span(ws, r, col, r + len(results), col + 2))
+    b.define("predict_results", span(ws, r, col, r + len(results), col + 3))
     r += len(results) + 1
     ws.cell(r, col, "Per-layer time by component (ms per step, both micro-batches)").font = style.H2_FONT
     r += 1
@@ -200,8 +203,6 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         b.write(ws, r + i, col + 1, where(ok, d[q], "—"), "0.000")
         b.write(ws, r + i, col + 2, where(ok, p[q], "—"), "0.000")
     b.define("predict_breakdown", span(ws, r, col, r + n + 3, col + 2))
-    for j, width in enumerate((34, 14, 14)):
-        ws.column_dimensions[get_column_letter(col + j)].width = width
     return {"decode_tpot_ms": shown["Decode TPOT"], "decode_tokens_per_s_per_user": shown["Decode tokens/s per user"],
             "decode_tokens_per_s_per_gpu": shown["Decode tokens/s per GPU"],
             "decode_max_batch": shown["Max batch per attention rank"],
