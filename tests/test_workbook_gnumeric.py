@@ -45,27 +45,9 @@ def test_validation_and_planner_in_gnumeric(books):
     assert ws.cell(r1 + 1, c1 + 1).value is True
 
 
-PLAN_QUEUE_EDITS = [{}, {"plan_arrival_cv": 2, "plan_ttft_p99_ms": 4000},
-                    {"plan_gpu": "B200", "plan_input_len": 3000, "plan_cache_hit": 0.5},
-                    {"plan_output_tokens_per_s": 20000, "plan_peak_to_average": 2}]
-
-
 def test_planner_queue_and_costing_in_gnumeric(tmp_path):
-    """The default inputs and three edits: the TTFT percentiles equal dsxl plan's queue for the pool the sheet
-    sized, and the costing mode says what the sheet prices."""
-    from dataclasses import replace
-
-    from dsxl.workbook.planner_sheet import planner_inputs_defaults
-    from test_workbook_refined import _assert_queue_equals_python, _table
-
-    books = recalculated_edits(recalc, build_workbook(tmp_path / "b.xlsx"), tmp_path,
-                               [(edit, {}) for edit in PLAN_QUEUE_EDITS], ("plan_results",))
-    for edit, wb in zip(PLAN_QUEUE_EDITS, books):
-        res = _table(wb, "plan_results")
-        inp = replace(planner_inputs_defaults(), gpus=(edit.get("plan_gpu", "H800"),),
-                      **{k.removeprefix("plan_"): v for k, v in edit.items() if k != "plan_gpu"})
-        _assert_queue_equals_python(res, inp, None)
-        assert 0.05 < res["Expected error of this plan (band: the wider of decode's and prefill's)"][0] < 1
+    from test_workbook_refined import _planner_queue_walk
+    _planner_queue_walk(recalc, tmp_path)
 
 
 def test_predict_sheet_with_engine_moe_tp_and_band_in_gnumeric(books):

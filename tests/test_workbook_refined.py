@@ -186,6 +186,32 @@ def _assert_queue_equals_python(res, inp, r):
     assert costed == ("average fleet" if inp.peak_to_average > 1 else "the fleet (no peak)")
 
 
+PLAN_QUEUE_EDITS = [{}, {"plan_arrival_cv": 2, "plan_ttft_p99_ms": 4000},
+                    {"plan_gpu": "B200", "plan_input_len": 3000, "plan_cache_hit": 0.5},
+                    {"plan_output_tokens_per_s": 20000, "plan_peak_to_average": 2}]
+
+
+def _planner_queue_walk(engine, tmp_path):
+    """The default inputs and three edits: the TTFT percentiles equal dsxl plan's queue for the pool the sheet
+    sized, the costing mode says what the sheet prices, the band is there."""
+    from dataclasses import replace
+
+    from dsxl.workbook.planner_sheet import planner_inputs_defaults
+
+    books = recalculated_edits(engine, build_workbook(tmp_path / "b.xlsx"), tmp_path,
+                               [(edit, {}) for edit in PLAN_QUEUE_EDITS], ("plan_results",))
+    for edit, wb in zip(PLAN_QUEUE_EDITS, books):
+        res = _table(wb, "plan_results")
+        inp = replace(planner_inputs_defaults(), gpus=(edit.get("plan_gpu", "H800"),),
+                      **{k.removeprefix("plan_"): v for k, v in edit.items() if k != "plan_gpu"})
+        _assert_queue_equals_python(res, inp, None)
+        assert 0.05 < res["Expected error of this plan (band: the wider of decode's and prefill's)"][0] < 1
+
+
+def test_planner_queue_and_costing_in_libreoffice(tmp_path):
+    _planner_queue_walk(convert, tmp_path)
+
+
 def test_planner_sheet_explains_an_impossible_sla(tmp_path):
     edited = apply_edits(build_workbook(tmp_path / "b.xlsx"), tmp_path / "e.xlsx", {"plan_gpu": "H20", "plan_tpot_ms": 5})
     out = load_workbook(convert([edited], tmp_path / "lo")[0], data_only=True)
