@@ -12,8 +12,7 @@ from dsxl.workbook import build_workbook
 from dsxl.workbook.gnumeric import recalc, ssconvert
 from test_workbook import EDITS
 from test_workbook_refined import DEPLOY_EDIT
-from workbook_helpers import (apply_edits, assert_tables_equal, error_cells, name_range, recalculated_edits,
-                              require_engine, whatif_copies)
+from workbook_helpers import apply_edits, assert_tables_equal, error_cells, name_range, require_engine, whatif_copies
 
 require_engine(ssconvert(), "Gnumeric")
 pytestmark = pytest.mark.slow  # recalculates in a spreadsheet engine: pytest -m "not slow" leaves it out
