@@ -476,12 +476,19 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         series.marker.graphicalProperties.solidFill = colour
         if j == len(gpus):
             series.graphicalProperties.line.dashStyle = "dash"
+        if j == len(gpus) - 1:  # Your GPU: a bigger, distinct marker, so it shows when it equals a catalog GPU
+            series.marker.symbol, series.marker.size = "diamond", 10
+            series.marker.graphicalProperties.solidFill = "FFFFFF"
+            series.marker.graphicalProperties.line.solidFill = "000000"
+            series.graphicalProperties.line.solidFill = "000000"
+            series.graphicalProperties.line.dashStyle = "sysDot"
         chart.series.append(series)
     chart.x_axis.delete = False
     chart.y_axis.delete = False
     style.axis_format(chart.x_axis, "0")
     style.axis_format(chart.y_axis, "#,##0")
-    chart.height, chart.width = 9, 16
+    chart.height, chart.width = 10, 11  # within the columns of the chart data's page: no page break crosses it
+    chart.legend.position = "b"
     c.row = top + n + 2
     dec.add_chart(chart, f"B{c.row}")  # below everything, clear of column A (it repeats on every printed page)
     c.row += 20
