@@ -64,11 +64,17 @@ def convert(inputs: list[Path], out_dir: Path, fmt: str = "xlsx", timeout_per_fi
     return outs
 
 
+def _recalculating_profile(folder: str) -> str:
+    """A LibreOffice user profile in ``folder`` that recalculates every formula on load; returns ``folder``."""
+    user = Path(folder) / "user"
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "registrymodifications.xcu").write_text(RECALC_ALWAYS, encoding="utf-8")
+    return folder
+
+
 def _convert_chunk(exe: str, inputs: list[Path], out_dir: Path, fmt: str, timeout_per_file: float) -> str:
     with tempfile.TemporaryDirectory(prefix="dsxl-lo-profile-") as profile:
-        user = Path(profile) / "user"
-        user.mkdir()
-        (user / "registrymodifications.xcu").write_text(RECALC_ALWAYS, encoding="utf-8")
+        _recalculating_profile(profile)
         target = {"xlsx": "xlsx:Calc MS Excel 2007 XML", "pdf": "pdf"}[fmt]
         cmd = [exe, "--headless", "--norestore", "--nolockcheck", f"-env:UserInstallation={Path(profile).as_uri()}",
                "--convert-to", target, "--outdir", str(out_dir), *map(str, inputs)]
@@ -104,8 +110,9 @@ class _Worker:
 
     def __init__(self, exe: str):
         script = Path(__file__).with_name("uno_worker.py")
-        self.proc = subprocess.Popen([uno_python(), str(script), exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        self.profile = tempfile.TemporaryDirectory(prefix="dsxl-uno-profile-")
+        self.proc = subprocess.Popen([uno_python(), str(script), exe, _recalculating_profile(self.profile.name)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         atexit.register(self.close)
 
     @classmethod
@@ -134,3 +141,4 @@ class _Worker:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.profile.cleanup()

@@ -1,7 +1,8 @@
 """A LibreOffice worker driven through UNO: one soffice process for many recalculations.
 
 Run by ``dsxl.workbook.libreoffice`` under a Python that has LibreOffice's ``uno`` module (on Debian, the system
-``/usr/bin/python3`` with ``python3-uno``); it imports nothing from dsxl. It reads one JSON request per line on stdin
+``/usr/bin/python3`` with ``python3-uno``), with soffice's path and a prepared profile folder as arguments; it
+imports nothing from dsxl. It reads one JSON request per line on stdin
 and answers each with one JSON line on stdout:
 
 - ``{"op": "convert", "inputs": [...], "out_dir": ..., "fmt": "xlsx" | "pdf"}``: load, recalculate, store.
@@ -17,20 +18,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import uno  # noqa: F401  (LibreOffice's bridge; must come before the com.sun.star imports)
 from com.sun.star.beans import PropertyValue
 
-RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
-<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
- xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-</oor:items>
-"""
 FILTERS = {"xlsx": "Calc MS Excel 2007 XML", "pdf": "calc_pdf_Export"}
 CELL_EMPTY, CELL_VALUE, CELL_TEXT = "EMPTY", "VALUE", "TEXT"
 
@@ -42,10 +35,8 @@ def prop(name, value):
 
 
 def start(soffice, profile):
-    """soffice listening on a private pipe, and its Desktop."""
-    user = Path(profile) / "user"
-    user.mkdir(parents=True, exist_ok=True)
-    (user / "registrymodifications.xcu").write_text(RECALC_ALWAYS, encoding="utf-8")
+    """soffice listening on a private pipe, and its Desktop; ``profile`` is the user profile the caller prepared
+    (it forces a full recalculation on load)."""
     pipe = f"dsxl{os.getpid()}"
     proc = subprocess.Popen([soffice, "--headless", "--invisible", "--norestore", "--nolockcheck", "--nodefault",
                              f"-env:UserInstallation={Path(profile).as_uri()}", f"--accept=pipe,name={pipe};urp;"],
@@ -140,30 +131,29 @@ def edits(desktop, src, edit_list, reads):
 
 
 def main():
-    soffice = sys.argv[1]
-    with tempfile.TemporaryDirectory(prefix="dsxl-uno-profile-") as profile:
-        proc, desktop = start(soffice, profile)
+    soffice, profile = sys.argv[1], sys.argv[2]
+    proc, desktop = start(soffice, profile)
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            try:
+                if request["op"] == "convert":
+                    answer = convert(desktop, request["inputs"], request["out_dir"], request["fmt"])
+                else:
+                    answer = edits(desktop, request["src"], request["edits"], request["reads"])
+            except Exception as exc:  # reported to the caller, who raises it
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
+    finally:
         try:
-            for line in sys.stdin:
-                request = json.loads(line)
-                try:
-                    if request["op"] == "convert":
-                        answer = convert(desktop, request["inputs"], request["out_dir"], request["fmt"])
-                    else:
-                        answer = edits(desktop, request["src"], request["edits"], request["reads"])
-                except Exception as exc:  # reported to the caller, who raises it
-                    answer = {"error": f"{type(exc).__name__}: {exc}"}
-                sys.stdout.write(json.dumps(answer) + "\n")
-                sys.stdout.flush()
-        finally:
-            try:
-                desktop.terminate()
-            except Exception:
-                pass  # the bridge drops as soffice exits
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            desktop.terminate()
+        except Exception:
+            pass  # the bridge drops as soffice exits
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":
