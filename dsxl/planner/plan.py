@@ -10,7 +10,6 @@ configuration reproduces exactly with ``dsxl predict`` and the options it lists.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, fields, replace
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from dsxl.refined.accuracy import accuracy
 from dsxl.refined.calibrated import load_profile, profile_accuracy
-from dsxl.refined.models import kv_bytes_per_token
+from dsxl.refined.models import cache_bytes
 from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
 from dsxl.inputs.request import catalog_model_name
 from dsxl.physics import memory, moe, queueing, sizing
@@ -367,14 +366,14 @@ def revenue(inp: PlanInputs, out_tps: float, cost_per_day: float) -> dict[str, A
 def kv_transfer(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:
     """KV moved from the prefill pool to the decode pool over the prefill GPUs' NICs: every prompt's cache (hits
     included) leaves its prefill GPU once. ``binds`` when that needs more than the NIC gives."""
-    m = model_args(inp.model)
-    window = m.n_layers * m.sliding_window * load_refined()["csa_kv_entry_bytes"].values["hopper"] \
-        if m.compressed_attention else 0.0  # the window of every layer travels with the sequence
-    per_token = kv_bytes_per_token(m) + window / inp.input_len
+    m, constants = model_args(inp.model), load_refined()
+    token, window = cache_bytes(lambda f: getattr(m, f), lambda name: constants[name].values["hopper"],
+                                m.compressed_attention)  # the window of every layer travels with the sequence
+    per_token = token + window / inp.input_len
     need = prefill["tokens_per_s_per_gpu"] * per_token / 1e9
     nic = float(load_catalog().gpu(prefill_gpu).pcie_bw)
     return {"gb_per_s_per_prefill_gpu": need, "nic_gb_per_s": nic, "binds": need > nic,
-            "bytes_per_token": per_token, "token_bytes": kv_bytes_per_token(m), "window_bytes": window}
+            "bytes_per_token": per_token, "token_bytes": token, "window_bytes": window}
 
 
 def _limit_prefill_by_nic(inp: PlanInputs, pre: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ and the planner. Computed by the same physics functions the chains use."""
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import Any, Callable
 
 from dsxl.data.catalog import load_catalog
 from dsxl.physics import attention, csa, memory, moe
@@ -41,14 +41,26 @@ def kv_bytes_per_token(m: ModelArgs, kv_bytes: int = 1) -> float:
     compressed entries and indexer keys a token adds (the fixed per-sequence window is not per token)."""
     from dsxl.data.catalog import load_refined
     c = load_refined()
-    if m.compressed_attention:
-        entry, index = (c[k].values["hopper"] for k in ("csa_kv_entry_bytes", "csa_index_entry_bytes"))
-        return float(memory.compressed_kv_bytes_per_token(m.n_csa_layers, m.n_hca_layers, m.csa_ratio, m.hca_ratio,
-                                                          entry, index))
-    return float(memory.mla_kv_bytes_per_token(
-        m.n_layers, attention.kv_token_bytes(m.kv_lora_rank, m.qk_rope_head_dim, kv_bytes,
-                                             c["kv_quant_group"].values["hopper"]),
-        attention.index_key_bytes(m.index_topk, m.index_head_dim, c["index_scale_bytes"].values["hopper"])))
+    token, _ = cache_bytes(lambda f: getattr(m, f), lambda name: c[name].values["hopper"], m.compressed_attention,
+                           kv_bytes)
+    return float(token)
+
+
+def cache_bytes(field: Callable[[str], Any], hopper: Callable[[str], Any], compressed: bool,
+                kv_bytes: Any = 1) -> tuple[Any, Any]:
+    """(cache bytes one token adds over all layers, bytes a sequence holds whatever its length: a compressed
+    model's sliding window, 0 for MLA), from the model's fields and the Hopper KV-layout constants read through
+    ``field`` and ``hopper``: numbers in Python, cells in the workbook."""
+    if compressed:
+        entry = hopper("csa_kv_entry_bytes")
+        token = memory.compressed_kv_bytes_per_token(field("n_csa_layers"), field("n_hca_layers"), field("csa_ratio"),
+                                                     field("hca_ratio"), entry, hopper("csa_index_entry_bytes"))
+        return token, field("n_layers") * field("sliding_window") * entry
+    token = memory.mla_kv_bytes_per_token(
+        field("n_layers"),
+        attention.kv_token_bytes(field("kv_lora_rank"), field("qk_rope_head_dim"), kv_bytes, hopper("kv_quant_group")),
+        attention.index_key_bytes(field("index_topk"), field("index_head_dim"), hopper("index_scale_bytes")))
+    return token, 0.0
 
 
 def model_summaries() -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
 from dsxl.refined.accuracy import rules
+from dsxl.refined.models import cache_bytes
 from dsxl.workbook.refined_sheets import _constant, _gpu_env, band_cells
 from dsxl.inputs.rules import formula_ok
 
@@ -324,21 +325,9 @@ def _queue(b: Builder, calc: Any, cur: Cursor, env: dict[str, Any], c: dict[str,
     """TTFT percentiles of the prefill pool as the sheet sizes it, as :func:`dsxl.planner.plan.prefill_queue`
     computes them: the instances' prompt slots, arrivals at the average load, Erlang C with Allen-Cunneen, the
     forward in progress and the KV transfer."""
-    model = env["model"]
     slots, service, forward = queueing.prefill_slots(c["prefill_ep"], 1, tokens_per_forward, c["prefill_tps"],
                                                      Expr("plan_input_len"), Expr("plan_cache_hit"))
-    if env["compressed"]:
-        entry = env["hopper"]("csa_kv_entry_bytes")
-        token_bytes = memory.compressed_kv_bytes_per_token(
-            model["n_csa_layers"], model["n_hca_layers"], model["csa_ratio"], model["hca_ratio"], entry,
-            env["hopper"]("csa_index_entry_bytes"))
-        window = model["n_layers"] * model["sliding_window"] * entry
-    else:
-        token_bytes = memory.mla_kv_bytes_per_token(
-            model["n_layers"],
-            attention.kv_token_bytes(model["kv_lora_rank"], model["qk_rope_head_dim"], 1, env["hopper"]("kv_quant_group")),
-            attention.index_key_bytes(model["index_topk"], model["index_head_dim"], env["hopper"]("index_scale_bytes")))
-        window = 0
+    token_bytes, window = cache_bytes(env["model"].__getitem__, env["hopper"], env["compressed"])
     sized = Expr(f"ISNUMBER({c['prefill_instances'].text})")  # else no plan: harmless numbers, never shown
     pool = b.materialize(calc, cur, "Prefill queue of the chosen pool (TTFT under random arrivals)", {
         k: where(sized, v, 1) for k, v in {
