@@ -89,10 +89,14 @@ def base_band(family: list[CalibrationRow], reg: str) -> float:
     return round(max([floor] + [errors[r.id] for r in near if r.id in errors]), 4)
 
 
-def _outside(value: Any, seen: list[float]) -> bool:
-    if value is None or not seen:
-        return False
-    return bool(np.any(outside(np.asarray(value, dtype=float), min(seen), max(seen))))
+def _off_rows(context: Any, batch: Any, family: list[CalibrationRow]) -> Any:
+    """Per case (or a truth value for scalars): the context or the batch lies beyond the family's rows' span."""
+    off: Any = False
+    for value, seen in ((context, [r.context for r in family]),
+                        (batch, [r.batch for r in family if r.batch is not None])):
+        if value is not None and seen:
+            off = off | (outside(np.asarray(value, dtype=float), min(seen), max(seen)) > 0)
+    return off
 
 
 def outside(value: Any, lo: Any, hi: Any) -> Any:
@@ -106,6 +110,13 @@ def combined_band(family_band: Any, outside_rows: Any, mtp_draft: Any, range_wid
     """A configuration's band: its family's, widened when it leaves the family's context or batch span and when it
     runs MTP (no calibration row does)."""
     return family_band + range_widening * outside_rows + where(mtp_draft > 0, mtp_widening, 0)
+
+
+def _family_band(reg: str, phase: str, generation: str, engine: str, model: str, tbo: Any,
+                 moe_dtype: str) -> tuple[list[str], list[str], list[CalibrationRow], float]:
+    """:func:`_family` and the family's band: its rows' leave-one-out errors widened for each way it is left."""
+    reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
+    return reasons, fitted, family, base_band(family, reg) + sum(rules()["widen"][k]["value"] for k in reasons)
 
 
 def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo: Any,
@@ -140,10 +151,8 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
     """The expected relative error of one refined prediction (arrays: the widest case of the request)."""
     widen = rules()["widen"]
     reg = regime(phase, batch)
-    reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
-    family_band = base_band(family, reg) + sum(widen[k]["value"] for k in reasons)
-    off = _outside(context, [r.context for r in family]) or \
-        _outside(batch, [r.batch for r in family if r.batch is not None])
+    reasons, fitted, family, family_band = _family_band(reg, phase, generation, engine, model, tbo, moe_dtype)
+    off = bool(np.any(_off_rows(context, batch, family)))
     mtp = bool(np.any(np.asarray(mtp_draft) > 0))
     reasons += ["range"] * off + ["mtp"] * mtp
     band = combined_band(family_band, int(off), int(mtp), widen["range"]["value"], widen["mtp"]["value"])
@@ -169,13 +178,8 @@ def bands(phase: str, generation: str, engine: str, model: str, context: Any, ba
     for reg, mask in ((regime(phase, 1), min_latency), (regime(phase), ~min_latency)):
         if not mask.any():
             continue
-        reasons, _, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
-        family_band = base_band(family, reg) + sum(widen[k]["value"] for k in reasons)
-        off = np.zeros(shape, bool)
-        for values, seen in ((ctx, [r.context for r in family]),
-                             (bat, [r.batch for r in family if r.batch is not None])):
-            if values is not None and seen:
-                off |= outside(values, min(seen), max(seen)) > 0
+        _, _, family, family_band = _family_band(reg, phase, generation, engine, model, tbo, moe_dtype)
+        off = np.broadcast_to(_off_rows(ctx, bat, family), shape)
         band = combined_band(family_band, off.astype(int), mtp.astype(int), widen["range"]["value"],
                              widen["mtp"]["value"])
         out[mask] = np.round(band, 4)[mask]
