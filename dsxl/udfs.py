@@ -365,10 +365,9 @@ def _predict_udf(phase: str, gpu: Any, what: Any, outputs: tuple[str, ...], mode
     key = choose("what", what, outputs, outputs[0])
     profile = None if _blank(calibration) else str(calibration).strip()  # loaded once per path and mtime
     call = lambda cells: _predict_cells(phase, gpu, key, model, cells, texts, tbo, profile)  # noqa: E731
-    ranges = [v for v in numbers.values() if isinstance(v, (list, tuple, np.ndarray))]
+    ranges = {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))}
     if key == "band" and ranges:  # a band per cell: each cell's batch and context set its distance from the rows
-        return _per_cell(lambda cell: call({**numbers, **cell}),
-                         {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))})
+        return _per_cell(lambda cell: call({**numbers, **cell}), ranges)
     return _each_cell(call, numbers)
 
 

@@ -16,6 +16,7 @@ from dsxl.inputs.rules import MAX_LIST, PLAN_LIST_RANGES, PLAN_RANGES, check, ch
 
 SERVING = ("disaggregated", "aggregated", "both")
 DEFAULT_TTFT_MS = 3000.0  # the mean time-to-first-token target when none is given
+BELOW_MEAN = "a percentile target below the mean cannot hold"  # why a p90/p99 target under the mean is refused
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,7 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
     targets = [(n, getattr(inp, n)) for n in ("ttft_ms", "ttft_p90_ms", "ttft_p99_ms") if getattr(inp, n) is not None]
     for (a, x), (b, y) in zip(targets, targets[1:]):
         if y < x:
-            raise ValueError(f"{b} must be at least {a} ({x:g} ms): a percentile target below the mean cannot hold; "
-                             f"got {y:g}")
+            raise ValueError(f"{b} must be at least {a} ({x:g} ms): {BELOW_MEAN}; got {y:g}")
     if inp.autoscale and inp.peak_to_average == 1:
         raise ValueError("autoscale prices the average fleet of a load that peaks: give peak_to_average above 1")
     inp = replace(inp, serving=choose("serving", inp.serving, SERVING))

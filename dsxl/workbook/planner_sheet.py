@@ -23,6 +23,7 @@ from dsxl.planner import economics
 from dsxl.chains import article as chain
 from dsxl.chains.step import Step
 from dsxl.planner.plan import PlanInputs, RANGES
+from dsxl.inputs.plan_request import BELOW_MEAN
 from dsxl.data.catalog import default_engine
 from dsxl.inputs.request import fused_moe_env, option_env
 from dsxl.workbook import style
@@ -374,7 +375,7 @@ def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
                         + (" (or blank)" if name in BLANK_ALLOWED else "")))
     cross = [(Expr("plan_mtp_accept") <= 1 + Expr("plan_mtp_draft"), "mtp_accept must be from 1 to 1 + mtp_draft"),
              (either(Expr("COUNTA(plan_ttft_p99_ms)=0"), Expr("plan_ttft_p99_ms") >= Expr("plan_ttft_ms")),
-              "ttft_p99_ms must be at least ttft_ms: a percentile target below the mean cannot hold")]
+              f"ttft_p99_ms must be at least ttft_ms: {BELOW_MEAN}")]
     return input_problems(b, calc, cur, "plan", singles, cross)
 
 

@@ -334,9 +334,7 @@ def narrow_hardware(ws: Any) -> None:
     """The Hardware sheet's columns as narrow as its numbers, headers wrapped on two lines: the catalog prints one
     page across (its sources are a notes block below, not a wide column)."""
     for j in range(1, len(HARDWARE_COLUMNS) + 1):
-        letter = get_column_letter(j)
-        ws.column_dimensions[letter].width = HARDWARE_WIDTHS.get(letter, NARROW_WIDTH)
-    ws.column_dimensions[get_column_letter(len(HARDWARE_COLUMNS))].width = SOURCE_REF_WIDTH
+        ws.column_dimensions[get_column_letter(j)].width = _hardware_width(j)
     for row in ws.iter_rows(max_col=len(HARDWARE_COLUMNS)):
         for c in row:
             if _is_header(c) and isinstance(c.value, str):
@@ -350,14 +348,15 @@ def _wrapped_note(ws: Any, row: int, first: int, last: int) -> None:
     cell = ws.cell(row, first)
     cell.alignment = style.WRAP
     ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
-    width = sum(_hardware_width(get_column_letter(j)) for j in range(first, last + 1))
-    chars = width * 1.0  # characters per line of 11 pt text: a width unit is about 7 pt
-    ws.row_dimensions[row].height = 14.5 * max(1, -(-len(str(cell.value or "")) // int(chars)))
+    chars = int(sum(_hardware_width(j) for j in range(first, last + 1)))  # 11 pt text: a width unit per character
+    ws.row_dimensions[row].height = 14.5 * max(1, -(-len(str(cell.value or "")) // chars))
 
 
-def _hardware_width(letter: str) -> float:
-    return SOURCE_REF_WIDTH if letter == get_column_letter(len(HARDWARE_COLUMNS)) else \
-        HARDWARE_WIDTHS.get(letter, NARROW_WIDTH)
+def _hardware_width(column: int) -> float:
+    """Width of a Hardware column (1-based): the catalog's own, the source reference last, NARROW_WIDTH between."""
+    if column == len(HARDWARE_COLUMNS):
+        return SOURCE_REF_WIDTH
+    return HARDWARE_WIDTHS.get(get_column_letter(column), NARROW_WIDTH)
 
 
 def _prefill_inputs(b: Builder, ws: Any, cur: Cursor, s: Any) -> None:
