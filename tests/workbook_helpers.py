@@ -43,19 +43,24 @@ def set_in_table(wb, range_name, row_key, column, value):
     table_cell(wb, range_name, row_key, column).value = value
 
 
-def edited_copies(src, folder, edits):
+def _edited_cells(wb, names, cells):
+    """(cell, new value) of one edit: named inputs, then named-table cells keyed (range name, row key, column)."""
+    return [(name_cell(wb, n), v) for n, v in names.items()] + [(table_cell(wb, *key), v) for key, v in cells.items()]
+
+
+def edited_copies(src, folder, edits, wb=None):
     """One copy of ``src`` per (named inputs, named-table cells) pair in ``edits``, each with only that edit. The
     cells are found once with openpyxl; each copy is the generated file with those cells' XML replaced (stored
-    uncompressed), so every other byte is what the generator wrote and no copy costs a workbook save."""
-    wb = load_workbook(src)
+    uncompressed), so every other byte is what the generator wrote and no copy costs a workbook save
+    (``wb``: ``src`` already loaded by the caller)."""
+    wb = wb or load_workbook(src)
     with zipfile.ZipFile(src) as z:
         parts = {i.filename: z.read(i) for i in z.infolist()}
     sheet_part = _sheet_parts(parts)
     paths = []
     for i, (names, cells) in enumerate(edits):
-        targets = [name_cell(wb, n) for n in names] + [table_cell(wb, *key) for key in cells]
         copy = dict(parts)
-        for c, v in zip(targets, [*names.values(), *cells.values()]):
+        for c, v in _edited_cells(wb, names, cells):
             part = sheet_part[c.parent.title]
             copy[part] = _set_cell_xml(copy[part].decode("utf-8"), c.coordinate, v).encode("utf-8")
         paths.append(folder / f"edit{i}.xlsx")
@@ -104,23 +109,20 @@ def recalculated_edits(engine, src, folder, edits, range_names):
     wb = load_workbook(src)
     reads = [name_range(wb, n) for n in wb.defined_names if n.startswith(range_names)]
     if engine is libreoffice.convert and libreoffice.uno_python():
-        changes = []
-        for names, cells in edits:
-            targets = [name_cell(wb, n) for n in names] + [table_cell(wb, *key) for key in cells]
-            changes.append([(c.parent.title, c.row, c.column, v)
-                            for c, v in zip(targets, [*names.values(), *cells.values()])])
+        changes = [[(c.parent.title, c.row, c.column, v) for c, v in _edited_cells(wb, names, cells)]
+                   for names, cells in edits]
         values = libreoffice.recalculate_edits(src, changes, [(ws.title, r1, c1, r2, c2)
                                                               for ws, r1, c1, r2, c2 in reads])
         return [RangeValues(wb, reads, v) for v in values]
     if engine is gnumeric.recalc:
         sheets = wb.sheetnames
         books = []
-        for csvs in gnumeric.recalc_to_csv(edited_copies(src, folder, edits), folder / "csv"):
+        for csvs in gnumeric.recalc_to_csv(edited_copies(src, folder, edits, wb), folder / "csv"):
             grids = {sheets[k]: list(csv.reader(open(path, newline="", encoding="utf-8"))) for k, path in enumerate(csvs)}
             books.append(RangeValues(wb, reads, [_csv_block(grids[ws.title], r1, c1, r2, c2)
                                                  for ws, r1, c1, r2, c2 in reads]))
         return books
-    outs = engine(edited_copies(src, folder, edits), folder / "out")
+    outs = engine(edited_copies(src, folder, edits, wb), folder / "out")
     return [load_workbook(o, data_only=True) for o in outs]
 
 
