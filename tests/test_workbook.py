@@ -13,7 +13,7 @@ from dsxl.refined.predict import predict
 from dsxl.refined.validation import validate
 from dsxl.article.tables import WhatIf, compute_tables
 from dsxl.workbook import build_workbook, workbook_bytes
-from dsxl.workbook.libreoffice import convert, soffice
+from dsxl.workbook.libreoffice import convert, soffice, uno_python
 from printed import KNOWN_TYPOS, printed_equal, text_equal
 from workbook_helpers import (assert_tables_equal, blank, error_cells, name_cell, read_table, require_engine,
                               whatif_copies)
@@ -144,7 +144,7 @@ def test_only_portable_functions():
     code = re.sub(r'(&quot;|").*?(&quot;|")', "", " ".join(formulas))  # drop string literals
     used = set(re.findall(r"([A-Z][A-Z0-9.]*)\(", code))
     assert used <= {"IF", "INDEX", "MATCH", "IFERROR", "TEXT", "COUNTA", "COUNTIF", "ABS", "ISNUMBER", "MAX", "MIN",
-                    "INT", "AND", "OR", "NOT", "ISTEXT", "POISSON", "GAMMAINV"}, used
+                    "INT", "AND", "OR", "NOT", "ISTEXT", "POISSON", "GAMMAINV", "NA"}, used
 
 
 def test_inputs_are_named_styled_and_validated():
@@ -177,24 +177,37 @@ def test_failed_build_leaves_the_old_file(tmp_path, monkeypatch):
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
 
 
-def _pdf_pages(pdf):
-    """Each page of a PDF as (its words, the median word height in points), from pdftotext's bounding boxes."""
+def _pdf_words(pdf):
+    """Each page of a PDF as (width, height, its words as (x0, y0, x1, y1, text) in points), from pdftotext."""
     import html
-    import statistics
-    import subprocess
     xml = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     pages = []
-    for body in re.findall(r"<page[^>]*>(.*?)</page>", xml, re.S):
-        boxes = re.findall(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]*)<', body)
-        words = [html.unescape(w) for _, _, w in boxes]
-        pages.append((words, statistics.median(float(b) - float(a) for a, b, _ in boxes) if boxes else 0.0))
+    for m in re.finditer(r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', xml, re.S):
+        words = [(float(a), float(b), float(c), float(d), html.unescape(t)) for a, b, c, d, t in re.findall(
+            r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<', m[3])]
+        pages.append((float(m[1]), float(m[2]), words))
     return pages
 
 
-def test_every_sheet_prints_legibly(tmp_path):
+def _pdf_pages(pdf):
+    """Each page of a PDF as (its words, the median word height in points)."""
+    import statistics
+    return [([w[4] for w in words], statistics.median(w[3] - w[1] for w in words) if words else 0.0)
+            for _, _, words in _pdf_words(pdf)]
+
+
+@pytest.fixture(scope="module")
+def printed_book(tmp_path_factory):
+    """A fresh build and the PDF LibreOffice prints of it."""
+    folder = tmp_path_factory.mktemp("print")
+    path = build_workbook(folder / "book.xlsx")
+    return path, convert([path], folder / "pdf", fmt="pdf")[0]
+
+
+def test_every_sheet_prints_legibly(printed_book):
     """Landscape at a fixed scale of at least 70 %, as measured in the PDF LibreOffice prints (each page's median
     word height against the pages printed at 100 %); no mostly empty page; a bounded page count per sheet."""
-    path = build_workbook(tmp_path / "book.xlsx")
+    path, pdf = printed_book
     wb = load_workbook(path)
     assert wb["xlwings.conf"].sheet_state == "hidden"  # the add-in's settings never print
     sheets = [ws for ws in wb.worksheets if ws.sheet_state == "visible"]
@@ -204,7 +217,6 @@ def test_every_sheet_prints_legibly(tmp_path):
         assert setup.scale >= 70 and ws.print_area, ws.title
     for audit in ("Prefill_chain", "Decode_chain", "Refined_chain", "Planner_grid", "Checks"):  # a first block
         assert "Printed: the first block" in wb[audit]["A2"].value, audit
-    pdf = convert([path], tmp_path / "pdf", fmt="pdf")[0]
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout.splitlines()[2:]
     faces = {line.split()[0].split("+")[-1] for line in fonts}
     assert faces and all(f.startswith(("Carlito", "Calibri")) for f in faces), faces  # no serif fallback
@@ -226,8 +238,64 @@ def test_every_sheet_prints_legibly(tmp_path):
         measured = sorted(h / reference for (words, h), o in zip(pages, owner) if o == ws.title and len(words) >= 60)
         assert measured and abs(measured[len(measured) // 2] - ws.page_setup.scale / 100) <= 0.04, (ws.title, measured)
     counts = {ws.title: owner.count(ws.title) for ws in sheets}
-    assert max(counts.values()) <= 16 and len(pages) <= 62, counts  # Decode: 20 tables, 13 columns wide
-    assert counts["Hardware"] <= 3, counts  # the catalog one page across, its sources a notes block
+    assert max(counts.values()) <= 15 and len(pages) <= 55, counts  # Decode: 20 tables, 13 columns wide
+    assert counts["Hardware"] <= 3 and counts["Constants"] <= 4, counts  # catalogs one page across, sources as notes
+
+
+def _collisions(words):
+    """Pairs of words printed over each other: a wrapped cell too short for its lines prints its last lines over the
+    next row's text (LibreOffice clips them on screen, but the PDF keeps the text under the clip)."""
+    hits, ordered = [], sorted(words)
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            if b[0] >= a[2]:
+                break
+            overlap_x = min(a[2], b[2]) - max(a[0], b[0])
+            overlap_y = min(a[3], b[3]) - max(a[1], b[1])
+            if overlap_x > 1 and overlap_y > 0.3 * min(a[3] - a[1], b[3] - b[1]):
+                hits.append((a[4], b[4]))
+    return hits
+
+
+def test_nothing_is_clipped_in_print(printed_book):
+    """Measured in the PDF: no text printed over other text (a cell too short for its wrapped lines), no word past
+    the right margin, and Start's paragraphs whole within their rows. Measured in LibreOffice's own pagination: no
+    chart crosses a page break."""
+    from dsxl.workbook.libreoffice import print_layout
+    from dsxl.workbook.printing import MARGIN_IN
+    require_engine(uno_python(), "LibreOffice's Python bridge (python3-uno)", module=False)
+    path, pdf = printed_book
+    pages = _pdf_words(pdf)
+    for k, (width, height, words) in enumerate(pages, start=1):
+        assert not _collisions(words), (k, _collisions(words)[:5])
+        past = [w[4] for w in words if w[2] > width - MARGIN_IN * 72 + 1 or w[3] > height]
+        assert not past, (k, past)
+    wb = load_workbook(path)
+    start = wb["Start"]
+    scale = start.page_setup.scale / 100
+    first = pages[0][2] + pages[1][2]
+    paragraphs = [m for m in start.merged_cells.ranges if m.min_row > 2 and len(str(start.cell(m.min_row, m.min_col)
+                                                                                      .value or "")) > 100]
+    assert len(paragraphs) >= 3
+    for m in paragraphs:  # the paragraph's words, in order, lie within its row's printed height
+        text = str(start.cell(m.min_row, m.min_col).value).split()
+        tokens = [w[4] for w in first]
+        at = next(i for i in range(len(tokens)) if tokens[i:i + 4] == text[:4])
+        span = first[at:at + len(text)]
+        assert [w[4] for w in span] == text, m.coord  # every word printed
+        printed_pt = max(w[3] for w in span) - min(w[1] for w in span)
+        assert printed_pt <= start.row_dimensions[m.min_row].height * scale, (m.coord, printed_pt)
+    from openpyxl.utils.cell import range_boundaries
+    for name, sheet in print_layout(path).items():
+        if wb[name].sheet_state != "visible":
+            continue
+        _, _, last_col, last_row = range_boundaries(wb[name].print_area.split("!")[1].replace("$", ""))
+        for chart in sheet["shapes"]:
+            (r1, r2), (c1, c2) = chart["rows"], chart["columns"]
+            assert r2 <= last_row and c2 <= last_col, (name, chart, wb[name].print_area)  # not cut by the print area
+            assert not [b for b in sheet["row_breaks"] if r1 < b <= r2], (name, chart, sheet["row_breaks"])
+            assert not [b for b in sheet["column_breaks"] if c1 < b <= c2], (name, chart, sheet["column_breaks"])
+    assert sum(len(s["shapes"]) for s in print_layout(path).values()) == sum(len(ws._charts) for ws in wb.worksheets)
 
 
 def test_charts_cover_no_cells_with_content():

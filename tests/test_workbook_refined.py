@@ -208,6 +208,28 @@ def _planner_queue_walk(engine, tmp_path):
         assert 0.05 < res["Expected error of this plan (band: the wider of decode's and prefill's)"][0] < 1
 
 
+def _chart_points(wb):
+    """The Planner chart's data as LibreOffice computed it: the candidates' (x, y) rows and the chosen point."""
+    ws, r1, c1, r2, c2 = name_range(wb, "plan_chart_candidates")
+    points = [(ws.cell(r, c1).value, ws.cell(r, c1 + 1).value) for r in range(r1, r2 + 1)]
+    ws, r, c, _, _ = name_range(wb, "plan_chart_chosen")
+    return points, (ws.cell(r, c).value, ws.cell(r, c + 1).value)
+
+
+@pytest.mark.parametrize("book", ["fresh", "edited"])
+def test_planner_chart_leaves_out_what_does_not_fit_and_marks_the_choice(plan_books, book):
+    """A candidate that does not fit is #N/A (a gap in the chart), never a 0 on the axis; the chosen point is the
+    plan's configuration."""
+    points, chosen = _chart_points(plan_books[book])
+    fits = [y for _, y in points if y != "#N/A"]
+    assert 0 < len(fits) and all(isinstance(y, float) and y > 0 for y in fits)
+    if book == "fresh":  # H800 at 20 tokens/s per user: some candidates do not fit in memory
+        assert len(fits) < len(points)
+    res = _table(plan_books[book], "plan_results")
+    assert chosen == (pytest.approx(res["Decode tokens/s per user"][0]), pytest.approx(res["Decode tokens/s per GPU"][0]))
+    assert any(x == pytest.approx(chosen[0]) and y == pytest.approx(chosen[1]) for x, y in points)
+
+
 def test_planner_queue_and_costing_in_libreoffice(tmp_path):
     _planner_queue_walk(convert, tmp_path)
 
@@ -218,6 +240,8 @@ def test_planner_sheet_explains_an_impossible_sla(tmp_path):
     res = _table(out, "plan_results")
     assert res["Feasible"][0] is False and "TPOT SLA binds" in res["Why not (when infeasible)"][0]
     assert error_cells(out) == []
+    points, chosen = _chart_points(out)  # no plan: the candidates left of the SLA line, no chosen point
+    assert chosen == ("#N/A", "#N/A") and all(y == "#N/A" or y > 0 for _, y in points)
 
 
 def test_a_workbook_of_another_model(tmp_path):

@@ -215,8 +215,15 @@ def read_table(wb, table_id):
 
 
 def error_cells(wb):
+    """Every cell holding an error value, but #N/A in a chart's data ranges (CHART_GAPS: a point left out)."""
+    from dsxl.workbook.planner_sheet import CHART_GAPS
+    gaps = set()
+    for name in CHART_GAPS:
+        ws, r1, c1, r2, c2 = name_range(wb, name)
+        gaps |= {(ws.title, r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)}
     return [(ws.title, c.coordinate, c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row
-            if isinstance(c.value, str) and ERROR.match(c.value)]
+            if isinstance(c.value, str) and ERROR.match(c.value)
+            and not (c.value == "#N/A" and (ws.title, c.row, c.column) in gaps)]
 
 
 def blank(x):

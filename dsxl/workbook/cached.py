@@ -195,6 +195,8 @@ class Evaluator:
 
     def call(self, fn: str, args: list[Any], here: str) -> Any:
         ev: Callable[[Any], Any] = lambda a: self.eval(a, here)  # noqa: E731
+        if fn == "NA":  # a chart's gap
+            raise CellError("#N/A")
         if fn == "IF":
             cond = _truth(ev(args[0]))
             return ev(args[1]) if cond else (ev(args[2]) if len(args) > 2 else False)

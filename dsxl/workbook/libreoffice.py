@@ -94,6 +94,16 @@ def recalculate_edits(src: Path, edits: list[list[tuple[str, int, int, object]]]
                                     "reads": [list(r) for r in reads]})["values"]
 
 
+def print_layout(src: Path) -> dict[str, dict[str, list]]:
+    """Each sheet of ``src`` as LibreOffice paginates it: ``row_breaks`` and ``column_breaks`` (the first row or column
+    of every page after the first) and ``shapes`` (each chart's ``rows`` and ``columns``, first and last), all
+    1-based. Needs ``uno_python()``."""
+    exe = soffice()
+    if exe is None or uno_python() is None:
+        raise RuntimeError("reading the print layout needs LibreOffice and its Python bridge (python3-uno)")
+    return _Worker.shared(exe).ask({"op": "layout", "src": str(src)})["sheets"]
+
+
 @functools.cache
 def uno_python() -> str | None:
     """A Python that can import LibreOffice's ``uno`` module, if there is one."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from openpyxl.chart import Reference, ScatterChart, Series
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -29,6 +30,7 @@ from dsxl.inputs.request import fused_moe_env, option_env
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
+from dsxl.workbook.printing import place_chart
 from dsxl.refined.accuracy import rules
 from dsxl.refined.models import cache_bytes
 from dsxl.workbook.refined_sheets import _constant, _gpu_env, band_cells
@@ -311,7 +313,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     ws.column_dimensions["A"].width = 48
     ws.column_dimensions["C"].width = 26
     _day6(b, ws, Cursor(k + 2), col)
-    _chart(b, ws, grid_ws, decode, column, cur.row + 2)
+    _chart(b, ws, grid_ws, grid_cur, decode, column, cur.row + 2, (cells["decode_user"], cells["decode_tps"]))
     return cells
 
 
@@ -469,33 +471,67 @@ def _day6(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
                           "also sizes the day's traffic and says why it needs fewer nodes.").font = style.NOTE_FONT
 
 
-def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, top_row: int) -> None:
-    """Every decode candidate that fits: tokens/s per GPU against tokens/s per user, with the SLA line; under the
-    inputs from ``top_row`` (its own cells, nothing beneath it), the SLA line's two points below it."""
+# Ranges whose cells are #N/A by design: a chart leaves such a point out (Excel, LibreOffice and Google Sheets alike),
+# where a zero or a blank would plot at the axis
+CHART_GAPS = ("plan_chart_candidates", "plan_chart_chosen")
+
+
+def _chart(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, decode: list[Scope], column: Any, top_row: int,
+           chosen: tuple[Expr, Expr]) -> None:
+    """Every decode candidate that fits: tokens/s per GPU against tokens/s per user, the chosen one as a distinct
+    point, with the SLA line; under the inputs from ``top_row`` (its own cells, nothing beneath it), the SLA line's
+    two points below it. The candidates' chart data is on Planner_grid (#N/A where a candidate does not fit)."""
     first = b.cells[decode[0].key]
     last = b.cells[decode[-1].key]
 
     def ref_range(q: str) -> tuple[int, int, int]:
         c1 = first[q].text.split("!")[1].replace("$", "")
         c2 = last[q].text.split("!")[1].replace("$", "")
-        from openpyxl.utils.cell import coordinate_from_string, column_index_from_string
         (l1, r1), (_, r2) = coordinate_from_string(c1), coordinate_from_string(c2)
         return column_index_from_string(l1), r1, r2
+
+    xc, r1, r2 = ref_range("tokens_per_s_per_user")
+    yc, _, _ = ref_range("tps_if_fits")
+    b.heading(grid_ws, grid_cur, "Chart data: decode candidates that fit (the Planner's chart)",
+              "A candidate that does not fit holds #N/A, which the chart leaves out. The last row is the chosen one.")
+    top = grid_cur.row
+    for j, h in enumerate(("tokens/s per user", "tokens/s per GPU")):
+        b._header_cell(grid_ws, top, 1 + j, h)
+    for i, r in enumerate(range(r1, r2 + 1), start=1):
+        x, y = ref(grid_ws, r, xc), ref(grid_ws, r, yc)
+        b.write(grid_ws, top + i, 1, x, "0.0")
+        b.write(grid_ws, top + i, 2, where(y > 0, y, Expr("NA()")), "#,##0")
+    n = r2 - r1 + 1
+    b.define("plan_chart_candidates", span(grid_ws, top + 1, 1, top + n, 2))
+    pick_row = top + n + 1
+    grid_cur.row = pick_row
+    plotted = Expr(f"AND(ISNUMBER({chosen[0].text}),ISNUMBER({chosen[1].text}))")
+    grid_ws.cell(pick_row, 3, "chosen").font = style.NOTE_FONT
+    for j, value in enumerate(chosen):
+        b.write(grid_ws, pick_row, 1 + j, where(plotted, value, Expr("NA()")), "0.0" if j == 0 else "#,##0")
+    b.define("plan_chart_chosen", span(grid_ws, pick_row, 1, pick_row, 2))
+    grid_cur.row = pick_row + 2
 
     chart = ScatterChart()
     chart.title = "Decode candidates: throughput vs speed per user"
     chart.x_axis.title = "output tokens/s per user"
     chart.y_axis.title = "output tokens/s per GPU"
-    xc, r1, r2 = ref_range("tokens_per_s_per_user")
-    yc, _, _ = ref_range("tps_if_fits")
-    series = Series(Reference(grid_ws, min_col=yc, min_row=r1, max_row=r2),
-                    Reference(grid_ws, min_col=xc, min_row=r1, max_row=r2), title="candidates (0 = does not fit)")
+    series = Series(Reference(grid_ws, min_col=2, min_row=top + 1, max_row=top + n),
+                    Reference(grid_ws, min_col=1, min_row=top + 1, max_row=top + n), title="candidates that fit")
     series.marker.symbol = "circle"
     series.marker.size = 6
     series.marker.graphicalProperties.solidFill = "1F77B4"
     series.marker.graphicalProperties.line.solidFill = "1F77B4"
     series.graphicalProperties.line.noFill = True
     chart.series.append(series)
+    pick = Series(Reference(grid_ws, min_col=2, min_row=pick_row, max_row=pick_row),
+                  Reference(grid_ws, min_col=1, min_row=pick_row, max_row=pick_row), title="chosen")
+    pick.marker.symbol = "diamond"
+    pick.marker.size = 14
+    pick.marker.graphicalProperties.solidFill = "FF7F0E"
+    pick.marker.graphicalProperties.line.solidFill = "000000"
+    pick.graphicalProperties.line.noFill = True
+    chart.series.append(pick)
     # the SLA: a vertical line at 1000 / tpot_ms tokens/s per user, from 0 to the best candidate
     anchor_col = 1
     top = top_row + 24  # below the chart (11 cm, about 21 rows)
@@ -513,7 +549,7 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, decode: list[Scope], column: Any, 
     chart.y_axis.delete = False
     style.axis_format(chart.x_axis, "#,##0")
     style.axis_format(chart.y_axis, "#,##0")
-    chart.height, chart.width = 11, 20
+    chart.height, chart.width = 11, 18  # within columns A-D, the first printed page's
     chart.legend.position = "b"
-    ws.add_chart(chart, f"A{top_row}")
+    place_chart(ws, chart, f"A{top_row}")
     ws.row_breaks.append(Break(id=top_row - 1))  # the chart prints on a page of its own, never cut

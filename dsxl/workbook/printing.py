@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from copy import copy
-from typing import Any
+from typing import Any, Callable
 
 from openpyxl.styles import Alignment
 from openpyxl.utils import get_column_letter
+from openpyxl.drawing.spreadsheet_drawing import AnchorMarker, OneCellAnchor
+from openpyxl.drawing.xdr import XDRPositiveSize2D
 from openpyxl.utils.cell import coordinate_to_tuple
+from openpyxl.utils.units import cm_to_EMU
 from openpyxl.worksheet.pagebreak import Break, ColBreak
 from openpyxl.worksheet.page import PageMargins
 
@@ -53,16 +56,33 @@ def _used_columns(ws: Any, last_row: int) -> list[bool]:
     return used
 
 
+SHEET_PT_PER_CHARACTER = 5.55  # a column's width on LibreOffice's sheet, where charts are placed (measured through UNO)
+INSET_CM = 0.1  # a chart starts this far inside its anchor cell: its frame never lies on a column A that repeats
+
+
+def place_chart(ws: Any, chart: Any, cell: str) -> None:
+    """Add ``chart`` at ``cell``, inset by :data:`INSET_CM`: at offset 0 LibreOffice paints the frame's left edge
+    in the previous column, so a repeated column A would print a sliver of it on every later page."""
+    row, col = coordinate_to_tuple(cell)
+    inset = cm_to_EMU(INSET_CM)
+    chart.width, chart.height = chart.width - INSET_CM, chart.height - INSET_CM  # the same footprint as at offset 0
+    chart.anchor = OneCellAnchor(_from=AnchorMarker(col=col - 1, colOff=inset, row=row - 1, rowOff=inset),
+                                 ext=XDRPositiveSize2D(cm_to_EMU(chart.width), cm_to_EMU(chart.height)))
+    ws.add_chart(chart)
+
+
 def chart_footprint(ws: Any, chart: Any) -> tuple[range, range]:
-    """The rows and columns (1-based) a chart covers: from its anchor, its width over the columns' printed widths
-    and its height over the rows' heights."""
+    """The rows and columns (1-based) a chart covers: from its anchor, its width over the columns' widths on the
+    sheet (not as printed: a chart is sized in centimetres on the sheet) and its height over the rows' heights."""
     anchor = chart.anchor  # "A26" until saved, an anchor object after loading
     row, col = coordinate_to_tuple(anchor) if isinstance(anchor, str) else (anchor._from.row + 1, anchor._from.col + 1)
-    end_col, width = col, chart.width * CM_PT
+    inset = 0.0 if isinstance(anchor, str) else anchor._from.colOff / cm_to_EMU(1) * CM_PT
+    end_col, width = col, chart.width * CM_PT + inset
     while width > 0:
-        width -= column_pt(ws.column_dimensions[get_column_letter(end_col)].width)
+        width -= (ws.column_dimensions[get_column_letter(end_col)].width or DEFAULT_WIDTH) * SHEET_PT_PER_CHARACTER
         end_col += 1
-    end_row, height = row, chart.height * CM_PT
+    end_row, height = row, chart.height * CM_PT + (0.0 if isinstance(anchor, str)
+                                                   else anchor._from.rowOff / cm_to_EMU(1) * CM_PT)
     while height > 0:
         height -= ws.row_dimensions[end_row].height or DEFAULT_ROW_PT
         end_row += 1
@@ -132,6 +152,18 @@ def _fit_wrapped_rows(ws: Any, widths: list[float], last_row: int) -> None:
                 lines = max(lines, math.ceil(_text_pt(cell) / (widths[cell.column - 1] - 4)))
         if lines:
             ws.row_dimensions[r].height = max(15, lines * 14.5)
+
+
+def wrapped_note(ws: Any, row: int, first: int, last: int, width: Callable[[int], float] | None = None) -> None:
+    """Text at (row, first) wrapped in a merge to column ``last``, the row as tall as its lines (counted on the
+    generous side, so no line is cut). ``width`` gives a column's width in characters when the sheet's own are set
+    later."""
+    cell = ws.cell(row, first)
+    cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+    width = width or (lambda j: ws.column_dimensions[get_column_letter(j)].width)
+    span_pt = sum(column_pt(width(j)) for j in range(first, last + 1)) - 4
+    ws.row_dimensions[row].height = 14.5 * max(1, math.ceil(_text_pt(cell) / span_pt))
 
 
 def _merged(ws: Any) -> set[tuple[int, int]]:

@@ -28,6 +28,7 @@ from dsxl.refined.calibrated import near_band
 from dsxl.refined.validation import relative_error, validate
 from dsxl.workbook import style
 from dsxl.workbook.builder import TABLES_OK, Builder, Cursor, ref, span
+from dsxl.workbook.printing import wrapped_note
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
 
 GPU_KEY = Key("predict_gpu")
@@ -37,16 +38,19 @@ ENGINE_FLAGS = {"tbo": "micro_batch_overlap"}
 
 
 def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, str]]:
-    """The constants table; returns name -> (its row range, the generations header range)."""
+    """The constants table, its sources a notes block below it (each row refers to its note as [k], so the table
+    prints one page across); returns name -> (its row range, the generations header range)."""
     gens = generations()
     b.heading(ws, cur, "Refined-model constants by GPU generation (named range 'refined_constants')",
               "Blue cells are inputs: edit one and Predict and Validation follow. Each value comes from kernel "
-              "measurements (source column); generations without data inherit Hopper's and say so.")
+              "measurements ([k]: its source, in the notes below); generations without data inherit Hopper's and "
+              "say so.")
     top = cur.row
-    heads = ["constant", "unit", *gens, "source (Hopper value)", "other generations"]
+    heads = ["constant", "unit", *gens, "source"]
     for j, h in enumerate(heads, start=1):
         b._header_cell(ws, top, j, h)
     rows: dict[str, tuple[str, str]] = {}
+    notes: list[str] = []
     header = span(ws, top, 3, top, 2 + len(gens))
     for i, (name, c) in enumerate(load_refined().items()):
         r = top + 1 + i
@@ -55,21 +59,30 @@ def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, st
         for j, g in enumerate(gens):
             ws.cell(r, 3 + j, c.values[g])
             b.mark_input(ws, r, 3 + j, constant_range(name), f"refined_constant_{name}", f"{name} ({g})")
-        ws.cell(r, 3 + len(gens), c.sources["hopper"]).alignment = style.WRAP
+        ws.cell(r, 3 + len(gens), f"[{i + 1}]").font = style.NOTE_FONT
         own: dict[str, list[str]] = {}  # each distinct source once, with the generations it serves
         for g in gens[1:]:
             if c.sources[g] != c.sources["hopper"] and not c.sources[g].startswith("as Hopper"):
                 own.setdefault(c.sources[g], []).append(g)
         others = "; ".join(f"{', '.join(g)}: {text}" for text, g in own.items())
-        ws.cell(r, 4 + len(gens), others or "as Hopper (no kernel data)").alignment = style.WRAP
+        notes.append(f"{name}. Hopper: {c.sources['hopper']} Other generations: "
+                     + (others or "as Hopper (no kernel data)."))
         rows[name] = (span(ws, r, 3, r, 2 + len(gens)), header)
     bottom = top + len(rows)
-    b.define("refined_constants", span(ws, top, 1, bottom, 4 + len(gens)))
-    ws.column_dimensions["A"].width = 28
-    ws.column_dimensions["B"].width = 26
-    ws.column_dimensions[get_column_letter(3 + len(gens))].width = 90
-    ws.column_dimensions[get_column_letter(4 + len(gens))].width = 60
+    b.define("refined_constants", span(ws, top, 1, bottom, 3 + len(gens)))
+    ws.column_dimensions["A"].width = 26
+    ws.column_dimensions["B"].width = 36  # the table one page across at 75 %; the generations and reference 14 each
+    for j in range(3, 4 + len(gens)):
+        ws.column_dimensions[get_column_letter(j)].width = 14
     cur.row = bottom + 2
+    b.heading(ws, cur, "Sources of the constants", "Reference [k] is the table's row k.")
+    for i, text in enumerate(notes):
+        ws.cell(cur.row, 1, f"[{i + 1}]").font = style.LABEL_FONT
+        ws.cell(cur.row, 1).alignment = style.TOP
+        ws.cell(cur.row, 2, text)
+        wrapped_note(ws, cur.row, 2, 3 + len(gens))
+        cur.row += 1
+    cur.row += 1
     return rows
 
 
@@ -420,8 +433,7 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     top = cur.row
     errors: dict[str, Expr] = {}
     heads = ("Measurement", "Measured (unit per row)", "Refined", "Article", "Refined error", "Article error",
-             "Leave-one-out error", "Role", "Phase", "GPU", "What was measured", "Assumed where the source is silent",
-             "Source")
+             "Leave-one-out error", "Role", "Phase", "GPU", "What was measured")
     for j, h in enumerate(heads, start=1):
         b._header_cell(ws, top, j, h)
     ok = both(REFINED_OK, TABLES_OK)  # both chains read the shared sheets
@@ -446,18 +458,26 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             ws.cell(r, 7, v["loo_error"]).number_format = "+0.0%;-0.0%"
         else:
             ws.cell(r, 7, "sanity row").font = style.NOTE_FONT
-        for j, key in enumerate(("role", "phase", "gpu", "metric", "assumed", "source"), start=8):
+        for j, key in enumerate(("role", "phase", "gpu", "metric"), start=8):
             ws.cell(r, j, v[key]).alignment = style.WRAP
-        ws.row_dimensions[r].height = 64  # the wrapped source text
         for j in range(1, 8):
             ws.cell(r, j).alignment = style.TOP
     bottom = top + len(results)
     b.define("tbl_validation", span(ws, top, 1, bottom, 7))
-    for col, width in zip("ABCDEFGHIJKLM", (16, 30, 30, 30, 13, 13, 13, 12, 9, 8, 30, 40, 70)):
+    for col, width in zip("ABCDEFGHIJK", (16, 30, 30, 30, 13, 13, 13, 12, 9, 8, 30)):
         ws.column_dimensions[col].width = width
     ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
                            "assume. Both columns use the same GPU catalog and model inputs as the rest of the "
                            "workbook.").font = style.NOTE_FONT
+    cur.row = bottom + 4
+    b.heading(ws, cur, "Where each measurement comes from", "Its source, then what the model assumes where the "
+                                                            "source is silent.")
+    for v in results:  # a notes block within the first printed page's columns, so the table rows stay one line
+        ws.cell(cur.row, 1, f"[{v['id']}]").font = style.LABEL_FONT
+        ws.cell(cur.row, 1).alignment = style.TOP
+        ws.cell(cur.row, 2, f"Source: {v['source']} Assumed: {v['assumed']}")
+        wrapped_note(ws, cur.row, 2, 5)
+        cur.row += 1
     return errors
 
 

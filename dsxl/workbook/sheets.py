@@ -22,7 +22,7 @@ from dsxl.inputs.rules import BATCH, GPU_RANGES, GPU_UNITS
 from dsxl.workbook import style
 from dsxl.workbook.builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import problems_cell, shared_input_checks
-from dsxl.workbook.printing import first_page_columns, lay_out
+from dsxl.workbook.printing import first_page_columns, lay_out, place_chart, wrapped_note
 from dsxl.workbook.planner_sheet import planner_sheet
 from dsxl.workbook.refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
 from dsxl.inputs.rules import EP_SIZE
@@ -310,7 +310,7 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
         for j, col in enumerate(cols, start=1):
             ws.cell(dtop + 1 + i, j, row[col])
             b.datasheet_cells[name][col] = ref(ws, dtop + 1 + i, j)
-        _wrapped_note(ws, dtop + 1 + i, len(cols), len(HARDWARE_COLUMNS))
+        wrapped_note(ws, dtop + 1 + i, len(cols), len(HARDWARE_COLUMNS), _hardware_width)
     cur.row = dtop + len(catalog.datasheets) + 2
 
     b.heading(ws, cur, "Sources of the catalog rows",
@@ -320,7 +320,7 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
         ws.cell(cur.row, 1).alignment = style.TOP
         ws.cell(cur.row, 2, g.source)
         b.mark_input(ws, cur.row, 2, None, "hw_source")
-        _wrapped_note(ws, cur.row, 2, len(HARDWARE_COLUMNS))
+        wrapped_note(ws, cur.row, 2, len(HARDWARE_COLUMNS), _hardware_width)
         cur.row += 1
     cur.row += 1
 
@@ -340,16 +340,6 @@ def narrow_hardware(ws: Any) -> None:
             if _is_header(c) and isinstance(c.value, str):
                 c.alignment = style.HEADER_WRAP
                 ws.row_dimensions[c.row].height = 30
-
-
-def _wrapped_note(ws: Any, row: int, first: int, last: int) -> None:
-    """Text at (row, first) wrapped in a merge to column ``last``, the row as tall as its lines, counted on the
-    generous side so no line is cut."""
-    cell = ws.cell(row, first)
-    cell.alignment = style.WRAP
-    ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
-    chars = int(sum(_hardware_width(j) for j in range(first, last + 1)))  # 11 pt text: a width unit per character
-    ws.row_dimensions[row].height = 14.5 * max(1, -(-len(str(cell.value or "")) // chars))
 
 
 def _hardware_width(column: int) -> float:
@@ -489,7 +479,7 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
     chart.height, chart.width = 10, 11  # within the columns of the chart data's page: no page break crosses it
     chart.legend.position = "b"
     c.row = top + n + 2
-    dec.add_chart(chart, f"B{c.row}")  # below everything, clear of column A (it repeats on every printed page)
+    place_chart(dec, chart, f"B{c.row}")  # below everything, clear of column A (it repeats on every printed page)
     c.row += 20
 
     pre = ws["Prefill"]
@@ -512,7 +502,7 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         pc.row = dtop + 10
         bar = BarChart()
         bar.type = "bar"
-        bar.title = "Prefill time per component over all layers (ms), first deployment"
+        bar.title = "Prefill time per component, first deployment (ms)"
         bar.y_axis.title = "ms (per-layer time x layers)"
         data = Reference(pre, min_col=2, max_col=1 + gcols, min_row=dtop, max_row=dtop + 7)
         cats = Reference(pre, min_col=1, min_row=dtop + 1, max_row=dtop + 7)
@@ -523,8 +513,9 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
         bar.x_axis.delete = False
         bar.y_axis.delete = False
         style.axis_format(bar.y_axis, "#,##0")
-        bar.height, bar.width = 10, 18
-        pre.add_chart(bar, f"B{pc.row}")  # below everything, clear of column A (it may repeat on printed pages)
+        bar.height, bar.width = 10, 14  # within columns B-F, the table's width: the sheet prints one page across
+        bar.legend.position = "b"
+        place_chart(pre, bar, f"B{pc.row}")  # below everything, clear of column A (it may repeat on printed pages)
         pc.row += 22
 
 

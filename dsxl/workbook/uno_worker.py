@@ -9,6 +9,8 @@ and answers each with one JSON line on stdout:
 - ``{"op": "edits", "src": ..., "edits": [[[sheet, row, column, value], ...], ...], "reads": [[sheet, r1, c1, r2,
   c2], ...]}``: load ``src`` once; for each edit set the cells, recalculate, read every range, and undo the edit.
   Rows and columns count from 1, as in openpyxl. An error value reads as its text (``#DIV/0!``, ``Err:502``).
+- ``{"op": "layout", "src": ...}``: each sheet's page breaks as LibreOffice prints them (the first row and column of
+  every page after the first) and each drawing's (chart's) first and last row and column, all counted from 1.
 
 Starting soffice and loading the workbook take seconds; an edit and its recalculation take milliseconds, which is
 why the tests' input walks run here rather than one ``soffice --convert-to`` per edited copy.
@@ -18,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -130,6 +133,46 @@ def edits(desktop, src, edit_list, reads):
         doc.close(True)
 
 
+def _index(starts, position):
+    """The 1-based index of the row or column whose span holds ``position`` (``starts``: their first points)."""
+    lo, hi = 0, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if starts[mid] <= position:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo + 1
+
+
+def layout(desktop, src):
+    doc = load(desktop, src)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:  # printing lays the pages out: the breaks are the printed ones
+            doc.storeToURL((Path(tmp) / "layout.pdf").as_uri(), (prop("FilterName", FILTERS["pdf"]),))
+        sheets = {}
+        for sheet in doc.Sheets:
+            used = sheet.createCursor()
+            used.gotoEndOfUsedArea(False)
+            last_row, last_col = used.RangeAddress.EndRow + 40, used.RangeAddress.EndColumn + 20
+            tops = [sheet.getCellByPosition(0, r).Position.Y for r in range(last_row + 1)]
+            lefts = [sheet.getCellByPosition(c, 0).Position.X for c in range(last_col + 1)]
+            shapes = []
+            for i in range(sheet.DrawPage.Count):
+                shape = sheet.DrawPage.getByIndex(i)
+                if not shape.supportsService("com.sun.star.drawing.OLE2Shape"):  # comments' captions
+                    continue
+                pos, size = shape.Position, shape.Size
+                shapes.append({"rows": [_index(tops, pos.Y), _index(tops, pos.Y + size.Height - 1)],
+                               "columns": [_index(lefts, pos.X), _index(lefts, pos.X + size.Width - 1)]})
+            sheets[sheet.Name] = {"row_breaks": [b.Position + 1 for b in sheet.getRowPageBreaks() if b.Position],
+                                  "column_breaks": [b.Position + 1 for b in sheet.getColumnPageBreaks() if b.Position],
+                                  "shapes": shapes}
+        return {"sheets": sheets}
+    finally:
+        doc.close(True)
+
+
 def main():
     soffice, profile = sys.argv[1], sys.argv[2]
     proc, desktop = start(soffice, profile)
@@ -139,6 +182,8 @@ def main():
             try:
                 if request["op"] == "convert":
                     answer = convert(desktop, request["inputs"], request["out_dir"], request["fmt"])
+                elif request["op"] == "layout":
+                    answer = layout(desktop, request["src"])
                 else:
                     answer = edits(desktop, request["src"], request["edits"], request["reads"])
             except Exception as exc:  # reported to the caller, who raises it
