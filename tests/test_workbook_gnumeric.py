@@ -50,13 +50,17 @@ def test_planner_queue_and_costing_in_gnumeric(tmp_path):
 
 
 def test_predict_sheet_with_engine_moe_tp_and_band_in_gnumeric(books):
-    """One sequence on 8 B200 (attention TP8, MoE EP2 x TP4, TensorRT-LLM): the same numbers as Python."""
+    """One sequence on 8 B200 (attention TP8, MoE EP2 x TP4, TensorRT-LLM), and four requests in flight aggregated:
+    the same numbers as Python."""
+    from test_workbook_refined import _python
     ws, r1, c1, r2, c2 = name_range(books["deploy"], "predict_results")
     res = {ws.cell(r, c1).value: ws.cell(r, c1 + 1).value for r in range(r1 + 1, r2 + 1)}
-    opts = {k.removeprefix("predict_"): v for k, v in DEPLOY_EDIT.items() if k != "predict_gpu"}
-    d = predict("decode", "B200", **{k: v for k, v in opts.items() if k not in ("tokens_per_gpu", "prompt_len")})
+    d, _, a = _python(DEPLOY_EDIT)
     assert math.isclose(res["Decode tokens/s per user"], d["tokens_per_s_per_user"], rel_tol=1e-9)
     assert math.isclose(res["Decode expected error (band)"], d["accuracy"]["band"], rel_tol=1e-9)
+    assert math.isclose(res["Aggregated output tokens/s per GPU"], a["output_tokens_per_s_per_gpu"], rel_tol=1e-9)
+    assert math.isclose(res["Aggregated TTFT"], a["ttft_ms"], rel_tol=1e-9)
+    assert math.isclose(res["Aggregated expected error (band)"], a["accuracy"]["band"], rel_tol=1e-9)
     assert error_cells(books["deploy"]) == []
 
 

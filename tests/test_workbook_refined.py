@@ -23,9 +23,14 @@ PLANNER_EDIT = {"predict_gpu": "B200", "predict_ep": 64, "predict_batch": 48, "p
 # deployments engines run: one sequence on 8 B200 (attention TP8, MoE EP2 x TP4, TensorRT-LLM); wide EP72 on vLLM
 DEPLOY_EDIT = {"predict_gpu": "B200", "predict_ep": 2, "predict_moe_tp": 4, "predict_attn_tp": 8, "predict_batch": 1,
                "predict_kv_len": 2000, "predict_engine": "trtllm", "predict_tbo": False, "predict_moe_dtype": "fp4",
-               "predict_attn_dtype": "bf16", "predict_tokens_per_gpu": 4096, "predict_prompt_len": 1024}
+               "predict_attn_dtype": "bf16", "predict_tokens_per_gpu": 4096, "predict_prompt_len": 1024,
+               "predict_concurrency": 4, "predict_input_len": 1024, "predict_output_len": 2000}
 WIDE_EDIT = {"predict_gpu": "H100_SXM", "predict_ep": 72, "predict_batch": 256, "predict_kv_len": 2000,
-             "predict_engine": "vllm", "predict_mtp_draft": 1, "predict_mtp_accept": 1.8}
+             "predict_engine": "vllm", "predict_mtp_draft": 1, "predict_mtp_accept": 1.8, "predict_concurrency": 4608,
+             "predict_input_len": 2000, "predict_output_len": 1000, "predict_max_num_tokens": 8192}
+# single-node TP8: no expert all-to-all, so two-batch overlap asked for runs off, with a note
+TP8_EDIT = {"predict_gpu": "H200", "predict_ep": 1, "predict_moe_tp": 8, "predict_attn_tp": 8, "predict_batch": 64,
+            "predict_tbo": True, "predict_tokens_per_gpu": 2048, "predict_prompt_len": 2048, "predict_concurrency": 64}
 CATALOG = load_catalog()
 CONSTANT_EDIT = {("gemm_flops_eff", "hopper"): 0.6, ("a2a_ll_latency_us", "hopper"): 40}
 
@@ -39,7 +44,8 @@ def books(tmp_path_factory):
                                                                   for (name, gen), value in CONSTANT_EDIT.items()})
     deploy = apply_edits(fresh, src / "deploy.xlsx", DEPLOY_EDIT)
     wide = apply_edits(fresh, src / "wide.xlsx", WIDE_EDIT)
-    outs = convert([fresh, planner, constants, deploy, wide], tmp_path_factory.mktemp("lo"))
+    tp8 = apply_edits(fresh, src / "tp8.xlsx", TP8_EDIT)
+    outs = convert([fresh, planner, constants, deploy, wide, tp8], tmp_path_factory.mktemp("lo"))
     return {p.stem: load_workbook(p, data_only=True) for p in outs}
 
 
@@ -78,20 +84,26 @@ def _python(edit):
     gpu = edit.get("predict_gpu", "H800")
     common = {k: opts[k] for k in ("ep", "attn_tp", "moe_tp", "engine", "tbo", "attn_dtype", "kv_dtype", "moe_dtype",
                                    "imbalance", "redundant_experts") if k in opts}
-    d = predict("decode", gpu, **common, **{k: opts[k] for k in ("batch", "kv_len", "mtp_draft", "mtp_accept")})
-    p = predict("prefill", gpu, **common, **{k: opts[k] for k in ("tokens_per_gpu", "prompt_len", "cache_hit")})
-    return d, p
+    d = predict("decode", gpu, **common, **{k: opts[k] for k in ("batch", "kv_len", "mtp_draft", "mtp_accept")
+                                            if k in opts})
+    p = predict("prefill", gpu, **common, **{k: opts[k] for k in ("tokens_per_gpu", "prompt_len", "cache_hit")
+                                             if k in opts})
+    a = predict("aggregated", gpu, **common, **{k: opts[k] for k in ("concurrency", "input_len", "output_len",
+                                                                     "cache_hit", "mtp_draft", "mtp_accept",
+                                                                     "max_num_tokens") if k in opts})
+    return d, p, a
 
 
-@pytest.mark.parametrize("book", ["fresh", "planner", "deploy", "wide"])
+@pytest.mark.parametrize("book", ["fresh", "planner", "deploy", "wide", "tp8"])
 def test_predict_sheet_equals_dsxl_predict(books, book):
+    from dsxl.workbook.refined_sheets import PREDICT_AGGREGATED
     edit = {"predict_ep": 128, "predict_batch": 128, "predict_kv_len": 4096, "predict_tokens_per_gpu": 16384,
             "predict_prompt_len": 4096, "predict_mtp_draft": 0, "predict_mtp_accept": 1,
             "predict_attn_dtype": "fp8", "predict_kv_dtype": "fp8", "predict_moe_dtype": "fp8", "predict_imbalance": 1,
             "predict_redundant_experts": "auto", "predict_cache_hit": 0, "predict_attn_tp": 1, "predict_moe_tp": 1,
-            "predict_engine": "sglang", "predict_tbo": True}
-    edit.update({"planner": PLANNER_EDIT, "deploy": DEPLOY_EDIT, "wide": WIDE_EDIT}.get(book, {}))
-    d, p = _python(edit)
+            "predict_engine": "sglang", "predict_tbo": True, **{f"predict_{k}": v for k, v in PREDICT_AGGREGATED.items()}}
+    edit.update({"planner": PLANNER_EDIT, "deploy": DEPLOY_EDIT, "wide": WIDE_EDIT, "tp8": TP8_EDIT}.get(book, {}))
+    d, p, a = _python(edit)
     res = _table(books[book], "predict_results")
     assert _close(res["Decode TPOT"][0], d["tpot_ms"])
     assert _close(res["Decode tokens/s per GPU"][0], d["tokens_per_s_per_gpu"])
@@ -103,12 +115,21 @@ def test_predict_sheet_equals_dsxl_predict(books, book):
     assert _close(res["Prefill TTFT"][0], p["ttft_ms"])
     assert _close(res["Decode expected error (band)"][0], d["accuracy"]["band"])
     assert _close(res["Prefill expected error (band)"][0], p["accuracy"]["band"])
+    # aggregated serving at the concurrency (Little's law rounds, as dsxl predict aggregated --concurrency)
+    for label, key in (("Aggregated output tokens/s per GPU", "output_tokens_per_s_per_gpu"),
+                       ("Aggregated TPOT", "tpot_ms"), ("Aggregated TTFT", "ttft_ms"),
+                       ("Aggregated mean decoding batch", "decoding_batch")):
+        assert _close(res[label][0], a[key]), label
+    assert _close(res["Aggregated expected error (band)"][0], a["accuracy"]["band"])
+    notes = [f"{phase}: {n}" for phase, r in (("decode", d), ("prefill", p)) for n in r["notes"]]
+    assert res["Overlap notes"][0] == ("; ".join(notes) + "; " if notes else "none")
+    assert bool(notes) == (book == "tp8")  # the TP8 shape has no all-to-all: TBO is echoed off, with why
     parts = _table(books[book], "predict_breakdown")
     assert _close(parts["routed experts"][0], d["breakdown"]["per_layer_ms"]["routed_experts"])
     assert _close(parts["combine"][1], p["breakdown"]["per_layer_ms"]["combine"])
 
 
-@pytest.mark.parametrize("book", ["fresh", "planner", "constants"])
+@pytest.mark.parametrize("book", ["fresh", "planner", "constants", "wide", "tp8"])
 def test_no_error_cells(books, book):
     assert error_cells(books[book]) == []
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dsxl.core.expr import both, divides, either, eq
+from dsxl.core.expr import Expr, both, divides, either, eq, where
 
 from dsxl.data.catalog import (ENGINE_NUMBERS, FUSED_MOE_TOKENS, GPU, ModelArgs, default_engine, load_catalog,
                                load_engines, load_fused_moe, load_refined)
@@ -340,8 +340,11 @@ def option_env(opts: dict[str, Any]) -> dict[str, Any]:
             env[name] = value
     env.setdefault("mtp_draft", 0)  # prefill: the MTP module is neither loaded nor run
     env.setdefault("sbo", False)
-    if isinstance(env.get("max_num_tokens"), str):  # auto: the engine's own budget
+    budget = env.get("max_num_tokens")
+    if isinstance(budget, str):  # auto: the engine's own budget
         env["max_num_tokens"] = env["prefill_chunk_tokens"]
+    elif isinstance(budget, Expr):  # a workbook cell: "auto" or a number
+        env["max_num_tokens"] = where(eq(budget, "auto"), env["prefill_chunk_tokens"], budget)
     env.setdefault("moe_token_share", 1)  # aggregated serving: a prompt piece on one rank spreads over the group
     return env
 

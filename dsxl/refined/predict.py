@@ -15,6 +15,7 @@ from dsxl.data.catalog import GPU, ModelArgs, load_catalog
 from dsxl.chains import refined as refined_chain
 from dsxl.physics.attention import mean_decode_context
 from dsxl.chains.aggregated import run_aggregated
+from dsxl.physics.admission import dp_ranks
 from dsxl.chains.step import run
 from dsxl.physics.serving import per_step
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
@@ -177,6 +178,9 @@ def _profile_constants(profile: dict[str, Any], gpu: Any, engine: str) -> dict[s
     return {k: v for k, v in each[0].items() if all(e.get(k) == v for e in each)}
 
 
+NO_ALL_TO_ALL = "there is no expert all-to-all to hide (attention TP covers the instance; only an all-reduce follows)"
+
+
 def _overlap_notes(q: dict[str, Any], opts: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
     """TBO or SBO asked for where it cannot act runs off: echo it as off and say why (not an error)."""
     notes = []
@@ -187,7 +191,7 @@ def _overlap_notes(q: dict[str, Any], opts: dict[str, Any], inputs: dict[str, An
             continue
         inputs[flag] = False
         if q["a2a_ranks"] <= 1:
-            why = "there is no expert all-to-all to hide (attention TP covers the instance; only an all-reduce follows)"
+            why = NO_ALL_TO_ALL
         else:
             why = (f"{q['overlap_rank_tokens']:g} tokens per attention rank per step are below {opts['engine']}'s "
                    f"minimum of {q[minimum]:g} for two micro-batches")
@@ -225,15 +229,18 @@ def quantities(phase: str, gpu: Any, model: str | ModelArgs | None = None, const
     return run(decode_steps if phase == "decode" else prefill_steps, env)
 
 
+CONCURRENCY_ROUNDS = 4  # fixed-point rounds of Little's law before the final run (the workbook writes as many)
+
+
 def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any] | None, decode_steps: list[Any],
                 prefill_steps: list[Any]) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
     """Prefill and decode on the same GPUs, as engines admit prompts (:mod:`dsxl.chains.aggregated`). With
     ``concurrency`` the decoding batch follows from Little's law: the requests in flight less those waiting for
     or in prefill (a few fixed-point rounds; the share moves by well under 1 % after the third)."""
     if opts["batch"] is None:
-        ranks = np.maximum(np.asarray(opts["ep"]) * np.asarray(opts["moe_tp"]) / np.asarray(opts["attn_tp"]), 1)
+        ranks = dp_ranks(np.asarray(opts["ep"]) * np.asarray(opts["moe_tp"]), np.asarray(opts["attn_tp"]))
         batch = np.asarray(opts["concurrency"], dtype=float) / ranks
-        for _ in range(4):
+        for _ in range(CONCURRENCY_ROUNDS):
             d, a = run_aggregated(dict(env, batch=batch), decode_steps, prefill_steps, fixed)
             batch = np.asarray(opts["concurrency"]) * a["decoding_share"] / ranks
         env = dict(env, batch=batch)

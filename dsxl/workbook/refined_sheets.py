@@ -11,6 +11,7 @@ from typing import Any
 
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.pagebreak import Break
 
 from dsxl.data.catalog import Catalog, generations, load_engines, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
@@ -18,9 +19,10 @@ from dsxl.core.expr import Expr, both, concat, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
 from dsxl.chains import aggregated, article as chain, refined as refined_chain
 from dsxl.chains.step import pin
+from dsxl.physics.admission import dp_ranks
 from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import per_step
-from dsxl.refined.predict import BREAKDOWN
+from dsxl.refined.predict import BREAKDOWN, CONCURRENCY_ROUNDS, NO_ALL_TO_ALL
 from dsxl.inputs.request import (CROSS_RULES, ENGINE_GENERATIONS_RULE, OPTIONS, constant_range, engine_numbers,
                                  engine_runs_on, fused_moe_env, normalise, option_env)
 from dsxl.inputs.rules import formula_ok
@@ -35,6 +37,8 @@ GPU_KEY = Key("predict_gpu")
 
 # Switches the CLI leaves to the engine when omitted; the sheet's "auto" means the same: option -> engine number
 ENGINE_FLAGS = {"tbo": "micro_batch_overlap"}
+# Predict's aggregated serving: 128 requests in flight per attention rank of the default EP128, 1K in, 2K out
+PREDICT_AGGREGATED = {"concurrency": 16384, "input_len": 1024, "output_len": 2048}
 
 
 def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, str]]:
@@ -107,13 +111,12 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                    "Pick a GPU and a deployment; results and the per-layer breakdown update live. Units in column D.",
                    "Unit / meaning")
     b.gpu_input_row(ws, cur, "predict_gpu")
-    defaults = {"ep": 128, "batch": 128, "kv_len": 4096, "tokens_per_gpu": 16384, "prompt_len": 4096}
+    defaults = {"ep": 128, "batch": 128, "kv_len": 4096, "tokens_per_gpu": 16384, "prompt_len": 4096,
+                **PREDICT_AGGREGATED}
     resolved = normalise("decode", {k: v for k, v in defaults.items() if k in ("ep", "batch", "kv_len")},
                          native_moe_dtype)
     opts: dict[str, Expr] = {}
     for o in OPTIONS:
-        if "aggregated" in o.phases and len(o.phases) == 1:
-            continue
         value = defaults.get(o.name, resolved.get(o.name, o.default))
         name = f"predict_{o.name}"
         if o.name in ENGINE_FLAGS:
@@ -161,14 +164,16 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     b.calc_block(calc, calc_cur, "Prefill: every intermediate quantity (refined model)", [prefill],
                  lambda s: Expr("predict_gpu"))
     d, p = b.cells[decode.key], b.cells[prefill.key]
+    agg = _aggregated_predict(b, calc, calc_cur, chains)
 
     col = 1  # results under the inputs, the breakdown under the results: the sheet reads top-down
     r = cur.row + 1
     show_problems(b, ws, r, col, problems, 3, "predict_problems")
+    ws.row_breaks.append(Break(id=r))  # the results and the breakdown print on a page of their own, whole
     ws.cell(r + 1, col, "Results (each speed with its expected error)").font = style.H2_FONT
     r += 2
     ok = Expr("predict_inputs_ok")
-    band_d, band_p = _band_cells(b, calc, calc_cur, env["generation"], b.cells[GPU_KEY]["tbo"])
+    band_d, band_p, band_a = _band_cells(b, calc, calc_cur, env["generation"], b.cells[GPU_KEY]["tbo"])
     results = [("Decode TPOT", d["tpot_ms"], "ms", "0.00"),
                ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
                ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
@@ -183,13 +188,19 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
                ("Two-batch overlap acts (decode / prefill)",
                 concat(where(d["tbo_on"], "on", "off"), " / ", where(p["tbo_on"], "on", "off")),
                 "on / off", "@"),
+               ("Overlap notes", _overlap_notes(d, p, b.cells[GPU_KEY]), "", "@"),
+               ("Aggregated output tokens/s per GPU", agg["output_tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+               ("Aggregated TPOT", agg["tpot_ms"], "ms", "0.00"),
+               ("Aggregated TTFT", agg["ttft_ms"], "ms", "#,##0"),
+               ("Aggregated mean decoding batch", agg["decoding_batch"], "sequences per attention rank", "#,##0.0"),
                ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
-               ("Prefill expected error (band)", band_p, "± relative", '"±"0%')]
+               ("Prefill expected error (band)", band_p, "± relative", '"±"0%'),
+               ("Aggregated expected error (band)", band_a, "± relative", '"±"0%')]
     for j, h in enumerate(("Result", "Value", "Unit", "Band")):
         b._header_cell(ws, r, col + j, h)
     shown: dict[str, Expr] = {}
-    fits_of = {"Decode": d["fits"], "Prefill": p["fits"]}
-    band_of = {"Decode": band_d, "Prefill": band_p}
+    fits_of = {"Decode": d["fits"], "Prefill": p["fits"], "Aggregated": agg["fits"]}
+    band_of = {"Decode": band_d, "Prefill": band_p, "Aggregated": band_a}
     for i, (label, cell, unit, fmt) in enumerate(results, start=1):
         ws.cell(r + i, col, label).font = style.LABEL_FONT
         phase = label.split(" ")[0]
@@ -249,15 +260,31 @@ def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], v
 ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_batch", "batch_lo", "batch_hi")
 
 
-def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr, tbo: Expr) -> tuple[Expr, Expr]:
-    """The decode and prefill bands of the Predict configuration."""
+def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr, tbo: Expr) -> tuple[Expr, Expr, Expr]:
+    """The decode, prefill and aggregated bands of the Predict configuration."""
     spec = rules()
     regime = where(Expr("predict_batch") <= spec["min_latency_batch"]["value"], "min-latency", "decode")
     return tuple(band_cells(b, calc, cur, "the Predict configuration", generation, Expr("predict_engine"),
                             Expr("predict_moe_dtype"), [
                                 ("decode", regime, Expr("predict_kv_len"), Expr("predict_batch"), tbo,
                                  Expr("predict_mtp_draft")),
-                                ("prefill", "prefill", Expr("predict_prompt_len"), None, tbo, 0)]))
+                                ("prefill", "prefill", Expr("predict_prompt_len"), None, tbo, 0),
+                                ("aggregated", "aggregated", Expr("predict_input_len"), None, tbo,
+                                 Expr("predict_mtp_draft"))]))
+
+
+def _overlap_notes(d: dict[str, Expr], p: dict[str, Expr], env: dict[str, Any]) -> Expr:
+    """Two-batch overlap asked for where it cannot act runs off, as dsxl predict's notes say (decode, then
+    prefill): why, or blank."""
+    parts = []
+    for phase, q, minimum in (("decode", d, "tbo_min_tokens"), ("prefill", p, "tbo_min_prefill_tokens")):
+        why = where(q["a2a_ranks"] <= 1, NO_ALL_TO_ALL,
+                    concat(Expr(f'TEXT({q["overlap_rank_tokens"].text},"0")'),
+                           " tokens per attention rank per step are below ", Expr("predict_engine"),
+                           "'s minimum of ", Expr(f'TEXT({env[minimum].text},"0")'), " for two micro-batches"))
+        asked = Expr(f"AND({env['tbo'].text},NOT({q['tbo_on'].text}))")
+        parts.append(where(asked, concat(f"{phase}: tbo off: ", why, "; "), ""))
+    return where(Expr(f'({concat(*parts).text})=""'), "none", concat(*parts))
 
 
 def band_cells(b: Builder, calc: Any, cur: Cursor, who: str, generation: Any, engine: Any, moe_dtype: Any,
@@ -306,9 +333,7 @@ def accuracy_table(b: Builder, ws: Any, top: int, model: str, profile: dict | No
 
 def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[str, str]], catalog: Catalog,
                      measurements: list[dict[str, Any]]) -> dict[str, Expr]:
-    """Aggregated measurements as dsxl.predict computes them, for every engine (:mod:`dsxl.chains.aggregated`):
-    a decode scope at the mean context, the admission of prompts beside it, one prompt piece through the prefill
-    chain (mixed into the decode forward and on its own) and their combination."""
+    """Aggregated measurements as dsxl.predict computes them, for every engine (:mod:`dsxl.chains.aggregated`)."""
     out = {}
     for v in measurements:
         opts = normalise("aggregated", v["conditions"])
@@ -319,41 +344,66 @@ def _aggregated_rows(b: Builder, calc: Any, cur: Cursor, rows: dict[str, tuple[s
                                          _gpu_env(b, fields, rows))
         model_params, _ = _row_model(b, catalog, v, env_key)
         common = {**{k: val for k, val in env.items() if k not in ("input_len", "output_len", "cache_hit")},
-                  **dict(model_params)}
-        decode = Scope("validation_aggregated_decode", Key("validation_aggregated_decode", name=v["id"]),
-                       tuple(refined_chain.DECODE), (env_key,),
-                       tuple({**common, "kv_len": mean_decode_context(opts["input_len"], opts["output_len"])}.items()),
-                       title=v["id"])
-        b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, the decode step", [decode],
-                     lambda s: s.title)
-        lengths = (("input_len", opts["input_len"]), ("output_len", opts["output_len"]),
-                   ("cache_hit", opts["cache_hit"]))
-        admit = Scope("validation_aggregated_admission", Key("validation_aggregated_admission", name=v["id"]),
-                      tuple(aggregated.ADMISSION), (env_key, decode.key), lengths, title=v["id"])
-        b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, prompts admitted beside the "
-                     "decodes", [admit], lambda s: s.title)
-        a = b.cells[admit.key]
-        piece = {**common, "tokens_per_gpu": a["piece_input_tokens"], "prompt_len": opts["input_len"],
-                 "cache_hit": opts["cache_hit"], "moe_token_share": a["expert_token_share"]}
-        pieces = {}
-        for kind, steps in (("mixed", pin(refined_chain.PREFILL, aggregated.SHARED_WITH_DECODE)),
-                            ("alone", refined_chain.PREFILL)):
-            scope = Scope(f"validation_aggregated_{kind}", Key(f"validation_aggregated_{kind}", name=v["id"]),
-                          tuple(steps), (env_key,), tuple(piece.items()), title=v["id"])
-            b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated, a prompt piece "
-                         f"({'mixed into the decode forward' if kind == 'mixed' else 'a forward of its own'})",
-                         [scope], lambda s: s.title)
-            pieces[kind] = b.cells[scope.key]
-        piece_key = Key("validation_aggregated_pieces", name=v["id"])
-        b.cells[piece_key] = {**{f"mixed_{k}": pieces["mixed"][k] for k in aggregated.PIECE_OUTPUTS},
-                              "alone_step_ms": pieces["alone"]["step_ms"],
-                              "decode_step_ms": b.cells[decode.key]["step_ms"]}
-        combine = Scope("validation_aggregated_combine", Key("validation_aggregated_combine", name=v["id"]),
-                        tuple(aggregated.COMBINE), (env_key, decode.key, admit.key, piece_key), title=v["id"])
-        b.calc_block(calc, cur, f"Validation, refined model: {v['id']} aggregated serving", [combine],
-                     lambda s: s.title)
-        out[v["id"]] = b.cells[combine.key]["output_tokens_per_s_per_gpu"]
+                  **dict(model_params), "kv_len": mean_decode_context(opts["input_len"], opts["output_len"])}
+        lengths = {"input_len": opts["input_len"], "output_len": opts["output_len"], "cache_hit": opts["cache_hit"]}
+        _, combine = aggregated_cells(b, calc, cur, (refined_chain.DECODE, refined_chain.PREFILL), env_key, common,
+                                      lengths, f"validation_aggregated_{v['id']}", f"Validation, refined model: {v['id']}")
+        out[v["id"]] = combine["output_tokens_per_s_per_gpu"]
     return out
+
+
+def aggregated_cells(b: Builder, calc: Any, cur: Cursor, chains: tuple[list, list], env_key: Key,
+                     common: dict[str, Any], lengths: dict[str, Any], tag: str,
+                     title: str) -> tuple[dict[str, Expr], dict[str, Expr]]:
+    """One run of the aggregated chain as cells (:func:`dsxl.chains.aggregated.run_aggregated`): a decode scope at
+    ``common`` (batch, mean context and what else differs from ``env_key``), the admission of prompts beside it, one
+    prompt piece through the prefill chain (mixed into the decode forward and on its own) and their combination.
+    Returns (the decode cells, the combined cells)."""
+    decode = Scope("aggregated_decode", Key("aggregated_decode", name=tag), tuple(chains[0]), (env_key,),
+                   tuple(common.items()), title=tag)
+    b.calc_block(calc, cur, f"{title} aggregated, the decode step", [decode], lambda s: s.title)
+    admit = Scope("aggregated_admission", Key("aggregated_admission", name=tag), tuple(aggregated.ADMISSION),
+                  (env_key, decode.key), tuple(lengths.items()), title=tag)
+    b.calc_block(calc, cur, f"{title} aggregated, prompts admitted beside the decodes", [admit], lambda s: s.title)
+    a = b.cells[admit.key]
+    piece = {**common, "tokens_per_gpu": a["piece_input_tokens"], "prompt_len": lengths["input_len"],
+             "cache_hit": lengths["cache_hit"], "moe_token_share": a["expert_token_share"]}
+    pieces = {}
+    for kind, steps in (("mixed", pin(chains[1], aggregated.SHARED_WITH_DECODE)), ("alone", chains[1])):
+        scope = Scope(f"aggregated_{kind}", Key(f"aggregated_{kind}", name=tag), tuple(steps), (env_key,),
+                      tuple(piece.items()), title=tag)
+        b.calc_block(calc, cur, f"{title} aggregated, a prompt piece "
+                     f"({'mixed into the decode forward' if kind == 'mixed' else 'a forward of its own'})",
+                     [scope], lambda s: s.title)
+        pieces[kind] = b.cells[scope.key]
+    piece_key = Key("aggregated_pieces", name=tag)
+    b.cells[piece_key] = {**{f"mixed_{k}": pieces["mixed"][k] for k in aggregated.PIECE_OUTPUTS},
+                          "alone_step_ms": pieces["alone"]["step_ms"], "decode_step_ms": b.cells[decode.key]["step_ms"]}
+    combine = Scope("aggregated_combine", Key("aggregated_combine", name=tag), tuple(aggregated.COMBINE),
+                    (env_key, decode.key, admit.key, piece_key), title=tag)
+    b.calc_block(calc, cur, f"{title} aggregated serving", [combine], lambda s: s.title)
+    return b.cells[decode.key], b.cells[combine.key]
+
+
+def _aggregated_predict(b: Builder, calc: Any, cur: Cursor, chains: tuple[list, list]) -> dict[str, Expr]:
+    """Predict's aggregated serving at ``predict_concurrency`` requests in flight per instance, as ``dsxl predict
+    aggregated --concurrency`` computes it: the decoding batch by Little's law, refined over the same number of
+    rounds (:data:`dsxl.refined.predict.CONCURRENCY_ROUNDS`), each round one run of the aggregated chain."""
+    inputs = {k: Expr(f"predict_{k}") for k in ("concurrency", "input_len", "output_len", "cache_hit")}
+    head = b.materialize(cur=cur, ws=calc, title="Aggregated serving (Predict): attention ranks and the first batch",
+                         env={"ranks": dp_ranks(Expr("predict_ep") * Expr("predict_moe_tp"), Expr("predict_attn_tp")),
+                              "kv_len": Expr(f"({mean_decode_context(inputs['input_len'], inputs['output_len']).text})")})
+    batch = b.materialize(calc, cur, "Aggregated serving (Predict): round 0, every request decoding",
+                          {"batch": inputs["concurrency"] / head["ranks"]})["batch"]
+    lengths = {k: inputs[k] for k in ("input_len", "output_len", "cache_hit")}
+    for k in range(CONCURRENCY_ROUNDS + 1):
+        d, c = aggregated_cells(b, calc, cur, chains, GPU_KEY, {"batch": batch, "kv_len": head["kv_len"]}, lengths,
+                                f"predict_aggregated_{k}", f"Predict, round {k}:")
+        if k < CONCURRENCY_ROUNDS:  # the requests in flight less those waiting for or in prefill
+            batch = b.materialize(calc, cur, f"Aggregated serving (Predict): round {k + 1}, the decoding batch",
+                                  {"batch": Expr(f"({(inputs['concurrency'] * c['decoding_share']).text})")
+                                   / head["ranks"]})["batch"]
+    return {**c, "decoding_batch": batch, "fits": d["fits"], "decode_tbo_on": d["tbo_on"]}
 
 
 def _row_model(b: Builder, catalog: Catalog, v: dict[str, Any], env_key: Key) -> tuple[tuple, tuple[list, list]]:
