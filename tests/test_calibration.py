@@ -10,7 +10,7 @@ import pytest
 
 from dsxl.data.catalog import load_catalog, read_template_text
 from dsxl.refined import calibration
-from dsxl.refined.accuracy import accuracy
+from dsxl.refined.accuracy import accuracy, rules
 from dsxl.refined.predict import predict, quantities
 from dsxl.refined.validation import load_measurements, predict_row
 
@@ -145,14 +145,27 @@ def test_prefill_chunks_count_per_attention_rank():
 # --- bands -----------------------------------------------------------------------------------------------------
 def test_a_band_never_shrinks_as_the_distance_grows():
     base = dict(phase="decode", generation="hopper", engine="sglang", model="deepseek_v3", context=4096,
-                batch=128, tbo=True, moe_dtype="fp8")
-    steps = [{}, {"context": 200_000}, {"engine": "trtllm", "tbo": False}, {"generation": "cdna4"},
-             {"model": "kimi_k2"}]
+                batch=128, tbo=True, moe_dtype="fp8", shape="all-to-all")
+    steps = [{}, {"shape": "all-reduce"}, {"context": 200_000}, {"engine": "trtllm", "tbo": False},
+             {"generation": "cdna4"}, {"model": "kimi_k2"}]
     kw, bands = dict(base), []
     for step in steps:
         kw.update(step)
         bands.append(accuracy(**kw)["band"])
     assert bands == sorted(bands) and bands[-1] > bands[0]
+    assert bands[1] == pytest.approx(bands[0] + rules()["widen"]["shape"]["value"])  # the shape term on its own
+
+
+def test_a_shape_no_calibration_row_has_widens_the_band_and_is_not_validated():
+    """Single-node TP8 decode on Hopper: attention TP covers the instance, no expert all-to-all; every Hopper decode
+    row runs expert parallelism, so the band widens by the shape term and says why."""
+    tp8 = predict("decode", "H200", ep=1, moe_tp=8, attn_tp=8, batch=64, kv_len=2000)["accuracy"]
+    ep8 = predict("decode", "H200", ep=8, batch=64, kv_len=2000)["accuracy"]
+    assert tp8["band"] == pytest.approx(ep8["band"] + rules()["widen"]["shape"]["value"])
+    assert not tp8["validated"] and "parallel shape" in tp8["note"] and ep8["validated"]
+    c4 = predict("decode", "B200", ep=2, moe_tp=4, attn_tp=8, batch=1, kv_len=2000, engine="trtllm",
+                 moe_dtype="fp4")["accuracy"]  # C4's own shape: the min-latency family has it
+    assert "parallel shape" not in c4["note"]
 
 
 def test_every_calibration_row_lies_inside_a_band_built_from_loo_errors():

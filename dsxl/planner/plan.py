@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.refined.accuracy import accuracy
+from dsxl.refined.accuracy import accuracy, parallel_shape
 from dsxl.refined.calibrated import load_profile, profile_accuracy
 from dsxl.refined.models import cache_bytes
 from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
@@ -479,6 +479,11 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
             "kv_transfer": transfer, "accuracy": plan_accuracy(gpu, inp, decode, prefill, prefill_gpu)}
 
 
+def _shape(part: dict[str, Any]) -> str:
+    """A chosen configuration's parallel shape (the planner runs MoE TP 1)."""
+    return str(parallel_shape(part["ep"], part.get("moe_tp", 1), part["attn_tp"]))
+
+
 def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None,
                   prefill_gpu: str | None = None) -> dict[str, Any]:
     """The expected error of the chosen configurations (refined-model bands); the plan's cost carries the wider."""
@@ -487,9 +492,9 @@ def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: di
     phase = "decode" if prefill is not None else "aggregated"
     moe_dtype = model_args(inp.model).native_moe_dtype  # what the plan's predictions ran (the model's own)
     d = accuracy(phase, catalog.gpu(gpu).generation, engine, inp.model, decode.get("kv_len", inp.input_len),
-                 decode["batch"], decode["tbo"], moe_dtype, mtp_draft=decode["mtp_draft"])
+                 decode["batch"], decode["tbo"], moe_dtype, mtp_draft=decode["mtp_draft"], shape=_shape(decode))
     p = accuracy("prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, inp.model, inp.input_len, None,
-                 prefill["tbo"], moe_dtype) if prefill else None
+                 prefill["tbo"], moe_dtype, shape=_shape(prefill)) if prefill else None
     profile = load_profile(inp.calibration)
     if profile is not None:  # near the profile's rows, their leave-one-out errors
         d = profile_accuracy(profile, d["regime"], catalog.gpu(gpu).generation, engine, d)

@@ -9,6 +9,7 @@ the configuration is inside what those rows cover, and ``note`` says why not.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,6 +19,7 @@ import numpy as np
 
 from dsxl.data.catalog import generations, load_catalog, load_engines, load_fit, read_template_text
 from dsxl.core.expr import concat, where
+from dsxl.physics.comm import a2a_ranks
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,17 @@ class CalibrationRow:
     model: str
     context: float  # tokens: decode KV length, prefill prompt, aggregated input
     batch: float | None  # sequences per attention rank (decode and aggregated)
+    shape: str = "all-to-all"  # the parallel shape (parallel_shape)
+
+
+SHAPES = ("all-to-all", "all-reduce")
+
+
+def parallel_shape(ep: Any, moe_tp: Any, attn_tp: Any) -> Any:
+    """all-to-all where an expert all-to-all spans attention ranks (expert or data parallel), all-reduce where
+    attention TP covers the instance (the MoE ends in an all-reduce): the two communicate and overlap differently.
+    Text, an array of it, or a formula."""
+    return where(a2a_ranks(ep, attn_tp, ep * moe_tp) > 1, SHAPES[0], SHAPES[1])
 
 
 @lru_cache(maxsize=1)
@@ -56,8 +69,10 @@ def calibration_rows() -> tuple[CalibrationRow, ...]:
             continue
         batch = _number(r["batch"])
         context = _number(r["kv_len"]) or _number(r["prompt_len"]) or _number(r["input_len"])
+        ep, moe_tp, attn_tp = (int(r[k] or 1) for k in ("ep", "moe_tp", "attn_tp"))
         out.append(CalibrationRow(r["id"], catalog.gpu(r["gpu"]).generation, r["engine"] or "sglang",
-                                  regime(r["phase"], batch), r["model"], context, batch))
+                                  regime(r["phase"], batch), r["model"], context, batch,
+                                  str(parallel_shape(ep, moe_tp, attn_tp))))
     return tuple(out)
 
 
@@ -113,14 +128,14 @@ def combined_band(family_band: Any, outside_rows: Any, mtp_draft: Any, range_wid
 
 
 def _family_band(reg: str, phase: str, generation: str, engine: str, model: str, tbo: Any,
-                 moe_dtype: str) -> tuple[list[str], list[str], list[CalibrationRow], float]:
+                 moe_dtype: str, shape: str | None = None) -> tuple[list[str], list[str], list[CalibrationRow], float]:
     """:func:`_family` and the family's band: its rows' leave-one-out errors widened for each way it is left."""
-    reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
+    reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype, shape)
     return reasons, fitted, family, base_band(family, reg) + sum(rules()["widen"][k]["value"] for k in reasons)
 
 
 def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo: Any,
-            moe_dtype: str) -> tuple[list[str], list[str], list[CalibrationRow]]:
+            moe_dtype: str, shape: str | None = None) -> tuple[list[str], list[str], list[CalibrationRow]]:
     """(widenings, fitted constants used, the family's calibration rows) of everything but range and MTP."""
     rows = calibration_rows()
     basis = [r for r in rows if r.generation == generation and r.regime == reg]
@@ -143,20 +158,26 @@ def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo:
         reasons.append("attention")
     elif family and not any(r.model == model for r in family):
         reasons.append("model")
+    if family and shape is not None and not any(r.shape == shape for r in family):
+        reasons.append("shape")
     return reasons, fitted, family
 
 
 def accuracy(phase: str, generation: str, engine: str, model: str, context: Any, batch: Any = None,
-             tbo: Any = False, moe_dtype: str = "fp8", mtp_draft: Any = 0) -> dict[str, Any]:
-    """The expected relative error of one refined prediction (arrays: the widest case of the request)."""
+             tbo: Any = False, moe_dtype: str = "fp8", mtp_draft: Any = 0, shape: Any = None) -> dict[str, Any]:
+    """The expected relative error of one refined prediction (arrays: the widest case of the request); ``shape``
+    is :func:`parallel_shape` (None: not compared)."""
     widen = rules()["widen"]
     reg = regime(phase, batch)
-    reasons, fitted, family, family_band = _family_band(reg, phase, generation, engine, model, tbo, moe_dtype)
+    shapes = [None] if shape is None else [str(x) for x in np.unique(shape)]
+    reasons, fitted, family, family_band = max((_family_band(reg, phase, generation, engine, model, tbo, moe_dtype, x)
+                                                for x in shapes), key=lambda f: f[3])  # the widest shape
     off = bool(np.any(_off_rows(context, batch, family)))
     mtp = bool(np.any(np.asarray(mtp_draft) > 0))
     reasons += ["range"] * off + ["mtp"] * mtp
     band = combined_band(family_band, int(off), int(mtp), widen["range"]["value"], widen["mtp"]["value"])
-    validated = not set(reasons) & {"generation", "engine", "regime", "inherited", "model", "range", "attention"}
+    validated = not set(reasons) & {"generation", "engine", "regime", "inherited", "model", "range", "attention",
+                                     "shape"}
     notes = [widen[k]["why"] + (f" ({', '.join(fitted)})" if k == "fitted" else "") for k in reasons]
     note = ("inside the calibration rows of this family" if not notes else "; ".join(notes))
     return {"band": round(band, 4), "basis": [r.id for r in family], "validated": validated, "regime": reg,
@@ -164,34 +185,38 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
 
 
 def bands(phase: str, generation: str, engine: str, model: str, context: Any, batch: Any = None, tbo: Any = False,
-          moe_dtype: str = "fp8", mtp_draft: Any = 0) -> np.ndarray:
-    """The band of each case of an array request (``accuracy`` gives the widest): each batch picks its regime and
-    each context and batch its own range widening."""
+          moe_dtype: str = "fp8", mtp_draft: Any = 0, shape: Any = None) -> np.ndarray:
+    """The band of each case of an array request (``accuracy`` gives the widest): each batch picks its regime,
+    each parallel shape its family and each context and batch its own range widening."""
     widen = rules()["widen"]
-    shape = np.broadcast_shapes(np.shape(context), np.shape(batch), np.shape(mtp_draft))
-    ctx = np.broadcast_to(np.asarray(context, dtype=float), shape)
-    bat = None if batch is None else np.broadcast_to(np.asarray(batch, dtype=float), shape)
-    mtp = np.broadcast_to(np.asarray(mtp_draft, dtype=float) > 0, shape)
-    min_latency = np.zeros(shape, bool) if bat is None or phase != "decode" else \
+    dims = np.broadcast_shapes(np.shape(context), np.shape(batch), np.shape(mtp_draft), np.shape(shape))
+    ctx = np.broadcast_to(np.asarray(context, dtype=float), dims)
+    bat = None if batch is None else np.broadcast_to(np.asarray(batch, dtype=float), dims)
+    mtp = np.broadcast_to(np.asarray(mtp_draft, dtype=float) > 0, dims)
+    par = None if shape is None else np.broadcast_to(np.asarray(shape), dims)
+    min_latency = np.zeros(dims, bool) if bat is None or phase != "decode" else \
         bat <= rules()["min_latency_batch"]["value"]
-    out = np.empty(shape)
-    for reg, mask in ((regime(phase, 1), min_latency), (regime(phase), ~min_latency)):
-        if not mask.any():
-            continue
-        _, _, family, family_band = _family_band(reg, phase, generation, engine, model, tbo, moe_dtype)
-        off = np.broadcast_to(_off_rows(ctx, bat, family), shape)
-        band = combined_band(family_band, off.astype(int), mtp.astype(int), widen["range"]["value"],
-                             widen["mtp"]["value"])
-        out[mask] = np.round(band, 4)[mask]
+    out = np.empty(dims)
+    for reg, in_regime in ((regime(phase, 1), min_latency), (regime(phase), ~min_latency)):
+        for kind in ([None] if par is None else SHAPES):
+            mask = in_regime if kind is None else in_regime & (par == kind)
+            if not mask.any():
+                continue
+            _, _, family, family_band = _family_band(reg, phase, generation, engine, model, tbo, moe_dtype, kind)
+            off = np.broadcast_to(_off_rows(ctx, bat, family), dims)
+            band = combined_band(family_band, off.astype(int), mtp.astype(int), widen["range"]["value"],
+                                 widen["mtp"]["value"])
+            out[mask] = np.round(band, 4)[mask]
     return out
 
 
 REGIME_PHASE = {"decode": "decode", "min-latency": "decode", "prefill": "prefill", "aggregated": "aggregated"}
 
 
-def family_key(generation: Any, engine: Any, reg: Any, moe_dtype: Any, tbo: Any) -> Any:
-    """The lookup key of a family row: generation|engine|regime|moe dtype|TBO (1/0); text or a formula."""
-    return concat(generation, "|", engine, "|", reg, "|", moe_dtype, "|", where(tbo, 1, 0))
+def family_key(generation: Any, engine: Any, reg: Any, moe_dtype: Any, tbo: Any, shape: Any) -> Any:
+    """The lookup key of a family row: generation|engine|regime|moe dtype|TBO (1/0)|parallel shape; text or a
+    formula."""
+    return concat(generation, "|", engine, "|", reg, "|", moe_dtype, "|", where(tbo, 1, 0), "|", shape)
 
 
 def family_table(model: str) -> list[dict[str, Any]]:
@@ -202,17 +227,16 @@ def family_table(model: str) -> list[dict[str, Any]]:
     for generation in generations():
         for engine in load_engines():
             for reg, phase in REGIME_PHASE.items():
-                for moe_dtype in ("fp8", "fp4"):
-                    for tbo in (False, True):
-                        reasons, _, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype)
-                        batches = [r.batch for r in family if r.batch is not None]
-                        contexts = [r.context for r in family]
-                        out.append({"key": family_key(generation, engine, reg, moe_dtype, tbo),
-                                    "band": base_band(family, reg) + sum(widen[k]["value"] for k in reasons),
-                                    "context_lo": min(contexts, default=None), "context_hi": max(contexts, default=None),
-                                    "batch_lo": min(batches, default=None), "batch_hi": max(batches, default=None)})
+                for moe_dtype, tbo, shape in itertools.product(("fp8", "fp4"), (False, True), SHAPES):
+                    reasons, _, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype, shape)
+                    batches = [r.batch for r in family if r.batch is not None]
+                    contexts = [r.context for r in family]
+                    out.append({"key": family_key(generation, engine, reg, moe_dtype, tbo, shape),
+                                "band": base_band(family, reg) + sum(widen[k]["value"] for k in reasons),
+                                "context_lo": min(contexts, default=None), "context_hi": max(contexts, default=None),
+                                "batch_lo": min(batches, default=None), "batch_hi": max(batches, default=None)})
     return out
 
 
-__all__ = ["accuracy", "calibration_rows", "combined_band", "family_key", "family_table", "outside", "regime",
-           "rules"]
+__all__ = ["accuracy", "calibration_rows", "combined_band", "family_key", "family_table", "outside",
+           "parallel_shape", "regime", "rules"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.refined.accuracy import accuracy, bands
+from dsxl.refined.accuracy import accuracy, bands, parallel_shape
 from dsxl.refined.calibrated import load_profile, profile_accuracy, profile_constants
 from dsxl.data.catalog import GPU, ModelArgs, load_catalog
 from dsxl.chains import refined as refined_chain
@@ -211,7 +211,7 @@ def _accuracy(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[st
     context = opts.get("kv_len", opts.get("prompt_len", opts.get("input_len")))
     name = model_name(model)
     args = (phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"), opts["tbo"],
-            opts["moe_dtype"], opts.get("mtp_draft", 0))
+            opts["moe_dtype"], opts.get("mtp_draft", 0), parallel_shape(opts["ep"], opts["moe_tp"], opts["attn_tp"]))
     acc = accuracy(*args)
     if any(np.ndim(x) for x in (context, opts.get("batch"), opts.get("mtp_draft", 0))):
         acc["bands"] = bands(*args)  # one per case

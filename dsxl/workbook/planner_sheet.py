@@ -31,7 +31,7 @@ from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
 from dsxl.workbook.printing import place_chart
-from dsxl.refined.accuracy import rules
+from dsxl.refined.accuracy import parallel_shape, rules
 from dsxl.refined.models import cache_bytes
 from dsxl.workbook.refined_sheets import _constant, _gpu_env, band_cells
 from dsxl.inputs.rules import formula_ok
@@ -356,8 +356,10 @@ def _band(b: Builder, calc: Any, cur: Cursor, generation: Expr, moe_dtype: str, 
     regime = where(batch <= rules()["min_latency_batch"]["value"], "min-latency", "decode")
     context = attention.mean_decode_context(Expr("plan_input_len"), Expr("plan_output_len"))
     d, p = band_cells(b, calc, cur, "the Planner's choice", generation, default_engine(), moe_dtype, [
-        ("decode", regime, context, batch, pick(decode, "tbo"), pick(decode, "mtp_draft")),
-        ("prefill", "prefill", Expr("plan_input_len"), None, pick(prefill, "tbo"), 0)])
+        ("decode", regime, context, batch, pick(decode, "tbo"), pick(decode, "mtp_draft"),
+         parallel_shape(pick(decode, "ep"), 1, 1)),  # the sheet's grid runs attention and MoE TP 1
+        ("prefill", "prefill", Expr("plan_input_len"), None, pick(prefill, "tbo"), 0,
+         parallel_shape(pick(prefill, "ep"), 1, 1))])
     return Expr(f"MAX({d.text},{p.text})")
 
 

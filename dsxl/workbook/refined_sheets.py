@@ -14,7 +14,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.pagebreak import Break
 
 from dsxl.data.catalog import Catalog, generations, load_engines, load_refined
-from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, rules
+from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, parallel_shape, rules
 from dsxl.core.expr import Expr, both, concat, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
 from dsxl.chains import aggregated, article as chain, refined as refined_chain
@@ -264,13 +264,15 @@ def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr, tbo: Expr)
     """The decode, prefill and aggregated bands of the Predict configuration."""
     spec = rules()
     regime = where(Expr("predict_batch") <= spec["min_latency_batch"]["value"], "min-latency", "decode")
+    shape = b.materialize(calc, cur, "Parallel shape of the Predict configuration", {"shape": parallel_shape(
+        Expr("predict_ep"), Expr("predict_moe_tp"), Expr("predict_attn_tp"))})["shape"]
     return tuple(band_cells(b, calc, cur, "the Predict configuration", generation, Expr("predict_engine"),
                             Expr("predict_moe_dtype"), [
                                 ("decode", regime, Expr("predict_kv_len"), Expr("predict_batch"), tbo,
-                                 Expr("predict_mtp_draft")),
-                                ("prefill", "prefill", Expr("predict_prompt_len"), None, tbo, 0),
+                                 Expr("predict_mtp_draft"), shape),
+                                ("prefill", "prefill", Expr("predict_prompt_len"), None, tbo, 0, shape),
                                 ("aggregated", "aggregated", Expr("predict_input_len"), None, tbo,
-                                 Expr("predict_mtp_draft"))]))
+                                 Expr("predict_mtp_draft"), shape)]))
 
 
 def _overlap_notes(d: dict[str, Expr], p: dict[str, Expr], env: dict[str, Any]) -> Expr:
@@ -288,13 +290,14 @@ def _overlap_notes(d: dict[str, Expr], p: dict[str, Expr], env: dict[str, Any]) 
 
 
 def band_cells(b: Builder, calc: Any, cur: Cursor, who: str, generation: Any, engine: Any, moe_dtype: Any,
-               phases: list[tuple[str, Any, Any, Any, Any, Any]]) -> list[Expr]:
-    """Per (phase, regime, context, batch or None, tbo, MTP draft): the band, looked up in the family table (acc_*
-    names on the Validation sheet) and widened as :func:`dsxl.refined.accuracy.accuracy` widens it."""
+               phases: list[tuple[str, Any, Any, Any, Any, Any, Any]]) -> list[Expr]:
+    """Per (phase, regime, context, batch or None, tbo, MTP draft, parallel shape): the band, looked up in the
+    family table (acc_* names on the Validation sheet) and widened as :func:`dsxl.refined.accuracy.accuracy`
+    widens it."""
     widen = rules()["widen"]
     out = []
-    for phase, reg, context, batch, tbo, mtp in phases:
-        key = family_key(generation, engine, reg, moe_dtype, tbo)
+    for phase, reg, context, batch, tbo, mtp, shape in phases:
+        key = family_key(generation, engine, reg, moe_dtype, tbo, shape)
         row = Expr(f"MATCH({key.text},acc_key,0)")
         cells = b.materialize(calc, cur, f"{phase.capitalize()} accuracy: {who}'s family", {"family_row": row})
         col = {c: Expr(f"INDEX(acc_{c},{cells['family_row'].text},1)") for c in ACCURACY_COLUMNS[1:]}
