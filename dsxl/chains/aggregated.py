@@ -28,7 +28,8 @@ ADMISSION = [
     S("decode_slack_ms", adm.weight_slack_ms, "Routed GEMM time with idle tensor cores (per micro-batch)", MS,
       {"gflops": "routed_gflops", "peak_tflops": "moe_peak_tflops", "flops_eff": "routed_flops_eff",
        "gbytes": "routed_gb", "bw_gbs": "mem_bw", "bw_eff": "gemm_bw_eff"}),
-    S("pieces", adm.pieces_per_prompt, "Steps one prompt takes", "steps"),
+    S("pieces", serving.steps_per_prompt, "Steps one prompt takes", "steps",
+      {"computed_tokens": "computed_prompt", "tokens_per_step": "piece_tokens"}),
 ]
 
 # Run on the admission quantities plus the two piece runs (prefixed mixed_ and alone_) and the decode step.

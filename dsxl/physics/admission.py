@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.core.expr import floor, maximum, minimum, where
+from dsxl.core.expr import maximum, minimum, where
 
 
 def dp_ranks(instance_gpus: Any, attn_tp: Any) -> Any:
@@ -89,11 +89,6 @@ def piece_ms(mixed_prefill: Any, mixed_ms: Any, alone_ms: Any) -> Any:
 def aggregated_step_ms(decode_step_ms: Any, straggler_share: Any, piece_ms: Any) -> Any:
     """Mean time between decode steps: the decode forward plus, in the steps some rank admits, its piece."""
     return decode_step_ms + straggler_share * piece_ms
-
-
-def pieces_per_prompt(computed_prompt: Any, piece_tokens: Any) -> Any:
-    """Steps one prompt takes to go through."""
-    return maximum(-floor(-(computed_prompt / piece_tokens)), 1)
 
 
 def per_user_with_context(output_len: Any, ttft_ms: Any, step_ms: Any, mtp_accept: Any) -> Any:

@@ -131,9 +131,15 @@ def computed_tokens(tokens: Any, cache_hit: Any) -> Any:
     return tokens * (1 - cache_hit)
 
 
+def steps_per_prompt(computed_tokens: Any, tokens_per_step: Any) -> Any:
+    """Steps (forwards, or decode steps carrying a piece) one prompt takes: its computed tokens over the tokens a
+    step takes, rounded up, at least 1."""
+    return maximum(-floor(-(computed_tokens / tokens_per_step)), 1)
+
+
 def prefill_chunks(prompt_len: Any, cache_hit: Any, tokens_per_gpu: Any) -> Any:
-    """Forwards one prompt needs: its computed tokens over the tokens a forward takes, rounded up, at least 1."""
-    return maximum(-floor(-(prompt_len * (1 - cache_hit) / tokens_per_gpu)), 1)
+    """Forwards one prompt needs on its own: the cache misses over the tokens a forward takes."""
+    return steps_per_prompt(prompt_len * (1 - cache_hit), tokens_per_gpu)
 
 
 def ttft_ms(step_ms: Any, chunks: Any, ttft_queue_factor: Any) -> Any:
