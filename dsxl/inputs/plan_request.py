@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dsxl.data.catalog import default_engine, load_catalog, load_engines
-from dsxl.inputs.request import OPTION, catalog_model_name, model_args
+from dsxl.inputs.request import MTP_ACCEPT_RULE, OPTION, catalog_model_name, model_args
 from dsxl.inputs.rules import MAX_LIST, PLAN_LIST_RANGES, PLAN_RANGES, check, choose, show
 
 SERVING = ("disaggregated", "aggregated", "both")
@@ -124,8 +124,8 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
     if inp.input_len + inp.output_len > longest:
         raise ValueError(f"input_len + output_len must be at most {longest:,} tokens (the longest context modelled); "
                          f"got input_len={show(inp.input_len)}, output_len={show(inp.output_len)}")
-    if inp.mtp_accept > 1 + inp.mtp_draft:
-        raise ValueError(f"mtp_accept must be from 1 to 1 + mtp_draft ({1 + inp.mtp_draft}); got {inp.mtp_accept}")
+    if not MTP_ACCEPT_RULE.ok({"mtp_accept": inp.mtp_accept, "mtp_draft": inp.mtp_draft}):
+        raise ValueError(f"{MTP_ACCEPT_RULE.message} ({1 + inp.mtp_draft}); got {inp.mtp_accept}")
     for name in PLAN_LIST_RANGES:
         if len(getattr(inp, name) or ()) > MAX_LIST:
             raise ValueError(f"{name} takes at most {MAX_LIST} values; got {len(getattr(inp, name)):,}")

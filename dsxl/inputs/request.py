@@ -236,6 +236,7 @@ CROSS_RULES: tuple[CrossRule, ...] = (
     CrossRule("mtp_draft", lambda v: either(v["mtp_draft"] <= 0, v["n_mtp_layers"] > 0),
               "mtp_draft must be 0: this model ships no MTP module (n_mtp_layers = 0)", ("decode", "aggregated")),
 )
+MTP_ACCEPT_RULE = next(r for r in CROSS_RULES if r.argument == "mtp_accept")  # the planner checks it too
 
 
 def engine_runs_on(engine: Any, generation: Any) -> Any:

@@ -26,7 +26,7 @@ from dsxl.chains.step import Step
 from dsxl.planner.plan import PlanInputs, RANGES
 from dsxl.inputs.plan_request import BELOW_MEAN
 from dsxl.data.catalog import default_engine
-from dsxl.inputs.request import fused_moe_env, option_env
+from dsxl.inputs.request import MTP_ACCEPT_RULE, fused_moe_env, option_env
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
@@ -377,7 +377,8 @@ def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
             rule = either(Expr(f"COUNTA(plan_{name})=0"), rule)
         singles.append((rule, f"{name} must be {RANGES[name].describe()}"
                         + (" (or blank)" if name in BLANK_ALLOWED else "")))
-    cross = [(Expr("plan_mtp_accept") <= 1 + Expr("plan_mtp_draft"), "mtp_accept must be from 1 to 1 + mtp_draft"),
+    cross = [(MTP_ACCEPT_RULE.ok({"mtp_accept": Expr("plan_mtp_accept"), "mtp_draft": Expr("plan_mtp_draft")}),
+              MTP_ACCEPT_RULE.message),
              (either(Expr("COUNTA(plan_ttft_p99_ms)=0"), Expr("plan_ttft_p99_ms") >= Expr("plan_ttft_ms")),
               f"ttft_p99_ms must be at least ttft_ms: {BELOW_MEAN}")]
     return input_problems(b, calc, cur, "plan", singles, cross)
