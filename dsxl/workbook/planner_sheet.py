@@ -519,22 +519,11 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, decode: list[Sco
     chart.title = "Decode candidates: throughput vs speed per user"
     chart.x_axis.title = "output tokens/s per user"
     chart.y_axis.title = "output tokens/s per GPU"
-    series = Series(Reference(grid_ws, min_col=2, min_row=top + 1, max_row=top + n),
-                    Reference(grid_ws, min_col=1, min_row=top + 1, max_row=top + n), title="candidates that fit")
-    series.marker.symbol = "circle"
-    series.marker.size = 6
-    series.marker.graphicalProperties.solidFill = "1F77B4"
-    series.marker.graphicalProperties.line.solidFill = "1F77B4"
-    series.graphicalProperties.line.noFill = True
-    chart.series.append(series)
-    pick = Series(Reference(grid_ws, min_col=2, min_row=pick_row, max_row=pick_row),
-                  Reference(grid_ws, min_col=1, min_row=pick_row, max_row=pick_row), title="chosen")
-    pick.marker.symbol = "diamond"
-    pick.marker.size = 14
-    pick.marker.graphicalProperties.solidFill = "FF7F0E"
-    pick.marker.graphicalProperties.line.solidFill = "000000"
-    pick.graphicalProperties.line.noFill = True
-    chart.series.append(pick)
+    for first, last, title, look in ((top + 1, top + n, "candidates that fit", ("circle", 6, "1F77B4", "1F77B4")),
+                                     (pick_row, pick_row, "chosen", ("diamond", 14, "FF7F0E", "000000"))):
+        chart.series.append(style.points(Series(Reference(grid_ws, min_col=2, min_row=first, max_row=last),
+                                                Reference(grid_ws, min_col=1, min_row=first, max_row=last),
+                                                title=title), *look))
     # the SLA: a vertical line at 1000 / tpot_ms tokens/s per user, from 0 to the best candidate
     anchor_col = 1
     top = top_row + 24  # below the chart (11 cm, about 21 rows)

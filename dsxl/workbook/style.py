@@ -1,6 +1,7 @@
 """Visual conventions of the generated workbook (one place, so every sheet looks the same)."""
 
 from functools import partial
+from typing import Any
 
 from openpyxl.styles import Alignment, Border, Font as _Font, PatternFill, Protection, Side
 
@@ -43,3 +44,13 @@ def axis_format(axis, code: str) -> None:
     """A chart axis's number format, not linked to its source cells (which carry the tables' decimals)."""
     from openpyxl.chart.data_source import NumFmt
     axis.numFmt = NumFmt(formatCode=code, sourceLinked=False)
+
+
+def points(series: Any, symbol: str, size: int, fill: str, edge: str) -> Any:
+    """A scatter series drawn as markers only (no line): ``symbol`` of ``size`` points, filled ``fill``, edged
+    ``edge`` (RGB hex)."""
+    series.marker.symbol, series.marker.size = symbol, size
+    series.marker.graphicalProperties.solidFill = fill
+    series.marker.graphicalProperties.line.solidFill = edge
+    series.graphicalProperties.line.noFill = True
+    return series
