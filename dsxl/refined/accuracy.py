@@ -187,27 +187,28 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
 def bands(phase: str, generation: str, engine: str, model: str, context: Any, batch: Any = None, tbo: Any = False,
           moe_dtype: str = "fp8", mtp_draft: Any = 0, shape: Any = None) -> np.ndarray:
     """The band of each case of an array request (``accuracy`` gives the widest): each batch picks its regime,
-    each parallel shape its family and each context and batch its own range widening."""
+    each parallel shape its family and each context and batch its own range widening. Each choice is made on the
+    input that decides it and broadcast only at the end (the planner's grids run to 10^5 cases)."""
     widen = rules()["widen"]
     dims = np.broadcast_shapes(np.shape(context), np.shape(batch), np.shape(mtp_draft), np.shape(shape))
-    ctx = np.broadcast_to(np.asarray(context, dtype=float), dims)
-    bat = None if batch is None else np.broadcast_to(np.asarray(batch, dtype=float), dims)
-    mtp = np.broadcast_to(np.asarray(mtp_draft, dtype=float) > 0, dims)
-    par = None if shape is None else np.broadcast_to(np.asarray(shape), dims)
-    min_latency = np.zeros(dims, bool) if bat is None or phase != "decode" else \
-        bat <= rules()["min_latency_batch"]["value"]
-    out = np.empty(dims)
-    for reg, in_regime in ((regime(phase, 1), min_latency), (regime(phase), ~min_latency)):
-        for kind in ([None] if par is None else SHAPES):
-            mask = in_regime if kind is None else in_regime & (par == kind)
-            if not mask.any():
-                continue
-            _, _, family, family_band = _family_band(reg, phase, generation, engine, model, tbo, moe_dtype, kind)
-            off = np.broadcast_to(_off_rows(ctx, bat, family), dims)
-            band = combined_band(family_band, off.astype(int), mtp.astype(int), widen["range"]["value"],
-                                 widen["mtp"]["value"])
-            out[mask] = np.round(band, 4)[mask]
-    return out
+    min_latency = False if batch is None or phase != "decode" else \
+        np.asarray(batch, dtype=float) <= rules()["min_latency_batch"]["value"]
+    all_to_all = True if shape is None else np.asarray(shape) == SHAPES[0]
+    family_bands, outside_rows = {}, {}
+    for few, reg in ((True, regime(phase, 1)), (False, regime(phase))):
+        for kind in (SHAPES if shape is not None else (None,)):
+            _, _, family, family_bands[few, kind] = _family_band(reg, phase, generation, engine, model, tbo,
+                                                                  moe_dtype, kind)
+            outside_rows[few, kind] = np.asarray(_off_rows(context, batch, family), dtype=int)
+
+    def choose(table: dict) -> Any:  # by regime, then by shape
+        by_shape = [table[few, None] if shape is None else np.where(all_to_all, table[few, SHAPES[0]],
+                                                                   table[few, SHAPES[1]]) for few in (True, False)]
+        return np.where(min_latency, *by_shape)
+
+    band = combined_band(choose(family_bands), choose(outside_rows), np.asarray(mtp_draft),
+                         widen["range"]["value"], widen["mtp"]["value"])
+    return np.round(np.broadcast_to(band, dims).astype(float), 4)
 
 
 REGIME_PHASE = {"decode": "decode", "min-latency": "decode", "prefill": "prefill", "aggregated": "aggregated"}
