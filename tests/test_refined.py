@@ -48,6 +48,16 @@ def _kernel_rows(kind):
     return [r for r in csv.DictReader(read_template_text("kernels.csv").splitlines()) if r["kernel"] == kind]
 
 
+def test_the_amd_kernel_share_prior_is_recomputed_from_amds_gemm_row():
+    """No AMD kernel row fits a constant; the prior of the share of Hopper's efficiencies AMD reaches is its one
+    published GEMM measurement (max-achievable FP8) over Hopper's DeepGEMM share, on the catalog's peak."""
+    from dsxl.data.catalog import load_fit
+    maf, = (r for r in _kernel_rows("hipblaslt_maf") if r["gpu"] == "MI300X")
+    share = float(maf["tflops"]) / load_catalog().gpu("MI300X").fp8_flops
+    prior = load_fit()["parameters"]["kernel_share"]["prior"]
+    assert share / load_refined()["gemm_flops_eff"].values["hopper"] == pytest.approx(prior, abs=1e-3)
+
+
 def test_constants_are_recomputed_from_the_kernel_tables():
     c = {k: v.values["hopper"] for k, v in load_refined().items()}
     # DeepGEMM small-M normal GEMMs: time = bytes / bandwidth + latency
