@@ -367,7 +367,7 @@ def test_serving_both_under_a_small_budget_falls_back_to_aggregated_and_says_so(
     assert "Cheapest" not in p.stdout  # one GPU asked about: nothing to rank
 
 
-def test_plan_text_fits_120_columns():
+def test_text_output_fits_120_columns():
     for args in (["--gpu", "all"], ["--gpu", "all", "--serving", "both"], ["--gpu", "H200", "--recipe", "sglang"]):
         out = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", *args], capture_output=True, text=True).stdout
         wide = [line for line in out.splitlines() if len(line.encode()) > 120 and not line.startswith(
@@ -375,6 +375,11 @@ def test_plan_text_fits_120_columns():
         assert not wide, wide
     out = subprocess.run([sys.executable, "-m", "dsxl.cli", "validate"], capture_output=True, text=True).stdout
     assert max(len(line.encode()) for line in out.splitlines()) <= 120
+    for args in (["decode", "--gpu", "MI300X", "--ep", "8", "--batch", "64", "--kv-len", "2000"],  # long band note
+                 ["decode", "--gpu", "H200", "--ep", "1", "--moe-tp", "8", "--attn-tp", "8", "--batch", "64",
+                  "--kv-len", "2000", "--tbo"]):  # and a TBO note
+        out = subprocess.run([sys.executable, "-m", "dsxl.cli", "predict", *args], capture_output=True, text=True).stdout
+        assert "accuracy" in out and max(len(line.encode()) for line in out.splitlines()) <= 120, out
 
 
 def test_a_pool_of_two_instance_sizes_gets_a_reproduce_line_for_each():

@@ -78,6 +78,11 @@ def accuracy_line(accuracy: dict[str, Any]) -> str:
             f"calibration rows: {basis}): {accuracy['note']}")
 
 
+def _labelled(line: str) -> list[str]:
+    """A labelled line of a prediction, wrapped at WIDTH bytes under its value column (± is two bytes)."""
+    return textwrap.wrap(line, WIDTH - line.count("±"), subsequent_indent=" " * 26) or [line]
+
+
 def prediction_text(r: dict[str, Any]) -> str:
     i = r["inputs"]
     lines = [f"dsxl predict {i['phase']}: {i['model']} on {i['gpu']} ({i['mode']} model)", _inputs_line(i), ""]
@@ -102,11 +107,11 @@ def prediction_text(r: dict[str, Any]) -> str:
                   f"  decoding batch          {r['decoding_batch']:,.1f} sequences per attention rank; "
                   f"prompt pieces of {r['prefill_chunk_tokens']:,.0f} tokens slow {r['straggler_share']:.0%} of steps",
                   f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
-    lines.append(accuracy_line(r["accuracy"]))
+    lines += _labelled(accuracy_line(r["accuracy"]))
     if r.get("reason"):
-        lines.append(f"  why                     {r['reason']}")
+        lines += _labelled(f"  why                     {r['reason']}")
     for note in r.get("notes") or []:
-        lines.append(f"  note                    {note}")
+        lines += _labelled(f"  note                    {note}")
     b = r.get("breakdown") or {}
     if b.get("layer_ms"):
         lines += ["", "Per-layer time by component (ms per step, both micro-batches; components overlap under TBO):"]
