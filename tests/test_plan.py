@@ -396,3 +396,12 @@ def test_a_pool_of_two_instance_sizes_gets_a_reproduce_line_for_each():
                              text=True)
         assert got.returncode == 0, got.stderr
         assert json.loads(got.stdout)["tokens_per_s_per_gpu"] == pytest.approx(m["tokens_per_s_per_gpu"], rel=1e-9)
+
+
+def test_a_budget_run_at_full_prefill_capacity_says_its_ttft_is_unbounded():
+    """At the budget's capacity the prefill pool can run at 100 % utilization: the queue has no finite TTFT, and the
+    text says so in words (found by the mutation run: it printed 'mean inf ms')."""
+    out = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", "--gpu", "B200", "--ep-sizes", "8", "--budget-gpus",
+                          "16", "--serving", "both", "--mixed"], capture_output=True, text=True)
+    assert out.returncode == 0 and "TTFT (Poisson arrivals, queueing included): unbounded" in out.stdout
+    assert not re.search(r"\binf\b|\bnan\b", out.stdout)

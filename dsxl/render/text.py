@@ -306,8 +306,12 @@ def plan_text(r: dict[str, Any]) -> str:
                 lines.append(f"KV transfer binds: prefill would send {t['gb_per_s_per_prefill_gpu']:.1f} GB/s per GPU "
                              f"over a {t['nic_gb_per_s']:g} GB/s NIC, so the prefill rate is held to the NIC's.")
             t = x.get("ttft_ms") or {}
-            if t.get("p99") is not None:
-                arrivals = "Poisson" if i.get("arrival_cv", 1) == 1 else f"arrival CV {i['arrival_cv']:g}"
+            arrivals = "Poisson" if i.get("arrival_cv", 1) == 1 else f"arrival CV {i['arrival_cv']:g}"
+            if t.get("p99") is not None and not math.isfinite(t["p99"]):  # a budget run at its full prefill capacity
+                lines.append(f"TTFT ({arrivals} arrivals, queueing included): unbounded, the prefill pool runs at "
+                             f"{p['utilization']:.0%} utilization and its queue grows without end; serve less than the "
+                             "budget's capacity for a bounded TTFT.")
+            elif t.get("p99") is not None:
                 lines.append(f"TTFT ({arrivals} arrivals, queueing included): mean {t['mean']:,.0f} ms, p50 "
                              f"{t['p50']:,.0f}, p90 {t['p90']:,.0f}, p99 {t['p99']:,.0f}; utilization prefill "
                              f"{p['utilization']:.0%}, decode {d['utilization']:.0%}.")
