@@ -93,15 +93,20 @@ def loo_errors() -> dict[str, float]:
     return {k: abs(v["loo_error"]) for k, v in load_fit().get("rows", {}).items()}
 
 
-def base_band(family: list[CalibrationRow], reg: str) -> float:
+def base_band(family: list[CalibrationRow], reg: str, fitted: list[str] = ()) -> float:
     """A band before widening: the largest |leave-one-out error| of the nearest rows, never below the median over
-    all rows. The nearest rows are the family's; without one, every row of the regime (or every row). Leaving a
-    family only ever adds rows to that set, so the band never shrinks as the distance grows."""
+    all rows. The nearest rows are the family's; without one, every row of the regime (or every row). The rows a
+    constant of ``fitted`` rests on count too: that row's leave-one-out error is the constant's own uncertainty,
+    in every regime it serves. Leaving a family only ever adds rows to that set, so the band never shrinks as the
+    distance grows."""
     errors = loo_errors()
     floor = float(np.median(list(errors.values()))) if errors else rules()["base"]["value"]
     rows = calibration_rows()
     near = family or [r for r in rows if r.regime == reg] or list(rows)
-    return round(max([floor] + [errors[r.id] for r in near if r.id in errors]), 4)
+    fit = load_fit().get("fit", {})
+    resting = [row for name in fitted for row in fit.get(name, {}).get("rows", [])]
+    return round(max([floor] + [errors[r.id] for r in near if r.id in errors] +
+                     [errors[i] for i in resting if i in errors]), 4)
 
 
 def _off_rows(context: Any, batch: Any, family: list[CalibrationRow]) -> Any:
@@ -131,7 +136,7 @@ def _family_band(reg: str, phase: str, generation: str, engine: str, model: str,
                  moe_dtype: str, shape: str | None = None) -> tuple[list[str], list[str], list[CalibrationRow], float]:
     """:func:`_family` and the family's band: its rows' leave-one-out errors widened for each way it is left."""
     reasons, fitted, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype, shape)
-    return reasons, fitted, family, base_band(family, reg) + sum(rules()["widen"][k]["value"] for k in reasons)
+    return reasons, fitted, family, base_band(family, reg, fitted) + sum(rules()["widen"][k]["value"] for k in reasons)
 
 
 def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo: Any,
@@ -223,17 +228,15 @@ def family_key(generation: Any, engine: Any, reg: Any, moe_dtype: Any, tbo: Any,
 def family_table(model: str) -> list[dict[str, Any]]:
     """Every family a Predict-sheet configuration can fall in: its band before range and MTP widening, whether it
     is validated, and the context and batch span of its calibration rows (None where it has none)."""
-    widen = rules()["widen"]
     out = []
     for generation in generations():
         for engine in load_engines():
             for reg, phase in REGIME_PHASE.items():
                 for moe_dtype, tbo, shape in itertools.product(("fp8", "fp4"), (False, True), SHAPES):
-                    reasons, _, family = _family(reg, phase, generation, engine, model, tbo, moe_dtype, shape)
+                    _, _, family, band = _family_band(reg, phase, generation, engine, model, tbo, moe_dtype, shape)
                     batches = [r.batch for r in family if r.batch is not None]
                     contexts = [r.context for r in family]
-                    out.append({"key": family_key(generation, engine, reg, moe_dtype, tbo, shape),
-                                "band": base_band(family, reg) + sum(widen[k]["value"] for k in reasons),
+                    out.append({"key": family_key(generation, engine, reg, moe_dtype, tbo, shape), "band": band,
                                 "context_lo": min(contexts, default=None), "context_hi": max(contexts, default=None),
                                 "batch_lo": min(batches, default=None), "batch_hi": max(batches, default=None)})
     return out
