@@ -30,7 +30,8 @@ WIDE_EDIT = {"predict_gpu": "H100_SXM", "predict_ep": 72, "predict_batch": 256, 
              "predict_input_len": 2000, "predict_output_len": 1000, "predict_max_num_tokens": 8192}
 # single-node TP8: no expert all-to-all, so two-batch overlap asked for runs off, with a note
 TP8_EDIT = {"predict_gpu": "H200", "predict_ep": 1, "predict_moe_tp": 8, "predict_attn_tp": 8, "predict_batch": 64,
-            "predict_tbo": True, "predict_tokens_per_gpu": 2048, "predict_prompt_len": 2048, "predict_concurrency": 64}
+            "predict_tbo": True, "predict_sbo": True, "predict_tokens_per_gpu": 2048, "predict_prompt_len": 2048,
+            "predict_concurrency": 64}
 CATALOG = load_catalog()
 CONSTANT_EDIT = {("gemm_flops_eff", "hopper"): 0.6, ("a2a_ll_latency_us", "hopper"): 40}
 
@@ -84,13 +85,13 @@ def _python(edit):
     gpu = edit.get("predict_gpu", "H800")
     common = {k: opts[k] for k in ("ep", "attn_tp", "moe_tp", "engine", "tbo", "attn_dtype", "kv_dtype", "moe_dtype",
                                    "imbalance", "redundant_experts") if k in opts}
-    d = predict("decode", gpu, **common, **{k: opts[k] for k in ("batch", "kv_len", "mtp_draft", "mtp_accept")
+    d = predict("decode", gpu, **common, **{k: opts[k] for k in ("batch", "kv_len", "mtp_draft", "mtp_accept", "sbo")
                                             if k in opts})
     p = predict("prefill", gpu, **common, **{k: opts[k] for k in ("tokens_per_gpu", "prompt_len", "cache_hit")
                                              if k in opts})
     a = predict("aggregated", gpu, **common, **{k: opts[k] for k in ("concurrency", "input_len", "output_len",
                                                                      "cache_hit", "mtp_draft", "mtp_accept",
-                                                                     "max_num_tokens") if k in opts})
+                                                                     "max_num_tokens", "sbo") if k in opts})
     return d, p, a
 
 

@@ -276,16 +276,19 @@ def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr, tbo: Expr)
 
 
 def _overlap_notes(d: dict[str, Expr], p: dict[str, Expr], env: dict[str, Any]) -> Expr:
-    """Two-batch overlap asked for where it cannot act runs off, as dsxl predict's notes say (decode, then
-    prefill): why, or blank."""
+    """Overlap asked for where it cannot act runs off, as dsxl predict's notes say: decode's TBO and SBO, then
+    prefill's TBO, each with why; "none" when every overlap asked for acts."""
     parts = []
-    for phase, q, minimum in (("decode", d, "tbo_min_tokens"), ("prefill", p, "tbo_min_prefill_tokens")):
-        why = where(q["a2a_ranks"] <= 1, NO_ALL_TO_ALL,
-                    concat(Expr(f'TEXT({q["overlap_rank_tokens"].text},"0")'),
-                           " tokens per attention rank per step are below ", Expr("predict_engine"),
-                           "'s minimum of ", Expr(f'TEXT({env[minimum].text},"0")'), " for two micro-batches"))
-        asked = Expr(f"AND({env['tbo'].text},NOT({q['tbo_on'].text}))")
-        parts.append(where(asked, concat(f"{phase}: tbo off: ", why, "; "), ""))
+    for phase, q, flag, minimum in (("decode", d, "tbo", "tbo_min_tokens"), ("decode", d, "sbo", None),
+                                    ("prefill", p, "tbo", "tbo_min_prefill_tokens")):
+        # SBO needs one token per rank, so only a missing all-to-all turns it off
+        below = "" if minimum is None else concat(
+            Expr(f'TEXT({q["overlap_rank_tokens"].text},"0")'), " tokens per attention rank per step are below ",
+            Expr("predict_engine"), "'s minimum of ", Expr(f'TEXT({env[minimum].text},"0")'),
+            " for two micro-batches")
+        why = where(q["a2a_ranks"] <= 1, NO_ALL_TO_ALL, below)
+        asked = Expr(f"AND({env[flag].text},NOT({q[f'{flag}_on'].text}))")
+        parts.append(where(asked, concat(f"{phase}: {flag} off: ", why, "; "), ""))
     return where(Expr(f'({concat(*parts).text})=""'), "none", concat(*parts))
 
 
