@@ -87,21 +87,24 @@ def recalculate_edits(src: Path, edits: list[list[tuple[str, int, int, object]]]
     """For each edit (cells as (sheet, row, column, value), 1-based; None clears a cell) applied alone to ``src``:
     the values of every range in ``reads`` (sheet, r1, c1, r2, c2) after a full recalculation, error values as
     their text. Needs ``uno_python()``."""
-    exe = soffice()
-    if exe is None or uno_python() is None:
-        raise RuntimeError("in-place recalculation needs LibreOffice and its Python bridge (python3-uno)")
-    return _Worker.shared(exe).ask({"op": "edits", "src": str(src), "edits": [[list(c) for c in e] for e in edits],
-                                    "reads": [list(r) for r in reads]})["values"]
+    return _uno_worker("in-place recalculation").ask({"op": "edits", "src": str(src),
+                                                      "edits": [[list(c) for c in e] for e in edits],
+                                                      "reads": [list(r) for r in reads]})["values"]
 
 
 def print_layout(src: Path) -> dict[str, dict[str, list]]:
     """Each sheet of ``src`` as LibreOffice paginates it: ``row_breaks`` and ``column_breaks`` (the first row or column
     of every page after the first) and ``shapes`` (each chart's ``rows`` and ``columns``, first and last), all
     1-based. Needs ``uno_python()``."""
+    return _uno_worker("reading the print layout").ask({"op": "layout", "src": str(src)})["sheets"]
+
+
+def _uno_worker(purpose: str) -> "_Worker":
+    """The shared UNO worker, or RuntimeError saying ``purpose`` needs LibreOffice and python3-uno."""
     exe = soffice()
     if exe is None or uno_python() is None:
-        raise RuntimeError("reading the print layout needs LibreOffice and its Python bridge (python3-uno)")
-    return _Worker.shared(exe).ask({"op": "layout", "src": str(src)})["sheets"]
+        raise RuntimeError(f"{purpose} needs LibreOffice and its Python bridge (python3-uno)")
+    return _Worker.shared(exe)
 
 
 @functools.cache

@@ -16,6 +16,8 @@ Starting soffice and loading the workbook take seconds; an edit and its recalcul
 why the tests' input walks run here rather than one ``soffice --convert-to`` per edited copy.
 """
 
+import bisect
+import contextlib
 import json
 import os
 import subprocess
@@ -58,24 +60,30 @@ def start(soffice, profile):
     return proc, ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
 
 
-def load(desktop, path):
+@contextlib.contextmanager
+def opened(desktop, path):
+    """``path`` loaded and fully recalculated, closed on leaving."""
     doc = desktop.loadComponentFromURL(Path(path).resolve().as_uri(), "_blank", 0, (prop("Hidden", True),))
     if doc is None:
         raise RuntimeError(f"LibreOffice could not open {path}")
-    doc.calculateAll()
-    return doc
+    try:
+        doc.calculateAll()
+        yield doc
+    finally:
+        doc.close(True)
+
+
+def store(doc, out, fmt):
+    doc.storeToURL(Path(out).resolve().as_uri(), (prop("FilterName", FILTERS[fmt]),))
 
 
 def convert(desktop, inputs, out_dir, fmt):
     outs = []
     for path in inputs:
-        doc = load(desktop, path)
-        try:
-            out = Path(out_dir) / (Path(path).stem + "." + fmt)
-            doc.storeToURL(out.resolve().as_uri(), (prop("FilterName", FILTERS[fmt]),))
-            outs.append(str(out))
-        finally:
-            doc.close(True)
+        out = Path(out_dir) / (Path(path).stem + "." + fmt)
+        with opened(desktop, path) as doc:
+            store(doc, out, fmt)
+        outs.append(str(out))
     return {"outputs": outs}
 
 
@@ -113,8 +121,7 @@ def read(sheet_range):
 
 
 def edits(desktop, src, edit_list, reads):
-    doc = load(desktop, src)
-    try:
+    with opened(desktop, src) as doc:
         sheets = doc.Sheets
         ranges = [sheets.getByName(s).getCellRangeByPosition(c1 - 1, r1 - 1, c2 - 1, r2 - 1)
                   for s, r1, c1, r2, c2 in reads]
@@ -129,27 +136,12 @@ def edits(desktop, src, edit_list, reads):
             for restore in reversed(undo):
                 restore()
         return {"values": results}
-    finally:
-        doc.close(True)
-
-
-def _index(starts, position):
-    """The 1-based index of the row or column whose span holds ``position`` (``starts``: their first points)."""
-    lo, hi = 0, len(starts) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if starts[mid] <= position:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo + 1
 
 
 def layout(desktop, src):
-    doc = load(desktop, src)
-    try:
+    with opened(desktop, src) as doc:
         with tempfile.TemporaryDirectory() as tmp:  # printing lays the pages out: the breaks are the printed ones
-            doc.storeToURL((Path(tmp) / "layout.pdf").as_uri(), (prop("FilterName", FILTERS["pdf"]),))
+            store(doc, Path(tmp) / "layout.pdf", "pdf")
         sheets = {}
         for sheet in doc.Sheets:
             used = sheet.createCursor()
@@ -157,20 +149,20 @@ def layout(desktop, src):
             last_row, last_col = used.RangeAddress.EndRow + 40, used.RangeAddress.EndColumn + 20
             tops = [sheet.getCellByPosition(0, r).Position.Y for r in range(last_row + 1)]
             lefts = [sheet.getCellByPosition(c, 0).Position.X for c in range(last_col + 1)]
+            # the 1-based row or column whose span holds a point: how many of them start at or before it
+            row_at, col_at = (lambda y: bisect.bisect_right(tops, y)), (lambda x: bisect.bisect_right(lefts, x))
             shapes = []
             for i in range(sheet.DrawPage.Count):
                 shape = sheet.DrawPage.getByIndex(i)
                 if not shape.supportsService("com.sun.star.drawing.OLE2Shape"):  # comments' captions
                     continue
                 pos, size = shape.Position, shape.Size
-                shapes.append({"rows": [_index(tops, pos.Y), _index(tops, pos.Y + size.Height - 1)],
-                               "columns": [_index(lefts, pos.X), _index(lefts, pos.X + size.Width - 1)]})
+                shapes.append({"rows": [row_at(pos.Y), row_at(pos.Y + size.Height - 1)],
+                               "columns": [col_at(pos.X), col_at(pos.X + size.Width - 1)]})
             sheets[sheet.Name] = {"row_breaks": [b.Position + 1 for b in sheet.getRowPageBreaks() if b.Position],
                                   "column_breaks": [b.Position + 1 for b in sheet.getColumnPageBreaks() if b.Position],
                                   "shapes": shapes}
         return {"sheets": sheets}
-    finally:
-        doc.close(True)
 
 
 def main():
