@@ -75,14 +75,16 @@ def chart_footprint(ws: Any, chart: Any) -> tuple[range, range]:
     """The rows and columns (1-based) a chart covers: from its anchor, its width over the columns' widths on the
     sheet (not as printed: a chart is sized in centimetres on the sheet) and its height over the rows' heights."""
     anchor = chart.anchor  # "A26" until saved, an anchor object after loading
-    row, col = coordinate_to_tuple(anchor) if isinstance(anchor, str) else (anchor._from.row + 1, anchor._from.col + 1)
-    inset = 0.0 if isinstance(anchor, str) else anchor._from.colOff / cm_to_EMU(1) * CM_PT
-    end_col, width = col, chart.width * CM_PT + inset
+    if isinstance(anchor, str):
+        (row, col), col_off, row_off = coordinate_to_tuple(anchor), 0.0, 0.0
+    else:  # its inset (place_chart) in points
+        row, col = anchor._from.row + 1, anchor._from.col + 1
+        col_off, row_off = (off / cm_to_EMU(1) * CM_PT for off in (anchor._from.colOff, anchor._from.rowOff))
+    end_col, width = col, chart.width * CM_PT + col_off
     while width > 0:
         width -= (ws.column_dimensions[get_column_letter(end_col)].width or DEFAULT_WIDTH) * SHEET_PT_PER_CHARACTER
         end_col += 1
-    end_row, height = row, chart.height * CM_PT + (0.0 if isinstance(anchor, str)
-                                                   else anchor._from.rowOff / cm_to_EMU(1) * CM_PT)
+    end_row, height = row, chart.height * CM_PT + row_off
     while height > 0:
         height -= ws.row_dimensions[end_row].height or DEFAULT_ROW_PT
         end_row += 1
