@@ -396,19 +396,18 @@ def _aggregated_predict(b: Builder, calc: Any, cur: Cursor, chains: tuple[list, 
     aggregated --concurrency`` computes it: the decoding batch by Little's law, refined over the same number of
     rounds (:data:`dsxl.refined.predict.CONCURRENCY_ROUNDS`), each round one run of the aggregated chain."""
     inputs = {k: Expr(f"predict_{k}") for k in ("concurrency", "input_len", "output_len", "cache_hit")}
-    head = b.materialize(cur=cur, ws=calc, title="Aggregated serving (Predict): attention ranks and the first batch",
-                         env={"ranks": dp_ranks(Expr("predict_ep") * Expr("predict_moe_tp"), Expr("predict_attn_tp")),
-                              "kv_len": Expr(f"({mean_decode_context(inputs['input_len'], inputs['output_len']).text})")})
+    ranks = b.materialize(calc, cur, "Aggregated serving (Predict): attention ranks", {
+        "ranks": dp_ranks(Expr("predict_ep") * Expr("predict_moe_tp"), Expr("predict_attn_tp"))})["ranks"]
+    kv_len = mean_decode_context(inputs["input_len"], inputs["output_len"])  # each round's decode scope shows it
     batch = b.materialize(calc, cur, "Aggregated serving (Predict): round 0, every request decoding",
-                          {"batch": inputs["concurrency"] / head["ranks"]})["batch"]
+                          {"batch": inputs["concurrency"] / ranks})["batch"]
     lengths = {k: inputs[k] for k in ("input_len", "output_len", "cache_hit")}
     for k in range(CONCURRENCY_ROUNDS + 1):
-        d, c = aggregated_cells(b, calc, cur, chains, GPU_KEY, {"batch": batch, "kv_len": head["kv_len"]}, lengths,
+        d, c = aggregated_cells(b, calc, cur, chains, GPU_KEY, {"batch": batch, "kv_len": kv_len}, lengths,
                                 f"predict_aggregated_{k}", f"Predict, round {k}:")
         if k < CONCURRENCY_ROUNDS:  # the requests in flight less those waiting for or in prefill
             batch = b.materialize(calc, cur, f"Aggregated serving (Predict): round {k + 1}, the decoding batch",
-                                  {"batch": Expr(f"({(inputs['concurrency'] * c['decoding_share']).text})")
-                                   / head["ranks"]})["batch"]
+                                  {"batch": inputs["concurrency"] * c["decoding_share"] / ranks})["batch"]
     return {**c, "decoding_batch": batch, "fits": d["fits"], "decode_tbo_on": d["tbo_on"]}
 
 
