@@ -62,18 +62,20 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= LARGEST and x == x
 
 
+IS_KIND = {"number": _is_number,
+           "text": lambda v: isinstance(v, str),
+           "object": lambda v: isinstance(v, dict),
+           "list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+           "list of numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+           "object of numbers": lambda v: isinstance(v, dict) and all(_is_number(x) for x in v.values())}
+
+
 def _check_kinds(d: dict[str, Any]) -> None:
     for key, kind in KINDS.items():
         value = d.get(key)
         if value is None:
             continue
-        ok = {"number": lambda v: _is_number(v),
-              "text": lambda v: isinstance(v, str),
-              "object": lambda v: isinstance(v, dict),
-              "list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-              "list of numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
-              "object of numbers": lambda v: isinstance(v, dict) and all(_is_number(x) for x in v.values())}[kind]
-        if not ok(value):
+        if not IS_KIND[kind](value):
             limit = f" (at most {LARGEST:,.0f} in size)" if "number" in kind else ""
             article = "an " if kind == "object" else "" if kind == "text" else "a "
             raise ValueError(f"config.json {key} must be {article}{kind}{limit}; got {show(value)}")
