@@ -128,6 +128,12 @@ def is_symbolic(*xs: Any) -> bool:
     return any(isinstance(x, Expr) for x in xs)
 
 
+def is_plain_zero(x: Any) -> bool:
+    """A number (not a formula, not an array) equal to 0: a term that vanishes for every configuration, so array
+    work on it can be skipped (a model without the DSA indexer, a step without MTP drafts)."""
+    return not isinstance(x, Expr) and np.ndim(x) == 0 and x == 0
+
+
 def where(cond: Any, if_true: Any, if_false: Any) -> Value:
     """``IF(cond, a, b)`` in Excel, ``np.where`` for arrays, a plain choice for scalars."""
     if is_symbolic(cond, if_true, if_false):

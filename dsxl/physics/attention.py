@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.core.expr import both, where
+from dsxl.core.expr import both, is_plain_zero, where
 
 
 def mla_down_params(dim: Any, q_lora_rank: Any, kv_lora_rank: Any, qk_rope_head_dim: Any, index_n_heads: Any,
@@ -70,13 +70,18 @@ def mla_prefill_gflops(queries: Any, n_heads: Any, attended: Any, index_topk: An
 
 def kv_read_gb(sequences: Any, attn_tp: Any, attended: Any, token_bytes: Any) -> Any:
     """KV a GPU reads in one pass: every sequence of its attention rank (``sequences`` per GPU x ``attn_tp``),
-    attended tokens each, GB."""
-    return sequences * attn_tp * attended * token_bytes / 1e9
+    attended tokens each, GB (0 when there are no such keys)."""
+    if is_plain_zero(token_bytes):
+        return 0
+    return attended * token_bytes / 1e9 * (sequences * attn_tp)
 
 
 def indexer_gflops(queries: Any, attn_tp: Any, index_n_heads: Any, index_head_dim: Any, context: Any) -> Any:
-    """DSA lightning indexer: every query of the TP group scores every cached token (FP8), GFLOPs."""
-    return 2 * queries * attn_tp * index_n_heads * index_head_dim * context / 1e9
+    """DSA lightning indexer: every query of the TP group scores every cached token (FP8), GFLOPs (0 without
+    DSA)."""
+    if is_plain_zero(index_n_heads):
+        return 0
+    return 2 * index_n_heads * index_head_dim * context / 1e9 * (queries * attn_tp)
 
 
 def causal_context(prompt_len: Any, cache_hit: Any) -> Any:
@@ -121,4 +126,4 @@ def activation_values(dim: Any, hc_mult: Any, n_heads: Any, qk_nope_head_dim: An
 def attention_ms(proj_ms: Any, core_ms: Any, indexer_ms: Any, allreduce_ms: Any, act_ms: Any, launch_ms: Any) -> Any:
     """Attention path of one micro-batch: projections, attention kernel, DSA indexer, TP all-reduce,
     elementwise traffic, launches."""
-    return proj_ms + core_ms + indexer_ms + allreduce_ms + act_ms + launch_ms
+    return core_ms + indexer_ms + (proj_ms + act_ms + launch_ms + allreduce_ms)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.core.expr import Expr, both, floor, maximum, where
+from dsxl.core.expr import Expr, both, floor, is_plain_zero, maximum, where
 
 
 def overlap_acts(requested: Any, a2a_ranks: Any, rank_tokens: Any, min_tokens: Any) -> Any:
@@ -52,7 +52,7 @@ def moe_layer_ms(micro_batches: Any, tbo: Any, sbo: Any, attn_ms: Any, moe_ms: A
     combine hides behind ``overlap_ms`` (shared experts and the down GEMM). Otherwise everything is serial."""
     comm = dispatch_ms + combine_ms
     if not isinstance(sbo, Expr) and not np.any(sbo):  # the common case, without the SBO branch's array work
-        single = attn_ms + moe_ms + comm
+        single = attn_ms + (moe_ms + comm)
     else:
         single = attn_ms + moe_ms + dispatch_ms + where(sbo, maximum(combine_ms - overlap_ms, 0), combine_ms)
     if not isinstance(tbo, Expr) and not np.any(tbo):  # no micro-batches anywhere in the request
@@ -84,6 +84,8 @@ def dense_layer_ms(micro_batches: Any, attn_ms: Any, mlp_ms: Any) -> Any:
 
 def mtp_ms(mtp_draft: Any, n_mtp_layers: Any, moe_layer_ms: Any, lm_head_ms: Any) -> Any:
     """Drafting: the MTP module (one MoE layer each) and the LM head run once per draft token."""
+    if is_plain_zero(mtp_draft):
+        return 0
     return where(n_mtp_layers > 0, mtp_draft * (moe_layer_ms + lm_head_ms), 0)
 
 
@@ -97,10 +99,10 @@ def step_ms(n_layers: Any, n_dense_layers: Any, dense_layer_ms: Any, moe_layer_m
             mtp_ms: Any, overhead_ms: Any, time_scale: Any) -> Any:
     """One forward step of the whole model on one GPU: the GPU's work (times ``time_scale``, 1 unless a calibration
     profile measured this phase slower or faster on the user's cluster) and the engine's overhead."""
-    work = n_dense_layers * dense_layer_ms + (n_layers - n_dense_layers) * moe_layer_ms + lm_head_ms + mtp_ms
+    layers = n_dense_layers * dense_layer_ms + (n_layers - n_dense_layers) * moe_layer_ms
     if not isinstance(time_scale, Expr) and np.ndim(time_scale) == 0 and time_scale == 1:  # uncalibrated: as is
-        return work + overhead_ms
-    return time_scale * work + overhead_ms
+        return layers + (lm_head_ms + mtp_ms + overhead_ms)  # the smaller terms summed first
+    return time_scale * (layers + lm_head_ms + mtp_ms) + overhead_ms
 
 
 def tpot_ms(step_ms: Any, mtp_accept: Any) -> Any:
