@@ -425,6 +425,16 @@ def test_bands_widen_outside_the_calibration_rows():
     assert predict("decode", "H800", "kimi_k2", **C1)["accuracy"]["band"] > inside  # no Kimi calibration row
 
 
+def test_an_array_of_parallel_shapes_gets_one_band_per_case():
+    """attention TP1 (an expert all-to-all, C1's shape) beside TP8 over the instance (an all-reduce, no row of the
+    family): each case carries the band it would get alone, and the request the widest."""
+    kw = dict(ep=8, batch=64, kv_len=2000)
+    alone = [predict("decode", "H200", attn_tp=a, **kw)["accuracy"]["band"] for a in (1, 8)]
+    assert alone[1] > alone[0]
+    acc = predict("decode", "H200", attn_tp=np.array([1, 8]), detail=False, **kw)["accuracy"]
+    assert list(acc["bands"]) == alone and acc["band"] == max(alone)
+
+
 def test_each_calibration_row_lies_inside_its_own_band():
     for r in validate():
         if r["role"] == "calibration":

@@ -213,7 +213,7 @@ def _accuracy(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[st
     args = (phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"), opts["tbo"],
             opts["moe_dtype"], opts.get("mtp_draft", 0), parallel_shape(opts["ep"], opts["moe_tp"], opts["attn_tp"]))
     acc = accuracy(*args)
-    if any(np.ndim(x) for x in (context, opts.get("batch"), opts.get("mtp_draft", 0))):
+    if any(np.ndim(x) for x in (context, opts.get("batch"), opts.get("mtp_draft", 0), args[-1])):
         acc["bands"] = bands(*args)  # one per case
         acc["band"] = round(float(max(acc["band"], acc["bands"].max())), 4)  # the widest of them
     return acc
