@@ -48,14 +48,18 @@ def _kernel_rows(kind):
     return [r for r in csv.DictReader(read_template_text("kernels.csv").splitlines()) if r["kernel"] == kind]
 
 
-def test_the_amd_kernel_share_prior_is_recomputed_from_amds_gemm_row():
-    """No AMD kernel row fits a constant; the prior of the share of Hopper's efficiencies AMD reaches is its one
-    published GEMM measurement (max-achievable FP8) over Hopper's DeepGEMM share, on the catalog's peak."""
+def test_the_amd_kernel_share_prior_is_recomputed_from_amds_moe_gemm_rows():
+    """AMD publishes no attention kernel rows; the prior of the share of Hopper's efficiencies AMD reaches is its
+    FP8 block-scaled MoE GEMM (aiter's tuned table, up/gate and down weighted 2:1 by FLOPs) over the same measure of
+    DeepGEMM (gemm_flops_eff), on the catalog's peak."""
     from dsxl.data.catalog import load_fit
-    maf, = (r for r in _kernel_rows("hipblaslt_maf") if r["gpu"] == "MI300X")
-    share = float(maf["tflops"]) / load_catalog().gpu("MI300X").fp8_flops
+    up, down = (float(r["tflops"]) for r in _kernel_rows("aiter_blockscale_moe") if r["gpu"] == "MI300X")
+    share = 3 / (2 / up + 1 / down) / load_catalog().gpu("MI300X").fp8_flops
     prior = load_fit()["parameters"]["kernel_share"]["prior"]
     assert share / load_refined()["gemm_flops_eff"].values["hopper"] == pytest.approx(prior, abs=1e-3)
+    # the rows' FLOP rates are the aiter table's times: 16,384 tokens x top-9 through 7168 x 2048 experts
+    assert 2 * 16384 * 9 * 4096 * 7168 / 7103.1475e-6 / 1e12 == pytest.approx(up, abs=0.5)
+    assert 2 * 16384 * 9 * 7168 * 2048 / 6693.7526e-6 / 1e12 == pytest.approx(down, abs=0.5)
 
 
 def test_constants_are_recomputed_from_the_kernel_tables():
