@@ -309,15 +309,16 @@ def _transfer_ms(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> 
 
 
 def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
-                  decode_gpu: str, prefill_gpu: str | None = None) -> dict[str, Any]:
+                  decode_gpu: str, prefill_gpu: str | None = None, decode_headroom: bool = True) -> dict[str, Any]:
     """Decode (and prefill) pools for ``out_tps`` output tokens/s at the least total GPUs, at average and at peak
     load; with queueing the prefill pool meets the TTFT targets under random arrivals and the decode pool holds
-    p99 concurrency. Cost with each pool's own GPU price, for the peak fleet (or the average with autoscale)."""
+    p99 concurrency (unless ``decode_headroom`` is off: a budget's decode pool). Cost with each pool's own GPU
+    price, for the peak fleet (or the average with autoscale)."""
     in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
     transfer_ms = _transfer_ms(inp, prefill, prefill_gpu or decode_gpu) if prefill and inp.queueing else 0.0
     result: dict[str, Any] = {}
     for label, factor in (("", 1.0), ("peak_", inp.peak_to_average)):
-        spread = _decode_concurrency_factor(inp, out_tps * factor) if inp.queueing else 1.0
+        spread = _decode_concurrency_factor(inp, out_tps * factor) if inp.queueing and decode_headroom else 1.0
         pools = {"decode": _pool(out_tps * factor * spread, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
         pools["decode"]["utilization"] = out_tps * factor / pools["decode"]["capacity_tokens_per_s"]
         if prefill:
@@ -409,13 +410,21 @@ def _searches(inp: PlanInputs, decode_gpu: str, prefill_gpu: str, serving: str,
     return cache[("decode", decode_gpu)], cache[("prefill", prefill_gpu)]
 
 
-def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None, budget: int) -> float:
-    """The most output tokens/s whose least-GPU pools fit in ``budget`` GPUs (0 if not even the smallest do)."""
+def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None, budget: int,
+             transfer_ms: float = 0.0) -> float:
+    """The most output tokens/s whose least-GPU pools fit in ``budget`` GPUs (0 if not even the smallest do). With
+    queueing the prefill pool is the one that meets the TTFT targets under random arrivals: a pool run at its full
+    throughput would queue without bound, and its answer would not be "at the SLA"."""
     def gpus(load: float) -> int:
         used = least_gpus(load, decode["options"], inp.mix_sizes)["gpus"]
         if prefill:
-            used += least_gpus(sizing.input_tokens_per_s(load, inp.input_len, inp.output_len),
-                               prefill["options"], inp.mix_sizes)["gpus"]
+            in_tps = sizing.input_tokens_per_s(load, inp.input_len, inp.output_len)
+            if not inp.queueing:
+                return used + least_gpus(in_tps, prefill["options"], inp.mix_sizes)["gpus"]
+            try:
+                used += _queued_prefill_pool(inp, in_tps, prefill, transfer_ms)["gpus"]
+            except _Unmet:  # no pool meets the targets at any load
+                return budget + 1
         return used
     if gpus(1e-9) > budget:
         return 0.0
@@ -450,7 +459,7 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
     out_tps = inp.load_output_tokens_per_s() if inp.budget_gpus is None or inp.has_load() else None
     extra: dict[str, Any] = {}
     if inp.budget_gpus is not None:
-        cap = capacity(inp, dec, pre, inp.budget_gpus)
+        cap = capacity(inp, dec, pre, inp.budget_gpus, _transfer_ms(inp, pre, prefill_gpu) if pre else 0.0)
         smallest = min(o["ep"] for o in dec["options"]) + (min(o["ep"] for o in pre["options"]) if pre else 0)
         extra = {"budget_gpus": inp.budget_gpus, "capacity_output_tokens_per_s": cap,
                  "budget_covers_load": None if out_tps is None else cap >= out_tps}
@@ -459,19 +468,15 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
                                f"and one prefill instance take {smallest} GPUs", pareto=frontier, **extra)
         if out_tps is None or cap < out_tps:
             out_tps = cap
-    budgeted = inp.budget_gpus is not None  # a budget is a hard cap: its pools are what it buys, queue or not
+    budgeted = inp.budget_gpus is not None  # a budget is a hard cap: its decode pool is what it buys (as capacity
+    # counted it, without p99-concurrency headroom); its prefill pool meets the TTFT targets, as capacity sized it
     try:
-        sized = size_and_cost(replace(inp, queueing=False) if budgeted else inp, out_tps, dec, pre, gpu,
-                              prefill_gpu if pre else None)
+        sized = size_and_cost(inp, out_tps, dec, pre, gpu, prefill_gpu if pre else None, decode_headroom=not budgeted)
     except _Unmet as exc:
         return _infeasible(serving, str(exc), pareto=frontier, **extra)
     decode = {**sized.pop("decode"), "gpu": gpu}
     prefill = {**sized.pop("prefill"), "gpu": prefill_gpu} if pre else None
     queued = prefill.pop("queue_ttft_ms", None) if prefill else None
-    if budgeted and prefill and inp.queueing:  # what the budget's prefill pool gives under random arrivals
-        t = prefill_queue(inp, prefill, sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len),
-                          _transfer_ms(inp, pre, prefill_gpu))
-        queued = {k: t[k] for k in ("mean", "p50", "p90", "p99")}
     sized["ttft_ms"] = queued or {"mean": (prefill or decode)["ttft_ms"], "p50": None, "p90": None, "p99": None}
     sized.setdefault("peak_ttft_ms", None)
     return {"serving": serving, "feasible": True, "reason": None, "decode": decode, "prefill": prefill,

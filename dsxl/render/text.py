@@ -307,7 +307,7 @@ def plan_text(r: dict[str, Any]) -> str:
                              f"over a {t['nic_gb_per_s']:g} GB/s NIC, so the prefill rate is held to the NIC's.")
             t = x.get("ttft_ms") or {}
             arrivals = "Poisson" if i.get("arrival_cv", 1) == 1 else f"arrival CV {i['arrival_cv']:g}"
-            if t.get("p99") is not None and not math.isfinite(t["p99"]):  # a budget run at its full prefill capacity
+            if t.get("p99") is not None and not math.isfinite(t["p99"]):  # a pool at its full capacity: words, never inf
                 lines.append(f"TTFT ({arrivals} arrivals, queueing included): unbounded, the prefill pool runs at "
                              f"{p['utilization']:.0%} utilization and its queue grows without end; serve less than the "
                              "budget's capacity for a bounded TTFT.")
