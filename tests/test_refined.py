@@ -196,6 +196,21 @@ def test_aggregated_serving_costs_throughput():
     assert agg["straggler_share"] == pytest.approx(1 - (1 - q) ** 8)
 
 
+def test_aggregated_ttft_waits_for_the_prompts_own_prefill_forward():
+    """SGLang runs a waiting prompt as a prefill forward of its own, the decodes waiting: its first token comes after
+    the rest of the step in progress and that whole forward (C6's shape: one attention rank of 8 GPUs, a 7,376-token
+    prompt in one 8,192-token chunk). It once counted a mean step instead, 4x short."""
+    kw = dict(ep=1, moe_tp=8, attn_tp=8, engine="sglang", tbo=False)
+    agg = predict("aggregated", "MI300X", batch=64, input_len=7376, output_len=922, **kw)
+    alone = predict("prefill", "MI300X", tokens_per_gpu=7376 // 8, prompt_len=7376, **kw)
+    wait = load_refined()["ttft_queue_factor"].values["cdna3"]
+    assert agg["ttft_ms"] == pytest.approx(wait * agg["step_ms"] + alone["step_ms"], rel=1e-9)
+    # an engine that mixes the piece into a decode forward: the piece's step is a decode step and more
+    mixed = predict("aggregated", "H200", ep=8, batch=128, input_len=1024, output_len=2048, engine="trtllm",
+                    max_num_tokens=1151)
+    assert mixed["ttft_ms"] > (wait + 2) * mixed["decode_step_ms"]  # 1,024 tokens beside 128 decodes: two pieces
+
+
 @pytest.mark.parametrize("call, name", [
     (lambda: predict("decode", "H800", ep=7, batch=1, kv_len=10, redundant_experts=0), "redundant_experts"),
     (lambda: predict("decode", "H800", ep=8, batch=1, kv_len=10, moe_tp=3), "moe_tp"),
