@@ -51,8 +51,10 @@ def busy_share(completions: Any, computed_prompt: Any, piece_tokens: Any) -> Any
 
 
 def straggler_share(busy_share: Any, dp_ranks: Any) -> Any:
-    """Share of steps in which at least one of the instance's ranks carries a piece (and so all of them wait)."""
-    return 1 - (1 - busy_share) ** dp_ranks
+    """Share of steps in which at least one of the instance's ranks carries a piece (and so all of them wait).
+    The idle probability's base is floored where its power would fall below 1e-300 (spreadsheets report an
+    underflow as #NUM!): the share is then 1 to double precision either way."""
+    return 1 - maximum(1 - busy_share, 1e-300 ** (1 / dp_ranks)) ** dp_ranks
 
 
 def expert_token_share(busy_share: Any, straggler_share: Any) -> Any:
