@@ -419,12 +419,8 @@ def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | 
         used = least_gpus(load, decode["options"], inp.mix_sizes)["gpus"]
         if prefill:
             in_tps = sizing.input_tokens_per_s(load, inp.input_len, inp.output_len)
-            if not inp.queueing:
-                return used + least_gpus(in_tps, prefill["options"], inp.mix_sizes)["gpus"]
-            try:
-                used += _queued_prefill_pool(inp, in_tps, prefill, transfer_ms)["gpus"]
-            except _Unmet:  # no pool meets the targets at any load
-                return budget + 1
+            used += (_queued_prefill_pool(inp, in_tps, prefill, transfer_ms) if inp.queueing else  # _Unmet: no load
+                     least_gpus(in_tps, prefill["options"], inp.mix_sizes))["gpus"]
         return used
     if gpus(1e-9) > budget:
         return 0.0
@@ -459,7 +455,10 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
     out_tps = inp.load_output_tokens_per_s() if inp.budget_gpus is None or inp.has_load() else None
     extra: dict[str, Any] = {}
     if inp.budget_gpus is not None:
-        cap = capacity(inp, dec, pre, inp.budget_gpus, _transfer_ms(inp, pre, prefill_gpu) if pre else 0.0)
+        try:
+            cap = capacity(inp, dec, pre, inp.budget_gpus, _transfer_ms(inp, pre, prefill_gpu) if pre else 0.0)
+        except _Unmet as exc:  # the TTFT targets bind at any load
+            return _infeasible(serving, str(exc), pareto=frontier)
         smallest = min(o["ep"] for o in dec["options"]) + (min(o["ep"] for o in pre["options"]) if pre else 0)
         extra = {"budget_gpus": inp.budget_gpus, "capacity_output_tokens_per_s": cap,
                  "budget_covers_load": None if out_tps is None else cap >= out_tps}

@@ -210,10 +210,11 @@ def _accuracy(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[st
         return [_accuracy(phase, g, model, opts) for g in gpu]
     context = opts.get("kv_len", opts.get("prompt_len", opts.get("input_len")))
     name = model_name(model)
+    shape = parallel_shape(opts["ep"], opts["moe_tp"], opts["attn_tp"])
     args = (phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"), opts["tbo"],
-            opts["moe_dtype"], opts.get("mtp_draft", 0), parallel_shape(opts["ep"], opts["moe_tp"], opts["attn_tp"]))
+            opts["moe_dtype"], opts.get("mtp_draft", 0), shape)
     acc = accuracy(*args)
-    if any(np.ndim(x) for x in (context, opts.get("batch"), opts.get("mtp_draft", 0), args[-1])):
+    if any(np.ndim(x) for x in (context, opts.get("batch"), opts.get("mtp_draft", 0), shape)):
         acc["bands"] = bands(*args)  # one per case
         acc["band"] = round(float(max(acc["band"], acc["bands"].max())), 4)  # the widest of them
     return acc
