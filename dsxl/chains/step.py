@@ -89,7 +89,9 @@ def _longest_last(values: list[Any]) -> tuple[Callable[[Any], Any], Callable[[An
     def to_inner(v: Any) -> Any:
         if not isinstance(v, np.ndarray) or v.ndim == 0:
             return v
-        return v.reshape((1,) * (nd - v.ndim) + v.shape).transpose(perm)
+        # a contiguous copy (inputs are small): NumPy lays results out like their operands, so a transposed view
+        # would keep the short axis innermost in memory
+        return np.ascontiguousarray(v.reshape((1,) * (nd - v.ndim) + v.shape).transpose(perm))
 
     def back(v: Any) -> Any:
         return v.transpose(inverse) if isinstance(v, np.ndarray) and v.ndim == nd else v

@@ -40,16 +40,17 @@ def node_copies_nic(n_activated_experts: Any, ep: Any, scaleup: Any, n_expert_gr
 def a2a_ms(tokens: Any, dim: Any, bytes_per_value: Any, nic_copies: Any, nvlink_copies: Any, ep: Any,
            pcie_bw: Any, nic_eff: Any, nvlink_bw: Any, nvlink_eff: Any, latency_us: Any) -> Any:
     """One dispatch or combine call: NIC and NVLink transfers in parallel plus the call latency; 0 without EP."""
-    token_gb = tokens * dim * bytes_per_value / 1e9
-    nic = token_gb * nic_copies / (pcie_bw * nic_eff)
-    nvl = token_gb * nvlink_copies / (nvlink_bw * nvlink_eff)
-    return where(ep > 1, latency_us / 1000 + maximum(nic, nvl) * 1000, 0)
+    # ms per token over each link first (small arrays), then one product with the token counts each
+    token_mb = dim * bytes_per_value / 1e6
+    nic = tokens * (token_mb * nic_copies / (pcie_bw * nic_eff))
+    nvl = tokens * (token_mb * nvlink_copies / (nvlink_bw * nvlink_eff))
+    return where(ep > 1, maximum(nic, nvl) + latency_us / 1000, 0)
 
 
 def allreduce_ms(tokens: Any, tp: Any, dim: Any, nvlink_bw: Any, nvlink_eff: Any, latency_us: Any) -> Any:
     """Ring all-reduce over ``tp`` GPUs of their tokens (``tokens`` per GPU) x dim BF16; 0 at TP1."""
-    gb = 2 * (tp - 1) / tp * tokens * tp * dim * 2 / 1e9
-    return where(tp > 1, latency_us / 1000 + gb / (nvlink_bw * nvlink_eff) * 1000, 0)
+    ms_per_token = 2 * (tp - 1) * dim * 2 / 1e6 / (nvlink_bw * nvlink_eff)  # (tp-1)/tp x tp tokens, 2 passes
+    return where(tp > 1, tokens * ms_per_token + latency_us / 1000, 0)
 
 
 def instance_gpus(ep: Any, moe_tp: Any) -> Any:

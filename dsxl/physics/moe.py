@@ -56,7 +56,7 @@ def experts_touched(local: Any, tokens: Any, instance_gpus: Any, n_activated_exp
 
 
 def mlp_gflops(tokens: Any, weights: Any) -> Any:
-    return 2 * tokens * weights / 1e9
+    return tokens * (2 * weights / 1e9)
 
 
 def weights_gb(count: Any, weights: Any, weight_bytes: Any) -> Any:

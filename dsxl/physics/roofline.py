@@ -49,12 +49,12 @@ def with_launch(kernel_ms: Any, kernels: Any, kernel_latency_us: Any) -> Any:
 
 def traffic_ms(gbytes: Any, bw_gbs: Any, bw_eff: Any) -> Any:
     """A memory-bound (elementwise) pass over ``gbytes``, ms."""
-    return gbytes / (bw_gbs * bw_eff) * 1000
+    return gbytes * (1000 / (bw_gbs * bw_eff))
 
 
 def activation_gb(tokens: Any, values_per_token: Any) -> Any:
     """BF16 activations written and read back by the elementwise kernels around the GEMMs, GB."""
-    return tokens * values_per_token * 2 * 2 / 1e9
+    return tokens * (values_per_token * 2 * 2 / 1e9)
 
 
 def grouped_flops_eff(moe_bytes: Any, fp4_flops: Any, layout_eff: Any, fp4_grouped_flops_eff: Any) -> Any:
