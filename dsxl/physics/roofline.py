@@ -14,8 +14,8 @@ from dsxl.core.expr import both, maximum, where
 def kernel_ms(gflops: Any, peak_tflops: Any, flops_eff: Any, sm_share: Any, gbytes: Any, bw_gbs: Any,
               bw_eff: Any) -> Any:
     """max(FLOPs / achievable FLOP rate on the SMs left to compute, bytes / achievable bandwidth) in ms."""
-    # the per-GPU rates are combined first: one operation over the (often large) FLOPs and bytes arrays each
-    return maximum(gflops / (peak_tflops * flops_eff * sm_share), gbytes * (1000 / (bw_gbs * bw_eff)))
+    # the per-GPU rate is combined first: one operation over the (often large) FLOPs array
+    return maximum(gflops / (peak_tflops * flops_eff * sm_share), traffic_ms(gbytes, bw_gbs, bw_eff))
 
 
 def launch_ms(kernels: Any, gemm_kernels: Any, kernel_latency_us: Any, op_latency_us: Any) -> Any:
