@@ -144,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--ablate", action="store_true", help="switch each refinement off in turn")
     v.add_argument("--calibration", metavar="PROFILE.json", help="a profile written by dsxl calibrate: its "
                                                                   "constants apply and its rows are listed")
+    v.add_argument("--runs", metavar="RUNS.csv", type=Path,
+                   help="predict every run of a file in InferenceX's export columns (the shipped corpus: "
+                        "templates/inferencex_dsr1.csv) and compare")
+    v.add_argument("--rows", action="store_true", help="with --runs, list every row")
     c = sub.add_parser("calibrate", help="fit the refined model to your own measured runs: a profile for predict, "
                                          "plan, validate, the UDFs and build")
     c.add_argument("runs", nargs="?", type=Path, help="RUNS.csv with the columns of templates/measurements.csv")
@@ -333,6 +337,14 @@ def _validate(args: argparse.Namespace) -> int:
     from dsxl.render.text import ablation_text, to_json, validation_text
     from dsxl.refined.validation import ABLATIONS, ablate, validate
 
+    if args.runs is not None:
+        from dsxl.data.runs import parse_runs
+        from dsxl.data.user_files import read_text
+        from dsxl.refined.runs import validate_runs
+        from dsxl.render.text import runs_text
+        result = validate_runs(parse_runs(read_text(args.runs, "runs file"), args.runs.name), str(args.runs))
+        sys.stdout.write(to_json(result) + "\n" if args.format == "json" else runs_text(result, args.rows))
+        return 0
     if args.ablate:
         rows = ablate()
         sys.stdout.write(to_json(rows) + "\n" if args.format == "json" else

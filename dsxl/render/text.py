@@ -167,6 +167,52 @@ def validation_text(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pct(x: Any) -> str:
+    return "—" if x is None else f"{x:.1%}"
+
+
+def runs_text(result: dict[str, Any], verbose: bool = False) -> str:
+    """``dsxl validate --runs``: per group and overall, the median and largest |error| of each metric; with
+    ``verbose``, every row."""
+    s = result["summary"]
+    lines = [f"dsxl validate --runs {result['file']}: {s['rows']:,} runs, {s['predicted']:,} predicted, "
+             f"{s['not_predicted']:,} not predicted (reasons below)",
+             *textwrap.wrap("error = predicted / measured - 1 of output tok/s per (decode) GPU, median TPOT and median "
+                            "TTFT, as |error| median and max per group; LOGO: the group's median |error| of output "
+                            "tok/s when the joint fit leaves the group out", 120), ""]
+    head = (f"{'group':<26} {'rows':>5} {'output tok/s/GPU':>17} {'median TPOT':>15} {'median TTFT':>15} "
+            f"{'band':>5} {'LOGO':>6}")
+    lines += [head, "-" * len(head)]
+
+    def cells(metrics: dict[str, Any]) -> str:
+        return " ".join(f"{_pct(metrics[m]['median_abs_error']):>7} {_pct(metrics[m]['max_abs_error']):>7}"
+                        for m in ("output_tput_per_gpu", "median_tpot", "median_ttft"))
+
+    for g in result["groups"]:
+        rows = f"{g['predicted']}/{g['rows']}" if g["predicted"] != g["rows"] else str(g["rows"])
+        lines.append(f"{g['group']:<26} {rows:>5} {cells(g['metrics'])} {_pct(g['band']):>5} "
+                     f"{_pct(g['logo_error']):>6}")
+    lines += ["-" * len(head), f"{'all':<26} {s['predicted']:>5} {cells(s['metrics'])}"]
+    if verbose:
+        lines += ["", f"{'row':>5} {'group':<26} {'isl/osl':>11} {'conc':>5} {'out meas':>9} {'pred':>9} "
+                      f"{'TPOT ms':>8} {'pred':>7} {'TTFT ms':>8} {'pred':>8}"]
+        for r in result["rows"]:
+            o, t, f = r["output_tput_per_gpu"], r["median_tpot"], r["median_ttft"]
+
+            def ms(x: Any) -> str:
+                return "—" if x is None else f"{x * 1000:,.1f}"
+            lines.append(f"{r['row']:>5} {r['group']:<26} {r['isl']:>5}/{r['osl']:<5} {r['conc']:>5} "
+                         f"{_or_dash(o['measured'], '>9,.1f')} {_or_dash(o['predicted'], '>9,.1f')} "
+                         f"{ms(t['measured']):>8} {ms(t['predicted']):>7} {ms(f['measured']):>8} "
+                         f"{ms(f['predicted']):>8}")
+    if s["reasons"]:
+        lines += ["", "Not predicted:"]
+        for why, n in s["reasons"].items():
+            lines += textwrap.wrap(f"{n} run{'s' if n != 1 else ''}: {why}", 120, initial_indent="- ",
+                                   subsequent_indent="  ")
+    return "\n".join(lines) + "\n"
+
+
 def ablation_text(rows: list[dict[str, Any]], docs: dict[str, str]) -> str:
     names = list(rows[0]["ablations"])
     head = f"{'switched off':<20}" + "".join(f"{r['id']:>10}" for r in rows)
