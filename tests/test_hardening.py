@@ -205,7 +205,8 @@ def test_prefill_fits_only_when_the_prompts_kv_fits(gpu, ep, tokens, prompt):
     from dsxl.refined.predict import quantities
     q = quantities("prefill", gpu, ep=ep, tokens_per_gpu=tokens, prompt_len=prompt)
     need = q["weights_gb"] + q["activation_gb"] + q["kv_forward_gb"]
-    assert bool(q["fits"]) == (need <= q["mem"] * q["mem_util"] + 1e-9)
+    assert q["usable_gb"] == pytest.approx(q["mem"] * 2 ** 30 / 1e9 * q["mem_util"])  # HBM is quoted in GiB
+    assert bool(q["fits"]) == (need <= q["usable_gb"] + 1e-9)
     assert q["resident_tokens"] >= prompt  # the whole prompt's KV is held while it is built
 
 

@@ -58,9 +58,10 @@ PIECE_OUTPUTS = ("step_ms", "lm_head_ms", "overhead_ms", "routed_ms", "micro_bat
 
 
 def piece_env(env: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
-    """The prefill chain's inputs for one piece."""
+    """The prefill chain's inputs for one piece. The piece runs with the decode step's overlap setting: one
+    setting per instance, the one echoed (a piece never switches on an overlap the decode step runs without)."""
     return dict(env, tokens_per_gpu=a["piece_input_tokens"], prompt_len=env["input_len"],
-                moe_token_share=a["expert_token_share"])
+                moe_token_share=a["expert_token_share"], tbo=a["tbo_on"])
 
 
 def run_aggregated(env: dict[str, Any], decode_steps: list[Step], prefill_steps: list[Step],

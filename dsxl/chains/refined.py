@@ -24,11 +24,17 @@ def _overlap_head(rank_tokens: Step, min_tokens: str) -> list[Step]:
     return [
         S("instance_gpus", comm.instance_gpus, "GPUs per instance (EP x MoE TP)", "GPUs"),
         S("a2a_ranks", comm.a2a_ranks, "Ranks the all-to-all spans (1: attention TP covers the instance)", "ranks"),
+        S("fused_on", moe.fused_moe_acts, "A measured fused MoE kernel acts (model, generation and EP it was measured "
+          "at)", ""),
+        S("issued_a2a_ranks", comm.issued_a2a_ranks, "Ranks a separately issued all-to-all spans (1: none, or "
+          "inside the fused kernel)", "ranks"),
         rank_tokens,
         S("tbo_on", serving.overlap_acts, "Two-batch overlap acts (asked, an all-to-all to hide, enough tokens)", "",
-          {"requested": "tbo", "rank_tokens": "overlap_rank_tokens", "min_tokens": min_tokens}),
+          {"requested": "tbo", "a2a_ranks": "issued_a2a_ranks", "rank_tokens": "overlap_rank_tokens",
+           "min_tokens": min_tokens}),
         S("sbo_on", serving.overlap_acts, "Single-batch overlap acts (asked, an all-to-all to hide)", "",
-          {"requested": "sbo", "rank_tokens": "overlap_rank_tokens", "min_tokens": 1}),
+          {"requested": "sbo", "a2a_ranks": "issued_a2a_ranks", "rank_tokens": "overlap_rank_tokens",
+           "min_tokens": 1}),
         S("micro_batches", serving.micro_batches, "Micro-batches per step (2 with TBO)", "micro-batches",
           {"tbo": "tbo_on"}),
     ]
@@ -142,8 +148,6 @@ def _moe(routed_flops_eff: str) -> list[Step]:
       {"local": "local_experts", "tokens": "moe_tokens_mb"}),
     *_mlp("routed", "Routed experts", "routed_tokens", "expert_weights", "experts_touched", "moe_bytes",
           "moe_peak_tflops", "routed_flops_eff", "routed_gemm_ms"),
-    S("fused_on", moe.fused_moe_acts, "A measured fused MoE kernel acts (model, generation and EP it was measured "
-      "at)", ""),
     S("fused_ms", moe.fused_moe_ms, "Fused MoE kernel: GEMMs and all-to-all (measured table)", MS,
       {"tokens": "moe_tokens_mb"}),
     S("routed_ms", moe.unless_fused, "Routed experts (fused kernel where it acts)", MS,
@@ -257,6 +261,7 @@ DECODE = [S("queries_per_seq", serving.queries_per_sequence, "Query tokens per s
       {"rate": "tokens_per_s_per_user", "count": "seqs_per_gpu"}),
 ] + _MEMORY + [
     S("kv_seq_gb", weights.kv_seq_gb, "KV per sequence on each GPU of its rank", GB, {"context": "kv_len"}),
+    S("usable_gb", weights.usable_gb, "HBM the engine budgets for weights and KV", GB),
     S("kv_budget_gb", weights.kv_budget_gb, "HBM left for KV", GB, {"activation_gb": 0}),
     S("max_batch", weights.max_sequences, "Max sequences per attention rank", "sequences", {"kv_seq_gb": "kv_seq_gb"}),
     S("fits", weights.fits, "Batch fits in memory", "", {"need": "batch", "have": "max_batch"}),
@@ -303,6 +308,7 @@ PREFILL = _overlap_head(S("overlap_rank_tokens", serving.tokens, "Prompt tokens 
 ] + _MEMORY + [
     S("activation_gb", weights.prefill_activation_gb, "Prefill activations per micro-batch", GB,
       {"tokens_mb": "tokens_mb"}),
+    S("usable_gb", weights.usable_gb, "HBM the engine budgets for weights and KV", GB),
     S("kv_budget_gb", weights.kv_budget_gb, "HBM left for KV", GB),
     S("resident_tokens", serving.resident_prompt_tokens, "Prompt tokens whose KV is held while they are built",
       "tokens"),

@@ -64,6 +64,12 @@ def a2a_ranks(ep: Any, attn_tp: Any, instance_gpus: Any) -> Any:
     return where(attn_tp >= instance_gpus, 1, ep)
 
 
+def issued_a2a_ranks(a2a_ranks: Any, fused_on: Any) -> Any:
+    """Ranks a separately issued all-to-all spans, the only kind overlap can hide: 1 (none) where a fused MoE kernel
+    dispatches and combines inside itself."""
+    return where(fused_on, 1, a2a_ranks)
+
+
 def moe_reduce_gpus(attn_tp: Any, instance_gpus: Any, moe_tp: Any) -> Any:
     """GPUs whose partial MoE outputs are summed: the instance when attention TP covers it, else the MoE-TP group."""
     return where(attn_tp >= instance_gpus, instance_gpus, moe_tp)

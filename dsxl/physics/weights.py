@@ -48,9 +48,18 @@ def kv_seq_gb(context: Any, n_layers: Any, loaded_mtp_layers: Any, kv_token_byte
     return context * (n_layers + loaded_mtp_layers) * (kv_token_bytes + index_key_bytes) / 1e9
 
 
-def kv_budget_gb(mem: Any, mem_util: Any, weights_gb: Any, activation_gb: Any) -> Any:
+GB_PER_GIB = 2 ** 30 / 1e9  # vendors quote HBM in GiB (H100 "80 GB": 81,559 MiB); weights here are in 1e9 bytes
+
+
+def usable_gb(mem: Any, mem_util: Any) -> Any:
+    """HBM the engine budgets for weights and KV, in GB (1e9 bytes): the catalog's capacity (GiB, as vendors quote
+    it and nvidia-smi reports it) times the share the engine keeps (its memory fraction)."""
+    return mem * GB_PER_GIB * mem_util
+
+
+def kv_budget_gb(usable_gb: Any, weights_gb: Any, activation_gb: Any) -> Any:
     """HBM left for KV cache; negative when the weights do not fit."""
-    return mem * mem_util - weights_gb - activation_gb
+    return usable_gb - weights_gb - activation_gb
 
 
 def max_sequences(kv_budget_gb: Any, kv_seq_gb: Any) -> Any:

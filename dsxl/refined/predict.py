@@ -42,8 +42,8 @@ def _breakdown(q: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reason_decode(q: dict[str, Any]) -> str:
-    if q["weights_gb"] >= q["mem"] * q["mem_util"]:
-        return (f"weights alone need {q['weights_gb']:.1f} GB of the {q['mem'] * q['mem_util']:.1f} GB usable; "
+    if q["weights_gb"] >= q["usable_gb"]:
+        return (f"weights alone need {q['weights_gb']:.1f} GB of the {q['usable_gb']:.1f} GB usable; "
                 "raise ep or use fp4 experts")
     return (f"batch {q['batch']:g} needs {q['batch'] * q['kv_seq_gb']:.1f} GB of KV; {q['kv_budget_gb']:.1f} GB "
             f"free after {q['weights_gb']:.1f} GB of weights holds {q['max_batch']:g} sequences")
@@ -141,7 +141,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                "step_ms": q["step_ms"], "ttft_ms": q["ttft_ms"], "fits": q["fits"], "weights_gb": q["weights_gb"]}
         reason = None
         if np.ndim(q["fits"]) == 0 and not q["fits"]:
-            usable = q["mem"] * q["mem_util"]
+            usable = q["usable_gb"]
             if q["weights_gb"] >= usable:
                 reason = (f"weights alone need {q['weights_gb']:.1f} GB of the {usable:.1f} GB usable; raise ep or use "
                           "fp4 experts")
@@ -178,6 +178,8 @@ def _profile_constants(profile: dict[str, Any], gpu: Any, engine: str) -> dict[s
     return {k: v for k, v in each[0].items() if all(e.get(k) == v for e in each)}
 
 
+FUSED_ALL_TO_ALL = ("the fused MoE kernel (DeepGEMM Mega MoE) dispatches and combines inside itself: there is no "
+                    "separately issued all-to-all to hide")
 NO_ALL_TO_ALL = "there is no expert all-to-all to hide (attention TP covers the instance; only an all-reduce follows)"
 
 
@@ -190,7 +192,9 @@ def _overlap_notes(q: dict[str, Any], opts: dict[str, Any], inputs: dict[str, An
         if np.ndim(asked) or np.ndim(q[on]) or not asked or q[on]:
             continue
         inputs[flag] = False
-        if q["a2a_ranks"] <= 1:
+        if q["fused_on"]:
+            why = FUSED_ALL_TO_ALL
+        elif q["a2a_ranks"] <= 1:
             why = NO_ALL_TO_ALL
         else:
             why = (f"{q['overlap_rank_tokens']:g} tokens per attention rank per step are below {opts['engine']}'s "
