@@ -342,7 +342,13 @@ def _validate(args: argparse.Namespace) -> int:
         from dsxl.data.user_files import read_text
         from dsxl.refined.runs import validate_runs
         from dsxl.render.text import runs_text
-        result = validate_runs(parse_runs(read_text(args.runs, "runs file"), args.runs.name), str(args.runs))
+        from dsxl.data.catalog import load_fit
+        from dsxl.data.fingerprint import stale_fit_reason
+        fit = load_fit()
+        if stale_fit_reason(fit):
+            raise ValueError(stale_fit_reason(fit))
+        logo = {g: e.get("logo_error") for g, e in fit.get("groups", {}).items()}
+        result = validate_runs(parse_runs(read_text(args.runs, "runs file"), args.runs.name), str(args.runs), logo)
         sys.stdout.write(to_json(result) + "\n" if args.format == "json" else runs_text(result, args.rows))
         return 0
     if args.ablate:

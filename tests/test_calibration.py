@@ -23,30 +23,41 @@ def _cli(*args):
 
 # --- the joint fit ---------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_refitting_reproduces_the_shipped_fit_and_its_leave_one_out_errors():
+def test_refitting_reproduces_the_shipped_fit_and_its_leave_one_group_out_errors():
     fresh = calibration.generate()
     assert {k: v["released"] for k, v in fresh["fit"].items()} == \
         {k: v["released"] for k, v in FITTED["fit"].items()}
     for name, entry in fresh["fit"].items():
-        assert entry["value"] == pytest.approx(FITTED["fit"][name]["value"], rel=2e-3), name
+        assert entry["value"] == pytest.approx(FITTED["fit"][name]["value"], rel=5e-3), name
     for rid, row in fresh["rows"].items():
-        assert row["error"] == pytest.approx(FITTED["rows"][rid]["error"], abs=2e-3), rid
-        assert row["loo_error"] == pytest.approx(FITTED["rows"][rid]["loo_error"], abs=5e-3), rid
+        assert row["error"] == pytest.approx(FITTED["rows"][rid]["error"], abs=3e-3), rid
+        assert row["loo_error"] == pytest.approx(FITTED["rows"][rid]["loo_error"], abs=1e-2), rid
+    for g, entry in fresh["groups"].items():
+        assert entry["logo_error"] == pytest.approx(FITTED["groups"][g]["logo_error"], abs=1e-2), g
+    assert fresh["data_hash"] == FITTED["data_hash"]
 
 
-def test_released_parameters_rest_on_two_rows_and_stay_inside_their_bounds():
+def test_fitted_parameters_are_identified_and_inside_their_bounds():
+    """A parameter the evidence pins to better than 50 % is fitted (with its standard error and the groups that
+    pin it); every other one keeps its prior and says why."""
     for name, p in FITTED["parameters"].items():
         fit = FITTED["fit"][name]
         assert p["lo"] <= fit["value"] <= p["hi"], name
         if fit["released"]:
-            assert len(fit["rows"]) >= p["min_rows"] >= 1, name
-            assert len(fit["rows"]) >= 2 or p["kind"] == "kernel_share", name  # only a generation without kernels
+            assert fit["relative_se"] <= calibration.MAX_RELATIVE_SE and fit["groups"], name
+            assert fit["se"] / fit["value"] == pytest.approx(fit["relative_se"], rel=0.05, abs=1e-3), name
+            assert all(share >= 0.1 for share in fit["groups"].values()), name
         else:
-            assert fit["value"] == p["prior"] and fit["why_kept"], name
+            assert fit["value"] == p["prior"] and "not identified" in fit["why_kept"], name
+
+
+def test_calibration_rows_stay_within_ten_percent_of_the_joint_fit():
+    for rid, row in FITTED["rows"].items():
+        assert abs(row["error"]) <= 0.10, rid
 
 
 def test_a_row_without_support_keeps_the_prior():
-    """Fit to C1 alone: no parameter moves two rows, so every parameter keeps its prior."""
+    """Fit to C1 alone: one row cannot pin any parameter, so every parameter keeps its prior."""
     c1 = [m for m in calibration.calibration_rows() if m.id == "C1"]
     f = calibration.fit_rows(c1)
     assert not f.released and all(f.values[p.name] == p.prior for p in calibration.parameters())
@@ -84,6 +95,27 @@ def test_tbo_without_an_all_to_all_changes_nothing_and_says_why():
 def test_tbo_where_it_acts_splits_the_step():
     q = quantities("decode", "H800", ep=128, batch=128, kv_len=4096)
     assert q["tbo_on"] and q["micro_batches"] == 2 and q["sequences_mb"] == 64
+
+
+def test_a_fused_moe_kernel_leaves_tbo_nothing_to_hide():
+    """DeepGEMM's Mega MoE dispatches and combines inside one kernel (V4 on Blackwell at EP8): there is no separately
+    issued all-to-all, so TBO and SBO resolve to off, are echoed off, and say why."""
+    args = ["predict", "decode", "--gpu", "GB300", "--model", "deepseek_v4_pro", "--ep", "8", "--batch", "64",
+            "--kv-len", "4096", "--format", "json"]
+    on, off = (json.loads(_cli(*args, flag).stdout) for flag in ("--tbo", "--no-tbo"))
+    assert on["tpot_ms"] == off["tpot_ms"] and on["inputs"]["tbo"] is False
+    assert any("fused MoE kernel" in n for n in on["notes"])
+    q = quantities("decode", "GB300", "deepseek_v4_pro", ep=8, batch=64, kv_len=4096, tbo=True)
+    assert q["fused_on"] and q["a2a_ranks"] == 8 and q["issued_a2a_ranks"] == 1 and not q["tbo_on"]
+
+
+def test_aggregated_overlap_echoed_off_is_modelled_off():
+    """The prompt pieces of aggregated serving run with the decode step's overlap: where TBO is echoed off (vLLM's
+    dual-batch overlap needs more than 32 decode tokens per rank) it changes nothing."""
+    kw = dict(ep=32, batch=1, input_len=2000, output_len=500, engine="vllm")
+    on, off = predict("aggregated", "H200", tbo=True, **kw), predict("aggregated", "H200", tbo=False, **kw)
+    assert on["inputs"]["tbo"] is False
+    assert on["tpot_ms"] == off["tpot_ms"] and on["ttft_ms"] == off["ttft_ms"]
 
 
 def test_fp4_experts_are_never_slower_than_fp8_on_fp4_tensor_cores():
@@ -144,8 +176,8 @@ def test_prefill_chunks_count_per_attention_rank():
 
 # --- bands -----------------------------------------------------------------------------------------------------
 def test_a_band_never_shrinks_as_the_distance_grows():
-    base = dict(phase="decode", generation="hopper", engine="sglang", model="deepseek_v3", context=4096,
-                batch=128, tbo=True, moe_dtype="fp8", shape="all-to-all")
+    base = dict(phase="decode", generation="hopper", engine="vllm", model="deepseek_v3", context=3000,
+                batch=256, tbo=True, moe_dtype="fp8", shape="all-to-all")  # C5's family
     steps = [{}, {"shape": "all-reduce"}, {"context": 200_000}, {"engine": "trtllm", "tbo": False},
              {"generation": "cdna4"}, {"model": "kimi_k2"}]
     kw, bands = dict(base), []
@@ -157,10 +189,10 @@ def test_a_band_never_shrinks_as_the_distance_grows():
 
 
 def test_a_shape_no_calibration_row_has_widens_the_band_and_is_not_validated():
-    """Single-node TP8 decode on Hopper: attention TP covers the instance, no expert all-to-all; every Hopper decode
-    row runs expert parallelism, so the band widens by the shape term and says why."""
-    tp8 = predict("decode", "H200", ep=1, moe_tp=8, attn_tp=8, batch=64, kv_len=2000)["accuracy"]
-    ep8 = predict("decode", "H200", ep=8, batch=64, kv_len=2000)["accuracy"]
+    """Single-node TP8 decode on Hopper with vLLM: attention TP covers the instance, no expert all-to-all; vLLM's
+    Hopper decode row (C5) runs expert parallelism, so the band widens by the shape term and says why."""
+    tp8 = predict("decode", "H200", ep=1, moe_tp=8, attn_tp=8, batch=64, kv_len=2000, engine="vllm")["accuracy"]
+    ep8 = predict("decode", "H200", ep=8, batch=64, kv_len=2000, engine="vllm")["accuracy"]
     assert tp8["band"] == pytest.approx(ep8["band"] + rules()["widen"]["shape"]["value"])
     assert not tp8["validated"] and "parallel shape" in tp8["note"] and ep8["validated"]
     c4 = predict("decode", "B200", ep=2, moe_tp=4, attn_tp=8, batch=1, kv_len=2000, engine="trtllm",
@@ -168,14 +200,17 @@ def test_a_shape_no_calibration_row_has_widens_the_band_and_is_not_validated():
     assert "parallel shape" not in c4["note"]
 
 
-def test_every_calibration_row_lies_inside_a_band_built_from_loo_errors():
-    rows = FITTED["rows"]
-    median = float(np.median([abs(v["loo_error"]) for v in rows.values()]))
+def test_every_calibration_row_lies_inside_a_band_built_from_logo_errors():
+    rows, groups = FITTED["rows"], FITTED["groups"]
+    errors = [abs(v["loo_error"]) for k, v in rows.items() if "corpus_group" not in v]
+    median = float(np.median(errors + [g["logo_error"] for g in groups.values()]))
     for m in load_measurements():
         if m.role != "calibration":
             continue
         value, _, r = predict_row(m)
-        assert r["accuracy"]["band"] >= max(median, abs(rows[m.id]["loo_error"])) - 1e-4, m.id  # bands print to 4 digits
+        group = rows[m.id].get("corpus_group")  # a corpus run (C6) carries its group's error
+        own = groups[group]["logo_error"] if group else abs(rows[m.id]["loo_error"])
+        assert r["accuracy"]["band"] >= max(median, own) - 1e-4, m.id  # bands print to 4 digits
         assert abs(value / m.measured - 1) <= r["accuracy"]["band"], m.id
 
 

@@ -385,9 +385,9 @@ def test_text_output_fits_120_columns():
 def test_a_pool_of_two_instance_sizes_gets_a_reproduce_line_for_each():
     import shlex
     from dsxl.render.text import plan_text
-    r = plan(gpus="H200")
-    mix = r["gpus"]["H200"]["decode"]["mix"]
-    assert len(mix) == 2  # the default question tops a bulk of one EP size up with another
+    r = plan(gpus="MI300X", output_tokens_per_s=20000)
+    mix = r["gpus"]["MI300X"]["decode"]["mix"]
+    assert len(mix) == 2  # this question tops a bulk of one EP size up with another
     lines = [x for x in plan_text(r).replace("\\\n    ", "").splitlines() if x.startswith("Reproduce: dsxl predict decode")]
     assert len(lines) == len(mix)
     for line, m in zip(lines, mix):

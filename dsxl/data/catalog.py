@@ -209,8 +209,8 @@ def load_fused_moe() -> dict[str, dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def load_fit() -> dict[str, Any]:
-    """``templates/fitted.json``: the jointly fitted parameters (declared priors, bounds and scope; fitted values;
-    each calibration row's fitted and leave-one-out error)."""
+    """``templates/fitted.json``: the jointly fitted parameters (declared priors, bounds and scope; fitted values
+    with standard errors; each calibration row's and corpus group's fitted and leave-one-group-out error)."""
     return json.loads(read_template_text("fitted.json"))
 
 
@@ -221,8 +221,9 @@ def fitted_value(name: str) -> tuple[float, str]:
     if fit is None or not fit.get("released"):
         why = fit["why_kept"] if fit else "not fitted yet"
         return p["prior"], f"prior, kept by the joint fit ({why}): {p['why']}"
-    rows = ", ".join(fit["rows"])
-    return fit["value"], f"fitted jointly (rows {rows}; templates/fitted.json): {p['why']}"
+    pinned = ", ".join(f"{g} {w * 100:.0f} %" for g, w in fit["groups"].items())
+    return fit["value"], (f"fitted jointly, standard error {fit['relative_se'] * 100:.0f} % (pinned by {pinned}; "
+                          f"templates/fitted.json): {p['why']}")
 
 
 @dataclass(frozen=True)
@@ -250,13 +251,10 @@ def load_engines() -> dict[str, Engine]:
         fields_ = {k: v for k, v in spec.items() if k != "label"}
         numbers = {k: fields_[k]["value"] for k in ENGINE_NUMBERS}
         params = load_fit()["parameters"]
-        for kind in ("engine", "engine_factor"):  # the common value first, then this engine's factor on it
-            for key, p in params.items():
-                if p["kind"] == kind and name in p["engines"]:
-                    value, why = fitted_value(key)
-                    if kind == "engine_factor":
-                        value, why = numbers[p["target"]] * value, f"{value:g} x the common value: {why}"
-                    numbers[p["target"]], fields_[p["target"]] = value, dict(fields_[p["target"]], source=why)
+        for key, p in params.items():  # the joint fit's value for this engine
+            if p["kind"] == "engine" and name in p["engines"]:
+                value, why = fitted_value(key)
+                numbers[p["target"]], fields_[p["target"]] = value, dict(fields_[p["target"]], source=why)
         for field_, (value, why) in _OVERRIDES["engines"].get(name, {}).items():
             numbers[field_], fields_[field_] = value, dict(fields_[field_], source=why)
         out[name] = Engine(name, spec["label"], numbers,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dsxl.data.catalog import generations, load_catalog, load_engines, load_fit, read_template_text
+from dsxl.data.runs import load_conventions, load_corpus
 from dsxl.core.expr import concat, where
 from dsxl.physics.comm import a2a_ranks
 
@@ -62,10 +63,12 @@ def _number(text: str) -> float | None:
 
 @lru_cache(maxsize=1)
 def calibration_rows() -> tuple[CalibrationRow, ...]:
+    """The calibration rows of measurements.csv and, for each corpus group, one row per parallel shape at each end
+    of its context and batch span (a group's rows share its id and its leave-one-group-out error)."""
     catalog = load_catalog()
     out = []
     for r in csv.DictReader(read_template_text("measurements.csv").splitlines()):
-        if r["role"] != "calibration":
+        if r["role"] != "calibration" or r["id"] in _in_corpus():
             continue
         batch = _number(r["batch"])
         context = _number(r["kv_len"]) or _number(r["prompt_len"]) or _number(r["input_len"])
@@ -73,24 +76,61 @@ def calibration_rows() -> tuple[CalibrationRow, ...]:
         out.append(CalibrationRow(r["id"], catalog.gpu(r["gpu"]).generation, r["engine"] or "sglang",
                                   regime(r["phase"], batch), r["model"], context, batch,
                                   str(parallel_shape(ep, moe_tp, attn_tp))))
+    return tuple(out) + _corpus_rows()
+
+
+def _in_corpus() -> set[str]:
+    """Calibration rows that are also corpus runs (their group stands for them)."""
+    return set(load_conventions()["corpus"]["also_calibration_rows"]["value"])
+
+
+def _corpus_rows() -> tuple[CalibrationRow, ...]:
+    """A corpus group as calibration rows: aggregated runs in the aggregated regime (context: the prompt; batch:
+    requests per attention rank), disaggregated ones in decode (context: prompt plus half the output; batch:
+    requests per decode rank, an upper bound)."""
+    c, catalog = load_conventions(), load_catalog()
+    share = c["length_share"]["value"]
+    spans: dict[tuple, list[tuple[float, float]]] = {}
+    for r in load_corpus():
+        if r.disagg and r.decode_num_workers < 1 or r.decode_ep < 1 or r.decode_tp % r.decode_ep:
+            continue
+        attn_tp = 1 if r.decode_dp_attention else r.decode_tp
+        ranks = r.decode_tp // attn_tp * max(r.decode_num_workers, 1)
+        shape = str(parallel_shape(r.decode_ep, r.decode_tp // r.decode_ep, attn_tp))
+        context = share * (r.isl + r.osl / 2 if r.disagg else r.isl)
+        key = (r.group, catalog.gpu(c["gpus"][r.hardware]).generation, c["frameworks"][r.framework]["engine"],
+               "decode" if r.disagg else "aggregated", c["models"][r.model], shape)
+        spans.setdefault(key, []).append((context, r.conc / ranks))
+    out = []
+    for (group, generation, engine, reg, model, shape), points in spans.items():
+        contexts, batches = zip(*points)
+        for context, batch in ((min(contexts), min(batches)), (max(contexts), max(batches))):
+            out.append(CalibrationRow(group, generation, engine, reg, model, context, batch, shape))
     return tuple(out)
 
 
+RESTS_ON_ONE = 0.9  # a fitted constant one group gives this share of its pinning rests on that group alone
+
+
 def _fitted_terms(generation: str, engine: str, phase: str, tbo: Any, moe_dtype: str) -> list[str]:
-    """Jointly fitted parameters this configuration uses that rest on a single calibration row."""
+    """Jointly fitted parameters this configuration uses that rest on a single group of the evidence."""
     data = load_fit()
     out = []
     for name, p in data["parameters"].items():
         f = data.get("fit", {}).get(name, {})
         applies = generation in p.get("generations", ()) or engine in p.get("engines", ())
-        if applies and f.get("released") and len(f["rows"]) < 2:
+        if applies and f.get("released") and max(f["groups"].values()) >= RESTS_ON_ONE:
             out.append(name)
     return out
 
 
 def loo_errors() -> dict[str, float]:
-    """|leave-one-out error| of every calibration row (templates/fitted.json)."""
-    return {k: abs(v["loo_error"]) for k, v in load_fit().get("rows", {}).items()}
+    """|leave-one-group-out error| of every calibration row and corpus group (templates/fitted.json): a row's
+    error, a group's median |error| of output tokens/s."""
+    fit = load_fit()
+    rows = {k: abs(v["loo_error"]) for k, v in fit.get("rows", {}).items() if v.get("loo_error") is not None}
+    return {**rows, **{k: v["logo_error"] for k, v in fit.get("groups", {}).items()
+                       if v.get("logo_error") is not None}}
 
 
 def base_band(family: list[CalibrationRow], reg: str, fitted: list[str] = ()) -> float:
@@ -104,7 +144,8 @@ def base_band(family: list[CalibrationRow], reg: str, fitted: list[str] = ()) ->
     rows = calibration_rows()
     near = family or [r for r in rows if r.regime == reg] or list(rows)
     fit = load_fit().get("fit", {})
-    resting = [row for name in fitted for row in fit.get(name, {}).get("rows", [])]
+    resting = [g for name in fitted for g, share in fit.get(name, {}).get("groups", {}).items()
+               if share >= RESTS_ON_ONE]
     return round(max([floor] + [errors[r.id] for r in near if r.id in errors] +
                      [errors[i] for i in resting if i in errors]), 4)
 
@@ -149,14 +190,15 @@ def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo:
         same_regime = [r for r in rows if r.regime == reg]
         reasons.append("regime" if any(r.generation == generation for r in rows) and not same_regime
                        else "generation")
-    elif not any(r.engine == engine for r in basis):
+    pool = basis or [r for r in rows if r.regime == reg] or list(rows)  # the nearest rows there are
+    if not any(r.engine == engine for r in pool):
         reasons.append("engine")
     if rules()["generation_status"].get(generation, {"value": "inherited"})["value"] == "inherited":
         reasons.append("inherited")
     fitted = _fitted_terms(generation, engine, phase, tbo, moe_dtype)
     if fitted:
         reasons.append("fitted")
-    family = [r for r in basis if r.engine == engine] or basis
+    family = [r for r in pool if r.engine == engine] or pool
     catalog = load_catalog()
     compressed = model in catalog.models and catalog.models[model].compressed_attention
     if family and compressed != any(catalog.model(r.model).compressed_attention for r in family):
@@ -185,7 +227,7 @@ def accuracy(phase: str, generation: str, engine: str, model: str, context: Any,
                                      "shape"}
     notes = [widen[k]["why"] + (f" ({', '.join(fitted)})" if k == "fitted" else "") for k in reasons]
     note = ("inside the calibration rows of this family" if not notes else "; ".join(notes))
-    return {"band": round(band, 4), "basis": [r.id for r in family], "validated": validated, "regime": reg,
+    return {"band": round(band, 4), "basis": list(dict.fromkeys(r.id for r in family)), "validated": validated, "regime": reg,
             "note": note, "family_band": round(family_band, 4)}
 
 

@@ -1,92 +1,242 @@
-"""The joint fit: every refined constant that no kernel row pins down, fitted together over the calibration rows.
+"""The joint fit: every refined constant that no kernel row pins down, fitted together over the evidence: the
+InferenceX corpus (``templates/inferencex_dsr1.csv``) and the calibration rows of ``templates/measurements.csv``
+(or, for ``dsxl calibrate``, a user's own runs). One routine serves both.
 
 The parameters, their priors, bounds and scope are declared in ``templates/fitted.json``. A fit:
 
-1. releases a parameter only where at least ``min_rows`` of the rows move by more than :data:`MOVES` (relative)
-   when the parameter moves halfway from its prior towards its farther bound; the others keep their priors;
-2. solves ``scipy.optimize.least_squares`` on the log-ratio residuals ``log(predicted / measured)`` of every row,
-   within the declared bounds (parameters scaled to [0, 1] so each step size means the same);
-3. for leave-one-out, repeats 1-2 without each row in turn and predicts that row.
+1. solves ``scipy.optimize.least_squares`` on log-ratio residuals ``log(predicted / measured)``, within the declared
+   bounds (parameters scaled to [0, 1] so each step means the same). Each group counts alike: a corpus group's
+   residuals (output tokens/s and median TPOT of every run) weigh ``1 / sqrt(its residual count)``, a calibration
+   row is a group of its own and weighs 1, its residual growing faster past :data:`TOLERANCE` so that no
+   calibration row is sacrificed to a sweep;
+2. computes each free parameter's standard error from the Jacobian at the optimum (the residuals' variance times
+   ``(J^T J)^-1``); a parameter whose relative standard error exceeds :data:`MAX_RELATIVE_SE` is not identified by
+   the evidence: it keeps its prior and the fit is solved again without it, until every free one is identified;
+3. for leave-one-group-out, refits (from the full fit, same free parameters) without each group and predicts it.
 
-``python -m dsxl.refined.calibration --write`` regenerates the ``fit`` and ``rows`` sections of
-``templates/fitted.json``; a test re-fits and compares. :func:`fit_rows` serves ``dsxl calibrate`` too.
+The whole corpus is predicted in one vectorised call per group (:func:`dsxl.refined.runs.predict_runs`), so a refit
+takes seconds. ``python -m dsxl.refined.calibration --write`` regenerates the ``fit``, ``rows``, ``groups`` and
+``data_hash`` of ``templates/fitted.json``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from dsxl.refined.fit_parameters import Parameter, parameters, row_constants
+from dsxl.data.fingerprint import fit_data_hash
+from dsxl.data.runs import Run, load_conventions, load_corpus
+from dsxl.refined.fit_parameters import Parameter, constants_for, parameters, row_constants
+from dsxl.refined.runs import measured as run_measured, predict_runs
 from dsxl.refined.validation import Measurement, load_measurements, predict_row
 
-MOVES = 0.02  # a row "moves with" a parameter when its prediction changes by more than this share
-SHRINK = 0.02  # weight of log(factor) per engine factor: small beside a row's residual, enough to fix the split
-TOLERANCE = 0.05  # residuals past this log ratio weigh quadratically more: no row is sacrificed to the others
+TOLERANCE = 0.05  # a calibration row's residual past this log ratio weighs quadratically more
+MAX_RELATIVE_SE = 0.5  # a parameter the evidence pins less well than this is not fitted
+PULL = 0.02  # refitting a user's runs: weight of log(value / shipped) per constant, a gentle pull to where it started
+FIT_METRICS = ("output_tput_per_gpu", "median_tpot")  # what the corpus runs are fitted on
 
 
 def predict_rows(rows: Sequence[Measurement], values: dict[str, float], params: Sequence[Parameter]) -> np.ndarray:
     return np.array([predict_row(m, constants=row_constants(m, values, params))[0] for m in rows])
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What a fit is fitted to: calibration rows (each a group) and measured runs (grouped GPU x engine x
+    precision)."""
+
+    rows: tuple[Measurement, ...] = ()
+    runs: tuple[Run, ...] = ()
+
+    def groups(self) -> list[str]:
+        return [m.id for m in self.rows] + list(dict.fromkeys(r.group for r in self.runs))
+
+    def without(self, group: str) -> "Evidence":
+        return Evidence(tuple(m for m in self.rows if m.id != group), tuple(r for r in self.runs if r.group != group))
+
+    def only(self, group: str) -> "Evidence":
+        return Evidence(tuple(m for m in self.rows if m.id == group), tuple(r for r in self.runs if r.group == group))
+
+
+def predict_evidence(ev: Evidence, values: dict[str, float], params: Sequence[Parameter]) -> dict[str, Any]:
+    """The calibration rows' predictions and the runs' (:func:`predict_runs`) under ``values``."""
+    runs = predict_runs(ev.runs, lambda gen, eng: constants_for(gen, eng, values, params)) if ev.runs else None
+    return {"rows": predict_rows(ev.rows, values, params) if ev.rows else np.zeros(0), "runs": runs}
+
+
+def _run_targets(ev: Evidence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(run index, metric index, measured) of every run residual, and each one's group weight."""
+    entries = []
+    for i, r in enumerate(ev.runs):
+        for j, m in enumerate(FIT_METRICS):
+            value, _ = run_measured(r, m)
+            if value is not None:
+                entries.append((i, j, value, r.group))
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e[3]] = counts.get(e[3], 0) + 1
+    idx = np.array([[e[0], e[1]] for e in entries], int).reshape(-1, 2)
+    return idx, np.array([e[2] for e in entries]), np.array([1 / np.sqrt(counts[e[3]]) for e in entries])
+
+
 @dataclass
 class Fit:
     values: dict[str, float]
-    released: dict[str, list[str]]  # parameter -> the rows that move with it (released ones only)
-    kept: dict[str, str]  # parameter -> why it keeps its prior
-    predicted: np.ndarray
+    released: dict[str, list[str]]  # parameter -> the groups that pin it most (fitted ones only)
+    kept: dict[str, str]  # parameter -> why it keeps its prior (or start)
+    predicted: np.ndarray  # the calibration rows' predictions
     cost: float
+    se: dict[str, float] = field(default_factory=dict)  # fitted parameter -> standard error (its own unit)
+    runs: dict[str, Any] | None = None  # the runs' predictions (predict_runs)
+    shares: dict[str, dict[str, float]] = field(default_factory=dict)  # parameter -> group -> share of what pins it
+
+
+class _Problem:
+    """The weighted residuals of ``ev`` as a function of the free parameters (scaled to [0, 1])."""
+
+    def __init__(self, ev: Evidence, params: Sequence[Parameter], values: dict[str, float], free: list[Parameter],
+                 pulled: list[Parameter], refit: bool = False):
+        self.ev, self.params, self.values, self.free, self.pulled = ev, params, values, free, pulled
+        self.refit = refit  # refitting shipped values to a user's runs (a noise floor; the pull as a prior)
+        self.measured = np.array([m.measured for m in ev.rows])
+        self.idx, self.run_measured, self.run_weight = _run_targets(ev)
+        self.groups = [m.id for m in ev.rows] + [ev.runs[i].group for i in self.idx[:, 0]]
+
+    def unpack(self, x: np.ndarray) -> dict[str, float]:
+        return {**self.values, **{p.name: p.lo + xi * (p.hi - p.lo) for p, xi in zip(self.free, x)}}
+
+    def data_residuals(self, v: dict[str, float]) -> np.ndarray:
+        pred = predict_evidence(self.ev, v, self.params)
+        r = np.log(pred["rows"] / self.measured)
+        rows = r * np.sqrt(1 + (r / TOLERANCE) ** 2)
+        if not self.ev.runs:
+            return rows
+        metrics = np.stack([pred["runs"][m] for m in FIT_METRICS], axis=1)
+        got = metrics[self.idx[:, 0], self.idx[:, 1]]
+        ok = np.isfinite(got) & pred["runs"]["fits"][self.idx[:, 0]]
+        runs = np.where(ok, np.log(np.where(ok, got, 1) / self.run_measured), 0) * self.run_weight
+        return np.concatenate([rows, runs])
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        v = self.unpack(x)
+        pull = [PULL * np.log(max(v[p.name], 1e-9) / max(self.values[p.name], 1e-9)) for p in self.pulled]
+        return np.concatenate([self.data_residuals(v), pull])
+
+    def x0(self) -> np.ndarray:
+        return np.clip([(self.values[p.name] - p.lo) / (p.hi - p.lo) for p in self.free], 0, 1)
+
+
+def _solve(problem: _Problem, x0: np.ndarray, max_nfev: int | None = None) -> np.ndarray:
+    sol = least_squares(problem.residuals, x0, bounds=(0, 1), diff_step=1e-3, xtol=1e-3, ftol=1e-4,
+                        max_nfev=max_nfev)
+    return sol.x
+
+
+def _standard_errors(problem: _Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(standard error of each free parameter in its own unit, the Jacobian of the data residuals) at ``x``: the
+    residuals' variance times ``(J^T J)^-1``. In the shipped fit, fewer residuals than parameters identify none
+    (infinite errors). Refitting a user's runs, the residual variance is at least :data:`TOLERANCE` squared (a
+    handful of runs fitted exactly says little about their noise) and the pull towards the start counts as prior
+    information."""
+    base = problem.data_residuals(problem.unpack(x))
+    jac = np.empty((base.size, x.size))
+    for k in range(x.size):
+        h = 1e-3 if x[k] < 1 - 1e-3 else -1e-3
+        xk = x.copy()
+        xk[k] += h
+        jac[:, k] = (problem.data_residuals(problem.unpack(xk)) - base) / h
+    scale = np.array([p.hi - p.lo for p in problem.free])
+    moving = np.linalg.norm(jac, axis=0) >= 1e-9
+    dof = base.size - int(moving.sum())
+    if not problem.refit and dof < 1:
+        return np.full(x.size, np.inf), jac
+    variance = float(base @ base) / max(dof, 1)
+    info = jac.T @ jac
+    if problem.refit:
+        variance = max(variance, TOLERANCE ** 2)
+        v = problem.unpack(x)
+        for k, p in enumerate(problem.free):
+            if p in problem.pulled:
+                info[k, k] += (PULL * scale[k] / max(v[p.name], 1e-9)) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = np.linalg.pinv(info + 1e-12 * np.eye(x.size)) * variance
+        se = np.sqrt(np.maximum(np.diag(cov), 0)) * scale
+        se = np.where(moving, se, np.inf)
+    return se, jac
+
+
+def _sensitivity_shares(problem: _Problem, jac: np.ndarray, k: int) -> dict[str, float]:
+    """Each group's share of a parameter's squared sensitivity (what pins it), largest first."""
+    weight: dict[str, float] = {}
+    for g, j in zip(problem.groups, jac[:, k]):
+        weight[g] = weight.get(g, 0.0) + float(j * j)
+    total = sum(weight.values()) or 1.0
+    return {g: w / total for g, w in sorted(weight.items(), key=lambda t: -t[1])}
+
+
+PINS = 0.1  # a group carrying this share of a parameter's sensitivity is named as pinning it
+
+
+def fit_evidence(ev: Evidence, params: Sequence[Parameter] | None = None, start: dict[str, float] | None = None,
+                 only: set[str] | None = None, free: Sequence[str] | None = None) -> Fit:
+    """Fit ``params`` (default: the declared ones) to ``ev``. ``start`` replaces the priors (a user's calibration
+    starts from the shipped values, and every constant but a phase scale is pulled gently back to it); ``only``
+    limits which parameters may be fitted; ``free`` fixes the free set (leave-one-group-out refits) and skips the
+    identifiability rounds."""
+    params = list(params or parameters())
+    values = {p.name: (start or {}).get(p.name, p.prior) for p in params}
+    kept = {p.name: "not asked for" for p in params if only is not None and p.name not in only}
+    candidates = [p for p in params if p.name not in kept and (free is None or p.name in free)]
+    x = None
+    while True:
+        pulled = [p for p in candidates if start is not None and p.kind != "scale"]
+        problem = _Problem(ev, params, values, candidates, pulled, refit=start is not None)
+        x = _solve(problem, problem.x0() if x is None else x)
+        if free is not None or not candidates:
+            se = np.full(len(candidates), np.nan)
+            break
+        se, jac = _standard_errors(problem, x)
+        fitted = problem.unpack(x)
+        rel = np.array([s / max(abs(fitted[p.name]), 1e-12) for s, p in zip(se, candidates)])
+        if rel.max() <= MAX_RELATIVE_SE:
+            break
+        # every parameter nothing pins goes at once; of the rest, the least well pinned, one at a time
+        drop = set(np.flatnonzero(~np.isfinite(rel))) or {int(np.argmax(rel))}
+        for k in drop:
+            p = candidates[k]
+            kept[p.name] = (f"not identified: relative standard error {rel[k] * 100:.0f} % at {fitted[p.name]:.4g} "
+                            f"(over {MAX_RELATIVE_SE * 100:.0f} %)" if np.isfinite(rel[k]) else
+                            "not identified: nothing in the evidence pins it (no residual moves with it, or fewer "
+                            "residuals than parameters)")
+        x = np.delete(x, sorted(drop))
+        candidates = [c for k, c in enumerate(candidates) if k not in drop]
+    fitted = {k: float(f"{v:.4g}") for k, v in problem.unpack(x).items()} if candidates else dict(values)
+    for p in params:
+        if p.name not in {c.name for c in candidates}:
+            fitted[p.name] = values[p.name]
+    released, shares = {}, {}
+    if candidates and free is None:
+        for k, p in enumerate(candidates):
+            shares[p.name] = _sensitivity_shares(problem, jac, k)
+            released[p.name] = [g for g, w in shares[p.name].items() if w >= PINS]
+    elif candidates:
+        released = {p.name: [] for p in candidates}
+    pred = predict_evidence(ev, fitted, params)
+    residuals = problem.data_residuals(fitted) if candidates else np.zeros(0)
+    return Fit(fitted, released, kept, pred["rows"], float(residuals @ residuals),
+               {p.name: float(s) for p, s in zip(candidates, se)}, pred["runs"], shares)
 
 
 def fit_rows(rows: Sequence[Measurement], params: Sequence[Parameter] | None = None,
              start: dict[str, float] | None = None, only: set[str] | None = None) -> Fit:
-    """Fit ``params`` (default: the declared ones) to ``rows``; ``start`` replaces the priors (a user's
-    calibration starts from the shipped values); ``only`` limits which parameters may be released."""
-    params = list(params or parameters())
-    values = {p.name: (start or {}).get(p.name, p.prior) for p in params}
-    measured = np.array([m.measured for m in rows])
-    base = predict_rows(rows, values, params)
-    released: dict[str, list[str]] = {}
-    kept: dict[str, str] = {}
-    for p in params:
-        if only is not None and p.name not in only:
-            kept[p.name] = "not asked for"
-            continue
-        moved = predict_rows(rows, {**values, p.name: p.probe(values[p.name])}, params)
-        ids = [m.id for m, a, b in zip(rows, base, moved) if abs(b / a - 1) > MOVES]
-        if len(ids) >= p.min_rows:
-            released[p.name] = ids
-        else:
-            kept[p.name] = (f"{len(ids)} row{'s' if len(ids) != 1 else ''} move with it"
-                            + (f" ({', '.join(ids)})" if ids else "") + f"; it needs {p.min_rows}")
-    free = [p for p in params if p.name in released]
-    if not free:
-        return Fit(values, released, kept, base, float(np.sum(np.log(base / measured) ** 2)))
-
-    def unpack(x: np.ndarray) -> dict[str, float]:
-        return {**values, **{p.name: p.lo + xi * (p.hi - p.lo) for p, xi in zip(free, x)}}
-
-    # engine factors lean to 1 (the common value); refitting shipped values to a user's rows, every constant but a
-    # phase scale leans to where it started
-    pulled = [p for p in free if p.kind == "engine_factor" or (start is not None and p.kind != "scale")]
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        v = unpack(x)
-        r = np.log(predict_rows(rows, v, params) / measured)
-        pull = [SHRINK * np.log(v[p.name] / values[p.name]) for p in pulled]
-        return np.concatenate([r * np.sqrt(1 + (r / TOLERANCE) ** 2), pull])  # past the tolerance: grows faster
-
-    x0 = np.array([(values[p.name] - p.lo) / (p.hi - p.lo) for p in free])
-    sol = least_squares(residuals, np.clip(x0, 0, 1), bounds=(0, 1), diff_step=1e-3, xtol=1e-6, ftol=1e-8)
-    fitted = {k: float(f"{v:.4g}") for k, v in unpack(sol.x).items()}
-    predicted = predict_rows(rows, fitted, params)
-    return Fit(fitted, released, kept, predicted, float(np.sum(np.log(predicted / measured) ** 2)))
+    """:func:`fit_evidence` on calibration rows alone (how ``dsxl calibrate`` fits a user's runs)."""
+    return fit_evidence(Evidence(tuple(rows)), params, start, only)
 
 
 def leave_one_out(rows: Sequence[Measurement], params: Sequence[Parameter] | None = None,
@@ -101,35 +251,104 @@ def leave_one_out(rows: Sequence[Measurement], params: Sequence[Parameter] | Non
     return out
 
 
+def group_errors(ev: Evidence, pred: dict[str, Any], group: str) -> dict[str, Any]:
+    """A group's errors under ``pred``: a calibration row's error, or a corpus group's median |error| per metric
+    (and the signed median of output tokens/s)."""
+    for m, p in zip(ev.rows, pred["rows"]):
+        if m.id == group:
+            return {"error": float(p / m.measured - 1)}
+    out: dict[str, Any] = {}
+    for metric in FIT_METRICS:
+        errs = []
+        for i, r in enumerate(ev.runs):
+            value, _ = run_measured(r, metric)
+            got = pred["runs"][metric][i]
+            if r.group == group and value is not None and np.isfinite(got) and pred["runs"]["fits"][i]:
+                errs.append(got / value - 1)
+        out[metric] = float(np.median(np.abs(errs))) if errs else None
+        if metric == "output_tput_per_gpu":
+            out["median_error"] = float(np.median(errs)) if errs else None
+    return out
+
+
+ALONE = 0.999  # a parameter this much pinned by one group has nothing else to pin it once that group is left out
+
+
+def leave_one_group_out(ev: Evidence, full: Fit, params: Sequence[Parameter]) -> dict[str, dict[str, Any]]:
+    """Each group predicted by a refit without it: the full fit's free parameters, starting from its values, except
+    those only the group pins, which return to their priors (nothing else can move them)."""
+    out = {}
+    for g in ev.groups():
+        alone = {n for n, by in full.shares.items() if by.get(g, 0.0) >= ALONE}
+        free = [n for n in full.released if n not in alone]
+        start = {**full.values, **{p.name: p.prior for p in params if p.name in alone}}
+        values = _refit_from(ev.without(g), params, start, free) if free else start
+        out[g] = {**group_errors(ev.only(g), predict_evidence(ev.only(g), values, params), g), "values": values}
+    return out
+
+
+def _refit_from(ev: Evidence, params: Sequence[Parameter], start: dict[str, float], free: list[str]
+                ) -> dict[str, float]:
+    """The values of a refit of ``free`` on ``ev`` that starts from ``start`` (no pull towards it)."""
+    problem = _Problem(ev, params, dict(start), [p for p in params if p.name in free], [])
+    return problem.unpack(_solve(problem, problem.x0()))
+
+
 def calibration_rows() -> list[Measurement]:
     return [m for m in load_measurements() if m.role == "calibration"]
 
 
-def generate() -> dict[str, Any]:
-    """The ``fit`` and ``rows`` sections of templates/fitted.json, computed afresh."""
-    rows = calibration_rows()
+def shipped_evidence() -> Evidence:
+    """The calibration rows and the shipped corpus (a calibration row that is also a corpus run counts once)."""
+    return Evidence(tuple(m for m in calibration_rows() if m.id not in _in_corpus()), load_corpus())
+
+
+def _in_corpus() -> dict[str, str]:
+    """Calibration rows that are also corpus runs -> their corpus group."""
+    return load_conventions()["corpus"]["also_calibration_rows"]["value"]
+
+
+def generate(logo: bool = True) -> dict[str, Any]:
+    """The ``fit``, ``rows``, ``groups`` and ``data_hash`` sections of templates/fitted.json, computed afresh."""
+    ev = shipped_evidence()
     params = parameters()
-    f = fit_rows(rows, params)
-    loo = leave_one_out(rows, params)
+    f = fit_evidence(ev, params)
+    held = leave_one_group_out(ev, f, params) if logo else {}
     fit = {}
     for p in params:
         entry: dict[str, Any] = {"value": f.values[p.name], "released": p.name in f.released}
         if p.name in f.released:
-            entry["rows"] = f.released[p.name]
+            se = f.se[p.name]
+            entry.update(se=float(f"{se:.3g}"), relative_se=round(se / max(abs(f.values[p.name]), 1e-12), 3),
+                         groups={g: round(w, 3) for g, w in f.shares[p.name].items() if w >= PINS})
         else:
             entry["why_kept"] = f.kept[p.name]
         fit[p.name] = entry
-    out_rows = {}
-    for m, pred in zip(rows, f.predicted):
-        out_rows[m.id] = {"measured": m.measured, "fitted": round(float(pred), 2),
-                          "error": round(float(pred / m.measured - 1), 4), "loo": round(loo[m.id], 2),
-                          "loo_error": round(loo[m.id] / m.measured - 1, 4)}
-    return {"fit": fit, "rows": out_rows}
+    rows = {}
+    for m in calibration_rows():  # a row that is also a corpus run: its group's refit predicts it
+        group = _in_corpus().get(m.id, m.id)
+        pred = float(predict_rows([m], f.values, params)[0])
+        loo = float(predict_rows([m], held[group]["values"], params)[0]) if group in held else None
+        rows[m.id] = {"measured": m.measured, "fitted": round(pred, 2), "error": round(pred / m.measured - 1, 4),
+                      "loo_error": None if loo is None else round(loo / m.measured - 1, 4)}
+        if group != m.id:
+            rows[m.id]["corpus_group"] = group
+    groups = {}
+    for g in dict.fromkeys(r.group for r in ev.runs):
+        fitted = group_errors(ev, {"rows": f.predicted, "runs": f.runs}, g)
+        entry = {"rows": sum(r.group == g for r in ev.runs),
+                 **{f"{k}": (None if v is None else round(v, 4)) for k, v in fitted.items()}}
+        if g in held:
+            entry["logo_error"] = None if held[g]["output_tput_per_gpu"] is None else round(
+                held[g]["output_tput_per_gpu"], 4)
+            entry["logo_tpot_error"] = None if held[g]["median_tpot"] is None else round(held[g]["median_tpot"], 4)
+        groups[g] = entry
+    return {"fit": fit, "rows": rows, "groups": groups, "data_hash": fit_data_hash()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    result = generate()
+    result = generate(logo="--no-logo" not in argv)
     text = json.dumps(result, indent=2)
     if "--write" in argv:
         path = Path(__file__).resolve().parents[2] / "templates" / "fitted.json"
@@ -142,4 +361,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

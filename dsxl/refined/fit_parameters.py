@@ -15,15 +15,13 @@ from dsxl.data.catalog import default_engine, fitted_value, load_catalog, load_f
 class Parameter:
     name: str  # unique in templates/fitted.json
     target: str  # the constant or engine number it sets
-    kind: str  # constant (refined.json), engine (engines.json number), engine_factor, kernel_share or scale
+    kind: str  # constant (refined.json), engine (an engines.json number of the engines named), kernel_share or scale
     prior: float
     lo: float
     hi: float
-    min_rows: int
     generations: tuple[str, ...] = ()
     engines: tuple[str, ...] = ()
-    scales: tuple[str, ...] = ()
-    of: str = ""  # engine_factor: the common parameter it scales
+    scales: tuple[str, ...] = ()  # kernel_share: the constants it scales from Hopper's values
 
     def applies(self, m: Any) -> bool:
         return self.applies_to(load_catalog().gpu(m.gpu).generation, m.conditions.get("engine") or default_engine())
@@ -31,22 +29,17 @@ class Parameter:
     def applies_to(self, generation: str, engine: str) -> bool:
         if self.kind == "scale":
             return True
-        if self.kind in ("engine", "engine_factor"):
+        if self.kind == "engine":
             return engine in self.engines
         return generation in self.generations
-
-    def probe(self, value: float) -> float:
-        """Halfway from ``value`` towards the farther bound."""
-        far = self.lo if value - self.lo > self.hi - value else self.hi
-        return (value + far) / 2
 
 
 def parameters() -> list[Parameter]:
     out = []
     for name, p in load_fit()["parameters"].items():
-        out.append(Parameter(name, p.get("target", name), p["kind"], float(p["prior"]), float(p["lo"]), float(p["hi"]), int(p["min_rows"]),
-                             tuple(p.get("generations", ())), tuple(p.get("engines", ())), tuple(p.get("scales", ())),
-                             p.get("of", "")))
+        out.append(Parameter(name, p.get("target", name), p["kind"], float(p["prior"]), float(p["lo"]),
+                             float(p["hi"]), tuple(p.get("generations", ())), tuple(p.get("engines", ())),
+                             tuple(p.get("scales", ()))))
     return out
 
 
@@ -68,15 +61,13 @@ def constants_for(generation: str, engine: str, values: dict[str, float],
             out.update({n: hopper[n].values["hopper"] * values[p.name] for n in p.scales})
         elif p.kind == "scale":
             out[p.target] = values[p.name]
-        elif p.kind == "engine_factor":
-            out[p.target] = values[p.of] * values[p.name]
-        elif p.target not in out:  # an engine's own factor, set above, already holds the common value
+        else:
             out[p.target] = values[p.name]
     return out
 
 
 # The user's calibration (dsxl calibrate) adds one GPU-time scale per phase to the declared parameters.
-PHASE_SCALES = tuple(Parameter(f"{phase}_time_scale", f"{phase}_time_scale", "scale", 1.0, 0.2, 5.0, 1)
+PHASE_SCALES = tuple(Parameter(f"{phase}_time_scale", f"{phase}_time_scale", "scale", 1.0, 0.2, 5.0)
                      for phase in ("decode", "prefill"))
 
 

@@ -82,7 +82,7 @@ def calibrate(path: Path) -> dict[str, Any]:
     shipped = predict_rows(rows, start, params)
     loo = {} if few else leave_one_out(rows, params, start=start)
     fitted = {name: f.values[name] for name in f.released}
-    why = {name: f"moves with rows {', '.join(ids)}" for name, ids in f.released.items()}
+    why = {name: f"pinned by rows {', '.join(ids)}" for name, ids in f.released.items()}
     why.update({name: ("one or two rows: only a GPU-time scale per phase is fitted" if few and reason == "not asked for"
                        else reason) for name, reason in f.kept.items()})
     out_rows = []

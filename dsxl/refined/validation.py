@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from dsxl.data.catalog import load_catalog, load_fit, read_template_text
+from dsxl.data.fingerprint import stale_fit_reason
 from dsxl.article.predict import ARTICLE_OPTIONS
 from dsxl.refined.calibrated import load_profile
 from dsxl.refined.predict import predict
@@ -162,6 +163,9 @@ def validate(constants: dict[str, Any] | None = None, calibration: Any = None) -
     leave-one-out error; with a calibration profile, its constants apply and the profile's own rows follow (role
     "yours")."""
     out = []
+    stale = stale_fit_reason(load_fit())
+    if stale:
+        raise ValueError(stale)
     loo = load_fit().get("rows", {})
     kw = {"calibration": calibration} if calibration is not None else {}
     for m in sorted(load_measurements(), key=lambda m: m.role != "calibration"):

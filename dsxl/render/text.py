@@ -139,9 +139,10 @@ def _or_dash(x: Any, spec: str) -> str:
 
 def validation_text(rows: list[dict[str, Any]]) -> str:
     head = (f"{'id':<4} {'role':<11} {'phase':<10} {'gpu':<6} {'engine':<6} {'measured':>9} {'refined':>9} "
-            f"{'error':>7} {'LOO err':>8} {'article':>9} {'art. err':>8}")
+            f"{'error':>7} {'LOGO err':>8} {'article':>9} {'art. err':>8}")
     lines = ["dsxl validate: published deployments vs the refined and the article model (tokens/s per GPU; per",
-             "user where the metric says so). LOO err: the row predicted by the joint fit to all the other rows.", "",
+             "user where the metric says so). LOGO err: the row predicted by the joint fit without it (the fit also",
+             "holds the InferenceX corpus: dsxl validate --runs; C6 is a corpus run, left out with its group).", "",
              head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['id']:<4} {r['role']:<11} {r['phase']:<10} {r['gpu']:<6} "
@@ -155,15 +156,15 @@ def validation_text(rows: list[dict[str, Any]]) -> str:
         lines += textwrap.wrap(f"{r['id']}: {r['metric']}; {conditions}{note}", 120, subsequent_indent="    ")
     lines.append("Calibration rows are held to +-10 %; sanity rows leave conditions unstated (see assumed).")
     lines += ["", "By family (GPU generation / engine / regime): the band a prediction of that family carries", ""]
-    head = f"{'family':<36} {'rows':<12} {'max |error|':>12} {'max |LOO|':>10} {'band':>6}"
+    head = f"{'family':<36} {'rows':<12} {'max |error|':>12} {'max |LOGO|':>10} {'band':>6}"
     lines += [head, "-" * len(head)]
     for f in families(rows):
         err = f"{f['max_abs_error']:.1%}" if f["calibrated"] else "sanity only"
         loo = f"{f['max_abs_loo_error']:.1%}" if f["calibrated"] else ""
         lines.append(f"{f['family']:<36} {', '.join(f['rows']):<12} {err:>12} {loo:>10} {f['band']:>6.0%}")
     lines += textwrap.wrap("A band is the relative error a measurement should stay within about 80 % of the time, "
-                           "from the leave-one-out errors of the nearest calibration rows and widened for every way "
-                           "a configuration leaves them (README: accuracy).", 120)
+                           "from the leave-one-group-out errors of the nearest calibration rows and corpus groups, "
+                           "widened for every way a configuration leaves them (README: accuracy).", 120)
     return "\n".join(lines) + "\n"
 
 

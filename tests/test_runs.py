@@ -1,0 +1,141 @@
+"""The InferenceX corpus and `dsxl validate --runs`: loading, how a run maps onto the model, the closed loop, and the
+one-line refusals. Expected values are derived here (the corpus README's counts, InferenceX's launch rules)."""
+
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from dsxl.data.catalog import load_fit
+from dsxl.data.fingerprint import REFIT, stale_fit_reason
+from dsxl.data.runs import load_corpus, parse_runs
+from dsxl.refined.predict import predict
+from dsxl.refined.runs import express, predict_runs, validate_runs
+
+CORPUS = load_corpus()
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "dsxl.cli", *args], capture_output=True, text=True)
+
+
+def test_the_corpus_holds_the_rows_its_readme_counts():
+    counts = Counter((r.hardware, r.framework, r.precision) for r in CORPUS)
+    assert len(CORPUS) == 437
+    assert counts == {("h200", "sglang", "fp8"): 15, ("h200", "trt", "fp8"): 30, ("b200", "sglang", "fp8"): 34,
+                      ("b200", "sglang", "fp4"): 69, ("b200", "trt", "fp8"): 40, ("b200", "trt", "fp4"): 69,
+                      ("mi300x", "sglang", "fp8"): 15, ("mi355x", "sglang", "fp8"): 17,
+                      ("mi355x", "sglang", "fp4"): 30, ("h200", "dynamo-sglang", "fp8"): 29,
+                      ("gb200", "dynamo-trt", "fp4"): 89}
+
+
+def _first(**kw):
+    return next(r for r in CORPUS if all(getattr(r, k) == v for k, v in kw.items()))
+
+
+def test_a_run_maps_onto_the_model_as_inferencex_ran_it():
+    dp = _first(hardware="b200", framework="trt", decode_tp=8, decode_ep=8, decode_dp_attention=True, isl=8192,
+                conc=256)
+    dep, why = express(dp)
+    assert why is None
+    assert (dep.decode["ep"], dep.decode["moe_tp"], dep.decode["attn_tp"]) == (8, 1, 1)
+    # TensorRT-LLM's launch script: max_num_tokens = (conc + isl + 64 + 63) // 64 * 64, at least 8192
+    assert dep.decode["max_num_tokens"] == (256 + 8192 + 127) // 64 * 64 == 8512
+    assert dep.input_len == pytest.approx(0.9 * 8192) and dep.output_len == pytest.approx(0.9 * dp.osl)
+    tp = _first(hardware="mi300x", decode_tp=8, decode_ep=1)
+    dep, _ = express(tp)
+    assert (dep.decode["ep"], dep.decode["moe_tp"], dep.decode["attn_tp"]) == (1, 8, 8)
+    assert dep.decode["kv_dtype"] == "fp8" and dep.decode["tbo"] is False
+
+
+def test_runs_the_model_cannot_express_are_listed_with_the_reason():
+    result = validate_runs(CORPUS, "corpus")
+    no_workers = [r for r in result["rows"] if r["reason"] and "worker counts" in r["reason"]]
+    assert len(no_workers) == 35 and all(r["disagg"] for r in no_workers)
+    assert all(r["output_tput_per_gpu"]["predicted"] is None for r in no_workers)
+    assert result["summary"]["not_predicted"] == sum(result["summary"]["reasons"].values())
+    assert result["summary"]["predicted"] + result["summary"]["not_predicted"] == 437
+
+
+def test_an_aggregated_run_is_predict_aggregated_at_its_concurrency():
+    run = _first(hardware="mi300x", isl=8192, osl=1024, conc=64)
+    got = predict_runs([run])
+    want = predict("aggregated", "MI300X", ep=1, moe_tp=8, attn_tp=8, concurrency=64, input_len=0.9 * 8192,
+                   output_len=0.9 * 1024, kv_dtype="fp8", tbo=False, max_num_tokens=131072)
+    assert got["output_tput_per_gpu"][0] == pytest.approx(want["output_tokens_per_s_per_gpu"], rel=1e-9)
+    assert got["median_tpot"][0] * 1000 == pytest.approx(want["tpot_ms"], rel=1e-9)
+    assert got["median_ttft"][0] * 1000 == pytest.approx(want["ttft_ms"], rel=1e-9)
+
+
+def test_disaggregated_runs_keep_their_concurrency_in_flight():
+    """Little's law over the closed loop: requests/s x (TTFT + output x TPOT) = the concurrency, where the prefill
+    pool is not saturated (where it is, the rest of the requests queue at prefill and TTFT absorbs them)."""
+    runs = [r for r in CORPUS if r.disagg and r.decode_num_workers > 0]
+    p = predict_runs(runs)
+    checked = 0
+    for i, r in enumerate(runs):
+        decode_gpus = r.decode_num_workers * r.decode_tp
+        rate = p["output_tput_per_gpu"][i] * decode_gpus / (0.9 * r.osl)
+        in_flight = rate * (p["median_ttft"][i] + 0.9 * r.osl * p["median_tpot"][i])
+        assert in_flight == pytest.approx(r.conc, rel=0.03), r.row
+        checked += 1
+    assert checked == len(runs) == 54 + 29  # GB200 TensorRT-LLM and H200 SGLang with worker counts
+
+
+def test_validate_runs_errors_are_predicted_over_measured():
+    result = validate_runs(CORPUS, "corpus")
+    errors = []
+    for r in result["rows"]:
+        for m in ("output_tput_per_gpu", "median_tpot", "median_ttft"):
+            cell = r[m]
+            if cell["error"] is not None:
+                assert cell["error"] == pytest.approx(cell["predicted"] / cell["measured"] - 1, rel=1e-12)
+        if r["output_tput_per_gpu"]["error"] is not None:
+            errors.append(abs(r["output_tput_per_gpu"]["error"]))
+    assert result["summary"]["metrics"]["output_tput_per_gpu"]["median_abs_error"] == pytest.approx(np.median(errors))
+    # a record without its output share derives it from the total at the lengths' ratio
+    derived = [r for r in result["rows"] if r["output_tput_per_gpu"].get("derived")]
+    assert len(derived) == 10
+
+
+HEADER = open(__file__.replace("test_runs.py", "../templates/inferencex_dsr1.csv")).readline()
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda h, row: (h.replace("median_tpot,", ""), row), "column median_tpot is missing"),
+    (lambda h, row: (h, row.replace("b200,", "tpu9,", 1)), "row 2, column hardware: 'tpu9' is not known"),
+    (lambda h, row: (h, row.replace("sglang,", "tgi,", 1)), "row 2, column framework"),
+    (lambda h, row: (h, row.replace(",0.009105662016243247,", ",fast,")), "row 2, column median_tpot: must be a"),
+])
+def test_a_bad_runs_file_is_one_line_naming_the_row_and_column(tmp_path, edit, needle):
+    row = open(__file__.replace("test_runs.py", "../templates/inferencex_dsr1.csv")).readlines()[1]
+    header, row = edit(HEADER, row)
+    if "median_tpot" not in header:  # drop the matching field too
+        row = row.replace(",0.009105662016243247,", ",")
+    f = tmp_path / "runs.csv"
+    f.write_text(header + row)
+    with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
+        parse_runs(f.read_text(), "runs.csv")
+    p = _cli("validate", "--runs", str(f))
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1
+    assert "runs.csv" in p.stderr
+
+
+def test_validate_runs_prints_groups_and_json(tmp_path):
+    p = _cli("validate", "--runs", "templates/inferencex_dsr1.csv")
+    assert p.returncode == 0, p.stderr
+    assert "mi300x sglang fp8" in p.stdout and "Not predicted:" in p.stdout
+    assert all(len(line) <= 120 for line in p.stdout.splitlines())
+
+
+def test_the_committed_fit_was_made_from_the_committed_data():
+    assert stale_fit_reason(load_fit()) is None
+
+
+def test_a_stale_fit_is_refused_in_one_line_naming_the_command(monkeypatch):
+    import dsxl.data.fingerprint as fp
+    monkeypatch.setattr(fp, "fit_data_hash", lambda: "0" * 64)
+    reason = stale_fit_reason(load_fit())
+    assert reason and REFIT in reason and "\n" not in reason
