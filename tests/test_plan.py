@@ -309,7 +309,7 @@ def test_ttft_percentiles_match_a_discrete_event_simulation(servers, utilization
     sim = ciw.Simulation(network)
     sim.simulate_until_max_customers(n, method="Finish")
     times = np.array([r.waiting_time + r.service_time for r in sim.get_all_records()[n // 10:]])
-    got = ttft_ms(servers, rate_per_ms * 1000, service)
+    got = ttft_ms(servers, rate_per_ms * 1000, service, 0.0, 1.0, 0.0, 0.5)
     for p in (90, 99):
         assert got[f"p{p}"] == pytest.approx(np.percentile(times, p), rel=0.15), (p, got)
     assert got["utilization"] == pytest.approx(utilization)
@@ -328,14 +328,39 @@ def test_a_p99_ttft_target_plans_for_the_tail_and_burstier_traffic_costs_more():
     assert bursty["prefill"]["gpus"] > p99["prefill"]["gpus"]
     # the same pool under burstier arrivals: a longer p99
     from dsxl.physics.queueing import ttft_ms
-    assert ttft_ms(48, 44, 1000, arrival_cv=2)["p99"] > ttft_ms(48, 44, 1000)["p99"] > 1000
+    bursty_p99, poisson_p99 = (ttft_ms(48, 44, 1000, 0.0, cv, 0.0, 0.5)["p99"] for cv in (2.0, 1.0))
+    assert bursty_p99 > poisson_p99 > 1000
 
 
 def test_decode_slots_hold_p99_concurrency():
+    """The decode pool holds the 99th percentile of the sequences in flight: Little's law at the SLA's TPOT gives
+    their mean, Poisson's normal approximation their spread; z is the standard normal's 99th percentile (from the
+    standard library here, not from dsxl)."""
+    from statistics import NormalDist
+    from dsxl.data.catalog import load_refined
+    z = NormalDist().inv_cdf(0.99)
+    assert load_refined()["decode_headroom_z"].values["hopper"] == pytest.approx(z, abs=1e-3)
     base = dict(gpus="H200", output_tokens_per_s=100_000)
     with_q, without = plan(**base)["gpus"]["H200"], plan(**base, queueing=False)["gpus"]["H200"]
     assert with_q["decode"]["capacity_tokens_per_s"] >= without["decode"]["capacity_tokens_per_s"]
     assert with_q["decode"]["utilization"] < 1
+    d = with_q["decode"]
+    mean = 100_000 * 50 / 1000  # sequences in flight at the default 50 ms TPOT target
+    need = 100_000 * (1 + z * mean ** 0.5 / mean)
+    one_less = d["capacity_tokens_per_s"] - d["tokens_per_s_per_gpu"] * d["ep"]
+    assert d["capacity_tokens_per_s"] >= need > one_less  # holds the p99, and one instance fewer would not
+
+
+def test_the_forward_in_progress_is_waited_out_uniformly():
+    """A prompt joins the next forward: with no queue, TTFT's mean adds half a forward and its p-th percentile p of
+    one (uniform over the forward in progress, ttft_queue_factor 0.5), beside its own forwards and the transfer."""
+    from dsxl.data.catalog import load_refined
+    from dsxl.physics.queueing import ttft_ms
+    factor = load_refined()["ttft_queue_factor"].values["hopper"]
+    t = ttft_ms(1000, 1e-9, 300.0, 20.0, 1.0, 200.0, factor)  # a vanishing load: nobody waits in the queue
+    assert t["mean"] == pytest.approx(300 + 20 + 0.5 * 200)
+    for p in (50, 90, 99):
+        assert t[f"p{p}"] == pytest.approx(300 + 20 + p / 100 * 200)
 
 
 @pytest.mark.parametrize("args, words", [
@@ -351,7 +376,7 @@ def test_queueing_bad_input_is_one_line(args, words):
 
 def test_an_unstable_load_is_infeasible_with_its_reason():
     from dsxl.physics.queueing import ttft_ms
-    assert ttft_ms(4, 50, 100)["p99"] == float("inf")  # 5 Erlangs on 4 slots
+    assert ttft_ms(4, 50, 100, 0.0, 1.0, 0.0, 0.5)["p99"] == float("inf")  # 5 Erlangs on 4 slots
     r = plan(gpus="H200", output_tokens_per_s=100_000, ttft_p99_ms=200)["gpus"]["H200"]
     assert r["feasible"] is False and "TTFT" in r["reason"] and r["ttft_ms"] is None
 
@@ -406,7 +431,7 @@ def test_a_budgets_capacity_is_served_within_the_ttft_targets():
     queued, bare = plan(**kw), plan(**kw, queueing=False)
     q, b = queued["gpus"]["B200"], bare["gpus"]["B200"]
     assert q["total_gpus"] <= 16 and q["ttft_ms"]["mean"] <= 3000 * (1 + 1e-9)
-    assert q["prefill"]["utilization"] < 0.99
+    assert q["prefill"]["utilization"] < 1 and q["ttft_ms"]["p99"] < 1e6  # a stable queue, a finite tail
     assert b["capacity_output_tokens_per_s"] > q["capacity_output_tokens_per_s"]
     out = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", "--gpu", "B200", "--ep-sizes", "8", "--budget-gpus",
                           "16", "--serving", "both", "--mixed"], capture_output=True, text=True)

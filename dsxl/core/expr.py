@@ -163,6 +163,8 @@ def minimum(a: Any, b: Any) -> Value:
 
 def floor(x: Any) -> Value:
     """Round down to a whole number: ``INT(x)`` in Excel (the same for negatives), ``np.floor`` otherwise."""
+    if type(x) is float or type(x) is int:  # the planner's sizing loops: plain numbers first
+        return math.floor(x)
     if is_symbolic(x):
         return Expr(f"INT({lit(x).text})")
     return np.floor(x) if np.ndim(x) else math.floor(x)

@@ -222,8 +222,8 @@ def fitted_value(name: str) -> tuple[float, str]:
         why = fit["why_kept"] if fit else "not fitted yet"
         return p["prior"], f"prior, kept by the joint fit ({why}): {p['why']}"
     pinned = ", ".join(f"{g} {w * 100:.0f} %" for g, w in fit["groups"].items())
-    return fit["value"], (f"fitted jointly, standard error {fit['relative_se'] * 100:.0f} % (pinned by {pinned}; "
-                          f"templates/fitted.json): {p['why']}")
+    return fit["value"], (f"fitted jointly, standard error {fit['relative_se'] * 100:.0f} % (pinned by {pinned}): "
+                          f"{p['why']}")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ class PlanInputs:
 
 
 RANGES = PLAN_RANGES
+SMALLEST_LOAD = 1e-3  # output tokens/s: the least load a plan sizes (below it every figure rounds to nothing)
 
 
 def check_inputs(inp: PlanInputs) -> PlanInputs:
@@ -103,6 +104,12 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
         raise ValueError("give the budget as one of budget_gpus or budget_nodes, not both")
     if not inp.has_load() and inp.budget_gpus is None and inp.budget_nodes is None:
         raise ValueError("give a load (output_tokens_per_s or requests_per_s) or a budget (budget_gpus or budget_nodes)")
+    load = inp.load_output_tokens_per_s()
+    if load is not None and load < SMALLEST_LOAD:
+        name = "output_tokens_per_s" if inp.output_tokens_per_s is not None else "requests_per_s"
+        smallest = SMALLEST_LOAD if name == "output_tokens_per_s" else SMALLEST_LOAD / inp.output_len
+        raise ValueError(f"{name} must be at least {smallest:.3g} (the smallest load dsxl plans: {SMALLEST_LOAD:g} "
+                         f"output tokens/s); got {show(getattr(inp, name))}")
     if (inp.prefill_gpu is None) != (inp.decode_gpu is None):
         raise ValueError("mixed pools need both prefill_gpu and decode_gpu")
     if inp.prefill_gpu is not None and inp.serving != "disaggregated":

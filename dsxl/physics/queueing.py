@@ -83,16 +83,25 @@ def wait_ms(servers: int, rate_per_s: float, service_ms: float, arrival_cv: floa
     return out
 
 
-def ttft_ms(servers: int, rate_per_s: float, service_ms: float, transfer_ms: float = 0.0,
-            arrival_cv: float = 1.0, forward_ms: float = 0.0, probability: Any = None) -> dict[str, float]:
-    """Time to first token: ``{mean, p50, p90, p99}`` (ms) and the pool's ``utilization``. ``forward_ms``: prompts
-    join forwards, not a running one, so a prompt first waits out the forward in progress, uniform on
-    [0, forward_ms] (mean half a forward); its percentile is added to the queue's (an upper bound of the sum's)."""
+def forward_wait_ms(forward_ms: Any, ttft_queue_factor: Any, p: Any = None) -> Any:
+    """The wait for the forward in progress: a prompt joins the next forward, so it waits a uniform share of the
+    running one, on [0, 2 x factor x forward] (factor 0.5, ``ttft_queue_factor`` in refined.json: one forward). Its
+    mean is factor x forward; its p-quantile (p a share, 0.9 for p90) 2 x factor x p x forward."""
+    if p is None:
+        return ttft_queue_factor * forward_ms
+    return 2 * ttft_queue_factor * p * forward_ms
+
+
+def ttft_ms(servers: int, rate_per_s: float, service_ms: float, transfer_ms: float, arrival_cv: float,
+            forward_ms: float, ttft_queue_factor: Any, probability: Any = None) -> dict[str, float]:
+    """Time to first token: ``{mean, p50, p90, p99}`` (ms) and the pool's ``utilization``: the forward in progress
+    (:func:`forward_wait_ms`), the queue's wait, the prompt's own forwards (``service_ms``) and the KV transfer.
+    A percentile adds the forward wait's percentile to the queue's (an upper bound of the sum's)."""
     w = wait_ms(servers, rate_per_s, service_ms, arrival_cv, probability=probability)
     fixed = service_ms + transfer_ms
-    out = {"mean": w["mean"] + fixed + forward_ms / 2, "utilization": w["utilization"]}
+    out = {"mean": w["mean"] + fixed + forward_wait_ms(forward_ms, ttft_queue_factor), "utilization": w["utilization"]}
     for p in (50, 90, 99):
-        out[f"p{p}"] = w[f"p{p}"] + fixed + forward_ms * p / 100
+        out[f"p{p}"] = w[f"p{p}"] + fixed + forward_wait_ms(forward_ms, ttft_queue_factor, p / 100)
     return out
 
 
@@ -108,10 +117,16 @@ def prefill_slots(ep: Any, attn_tp: Any, tokens_per_forward: Any, tokens_per_s_p
     return floor(ep / attn_tp) * per_rank, forward_ms * forwards, forward_ms
 
 
-def concurrency_quantile(mean: float, arrival_cv: float = 1.0, z: float = 2.326) -> float:
-    """Requests in flight that ``mean`` (Little's law) exceeds only 1 % of the time (z = 2.326): Poisson's
-    normal approximation, its variance scaled by (1 + ca^2) / 2 for burstier arrivals."""
+def concurrency_quantile(mean: float, arrival_cv: float, z: float) -> float:
+    """Requests in flight that ``mean`` (Little's law) exceeds only a share of the time (``z`` its standard normal
+    quantile: ``decode_headroom_z`` in refined.json, 2.326 for 1 %): Poisson's normal approximation, its variance
+    scaled by (1 + ca^2) / 2 for burstier arrivals."""
     return float(mean + z * np.sqrt(max(mean, 0.0) * (1 + arrival_cv ** 2) / 2))
 
 
-__all__ = ["concurrency_quantile", "erlang_c", "prefill_slots", "ttft_ms", "wait_ms"]
+def headroom_factor(mean: float, arrival_cv: float, z: float) -> float:
+    """How much more decode capacity holds the quantile of the sequences in flight than their mean."""
+    return concurrency_quantile(mean, arrival_cv, z) / mean if mean > 0 else 1.0
+
+
+__all__ = ["concurrency_quantile", "erlang_c", "forward_wait_ms", "headroom_factor", "prefill_slots", "ttft_ms", "wait_ms"]

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from dsxl.core.expr import Expr, both, floor, is_plain_zero, maximum, where
+from dsxl.physics.queueing import forward_wait_ms
 
 
 def overlap_acts(requested: Any, a2a_ranks: Any, rank_tokens: Any, min_tokens: Any) -> Any:
@@ -146,7 +147,7 @@ def prefill_chunks(prompt_len: Any, cache_hit: Any, tokens_per_gpu: Any) -> Any:
 
 def ttft_ms(step_ms: Any, chunks: Any, ttft_queue_factor: Any) -> Any:
     """Time to first token at this load: waiting for the running forward, then the prompt's own forwards."""
-    return step_ms * (ttft_queue_factor + chunks)
+    return forward_wait_ms(step_ms, ttft_queue_factor) + step_ms * chunks
 
 
 def resident_prompt_tokens(rank_tokens: Any, prompt_len: Any) -> Any:

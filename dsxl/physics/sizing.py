@@ -68,6 +68,12 @@ def pool_gpus(ok: Any, load: Any, tokens_per_s_per_gpu: Any, ep: Any) -> Any:
     return where(ok, gpus(instances(load, tokens_per_s_per_gpu, ep), ep), 1e99)
 
 
+def budget_score(score: Any, ep: Any, budget_gpus: Any, other_ep: Any) -> Any:
+    """A candidate's score within a budget: its score where one instance of it and the smallest instance of the
+    other pool fit in the budget, else 0."""
+    return where(ep + other_ep <= budget_gpus, score, 0)
+
+
 def size_key(pool_gpus: Any, tokens_per_s_per_gpu: Any) -> Any:
     """What the least-cost choice minimises: the pool's GPUs, ties going to the faster candidate (the tie-break term
     stays below one GPU for any real capacity)."""

@@ -24,7 +24,7 @@ from dsxl.physics import memory, moe, queueing, sizing
 from dsxl.planner import economics
 from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import predict
-from dsxl.inputs.plan_request import RANGES, SERVING, PlanInputs, check_inputs  # noqa: F401
+from dsxl.inputs.plan_request import RANGES, SERVING, SMALLEST_LOAD, PlanInputs, check_inputs  # noqa: F401
 from dsxl.inputs.request import model_args
 from dsxl.inputs.rules import refuse
 
@@ -137,20 +137,48 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     # a prompt waits out the forward in progress: half of one on average (in ttft), 90 / 99 % of one at the
     # percentiles; the queue's own wait is sized for later
     step = np.broadcast_to(np.asarray(r["step_ms"]), ttft.shape)
-    unqueued = np.maximum(ttft, np.maximum(ttft + 0.4 * step - (inp.ttft_p90_ms or np.inf) + inp.ttft_ms,
-                                           ttft + 0.49 * step - (inp.ttft_p99_ms or np.inf) + inp.ttft_ms))
+    factor = _constant("ttft_queue_factor", gpu)
+    unqueued = ttft  # the mean target; a percentile target binds where its share of the forward in progress does
+    for p, limit in ((0.9, inp.ttft_p90_ms), (0.99, inp.ttft_p99_ms)):
+        if limit is not None:
+            extra = queueing.forward_wait_ms(step, factor, p) - queueing.forward_wait_ms(step, factor)
+            unqueued = np.maximum(unqueued, ttft + extra - limit + inp.ttft_ms)
     ok = np.broadcast_to(sizing.prefill_ok(fits, unqueued, inp.ttft_ms), ttft.shape)
     if not ok.any():
         reason = "memory binds: no prefill configuration fits" if not fits.any() else \
             f"the TTFT SLA binds: the best achievable TTFT is {_best(ttft, fits):.0f} ms against {inp.ttft_ms:.0f} ms"
         return {"feasible": False, "reason": reason}
     options = []
-    for idx in _per_ep(per_gpu, ok):
+    fastest = _per_ep(per_gpu, ok)
+    for idx in fastest + _faster_to_first_token(per_gpu, unqueued, ok):
         opts = _at(grid, idx)
         options.append({**opts, "prompt_len": inp.input_len, "cache_hit": inp.cache_hit,
                         "tokens_per_forward": opts["tokens_per_gpu"], "ttft_ms": float(ttft[idx]),
                         "tokens_per_s_per_gpu": float(per_gpu[idx]), "gpu": gpu})
-    return {"feasible": True, "options": options}
+    # "options": the fastest per EP size, what throughput sizing mixes; "ttft_options": those and, for the queue,
+    # the candidates that trade throughput for a shorter TTFT
+    return {"feasible": True, "options": options[:len(fastest)], "ttft_options": options}
+
+
+def _faster_to_first_token(per_gpu: np.ndarray, ttft: np.ndarray, ok: np.ndarray) -> list[tuple[int, ...]]:
+    """Per EP size, the qualifying candidates that trade throughput for a shorter TTFT (the Pareto front of tokens/s
+    per GPU against TTFT, less the fastest, which :func:`_per_ep` gives). A queue may need fewer instances of one
+    of them, and every candidate a stricter TTFT target keeps stays in reach of a looser one."""
+    out = []
+    for i in range(per_gpu.shape[0]):
+        flat = np.flatnonzero(ok[i].ravel())
+        if flat.size < 2:
+            continue
+        rate, wait = per_gpu[i].ravel()[flat], ttft[i].ravel()[flat]
+        order = np.lexsort((-rate, wait))  # shortest TTFT first, faster first among equals
+        best = -np.inf
+        front = []
+        for j in order:
+            if rate[j] > best:
+                best = rate[j]
+                front.append(j)
+        out += [(i, *np.unravel_index(flat[j], per_gpu.shape[1:])) for j in front[:-1]]  # the last is the fastest
+    return out
 
 
 def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
@@ -228,12 +256,17 @@ def _price(gpu: str, inp: PlanInputs) -> float:
     return inp.price_gpu_hour if inp.price_gpu_hour is not None else load_catalog().gpu(gpu).price_gpu_hour
 
 
-def _decode_concurrency_factor(inp: PlanInputs, out_tps: float) -> float:
+def _constant(name: str, gpu: str) -> float:
+    """A refined constant's value on a GPU's generation."""
+    return load_refined()[name].values[load_catalog().gpu(gpu).generation]
+
+
+def _decode_concurrency_factor(inp: PlanInputs, out_tps: float, gpu: str) -> float:
     """How much more decode capacity holds the p99 of the sequences in flight than their mean (Little's law:
     requests/s x output time at the SLA's TPOT, the same for every candidate), so the planned batch holds at p99
     concurrency, not only on average."""
     mean = out_tps * inp.tpot_limit_ms() / 1000  # sequences in flight
-    return queueing.concurrency_quantile(mean, inp.arrival_cv) / mean if mean > 0 else 1.0
+    return queueing.headroom_factor(mean, inp.arrival_cv, _constant("decode_headroom_z", gpu))
 
 
 def _prefill_slots(inp: PlanInputs, part: dict[str, Any]) -> tuple[int, float, float]:
@@ -248,7 +281,8 @@ def prefill_queue(inp: PlanInputs, pool: dict[str, Any], in_tps: float, transfer
     """TTFT percentiles of a prefill pool at ``in_tps`` (its slots and service from its main configuration)."""
     _, service, forward = _prefill_slots(inp, pool["mix"][0])
     servers = sum(part["instances"] * _prefill_slots(inp, part)[0] for part in pool["mix"])
-    return queueing.ttft_ms(servers, in_tps / inp.input_len, service, transfer_ms, inp.arrival_cv, forward)
+    return queueing.ttft_ms(servers, in_tps / inp.input_len, service, transfer_ms, inp.arrival_cv, forward,
+                            _constant("ttft_queue_factor", pool["mix"][0]["gpu"]))
 
 
 def _ttft_ok(inp: PlanInputs, t: dict[str, float]) -> bool:
@@ -261,7 +295,7 @@ def _queued_prefill_pool(inp: PlanInputs, load: float, prefill: dict[str, Any], 
     throughput first, then instances of the main configuration added until the queue is short enough."""
     pools = [_queue_sized(inp, load, _pool(load, prefill["options"], inp.gpu_per_node, inp.mix_sizes), transfer_ms)]
     pools += [_queue_sized(inp, load, _pool(load, [o], inp.gpu_per_node, False), transfer_ms)
-              for o in prefill["options"]]  # each size alone too: the queue may favour another than throughput
+              for o in prefill["ttft_options"]]  # each alone too: the queue may favour another than throughput
     met = [p for p in pools if p is not None]
     if not met:
         t = prefill_queue(inp, _pool(load, prefill["options"], inp.gpu_per_node, inp.mix_sizes), 0.0, transfer_ms)
@@ -309,16 +343,15 @@ def _transfer_ms(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> 
 
 
 def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
-                  decode_gpu: str, prefill_gpu: str | None = None, decode_headroom: bool = True) -> dict[str, Any]:
+                  decode_gpu: str, prefill_gpu: str | None = None) -> dict[str, Any]:
     """Decode (and prefill) pools for ``out_tps`` output tokens/s at the least total GPUs, at average and at peak
     load; with queueing the prefill pool meets the TTFT targets under random arrivals and the decode pool holds
-    p99 concurrency (unless ``decode_headroom`` is off: a budget's decode pool). Cost with each pool's own GPU
-    price, for the peak fleet (or the average with autoscale)."""
+    p99 concurrency. Cost with each pool's own GPU price, for the peak fleet (or the average with autoscale)."""
     in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
     transfer_ms = _transfer_ms(inp, prefill, prefill_gpu or decode_gpu) if prefill and inp.queueing else 0.0
     result: dict[str, Any] = {}
     for label, factor in (("", 1.0), ("peak_", inp.peak_to_average)):
-        spread = _decode_concurrency_factor(inp, out_tps * factor) if inp.queueing and decode_headroom else 1.0
+        spread = _decode_concurrency_factor(inp, out_tps * factor, decode_gpu) if inp.queueing else 1.0
         pools = {"decode": _pool(out_tps * factor * spread, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
         pools["decode"]["utilization"] = out_tps * factor / pools["decode"]["capacity_tokens_per_s"]
         if prefill:
@@ -379,12 +412,12 @@ def kv_transfer(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> d
 
 def _limit_prefill_by_nic(inp: PlanInputs, pre: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:
     """Prefill options whose KV would outrun the NIC are slowed to the NIC's rate (the transfer binds)."""
-    out = []
-    for o in pre["options"]:
+    def limited(o: dict[str, Any]) -> dict[str, Any]:
         t = kv_transfer(inp, o, prefill_gpu)
         rate = min(o["tokens_per_s_per_gpu"], t["nic_gb_per_s"] * 1e9 / t["bytes_per_token"])
-        out.append({**o, "tokens_per_s_per_gpu": rate, "kv_transfer_binds": t["binds"]})
-    return {**pre, "options": out}
+        return {**o, "tokens_per_s_per_gpu": rate, "kv_transfer_binds": t["binds"]}
+    return {**pre, "options": [limited(o) for o in pre["options"]],
+            "ttft_options": [limited(o) for o in pre["ttft_options"]]}
 
 
 def _infeasible(serving: str, reason: str, **extra: Any) -> dict[str, Any]:
@@ -410,24 +443,30 @@ def _searches(inp: PlanInputs, decode_gpu: str, prefill_gpu: str, serving: str,
     return cache[("decode", decode_gpu)], cache[("prefill", prefill_gpu)]
 
 
+def costed_gpus(sized: dict[str, Any], inp: PlanInputs) -> int:
+    """The GPUs of the fleet a plan buys and costs: the peak fleet, or the average one with autoscale."""
+    return sized["total_gpus" if inp.autoscale else "peak_total_gpus"]
+
+
 def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None, budget: int,
-             transfer_ms: float = 0.0) -> float:
-    """The most output tokens/s whose least-GPU pools fit in ``budget`` GPUs (0 if not even the smallest do). With
-    queueing the prefill pool is the one that meets the TTFT targets under random arrivals: a pool run at its full
-    throughput would queue without bound, and its answer would not be "at the SLA"."""
-    def gpus(load: float) -> int:
-        used = least_gpus(load, decode["options"], inp.mix_sizes)["gpus"]
-        if prefill:
-            in_tps = sizing.input_tokens_per_s(load, inp.input_len, inp.output_len)
-            used += (_queued_prefill_pool(inp, in_tps, prefill, transfer_ms) if inp.queueing else  # _Unmet: no load
-                     least_gpus(in_tps, prefill["options"], inp.mix_sizes))["gpus"]
-        return used
-    if gpus(1e-9) > budget:
+             decode_gpu: str, prefill_gpu: str | None) -> float:
+    """The most output tokens/s whose own load plan (the same pools, queueing targets, p99 decode headroom and
+    costed fleet as ``--output-tokens-per-s`` would size) fits in ``budget`` GPUs; 0 if not even the smallest load
+    does. Round trip: that load, planned as a load, needs at most ``budget`` GPUs."""
+    def fits(load: float) -> bool:
+        try:
+            return costed_gpus(size_and_cost(inp, load, decode, prefill, decode_gpu, prefill_gpu), inp) <= budget
+        except _Unmet:
+            return False
+    if not fits(SMALLEST_LOAD):
+        if prefill and inp.queueing:  # the TTFT targets may bind at any load: say so rather than "too small"
+            in_tps = sizing.input_tokens_per_s(SMALLEST_LOAD, inp.input_len, inp.output_len)
+            _queued_prefill_pool(inp, in_tps, prefill, _transfer_ms(inp, prefill, prefill_gpu or decode_gpu))
         return 0.0
-    lo, hi = 0.0, budget * max(o["tokens_per_s_per_gpu"] for o in decode["options"])
-    for _ in range(60):  # GPUs needed never fall as the load grows, so bisection finds the edge
+    lo, hi = SMALLEST_LOAD, budget * max(o["tokens_per_s_per_gpu"] for o in decode["options"])
+    for _ in range(40):  # GPUs needed never fall as the load grows, so bisection finds the edge (to 1e-12)
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if gpus(mid) <= budget else (lo, mid)
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
 
 
@@ -456,7 +495,7 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
     extra: dict[str, Any] = {}
     if inp.budget_gpus is not None:
         try:
-            cap = capacity(inp, dec, pre, inp.budget_gpus, _transfer_ms(inp, pre, prefill_gpu) if pre else 0.0)
+            cap = capacity(inp, dec, pre, inp.budget_gpus, gpu, prefill_gpu if pre else None)
         except _Unmet as exc:  # the TTFT targets bind at any load
             return _infeasible(serving, str(exc), pareto=frontier)
         smallest = min(o["ep"] for o in dec["options"]) + (min(o["ep"] for o in pre["options"]) if pre else 0)
@@ -467,10 +506,8 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
                                f"and one prefill instance take {smallest} GPUs", pareto=frontier, **extra)
         if out_tps is None or cap < out_tps:
             out_tps = cap
-    budgeted = inp.budget_gpus is not None  # a budget is a hard cap: its decode pool is what it buys (as capacity
-    # counted it, without p99-concurrency headroom); its prefill pool meets the TTFT targets, as capacity sized it
-    try:
-        sized = size_and_cost(inp, out_tps, dec, pre, gpu, prefill_gpu if pre else None, decode_headroom=not budgeted)
+    try:  # a budget's plan is the load plan of its capacity (capacity sized it the same way)
+        sized = size_and_cost(inp, out_tps, dec, pre, gpu, prefill_gpu if pre else None)
     except _Unmet as exc:
         return _infeasible(serving, str(exc), pareto=frontier, **extra)
     decode = {**sized.pop("decode"), "gpu": gpu}
@@ -517,6 +554,31 @@ def decisive(r: dict[str, Any]) -> bool | None:
     return ca * (1 + a["accuracy"]["band"]) < cb * (1 - b["accuracy"]["band"])
 
 
+COMPARED_ON = "cost_per_m_output_all_in"  # every plan, mode and GPU is compared on the all-in fleet cost per M output
+
+
+def _serving_choice(inp: PlanInputs, dis: dict[str, Any], agg: dict[str, Any]) -> dict[str, Any]:
+    """``--serving both``: the mode that serves the load at the lower all-in cost per million output tokens (at the
+    plan's costing mode), or, for a budget, the one that serves more in it; the other mode's plan is kept beside
+    it and the choice says why."""
+    if not (dis["feasible"] and agg["feasible"]):
+        if not (dis["feasible"] or agg["feasible"]):
+            return dict(dis, serving_choice="neither: " + "; ".join(x["reason"] for x in (dis, agg)), aggregated=agg)
+        win, lose = (dis, agg) if dis["feasible"] else (agg, dis)
+        return dict(win, serving_choice=f"{win['serving']}: {lose['serving']} does not fit ({lose['reason']})",
+                    aggregated=agg)
+    if inp.budget_gpus is not None and not inp.has_load():
+        key, better, what, unit = ("capacity_output_tokens_per_s", max, "serves more in the budget",
+                                   lambda v: f"{v:,.0f} output tokens/s")
+    else:
+        key, better, what, unit = (COMPARED_ON, min, f"costs less all-in ({dis['costed_at']} fleet)",
+                                   lambda v: f"${v:,.3f} per M output tokens")
+    win = better((dis, agg), key=lambda x: x[key])
+    lose = agg if win is dis else dis
+    why = f"{win['serving']} {what}: {unit(win[key])} against {unit(lose[key])} {lose['serving']}"
+    return dict(win, serving_choice=why, compared_on=key, aggregated=agg, disaggregated=dis)
+
+
 def plan(**kwargs: Any) -> dict[str, Any]:
     """Plan a deployment; keyword arguments are :class:`PlanInputs` fields (``gpus`` may be "all")."""
     scenario = kwargs.pop("scenario", None)
@@ -552,20 +614,14 @@ def plan(**kwargs: Any) -> dict[str, Any]:
                s == "disaggregated"}
         main = dict(res[styles[0]])
         if "aggregated" in res and len(res) == 2:
-            dis, agg = res["disaggregated"], res["aggregated"]
-            if not dis["feasible"] and agg["feasible"]:  # e.g. a budget below one prefill plus one decode instance
-                main = dict(agg, serving_choice=f"aggregated: disaggregated does not fit ({dis['reason']})")
-            else:
-                main["serving_choice"] = ("disaggregated" if dis["feasible"] else
-                                          "neither: " + "; ".join(x["reason"] for x in (dis, agg)))
-            main["aggregated"] = agg
+            main = _serving_choice(inp, res["disaggregated"], res["aggregated"])
         if main["feasible"]:
             main.update(revenue(inp, main["served_output_tokens_per_s"], main["cost_per_day"]))
         gpus[key] = main
-    ranking = sorted((g for g in gpus if gpus[g]["feasible"]), key=lambda g: gpus[g]["cost_per_m_output_all_in"])
+    ranking = sorted((g for g in gpus if gpus[g]["feasible"]), key=lambda g: gpus[g][COMPARED_ON])
     out = {"inputs": {**asdict(inp), "load_output_tokens_per_s": inp.load_output_tokens_per_s(),
                       "tpot_limit_ms": inp.tpot_limit_ms(), "scenario": scenario},
-           "gpus": gpus, "ranking": ranking}
+           "gpus": gpus, "ranking": ranking, "compared_on": COMPARED_ON}
     out["ranking_decisive"] = decisive(out)
     if scenario:
         out["scenario"] = scenario_check(scenario, out)

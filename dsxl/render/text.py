@@ -335,8 +335,8 @@ def plan_text(r: dict[str, Any]) -> str:
         x = r["gpus"][best]
         d = x["decode"]
         lines += ["", _answer(r, best)]
-        if x.get("serving_choice", "disaggregated") != "disaggregated":
-            lines.append(f"Serving: {x['serving_choice']}.")
+        if x.get("serving_choice"):
+            lines += textwrap.wrap(f"Serving: {x['serving_choice']}.", 120, subsequent_indent="  ")
         which = "Decode" if len(r["gpus"]) == 1 else f"Cheapest: {best}. Decode"
         lines += [f"{which} {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
                       f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
@@ -380,10 +380,11 @@ def plan_text(r: dict[str, Any]) -> str:
         if x["prefill"]:
             for m in x["prefill"].get("mix") or [x["prefill"]]:
                 lines.append("Reproduce: " + predict_command({**x["prefill"], **m}, "prefill", x["prefill"]["gpu"], i))
-        if "aggregated" in x and x["aggregated"]["feasible"]:
-            a = x["aggregated"]
-            lines.append(f"Aggregated serving instead: {a['total_nodes']:,.0f} nodes, "
-                         f"${a['cost_per_m_output_all_in']:.3f} per M output tokens all-in ({_cfg(a['decode'])}).")
+        other = x.get("disaggregated" if x["serving"] == "aggregated" else "aggregated")
+        if other and other["feasible"]:
+            lines += textwrap.wrap(f"{other['serving'].capitalize()} serving instead: {other['total_gpus']:,.0f} GPUs, "
+                                   f"${other['cost_per_m_output_all_in']:.3f} per M output tokens all-in "
+                                   f"({_cfg(other['decode'])}).", 120, subsequent_indent="  ")
     if "scenario" in r and r["scenario"]:
         s = r["scenario"]
         pub, rec = s["published"], s["recomputed"]

@@ -44,7 +44,7 @@ PREFILL_VARIES = {"ep", "tokens_per_gpu", "tbo"}
 ENV_KEY = Key("plan_env")
 S = chain.Step
 
-def _candidate(head: list, steps: list, ok: Step, latency: str, load: str) -> list:
+def _candidate(head: list, steps: list, ok: Step, latency: str, load: str, other_ep: str) -> list:
     """A candidate's chain: its own redundant experts, the refined chain, then whether it qualifies, its score
     (tokens/s per GPU if it qualifies, else 0), the GPUs a pool of it needs for the load (and at peak) with the
     least-cost key, and its latency if it fits (for the best achievable)."""
@@ -52,6 +52,10 @@ def _candidate(head: list, steps: list, ok: Step, latency: str, load: str) -> li
             *head, *steps, ok,
             S("score", sizing.best_if, "Score: tokens/s per GPU if it qualifies", "tokens/s",
               {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
+            S("ep_if_qualifies", sizing.worst_unless, "EP if it qualifies (for the smallest)", "GPUs",
+              {"ok": "qualifies", "value": "ep"}),
+            S("budget_score", sizing.budget_score, "Score within the budget beside the other pool's smallest instance",
+              "tokens/s", {"budget_gpus": "plan_budget_gpus", "other_ep": other_ep}),
             S("pool_gpus", sizing.pool_gpus, "GPUs for the load in instances of this candidate", "GPUs",
               {"ok": "qualifies", "load": load}),
             S("size_key", sizing.size_key, "Least-cost key (GPUs, ties to the faster)", "GPUs"),
@@ -67,9 +71,10 @@ def _candidates(chains: tuple[list, list]) -> tuple[list, list]:
     """The decode and prefill candidate chains around a model's refined chains."""
     decode = _candidate([S("kv_len", attention.mean_decode_context, "Mean context", "tokens")], chains[0],
                         S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "",
-                          {"tpot_limit_ms": "plan_tpot_ms"}), "tpot_ms", "plan_out_load")
+                          {"tpot_limit_ms": "plan_tpot_ms"}), "tpot_ms", "plan_out_load", "plan_min_prefill_ep")
     prefill = _candidate([], chains[1], S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "",
-                                          {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms", "plan_in_load")
+                                          {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms", "plan_in_load",
+                         "plan_min_decode_ep")
     return decode, prefill
 
 # The sheet's inputs (PlanInputs fields): label and unit. Defaults are PlanInputs' own, except a load of 1M output
@@ -161,7 +166,9 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                         "input_len": Expr("plan_input_len"),
                         "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
                         "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
-                        "plan_ttft_ms": Expr("plan_ttft_ms"), **model_env, **_loads()}
+                        "plan_ttft_ms": Expr("plan_ttft_ms"), "plan_budget_gpus": Expr("plan_budget_gpus"),
+                        "plan_min_prefill_ep": Expr("plan_min_prefill_ep"),
+                        "plan_min_decode_ep": Expr("plan_min_decode_ep"), **model_env, **_loads()}
     problems = _plan_problems(b, grid_ws, grid_cur)
     decode_chain, prefill_chain = _candidates(chains)
     d_shared, d_steps = chain.split_by_dependency(decode_chain, DECODE_VARIES)
@@ -192,12 +199,19 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
 
     b.define("plan_decode_peak_gpus", column(decode, "pool_gpus_peak"))
     b.define("plan_prefill_peak_gpus", column(prefill, "pool_gpus_peak"))
+    smallest = b.materialize(grid_ws, grid_cur, "Smallest qualifying instance of each pool", {
+        f"{name}_ep": Expr(f"MIN({column(scopes, 'ep_if_qualifies')})") for name, scopes in (("decode", decode),
+                                                                                              ("prefill", prefill))},
+        "Budget mode keeps a candidate only where it fits the budget beside the other pool's smallest instance.")
+    for name in ("decode", "prefill"):
+        b.define(f"plan_min_{name}_ep", smallest[f"{name}_ep"].text)
     rows = {}
     for name, scopes in (("decode", decode), ("prefill", prefill)):
-        score, key = column(scopes, "score"), column(scopes, "size_key")
+        score, key = column(scopes, "budget_score"), column(scopes, "size_key")
         rows[name] = b.materialize(grid_ws, grid_cur, f"Chosen {name} candidate (row within the block above)", {
             "row": Expr(f'IF(plan_mode="budget",MATCH(MAX({score}),{score},0),MATCH(MIN({key}),{key},0))')},
-            "Load mode: the least-cost candidate (fewest GPUs for the load); budget mode: the fastest per GPU.")["row"]
+            "Load mode: the least-cost candidate (fewest GPUs for the load); budget mode: the fastest per GPU that "
+            "fits the budget beside the other pool's smallest instance.")["row"]
 
     def pick(scopes: list[Scope], q: str) -> Expr:
         return Expr(f"INDEX({column(scopes, q)},{rows['decode' if scopes is decode else 'prefill'].text},1)")
@@ -343,7 +357,7 @@ def _queue(b: Builder, calc: Any, cur: Cursor, env: dict[str, Any], c: dict[str,
                                               pool["arrivals_per_s"] * pool["prompt_service_ms"] / 1000)})
     t = queueing.ttft_ms(pool["prompt_slots"], pool["arrivals_per_s"], pool["prompt_service_ms"],
                          pool["kv_transfer_ms"], Expr("plan_arrival_cv"), pool["forward_ms"],
-                         probability=wait["wait_probability"])
+                         env["hopper"]("ttft_queue_factor"), probability=wait["wait_probability"])
     return b.materialize(calc, cur, "Prefill queue: TTFT, queueing included (ms)", {
         "utilization": t["utilization"], "mean": t["mean"], "p50": t["p50"], "p90": t["p90"], "p99": t["p99"]})
 
