@@ -431,7 +431,7 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
 
 
 @udf("PREDICT_DECODE(gpu, ep, batch, kv_len, [what=\"tpot_ms\"], [attn_tp=1], [tbo=engine's], [mtp_draft=0], "
-     "[mtp_accept=1], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=\"fp8\"], [imbalance=1], "
+     "[mtp_accept=1], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=the model's], [imbalance=1], "
      "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"], [calibration=\"\"])",
      "=PREDICT_DECODE(\"H800\", 128, 128, 4096, \"tokens_per_s_per_gpu\")", gpu=GPU_DOC,
      ep="Expert-parallel GPUs", batch="Sequences per attention rank (attn_tp GPUs)",
@@ -443,7 +443,7 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
      redundant_experts="Redundant expert replicas (auto: the fewest that divide)", model="Preset id (dsxl models)",
      moe_tp="MoE tensor parallelism (GPUs per expert)", engine="sglang, trtllm or vllm", calibration=CALIBRATION_DOC)
 def PREDICT_DECODE(gpu, ep, batch, kv_len, what="tpot_ms", attn_tp=1, tbo=None, mtp_draft=0, mtp_accept=1,  # noqa: N802
-                   attn_dtype="fp8", kv_dtype="fp8", moe_dtype="fp8", imbalance=1, redundant_experts=None, model=None,
+                   attn_dtype="fp8", kv_dtype="fp8", moe_dtype=None, imbalance=1, redundant_experts=None, model=None,
                    moe_tp=1, engine=None, calibration=None):
     """Refined decode prediction on datasheet hardware (TPOT ms, tokens/s, max batch, fits, band ...)."""
     return _predict_udf("decode", gpu, what, PREDICT_DECODE_OUTPUTS, model,
@@ -455,7 +455,7 @@ def PREDICT_DECODE(gpu, ep, batch, kv_len, what="tpot_ms", attn_tp=1, tbo=None, 
 
 
 @udf("PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, [what=\"tokens_per_s_per_gpu\"], [attn_tp=1], "
-     "[tbo=engine's], [cache_hit=0], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=\"fp8\"], [imbalance=1], "
+     "[tbo=engine's], [cache_hit=0], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=the model's], [imbalance=1], "
      "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"], [calibration=\"\"])",
      "=PREDICT_PREFILL(\"H800\", 32, 16384, 4096)", gpu=GPU_DOC, ep="Expert-parallel GPUs",
      tokens_per_gpu="Prompt tokens per GPU per forward", prompt_len="Prompt length, tokens",
@@ -465,7 +465,7 @@ def PREDICT_DECODE(gpu, ep, batch, kv_len, what="tpot_ms", attn_tp=1, tbo=None, 
      redundant_experts="Redundant expert replicas (auto: the fewest that divide)", model="Preset id (dsxl models)",
      moe_tp="MoE tensor parallelism (GPUs per expert)", engine="sglang, trtllm or vllm", calibration=CALIBRATION_DOC)
 def PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, what="tokens_per_s_per_gpu", attn_tp=1, tbo=None,  # noqa: N802
-                    cache_hit=0, attn_dtype="fp8", kv_dtype="fp8", moe_dtype="fp8", imbalance=1, redundant_experts=None,
+                    cache_hit=0, attn_dtype="fp8", kv_dtype="fp8", moe_dtype=None, imbalance=1, redundant_experts=None,
                     model=None, moe_tp=1, engine=None, calibration=None):
     """Refined prefill prediction (input tokens/s per GPU, TTFT ms, step ms, fits, band ...)."""
     return _predict_udf("prefill", gpu, what, PREDICT_PREFILL_OUTPUTS, model,

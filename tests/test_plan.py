@@ -226,7 +226,9 @@ def test_cli_json_contract_plot_and_errors(tmp_path):
              "--plot", str(png))
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
-    assert {"inputs", "gpus"} <= set(r) and r["inputs"]["tpot_ms"] == 60 and r["inputs"]["ttft_ms"] == 3000
+    assert {"inputs", "gpus"} <= set(r) and r["inputs"]["tpot_ms"] == 60 and r["inputs"]["ttft_ms"] is None
+    assert r["inputs"]["ttft_limits_ms"] == {"mean": 3000, "mean_is_default": True, "p90": None, "p99": None}
+    assert r["compared_on"] == "cost_per_m_output_all_in"
     assert GPU_KEYS <= set(r["gpus"]["H800"])
     assert png.read_bytes()[:4] == b"\x89PNG"
     p = _cli("plan", "--gpu", "H20", "--tpot-ms", "5")
@@ -363,6 +365,16 @@ def test_the_forward_in_progress_is_waited_out_uniformly():
         assert t[f"p{p}"] == pytest.approx(300 + 20 + p / 100 * 200)
 
 
+def test_targets_are_echoed_as_given():
+    """A p99 target alone leaves the mean at its default, echoed as the default, not lowered to the p99."""
+    r = plan(gpus="H200", requests_per_s=40, input_len=4000, output_len=1500, tpot_ms=50, ttft_p99_ms=2000)
+    assert r["inputs"]["ttft_ms"] is None and r["inputs"]["ttft_p99_ms"] == 2000
+    assert r["inputs"]["ttft_limits_ms"] == {"mean": 3000, "mean_is_default": True, "p90": None, "p99": 2000}
+    from dsxl.render.text import plan_text
+    head = " ".join(plan_text(r).split("\n\n")[0].split())
+    assert "TTFT mean <= 3,000 ms (default), p99 <= 2,000 ms" in head
+
+
 @pytest.mark.parametrize("args, words", [
     (["--arrival-cv", "0"], "arrival_cv"),
     (["--ttft-ms", "3000", "--ttft-p99-ms", "1000"], "ttft_p99_ms must be at least ttft_ms"),
@@ -436,3 +448,18 @@ def test_a_budgets_capacity_is_served_within_the_ttft_targets():
     out = subprocess.run([sys.executable, "-m", "dsxl.cli", "plan", "--gpu", "B200", "--ep-sizes", "8", "--budget-gpus",
                           "16", "--serving", "both", "--mixed"], capture_output=True, text=True)
     assert out.returncode == 0 and not re.search(r"\binf\b|\bnan\b|unbounded", out.stdout)
+
+
+@pytest.mark.parametrize("gpu", list(load_catalog().gpus))
+def test_a_budgets_capacity_round_trips_on_every_gpu(gpu):
+    """The capacity X of a 64-GPU budget, planned as --output-tokens-per-s X, needs at most 64 GPUs; a little more
+    load needs more (the capacity is the edge, not a guess below it)."""
+    b = plan(gpus=gpu, budget_gpus=64)["gpus"][gpu]
+    if not b["feasible"]:
+        assert b["reason"], gpu
+        return
+    x = b["capacity_output_tokens_per_s"]
+    back = plan(gpus=gpu, output_tokens_per_s=x)["gpus"][gpu]
+    assert back["feasible"] and back["peak_total_gpus"] <= 64 and b["peak_total_gpus"] <= 64, gpu
+    beyond = plan(gpus=gpu, output_tokens_per_s=x * 1.02)["gpus"][gpu]
+    assert not beyond["feasible"] or beyond["peak_total_gpus"] > 64, gpu

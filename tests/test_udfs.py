@@ -227,3 +227,16 @@ def test_the_band_is_per_cell_in_the_udf_and_per_case_in_python():
     assert u.PREDICT_DECODE("H800", 8, [[b] for b in batches], 4096, "band") == [[b] for b in alone]
     acc = predict("decode", "H800", ep=8, batch=np.array(batches), kv_len=4096)["accuracy"]
     assert acc["bands"].tolist() == alone and acc["band"] == max(alone)
+
+
+@pytest.mark.parametrize("model", list(load_catalog().models))
+def test_udf_defaults_are_the_cli_defaults_for_every_model(model):
+    """An argument left out of a UDF takes the default the CLI and Python take (the model's own expert dtype, the
+    engine's overlap), so the same question gives the same number everywhere."""
+    from dsxl.refined.predict import predict
+    udf = u.PREDICT_DECODE("H200", 16, 64, 4096, "tokens_per_s_per_gpu", model=model)
+    py = predict("decode", "H200", model, ep=16, batch=64, kv_len=4096)["tokens_per_s_per_gpu"]
+    assert udf == pytest.approx(py, rel=1e-12) if py is not None else udf == "does not fit"
+    pre = u.PREDICT_PREFILL("H200", 16, 8192, 4096, model=model)
+    assert pre == pytest.approx(predict("prefill", "H200", model, ep=16, tokens_per_gpu=8192,
+                                        prompt_len=4096)["tokens_per_s_per_gpu"], rel=1e-12)

@@ -192,7 +192,7 @@ def _assert_queue_equals_python(res, inp, r):
     from dsxl.planner.plan import _transfer_ms, prefill_queue
 
     option = {"ep": res["Prefill EP"][0], "attn_tp": 1, "tokens_per_forward": res["Prefill tokens per forward"][0],
-              "tokens_per_s_per_gpu": res["Prefill input tokens/s per GPU"][0]}
+              "tokens_per_s_per_gpu": res["Prefill input tokens/s per GPU"][0], "gpu": inp.gpus[0]}
     pool = {"mix": [{**option, "instances": res["Prefill instances (EP groups)"][0]}]}
     in_tps = sizing.input_tokens_per_s(res["Output tokens/s served (the load, or the budget's capacity)"][0],
                                        inp.input_len, inp.output_len)

@@ -182,8 +182,8 @@ def load_refined() -> dict[str, RefinedConstant]:
             for target in p["scales"]:
                 for gen in p["generations"]:
                     out[target].values[gen] = round(out[target].values["hopper"] * value, 6)
-                    out[target].sources[gen] = (f"no kernel rows: Hopper's {out[target].values['hopper']:g} x "
-                                                f"{name} {value:g}, {why}")
+                    out[target].sources[gen] = (f"no kernel rows: Hopper's x {name} {value:g} "
+                                                f"({why.split(':')[0]})")
     for name, by_gen in _OVERRIDES["constants"].items():
         for gen, (value, why) in by_gen.items():
             out[name].values[gen], out[name].sources[gen] = value, why
@@ -219,9 +219,9 @@ def fitted_value(name: str) -> tuple[float, str]:
     data = load_fit()
     p, fit = data["parameters"][name], data.get("fit", {}).get(name)
     if fit is None or not fit.get("released"):
-        why = fit["why_kept"] if fit else "not fitted yet"
-        return p["prior"], f"prior, kept by the joint fit ({why}): {p['why']}"
-    pinned = ", ".join(f"{g} {w * 100:.0f} %" for g, w in fit["groups"].items())
+        why = fit["why_kept"].split(":")[0] if fit else "not fitted yet"
+        return p["prior"], f"prior, {why} by the joint fit: {p['why']}"
+    pinned = ", ".join(fit["groups"])
     return fit["value"], (f"fitted jointly, standard error {fit['relative_se'] * 100:.0f} % (pinned by {pinned}): "
                           f"{p['why']}")
 

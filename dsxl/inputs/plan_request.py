@@ -72,6 +72,15 @@ class PlanInputs:
             return self.output_tokens_per_s
         return None if self.requests_per_s is None else self.requests_per_s * self.output_len
 
+    def ttft_mean_limit_ms(self) -> float:
+        """The mean TTFT target: the one set, or the default (a percentile target set alone binds by itself)."""
+        return DEFAULT_TTFT_MS if self.ttft_ms is None else self.ttft_ms
+
+    def ttft_limits_ms(self) -> dict[str, Any]:
+        """Every TTFT target as given, the mean's default marked."""
+        return {"mean": self.ttft_mean_limit_ms(), "mean_is_default": self.ttft_ms is None, "p90": self.ttft_p90_ms,
+                "p99": self.ttft_p99_ms}
+
     def tpot_limit_ms(self) -> float:
         return self.tpot_ms if self.min_tokens_per_s_per_user is None else 1000 / self.min_tokens_per_s_per_user
 
@@ -118,8 +127,6 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
         raise ValueError("give the decode SLA as tpot_ms or min_tokens_per_s_per_user, not both")
     if inp.tpot_ms is None and inp.min_tokens_per_s_per_user is None:
         raise ValueError("a decode SLA is required: tpot_ms or min_tokens_per_s_per_user")
-    if inp.ttft_ms is None:
-        inp = replace(inp, ttft_ms=min([DEFAULT_TTFT_MS] + [t for t in (inp.ttft_p90_ms, inp.ttft_p99_ms) if t]))
     targets = [(n, getattr(inp, n)) for n in ("ttft_ms", "ttft_p90_ms", "ttft_p99_ms") if getattr(inp, n) is not None]
     for (a, x), (b, y) in zip(targets, targets[1:]):
         if y < x:

@@ -142,11 +142,11 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     for p, limit in ((0.9, inp.ttft_p90_ms), (0.99, inp.ttft_p99_ms)):
         if limit is not None:
             extra = queueing.forward_wait_ms(step, factor, p) - queueing.forward_wait_ms(step, factor)
-            unqueued = np.maximum(unqueued, ttft + extra - limit + inp.ttft_ms)
-    ok = np.broadcast_to(sizing.prefill_ok(fits, unqueued, inp.ttft_ms), ttft.shape)
+            unqueued = np.maximum(unqueued, ttft + extra - limit + inp.ttft_mean_limit_ms())
+    ok = np.broadcast_to(sizing.prefill_ok(fits, unqueued, inp.ttft_mean_limit_ms()), ttft.shape)
     if not ok.any():
         reason = "memory binds: no prefill configuration fits" if not fits.any() else \
-            f"the TTFT SLA binds: the best achievable TTFT is {_best(ttft, fits):.0f} ms against {inp.ttft_ms:.0f} ms"
+            f"the TTFT SLA binds: the best achievable TTFT is {_best(ttft, fits):.0f} ms against {inp.ttft_mean_limit_ms():.0f} ms"
         return {"feasible": False, "reason": reason}
     options = []
     fastest = _per_ep(per_gpu, ok)
@@ -192,7 +192,7 @@ def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
                                                            "ttft_ms"))
     fits = _fitting(r, grid, per_user.shape, _tp_sizes(inp)[None, :, None, None, None])
     tpot = 1000 / per_user
-    ok = fits & (tpot <= inp.tpot_limit_ms()) & (ttft <= inp.ttft_ms)
+    ok = fits & (tpot <= inp.tpot_limit_ms()) & (ttft <= inp.ttft_mean_limit_ms())
     if not ok.any():
         reason = "memory binds: nothing fits" if not fits.any() else \
             f"the SLA binds: best TPOT {_best(tpot, fits):.1f} ms, best TTFT {_best(ttft, fits):.0f} ms"
@@ -286,7 +286,8 @@ def prefill_queue(inp: PlanInputs, pool: dict[str, Any], in_tps: float, transfer
 
 
 def _ttft_ok(inp: PlanInputs, t: dict[str, float]) -> bool:
-    return all(t[k] <= limit for k, limit in (("mean", inp.ttft_ms), ("p90", inp.ttft_p90_ms), ("p99", inp.ttft_p99_ms))
+    return all(t[k] <= limit for k, limit in (("mean", inp.ttft_mean_limit_ms()), ("p90", inp.ttft_p90_ms),
+                                              ("p99", inp.ttft_p99_ms))
                if limit is not None)
 
 
@@ -620,7 +621,8 @@ def plan(**kwargs: Any) -> dict[str, Any]:
         gpus[key] = main
     ranking = sorted((g for g in gpus if gpus[g]["feasible"]), key=lambda g: gpus[g][COMPARED_ON])
     out = {"inputs": {**asdict(inp), "load_output_tokens_per_s": inp.load_output_tokens_per_s(),
-                      "tpot_limit_ms": inp.tpot_limit_ms(), "scenario": scenario},
+                      "tpot_limit_ms": inp.tpot_limit_ms(), "ttft_limits_ms": inp.ttft_limits_ms(),
+                      "scenario": scenario},
            "gpus": gpus, "ranking": ranking, "compared_on": COMPARED_ON}
     out["ranking_decisive"] = decisive(out)
     if scenario:

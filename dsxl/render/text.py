@@ -300,7 +300,10 @@ def fit_width(line: str) -> list[str]:
 
 def plan_text(r: dict[str, Any]) -> str:
     i = r["inputs"]
-    sla = f"TPOT <= {i['tpot_limit_ms']:.1f} ms, TTFT <= {i['ttft_ms']:,.0f} ms"
+    t = i["ttft_limits_ms"]
+    sla = f"TPOT <= {i['tpot_limit_ms']:.1f} ms, TTFT mean <= {t['mean']:,.0f} ms" + \
+        (" (default)" if t["mean_is_default"] else "") + \
+        "".join(f", {p} <= {t[p]:,.0f} ms" for p in ("p90", "p99") if t[p] is not None)
     load = (f"{i['load_output_tokens_per_s']:,.0f} output tokens/s" if i["load_output_tokens_per_s"] is not None
             else f"the most a budget of {i['budget_gpus']:,} GPUs serves")
     lines = [f"dsxl plan: {i['model']}, {i['input_len']:,.0f} in / {i['output_len']:,.0f} out tokens, cache hit "
