@@ -156,20 +156,22 @@ def test_sizing_in_whole_instances_and_costs_follow():
              peak_to_average=1.3, price_gpu_hour=2.5)
     x = r["gpus"]["H800"]
     d, p = x["decode"], x["prefill"]
-    for pool, load in ((d, 1e6), (p, 3e6)):
+    # one fleet: provisioned for the peak (1.3 x the average load), and that fleet is what every figure counts
+    for pool, load in ((d, 1.3e6), (p, 3.9e6)):
         assert pool["gpus"] == sum(m["instances"] * m["ep"] for m in pool["mix"])
         assert sum(m["instances"] * m["ep"] * m["tokens_per_s_per_gpu"] for m in pool["mix"]) >= load
         assert pool["instances"] == sum(m["instances"] for m in pool["mix"])
-    assert x["total_gpus"] == d["gpus"] + p["gpus"]
-    assert x["total_nodes"] == math.ceil(d["gpus"] / 8) + math.ceil(p["gpus"] / 8)
-    assert x["peak_total_gpus"] >= x["total_gpus"] and x["peak_decode"]["gpus"] * d["tokens_per_s_per_gpu"] >= 1.25e6
-    # provisioned for the peak: the peak fleet is what is paid for, the average traffic what earns
-    assert x["costed_at"] == "peak" and x["cost_per_hour"] == x["peak_total_gpus"] * 2.5
+    assert x["total_gpus"] == d["gpus"] + p["gpus"] == x["peak_total_gpus"]
+    assert x["total_nodes"] == math.ceil(d["gpus"] / 8) + math.ceil(p["gpus"] / 8) == x["peak_total_nodes"]
+    assert x["average_total_gpus"] < x["total_gpus"]  # the fleet not bought, summarised beside it
+    assert x["costed_at"] == "peak" and x["cost_per_hour"] == x["total_gpus"] * 2.5
     assert x["cost_per_day"] == x["cost_per_hour"] * 24
-    assert x["cost_per_m_output"] == pytest.approx(x["peak_decode"]["gpus"] * 2.5 / (1e6 * 3600) * 1e6)
+    # the peak fleet is what is paid for, the average traffic what earns
+    assert x["cost_per_m_output"] == pytest.approx(d["gpus"] * 2.5 / (1e6 * 3600) * 1e6)
     auto = plan(gpus="H800", output_tokens_per_s=1e6, input_len=3000, output_len=1000, cache_hit=0.5,
                 peak_to_average=1.3, price_gpu_hour=2.5, autoscale=True)["gpus"]["H800"]
     assert auto["costed_at"] == "average" and auto["cost_per_hour"] == auto["total_gpus"] * 2.5
+    assert auto["total_gpus"] == auto["average_total_gpus"] == x["average_total_gpus"]
     assert auto["cost_per_m_output"] == pytest.approx(auto["decode"]["gpus"] * 2.5 / (1e6 * 3600) * 1e6)
     assert x["cost_per_m_input_miss"] == pytest.approx(x["cost_per_m_input"] * 2)  # half the input hits the cache
     assert x["prefill_decode_node_ratio"] == p["nodes"] / d["nodes"]
@@ -463,3 +465,20 @@ def test_a_budgets_capacity_round_trips_on_every_gpu(gpu):
     assert back["feasible"] and back["peak_total_gpus"] <= 64 and b["peak_total_gpus"] <= 64, gpu
     beyond = plan(gpus=gpu, output_tokens_per_s=x * 1.02)["gpus"][gpu]
     assert not beyond["feasible"] or beyond["peak_total_gpus"] > 64, gpu
+
+
+def test_one_fleet_per_answer_in_the_table_the_answer_and_the_cost():
+    """A load that peaks at 1.3 x: the table, the Answer line and the cost all count the bought (peak) fleet; the
+    average fleet appears once, labelled as the fleet not bought."""
+    r = plan(gpus="H800", output_tokens_per_s=1e6, input_len=3000, output_len=1000, cache_hit=0.5,
+             peak_to_average=1.3, price_gpu_hour=2.5)
+    x = r["gpus"]["H800"]
+    text = plan_text(r)
+    row = next(line.split() for line in text.splitlines() if line.startswith("H800 "))
+    gpus, nodes, per_hour = (int(v.replace(",", "")) for v in row[1:4])
+    assert gpus == x["decode"]["gpus"] + x["prefill"]["gpus"] and nodes == x["decode"]["nodes"] + x["prefill"]["nodes"]
+    assert per_hour == round(gpus * 2.5)
+    answer = next(line for line in text.splitlines() if line.startswith("Answer:"))
+    assert answer.startswith(f"Answer: {gpus:,} GPUs = {nodes:,} nodes, ${gpus * 2.5 * 24:,.0f} per day")
+    assert f"at the average load it would be {x['average_total_gpus']:,} GPUs" in text
+    assert x["average_total_gpus"] < gpus

@@ -139,3 +139,46 @@ def test_a_stale_fit_is_refused_in_one_line_naming_the_command(monkeypatch):
     monkeypatch.setattr(fp, "fit_data_hash", lambda: "0" * 64)
     reason = stale_fit_reason(load_fit())
     assert reason and REFIT in reason and "\n" not in reason
+
+
+def _evidence_errors(values=None):
+    """Each calibration row's prediction and each corpus group's median |error| of output tok/s and TPOT, under
+    the shipped constants or the fit's parameters set to ``values``."""
+    from dsxl.refined import calibration
+    params = calibration.parameters()
+    ev = calibration.shipped_evidence()
+    values = values or {p.name: load_fit()["fit"][p.name]["value"] for p in params}
+    pred = calibration.predict_evidence(ev, values, params)
+    rows = {m.id: float(p) for m, p in zip(ev.rows, pred["rows"])}
+    groups = {g: calibration.group_errors(ev, pred, g) for g in dict.fromkeys(r.group for r in ev.runs)}
+    return rows, groups
+
+
+def test_the_stored_fit_reproduces_its_rows_and_groups():
+    """The committed constants give the predictions fitted.json records for every calibration row and the corpus
+    groups' median errors (so an edited fitted value shows)."""
+    fit = load_fit()
+    rows, groups = _evidence_errors()
+    for rid, value in rows.items():
+        assert value == pytest.approx(fit["rows"][rid]["fitted"], rel=2e-4), rid
+    for g, e in groups.items():
+        for metric in ("output_tput_per_gpu", "median_tpot"):
+            assert e[metric] == pytest.approx(fit["groups"][g][metric], abs=2e-4), (g, metric)
+
+
+def test_every_fitted_constant_moved_20_percent_breaks_the_reproduction():
+    """A fitted constant changed by 20 % moves some calibration row or corpus group beyond the tolerance of the test
+    above; a constant the evidence does not pin is reported by the fit as not identified."""
+    fit = load_fit()
+    base_rows, base_groups = _evidence_errors()
+    values = {name: entry["value"] for name, entry in fit["fit"].items()}
+    for name, entry in fit["fit"].items():
+        if not entry["released"]:
+            assert "not identified" in entry["why_kept"], name
+            continue
+        rows, groups = _evidence_errors({**values, name: values[name] * (0.8 if values[name] * 1.2 > fit[
+            "parameters"][name]["hi"] else 1.2)})
+        moved = max([abs(rows[r] / base_rows[r] - 1) for r in rows] +
+                    [abs(groups[g][m] - base_groups[g][m]) for g in groups for m in ("output_tput_per_gpu",
+                                                                                     "median_tpot")])
+        assert moved > 2e-3, name

@@ -343,41 +343,53 @@ def _transfer_ms(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> 
     return memory.prompt_kv_transfer_ms(inp.input_len, t["token_bytes"], t["window_bytes"], t["nic_gb_per_s"])
 
 
+def _pools(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
+           decode_gpu: str, transfer_ms: float) -> dict[str, Any]:
+    """The decode (and prefill) pools that serve ``out_tps`` output tokens/s at the least GPUs: with queueing the
+    prefill pool meets the TTFT targets under random arrivals and the decode pool holds p99 concurrency."""
+    in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
+    spread = _decode_concurrency_factor(inp, out_tps, decode_gpu) if inp.queueing else 1.0
+    pools = {"decode": _pool(out_tps * spread, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
+    pools["decode"]["utilization"] = out_tps / pools["decode"]["capacity_tokens_per_s"]
+    if prefill:
+        pools["prefill"] = (_queued_prefill_pool(inp, in_tps, prefill, transfer_ms) if inp.queueing
+                            else _pool(in_tps, prefill["options"], inp.gpu_per_node, inp.mix_sizes))
+        pools["prefill"].setdefault("utilization", in_tps / pools["prefill"]["capacity_tokens_per_s"])
+    return pools
+
+
+def _summary(pools: dict[str, Any]) -> dict[str, Any]:
+    """A fleet in a line: each pool's instances, GPUs, nodes and utilization, and the totals."""
+    out: dict[str, Any] = {k: {x: v[x] for x in ("instances", "gpus", "nodes", "utilization")} for k, v in pools.items()}
+    out.update(total_gpus=sum(p["gpus"] for p in pools.values()), total_nodes=sum(p["nodes"] for p in pools.values()))
+    return out
+
+
 def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
                   decode_gpu: str, prefill_gpu: str | None = None) -> dict[str, Any]:
-    """Decode (and prefill) pools for ``out_tps`` output tokens/s at the least total GPUs, at average and at peak
-    load; with queueing the prefill pool meets the TTFT targets under random arrivals and the decode pool holds
-    p99 concurrency. Cost with each pool's own GPU price, for the peak fleet (or the average with autoscale)."""
+    """One fleet per plan: the pools sized at the peak load (``out_tps`` x peak-to-average) and costed, or with
+    autoscale the average fleet; ``decode``, ``prefill``, ``total_gpus`` and the cost are that fleet's, and
+    ``peak_*`` / ``average_*`` summarise the fleet at each load. Each pool is costed at its own GPU's price."""
     in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
     transfer_ms = _transfer_ms(inp, prefill, prefill_gpu or decode_gpu) if prefill and inp.queueing else 0.0
-    result: dict[str, Any] = {}
-    for label, factor in (("", 1.0), ("peak_", inp.peak_to_average)):
-        spread = _decode_concurrency_factor(inp, out_tps * factor, decode_gpu) if inp.queueing else 1.0
-        pools = {"decode": _pool(out_tps * factor * spread, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
-        pools["decode"]["utilization"] = out_tps * factor / pools["decode"]["capacity_tokens_per_s"]
-        if prefill:
-            pools["prefill"] = (_queued_prefill_pool(inp, in_tps * factor, prefill, transfer_ms) if inp.queueing
-                                else _pool(in_tps * factor, prefill["options"], inp.gpu_per_node, inp.mix_sizes))
-            pools["prefill"].setdefault("utilization", in_tps * factor / pools["prefill"]["capacity_tokens_per_s"])
-        if label:
-            result.update({f"peak_{k}": {x: v[x] for x in ("instances", "gpus", "nodes", "utilization")}
-                           for k, v in pools.items()})
-            if prefill and inp.queueing:
-                result["peak_ttft_ms"] = pools["prefill"].pop("queue_ttft_ms")
-        else:
-            result.update(pools)
-        result[label + "total_gpus"] = sum(p["gpus"] for p in pools.values())
-        result[label + "total_nodes"] = sum(p["nodes"] for p in pools.values())
     costed = "average" if inp.autoscale else "peak"
-    fleet = {role: (result[role] if costed == "average" else result[f"peak_{role}"])
-             for role in ("decode", "prefill") if role in result}
-    decode_hour = economics.cost_per_hour(fleet["decode"]["gpus"], _price(decode_gpu, inp))
-    prefill_hour = economics.cost_per_hour(fleet["prefill"]["gpus"], _price(prefill_gpu or decode_gpu, inp)) \
+    fleets = {"peak": _pools(inp, out_tps * inp.peak_to_average, decode, prefill, decode_gpu, transfer_ms)}
+    fleets["average"] = fleets["peak"] if inp.peak_to_average == 1 else \
+        _pools(inp, out_tps, decode, prefill, decode_gpu, transfer_ms)
+    result: dict[str, Any] = {**fleets[costed], "costed_at": costed}
+    for load, pools in fleets.items():
+        summary = _summary(pools)
+        result.update({f"{load}_{k}": v for k, v in summary.items()})
+        if prefill and inp.queueing:
+            result[f"{load}_ttft_ms"] = pools["prefill"].get("queue_ttft_ms")
+    result.update(total_gpus=result[f"{costed}_total_gpus"], total_nodes=result[f"{costed}_total_nodes"])
+    decode_hour = economics.cost_per_hour(result["decode"]["gpus"], _price(decode_gpu, inp))
+    prefill_hour = economics.cost_per_hour(result["prefill"]["gpus"], _price(prefill_gpu or decode_gpu, inp)) \
         if prefill else 0.0
     hour = decode_hour + prefill_hour
     per_m = economics.per_million
     prices = {_price(decode_gpu, inp), _price(prefill_gpu or decode_gpu, inp)}
-    cost = {"price_gpu_hour": prices.pop() if len(prices) == 1 else None, "costed_at": costed, "cost_per_hour": hour,
+    cost = {"price_gpu_hour": prices.pop() if len(prices) == 1 else None, "cost_per_hour": hour,
             "cost_per_day": economics.cost_per_day(hour),
             "cost_per_m_output": per_m(decode_hour if prefill else hour, out_tps),
             "cost_per_m_input": per_m(prefill_hour, in_tps) if prefill else per_m(hour, in_tps),
@@ -426,7 +438,7 @@ def _infeasible(serving: str, reason: str, **extra: Any) -> dict[str, Any]:
     return {"serving": serving, "feasible": False, "reason": reason, "decode": None, "prefill": None,
             "total_gpus": None, "total_nodes": None, "cost_per_hour": None, "cost_per_day": None,
             "cost_per_m_input": None, "cost_per_m_output": None, "cost_per_m_output_all_in": None, "accuracy": None,
-            "costed_at": None, "ttft_ms": None, "peak_ttft_ms": None,
+            "costed_at": None, "ttft_ms": None, "peak_ttft_ms": None, "average_ttft_ms": None,
             **extra}
 
 
@@ -446,7 +458,7 @@ def _searches(inp: PlanInputs, decode_gpu: str, prefill_gpu: str, serving: str,
 
 def costed_gpus(sized: dict[str, Any], inp: PlanInputs) -> int:
     """The GPUs of the fleet a plan buys and costs: the peak fleet, or the average one with autoscale."""
-    return sized["total_gpus" if inp.autoscale else "peak_total_gpus"]
+    return sized["total_gpus"]
 
 
 def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None, budget: int,

@@ -262,14 +262,22 @@ def predict_command(d: dict[str, Any], phase: str, gpu: str, inputs: dict[str, A
 def _answer(r: dict[str, Any], best: str) -> str:
     """The line that answers the question asked: the fleet and its cost for a load, tokens/s for a budget."""
     x, i = r["gpus"][best], r["inputs"]
-    if x.get("costed_at") == "peak" and x["peak_total_gpus"] != x["total_gpus"]:
-        x = dict(x, total_gpus=x["peak_total_gpus"], total_nodes=x["peak_total_nodes"])  # the provisioned fleet
     on = "" if len(r["gpus"]) == 1 else f" on {best}, the cheapest"
     if x.get("capacity_output_tokens_per_s") is not None and i["load_output_tokens_per_s"] is None:
         return (f"Answer: {x['budget_gpus']:,} GPUs serve at most {x['capacity_output_tokens_per_s']:,.0f} output "
                 f"tokens/s at the SLA{on} (±{x['accuracy']['band'] * 100:.0f} %).")
     return (f"Answer: {x['total_gpus']:,} GPUs = {x['total_nodes']:,.0f} nodes{on}, ${x['cost_per_day']:,.0f} per day, "
             f"for {i['load_output_tokens_per_s']:,.0f} output tokens/s at the SLA (±{x['accuracy']['band'] * 100:.0f} %).")
+
+
+def _other_fleet(x: dict[str, Any], i: dict[str, Any]) -> list[str]:
+    """When peak and average load differ, the fleet not bought, labelled as such (the table and Answer are one fleet)."""
+    if i.get("peak_to_average", 1) == 1 or x.get("capacity_output_tokens_per_s") is not None:
+        return []
+    other = "average" if x["costed_at"] == "peak" else "peak"
+    why = ("sized for the peak load, " if other == "average" else "scaled to the average load (--autoscale), ")
+    return [f"The fleet is {why}{i['peak_to_average']:g} x the average; at the {other} load it would be "
+            f"{x[other + '_total_gpus']:,} GPUs = {x[other + '_total_nodes']:,.0f} nodes."]
 
 
 WIDTH = 120  # text output fits a terminal of this width; wide detail is in --format json
@@ -308,21 +316,21 @@ def plan_text(r: dict[str, Any]) -> str:
             else f"the most a budget of {i['budget_gpus']:,} GPUs serves")
     lines = [f"dsxl plan: {i['model']}, {i['input_len']:,.0f} in / {i['output_len']:,.0f} out tokens, cache hit "
              f"{i['cache_hit']:.1%}, {load}, {sla}, {i['serving']}", ""]
-    columns = ("GPU", "nodes", "peak", "GPUs", "$/h", "$/M out", "$/M out all-in", "band")
+    columns = ("GPU", "GPUs", "nodes", "$/h", "$/M out", "$/M out all-in", "band")
     rows = []
     for g in r["ranking"] + [g for g in r["gpus"] if g not in r["ranking"]]:
         x = r["gpus"][g]
         if not x["feasible"]:
-            rows.append(([g] + ["-"] * 7, f"infeasible: {x['reason']}"))
+            rows.append(([g] + ["-"] * 6, f"infeasible: {x['reason']}"))
             continue
         conf = _cfg(x["decode"]) + (f" | {_cfg(x['prefill'], True)}" if x["prefill"] else " (aggregated)")
         band = f"±{x['accuracy']['band'] * 100:.0f}%" + ("" if x["accuracy"]["validated"] else "*")
-        rows.append(([g, f"{x['total_nodes']:,.0f}", f"{x['peak_total_nodes']:,.0f}", f"{x['total_gpus']:,}",
+        rows.append(([g, f"{x['total_gpus']:,}", f"{x['total_nodes']:,.0f}",
                       f"{x['cost_per_hour']:,.0f}", f"{x['cost_per_m_output']:.3f}",
                       f"{x['cost_per_m_output_all_in']:.3f}", band], conf))
     # each column as wide as its widest entry (a planet-sized load still reads), at least the usual width
     widths = [max([len(c), minimum] + [len(cells[k]) for cells, _ in rows])
-              for k, (c, minimum) in enumerate(zip(columns, (9, 6, 6, 6, 9, 8, 15, 6)))]
+              for k, (c, minimum) in enumerate(zip(columns, (9, 6, 6, 9, 8, 15, 6)))]
     def line(cells: list[str], tail: str) -> str:
         return (f"{cells[0]:<{widths[0]}}" + "".join(f" {c:>{w}}" for c, w in zip(cells[1:], widths[1:]))
                 + f"  {tail}")
@@ -337,7 +345,7 @@ def plan_text(r: dict[str, Any]) -> str:
     if best:
         x = r["gpus"][best]
         d = x["decode"]
-        lines += ["", _answer(r, best)]
+        lines += ["", _answer(r, best)] + _other_fleet(x, i)
         if x.get("serving_choice"):
             lines += textwrap.wrap(f"Serving: {x['serving_choice']}.", 120, subsequent_indent="  ")
         which = "Decode" if len(r["gpus"]) == 1 else f"Cheapest: {best}. Decode"
@@ -365,7 +373,8 @@ def plan_text(r: dict[str, Any]) -> str:
                 lines.append(f"TTFT ({arrivals} arrivals, queueing included): mean {t['mean']:,.0f} ms, p50 "
                              f"{t['p50']:,.0f}, p90 {t['p90']:,.0f}, p99 {t['p99']:,.0f}; utilization prefill "
                              f"{p['utilization']:.0%}, decode {d['utilization']:.0%}.")
-            fleet = (f"the peak fleet of {x['peak_total_gpus']:,} GPUs" if x.get("costed_at") == "peak" else
+            fleet = (f"the fleet of {x['total_gpus']:,} GPUs" if i.get("peak_to_average", 1) == 1 else
+                     f"the peak fleet of {x['total_gpus']:,} GPUs" if x.get("costed_at") == "peak" else
                      f"the average fleet of {x['total_gpus']:,} GPUs (--autoscale)")
             lines.append(f"Cost ${x['cost_per_day']:,.0f} per day for {fleet}; ${x['cost_per_m_input']:.3f} per M input tokens "
                          f"(${x['cost_per_m_input_miss']:.3f} per M cache misses, cache hits skip compute), "
