@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import difflib
+import os
 import sys
 import time
 from pathlib import Path
@@ -152,8 +153,11 @@ def _parser() -> argparse.ArgumentParser:
                                          "plan, validate, the UDFs and build")
     c.add_argument("runs", nargs="?", type=Path, help="RUNS.csv with the columns of templates/measurements.csv")
     c.add_argument("-o", "--output", type=Path, default=None, help="the profile, a .json path (default RUNS.json); "
-                                                                   "with --template, the .csv to write")
-    c.add_argument("--template", action="store_true", help="write an empty runs file with a commented example row")
+                                                                   "with --template, the .csv to write (default: "
+                                                                   "print it)")
+    c.add_argument("--force", action="store_true", help="replace an existing output file (never the runs file)")
+    c.add_argument("--template", action="store_true", help="print (or -o write) an empty runs file with a commented "
+                                                           "example row")
     c.add_argument("--format", choices=("text", "json"), default="text")
     sub.add_parser("models", help="list model presets with parameters and KV bytes per token")
     _plan_parser(sub)
@@ -292,27 +296,40 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_file(path: Path, suffixes: tuple[str, ...], force: bool) -> Path:
+    """An output path that replaces nothing unless ``--force`` says so."""
+    from dsxl.render.files import check_target
+    path = check_target(path, "-o", suffixes)
+    if path.exists() and not force:
+        raise ValueError(f"-o: {str(path)!r} exists; give another name, or --force to replace it")
+    return path
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     import json
 
     from dsxl.refined.profile import calibrate, profile_text, template_text
-    from dsxl.render.files import check_target, write_bytes
+    from dsxl.render.files import write_bytes
 
     if args.template:
         if args.runs is not None or args.format != "text":
-            raise ValueError("--template writes an empty runs file (-o, default runs.csv); it takes no RUNS.csv "
+            raise ValueError("--template prints an empty runs file (or writes it with -o); it takes no RUNS.csv "
                              "and no --format")
-        path = check_target(args.output or Path("runs.csv"), "-o", (".csv",))
+        if args.output is None:
+            sys.stdout.write(template_text())
+            return 0
+        path = _new_file(args.output, (".csv",), args.force)
         write_bytes(path, template_text().encode())
         print(f"wrote {path}: one row per measured run (the columns of templates/measurements.csv)")
         return 0
     if args.runs is None:
-        raise ValueError("calibrate needs RUNS.csv (dsxl calibrate --template writes an empty one)")
-    path = check_target(args.output or args.runs.with_suffix(".json"), "-o", (".json",))
-    if path.resolve() == Path(args.runs).resolve():
-        raise ValueError("-o must differ from RUNS.csv")
+        raise ValueError("calibrate needs RUNS.csv (dsxl calibrate --template prints an empty one)")
+    path = _new_file(args.output or args.runs.with_suffix(".json"), (".json",), args.force)
+    if path.resolve() == Path(args.runs).resolve() or (path.exists() and Path(args.runs).exists()
+                                                       and os.path.samefile(path, args.runs)):
+        raise ValueError("-o must differ from RUNS.csv (it names the same file)")
     profile = calibrate(args.runs)
-    write_bytes(path, (json.dumps(profile, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(path, (json.dumps(profile, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
     sys.stdout.write(json.dumps(profile, indent=2) + "\n" if args.format == "json" else
                      profile_text(profile) + f"wrote {path}\n")
     return 0

@@ -3,6 +3,7 @@ The runs here are made from dsxl's shipped predictions times 0.8: a cluster 20 %
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -114,6 +115,17 @@ def test_the_template_round_trips(tmp_path):
     ({"R1": {"kv_len": ""}}, "row 2 (R1), column kv_len"),
     ({"R1": {"ep": "7", "redundant_experts": "0"}}, "row R1: redundant_experts"),
     ({"R1": {"phase": "training"}}, "row 2 (R1), column phase"),
+    # issue 34's reproducers: each one line naming the row and the column, nothing written
+    ({"R1": {"metric": "TPOT ms"}}, "row 2 (R1), column metric must be one of output tokens/s per GPU"),
+    ({"R1": {"metric": "per node"}}, "row 2 (R1), column metric"),
+    ({"R3": {"metric": "input tokens/s per user"}}, "row 4 (R3), column metric"),
+    ({"R1": {"tbo": "2.5"}}, "row 2 (R1), column tbo: must be 1 or 0"),
+    ({"R1": {"tbo": "-1"}}, "row 2 (R1), column tbo: must be 1 or 0"),
+    ({"R1": {"concurrency": "-1"}}, "row 2 (R1), column concurrency: does not apply to a decode row"),
+    ({"R2": {"mtp_draft": "2.5"}}, "row 3 (R2), column mtp_draft must be a whole number"),
+    ({"R1": {"batch": "100000"}}, "row R1: does not fit in memory on H200"),
+    ({"R1": {"measured": "1e9"}}, "row R1, column measured: 1e+09 output tokens/s per GPU is above the roofline"),
+    ({"R1": {"source": "x" * 140_000}}, "runs.csv: not a CSV file dsxl can read"),
 ])
 def test_a_bad_run_is_one_line_naming_file_row_and_column(tmp_path, edit, words):
     runs = _write_runs(tmp_path / "runs.csv", RUNS, **edit)
@@ -181,3 +193,109 @@ def test_the_calibrated_workbook_recalculates_to_the_cli(profile, tmp_path):
     constants = wb["Constants"]
     sources = " ".join(str(c.value) for row in constants.iter_rows() for c in row if c.value)
     assert "your measurements: runs.csv" in sources
+
+
+def test_runs_faster_than_the_hardware_allows_are_refused_and_the_bound_is_the_roofline(tmp_path):
+    """1,000x the shipped prediction is past any H200 roofline; the bound named is the configuration at datasheet
+    peaks, which the shipped prediction (with its efficiencies and overheads) stays below."""
+    from dsxl.refined.profile import ROOFLINE
+    runs = _write_runs(tmp_path / "runs.csv", RUNS, factor=1000)
+    p = _cli("calibrate", str(runs), "-o", str(tmp_path / "out.json"))
+    assert p.returncode == 2 and "above the roofline" in p.stderr and not (tmp_path / "out.json").exists()
+    for c in RUNS:
+        opts = {k: v for k, v in c.items() if k not in ("id", "phase", "gpu")}
+        shipped = predict(c["phase"], c["gpu"], **opts)["tokens_per_s_per_gpu"]
+        bound = predict(c["phase"], c["gpu"], **opts, **ROOFLINE)["tokens_per_s_per_gpu"]
+        assert shipped < bound < 5 * shipped, c["id"]
+
+
+def test_a_profile_moves_only_what_its_rows_pin(profile):
+    """The 0.8x SGLang H200 runs move an SGLang H200 configuration by 0.8; a vLLM or TensorRT-LLM configuration on
+    another GPU keeps its engine's own constants, so it moves at most by the common GPU-time scale, never the other
+    way."""
+    data = json.loads(profile.read_text())
+    assert data["ratio_to_shipped"]["decode_time_scale"] == pytest.approx(data["fitted"]["decode_time_scale"])
+    assert not any(k.startswith(("step_overhead_ms.", "request_overhead_us.")) for k in data["fitted"])
+    ratio = lambda **kw: (predict("decode", calibration=str(profile), **kw)["tokens_per_s_per_gpu"]
+                          / predict("decode", **kw)["tokens_per_s_per_gpu"])
+    assert ratio(gpu="H200", ep=32, batch=96, kv_len=3000) == pytest.approx(SLOWER, rel=0.03)
+    common = 1 / data["fitted"]["decode_time_scale"]
+    for engine in ("vllm", "trtllm"):
+        moved = ratio(gpu="H800", ep=32, batch=64, kv_len=4096, engine=engine, tbo=False)
+        assert common * 0.99 <= moved <= 1.0, engine
+
+
+def test_a_calibrated_plans_reproduce_lines_carry_the_profile_and_reproduce(profile, tmp_path, capsys):
+    import shlex
+
+    from dsxl.cli import main
+    from dsxl.render.text import plan_text
+    spaced = tmp_path / "my profile.json"
+    spaced.write_bytes(profile.read_bytes())
+    r = plan(gpus="H200", output_tokens_per_s=200_000, calibration=str(spaced))
+    lines = [x for x in plan_text(r).replace("\\\n    ", "").splitlines() if x.startswith("Reproduce: ")]
+    assert lines and all(f"--calibration {shlex.quote(str(spaced))}" in x for x in lines)
+    x = r["gpus"]["H200"]
+    for line in lines:
+        argv = shlex.split(line[len("Reproduce: dsxl "):]) + ["--format", "json"]
+        assert main(argv) in (0, None)
+        got = json.loads(capsys.readouterr().out)
+        pool = x["prefill"] if argv[1] == "prefill" else x["decode"]
+        rates = [m["tokens_per_s_per_gpu"] for m in pool.get("mix") or [pool]]
+        assert min(abs(got["tokens_per_s_per_gpu"] / v - 1) for v in rates) < 0.01, line
+
+
+def test_under_a_profile_a_row_of_another_model_is_not_near(profile):
+    kw = dict(gpu="H200", model="deepseek_v4_pro", ep=16, batch=64, kv_len=4096)
+    shipped = predict("decode", **kw)["accuracy"]
+    calibrated = predict("decode", calibration=str(profile), **kw)["accuracy"]
+    assert calibrated["band"] == shipped["band"] and calibrated["validated"] is False
+    same_model = predict("decode", calibration=str(profile), **{**kw, "model": "deepseek_v3"})["accuracy"]
+    assert same_model["validated"] and same_model["basis"] == ["R1", "R2"]
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d.pop("rows"), "rows must be a list"),
+    (lambda d: d.update(name=7), "name must be text"),
+    (lambda d: d.update(input="runs.csv"), "input must be an object"),
+    (lambda d: d["rows"][0].update(measured="fast"), "rows[0].measured must be a number above 0"),
+    (lambda d: d["rows"][1].pop("phase"), "rows[1].phase is missing"),
+    (lambda d: d["ratio_to_shipped"].update(decode_time_scale=-1), "ratio_to_shipped.decode_time_scale"),
+])
+def test_a_hand_edited_profile_is_one_line_in_every_surface(profile, tmp_path, change, words):
+    from dsxl.workbook import workbook_bytes
+    data = json.loads(profile.read_text())
+    change(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    p = _cli("plan", "--gpu", "H200", "--output-tokens-per-s", "1000", "--calibration", str(bad))
+    assert p.returncode == 2 and words in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    for call in (lambda: predict("decode", "H200", ep=16, batch=8, kv_len=100, calibration=str(bad)),
+                 lambda: u.PREDICT_DECODE("H200", 16, 96, 8000, calibration=str(bad)),
+                 lambda: workbook_bytes(calibration=str(bad))):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            call()
+
+
+def test_duplicates_merge_and_nothing_is_overwritten(tmp_path):
+    runs = _write_runs(tmp_path / "runs.csv", RUNS)
+    text = runs.read_text().splitlines()
+    again = text[1].replace("R1", "R7").replace(text[1].split(",")[-4], f"{float(text[1].split(',')[-4]) * 1.1:.3f}")
+    (tmp_path / "dup.csv").write_text("\n".join(text + [again]) + "\n")
+    p = _cli("calibrate", str(tmp_path / "dup.csv"), "-o", str(tmp_path / "dup.json"))
+    assert p.returncode == 0 and "rows R1+R7 measure the same configuration: merged at their geometric mean" in p.stdout
+    data = json.loads((tmp_path / "dup.json").read_text())
+    merged = next(r for r in data["rows"] if r["id"] == "R1+R7")
+    assert merged["measured"] == pytest.approx(float(text[1].split(",")[-4]) * 1.1 ** 0.5, rel=1e-6)
+    before = (tmp_path / "dup.json").read_bytes()
+    p = _cli("calibrate", str(runs), "-o", str(tmp_path / "dup.json"))
+    assert p.returncode == 2 and "exists" in p.stderr and (tmp_path / "dup.json").read_bytes() == before
+    link = tmp_path / "link.json"
+    link.hardlink_to(runs)
+    p = _cli("calibrate", str(runs), "-o", str(link), "--force")
+    assert p.returncode == 2 and "names the same file" in p.stderr and link.read_text() == runs.read_text()
+    (tmp_path / "runs.csv.bak").write_bytes(runs.read_bytes())
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", "calibrate", "--template"], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.startswith("id,role,phase,metric")
+    assert runs.read_bytes() == (tmp_path / "runs.csv.bak").read_bytes()  # ./runs.csv untouched

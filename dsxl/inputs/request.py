@@ -86,12 +86,13 @@ def constants_env(generation: Any, overrides: dict[str, Any] | None = None) -> d
     """Refined constants for a generation (or an array of generations), with optional overrides."""
     consts = load_refined()
     gens = np.asarray(generation)
+    one = str(gens) if gens.ndim == 0 else None  # formatted once: str() of a numpy scalar is slow
     env: dict[str, Any] = {}
     for name, c in consts.items():
-        if gens.ndim == 0:
-            if str(gens) not in c.values:
-                raise ValueError(f"generation must be one of {', '.join(c.values)}; got {show(str(gens))}")
-            env[name] = c.values[str(gens)]
+        if one is not None:
+            if one not in c.values:
+                raise ValueError(f"generation must be one of {', '.join(c.values)}; got {show(one)}")
+            env[name] = c.values[one]
         else:
             env[name] = np.array([c.values[str(g)] for g in gens.ravel()]).reshape(gens.shape)
     for name, value in (overrides or {}).items():

@@ -23,7 +23,7 @@ from dsxl.inputs.request import catalog_model_name
 from dsxl.physics import memory, moe, queueing, sizing
 from dsxl.planner import economics
 from dsxl.physics.attention import mean_decode_context
-from dsxl.refined.predict import predict
+from dsxl.refined.predict import model_name, predict
 from dsxl.inputs.plan_request import RANGES, SERVING, SMALLEST_LOAD, PlanInputs, check_inputs  # noqa: F401
 from dsxl.inputs.request import model_args
 from dsxl.inputs.rules import refuse
@@ -551,9 +551,10 @@ def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: di
                  prefill["tbo"], moe_dtype, shape=_shape(prefill)) if prefill else None
     profile = load_profile(inp.calibration)
     if profile is not None:  # near the profile's rows, their leave-one-out errors
-        d = profile_accuracy(profile, d["regime"], catalog.gpu(gpu).generation, engine, d)
+        name = model_name(inp.model)
+        d = profile_accuracy(profile, d["regime"], catalog.gpu(gpu).generation, engine, name, d)
         if p is not None:
-            p = profile_accuracy(profile, "prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, p)
+            p = profile_accuracy(profile, "prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, name, p)
     return {"band": max(d["band"], p["band"] if p else 0), "validated": d["validated"] and (p is None or p["validated"]),
             "decode": d, "prefill": p}
 

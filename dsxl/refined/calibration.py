@@ -34,6 +34,7 @@ from dsxl.data.fingerprint import fit_data_hash
 from dsxl.data.runs import Run, load_conventions, load_corpus
 from dsxl.refined.fit_parameters import Parameter, constants_for, parameters, row_constants
 from dsxl.refined.runs import measured as run_measured, predict_runs
+from dsxl.refined.predict import predict
 from dsxl.refined.validation import Measurement, load_measurements, predict_row
 
 TOLERANCE = 0.05  # a calibration row's residual past this log ratio weighs quadratically more
@@ -42,8 +43,38 @@ PULL = 0.02  # refitting a user's runs: weight of log(value / shipped) per const
 FIT_METRICS = ("output_tput_per_gpu", "median_tpot")  # what the corpus runs are fitted on
 
 
+VECTOR_OPTIONS = ("ep", "batch", "kv_len", "tokens_per_gpu", "prompt_len", "cache_hit")  # rows may differ in these
+
+
+def _row_group(m: Measurement) -> tuple | None:
+    """Rows with the same key are predicted in one call, the :data:`VECTOR_OPTIONS` as arrays; None for a row
+    predicted alone (a per-user rate without its batch searches the batch)."""
+    opts = m.options()
+    if m.phase == "decode" and "batch" not in opts:
+        return None
+    fixed = tuple(sorted((k, v) for k, v in opts.items() if k not in VECTOR_OPTIONS))
+    return (m.phase, m.gpu, m.model, m.per_user, fixed, tuple(sorted(k for k in opts if k in VECTOR_OPTIONS)))
+
+
 def predict_rows(rows: Sequence[Measurement], values: dict[str, float], params: Sequence[Parameter]) -> np.ndarray:
-    return np.array([predict_row(m, constants=row_constants(m, values, params))[0] for m in rows])
+    """Each row's predicted metric under ``values``: one vectorised prediction per group of rows that differ only
+    in :data:`VECTOR_OPTIONS` (what makes refitting a user's runs take seconds), equal to :func:`predict_row`."""
+    out = np.empty(len(rows))
+    groups: dict[tuple, list[int]] = {}
+    for i, m in enumerate(rows):
+        key = _row_group(m)
+        if key is None:
+            out[i] = predict_row(m, constants=row_constants(m, values, params))[0]
+        else:
+            groups.setdefault(key, []).append(i)
+    for (phase, gpu, model, per_user, fixed, varying), idx in groups.items():
+        first = rows[idx[0]]
+        arrays = {k: np.array([rows[i].options()[k] for i in idx]) for k in varying}
+        r = predict(phase, gpu, model, constants=row_constants(first, values, params), **dict(fixed), **arrays)
+        key = "tokens_per_s_per_user" if per_user else \
+            "output_tokens_per_s_per_gpu" if phase == "aggregated" else "tokens_per_s_per_gpu"
+        out[idx] = np.broadcast_to(np.asarray(r[key], float), len(idx))
+    return out
 
 
 @dataclass(frozen=True)
@@ -180,6 +211,23 @@ def _sensitivity_shares(problem: _Problem, jac: np.ndarray, k: int) -> dict[str,
     return {g: w / total for g, w in sorted(weight.items(), key=lambda t: -t[1])}
 
 
+UNPINNED = "not identified: nothing in the evidence pins it (no residual moves with it, or fewer residuals than " \
+    "parameters)"
+
+
+def _unmoved(problem: _Problem) -> set[int]:
+    """The free parameters no residual moves with at the start (one evaluation per parameter)."""
+    x = problem.x0()
+    base = problem.data_residuals(problem.unpack(x))
+    out = set()
+    for k in range(x.size):
+        xk = x.copy()
+        xk[k] += 1e-3 if x[k] < 1 - 1e-3 else -1e-3
+        if np.linalg.norm(problem.data_residuals(problem.unpack(xk)) - base) < 1e-9:
+            out.add(k)
+    return out
+
+
 PINS = 0.1  # a group carrying this share of a parameter's sensitivity is named as pinning it
 
 
@@ -193,6 +241,10 @@ def fit_evidence(ev: Evidence, params: Sequence[Parameter] | None = None, start:
     values = {p.name: (start or {}).get(p.name, p.prior) for p in params}
     kept = {p.name: "not asked for" for p in params if only is not None and p.name not in only}
     candidates = [p for p in params if p.name not in kept and (free is None or p.name in free)]
+    if start is not None and free is None:  # a user's runs: set aside at once what none of them moves
+        still = _unmoved(_Problem(ev, params, values, candidates, [], refit=True))
+        kept.update({candidates[k].name: UNPINNED for k in still})
+        candidates = [c for k, c in enumerate(candidates) if k not in still]
     x = None
     while True:
         pulled = [p for p in candidates if start is not None and p.kind != "scale"]
@@ -212,8 +264,7 @@ def fit_evidence(ev: Evidence, params: Sequence[Parameter] | None = None, start:
             p = candidates[k]
             kept[p.name] = (f"not identified: relative standard error {rel[k] * 100:.0f} % at {fitted[p.name]:.4g} "
                             f"(over {MAX_RELATIVE_SE * 100:.0f} %)" if np.isfinite(rel[k]) else
-                            "not identified: nothing in the evidence pins it (no residual moves with it, or fewer "
-                            "residuals than parameters)")
+                            UNPINNED)
         x = np.delete(x, sorted(drop))
         candidates = [c for k, c in enumerate(candidates) if k not in drop]
     fitted = {k: float(f"{v:.4g}") for k, v in problem.unpack(x).items()} if candidates else dict(values)
@@ -240,15 +291,25 @@ def fit_rows(rows: Sequence[Measurement], params: Sequence[Parameter] | None = N
 
 
 def leave_one_out(rows: Sequence[Measurement], params: Sequence[Parameter] | None = None,
-                  start: dict[str, float] | None = None) -> dict[str, float]:
-    """Each row predicted by a fit to all the others (its leave-one-out prediction)."""
+                  start: dict[str, float] | None = None, free: Sequence[str] | None = None) -> dict[str, float]:
+    """Each row predicted by a fit to all the others (its leave-one-out prediction); ``free``: the full fit's
+    fitted constants, refitted without the row (the identifiability rounds are the full fit's)."""
     params = list(params or parameters())
+    folds = held_out_folds(len(rows))
     out = {}
-    for i, m in enumerate(rows):
-        rest = [r for j, r in enumerate(rows) if j != i]
-        f = fit_rows(rest, params, start)
-        out[m.id] = float(predict_rows([m], f.values, params)[0])
+    for k in range(folds):
+        held = [m for j, m in enumerate(rows) if j % folds == k]
+        f = fit_evidence(Evidence(tuple(m for j, m in enumerate(rows) if j % folds != k)), params, start, free=free)
+        out.update({m.id: float(p) for m, p in zip(held, predict_rows(held, f.values, params))})
     return out
+
+
+EXACT_LOO_ROWS = 40  # up to this many rows each is held out alone; beyond, each of ten folds (every tenth row)
+
+
+def held_out_folds(n: int) -> int:
+    """How many refits hold the rows out: one per row up to :data:`EXACT_LOO_ROWS` (leave-one-out), else ten."""
+    return n if n <= EXACT_LOO_ROWS else 10
 
 
 def group_errors(ev: Evidence, pred: dict[str, Any], group: str) -> dict[str, Any]:

@@ -165,7 +165,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     acc = _accuracy(phase, gpu, model, opts)
     if profile is not None:
         gpus = [gpu] if isinstance(gpu, (str, GPU)) else list(gpu)
-        near = [profile_accuracy(profile, a["regime"], resolve_gpu(g).generation, opts["engine"], a)
+        near = [profile_accuracy(profile, a["regime"], resolve_gpu(g).generation, opts["engine"], model_name(model), a)
                 for g, a in zip(gpus, [acc] if isinstance(acc, dict) else acc)]
         acc = near[0] if isinstance(acc, dict) else near
     return {"inputs": inputs, **out, "accuracy": acc, "reason": reason, "notes": notes}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from dsxl.article.predict import ARTICLE_OPTIONS
 from dsxl.refined.calibrated import load_profile
 from dsxl.refined.predict import predict
 from dsxl.inputs.request import OPTION, options_for
-from dsxl.inputs.rules import choose, parse_optional_number
+from dsxl.inputs.rules import POSITIVE, check, choose, parse_number, show
 
 _TEXT = ("id", "role", "phase", "metric", "gpu", "model", "engine", "attn_dtype", "kv_dtype", "moe_dtype", "assumed",
          "source")
@@ -47,7 +48,11 @@ class Measurement:
         return "per user" in self.metric
 
     def options(self) -> dict[str, Any]:
-        """The measurement's conditions as predict() options (unstated ones left to the defaults)."""
+        """The measurement's conditions as predict() options (unstated ones left to the defaults); a copy."""
+        return dict(self._options)
+
+    @cached_property
+    def _options(self) -> dict[str, Any]:
         allowed = {o.name for o in options_for(self.phase)}
         out = {k: v for k, v in self.conditions.items() if k in allowed and v is not None}
         for flag in ("tbo", "sbo"):
@@ -65,41 +70,85 @@ COLUMNS = ("id", "role", "phase", "metric", "gpu", "model", "ep", "attn_tp", "mo
 NEEDED = {"decode": ("ep", ("batch", "tokens_per_s_per_user"), "kv_len"),
           "prefill": ("ep", "tokens_per_gpu", "prompt_len"),
           "aggregated": ("ep", ("batch", "concurrency"), "input_len", "output_len")}
+# what a row of each phase may measure (the first is the default for a blank cell)
+METRICS = {"decode": ("output tokens/s per GPU", "output tokens/s per user"),
+           "prefill": ("input tokens/s per GPU", "input tokens/s per GPU (cache hits included)"),
+           "aggregated": ("output tokens/s per GPU",)}
+ROLES = ("calibration", "sanity")
+SWITCHES = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+MAX_ROWS = 5_000  # far above any benchmark campaign; a larger file is refused before any work
+_RATES = {"measured": POSITIVE, "measured_per_node": POSITIVE, "tokens_per_s_per_user": POSITIVE}
 
 
-def parse_measurements(text: str, source: str) -> list[Measurement]:
-    """Measurements from CSV text with the columns of ``templates/measurements.csv``; a problem is one line naming
-    ``source``, the row and the column."""
-    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
-    header = list(rows.fieldnames or [])
+def _condition(where_: str, phase: str, k: str, text: str) -> Any:
+    """One stated condition, checked as the CLI checks the option: its phase, choices, switch or range."""
+    o = OPTION[k]
+    if phase not in o.phases and not (k in ("tbo", "sbo") and SWITCHES.get(text.lower()) is False):  # "off" is true
+        raise ValueError(f"{where_}, column {k}: does not apply to a {phase} row (it applies to "
+                         f"{' and '.join(o.phases)}); leave it blank")
+    if k in ("tbo", "sbo"):
+        if text.lower() not in SWITCHES:
+            raise ValueError(f"{where_}, column {k}: must be 1 or 0 (true/false, yes/no, on/off); got {show(text)}")
+        return SWITCHES[text.lower()]
+    if o.choices:
+        return choose(f"{where_}, column {k}", text, o.choices)
+    if o.rng is None:
+        return text
+    if o.auto and text.lower() == "auto":
+        return None  # the default derives it
+    return check(f"{where_}, column {k}", parse_number(f"{where_}, column {k}", text), o.rng)
+
+
+def _rows(text: str, source: str) -> list[dict[str, str]]:
+    """The CSV's rows (comment lines skipped), its header checked; a malformed file is one line naming it."""
+    try:
+        rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+        header = list(rows.fieldnames or [])
+        records = []
+        for n, r in enumerate(rows, start=2):
+            if n - 1 > MAX_ROWS:
+                raise ValueError(f"{source}: more than {MAX_ROWS:,} rows; calibrate with a representative subset")
+            records.append(r)
+    except csv.Error as exc:
+        raise ValueError(f"{source}: not a CSV file dsxl can read ({exc})") from None
     missing = [c for c in COLUMNS if c not in header]
     unknown = [c for c in header if c not in COLUMNS]
     if missing or unknown:
         what = f"column {missing[0]} is missing" if missing else f"column {unknown[0]!r} is unknown"
         raise ValueError(f"{source}: {what}; the columns are those of templates/measurements.csv "
                          "(dsxl calibrate --template writes them)")
-    out = []
-    for n, r in enumerate(rows, start=2):
-        where_ = f"{source} row {n} ({r['id'] or 'no id'})"
+    for n, r in enumerate(records, start=2):
+        if None in r or any(v is None for v in r.values()):
+            raise ValueError(f"{source} row {n}: {len(header)} columns expected, as in the header")
+    return records
 
-        def number(k: str) -> Any:
-            return parse_optional_number(f"{where_}, column {k}", r[k] or "")
+
+def parse_measurements(text: str, source: str) -> list[Measurement]:
+    """Measurements from CSV text with the columns of ``templates/measurements.csv``, every field checked as the
+    CLI checks it; a problem is one line naming ``source``, the row and the column."""
+    out = []
+    for n, r in enumerate(_rows(text, source), start=2):
+        where_ = f"{source} row {n} ({r['id'] or 'no id'})"
+        r = {k: v.strip() for k, v in r.items()}
         phase = choose(f"{where_}, column phase", r["phase"], NEEDED)
-        measured = number("measured")
-        if measured is None or not measured > 0:
+        metric = choose(f"{where_}, column metric", r["metric"], METRICS[phase], default=METRICS[phase][0])
+        rates = {k: r[k] and check(f"{where_}, column {k}", parse_number(f"{where_}, column {k}", r[k]), rng)
+                 for k, rng in _RATES.items()}
+        if not rates["measured"]:
             raise ValueError(f"{where_}, column measured: must be a number above 0; got {r['measured']!r}")
-        conditions = {k: ((v or "").strip() or None) if k in _TEXT else number(k) for k, v in r.items()
-                      if k in OPTION}
+        conditions = {k: (r[k] or None) if k in _TEXT else (_condition(where_, phase, k, r[k]) if r[k] else None)
+                      for k in COLUMNS if k in OPTION}
         for need in NEEDED[phase]:
             names = need if isinstance(need, tuple) else (need,)
-            if all(conditions.get(k) is None and number(k) is None for k in names):
+            if all(conditions.get(k) is None and not rates.get(k) for k in names):
                 raise ValueError(f"{where_}, column {' or '.join(names)}: the {phase} model needs it")
-        out.append(Measurement(id=r["id"], role=r["role"] or "calibration", phase=phase,
-                               metric=r["metric"] or "output tokens/s per GPU", gpu=r["gpu"], model=r["model"],
-                               measured=float(measured), conditions=conditions,
-                               tokens_per_s_per_user=number("tokens_per_s_per_user"),
-                               measured_per_node=number("measured_per_node"), assumed=r["assumed"] or "",
-                               source=r["source"] or ""))
+        out.append(Measurement(id=r["id"] or f"row {n}", role=choose(f"{where_}, column role", r["role"], ROLES,
+                                                                    default="calibration"),
+                               phase=phase, metric=metric, gpu=r["gpu"], model=r["model"],
+                               measured=float(rates["measured"]), conditions=conditions,
+                               tokens_per_s_per_user=rates["tokens_per_s_per_user"] or None,
+                               measured_per_node=rates["measured_per_node"] or None, assumed=r["assumed"],
+                               source=r["source"]))
     return out
 
 
@@ -121,10 +170,10 @@ def _batch_at_user_speed(m: Measurement, mode: str, **kw: Any) -> int:
 
 
 def predicted_metric(m: Measurement, r: dict[str, Any]) -> float:
-    """The prediction of the quantity ``m`` measured."""
-    if m.per_user:
-        return float(r["tokens_per_s_per_user"])
-    return float(r["output_tokens_per_s_per_gpu" if m.phase == "aggregated" else "tokens_per_s_per_gpu"])
+    """The prediction of the quantity ``m`` measured (NaN for a configuration that does not fit)."""
+    value = r["tokens_per_s_per_user" if m.per_user else
+              "output_tokens_per_s_per_gpu" if m.phase == "aggregated" else "tokens_per_s_per_gpu"]
+    return float("nan") if value is None else float(value)
 
 
 def predict_measurement(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float, dict[str, Any]]:

@@ -255,6 +255,8 @@ def predict_command(d: dict[str, Any], phase: str, gpu: str, inputs: dict[str, A
                     "cache-hit": f"{inputs['cache_hit']:g}"})
         opts.update({"batch": d["batch"], **context, "mtp-draft": d["mtp_draft"],
                      "mtp-accept": f"{d['mtp_accept']:g}"})
+    if isinstance(inputs.get("calibration"), str) and inputs["calibration"].strip():  # the profile the plan used
+        opts["calibration"] = inputs["calibration"]
     flags = " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in opts.items()) + (" --tbo" if d["tbo"] else " --no-tbo")
     return f"dsxl predict {phase} --gpu {shlex.quote(gpu)} --model {shlex.quote(str(inputs['model']))} {flags}"
 

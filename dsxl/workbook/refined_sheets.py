@@ -324,7 +324,7 @@ def accuracy_table(b: Builder, ws: Any, top: int, model: str, profile: dict | No
     rows = family_table(model)
     for r in rows if profile else ():
         generation, engine, reg = r["key"].split("|")[:3]
-        r["band"] = near_band(profile, reg, generation, engine) or r["band"]
+        r["band"] = near_band(profile, reg, generation, engine, model) or r["band"]
     for i, r in enumerate(rows, start=1):
         values = (r["key"], r["band"], int(r["context_lo"] is not None), r["context_lo"] or 0, r["context_hi"] or 0,
                   int(r["batch_lo"] is not None), r["batch_lo"] or 0, r["batch_hi"] or 0)
