@@ -283,7 +283,7 @@ def test_duplicates_merge_and_nothing_is_overwritten(tmp_path):
     again = text[1].replace("R1", "R7").replace(text[1].split(",")[-4], f"{float(text[1].split(',')[-4]) * 1.1:.3f}")
     (tmp_path / "dup.csv").write_text("\n".join(text + [again]) + "\n")
     p = _cli("calibrate", str(tmp_path / "dup.csv"), "-o", str(tmp_path / "dup.json"))
-    assert p.returncode == 0 and "rows R1+R7 measure the same configuration: merged at their geometric mean" in p.stdout
+    assert p.returncode == 0 and "rows R1+R7 (2 rows) measure the same configuration: merged at their geometric mean" in p.stdout
     data = json.loads((tmp_path / "dup.json").read_text())
     merged = next(r for r in data["rows"] if r["id"] == "R1+R7")
     assert merged["measured"] == pytest.approx(float(text[1].split(",")[-4]) * 1.1 ** 0.5, rel=1e-6)

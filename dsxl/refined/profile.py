@@ -95,8 +95,9 @@ def check_runs(rows: list[Measurement], source: str) -> tuple[list[Measurement],
                              f"{lo.measured:g} and {hi.measured:g}, more than 2x apart")
         if len(group) > 1:
             mean = float(np.exp(np.mean(np.log([m.measured for m in group]))))
-            ids = "+".join(m.id for m in group)
-            notes.append(f"rows {ids} measure the same configuration: merged at their geometric mean {mean:,.6g}")
+            ids = "+".join(dict.fromkeys(m.id for m in group))
+            notes.append(f"rows {ids} ({len(group)} rows) measure the same configuration: merged at their geometric "
+                         f"mean {mean:,.6g}")
             group = [replace(group[0], id=ids, measured=mean)]
         out.append(group[0])
     return out, notes
