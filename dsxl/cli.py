@@ -122,6 +122,16 @@ def _plan_parser(sub: Any) -> None:
     budget.add_argument("--budget-gpus", type=float, help="best use of a fixed cluster: the most output tokens/s at the "
                                                          "SLA within this many GPUs")
     budget.add_argument("--budget-nodes", type=float, help="the same in nodes (x --gpu-per-node)")
+    budget.add_argument("--power-budget-mw", type=float, help="the most output tokens/s at the SLA within this many "
+                                                              "facility MW (provisioned: GPUs at full board power)")
+    p.add_argument("--ownership", type=str.lower, choices=("rent", "own"),
+                   help="rent (default): GPU-hours at --price-gpu-hour; own: capital, power and hosting")
+    p.add_argument("--capital-per-gpu", type=float, help="$ all-in system price per GPU (default: templates/power.csv)")
+    p.add_argument("--amortization-years", type=float, help="years the capital is repaid over (default 4)")
+    p.add_argument("--cost-of-capital", type=float, help="annual rate, e.g. 0.1 (default 0.10)")
+    p.add_argument("--electricity-per-kwh", type=float, help="$ per kWh at the facility meter (default 0.08)")
+    p.add_argument("--pue", type=float, help="facility over IT power (default: the system's, 1.3 air, 1.1 liquid)")
+    p.add_argument("--hosting-per-kw-month", type=float, help="$ per provisioned IT kW per month (default 150)")
     p.add_argument("--prefill-gpu", help="disaggregated pools of different GPUs: the prefill pool's GPU")
     p.add_argument("--decode-gpu", help="... and the decode pool's GPU")
     p.add_argument("--mixed", action="store_true", help="with several GPUs: also rank every prefill/decode pair")
@@ -386,7 +396,8 @@ def _plan(args: argparse.Namespace) -> int:
              "tpot_ms", "min_tokens_per_s_per_user", "ttft_ms", "serving", "price_gpu_hour", "gpu_per_node",
              "mtp_draft", "mtp_accept", "peak_to_average", "price_input_hit", "price_input_miss", "price_output",
              "budget_gpus", "budget_nodes", "prefill_gpu", "decode_gpu", "calibration", "ttft_p90_ms", "ttft_p99_ms",
-             "arrival_cv")
+             "arrival_cv", "power_budget_mw", "ownership", "capital_per_gpu", "amortization_years", "cost_of_capital",
+             "electricity_per_kwh", "pue", "hosting_per_kw_month")
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.gpu is not None:
         given["gpus"] = args.gpu

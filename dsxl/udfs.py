@@ -352,9 +352,9 @@ def GPU_SPEC(gpu, field):  # noqa: N802
 
 
 PREDICT_DECODE_OUTPUTS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "max_batch", "fits", "step_ms",
-                          "weights_gb", "band")
+                          "weights_gb", "band", "watts_per_gpu", "joules_per_token")
 PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "computed_tokens_per_s", "fits", "weights_gb",
-                           "band")
+                           "band", "watts_per_gpu", "joules_per_token")
 
 
 CALIBRATION_DOC = "Path of a profile written by dsxl calibrate (blank: the shipped model)"

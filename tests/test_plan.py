@@ -475,7 +475,8 @@ def test_one_fleet_per_answer_in_the_table_the_answer_and_the_cost():
     x = r["gpus"]["H800"]
     text = plan_text(r)
     row = next(line.split() for line in text.splitlines() if line.startswith("H800 "))
-    gpus, nodes, per_hour = (int(v.replace(",", "")) for v in row[1:4])
+    gpus, nodes, per_hour = (int(row[k].replace(",", "")) for k in (1, 2, 4))
+    assert float(row[3]) == round(x["power_mw"], 2)
     assert gpus == x["decode"]["gpus"] + x["prefill"]["gpus"] and nodes == x["decode"]["nodes"] + x["prefill"]["nodes"]
     assert per_hour == round(gpus * 2.5)
     answer = next(line for line in text.splitlines() if line.startswith("Answer:"))

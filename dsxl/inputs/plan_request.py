@@ -15,6 +15,7 @@ from dsxl.inputs.request import MTP_ACCEPT_RULE, OPTION, catalog_model_name, mod
 from dsxl.inputs.rules import MAX_LIST, PLAN_LIST_RANGES, PLAN_RANGES, check, choose, show
 
 SERVING = ("disaggregated", "aggregated", "both")
+OWNERSHIP = ("rent", "own")
 DEFAULT_TTFT_MS = 3000.0  # the mean time-to-first-token target when none is given
 BELOW_MEAN = "a percentile target below the mean cannot hold"  # why a p90/p99 target under the mean is refused
 
@@ -63,6 +64,19 @@ class PlanInputs:
     engine: str | None = None  # the serving engine's profile (templates/engines.json); None = the default
     calibration: Any = None  # a profile written by dsxl calibrate (its path), or None for the shipped model
     mix_sizes: bool = True  # let a pool top up a bulk of one instance size with instances of another
+    # power and ownership (templates/power.csv, templates/systems.json)
+    ownership: str = "rent"  # rent: GPU-hours at price_gpu_hour; own: capital, power and hosting
+    capital_per_gpu: float | None = None  # $ all-in system price per GPU; None = the catalog's (power.csv)
+    amortization_years: float = 4.0  # years the capital is repaid over
+    cost_of_capital: float = 0.10  # annual rate
+    electricity_per_kwh: float = 0.08  # $ per kWh at the facility meter
+    pue: float | None = None  # facility over IT power; None = the system's (1.3 air cooled, 1.1 liquid cooled)
+    hosting_per_kw_month: float = 150.0  # $ per provisioned IT kW per month (space, cooling plant, operations)
+    power_budget_mw: float | None = None  # the most output tokens/s at the SLA within this many facility MW
+
+    def budgeted(self) -> bool:
+        """A budget caps the fleet: GPUs, nodes or facility megawatts."""
+        return self.budget_gpus is not None or self.budget_nodes is not None or self.power_budget_mw is not None
 
     def has_load(self) -> bool:
         return self.output_tokens_per_s is not None or self.requests_per_s is not None
@@ -109,10 +123,13 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
             raise ValueError(f"{name} must list at least one value")
     if inp.output_tokens_per_s is not None and inp.requests_per_s is not None:
         raise ValueError("give the load as one of output_tokens_per_s or requests_per_s, not both")
-    if inp.budget_gpus is not None and inp.budget_nodes is not None:
-        raise ValueError("give the budget as one of budget_gpus or budget_nodes, not both")
-    if not inp.has_load() and inp.budget_gpus is None and inp.budget_nodes is None:
-        raise ValueError("give a load (output_tokens_per_s or requests_per_s) or a budget (budget_gpus or budget_nodes)")
+    budgets = [n for n in ("budget_gpus", "budget_nodes", "power_budget_mw") if getattr(inp, n) is not None]
+    if len(budgets) > 1:
+        raise ValueError(f"give the budget as one of budget_gpus, budget_nodes or power_budget_mw; got {' and '.join(budgets)}")
+    if not inp.has_load() and not inp.budgeted():
+        raise ValueError("give a load (output_tokens_per_s or requests_per_s) or a budget (budget_gpus, budget_nodes or "
+                         "power_budget_mw)")
+    inp = replace(inp, ownership=choose("ownership", inp.ownership, OWNERSHIP))
     load = inp.load_output_tokens_per_s()
     if load is not None and load < SMALLEST_LOAD:
         name = "output_tokens_per_s" if inp.output_tokens_per_s is not None else "requests_per_s"

@@ -250,7 +250,10 @@ PLAN_RANGES: dict[str, Range] = {
     "price_input_hit": Range(0, 1e6), "price_input_miss": Range(0, 1e6), "price_output": Range(0, 1e6),
     "budget_gpus": Range(1, 10_000_000, integer=True), "budget_nodes": Range(1, 1_000_000, integer=True),
     "arrival_cv": Range(0, 100, lo_open=True), "ttft_p90_ms": Range(0, 1e8, lo_open=True),
-    "ttft_p99_ms": Range(0, 1e8, lo_open=True)}
+    "ttft_p99_ms": Range(0, 1e8, lo_open=True),
+    "capital_per_gpu": Range(0, 1e7), "amortization_years": Range(0, 50, lo_open=True),
+    "cost_of_capital": Range(0, 1), "electricity_per_kwh": Range(0, 10), "pue": Range(1, 5),
+    "hosting_per_kw_month": Range(0, 1e5), "power_budget_mw": Range(0, 1e6, lo_open=True)}
 MAX_LIST = 64  # values a list input takes: checked before any work, so a long list is a message, not a memory error
 EP_SIZE = Range(1, 100_000, integer=True)
 PLAN_LIST_RANGES: dict[str, Range] = {"ep_sizes": EP_SIZE, "attn_tp_sizes": Range(1, 1024, integer=True),

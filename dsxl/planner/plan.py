@@ -21,7 +21,7 @@ from dsxl.refined.models import cache_bytes
 from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
 from dsxl.inputs.request import catalog_model_name
 from dsxl.physics import memory, moe, queueing, sizing
-from dsxl.planner import economics
+from dsxl.planner import economics, ownership
 from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import model_name, predict
 from dsxl.inputs.plan_request import RANGES, SERVING, SMALLEST_LOAD, PlanInputs, check_inputs  # noqa: F401
@@ -107,8 +107,15 @@ def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
         return {"feasible": False, "reason": _decode_reason(fits, tpot, inp, r), "pareto": frontier}
     options = [{**_at(grid, idx), "kv_len": kv, "tpot_ms": float(tpot[idx]),
                 "tokens_per_s_per_gpu": float(per_gpu[idx]), "tokens_per_s_per_user": float(per_user[idx]),
-                "max_batch": int(np.asarray(r["max_batch"])[idx]), "gpu": gpu} for idx in _per_ep(per_gpu, meets)]
+                "max_batch": int(np.asarray(r["max_batch"])[idx]), "watts_per_gpu": _watts(r, idx, tpot.shape),
+                "gpu": gpu} for idx in _per_ep(per_gpu, meets)]
     return {"feasible": True, "options": options, "pareto": frontier}
+
+
+def _watts(r: dict[str, Any], idx: tuple, shape: tuple) -> float | None:
+    """A searched configuration's board power (W), None for a GPU without a power row."""
+    w = r.get("watts_per_gpu")
+    return None if w is None else float(np.broadcast_to(np.asarray(w), shape)[idx])
 
 
 def _decode_reason(fits: np.ndarray, tpot: np.ndarray, inp: PlanInputs, r: dict[str, Any]) -> str:
@@ -154,7 +161,8 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
         opts = _at(grid, idx)
         options.append({**opts, "prompt_len": inp.input_len, "cache_hit": inp.cache_hit,
                         "tokens_per_forward": opts["tokens_per_gpu"], "ttft_ms": float(ttft[idx]),
-                        "tokens_per_s_per_gpu": float(per_gpu[idx]), "gpu": gpu})
+                        "tokens_per_s_per_gpu": float(per_gpu[idx]), "watts_per_gpu": _watts(r, idx, ttft.shape),
+                        "gpu": gpu})
     # "options": the fastest per EP size, what throughput sizing mixes; "ttft_options": those and, for the queue,
     # the candidates that trade throughput for a shorter TTFT
     return {"feasible": True, "options": options[:len(fastest)], "ttft_options": options}
@@ -199,7 +207,8 @@ def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
         return {"feasible": False, "reason": reason}
     options = [{**_at(grid, idx), "tpot_ms": float(tpot[idx]), "ttft_ms": float(ttft[idx]),
                 "tokens_per_s_per_gpu": float(per_gpu[idx]), "tokens_per_s_per_user": float(per_user[idx]),
-                "max_batch": int(np.asarray(r["max_batch"])[idx]), "gpu": gpu} for idx in _per_ep(per_gpu, ok)]
+                "max_batch": int(np.asarray(r["max_batch"])[idx]), "watts_per_gpu": _watts(r, idx, per_gpu.shape),
+                "gpu": gpu} for idx in _per_ep(per_gpu, ok)]
     return {"feasible": True, "options": options}
 
 
@@ -383,9 +392,10 @@ def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefi
         if prefill and inp.queueing:
             result[f"{load}_ttft_ms"] = pools["prefill"].get("queue_ttft_ms")
     result.update(total_gpus=result[f"{costed}_total_gpus"], total_nodes=result[f"{costed}_total_nodes"])
-    decode_hour = economics.cost_per_hour(result["decode"]["gpus"], _price(decode_gpu, inp))
-    prefill_hour = economics.cost_per_hour(result["prefill"]["gpus"], _price(prefill_gpu or decode_gpu, inp)) \
-        if prefill else 0.0
+    owned = _power_and_ownership(inp, result, out_tps, decode_gpu, prefill_gpu if prefill else None)
+    result.update(owned)
+    hours = owned["cost_breakdown"][inp.ownership]
+    decode_hour, prefill_hour = hours["decode_per_hour"], hours["prefill_per_hour"]
     hour = decode_hour + prefill_hour
     per_m = economics.per_million
     prices = {_price(decode_gpu, inp), _price(prefill_gpu or decode_gpu, inp)}
@@ -398,6 +408,30 @@ def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefi
             "cost_per_m_output_all_in": per_m(hour, out_tps),
             "prefill_decode_node_ratio": (result["prefill"]["nodes"] / result["decode"]["nodes"]) if prefill else None}
     return {**result, **cost}
+
+
+def _power_and_ownership(inp: PlanInputs, fleet: dict[str, Any], out_tps: float, decode_gpu: str,
+                         prefill_gpu: str | None) -> dict[str, Any]:
+    """The costed fleet's power (``power``; ``power_mw``: facility MW provisioned, what a hall's budget holds;
+    ``tokens_per_s_per_mw``: output tokens/s served per such MW) and its hourly cost rented and owned
+    (``cost_breakdown``: each with the decode and prefill pools' share; owned split into capital, power, hosting)."""
+    pools = {"decode": (fleet["decode"], decode_gpu)}
+    if prefill_gpu is not None:
+        pools["prefill"] = (fleet["prefill"], prefill_gpu)
+    watts = ownership.fleet_power(pools, inp)
+    rent = {f"{role}_per_hour": economics.cost_per_hour(pool["gpus"], _price(gpu, inp))
+            for role, (pool, gpu) in pools.items()}
+    own_parts = {role: ownership.owned_per_hour(watts["pools"][role], inp) for role in pools}
+    own: dict[str, Any] = {f"{role}_per_hour": parts["total"] for role, parts in own_parts.items()}
+    for part in ("capital", "power", "hosting"):
+        own[f"{part}_per_hour"] = sum(p[part] for p in own_parts.values())
+    for costs in (rent, own):
+        costs.setdefault("prefill_per_hour", 0.0)
+        costs["cost_per_hour"] = costs["decode_per_hour"] + costs["prefill_per_hour"]
+        costs["cost_per_m_output_all_in"] = economics.per_million(costs["cost_per_hour"], out_tps)
+    mw = watts["provisioned_facility_mw"]
+    return {"power": watts, "power_mw": mw, "tokens_per_s_per_mw": out_tps / mw,
+            "cost_breakdown": {"ownership": inp.ownership, "rent": rent, "own": own}}
 
 
 def revenue(inp: PlanInputs, out_tps: float, cost_per_day: float) -> dict[str, Any]:
@@ -439,6 +473,7 @@ def _infeasible(serving: str, reason: str, **extra: Any) -> dict[str, Any]:
             "total_gpus": None, "total_nodes": None, "cost_per_hour": None, "cost_per_day": None,
             "cost_per_m_input": None, "cost_per_m_output": None, "cost_per_m_output_all_in": None, "accuracy": None,
             "costed_at": None, "ttft_ms": None, "peak_ttft_ms": None, "average_ttft_ms": None,
+            "power": None, "power_mw": None, "tokens_per_s_per_mw": None, "cost_breakdown": None,
             **extra}
 
 
@@ -504,6 +539,9 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
     if pre is not None:
         transfer = kv_transfer(inp, max(pre["options"], key=lambda o: o["tokens_per_s_per_gpu"]), prefill_gpu)
         pre = _limit_prefill_by_nic(inp, pre, prefill_gpu)
+    if inp.power_budget_mw is not None:  # megawatts as GPUs: each at its system's provisioned facility watts
+        per_gpu = max(ownership.provisioned_w_per_gpu(g, inp, True) for g in {gpu, prefill_gpu})
+        inp = replace(inp, budget_gpus=int(inp.power_budget_mw * 1e6 // per_gpu))
     out_tps = inp.load_output_tokens_per_s() if inp.budget_gpus is None or inp.has_load() else None
     extra: dict[str, Any] = {}
     if inp.budget_gpus is not None:
@@ -513,9 +551,12 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
             return _infeasible(serving, str(exc), pareto=frontier)
         smallest = min(o["ep"] for o in dec["options"]) + (min(o["ep"] for o in pre["options"]) if pre else 0)
         extra = {"budget_gpus": inp.budget_gpus, "capacity_output_tokens_per_s": cap,
-                 "budget_covers_load": None if out_tps is None else cap >= out_tps}
+                 "budget_covers_load": None if out_tps is None else cap >= out_tps,
+                 "power_budget_mw": inp.power_budget_mw}
         if cap <= 0:
-            return _infeasible(serving, f"the budget of {inp.budget_gpus} GPUs is below the smallest plan: one decode "
+            what = (f"{inp.power_budget_mw:g} MW ({inp.budget_gpus:,} GPUs at {per_gpu:,.0f} W each, provisioned)"
+                    if inp.power_budget_mw is not None else f"{inp.budget_gpus} GPUs")
+            return _infeasible(serving, f"the budget of {what} is below the smallest plan: one decode "
                                f"and one prefill instance take {smallest} GPUs", pareto=frontier, **extra)
         if out_tps is None or cap < out_tps:
             out_tps = cap
@@ -564,6 +605,9 @@ def decisive(r: dict[str, Any]) -> bool | None:
     if len(r["ranking"]) < 2:
         return None
     a, b = (r["gpus"][g] for g in r["ranking"][:2])
+    if r.get("ranked_on") == "capacity_output_tokens_per_s":  # the most traffic first
+        ca, cb = a["capacity_output_tokens_per_s"], b["capacity_output_tokens_per_s"]
+        return ca * (1 - a["accuracy"]["band"]) > cb * (1 + b["accuracy"]["band"])
     ca, cb = a["cost_per_m_output_all_in"], b["cost_per_m_output_all_in"]
     return ca * (1 + a["accuracy"]["band"]) < cb * (1 - b["accuracy"]["band"])
 
@@ -581,7 +625,7 @@ def _serving_choice(inp: PlanInputs, dis: dict[str, Any], agg: dict[str, Any]) -
         win, lose = (dis, agg) if dis["feasible"] else (agg, dis)
         return dict(win, serving_choice=f"{win['serving']}: {lose['serving']} does not fit ({lose['reason']})",
                     aggregated=agg)
-    if inp.budget_gpus is not None and not inp.has_load():
+    if inp.budgeted() and not inp.has_load():
         key, better, what, unit = ("capacity_output_tokens_per_s", max, "serves more in the budget",
                                    lambda v: f"{v:,.0f} output tokens/s")
     else:
@@ -606,7 +650,7 @@ def plan(**kwargs: Any) -> dict[str, Any]:
         base = replace(base, output_tokens_per_s=None, requests_per_s=None)
     if "min_tokens_per_s_per_user" in kwargs:
         base = replace(base, tpot_ms=None)
-    budgeted = kwargs.get("budget_gpus") is not None or kwargs.get("budget_nodes") is not None
+    budgeted = any(kwargs.get(k) is not None for k in ("budget_gpus", "budget_nodes", "power_budget_mw"))
     if base.output_tokens_per_s is None and base.requests_per_s is None and not budgeted and not (
             {"output_tokens_per_s", "requests_per_s"} & set(kwargs)):
         base = replace(base, output_tokens_per_s=100_000.0)
@@ -632,11 +676,15 @@ def plan(**kwargs: Any) -> dict[str, Any]:
         if main["feasible"]:
             main.update(revenue(inp, main["served_output_tokens_per_s"], main["cost_per_day"]))
         gpus[key] = main
-    ranking = sorted((g for g in gpus if gpus[g]["feasible"]), key=lambda g: gpus[g][COMPARED_ON])
+    # a budget without a load ranks by the traffic it serves; otherwise by the one cost basis
+    by_capacity = inp.budgeted() and not inp.has_load()
+    ranking = sorted((g for g in gpus if gpus[g]["feasible"]),
+                     key=lambda g: -gpus[g]["capacity_output_tokens_per_s"] if by_capacity else gpus[g][COMPARED_ON])
     out = {"inputs": {**asdict(inp), "load_output_tokens_per_s": inp.load_output_tokens_per_s(),
                       "tpot_limit_ms": inp.tpot_limit_ms(), "ttft_limits_ms": inp.ttft_limits_ms(),
                       "scenario": scenario},
-           "gpus": gpus, "ranking": ranking, "compared_on": COMPARED_ON}
+           "gpus": gpus, "ranking": ranking, "compared_on": COMPARED_ON,
+           "ranked_on": "capacity_output_tokens_per_s" if by_capacity else COMPARED_ON}
     out["ranking_decisive"] = decisive(out)
     if scenario:
         out["scenario"] = scenario_check(scenario, out)

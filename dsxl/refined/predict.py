@@ -17,7 +17,9 @@ from dsxl.physics.attention import mean_decode_context
 from dsxl.chains.aggregated import run_aggregated
 from dsxl.physics.admission import dp_ranks
 from dsxl.chains.step import run
+from dsxl.physics import power
 from dsxl.physics.serving import per_step
+from dsxl.data.power import gpu_power
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
 from dsxl.inputs.rules import refuse
 
@@ -29,7 +31,8 @@ BREAKDOWN = {  # per-layer ms by component, per step (both micro-batches)
     "dense_mlp": "dense_mlp_ms",
 }
 SPEEDS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "computed_tokens_per_s", "step_ms", "ttft_ms",
-          "output_tokens_per_s_per_gpu", "decode_step_ms")  # null in a result that does not fit
+          "output_tokens_per_s_per_gpu", "decode_step_ms", "watts_per_gpu",
+          "joules_per_token")  # null in a result that does not fit
 LAYER_TOTALS = {"moe_layer": "moe_layer_ms", "dense_layer": "dense_layer_ms"}
 STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "engine_overhead": "overhead_ms", "step": "step_ms"}
 
@@ -119,6 +122,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         inputs = {k: v for k, v in inputs.items() if k in ("phase", "gpu", "model", "mode") or
                   k in ARTICLE_OPTIONS[phase]}
         return {"inputs": inputs, "reason": None, **predict_article(phase, gpu, model_args(model), opts),
+                "watts_per_gpu": None, "joules_per_token": None,  # the article models no power
                 "accuracy": ARTICLE_ACCURACY, "notes": []}
     profile = load_profile(calibration)
     if profile is not None:
@@ -158,6 +162,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     notes = _overlap_notes(resolved, opts, inputs)
     if detail and phase != "aggregated":
         out["breakdown"] = _breakdown(resolved)
+    out.update(_power(gpu, phase, resolved, out))
     out = _broadcast(out, copy=detail)
     if out.get("fits") is False:  # a speed that cannot run is not a number: null, with the reason (a sweep keeps
         # its raw values beside its fits array, for searches and invariants)
@@ -169,6 +174,24 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                 for g, a in zip(gpus, [acc] if isinstance(acc, dict) else acc)]
         acc = near[0] if isinstance(acc, dict) else near
     return {"inputs": inputs, **out, "accuracy": acc, "reason": reason, "notes": notes}
+
+
+def _power(gpu: Any, phase: str, q: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """Board power at this configuration (``watts_per_gpu``, W) and GPU energy per token (``joules_per_token``:
+    output tokens for decode and aggregated, input tokens for prefill), as InferenceX reports them from board
+    telemetry; None for a GPU without a row in ``templates/power.csv``. Aggregated serving takes the decode step's
+    busy share."""
+    gpus = [gpu] if isinstance(gpu, (str, GPU)) else list(gpu)
+    rows = [gpu_power(resolve_gpu(g).name) for g in gpus]
+    if any(r is None for r in rows):
+        return {"watts_per_gpu": None, "joules_per_token": None}
+    busy = power.busy_share(np.asarray(q["step_ms"]), np.asarray(q["overhead_ms"]))
+    shape = (-1,) + (1,) * max(np.ndim(busy) - 1, 0)
+    idle, tdp = ((rows[0].idle_w, rows[0].tdp_w) if isinstance(gpu, (str, GPU)) else
+                 (np.array([r.idle_w for r in rows]).reshape(shape), np.array([r.tdp_w for r in rows]).reshape(shape)))
+    watts = power.gpu_watts(idle, tdp, busy)
+    rate = out["output_tokens_per_s_per_gpu" if phase == "aggregated" else "tokens_per_s_per_gpu"]
+    return {"watts_per_gpu": watts, "joules_per_token": power.joules_per_token(watts, np.asarray(rate))}
 
 
 def _profile_constants(profile: dict[str, Any], gpu: Any, engine: str) -> dict[str, Any]:

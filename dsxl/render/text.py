@@ -107,6 +107,10 @@ def prediction_text(r: dict[str, Any]) -> str:
                   f"  decoding batch          {r['decoding_batch']:,.1f} sequences per attention rank; "
                   f"prompt pieces of {r['prefill_chunk_tokens']:,.0f} tokens slow {r['straggler_share']:.0%} of steps",
                   f"  max batch               {r['max_batch']:,.0f} sequences per attention rank ({fits})"]
+    if r.get("watts_per_gpu") is not None:
+        what = "input" if i["phase"] == "prefill" else "output"
+        lines.append(f"  power per GPU           {r['watts_per_gpu']:,.0f} W at load; "
+                     f"{r['joules_per_token']:.3g} J per {what} token (GPU board, as InferenceX measures)")
     lines += _labelled(accuracy_line(r["accuracy"]))
     if r.get("reason"):
         lines += _labelled(f"  why                     {r['reason']}")
@@ -265,11 +269,34 @@ def _answer(r: dict[str, Any], best: str) -> str:
     """The line that answers the question asked: the fleet and its cost for a load, tokens/s for a budget."""
     x, i = r["gpus"][best], r["inputs"]
     on = "" if len(r["gpus"]) == 1 else f" on {best}, the cheapest"
+    if x.get("power_budget_mw") is not None and i["load_output_tokens_per_s"] is None:
+        on = "" if len(r["gpus"]) == 1 else f" on {best}, the most"
+        return (f"Answer: {x['power_budget_mw']:g} MW serve at most {x['capacity_output_tokens_per_s']:,.0f} output "
+                f"tokens/s at the SLA{on} ({x['total_gpus']:,} GPUs, {x['power_mw']:.2f} MW provisioned; "
+                f"±{x['accuracy']['band'] * 100:.0f} %).")
     if x.get("capacity_output_tokens_per_s") is not None and i["load_output_tokens_per_s"] is None:
         return (f"Answer: {x['budget_gpus']:,} GPUs serve at most {x['capacity_output_tokens_per_s']:,.0f} output "
                 f"tokens/s at the SLA{on} (±{x['accuracy']['band'] * 100:.0f} %).")
     return (f"Answer: {x['total_gpus']:,} GPUs = {x['total_nodes']:,.0f} nodes{on}, ${x['cost_per_day']:,.0f} per day, "
             f"for {i['load_output_tokens_per_s']:,.0f} output tokens/s at the SLA (±{x['accuracy']['band'] * 100:.0f} %).")
+
+
+def _power_lines(x: dict[str, Any]) -> list[str]:
+    """The fleet's megawatts and tokens per megawatt, and its cost owned beside rented."""
+    if not x.get("power"):
+        return []
+    p, own, rent = x["power"], x["cost_breakdown"]["own"], x["cost_breakdown"]["rent"]
+    watts = ", ".join(f"{role} {q['watts_per_gpu']:,.0f} W" for role, q in p["pools"].items())
+    pue = sorted({q["pue"] for q in p["pools"].values()})
+    lines = [f"Power: {x['power_mw']:,.2f} MW facility provisioned ({p['provisioned_it_mw']:,.2f} MW IT at full board "
+             f"power, PUE {'/'.join(f'{v:g}' for v in pue)}); {p['facility_mw']:,.2f} MW drawn at load (per GPU: "
+             f"{watts}); {x['tokens_per_s_per_mw']:,.0f} output tokens/s per MW.",
+             f"Owned: ${own['cost_per_hour']:,.0f} per hour = capital ${own['capital_per_hour']:,.0f} + power "
+             f"${own['power_per_hour']:,.0f} + hosting ${own['hosting_per_hour']:,.0f}; "
+             f"${own['cost_per_m_output_all_in']:.3f} per M output tokens all-in (rented: ${rent['cost_per_hour']:,.0f} "
+             f"per hour, ${rent['cost_per_m_output_all_in']:.3f}); the table shows the "
+             f"{'rented' if x['cost_breakdown']['ownership'] == 'rent' else 'owned'} cost."]
+    return [piece for line in lines for piece in textwrap.wrap(line, WIDTH, subsequent_indent="  ")]
 
 
 def _other_fleet(x: dict[str, Any], i: dict[str, Any]) -> list[str]:
@@ -315,34 +342,39 @@ def plan_text(r: dict[str, Any]) -> str:
         (" (default)" if t["mean_is_default"] else "") + \
         "".join(f", {p} <= {t[p]:,.0f} ms" for p in ("p90", "p99") if t[p] is not None)
     load = (f"{i['load_output_tokens_per_s']:,.0f} output tokens/s" if i["load_output_tokens_per_s"] is not None
+            else f"the most {i['power_budget_mw']:g} facility MW serve" if i.get("power_budget_mw") is not None
             else f"the most a budget of {i['budget_gpus']:,} GPUs serves")
     lines = [f"dsxl plan: {i['model']}, {i['input_len']:,.0f} in / {i['output_len']:,.0f} out tokens, cache hit "
              f"{i['cache_hit']:.1%}, {load}, {sla}, {i['serving']}", ""]
-    columns = ("GPU", "GPUs", "nodes", "$/h", "$/M out", "$/M out all-in", "band")
+    columns = ("GPU", "GPUs", "nodes", "MW", "$/h", "$/M out", "$/M out all-in", "tok/s/MW", "band")
     rows = []
     for g in r["ranking"] + [g for g in r["gpus"] if g not in r["ranking"]]:
         x = r["gpus"][g]
         if not x["feasible"]:
-            rows.append(([g] + ["-"] * 6, f"infeasible: {x['reason']}"))
+            rows.append(([g] + ["-"] * 8, f"infeasible: {x['reason']}"))
             continue
         conf = _cfg(x["decode"]) + (f" | {_cfg(x['prefill'], True)}" if x["prefill"] else " (aggregated)")
         band = f"±{x['accuracy']['band'] * 100:.0f}%" + ("" if x["accuracy"]["validated"] else "*")
-        rows.append(([g, f"{x['total_gpus']:,}", f"{x['total_nodes']:,.0f}",
+        rows.append(([g, f"{x['total_gpus']:,}", f"{x['total_nodes']:,.0f}", f"{x['power_mw']:,.2f}",
                       f"{x['cost_per_hour']:,.0f}", f"{x['cost_per_m_output']:.3f}",
-                      f"{x['cost_per_m_output_all_in']:.3f}", band], conf))
+                      f"{x['cost_per_m_output_all_in']:.3f}", f"{x['tokens_per_s_per_mw']:,.0f}", band], conf))
     # each column as wide as its widest entry (a planet-sized load still reads), at least the usual width
     widths = [max([len(c), minimum] + [len(cells[k]) for cells, _ in rows])
-              for k, (c, minimum) in enumerate(zip(columns, (9, 6, 6, 9, 8, 15, 6)))]
+              for k, (c, minimum) in enumerate(zip(columns, (9, 6, 6, 5, 7, 7, 14, 9, 6)))]
     def line(cells: list[str], tail: str) -> str:
-        return (f"{cells[0]:<{widths[0]}}" + "".join(f" {c:>{w}}" for c, w in zip(cells[1:], widths[1:]))
-                + f"  {tail}")
+        """A row; its configuration wraps under its own column (bytes counted: '±' takes two)."""
+        start = f"{cells[0]:<{widths[0]}}" + "".join(f" {c:>{w}}" for c, w in zip(cells[1:], widths[1:])) + "  "
+        body = textwrap.wrap(tail, max(WIDTH - len(start.encode()), 20))
+        return "\n".join([start + body[0]] + [" " * len(start) + b for b in body[1:]])
     head = line(list(columns), "decode / prefill configuration")
-    lines += [head, "-" * min(len(head) + 40, WIDTH)] + [line(cells, tail) for cells, tail in rows]
+    lines += [head, "-" * min(len(head) + 40, WIDTH)] + [part for cells, tail in rows
+                                                         for part in line(cells, tail).split("\n")]
     if any(x["feasible"] and not x["accuracy"]["validated"] for x in r["gpus"].values()):
         lines.append("* outside what the calibration rows validate (dsxl predict explains why for a configuration)")
     if r.get("ranking_decisive") is False:
         a, b = r["ranking"][:2]
-        lines.append(f"The ranking is not decisive: {a} and {b} cost within each other's error bands.")
+        what = "serve" if r.get("ranked_on") == "capacity_output_tokens_per_s" else "cost"
+        lines.append(f"The ranking is not decisive: {a} and {b} {what} within each other's error bands.")
     best = r["ranking"][0] if r["ranking"] else None
     if best:
         x = r["gpus"][best]
@@ -350,7 +382,8 @@ def plan_text(r: dict[str, Any]) -> str:
         lines += ["", _answer(r, best)] + _other_fleet(x, i)
         if x.get("serving_choice"):
             lines += textwrap.wrap(f"Serving: {x['serving_choice']}.", 120, subsequent_indent="  ")
-        which = "Decode" if len(r["gpus"]) == 1 else f"Cheapest: {best}. Decode"
+        first = "Serves the most" if r.get("ranked_on") == "capacity_output_tokens_per_s" else "Cheapest"
+        which = "Decode" if len(r["gpus"]) == 1 else f"{first}: {best}. Decode"
         lines += [f"{which} {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
                       f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
                       f"{d['max_batch']:,}; {_count(d['instances'], 'instance')} = {d['gpus']:,} GPUs = "
@@ -381,12 +414,15 @@ def plan_text(r: dict[str, Any]) -> str:
             lines.append(f"Cost ${x['cost_per_day']:,.0f} per day for {fleet}; ${x['cost_per_m_input']:.3f} per M input tokens "
                          f"(${x['cost_per_m_input_miss']:.3f} per M cache misses, cache hits skip compute), "
                          f"${x['cost_per_m_output']:.3f} per M output tokens.")
+        lines += _power_lines(x)
         if "revenue_per_day" in x:
             margin = "undefined at zero cost" if x["margin"] is None else f"{x['margin']:.0%}"
             lines.append(f"Revenue ${x['revenue_per_day']:,.0f} per day, margin {margin}.")
         if x.get("capacity_output_tokens_per_s") is not None:
             covers = {None: "", True: "; it covers the load", False: "; it does NOT cover the load"}
-            lines.append(f"Budget {x['budget_gpus']:,} GPUs: at most {x['capacity_output_tokens_per_s']:,.0f} output "
+            budget = (f"{x['power_budget_mw']:g} MW ({x['budget_gpus']:,} GPUs at their systems' provisioned watts)"
+                      if x.get("power_budget_mw") is not None else f"{x['budget_gpus']:,} GPUs")
+            lines.append(f"Budget {budget}: at most {x['capacity_output_tokens_per_s']:,.0f} output "
                          f"tokens/s at the SLA (plan above uses {x['total_gpus']:,}){covers[x['budget_covers_load']]}.")
         for m in d.get("mix") or [d]:  # one line per instance size of a mixed pool
             lines.append("Reproduce: " + predict_command({**d, **m}, "decode" if x["prefill"] else "aggregated",

@@ -1,0 +1,70 @@
+"""A fleet's power and what owning it costs: each pool's board, IT and facility power (its GPUs' share of their
+systems, :mod:`dsxl.physics.power`), the megawatts provisioned for it, and the hourly cost of owning it
+(capital, power, hosting) beside renting it. Every number comes from ``templates/power.csv`` and
+``templates/systems.json`` rows and the planner's declared inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsxl.data.power import gpu_power, load_systems
+from dsxl.inputs.plan_request import PlanInputs
+from dsxl.physics import power
+
+
+def _system(gpu: str) -> tuple[Any, dict[str, Any]]:
+    row = gpu_power(gpu)
+    if row is None:
+        raise ValueError(f"GPU {gpu} has no row in templates/power.csv (board power, system, capital per GPU)")
+    return row, load_systems()[row.system]
+
+
+def scale_out(pool: dict[str, Any], gpu: str, disaggregated: bool) -> bool:
+    """Whether the pool's NICs and scale-out switches carry traffic: its instances span systems, or it moves KV
+    between prefill and decode pools."""
+    _, system = _system(gpu)
+    return disaggregated or max(m["ep"] * m.get("moe_tp", 1) for m in pool["mix"]) > system["gpus"]
+
+
+def provisioned_w_per_gpu(gpu: str, inp: PlanInputs, spans: bool) -> float:
+    """Facility watts a GPU needs provisioned: its share of its system at full board power, times PUE."""
+    row, system = _system(gpu)
+    return float(power.facility_watts(power.it_watts_per_gpu(row.tdp_w, system, spans), inp.pue or system["pue"]))
+
+
+def pool_power(pool: dict[str, Any], gpu: str, inp: PlanInputs, spans: bool) -> dict[str, Any]:
+    """A pool's power: mean board watts at its configurations, IT and facility kW at load and provisioned."""
+    row, system = _system(gpu)
+    pue = inp.pue or system["pue"]
+    gpus = pool["gpus"]
+    board = sum(m["gpus"] * m["watts_per_gpu"] for m in pool["mix"]) / gpus
+    it_w = float(power.it_watts_per_gpu(board, system, spans))
+    provisioned = float(power.it_watts_per_gpu(row.tdp_w, system, spans))
+    return {"gpu": gpu, "system": row.system, "gpus": gpus, "watts_per_gpu": board, "scale_out": spans, "pue": pue,
+            "it_kw": gpus * it_w / 1e3, "facility_kw": gpus * float(power.facility_watts(it_w, pue)) / 1e3,
+            "provisioned_it_kw": gpus * provisioned / 1e3,
+            "provisioned_facility_kw": gpus * float(power.facility_watts(provisioned, pue)) / 1e3}
+
+
+def owned_per_hour(p: dict[str, Any], inp: PlanInputs) -> dict[str, float]:
+    """What owning a pool costs per hour ($): capital repaid, power at load, hosting of its provisioned kW."""
+    row, _ = _system(p["gpu"])
+    capital = row.capital_per_gpu_usd if inp.capital_per_gpu is None else inp.capital_per_gpu
+    recovery = power.capital_recovery_factor(inp.cost_of_capital, inp.amortization_years)
+    parts = power.owned_cost_per_hour(p["gpus"], capital, recovery, p["facility_kw"], inp.electricity_per_kwh,
+                                      p["provisioned_it_kw"], inp.hosting_per_kw_month)
+    return {k: float(v) for k, v in parts.items()}
+
+
+def fleet_power(pools: dict[str, tuple[dict[str, Any], str]], inp: PlanInputs) -> dict[str, Any]:
+    """Per pool (role -> (pool, GPU)) and in all: board, IT and facility power (MW at load and provisioned)."""
+    disaggregated = "prefill" in pools
+    each = {role: pool_power(pool, gpu, inp, scale_out(pool, gpu, disaggregated))
+            for role, (pool, gpu) in pools.items()}
+    total = {k: sum(p[k] for p in each.values()) / 1e3 for k in ("it_kw", "facility_kw", "provisioned_it_kw",
+                                                                  "provisioned_facility_kw")}
+    return {"pools": each, "it_mw": total["it_kw"], "facility_mw": total["facility_kw"],
+            "provisioned_it_mw": total["provisioned_it_kw"], "provisioned_facility_mw": total["provisioned_facility_kw"]}
+
+
+__all__ = ["fleet_power", "owned_per_hour", "pool_power", "provisioned_w_per_gpu", "scale_out"]
