@@ -172,3 +172,14 @@ def test_the_issue_question_gives_each_gpu_its_megawatts_and_owned_cost():
     gb = r["gpus"]["GB200"]["power"]["pools"]["decode"]
     per_rack = gb["facility_kw"] / gb["gpus"] * 72  # a rack's facility kW at this load
     assert 100 < per_rack < 140 and math.isfinite(per_rack)
+
+
+def test_system_power_follows_the_three_point_curve_to_half_a_percent():
+    """The planner (and the workbook) take a GPU's share of its system as the quadratic through idle, half busy and
+    full board power; the exact curve (fans, PSU efficiency) departs from it by under 0.5 % on every system."""
+    for row in load_power().values():
+        s = load_systems()[row.system]
+        exact = lambda b: power.it_watts_per_gpu(power.gpu_watts(row.idle_w, row.tdp_w, b), s, True)  # noqa: E731
+        three = [exact(b) for b in (0, 0.5, 1)]
+        for b in np.linspace(0, 1, 41):
+            assert power.it_watts_at(b, *three) == pytest.approx(exact(b), rel=5e-3), row.gpu

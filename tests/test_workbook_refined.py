@@ -137,7 +137,8 @@ def test_no_error_cells(books, book):
 
 PLAN_EDIT = {"plan_gpu": "B200", "plan_tpot_ms": 30, "plan_output_tokens_per_s": 200_000, "plan_cache_hit": 0.5,
              "plan_input_len": 3000, "plan_output_len": 800, "plan_price_gpu_hour": 4, "plan_peak_to_average": 1.4,
-             "plan_arrival_cv": 2, "plan_ttft_p99_ms": 4000}
+             "plan_arrival_cv": 2, "plan_ttft_p99_ms": 4000, "plan_pue": 1.25, "plan_electricity_per_kwh": 0.12,
+             "plan_capital_per_gpu": 40000}
 
 
 @pytest.fixture(scope="module")
@@ -175,15 +176,36 @@ def test_planner_sheet_equals_dsxl_plan_on_the_same_grid(plan_books, book):
     assert _close(res["Cost per million output tokens (decode GPUs)"][0], r["cost_per_m_output"])
     assert _close(res["Cost-profit margin"][0], r["margin"])
     _assert_queue_equals_python(res, inp, r)
+    _assert_power_equals_python(res, r)
     band = res["Expected error of this plan (band: the wider of decode's and prefill's)"][0]
     assert band == pytest.approx(r["accuracy"]["band"], abs=1e-4) and band > 0.05
     start = _table(plan_books[book], "start_headline")  # Start repeats the plan's band, p99 and costing
     assert start["Plan's expected error (band)"][0] == band
     assert start["Time to first token at p99, queueing included"][0] == res["TTFT p99, queueing included"][0]
     assert start["Plan costed at"][0] == res["Costed at"][0]
+    assert start["Facility power provisioned for the plan"][0] == \
+        res["Facility power provisioned (GPUs at full board power, x PUE)"][0]
     day6 = _table(plan_books[book], "plan_day6")
     assert day6["Cost per day"][0] == 87072 and _close(day6["Revenue per day (from the rounded token counts)"][0],
                                                         562100)
+
+
+def _assert_power_equals_python(res, r):
+    """The sheet's power and owned cost are dsxl plan's for the same fleet (same formulas, same catalog rows)."""
+    own = r["cost_breakdown"]["own"]
+    for label, want in (("Decode board power per GPU at load", r["decode"]["watts_per_gpu"]),
+                        ("Prefill board power per GPU at load", r["prefill"]["watts_per_gpu"]),
+                        ("Facility power provisioned (GPUs at full board power, x PUE)", r["power_mw"]),
+                        ("Facility power drawn at load", r["power"]["facility_mw"]),
+                        ("Output tokens/s per provisioned MW", r["tokens_per_s_per_mw"]),
+                        ("Owned: capital repaid per hour", own["capital_per_hour"]),
+                        ("Owned: power per hour", own["power_per_hour"]),
+                        ("Owned: hosting per hour", own["hosting_per_hour"]),
+                        ("Owned: cost per hour", own["cost_per_hour"]),
+                        ("Owned: cost per million output tokens, all-in", own["cost_per_m_output_all_in"]),
+                        ("Rented: cost per million output tokens, all-in",
+                         r["cost_breakdown"]["rent"]["cost_per_m_output_all_in"])):
+        assert _close(res[label][0], want), (label, res[label][0], want)
 
 
 def _assert_queue_equals_python(res, inp, r):

@@ -26,10 +26,17 @@ def scale_out(pool: dict[str, Any], gpu: str, disaggregated: bool) -> bool:
     return disaggregated or max(m["ep"] * m.get("moe_tp", 1) for m in pool["mix"]) > system["gpus"]
 
 
+def system_watts_per_gpu(gpu: str, spans: bool) -> tuple[float, float, float]:
+    """A GPU's share of its system's IT power (W) with its GPUs idle, half busy and at full board power."""
+    row, system = _system(gpu)
+    return tuple(float(power.it_watts_per_gpu(power.gpu_watts(row.idle_w, row.tdp_w, b), system, spans))
+                 for b in (0, 0.5, 1))
+
+
 def provisioned_w_per_gpu(gpu: str, inp: PlanInputs, spans: bool) -> float:
     """Facility watts a GPU needs provisioned: its share of its system at full board power, times PUE."""
-    row, system = _system(gpu)
-    return float(power.facility_watts(power.it_watts_per_gpu(row.tdp_w, system, spans), inp.pue or system["pue"]))
+    _, system = _system(gpu)
+    return float(power.facility_watts(system_watts_per_gpu(gpu, spans)[2], inp.pue or system["pue"]))
 
 
 def pool_power(pool: dict[str, Any], gpu: str, inp: PlanInputs, spans: bool) -> dict[str, Any]:
@@ -38,8 +45,8 @@ def pool_power(pool: dict[str, Any], gpu: str, inp: PlanInputs, spans: bool) -> 
     pue = inp.pue or system["pue"]
     gpus = pool["gpus"]
     board = sum(m["gpus"] * m["watts_per_gpu"] for m in pool["mix"]) / gpus
-    it_w = float(power.it_watts_per_gpu(board, system, spans))
-    provisioned = float(power.it_watts_per_gpu(row.tdp_w, system, spans))
+    at_idle, at_half, provisioned = system_watts_per_gpu(gpu, spans)
+    it_w = float(power.it_watts_at((board - row.idle_w) / (row.tdp_w - row.idle_w), at_idle, at_half, provisioned))
     return {"gpu": gpu, "system": row.system, "gpus": gpus, "watts_per_gpu": board, "scale_out": spans, "pue": pue,
             "it_kw": gpus * it_w / 1e3, "facility_kw": gpus * float(power.facility_watts(it_w, pue)) / 1e3,
             "provisioned_it_kw": gpus * provisioned / 1e3,
@@ -67,4 +74,4 @@ def fleet_power(pools: dict[str, tuple[dict[str, Any], str]], inp: PlanInputs) -
             "provisioned_it_mw": total["provisioned_it_kw"], "provisioned_facility_mw": total["provisioned_facility_kw"]}
 
 
-__all__ = ["fleet_power", "owned_per_hour", "pool_power", "provisioned_w_per_gpu", "scale_out"]
+__all__ = ["fleet_power", "owned_per_hour", "pool_power", "provisioned_w_per_gpu", "scale_out", "system_watts_per_gpu"]

@@ -19,7 +19,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from dsxl.data.catalog import Catalog, load_catalog, load_refined, read_template_text
 from dsxl.core.expr import Expr, either, lit, where
 from dsxl.article.layout import Key, Scope
-from dsxl.physics import attention, memory, moe, queueing, sizing
+from dsxl.physics import attention, memory, moe, power, queueing, sizing
 from dsxl.planner import economics
 from dsxl.chains import article as chain
 from dsxl.chains.step import Step
@@ -28,6 +28,7 @@ from dsxl.inputs.plan_request import BELOW_MEAN
 from dsxl.data.catalog import default_engine
 from dsxl.inputs.request import MTP_ACCEPT_RULE, fused_moe_env, option_env
 from dsxl.workbook import style
+from dsxl.workbook.power_block import power_rows
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
 from dsxl.workbook.printing import place_chart
@@ -96,8 +97,14 @@ INPUTS = [
     ("price_input_hit", "Price: cache-hit input", "$ per M tokens"),
     ("price_input_miss", "Price: cache-miss input", "$ per M tokens"),
     ("price_output", "Price: output", "$ per M tokens"),
+    ("capital_per_gpu", "Own: capital per GPU, all-in (blank: the Hardware power catalog's)", "$"),
+    ("amortization_years", "Own: years the capital is repaid over", "years"),
+    ("cost_of_capital", "Own: cost of capital", "per year"),
+    ("electricity_per_kwh", "Own: electricity at the facility meter", "$ per kWh"),
+    ("pue", "Own: PUE, facility over IT power (blank: the system's)", "x"),
+    ("hosting_per_kw_month", "Own: hosting per provisioned IT kW", "$ per kW-month"),
 ]
-BLANK_ALLOWED = ("price_gpu_hour", "ttft_p99_ms")
+BLANK_ALLOWED = ("price_gpu_hour", "ttft_p99_ms", "capital_per_gpu", "pue")
 SHEET_DEFAULTS = {"output_tokens_per_s": 1_000_000, "ttft_ms": 3000.0, "price_input_hit": 0.14, "price_input_miss": 0.55,
                   "price_output": 2.19}
 
@@ -321,6 +328,19 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         cells[key] = b.write(ws, k + i, col + 1, where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"),
                                                        "—"), fmt)
     k += len(queue_rows)
+    busy = {name: power.busy_share(pick(scopes, "step_ms"), pick(scopes, "overhead_ms"))
+            for name, scopes in (("decode", decode), ("prefill", prefill))}
+    watts = power_rows(Expr("plan_gpu"), sizing.gpus(cells["decode_instances"], cells["decode_ep"]),
+                       sizing.gpus(cells["prefill_instances"], cells["prefill_ep"]), busy["decode"], busy["prefill"],
+                       out_load, cells["cost_per_hour"])
+    for i, (key, text, value, unit, fmt) in enumerate(watts, start=1):
+        ws.cell(k + i, col, text).font = style.LABEL_FONT
+        ws.cell(k + i, col + 2, unit).font = style.NOTE_FONT
+        known = Expr("ISNUMBER(MATCH(plan_gpu,power_gpu,0))")  # a custom GPU row has no power row
+        value = where(known, value, "no power row for this GPU")
+        cells[key] = b.write(ws, k + i, col + 1, where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"),
+                                                       "—"), fmt)
+    k += len(watts)
     b.define("plan_results", span(ws, r, col, k, col + 2))
     for j, width in enumerate((44, 16, 18)):
         ws.column_dimensions[get_column_letter(col + j)].width = width

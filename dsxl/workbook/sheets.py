@@ -24,6 +24,7 @@ from dsxl.workbook.builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import problems_cell, shared_input_checks
 from dsxl.workbook.printing import first_page_columns, lay_out, place_chart, wrapped_note
 from dsxl.workbook.planner_sheet import planner_sheet
+from dsxl.workbook.power_block import power_catalog
 from dsxl.workbook.refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
 from dsxl.inputs.rules import EP_SIZE
 
@@ -71,6 +72,7 @@ def build(catalog: Catalog, model: str | None = None, profile: dict | None = Non
     _model_inputs(b, ws["Model"], cur["Model"], catalog, article_model)
     refined_env = _refined_model_inputs(b, ws["Model"], cur["Model"], model_name, refined_model)
     _hardware(b, ws["Hardware"], cur["Hardware"], catalog)
+    power_catalog(b, ws["Hardware"], cur["Hardware"])
     _prefill_inputs(b, ws["Prefill"], cur["Prefill"], scenario)
     _decode_inputs(b, ws["Decode"], cur["Decode"], catalog)
 
@@ -626,7 +628,12 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr], pro
              "0.000"),
             ("Plan's expected error (band)", headline["plan_band"], "±, relative", "Planner", "0%"),
             ("Time to first token at p99, queueing included", headline["plan_ttft_p99"], "ms", "Planner", "#,##0"),
-            ("Plan costed at", headline["plan_costed_at"], "", "Planner", "General")]
+            ("Plan costed at", headline["plan_costed_at"], "", "Planner", "General"),
+            ("Facility power provisioned for the plan", headline["plan_power_mw"], "MW", "Planner", "0.000"),
+            ("Output tokens/s per provisioned MW", headline["plan_tokens_per_s_per_mw"], "tokens/s per MW", "Planner",
+             "#,##0"),
+            ("Owned cost per million output tokens, all-in", headline["plan_own_cost_per_m_output_all_in"],
+             "$ per M tokens", "Planner", "0.000")]
     rows += [(f"Refined error vs published {k.removeprefix('error_')}", v, "", "Validation", "+0.0%;-0.0%")
              for k, v in headline.items() if k.startswith("error_C")]
     rows.append(("Article values reproduced", Expr('checks_passing&" of "&checks_total'), "", "Checks", "General"))

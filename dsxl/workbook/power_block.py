@@ -1,0 +1,103 @@
+"""The Hardware sheet's power and ownership catalog, and the Planner's power and ownership rows.
+
+Each GPU's row carries what :mod:`dsxl.planner.ownership` reads: board and idle power, its system, the capital per
+GPU, the system's PUE and the GPU's share of the system's IT power with its GPUs idle, half busy and at full board
+power (computed at build from ``templates/systems.json``, the InferenceX power model). The Planner's rows are the
+same functions of :mod:`dsxl.physics.power` as formulas over those cells and the chosen candidates' steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openpyxl.utils import get_column_letter
+
+from dsxl.core.expr import Expr, where
+from dsxl.data.power import load_power, load_systems, systems_source
+from dsxl.physics import power
+from dsxl.planner import economics
+from dsxl.planner.ownership import system_watts_per_gpu
+from dsxl.workbook import style
+from dsxl.workbook.builder import Builder, Cursor, span
+from dsxl.workbook.printing import wrapped_note
+
+# column key, header, unit
+POWER_COLUMNS = (("gpu", "gpu", ""), ("system", "system", ""), ("tdp_w", "tdp_w", "W"), ("idle_w", "idle_w", "W"),
+                 ("capital", "capital_per_gpu", "$"), ("pue", "pue", "x"), ("it_idle", "it_w_idle", "W per GPU"),
+                 ("it_half", "it_w_half", "W per GPU"), ("it_full", "it_w_full", "W per GPU"))
+
+
+def power_catalog(b: Builder, ws: Any, cur: Cursor) -> None:
+    """The power catalog block (named ranges ``power_gpu`` ... ``power_it_full``)."""
+    b.heading(ws, cur, "Power and ownership catalog (templates/power.csv, templates/systems.json)",
+              "Board power (TDP) from datasheets, idle power and capital per GPU (assumptions, marked in the sources "
+              "below), the system each GPU is bought in and its PUE; it_w_*: the GPU's share of its system's IT power "
+              "(host, fans, power conversion, scale-out network active) with its GPUs idle, half busy and at full "
+              "board power, from the InferenceX power model at build time (edit the templates and rebuild to change "
+              "them). The Planner's power and owned cost read these rows.")
+    top = cur.row
+    for j, (_, head, unit) in enumerate(POWER_COLUMNS, start=1):
+        b._header_cell(ws, top, j, head)
+        ws.cell(top - 1, j, unit).font = style.NOTE_FONT
+    rows = list(load_power().values())
+    systems = load_systems()
+    for i, row in enumerate(rows, start=1):
+        idle, half, full = system_watts_per_gpu(row.gpu, True)
+        values = (row.gpu, row.system, row.tdp_w, row.idle_w, row.capital_per_gpu_usd, systems[row.system]["pue"],
+                  idle, half, full)
+        for j, value in enumerate(values, start=1):
+            ws.cell(top + i, j, value).number_format = "General" if j <= 2 else "#,##0.0"
+    bottom = top + len(rows)
+    for j, (key, _, _) in enumerate(POWER_COLUMNS, start=1):
+        letter = get_column_letter(j)
+        b.define(f"power_{key}", f"{ws.title}!${letter}${top + 1}:${letter}${bottom}")
+    b.define("power_catalog", span(ws, top, 1, bottom, len(POWER_COLUMNS)))
+    cur.row = bottom + 2
+    notes = [f"{r.gpu}: board power: {r.tdp_source}; idle: {r.idle_source}; capital: {r.capital_source}" for r in rows]
+    notes += [f"{key}: {s['label']}; {s['source']}" for key, s in systems.items()] + [f"Systems: {systems_source()}"]
+    for text in notes:
+        ws.cell(cur.row, 1, text).font = style.NOTE_FONT
+        wrapped_note(ws, cur.row, 1, len(POWER_COLUMNS))
+        cur.row += 1
+    cur.row += 1
+
+
+def _lookup(gpu: Expr, key: str) -> Expr:
+    return Expr(f"INDEX(power_{key},MATCH({gpu.text},power_gpu,0))")
+
+
+def power_rows(gpu: Expr, d_gpus: Any, p_gpus: Any, d_busy: Any, p_busy: Any, served: Any,
+               rent_per_hour: Any) -> list[tuple[str, str, Any, str, str]]:
+    """The Planner's power and ownership rows (key, label, formula, unit, format) for a fleet of ``d_gpus`` decode
+    and ``p_gpus`` prefill GPUs whose chosen configurations keep them ``d_busy`` / ``p_busy`` of each step."""
+    idle, tdp = _lookup(gpu, "idle_w"), _lookup(gpu, "tdp_w")
+    pue = where(Expr("COUNTA(plan_pue)=0"), _lookup(gpu, "pue"), Expr("plan_pue"))
+    capital = where(Expr("COUNTA(plan_capital_per_gpu)=0"), _lookup(gpu, "capital"), Expr("plan_capital_per_gpu"))
+    it = [_lookup(gpu, k) for k in ("it_idle", "it_half", "it_full")]
+    gpus = d_gpus + p_gpus
+    at_load_kw = (d_gpus * power.it_watts_at(d_busy, *it) + p_gpus * power.it_watts_at(p_busy, *it)) / 1e3
+    facility_kw = power.facility_watts(at_load_kw, pue)
+    provisioned_it_kw = gpus * it[2] / 1e3
+    provisioned_mw = power.facility_watts(provisioned_it_kw, pue) / 1e3
+    recovery = power.capital_recovery_factor(Expr("plan_cost_of_capital"), Expr("plan_amortization_years"))
+    owned = power.owned_cost_per_hour(gpus, capital, recovery, facility_kw, Expr("plan_electricity_per_kwh"),
+                                      provisioned_it_kw, Expr("plan_hosting_per_kw_month"))
+    return [
+        ("decode_watts", "Decode board power per GPU at load", power.gpu_watts(idle, tdp, d_busy), "W", "#,##0"),
+        ("prefill_watts", "Prefill board power per GPU at load", power.gpu_watts(idle, tdp, p_busy), "W", "#,##0"),
+        ("power_mw", "Facility power provisioned (GPUs at full board power, x PUE)", provisioned_mw, "MW", "0.000"),
+        ("power_mw_at_load", "Facility power drawn at load", facility_kw / 1e3, "MW", "0.000"),
+        ("tokens_per_s_per_mw", "Output tokens/s per provisioned MW", served / provisioned_mw, "tokens/s per MW",
+         "#,##0"),
+        ("own_capital_per_hour", "Owned: capital repaid per hour", owned["capital"], "$", "#,##0"),
+        ("own_power_per_hour", "Owned: power per hour", owned["power"], "$", "#,##0"),
+        ("own_hosting_per_hour", "Owned: hosting per hour", owned["hosting"], "$", "#,##0"),
+        ("own_cost_per_hour", "Owned: cost per hour", owned["total"], "$", "#,##0"),
+        ("own_cost_per_m_output_all_in", "Owned: cost per million output tokens, all-in",
+         economics.per_million(owned["total"], served), "$", "0.000"),
+        ("rent_cost_per_m_output_all_in", "Rented: cost per million output tokens, all-in",
+         economics.per_million(rent_per_hour, served), "$", "0.000"),
+    ]
+
+
+__all__ = ["POWER_COLUMNS", "power_catalog", "power_rows"]
