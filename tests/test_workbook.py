@@ -238,8 +238,9 @@ def test_every_sheet_prints_legibly(printed_book):
         measured = sorted(h / reference for (words, h), o in zip(pages, owner) if o == ws.title and len(words) >= 60)
         assert measured and abs(measured[len(measured) // 2] - ws.page_setup.scale / 100) <= 0.04, (ws.title, measured)
     counts = {ws.title: owner.count(ws.title) for ws in sheets}
-    assert max(counts.values()) <= 15 and len(pages) <= 55, counts  # Decode: 20 tables, 13 columns wide
-    assert counts["Hardware"] <= 3 and counts["Constants"] <= 4, counts  # catalogs one page across, sources as notes
+    assert max(counts.values()) <= 15 and len(pages) <= 57, counts  # Decode: 20 tables, 13 columns wide
+    # catalogs one page across, sources as notes; Hardware adds the power catalog and its chart (two pages)
+    assert counts["Hardware"] <= 5 and counts["Constants"] <= 4, counts
 
 
 def _collisions(words):

@@ -381,6 +381,8 @@ BAD_EDITS = {
     "plan_price_gpu_hour": [-2, "x"], "plan_mtp_accept": [17], "plan_output_tokens_per_s": [None, 0],
     "plan_gpu": ["H9000"], "plan_mode": ["both"], "plan_tpot_ms": [0], "plan_cache_hit": [1.5],
     "plan_arrival_cv": [0, "x"], "plan_ttft_p99_ms": [1000, -5],
+    "plan_pue": [0.9, "x"], "plan_amortization_years": [0], "plan_electricity_per_kwh": [-0.1],
+    "plan_capital_per_gpu": [-1], "plan_hosting_per_kw_month": ["x"], "plan_cost_of_capital": [2],
 }
 RESULT_NAMES = ("predict_results", "predict_breakdown", "plan_results", "start_headline")
 

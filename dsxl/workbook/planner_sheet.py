@@ -97,6 +97,9 @@ INPUTS = [
     ("price_input_hit", "Price: cache-hit input", "$ per M tokens"),
     ("price_input_miss", "Price: cache-miss input", "$ per M tokens"),
     ("price_output", "Price: output", "$ per M tokens"),
+]
+# owning instead of renting: their own block, below the chart
+OWN_INPUTS = [
     ("capital_per_gpu", "Own: capital per GPU, all-in (blank: the Hardware power catalog's)", "$"),
     ("amortization_years", "Own: years the capital is repaid over", "years"),
     ("cost_of_capital", "Own: cost of capital", "per year"),
@@ -133,15 +136,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                    "(dsxl plan --autoscale prices the average, as here).")
     b.gpu_input_row(ws, cur, "plan_gpu")
     defaults = planner_inputs_defaults(model_name)
-    for name, label, unit in INPUTS:
-        default = getattr(defaults, name)
-        ws.cell(cur.row, 1, label).font = style.LABEL_FONT
-        ws.cell(cur.row, 2, default)
-        ws.cell(cur.row, 3, f"plan_{name}").font = style.NOTE_FONT
-        ws.cell(cur.row, 4, unit).font = style.NOTE_FONT
-        b.mark_input(ws, cur.row, 2, None if default is None else RANGES[name], f"plan_{name}")
-        b.define(f"plan_{name}", f"{ws.title}!$B${cur.row}")
-        cur.row += 1
+    _input_rows(b, ws, cur, INPUTS, defaults)
 
     # the switch: size for the load, or the best use of a budget of GPUs
     ws.cell(cur.row, 1, "Mode: size for the load, or the most a budget of GPUs serves").font = style.LABEL_FONT
@@ -348,7 +343,28 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     ws.column_dimensions["C"].width = 26
     _day6(b, ws, Cursor(k + 2), col)
     _chart(b, ws, grid_ws, grid_cur, decode, column, cur.row + 2, (cells["decode_user"], cells["decode_tps"]))
+    own = Cursor(cur.row + 2 + CHART_ROWS)
+    b.input_header(ws, own, "Owning the fleet instead of renting it", "The power and owned-cost rows of the plan "
+                   "(right) read these and the Hardware sheet's power and ownership catalog; dsxl plan --ownership "
+                   "own takes the same inputs.")
+    _input_rows(b, ws, own, OWN_INPUTS, defaults)
     return cells
+
+
+CHART_ROWS = 27  # the chart and its SLA line's two data rows below it
+
+
+def _input_rows(b: Builder, ws: Any, cur: Cursor, inputs: list[tuple[str, str, str]], defaults: PlanInputs) -> None:
+    """One blue input row per (name, label, unit): its default, its name and unit, checked by its declared range."""
+    for name, label, unit in inputs:
+        default = getattr(defaults, name)
+        ws.cell(cur.row, 1, label).font = style.LABEL_FONT
+        ws.cell(cur.row, 2, default)
+        ws.cell(cur.row, 3, f"plan_{name}").font = style.NOTE_FONT
+        ws.cell(cur.row, 4, unit).font = style.NOTE_FONT
+        b.mark_input(ws, cur.row, 2, None if default is None else RANGES[name], f"plan_{name}")
+        b.define(f"plan_{name}", f"{ws.title}!$B${cur.row}")
+        cur.row += 1
 
 
 def _hopper_constant(rows: dict[str, tuple[str, str]], name: str) -> Any:
@@ -405,7 +421,7 @@ def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
                (formula_ok(Expr("plan_mode"), choices=("load", "budget")), "mode must be load or budget"),
                (formula_ok(Expr("plan_budget_gpus"), RANGES["budget_gpus"]),
                 f"budget_gpus must be {RANGES['budget_gpus'].describe()}")]
-    for name, _, _ in INPUTS:
+    for name, _, _ in INPUTS + OWN_INPUTS:
         rule = formula_ok(Expr(f"plan_{name}"), RANGES[name])
         if name in BLANK_ALLOWED:  # blank: the catalog's price; no p99 target
             rule = either(Expr(f"COUNTA(plan_{name})=0"), rule)

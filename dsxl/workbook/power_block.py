@@ -27,8 +27,9 @@ POWER_COLUMNS = (("gpu", "gpu", ""), ("system", "system", ""), ("tdp_w", "tdp_w"
                  ("it_half", "it_w_half", "W per GPU"), ("it_full", "it_w_full", "W per GPU"))
 
 
-def power_catalog(b: Builder, ws: Any, cur: Cursor) -> None:
-    """The power catalog block (named ranges ``power_gpu`` ... ``power_it_full``)."""
+def power_catalog(b: Builder, ws: Any, cur: Cursor, note_columns: int, width: Any) -> None:
+    """The power catalog block (named ranges ``power_gpu`` ... ``power_it_full``); its source notes wrap over
+    ``note_columns`` columns of the sheet's ``width(column)``."""
     b.heading(ws, cur, "Power and ownership catalog (templates/power.csv, templates/systems.json)",
               "Board power (TDP) from datasheets, idle power and capital per GPU (assumptions, marked in the sources "
               "below), the system each GPU is bought in and its PUE; it_w_*: the GPU's share of its system's IT power "
@@ -57,9 +58,67 @@ def power_catalog(b: Builder, ws: Any, cur: Cursor) -> None:
     notes += [f"{key}: {s['label']}; {s['source']}" for key, s in systems.items()] + [f"Systems: {systems_source()}"]
     for text in notes:
         ws.cell(cur.row, 1, text).font = style.NOTE_FONT
-        wrapped_note(ws, cur.row, 1, len(POWER_COLUMNS))
+        wrapped_note(ws, cur.row, 1, note_columns, width)
         cur.row += 1
     cur.row += 1
+
+
+FRONTIER_POINTS = 15  # points per GPU on the chart
+_COLOURS = ("1F77B4", "FF7F0E", "2CA02C", "D62728", "9467BD", "8C564B", "E377C2", "7F7F7F", "BCBD22", "17BECF")
+_LOOKS = [(symbol, colour) for symbol in ("circle", "triangle", "square") for colour in _COLOURS]  # one per GPU
+
+
+def power_chart(b: Builder, ws: Any, cur: Cursor, data_ws: Any, data_cur: Cursor, model: str) -> None:
+    """Output tokens/s per provisioned MW against tokens/s per user for every catalog GPU: each GPU's decode
+    frontier (the planner's search at its default workload) over its facility watts provisioned per GPU. Values
+    computed at build (the chart is a reference view; the Planner's rows are the live figures)."""
+    from openpyxl.chart import Reference, ScatterChart, Series
+
+    from dsxl.inputs.plan_request import PlanInputs
+    from dsxl.planner.ownership import provisioned_w_per_gpu
+    from dsxl.planner.plan import search_decode
+    from dsxl.workbook.printing import place_chart
+
+    inp = PlanInputs(model=model)
+    note = (f"Each GPU's best decode tokens/s per GPU at each speed per user (dsxl plan's search: {model}, "
+            f"{inp.input_len:,.0f} in / {inp.output_len:,.0f} out tokens), over its facility watts provisioned per "
+            "GPU (full board power, its system's share, x PUE). Computed at build")
+    b.heading(ws, cur, "Output tokens/s per MW against tokens/s per user (decode frontier, every catalog GPU)",
+              note + f"; the data is on {data_ws.title} (power_frontier).")
+    b.heading(data_ws, data_cur, "Chart data: output tokens/s per MW against tokens/s per user (Hardware's chart)",
+              note + ".")
+    top = r = data_cur.row
+    for j, head in enumerate(("gpu", "tokens/s per user", "output tokens/s per MW"), start=1):
+        b._header_cell(data_ws, top, j, head)
+    series = []
+    for gpu in load_power():
+        frontier = search_decode(gpu, inp).get("pareto", [])
+        if not frontier:
+            continue
+        per_mw = 1e6 / provisioned_w_per_gpu(gpu, inp, True)
+        step = max(1, -(-len(frontier) // FRONTIER_POINTS))
+        first = r + 1
+        for point in frontier[::step]:
+            r += 1
+            data_ws.cell(r, 1, gpu)
+            data_ws.cell(r, 2, round(point["tokens_per_s_per_user"], 3))
+            data_ws.cell(r, 3, round(point["tokens_per_s_per_gpu"] * per_mw, 1)).number_format = "#,##0"
+        series.append((gpu, first, r))
+    b.define("power_frontier", span(data_ws, top, 1, r, 3))
+    data_cur.row = r + 2
+    top = cur.row
+    chart = ScatterChart()
+    chart.title = "Output tokens/s per MW vs tokens/s per user"
+    chart.x_axis.title, chart.y_axis.title = "tokens/s per user", "output tokens/s per provisioned MW"
+    chart.width, chart.height = 24, 12
+    for (gpu, first, last), (symbol, colour) in zip(series, _LOOKS):
+        chart.series.append(style.points(Series(Reference(data_ws, min_col=3, min_row=first, max_row=last),
+                                                Reference(data_ws, min_col=2, min_row=first, max_row=last),
+                                                title=gpu), symbol, 6, colour, colour))
+    style.axis_format(chart.x_axis, "#,##0")
+    style.axis_format(chart.y_axis, "#,##0")
+    place_chart(ws, chart, f"A{top}")
+    cur.row = top + 26
 
 
 def _lookup(gpu: Expr, key: str) -> Expr:
@@ -100,4 +159,4 @@ def power_rows(gpu: Expr, d_gpus: Any, p_gpus: Any, d_busy: Any, p_busy: Any, se
     ]
 
 
-__all__ = ["POWER_COLUMNS", "power_catalog", "power_rows"]
+__all__ = ["POWER_COLUMNS", "power_catalog", "power_chart", "power_rows"]

@@ -24,7 +24,7 @@ from dsxl.workbook.builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import problems_cell, shared_input_checks
 from dsxl.workbook.printing import first_page_columns, lay_out, place_chart, wrapped_note
 from dsxl.workbook.planner_sheet import planner_sheet
-from dsxl.workbook.power_block import power_catalog
+from dsxl.workbook.power_block import power_catalog, power_chart
 from dsxl.workbook.refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
 from dsxl.inputs.rules import EP_SIZE
 
@@ -72,7 +72,8 @@ def build(catalog: Catalog, model: str | None = None, profile: dict | None = Non
     _model_inputs(b, ws["Model"], cur["Model"], catalog, article_model)
     refined_env = _refined_model_inputs(b, ws["Model"], cur["Model"], model_name, refined_model)
     _hardware(b, ws["Hardware"], cur["Hardware"], catalog)
-    power_catalog(b, ws["Hardware"], cur["Hardware"])
+    power_catalog(b, ws["Hardware"], cur["Hardware"], len(HARDWARE_COLUMNS), _hardware_width)
+    power_chart(b, ws["Hardware"], cur["Hardware"], ws["Planner_grid"], cur["Planner_grid"], model_name)
     _prefill_inputs(b, ws["Prefill"], cur["Prefill"], scenario)
     _decode_inputs(b, ws["Decode"], cur["Decode"], catalog)
 
