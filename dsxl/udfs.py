@@ -352,9 +352,9 @@ def GPU_SPEC(gpu, field):  # noqa: N802
 
 
 PREDICT_DECODE_OUTPUTS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "max_batch", "fits", "step_ms",
-                          "weights_gb", "band", "watts_per_gpu", "joules_per_token")
+                          "weights_gb", "band", "watts_per_gpu", "joules_per_token", "facility_kw_per_instance")
 PREDICT_PREFILL_OUTPUTS = ("tokens_per_s_per_gpu", "ttft_ms", "step_ms", "computed_tokens_per_s", "fits", "weights_gb",
-                           "band", "watts_per_gpu", "joules_per_token")
+                           "band", "watts_per_gpu", "joules_per_token", "facility_kw_per_instance")
 
 
 CALIBRATION_DOC = "Path of a profile written by dsxl calibrate (blank: the shipped model)"

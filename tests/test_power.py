@@ -183,3 +183,19 @@ def test_system_power_follows_the_three_point_curve_to_half_a_percent():
         three = [exact(b) for b in (0, 0.5, 1)]
         for b in np.linspace(0, 1, 41):
             assert power.it_watts_at(b, *three) == pytest.approx(exact(b), rel=5e-3), row.gpu
+
+
+def test_an_instances_facility_power_from_its_systems():
+    """EP16 on H200 spans two 8-GPU servers (scale-out active): 16 GPUs x their share of a server at this busy
+    share x PUE 1.3; EP8 stays in one (network idle); a list of GPUs gives each its own system."""
+    from dsxl.refined.power import system_watts_per_gpu
+    for ep, spans in ((16, True), (8, False)):
+        r = predict("decode", "H200", ep=ep, batch=64, kv_len=4096)
+        busy = (r["watts_per_gpu"] - 90) / (700 - 90)
+        share = power.it_watts_at(busy, *system_watts_per_gpu("H200", spans))
+        assert r["facility_kw_per_instance"] == pytest.approx(ep * share * 1.3 / 1e3, rel=1e-12)
+    both = predict("decode", ["H200", "GB200"], ep=np.array([8, 16]), batch=64, kv_len=4096)
+    for k, gpu in enumerate(("H200", "GB200")):
+        for j, ep in enumerate((8, 16)):
+            one = predict("decode", gpu, ep=ep, batch=64, kv_len=4096)["facility_kw_per_instance"]
+            assert both["facility_kw_per_instance"][k][j] == pytest.approx(one, rel=1e-12)

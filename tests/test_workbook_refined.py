@@ -232,7 +232,9 @@ def _assert_queue_equals_python(res, inp, r):
 
 PLAN_QUEUE_EDITS = [{}, {"plan_arrival_cv": 2, "plan_ttft_p99_ms": 4000},
                     {"plan_gpu": "B200", "plan_input_len": 3000, "plan_cache_hit": 0.5},
-                    {"plan_output_tokens_per_s": 20000, "plan_peak_to_average": 2}]
+                    {"plan_output_tokens_per_s": 20000, "plan_peak_to_average": 2},
+                    {"plan_gpu": "GB200", "plan_pue": 1.3, "plan_hosting_per_kw_month": 200,
+                     "plan_cost_of_capital": 0}]  # an NVL72 rack's power, owned at no cost of capital
 
 
 def _planner_queue_walk(engine, tmp_path):
@@ -244,11 +246,16 @@ def _planner_queue_walk(engine, tmp_path):
 
     books = recalculated_edits(engine, build_workbook(tmp_path / "b.xlsx"), tmp_path,
                                [(edit, {}) for edit in PLAN_QUEUE_EDITS], ("plan_results",))
+    from dataclasses import asdict
+
+    from dsxl.planner.plan import plan
     for edit, wb in zip(PLAN_QUEUE_EDITS, books):
         res = _table(wb, "plan_results")
         inp = replace(planner_inputs_defaults(), gpus=(edit.get("plan_gpu", "H800"),),
                       **{k.removeprefix("plan_"): v for k, v in edit.items() if k != "plan_gpu"})
         _assert_queue_equals_python(res, inp, None)
+        r = plan(**{**asdict(inp), "autoscale": inp.peak_to_average > 1})["gpus"][inp.gpus[0]]
+        _assert_power_equals_python(res, r)
         assert 0.05 < res["Expected error of this plan (band: the wider of decode's and prefill's)"][0] < 1
 
 

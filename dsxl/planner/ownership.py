@@ -10,6 +10,7 @@ from typing import Any
 from dsxl.data.power import gpu_power, load_systems
 from dsxl.inputs.plan_request import PlanInputs
 from dsxl.physics import power
+from dsxl.refined.power import system_watts_per_gpu
 
 
 def _system(gpu: str) -> tuple[Any, dict[str, Any]]:
@@ -24,13 +25,6 @@ def scale_out(pool: dict[str, Any], gpu: str, disaggregated: bool) -> bool:
     between prefill and decode pools."""
     _, system = _system(gpu)
     return disaggregated or max(m["ep"] * m.get("moe_tp", 1) for m in pool["mix"]) > system["gpus"]
-
-
-def system_watts_per_gpu(gpu: str, spans: bool) -> tuple[float, float, float]:
-    """A GPU's share of its system's IT power (W) with its GPUs idle, half busy and at full board power."""
-    row, system = _system(gpu)
-    return tuple(float(power.it_watts_per_gpu(power.gpu_watts(row.idle_w, row.tdp_w, b), system, spans))
-                 for b in (0, 0.5, 1))
 
 
 def provisioned_w_per_gpu(gpu: str, inp: PlanInputs, spans: bool) -> float:

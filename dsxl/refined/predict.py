@@ -20,6 +20,7 @@ from dsxl.chains.step import run
 from dsxl.physics import power
 from dsxl.physics.serving import per_step
 from dsxl.data.power import gpu_power
+from dsxl.refined.power import instance_facility_kw
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
 from dsxl.inputs.rules import refuse
 
@@ -32,7 +33,7 @@ BREAKDOWN = {  # per-layer ms by component, per step (both micro-batches)
 }
 SPEEDS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "computed_tokens_per_s", "step_ms", "ttft_ms",
           "output_tokens_per_s_per_gpu", "decode_step_ms", "watts_per_gpu",
-          "joules_per_token")  # null in a result that does not fit
+          "joules_per_token", "facility_kw_per_instance")  # null in a result that does not fit
 LAYER_TOTALS = {"moe_layer": "moe_layer_ms", "dense_layer": "dense_layer_ms"}
 STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "engine_overhead": "overhead_ms", "step": "step_ms"}
 
@@ -122,7 +123,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         inputs = {k: v for k, v in inputs.items() if k in ("phase", "gpu", "model", "mode") or
                   k in ARTICLE_OPTIONS[phase]}
         return {"inputs": inputs, "reason": None, **predict_article(phase, gpu, model_args(model), opts),
-                "watts_per_gpu": None, "joules_per_token": None,  # the article models no power
+                "watts_per_gpu": None, "joules_per_token": None, "facility_kw_per_instance": None,  # no power
                 "accuracy": ARTICLE_ACCURACY, "notes": []}
     profile = load_profile(calibration)
     if profile is not None:
@@ -184,14 +185,23 @@ def _power(gpu: Any, phase: str, q: dict[str, Any], out: dict[str, Any]) -> dict
     gpus = [gpu] if isinstance(gpu, (str, GPU)) else list(gpu)
     rows = [gpu_power(resolve_gpu(g).name) for g in gpus]
     if any(r is None for r in rows):
-        return {"watts_per_gpu": None, "joules_per_token": None}
+        return {"watts_per_gpu": None, "joules_per_token": None, "facility_kw_per_instance": None}
     busy = power.busy_share(np.asarray(q["step_ms"]), np.asarray(q["overhead_ms"]))
     shape = (-1,) + (1,) * max(np.ndim(busy) - 1, 0)
     idle, tdp = ((rows[0].idle_w, rows[0].tdp_w) if isinstance(gpu, (str, GPU)) else
                  (np.array([r.idle_w for r in rows]).reshape(shape), np.array([r.tdp_w for r in rows]).reshape(shape)))
     watts = power.gpu_watts(idle, tdp, busy)
     rate = out["output_tokens_per_s_per_gpu" if phase == "aggregated" else "tokens_per_s_per_gpu"]
-    return {"watts_per_gpu": watts, "joules_per_token": power.joules_per_token(watts, np.asarray(rate))}
+    instance = np.asarray(q["instance_gpus"])
+    if isinstance(gpu, (str, GPU)):
+        facility = instance_facility_kw(rows[0].gpu, instance, busy)
+    else:  # a leading GPU axis: each GPU's own system
+        shape = np.broadcast_shapes(np.shape(instance), np.shape(busy), (len(rows),) + (1,) * max(np.ndim(busy) - 1, 0))
+        each = np.broadcast_to(instance, shape)
+        busy_each = np.broadcast_to(busy, shape)
+        facility = np.stack([instance_facility_kw(r.gpu, each[k], busy_each[k]) for k, r in enumerate(rows)])
+    return {"watts_per_gpu": watts, "joules_per_token": power.joules_per_token(watts, np.asarray(rate)),
+            "facility_kw_per_instance": facility}
 
 
 def _profile_constants(profile: dict[str, Any], gpu: Any, engine: str) -> dict[str, Any]:

@@ -111,6 +111,8 @@ def prediction_text(r: dict[str, Any]) -> str:
         what = "input" if i["phase"] == "prefill" else "output"
         lines.append(f"  power per GPU           {r['watts_per_gpu']:,.0f} W at load; "
                      f"{r['joules_per_token']:.3g} J per {what} token (GPU board, as InferenceX measures)")
+        lines.append(f"  facility power          {r['facility_kw_per_instance']:,.1f} kW per instance (its GPUs' "
+                     "share of their systems, x PUE)")
     lines += _labelled(accuracy_line(r["accuracy"]))
     if r.get("reason"):
         lines += _labelled(f"  why                     {r['reason']}")

@@ -16,7 +16,7 @@ from dsxl.core.expr import Expr, where
 from dsxl.data.power import load_power, load_systems, systems_source
 from dsxl.physics import power
 from dsxl.planner import economics
-from dsxl.planner.ownership import system_watts_per_gpu
+from dsxl.refined.power import system_watts_per_gpu
 from dsxl.workbook import style
 from dsxl.workbook.builder import Builder, Cursor, span
 from dsxl.workbook.printing import wrapped_note
