@@ -126,7 +126,9 @@ def test_a_higher_pue_never_lowers_the_owned_cost_and_rent_is_unchanged():
 def test_the_owned_cost_adds_up():
     x = plan(gpus="GB200", ownership="own", **LOAD)["gpus"]["GB200"]
     own, p = x["cost_breakdown"]["own"], x["power"]
-    capital = x["total_gpus"] * 52000 * power.capital_recovery_factor(0.10, 4) / 8766
+    (bought,) = x["systems"]  # GB200 is bought in whole NVL72 racks
+    assert bought["racks"] == -(-x["total_gpus"] // 72) and bought["gpus_bought"] == 72 * bought["racks"]
+    capital = bought["gpus_bought"] * 52000 * power.capital_recovery_factor(0.10, 4) / 8766
     assert own["capital_per_hour"] == pytest.approx(capital)
     assert own["power_per_hour"] == pytest.approx(p["facility_mw"] * 1e3 * 0.08)
     assert own["cost_per_hour"] == pytest.approx(own["capital_per_hour"] + own["power_per_hour"]
@@ -199,3 +201,27 @@ def test_an_instances_facility_power_from_its_systems():
         for j, ep in enumerate((8, 16)):
             one = predict("decode", gpu, ep=ep, batch=64, kv_len=4096)["facility_kw_per_instance"]
             assert both["facility_kw_per_instance"][k][j] == pytest.approx(one, rel=1e-12)
+
+
+def test_nvl72_gpus_are_counted_in_trays_and_whole_racks():
+    """The issue's question: 40 requests/s on GB300 takes 20 GPUs, that is 5 four-GPU trays in one NVL72 rack; owning
+    it buys the whole rack (52 spare GPUs, idle at load, provisioned, repaid); renting pays for the 20 GPUs."""
+    from dsxl.render.text import plan_text
+    r = plan(gpus="GB300", requests_per_s=40, input_len=4000, output_len=1500, tpot_ms=50, ttft_p99_ms=2000)
+    x = r["gpus"]["GB300"]
+    (rack,) = x["systems"]
+    assert rack["kind"] == "rack" and rack["gpus_used"] == x["total_gpus"]
+    assert rack["nodes"] == x["decode"]["nodes"] + x["prefill"]["nodes"] == sum(
+        -(-pool["gpus"] // 4) for pool in (x["decode"], x["prefill"]))
+    assert rack["racks"] == -(-x["total_gpus"] // 72) and rack["spare_gpus"] == 72 * rack["racks"] - x["total_gpus"]
+    text = plan_text(r)
+    assert f"Answer: {x['total_gpus']} GPUs = {rack['nodes']} trays in {rack['racks']} NVL72 rack" in text
+    spare = x["power"]["pools"]["spare GB300"]
+    assert spare["gpus"] == rack["spare_gpus"] and spare["watts_per_gpu"] == load_power()["GB300"].idle_w
+    own = x["cost_breakdown"]["own"]
+    recovery = power.capital_recovery_factor(0.10, 4)
+    assert own["capital_per_hour"] == pytest.approx(72 * rack["racks"] * 58000 * recovery / 8766)
+    assert x["cost_breakdown"]["rent"]["cost_per_hour"] == x["total_gpus"] * load_catalog().gpu("GB300").price_gpu_hour
+    h200 = plan(gpus="H200", requests_per_s=40, input_len=4000, output_len=1500, tpot_ms=50)["gpus"]["H200"]
+    (nodes,) = h200["systems"]
+    assert nodes["kind"] == "node" and nodes["gpus_bought"] == 8 * h200["total_nodes"]

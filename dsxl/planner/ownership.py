@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.data.power import gpu_power, load_systems
+from dsxl.data.power import gpu_power, load_systems, system_of
 from dsxl.inputs.plan_request import PlanInputs
 from dsxl.physics import power
 from dsxl.refined.power import system_watts_per_gpu
@@ -57,15 +57,42 @@ def owned_per_hour(p: dict[str, Any], inp: PlanInputs) -> dict[str, float]:
     return {k: float(v) for k, v in parts.items()}
 
 
+def systems_bought(pools: dict[str, tuple[dict[str, Any], str]], inp: PlanInputs) -> list[dict[str, Any]]:
+    """The systems a fleet buys, per GPU type: 8-GPU nodes (the pools' own nodes), or whole NVL72 racks (its
+    compute trays of 4 GPUs counted too); ``spare_gpus``: GPUs bought beside those the pools use."""
+    out: dict[str, dict[str, Any]] = {}
+    for pool, gpu in pools.values():
+        e = out.setdefault(gpu, {"gpu": gpu, **{k: v for k, v in system_of(gpu).items() if k != "key"},
+                                 "gpus_used": 0, "nodes": 0})
+        e["gpus_used"] += pool["gpus"]
+        e["nodes"] += pool["nodes"]
+    for e in out.values():
+        if e["kind"] == "rack":
+            e["racks"] = -(-e["gpus_used"] // e["gpus"])
+            e["gpus_bought"] = e["racks"] * e["gpus"]
+        else:
+            e["racks"] = None
+            e["gpus_bought"] = e["nodes"] * inp.gpu_per_node
+        e["spare_gpus"] = e["gpus_bought"] - e["gpus_used"]
+    return list(out.values())
+
+
 def fleet_power(pools: dict[str, tuple[dict[str, Any], str]], inp: PlanInputs) -> dict[str, Any]:
-    """Per pool (role -> (pool, GPU)) and in all: board, IT and facility power (MW at load and provisioned)."""
+    """Per pool (role -> (pool, GPU)) and in all: board, IT and facility power (MW at load and provisioned), the
+    systems bought, and their spare GPUs as pools of their own (idle at load, provisioned at full power)."""
     disaggregated = "prefill" in pools
     each = {role: pool_power(pool, gpu, inp, scale_out(pool, gpu, disaggregated))
             for role, (pool, gpu) in pools.items()}
+    systems = systems_bought(pools, inp)
+    for e in systems:
+        if e["spare_gpus"]:
+            idle = gpu_power(e["gpu"]).idle_w
+            spare = {"gpus": e["spare_gpus"], "mix": [{"gpus": e["spare_gpus"], "ep": 1, "watts_per_gpu": idle}]}
+            each[f"spare {e['gpu']}"] = pool_power(spare, e["gpu"], inp, disaggregated)
     total = {k: sum(p[k] for p in each.values()) / 1e3 for k in ("it_kw", "facility_kw", "provisioned_it_kw",
                                                                   "provisioned_facility_kw")}
-    return {"pools": each, "it_mw": total["it_kw"], "facility_mw": total["facility_kw"],
+    return {"pools": each, "systems": systems, "it_mw": total["it_kw"], "facility_mw": total["facility_kw"],
             "provisioned_it_mw": total["provisioned_it_kw"], "provisioned_facility_mw": total["provisioned_facility_kw"]}
 
 
-__all__ = ["fleet_power", "owned_per_hour", "pool_power", "provisioned_w_per_gpu", "scale_out", "system_watts_per_gpu"]
+__all__ = ["fleet_power", "owned_per_hour", "pool_power", "provisioned_w_per_gpu", "scale_out", "systems_bought"]

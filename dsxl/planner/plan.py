@@ -22,6 +22,7 @@ from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_tem
 from dsxl.inputs.request import catalog_model_name
 from dsxl.physics import memory, moe, queueing, sizing
 from dsxl.planner import economics, ownership
+from dsxl.data.power import system_of
 from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import model_name, predict
 from dsxl.inputs.plan_request import RANGES, SERVING, SMALLEST_LOAD, PlanInputs, check_inputs  # noqa: F401
@@ -261,6 +262,12 @@ def _pool(load: float, options: list[dict[str, Any]], gpu_per_node: int, mix: bo
             "mix": sized["mix"]}
 
 
+def _node_gpus(inp: PlanInputs, gpu: str) -> int:
+    """GPUs per node as the GPU is bought: an NVL72 rack's compute tray, else the plan's gpu_per_node."""
+    system = system_of(gpu)
+    return system["tray_gpus"] if system["kind"] == "rack" else inp.gpu_per_node
+
+
 def _price(gpu: str, inp: PlanInputs) -> float:
     return inp.price_gpu_hour if inp.price_gpu_hour is not None else load_catalog().gpu(gpu).price_gpu_hour
 
@@ -303,12 +310,13 @@ def _ttft_ok(inp: PlanInputs, t: dict[str, float]) -> bool:
 def _queued_prefill_pool(inp: PlanInputs, load: float, prefill: dict[str, Any], transfer_ms: float) -> dict[str, Any]:
     """The least prefill pool for ``load`` input tokens/s whose TTFT meets the mean and percentile targets:
     throughput first, then instances of the main configuration added until the queue is short enough."""
-    pools = [_queue_sized(inp, load, _pool(load, prefill["options"], inp.gpu_per_node, inp.mix_sizes), transfer_ms)]
-    pools += [_queue_sized(inp, load, _pool(load, [o], inp.gpu_per_node, False), transfer_ms)
+    per_node = _node_gpus(inp, prefill["options"][0]["gpu"])
+    pools = [_queue_sized(inp, load, _pool(load, prefill["options"], per_node, inp.mix_sizes), transfer_ms)]
+    pools += [_queue_sized(inp, load, _pool(load, [o], per_node, False), transfer_ms)
               for o in prefill["ttft_options"]]  # each alone too: the queue may favour another than throughput
     met = [p for p in pools if p is not None]
     if not met:
-        t = prefill_queue(inp, _pool(load, prefill["options"], inp.gpu_per_node, inp.mix_sizes), 0.0, transfer_ms)
+        t = prefill_queue(inp, _pool(load, prefill["options"], per_node, inp.mix_sizes), 0.0, transfer_ms)
         raise _Unmet(f"the TTFT targets bind: a prompt that never queues still takes {t['p99']:,.0f} ms at p99 "
                      "(the rest of the forward in progress, its own forwards, the KV transfer)")
     return min(met, key=lambda p: (p["gpus"], -p["capacity_tokens_per_s"]))
@@ -338,7 +346,7 @@ def _queue_sized(inp: PlanInputs, load: float, base: dict[str, Any], transfer_ms
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if _ttft_ok(inp, grown(mid)[1]) else (mid, hi)
         pool, t = grown(hi)
-    pool["nodes"] = int(sizing.nodes(pool["gpus"], inp.gpu_per_node))
+    pool["nodes"] = int(sizing.nodes(pool["gpus"], _node_gpus(inp, pool["gpu"])))
     return {**pool, "queue_ttft_ms": {k: t[k] for k in ("mean", "p50", "p90", "p99")}, "utilization": t["utilization"]}
 
 
@@ -358,11 +366,12 @@ def _pools(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dic
     prefill pool meets the TTFT targets under random arrivals and the decode pool holds p99 concurrency."""
     in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
     spread = _decode_concurrency_factor(inp, out_tps, decode_gpu) if inp.queueing else 1.0
-    pools = {"decode": _pool(out_tps * spread, decode["options"], inp.gpu_per_node, inp.mix_sizes)}
+    pools = {"decode": _pool(out_tps * spread, decode["options"], _node_gpus(inp, decode_gpu), inp.mix_sizes)}
     pools["decode"]["utilization"] = out_tps / pools["decode"]["capacity_tokens_per_s"]
     if prefill:
         pools["prefill"] = (_queued_prefill_pool(inp, in_tps, prefill, transfer_ms) if inp.queueing
-                            else _pool(in_tps, prefill["options"], inp.gpu_per_node, inp.mix_sizes))
+                            else _pool(in_tps, prefill["options"], _node_gpus(inp, prefill["options"][0]["gpu"]),
+                                       inp.mix_sizes))
         pools["prefill"].setdefault("utilization", in_tps / pools["prefill"]["capacity_tokens_per_s"])
     return pools
 
@@ -396,7 +405,7 @@ def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefi
     result.update(owned)
     hours = owned["cost_breakdown"][inp.ownership]
     decode_hour, prefill_hour = hours["decode_per_hour"], hours["prefill_per_hour"]
-    hour = decode_hour + prefill_hour
+    hour = hours["cost_per_hour"]  # owned: the spare GPUs of whole systems too
     per_m = economics.per_million
     prices = {_price(decode_gpu, inp), _price(prefill_gpu or decode_gpu, inp)}
     cost = {"price_gpu_hour": prices.pop() if len(prices) == 1 else None, "cost_per_hour": hour,
@@ -421,16 +430,17 @@ def _power_and_ownership(inp: PlanInputs, fleet: dict[str, Any], out_tps: float,
     watts = ownership.fleet_power(pools, inp)
     rent = {f"{role}_per_hour": economics.cost_per_hour(pool["gpus"], _price(gpu, inp))
             for role, (pool, gpu) in pools.items()}
-    own_parts = {role: ownership.owned_per_hour(watts["pools"][role], inp) for role in pools}
-    own: dict[str, Any] = {f"{role}_per_hour": parts["total"] for role, parts in own_parts.items()}
+    own_parts = {role: ownership.owned_per_hour(p, inp) for role, p in watts["pools"].items()}
+    own: dict[str, Any] = {f"{role}_per_hour": own_parts[role]["total"] for role in pools}
+    own["spare_per_hour"] = sum(p["total"] for role, p in own_parts.items() if role not in pools)  # bought, unused
     for part in ("capital", "power", "hosting"):
         own[f"{part}_per_hour"] = sum(p[part] for p in own_parts.values())
     for costs in (rent, own):
         costs.setdefault("prefill_per_hour", 0.0)
-        costs["cost_per_hour"] = costs["decode_per_hour"] + costs["prefill_per_hour"]
+        costs["cost_per_hour"] = costs["decode_per_hour"] + costs["prefill_per_hour"] + costs.get("spare_per_hour", 0)
         costs["cost_per_m_output_all_in"] = economics.per_million(costs["cost_per_hour"], out_tps)
     mw = watts["provisioned_facility_mw"]
-    return {"power": watts, "power_mw": mw, "tokens_per_s_per_mw": out_tps / mw,
+    return {"power": watts, "power_mw": mw, "tokens_per_s_per_mw": out_tps / mw, "systems": watts["systems"],
             "cost_breakdown": {"ownership": inp.ownership, "rent": rent, "own": own}}
 
 
@@ -473,7 +483,7 @@ def _infeasible(serving: str, reason: str, **extra: Any) -> dict[str, Any]:
             "total_gpus": None, "total_nodes": None, "cost_per_hour": None, "cost_per_day": None,
             "cost_per_m_input": None, "cost_per_m_output": None, "cost_per_m_output_all_in": None, "accuracy": None,
             "costed_at": None, "ttft_ms": None, "peak_ttft_ms": None, "average_ttft_ms": None,
-            "power": None, "power_mw": None, "tokens_per_s_per_mw": None, "cost_breakdown": None,
+            "power": None, "power_mw": None, "tokens_per_s_per_mw": None, "cost_breakdown": None, "systems": None,
             **extra}
 
 
@@ -499,13 +509,17 @@ def costed_gpus(sized: dict[str, Any], inp: PlanInputs) -> int:
 def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None, budget: int,
              decode_gpu: str, prefill_gpu: str | None) -> float:
     """The most output tokens/s whose own load plan (the same pools, queueing targets, p99 decode headroom and
-    costed fleet as ``--output-tokens-per-s`` would size) fits in ``budget`` GPUs; 0 if not even the smallest load
-    does. Round trip: that load, planned as a load, needs at most ``budget`` GPUs."""
+    costed fleet as ``--output-tokens-per-s`` would size) fits in ``budget`` GPUs, or with a power budget whose
+    systems bought draw at most its megawatts provisioned; 0 if not even the smallest load does. Round trip: that
+    load, planned as a load, needs at most the budget."""
     def fits(load: float) -> bool:
         try:
-            return costed_gpus(size_and_cost(inp, load, decode, prefill, decode_gpu, prefill_gpu), inp) <= budget
+            sized = size_and_cost(inp, load, decode, prefill, decode_gpu, prefill_gpu)
         except _Unmet:
             return False
+        if inp.power_budget_mw is not None:  # the systems bought, provisioned, within the megawatts
+            return sized["power_mw"] <= inp.power_budget_mw
+        return costed_gpus(sized, inp) <= budget
     if not fits(SMALLEST_LOAD):
         if prefill and inp.queueing:  # the TTFT targets may bind at any load: say so rather than "too small"
             in_tps = sizing.input_tokens_per_s(SMALLEST_LOAD, inp.input_len, inp.output_len)

@@ -279,8 +279,22 @@ def _answer(r: dict[str, Any], best: str) -> str:
     if x.get("capacity_output_tokens_per_s") is not None and i["load_output_tokens_per_s"] is None:
         return (f"Answer: {x['budget_gpus']:,} GPUs serve at most {x['capacity_output_tokens_per_s']:,.0f} output "
                 f"tokens/s at the SLA{on} (±{x['accuracy']['band'] * 100:.0f} %).")
-    return (f"Answer: {x['total_gpus']:,} GPUs = {x['total_nodes']:,.0f} nodes{on}, ${x['cost_per_day']:,.0f} per day, "
+    return (f"Answer: {x['total_gpus']:,} GPUs = {_systems_text(x)}{on}, ${x['cost_per_day']:,.0f} per day, "
             f"for {i['load_output_tokens_per_s']:,.0f} output tokens/s at the SLA (±{x['accuracy']['band'] * 100:.0f} %).")
+
+
+def _node_noun(x: dict[str, Any], gpu: str) -> str:
+    """What a node of this GPU is called: an NVL72 rack's compute tray, or a node."""
+    return "tray" if any(e["gpu"] == gpu and e["kind"] == "rack" for e in x.get("systems") or []) else "node"
+
+
+def _systems_text(x: dict[str, Any]) -> str:
+    """How the fleet is bought: nodes, or NVL72 trays in whole racks."""
+    systems = x.get("systems") or []
+    if not any(e["kind"] == "rack" for e in systems):
+        return f"{x['total_nodes']:,.0f} nodes"
+    return " + ".join(f"{_count(e['nodes'], 'tray')} in {_count(e['racks'], 'NVL72 rack')}" if e["kind"] == "rack"
+                      else _count(e["nodes"], "node") for e in systems)
 
 
 def _power_lines(x: dict[str, Any]) -> list[str]:
@@ -289,10 +303,13 @@ def _power_lines(x: dict[str, Any]) -> list[str]:
         return []
     p, own, rent = x["power"], x["cost_breakdown"]["own"], x["cost_breakdown"]["rent"]
     watts = ", ".join(f"{role} {q['watts_per_gpu']:,.0f} W" for role, q in p["pools"].items())
+    spare = [e for e in x.get("systems") or [] if e["spare_gpus"]]
+    bought = "".join(f"; {e['gpus_bought']:,} {e['gpu']} GPUs bought in whole {'racks' if e['kind'] == 'rack' else 'nodes'}, "
+                     f"{e['spare_gpus']:,} of them spare (idle, provisioned, owned)" for e in spare)
     pue = sorted({q["pue"] for q in p["pools"].values()})
     lines = [f"Power: {x['power_mw']:,.2f} MW facility provisioned ({p['provisioned_it_mw']:,.2f} MW IT at full board "
              f"power, PUE {'/'.join(f'{v:g}' for v in pue)}); {p['facility_mw']:,.2f} MW drawn at load (per GPU: "
-             f"{watts}); {x['tokens_per_s_per_mw']:,.0f} output tokens/s per MW.",
+             f"{watts}); {x['tokens_per_s_per_mw']:,.0f} output tokens/s per MW{bought}.",
              f"Owned: ${own['cost_per_hour']:,.0f} per hour = capital ${own['capital_per_hour']:,.0f} + power "
              f"${own['power_per_hour']:,.0f} + hosting ${own['hosting_per_hour']:,.0f}; "
              f"${own['cost_per_m_output_all_in']:.3f} per M output tokens all-in (rented: ${rent['cost_per_hour']:,.0f} "
@@ -389,11 +406,11 @@ def plan_text(r: dict[str, Any]) -> str:
         lines += [f"{which} {d['tokens_per_s_per_gpu']:,.0f} output tokens/s per GPU at "
                       f"{d['tokens_per_s_per_user']:.1f} tokens/s per user (TPOT {d['tpot_ms']:.1f} ms), max batch "
                       f"{d['max_batch']:,}; {_count(d['instances'], 'instance')} = {d['gpus']:,} GPUs = "
-                      f"{_count(d['nodes'], 'node')}."]
+                      f"{_count(d['nodes'], _node_noun(x, d['gpu']))}."]
         if x["prefill"]:
             p = x["prefill"]
             lines.append(f"Prefill {p['tokens_per_s_per_gpu']:,.0f} input tokens/s per GPU, TTFT {p['ttft_ms']:,.0f} ms; "
-                         f"{_count(p['instances'], 'instance')} = {p['gpus']:,} GPUs = {_count(p['nodes'], 'node')}; "
+                         f"{_count(p['instances'], 'instance')} = {p['gpus']:,} GPUs = {_count(p['nodes'], _node_noun(x, p['gpu']))}; "
                          "prefill:decode "
                          f"nodes {x['prefill_decode_node_ratio']:.2f}.")
             if x.get("kv_transfer") and x["kv_transfer"]["binds"]:

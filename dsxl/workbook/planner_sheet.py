@@ -28,7 +28,7 @@ from dsxl.inputs.plan_request import BELOW_MEAN
 from dsxl.data.catalog import default_engine
 from dsxl.inputs.request import MTP_ACCEPT_RULE, fused_moe_env, option_env
 from dsxl.workbook import style
-from dsxl.workbook.power_block import power_rows
+from dsxl.workbook.power_block import node_gpus, power_rows
 from dsxl.workbook.builder import Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_problems, show_problems
 from dsxl.workbook.printing import place_chart
@@ -327,7 +327,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
             for name, scopes in (("decode", decode), ("prefill", prefill))}
     watts = power_rows(Expr("plan_gpu"), sizing.gpus(cells["decode_instances"], cells["decode_ep"]),
                        sizing.gpus(cells["prefill_instances"], cells["prefill_ep"]), busy["decode"], busy["prefill"],
-                       out_load, cells["cost_per_hour"])
+                       out_load, cells["cost_per_hour"], cells["total_nodes"])
     for i, (key, text, value, unit, fmt) in enumerate(watts, start=1):
         ws.cell(k + i, col, text).font = style.LABEL_FONT
         ws.cell(k + i, col + 2, unit).font = style.NOTE_FONT
@@ -452,7 +452,7 @@ def _reason(tpot_col: str, ttft_col: str, dmax: Expr, pmax: Expr) -> Expr:
 
 
 def _derived(key: str, c: dict[str, Expr], out_load: Expr, in_load: Expr) -> Expr:
-    per_node = Expr("plan_gpu_per_node")
+    per_node = node_gpus(Expr("plan_gpu"))  # an NVL72 GPU's node is its 4-GPU tray
     if key == "decode_nodes":
         return sizing.nodes(sizing.gpus(c["decode_instances"], c["decode_ep"]), per_node)
     if key == "prefill_instances":

@@ -13,8 +13,8 @@ from typing import Any
 from openpyxl.utils import get_column_letter
 
 from dsxl.core.expr import Expr, where
-from dsxl.data.power import load_power, load_systems, systems_source
-from dsxl.physics import power
+from dsxl.data.power import load_power, load_systems, system_of, systems_source
+from dsxl.physics import power, sizing
 from dsxl.planner import economics
 from dsxl.refined.power import system_watts_per_gpu
 from dsxl.workbook import style
@@ -22,7 +22,9 @@ from dsxl.workbook.builder import Builder, Cursor, span
 from dsxl.workbook.printing import wrapped_note
 
 # column key, header, unit
-POWER_COLUMNS = (("gpu", "gpu", ""), ("system", "system", ""), ("tdp_w", "tdp_w", "W"), ("idle_w", "idle_w", "W"),
+POWER_COLUMNS = (("gpu", "gpu", ""), ("system", "system", ""), ("kind", "kind", "node/rack"),
+                 ("system_gpus", "system_gpus", "GPUs"), ("node_gpus", "tray_gpus", "GPUs"),
+                 ("tdp_w", "tdp_w", "W"), ("idle_w", "idle_w", "W"),
                  ("capital", "capital_per_gpu", "$"), ("pue", "pue", "x"), ("it_idle", "it_w_idle", "W per GPU"),
                  ("it_half", "it_w_half", "W per GPU"), ("it_full", "it_w_full", "W per GPU"))
 
@@ -44,10 +46,11 @@ def power_catalog(b: Builder, ws: Any, cur: Cursor, note_columns: int, width: An
     systems = load_systems()
     for i, row in enumerate(rows, start=1):
         idle, half, full = system_watts_per_gpu(row.gpu, True)
-        values = (row.gpu, row.system, row.tdp_w, row.idle_w, row.capital_per_gpu_usd, systems[row.system]["pue"],
-                  idle, half, full)
+        bought = system_of(row.gpu)
+        values = (row.gpu, row.system, bought["kind"], bought["gpus"], bought["tray_gpus"], row.tdp_w, row.idle_w,
+                  row.capital_per_gpu_usd, systems[row.system]["pue"], idle, half, full)
         for j, value in enumerate(values, start=1):
-            ws.cell(top + i, j, value).number_format = "General" if j <= 2 else "#,##0.0"
+            ws.cell(top + i, j, value).number_format = "General" if j <= 5 else "#,##0.0"
     bottom = top + len(rows)
     for j, (key, _, _) in enumerate(POWER_COLUMNS, start=1):
         letter = get_column_letter(j)
@@ -125,16 +128,30 @@ def _lookup(gpu: Expr, key: str) -> Expr:
     return Expr(f"INDEX(power_{key},MATCH({gpu.text},power_gpu,0))")
 
 
+def is_rack(gpu: Expr) -> Expr:
+    """The GPU is bought in NVL72 racks (False for a GPU without a power row: it counts in nodes)."""
+    return Expr(f'IF(ISNUMBER(MATCH({gpu.text},power_gpu,0)),{_lookup(gpu, "kind").text}="rack",FALSE)')
+
+
+def node_gpus(gpu: Expr) -> Expr:
+    """GPUs per node as the GPU is bought: an NVL72 rack's compute tray, else the Planner's GPUs per node."""
+    return where(is_rack(gpu), _lookup(gpu, "node_gpus"), Expr("plan_gpu_per_node"))
+
+
 def power_rows(gpu: Expr, d_gpus: Any, p_gpus: Any, d_busy: Any, p_busy: Any, served: Any,
-               rent_per_hour: Any) -> list[tuple[str, str, Any, str, str]]:
+               rent_per_hour: Any, total_nodes: Any) -> list[tuple[str, str, Any, str, str]]:
     """The Planner's power and ownership rows (key, label, formula, unit, format) for a fleet of ``d_gpus`` decode
-    and ``p_gpus`` prefill GPUs whose chosen configurations keep them ``d_busy`` / ``p_busy`` of each step."""
+    and ``p_gpus`` prefill GPUs whose chosen configurations keep them ``d_busy`` / ``p_busy`` of each step, bought
+    in ``total_nodes`` nodes or in whole racks (the spare GPUs idle, provisioned and owned)."""
     idle, tdp = _lookup(gpu, "idle_w"), _lookup(gpu, "tdp_w")
     pue = where(Expr("COUNTA(plan_pue)=0"), _lookup(gpu, "pue"), Expr("plan_pue"))
     capital = where(Expr("COUNTA(plan_capital_per_gpu)=0"), _lookup(gpu, "capital"), Expr("plan_capital_per_gpu"))
     it = [_lookup(gpu, k) for k in ("it_idle", "it_half", "it_full")]
-    gpus = d_gpus + p_gpus
-    at_load_kw = (d_gpus * power.it_watts_at(d_busy, *it) + p_gpus * power.it_watts_at(p_busy, *it)) / 1e3
+    used = d_gpus + p_gpus
+    rack = _lookup(gpu, "system_gpus")
+    gpus = where(is_rack(gpu), sizing.ceil(used / rack) * rack, total_nodes * Expr("plan_gpu_per_node"))  # bought
+    at_load_kw = (d_gpus * power.it_watts_at(d_busy, *it) + p_gpus * power.it_watts_at(p_busy, *it)
+                  + (gpus - used) * it[0]) / 1e3  # spare GPUs idle
     facility_kw = power.facility_watts(at_load_kw, pue)
     provisioned_it_kw = gpus * it[2] / 1e3
     provisioned_mw = power.facility_watts(provisioned_it_kw, pue) / 1e3
@@ -142,6 +159,7 @@ def power_rows(gpu: Expr, d_gpus: Any, p_gpus: Any, d_busy: Any, p_busy: Any, se
     owned = power.owned_cost_per_hour(gpus, capital, recovery, facility_kw, Expr("plan_electricity_per_kwh"),
                                       provisioned_it_kw, Expr("plan_hosting_per_kw_month"))
     return [
+        ("gpus_bought", "GPUs bought (whole nodes, or whole NVL72 racks)", gpus, "GPUs", "#,##0"),
         ("decode_watts", "Decode board power per GPU at load", power.gpu_watts(idle, tdp, d_busy), "W", "#,##0"),
         ("prefill_watts", "Prefill board power per GPU at load", power.gpu_watts(idle, tdp, p_busy), "W", "#,##0"),
         ("power_mw", "Facility power provisioned (GPUs at full board power, x PUE)", provisioned_mw, "MW", "0.000"),
