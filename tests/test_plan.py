@@ -117,6 +117,13 @@ def test_recipes_use_only_recorded_flags(engine):
                 parents[depth] = key
                 keys.add(".".join(parents[d] for d in range(depth + 1)))
             assert keys <= set(spec["yaml_keys"]), keys - set(spec["yaml_keys"])
+    # printed within 120 columns; the continued lines, joined, are the commands themselves (here-documents as written)
+    from dsxl.planner.recipes import recipe_text
+    printed = recipe_text(rec)
+    assert max(len(line) for line in printed.splitlines()) <= 120
+    joined = printed.replace(" \\\n    ", " ")
+    for part in rec["prefill"] + rec["decode"]:
+        assert all(command in joined for command in part["commands"]), engine
     decode = r["gpus"]["H200"]["decode"]
     first = rec["decode"][0]["commands"][-1]
     assert str(decode["mix"][0]["ep"]) in first and rec["decode"][0]["instances"] == decode["mix"][0]["instances"]

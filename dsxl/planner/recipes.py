@@ -14,6 +14,7 @@ import textwrap
 from functools import lru_cache
 from typing import Any
 
+from dsxl.core.shell import continued
 from dsxl.data.catalog import load_catalog, read_template_text
 from dsxl.inputs.rules import refuse
 
@@ -152,8 +153,15 @@ def recipe_text(r: dict[str, Any]) -> str:
         for part in r[role] or []:
             lines += ["", f"# {role}: {part['instances']} instance(s) of {part['gpus_per_instance']} x {part['gpu']} "
                           f"({part['nodes_per_instance']} node(s) each; $HEAD = first node's address, $RANK = node rank)"]
-            lines += part["commands"]
+            lines += _fitted(part["commands"])
     return "\n".join(lines) + "\n"
+
+
+def _fitted(commands: list[str], width: int = 120) -> list[str]:
+    """Command lines within ``width`` columns (backslash continuations); a here-document (several lines) stays as
+    written."""
+    return [line for command in commands
+            for line in ([command] if "\n" in command else continued(command, width))]
 
 
 __all__ = ["RECIPE_ENGINES", "recipe", "recipe_text", "recorded"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from dsxl.core.shell import continued
 from dsxl.refined.predict import BREAKDOWN
 from dsxl.inputs.request import OPTION
 from dsxl.refined.validation import families
@@ -337,15 +338,7 @@ def fit_width(line: str) -> list[str]:
     if len(line.encode()) <= WIDTH:  # bytes: a terminal tool counting bytes sees no wider line either
         return [line]
     if line.startswith("Reproduce: "):  # break between shell words, never inside a quoted one
-        words = ["Reproduce:"] + [shlex.quote(w) for w in shlex.split(line[len("Reproduce: "):])]
-        out, cur = [], ""
-        for w in words:
-            if cur and len(cur) + 1 + len(w) > WIDTH - 2:
-                out.append(cur + " \\")
-                cur = "    " + w
-            else:
-                cur = f"{cur} {w}" if cur else w
-        return out + [cur]
+        return continued(line, WIDTH)
     if "  " in line[:80] and not line.startswith(" "):  # a table row: wrap its trailing text column
         head = line[:line.index("  ", 60) + 2] if "  " in line[60:] else line[:80]
         body = textwrap.wrap(line[len(head):], WIDTH - len(head.encode()) - line[len(head):].count("±"))
