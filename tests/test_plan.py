@@ -286,7 +286,8 @@ def test_paths_in_pasted_lines_are_shell_quoted(tmp_path, name):
     line = text.split("\nReproduce: ")[0].split("\n\n")[0]
     words = shlex.split(line.replace("\\\n", " "))  # as the shell reads it: the path one word, nothing else run
     assert words[words.index("--model") + 1] == str(cfg) and "echo" not in words
-    launch = next(x for x in p.stdout.splitlines() if x.startswith("python -m sglang.launch_server"))
+    start = p.stdout.index("python -m sglang.launch_server")
+    launch = p.stdout[start:].replace(" \\\n    ", " ").split("\n")[0]  # the printed lines, joined as the shell does
     words = shlex.split(launch)
     assert words[words.index("--model-path") + 1] == str(folder)
 
