@@ -491,3 +491,16 @@ def test_one_fleet_per_answer_in_the_table_the_answer_and_the_cost():
     assert answer.startswith(f"Answer: {gpus:,} GPUs = {nodes:,} nodes, ${gpus * 2.5 * 24:,.0f} per day")
     assert f"at the average load it would be {x['average_total_gpus']:,} GPUs" in text
     assert x["average_total_gpus"] < gpus
+
+
+def test_smaller_answers_agree_with_their_numbers():
+    """A budget's answer gives requests/s beside output tokens/s; arrivals read as words; an article what-if names
+    the value the user gave."""
+    r = plan(gpus="H200", budget_gpus=64, arrival_cv=2)
+    x = r["gpus"]["H200"]
+    text = plan_text(r)
+    assert f"({x['capacity_output_tokens_per_s'] / r['inputs']['output_len']:,.1f} requests/s)" in text
+    assert "arrivals with CV 2, queueing included" in text and "CV 2 arrivals" not in text
+    p = subprocess.run([sys.executable, "-m", "dsxl.cli", "report", "--set", "H800.fp16_flops=1e-06"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "got 1e-06" in p.stderr and "8e-07" not in p.stderr

@@ -257,6 +257,7 @@ def test_under_a_profile_a_row_of_another_model_is_not_near(profile):
 @pytest.mark.parametrize("change, words", [
     (lambda d: d.pop("rows"), "rows must be a list"),
     (lambda d: d.update(name=7), "name must be text"),
+    (lambda d: d.update(name="ours\x1b[2J"), "name must be text without control characters"),
     (lambda d: d.update(input="runs.csv"), "input must be an object"),
     (lambda d: d["rows"][0].update(measured="fast"), "rows[0].measured must be a number above 0"),
     (lambda d: d["rows"][1].pop("phase"), "rows[1].phase is missing"),

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from dsxl.data.records import GPU, ModelArgs, Scenario, generations, read_template_text  # noqa: F401 (re-exported)
-from dsxl.inputs.rules import GPU_FIELDS, parse_optional_number, refuse
+from dsxl.inputs.rules import GPU_FIELDS, GPU_RANGES, parse_optional_number, refuse
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,17 @@ def _article_gpu_cached(gpu: GPU, tflops_share: Any, overrides: tuple) -> GPU:
 def article_gpu(gpu: GPU, tflops_share: Any, overrides: dict[str, Any] | None = None) -> GPU:
     """A GPU as the article's model sees it: ``tflops_share`` of the datasheet TFLOPS (the article used 80 %)
     and the article's own figures where it departs from the datasheet (``overrides``, e.g. H20 NVLink 400)."""
-    return replace(gpu, fp16_flops=gpu.fp16_flops * tflops_share, fp8_flops=gpu.fp8_flops * tflops_share,
-                   **(overrides or {}))
+    try:
+        return replace(gpu, fp16_flops=gpu.fp16_flops * tflops_share, fp8_flops=gpu.fp8_flops * tflops_share,
+                       **(overrides or {}))
+    except ValueError as exc:  # name the value the user gave, not the scaled one the article models
+        if not any(f"{gpu.name}.{f} " in str(exc) for f in ("fp16_flops", "fp8_flops")):
+            raise
+        field = "fp16_flops" if f"{gpu.name}.fp16_flops " in str(exc) else "fp8_flops"
+        lo = GPU_RANGES[field].lo
+        raise ValueError(f"{gpu.name}.{field} must be at least {lo / tflops_share:g} here: the article models "
+                         f"tflops_share ({tflops_share:g}) of it, which must be at least {lo:g}; got "
+                         f"{getattr(gpu, field):g}") from None
 
 
 def network_variant_gpu(base: GPU, variant: NetworkVariant, scenario: Scenario) -> GPU:

@@ -65,8 +65,9 @@ def check_profile(profile: Any, source: str) -> dict[str, Any]:
     if major != __version__.split(".")[0]:
         raise ValueError(f"{source}: made by dsxl {profile.get('dsxl_version')}; this is dsxl {__version__} "
                          "(recalibrate with this version)")
-    if not _text(profile.get("name")) or not profile["name"].strip():
-        raise ValueError(f"{source}: name must be text; got {show(profile.get('name'))}")
+    if not _text(profile.get("name")) or not profile["name"].strip() or \
+            any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in profile["name"]):  # echoed: no terminal controls
+        raise ValueError(f"{source}: name must be text without control characters; got {show(profile.get('name'))}")
     given = profile.get("input")
     if not isinstance(given, dict) or not all(_text(given.get(k)) for k in ("file", "date")) or \
             not isinstance(given.get("rows"), int) or isinstance(given.get("rows"), bool):

@@ -275,13 +275,19 @@ def _answer(r: dict[str, Any], best: str) -> str:
     if x.get("power_budget_mw") is not None and i["load_output_tokens_per_s"] is None:
         on = "" if len(r["gpus"]) == 1 else f" on {best}, the most"
         return (f"Answer: {x['power_budget_mw']:g} MW serve at most {x['capacity_output_tokens_per_s']:,.0f} output "
-                f"tokens/s at the SLA{on} ({x['total_gpus']:,} GPUs, {x['power_mw']:.2f} MW provisioned; "
+                f"tokens/s ({_requests(x, i)}) at the SLA{on} ({x['total_gpus']:,} GPUs, {x['power_mw']:.2f} MW "
+                "provisioned; "
                 f"±{x['accuracy']['band'] * 100:.0f} %).")
     if x.get("capacity_output_tokens_per_s") is not None and i["load_output_tokens_per_s"] is None:
         return (f"Answer: {x['budget_gpus']:,} GPUs serve at most {x['capacity_output_tokens_per_s']:,.0f} output "
-                f"tokens/s at the SLA{on} (±{x['accuracy']['band'] * 100:.0f} %).")
+                f"tokens/s ({_requests(x, i)}) at the SLA{on} (±{x['accuracy']['band'] * 100:.0f} %).")
     return (f"Answer: {x['total_gpus']:,} GPUs = {_systems_text(x)}{on}, ${x['cost_per_day']:,.0f} per day, "
             f"for {i['load_output_tokens_per_s']:,.0f} output tokens/s at the SLA (±{x['accuracy']['band'] * 100:.0f} %).")
+
+
+def _requests(x: dict[str, Any], i: dict[str, Any]) -> str:
+    """A budget's capacity in requests per second (output tokens/s over the output length)."""
+    return f"{x['capacity_output_tokens_per_s'] / i['output_len']:,.1f} requests/s"
 
 
 def _node_noun(x: dict[str, Any], gpu: str) -> str:
@@ -411,13 +417,14 @@ def plan_text(r: dict[str, Any]) -> str:
                 lines.append(f"KV transfer binds: prefill would send {t['gb_per_s_per_prefill_gpu']:.1f} GB/s per GPU "
                              f"over a {t['nic_gb_per_s']:g} GB/s NIC, so the prefill rate is held to the NIC's.")
             t = x.get("ttft_ms") or {}
-            arrivals = "Poisson" if i.get("arrival_cv", 1) == 1 else f"arrival CV {i['arrival_cv']:g}"
+            arrivals = ("Poisson arrivals" if i.get("arrival_cv", 1) == 1 else
+                        f"arrivals with CV {i['arrival_cv']:g}")
             if t.get("p99") is not None and not math.isfinite(t["p99"]):  # a pool at its full capacity: words, never inf
-                lines.append(f"TTFT ({arrivals} arrivals, queueing included): unbounded, the prefill pool runs at "
+                lines.append(f"TTFT ({arrivals}, queueing included): unbounded, the prefill pool runs at "
                              f"{p['utilization']:.0%} utilization and its queue grows without end; serve less than the "
                              "budget's capacity for a bounded TTFT.")
             elif t.get("p99") is not None:
-                lines.append(f"TTFT ({arrivals} arrivals, queueing included): mean {t['mean']:,.0f} ms, p50 "
+                lines.append(f"TTFT ({arrivals}, queueing included): mean {t['mean']:,.0f} ms, p50 "
                              f"{t['p50']:,.0f}, p90 {t['p90']:,.0f}, p99 {t['p99']:,.0f}; utilization prefill "
                              f"{p['utilization']:.0%}, decode {d['utilization']:.0%}.")
             fleet = (f"the fleet of {x['total_gpus']:,} GPUs" if i.get("peak_to_average", 1) == 1 else
