@@ -7,6 +7,7 @@ import json
 import difflib
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -277,7 +278,7 @@ def _report_list(fmt: str) -> str:
         return json.dumps(listing, indent=1) + "\n"
     if fmt == "csv":
         raise ValueError("--list prints text (--format markdown) or JSON (--format json), not csv")
-    lines = ["tables: " + " ".join(listing["tables"]), "",
+    lines = [*textwrap.wrap("tables: " + " ".join(listing["tables"]), 120, subsequent_indent="  "), "",
              "scenario inputs (--set NAME=VALUE): name = default  [allowed]"]
     for name, x in scenario.items():
         default = ",".join(map(str, x["default"])) if isinstance(x["default"], list) else x["default"]
@@ -286,7 +287,8 @@ def _report_list(fmt: str) -> str:
     lines += [f"  {name} = {x['default']}  [{x['allowed']}]" for name, x in listing["model_arguments"].items()]
     lines += ["", "hardware fields (--set GPU.FIELD=VALUE, datasheet values): field  unit  [allowed]"]
     lines += [f"  {k}  {x['unit']}  [{x['allowed']}]" for k, x in listing["hardware_fields"].items()]
-    lines += ["", "GPUs (--gpu, GPU.FIELD): " + ", ".join(cat.gpus), "models (--model): " + ", ".join(cat.models)]
+    lines += ["", *textwrap.wrap("GPUs (--gpu, GPU.FIELD): " + ", ".join(cat.gpus), 120, subsequent_indent="  "),
+              *textwrap.wrap("models (--model): " + ", ".join(cat.models), 120, subsequent_indent="  ")]
     return "\n".join(lines) + "\n"
 
 
@@ -442,9 +444,9 @@ def _models(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['id']:<20}{r['total_params'] / 1e9:>13.1f}B{r['activated_params'] / 1e9:>11.1f}B"
               f"{r['kv_bytes_per_token']:>16,.0f}  {r['attention']}")
-    print("KV bytes per token of context over all layers in FlashMLA's FP8 layout: the MLA family's latent KV plus "
-          "DSA indexer keys; V4's CSA/HCA compressed entries plus indexer keys (its 128-token window per layer is "
-          "a fixed cost per sequence on top).")
+    print(textwrap.fill("KV bytes per token of context over all layers in FlashMLA's FP8 layout: the MLA family's "
+                        "latent KV plus DSA indexer keys; V4's CSA/HCA compressed entries plus indexer keys (its "
+                        "128-token window per layer is a fixed cost per sequence on top).", 120))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import csv
 import io
 import json
@@ -27,8 +29,9 @@ EMPTY = "No configuration passes the filter (TPS_O > tps_threshold): lower tps_t
 
 def _inputs_lines(inputs: dict[str, Any]) -> list[str]:
     whatifs = ", ".join(f"{k}={v}" for k, v in inputs["what_ifs"].items()) or "none (the article's inputs)"
-    return [f"model: {inputs['model']}; GPUs: {', '.join(inputs['gpus'])}; what-ifs: {whatifs}",
-            "inputs: " + ", ".join(f"{k}={v}" for k, v in inputs["scenario"].items())]
+    lines = [f"model: {inputs['model']}; GPUs: {', '.join(inputs['gpus'])}; what-ifs: {whatifs}",
+             "inputs: " + ", ".join(f"{k}={v}" for k, v in inputs["scenario"].items())]
+    return [part for line in lines for part in textwrap.wrap(line, 118, subsequent_indent="  ")]  # + "> " or "# "
 
 
 def to_json(tables: dict[str, pd.DataFrame], inputs: dict[str, Any]) -> str:

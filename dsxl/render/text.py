@@ -223,12 +223,12 @@ def runs_text(result: dict[str, Any], verbose: bool = False) -> str:
 
 def ablation_text(rows: list[dict[str, Any]], docs: dict[str, str]) -> str:
     names = list(rows[0]["ablations"])
-    head = f"{'switched off':<20}" + "".join(f"{r['id']:>10}" for r in rows)
+    head = f"{'switched off':<19}" + "".join(f"{r['id']:>8}" for r in rows)  # 12 rows in 120 columns
     lines = ["dsxl validate --ablate: change of the refined prediction when each refinement is switched off", "",
-             f"{'refined (full)':<20}" + "".join(f"{r['refined']:>10,.0f}" for r in rows),
-             f"{'measured':<20}" + "".join(f"{r['measured']:>10,.0f}" for r in rows), "", head, "-" * len(head)]
+             f"{'refined (full)':<19}" + "".join(f"{r['refined']:>8,.0f}" for r in rows),
+             f"{'measured':<19}" + "".join(f"{r['measured']:>8,.0f}" for r in rows), "", head, "-" * len(head)]
     for n in names:
-        lines.append(f"{n:<20}" + "".join(f"{r['ablations'][n]['change']:>+10.1%}" for r in rows))
+        lines.append(f"{n:<19}" + "".join(f"{r['ablations'][n]['change']:>+8.1%}" for r in rows))
     lines += [""] + [f"{n}: {docs[n]}" for n in names]
     return "\n".join(lines) + "\n"
 
