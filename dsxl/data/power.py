@@ -47,13 +47,18 @@ def load_systems() -> dict[str, dict[str, Any]]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def system_of(gpu: str) -> dict[str, Any]:
-    """The system a catalog GPU is bought in: ``kind`` (node or rack), ``gpus`` per system and ``tray_gpus`` (a
-    rack's compute tray; a node's own GPUs)."""
+def power_row(gpu: str) -> tuple[GpuPower, dict[str, Any]]:
+    """A catalog GPU's power row and its system's parameters; a GPU without a row is one line naming the file."""
     row = gpu_power(gpu)
     if row is None:
         raise ValueError(f"GPU {gpu} has no row in templates/power.csv (board power, system, capital per GPU)")
-    s = load_systems()[row.system]
+    return row, load_systems()[row.system]
+
+
+def system_of(gpu: str) -> dict[str, Any]:
+    """The system a catalog GPU is bought in: ``kind`` (node or rack), ``gpus`` per system and ``tray_gpus`` (a
+    rack's compute tray; a node's own GPUs)."""
+    row, s = power_row(gpu)
     tray = s["boards_per_tray"] * s["gpus_per_board"] if s["kind"] == "rack" else s["gpus"]
     return {"key": row.system, "kind": s["kind"], "gpus": s["gpus"], "tray_gpus": tray, "label": s["label"]}
 
@@ -68,4 +73,4 @@ def gpu_power(name: str) -> GpuPower | None:
     return next((r for k, r in rows.items() if k.lower() == str(name).lower()), None)
 
 
-__all__ = ["GpuPower", "gpu_power", "load_power", "load_systems", "system_of", "systems_source"]
+__all__ = ["GpuPower", "gpu_power", "load_power", "load_systems", "power_row", "system_of", "systems_source"]

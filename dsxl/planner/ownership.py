@@ -7,35 +7,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsxl.data.power import gpu_power, load_systems, system_of
+from dsxl.data.power import power_row, system_of
 from dsxl.inputs.plan_request import PlanInputs
 from dsxl.physics import power
 from dsxl.refined.power import system_watts_per_gpu
 
 
-def _system(gpu: str) -> tuple[Any, dict[str, Any]]:
-    row = gpu_power(gpu)
-    if row is None:
-        raise ValueError(f"GPU {gpu} has no row in templates/power.csv (board power, system, capital per GPU)")
-    return row, load_systems()[row.system]
-
-
 def scale_out(pool: dict[str, Any], gpu: str, disaggregated: bool) -> bool:
     """Whether the pool's NICs and scale-out switches carry traffic: its instances span systems, or it moves KV
     between prefill and decode pools."""
-    _, system = _system(gpu)
+    _, system = power_row(gpu)
     return disaggregated or max(m["ep"] * m.get("moe_tp", 1) for m in pool["mix"]) > system["gpus"]
 
 
 def provisioned_w_per_gpu(gpu: str, inp: PlanInputs, spans: bool) -> float:
     """Facility watts a GPU needs provisioned: its share of its system at full board power, times PUE."""
-    _, system = _system(gpu)
+    _, system = power_row(gpu)
     return float(power.facility_watts(system_watts_per_gpu(gpu, spans)[2], inp.pue or system["pue"]))
 
 
 def pool_power(pool: dict[str, Any], gpu: str, inp: PlanInputs, spans: bool) -> dict[str, Any]:
     """A pool's power: mean board watts at its configurations, IT and facility kW at load and provisioned."""
-    row, system = _system(gpu)
+    row, system = power_row(gpu)
     pue = inp.pue or system["pue"]
     gpus = pool["gpus"]
     board = sum(m["gpus"] * m["watts_per_gpu"] for m in pool["mix"]) / gpus
@@ -49,7 +42,7 @@ def pool_power(pool: dict[str, Any], gpu: str, inp: PlanInputs, spans: bool) -> 
 
 def owned_per_hour(p: dict[str, Any], inp: PlanInputs) -> dict[str, float]:
     """What owning a pool costs per hour ($): capital repaid, power at load, hosting of its provisioned kW."""
-    row, _ = _system(p["gpu"])
+    row, _ = power_row(p["gpu"])
     capital = row.capital_per_gpu_usd if inp.capital_per_gpu is None else inp.capital_per_gpu
     recovery = power.capital_recovery_factor(inp.cost_of_capital, inp.amortization_years)
     parts = power.owned_cost_per_hour(p["gpus"], capital, recovery, p["facility_kw"], inp.electricity_per_kwh,
@@ -86,7 +79,7 @@ def fleet_power(pools: dict[str, tuple[dict[str, Any], str]], inp: PlanInputs) -
     systems = systems_bought(pools, inp)
     for e in systems:
         if e["spare_gpus"]:
-            idle = gpu_power(e["gpu"]).idle_w
+            idle = power_row(e["gpu"])[0].idle_w
             spare = {"gpus": e["spare_gpus"], "mix": [{"gpus": e["spare_gpus"], "ep": 1, "watts_per_gpu": idle}]}
             each[f"spare {e['gpu']}"] = pool_power(spare, e["gpu"], inp, disaggregated)
     total = {k: sum(p[k] for p in each.values()) / 1e3 for k in ("it_kw", "facility_kw", "provisioned_it_kw",

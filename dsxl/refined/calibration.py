@@ -35,7 +35,7 @@ from dsxl.data.runs import Run, load_conventions, load_corpus
 from dsxl.refined.fit_parameters import Parameter, constants_for, parameters, row_constants
 from dsxl.refined.runs import measured as run_measured, predict_runs
 from dsxl.refined.predict import predict
-from dsxl.refined.validation import Measurement, load_measurements, predict_row
+from dsxl.refined.validation import Measurement, load_measurements, metric_key, predict_row
 
 TOLERANCE = 0.05  # a calibration row's residual past this log ratio weighs quadratically more
 MAX_RELATIVE_SE = 0.5  # a parameter the evidence pins less well than this is not fitted
@@ -71,9 +71,7 @@ def predict_rows(rows: Sequence[Measurement], values: dict[str, float], params: 
         first = rows[idx[0]]
         arrays = {k: np.array([rows[i].options()[k] for i in idx]) for k in varying}
         r = predict(phase, gpu, model, constants=row_constants(first, values, params), **dict(fixed), **arrays)
-        key = "tokens_per_s_per_user" if per_user else \
-            "output_tokens_per_s_per_gpu" if phase == "aggregated" else "tokens_per_s_per_gpu"
-        out[idx] = np.broadcast_to(np.asarray(r[key], float), len(idx))
+        out[idx] = np.broadcast_to(np.asarray(r[metric_key(phase, per_user)], float), len(idx))
     return out
 
 

@@ -8,30 +8,26 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.data.power import gpu_power, load_systems
+from dsxl.data.power import power_row
 from dsxl.physics import power
 
 
 @lru_cache(maxsize=64)
 def system_watts_per_gpu(gpu: str, scale_out: bool) -> tuple[float, float, float]:
     """A GPU's share of its system's IT power (W) with its GPUs idle, half busy and at full board power."""
-    row = gpu_power(gpu)
-    if row is None:
-        raise ValueError(f"GPU {gpu} has no row in templates/power.csv (board power, system, capital per GPU)")
-    system = load_systems()[row.system]
+    row, system = power_row(gpu)
     return tuple(float(power.it_watts_per_gpu(power.gpu_watts(row.idle_w, row.tdp_w, b), system, scale_out))
                  for b in (0, 0.5, 1))
 
 
-def instance_facility_kw(gpu: str, instance_gpus: Any, busy: Any, pue: float | None = None) -> Any:
+def instance_facility_kw(gpu: str, instance_gpus: Any, busy: Any) -> Any:
     """Facility kW of an instance of ``instance_gpus`` GPUs kept ``busy`` of each step: their share of their systems
-    (scale-out networking active when the instance spans systems) times the PUE (the system's unless given)."""
-    row = gpu_power(gpu)
-    system = load_systems()[row.system]
+    (scale-out networking active when the instance spans systems) times the system's PUE."""
+    _, system = power_row(gpu)
     spans = np.asarray(instance_gpus) > system["gpus"]
     it = np.where(spans, power.it_watts_at(busy, *system_watts_per_gpu(gpu, True)),
                   power.it_watts_at(busy, *system_watts_per_gpu(gpu, False)))
-    return power.facility_watts(instance_gpus * it, pue or system["pue"]) / 1e3
+    return power.facility_watts(instance_gpus * it, system["pue"]) / 1e3
 
 
 __all__ = ["instance_facility_kw", "system_watts_per_gpu"]

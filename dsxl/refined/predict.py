@@ -187,18 +187,17 @@ def _power(gpu: Any, phase: str, q: dict[str, Any], out: dict[str, Any]) -> dict
     if any(r is None for r in rows):
         return {"watts_per_gpu": None, "joules_per_token": None, "facility_kw_per_instance": None}
     busy = power.busy_share(np.asarray(q["step_ms"]), np.asarray(q["overhead_ms"]))
-    shape = (-1,) + (1,) * max(np.ndim(busy) - 1, 0)
-    idle, tdp = ((rows[0].idle_w, rows[0].tdp_w) if isinstance(gpu, (str, GPU)) else
-                 (np.array([r.idle_w for r in rows]).reshape(shape), np.array([r.tdp_w for r in rows]).reshape(shape)))
-    watts = power.gpu_watts(idle, tdp, busy)
     rate = out["output_tokens_per_s_per_gpu" if phase == "aggregated" else "tokens_per_s_per_gpu"]
     instance = np.asarray(q["instance_gpus"])
     if isinstance(gpu, (str, GPU)):
+        watts = power.gpu_watts(rows[0].idle_w, rows[0].tdp_w, busy)
         facility = instance_facility_kw(rows[0].gpu, instance, busy)
-    else:  # a leading GPU axis: each GPU's own system
-        shape = np.broadcast_shapes(np.shape(instance), np.shape(busy), (len(rows),) + (1,) * max(np.ndim(busy) - 1, 0))
-        each = np.broadcast_to(instance, shape)
-        busy_each = np.broadcast_to(busy, shape)
+    else:  # a leading GPU axis: each GPU's own board and system
+        lead = (len(rows),) + (1,) * max(np.ndim(busy) - 1, 0)
+        watts = power.gpu_watts(np.array([r.idle_w for r in rows]).reshape(lead),
+                                np.array([r.tdp_w for r in rows]).reshape(lead), busy)
+        shape = np.broadcast_shapes(np.shape(instance), np.shape(busy), lead)
+        each, busy_each = np.broadcast_to(instance, shape), np.broadcast_to(busy, shape)
         facility = np.stack([instance_facility_kw(r.gpu, each[k], busy_each[k]) for k, r in enumerate(rows)])
     return {"watts_per_gpu": watts, "joules_per_token": power.joules_per_token(watts, np.asarray(rate)),
             "facility_kw_per_instance": facility}

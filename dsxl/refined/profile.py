@@ -63,7 +63,7 @@ def _check_run(m: Measurement, source: str) -> None:
     """A run the model can take: it fits in memory as dsxl budgets it, and it is no faster than the roofline."""
     where_ = f"{source} row {m.id}"
     try:
-        _, opts, r = predict_row(m)
+        r = predict_row(m)[2]
     except ValueError as exc:
         raise ValueError(f"{where_}: {exc}") from None
     if r.get("fits") is False:
@@ -95,10 +95,10 @@ def check_runs(rows: list[Measurement], source: str) -> tuple[list[Measurement],
                              f"{lo.measured:g} and {hi.measured:g}, more than 2x apart")
         if len(group) > 1:
             mean = float(np.exp(np.mean(np.log([m.measured for m in group]))))
-            ids = "+".join(dict.fromkeys(m.id for m in group))
-            notes.append(f"rows {ids} ({len(group)} rows) measure the same configuration: merged at their geometric "
-                         f"mean {mean:,.6g}")
-            group = [replace(group[0], id=ids, measured=mean)]
+            merged = "+".join(dict.fromkeys(m.id for m in group))
+            notes.append(f"rows {merged} ({len(group)} rows) measure the same configuration: merged at their "
+                         f"geometric mean {mean:,.6g}")
+            group = [replace(group[0], id=merged, measured=mean)]
         out.append(group[0])
     return out, notes
 

@@ -171,9 +171,14 @@ def _batch_at_user_speed(m: Measurement, mode: str, **kw: Any) -> int:
 
 def predicted_metric(m: Measurement, r: dict[str, Any]) -> float:
     """The prediction of the quantity ``m`` measured (NaN for a configuration that does not fit)."""
-    value = r["tokens_per_s_per_user" if m.per_user else
-              "output_tokens_per_s_per_gpu" if m.phase == "aggregated" else "tokens_per_s_per_gpu"]
+    value = r[metric_key(m.phase, m.per_user)]
     return float("nan") if value is None else float(value)
+
+
+def metric_key(phase: str, per_user: bool) -> str:
+    """The prediction key of a measured metric: a per-user rate, or the phase's tokens/s per GPU."""
+    return ("tokens_per_s_per_user" if per_user else
+            "output_tokens_per_s_per_gpu" if phase == "aggregated" else "tokens_per_s_per_gpu")
 
 
 def predict_measurement(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float, dict[str, Any]]:
