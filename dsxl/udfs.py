@@ -11,8 +11,9 @@ functions do their own checking so a blank, text or NaN gets a message naming th
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import MISSING, fields, replace
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any, Callable
 
 import numpy as np
@@ -72,17 +73,10 @@ def _bool(name: str, x: Any, default: bool) -> bool:
     raise ValueError(f"{name} must be TRUE or FALSE (or 1/0); got {show(x)}")
 
 
-def _single(name: str, x: Any) -> Any:
-    """A single cell: a range where one value is meant is an error naming the argument."""
-    if isinstance(x, (list, tuple, np.ndarray)):
-        raise ValueError(f"{name} takes a single cell, not a range")
-    return x
-
-
 def _mla_tp(x: Any) -> Any:
     if _blank(x) or (isinstance(x, str) and x.strip().lower() == "auto"):
         return "auto"
-    return int(_number("mla_tp", _single("mla_tp", x), TP_CHOICES))
+    return int(_number("mla_tp", x, TP_CHOICES))
 
 
 def _gpu_defaults() -> dict[str, Any]:
@@ -95,12 +89,21 @@ def _catalog_gpu(name: str) -> GPU:
     return load_catalog().gpu(name)
 
 
+def _is_range(x: Any) -> bool:
+    return isinstance(x, (list, tuple, np.ndarray))
+
+
+def _is_gpu_record(x: Any) -> bool:
+    """A 2-row range naming GPU fields on top (a custom GPU), as opposed to a range of catalog names."""
+    return isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(r, (list, tuple)) for r in x) \
+        and len(x[0]) == len(x[1]) and any(isinstance(k, str) and k.strip() in GPU_FIELDS + ("name",) for k in x[0])
+
+
 def _gpu(x: Any) -> GPU:
     """A catalog name (case-insensitive) or a 2-row range: field names on top, values below."""
     if isinstance(x, str) and not _blank(x):
         return _catalog_gpu(x.strip())
-    if isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(r, (list, tuple)) for r in x) \
-            and len(x[0]) == len(x[1]):
+    if _is_gpu_record(x):
         row = {str(k).strip(): v for k, v in zip(x[0], x[1]) if not _blank(k)}
         name = row.get("name")
         name = name if isinstance(name, str) and name.strip() else "custom"
@@ -155,13 +158,53 @@ def _decode_cells(gpu: Any, batch_size: Any, seq_len: Any, mla_tp: Any, absorb: 
 def _each_cell(call: Callable[[dict[str, Any]], Any], numbers: dict[str, Any]) -> Any:
     """``call(numbers)`` for single cells or whole ranges at once (vectorised); when a range holds a cell that
     breaks a rule, each cell is evaluated alone, so only that cell shows the message (the README's promise)."""
-    ranges = {n: v for n, v in numbers.items() if isinstance(v, (list, tuple, np.ndarray))}
+    ranges = {n: v for n, v in numbers.items() if _is_range(v)}
     try:
-        return call(numbers)
+        value = call(numbers)
     except ValueError:
         if not ranges:
             raise
-    return _per_cell(lambda cell: call({**numbers, **cell}), ranges)
+        return _per_cell(lambda cell: call({**numbers, **cell}), ranges)
+    return _fill(value, _grid_shape(ranges)) if ranges else value
+
+
+def _grid_shape(ranges: dict[str, Any]) -> tuple[int, int]:
+    """The sheet grid that ranges broadcast to (a 1-D range is a column; a column with a row makes a grid)."""
+    try:
+        return np.broadcast_shapes(*[_as_grid(v).shape for v in ranges.values()])
+    except ValueError:
+        raise ValueError("numeric ranges must have matching shapes (or be single cells)") from None
+
+
+def _as_grid(x: Any) -> np.ndarray:
+    a = np.array(x, dtype=object)
+    return a if a.ndim == 2 else a.reshape(-1, 1)
+
+
+def _fill(value: Any, shape: tuple[int, int]) -> list[list[Any]]:
+    """A result spread over the grid of its inputs: a quantity that does not depend on a ranged input (dispatch
+    time over a range of contexts) still gives one cell per input cell."""
+    return np.broadcast_to(_as_grid(value), shape).tolist()
+
+
+def cell_by_cell(fn: Callable[..., Any], vectorised: tuple[str, ...] = (), spread: bool = True) -> Callable[..., Any]:
+    """``fn`` with every range argument evaluated cell by cell, except those ``fn`` computes on a whole range at
+    once (``vectorised``) and a GPU given as a field-name range. Each cell that breaks a rule shows its own message;
+    with ``spread`` False a range is refused in one line (a UDF that returns a table per call)."""
+    signature = inspect.signature(fn)
+
+    @wraps(fn)  # xlwings reads the signature through __wrapped__
+    def by_cell(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments
+        ranges = {n: v for n, v in given.items() if _is_range(v) and not (n == "gpu" and _is_gpu_record(v))}
+        if not set(ranges) - set(vectorised):
+            return fn(**given)
+        if not spread:
+            raise ValueError(f"{next(iter(ranges))} takes a single cell, not a range")
+        return _per_cell(lambda cell: fn(**{**given, **cell}), ranges)
+    return by_cell
 
 
 # ------------------------------------------------------------------------------------ the UDFs
@@ -169,12 +212,14 @@ UDF_CATALOG: list[tuple[str, str, str, str]] = []
 _ARG_DOCS: dict[str, dict[str, str]] = {}
 
 
-def udf(signature: str, example: str, **arg_docs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a UDF: record it for the workbook's UDFs sheet and apply the xlwings decorators."""
+def udf(signature: str, example: str, vectorised: tuple[str, ...] = (), spread: bool = True,
+        **arg_docs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a UDF: record it for the workbook's UDFs sheet, evaluate ranges cell by cell where the model does
+    not take them whole (``vectorised``), and apply the xlwings decorators."""
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         UDF_CATALOG.append((fn.__name__, signature, example, (fn.__doc__ or "").strip().splitlines()[0]))
         _ARG_DOCS[fn.__name__] = arg_docs
-        return decorate(fn, _func, _arg)
+        return decorate(cell_by_cell(fn, vectorised, spread), _func, _arg)
     return deco
 
 
@@ -185,10 +230,12 @@ def decorate(fn: Callable[..., Any], func: Callable[..., Any], arg: Callable[...
     return func(category=CATEGORY)(fn)
 
 
+DECODE_RANGES = ("batch_size", "seq_len")  # the article decode UDFs compute these over a whole range at once
 GPU_DOC = "Catalog name (e.g. \"H800\") or a 2-row range: field names on top, values below"
 
 
 @udf("MLA_FLOPS(q_len, kv_len, [kv_cache_rate=0], [absorb=FALSE], [part=\"total\"])", "=MLA_FLOPS(1, 1)",
+     vectorised=("q_len", "kv_len", "kv_cache_rate"),
      q_len="Query tokens (>= 0)", kv_len="Key/value tokens (>= 0)", kv_cache_rate="Share of KV served from cache, 0..1",
      absorb="TRUE for the matrix-absorbed MLA", part="\"total\", \"gemm\" (FP8) or \"attn\" (FP16)")
 def MLA_FLOPS(q_len, kv_len, kv_cache_rate=0, absorb=False, part="total"):  # noqa: N802
@@ -208,7 +255,8 @@ def MLA_FLOPS(q_len, kv_len, kv_cache_rate=0, absorb=False, part="total"):  # no
 
 
 @udf("DECODE_TPOT(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"], [overlap=TRUE])", "=DECODE_TPOT(\"H800\", 128)",
-     gpu=GPU_DOC, batch_size="Sequences per GPU (whole number >= 1)", seq_len="KV length per sequence, tokens",
+     vectorised=DECODE_RANGES, gpu=GPU_DOC, batch_size="Sequences per GPU (whole number >= 1)",
+     seq_len="KV length per sequence, tokens",
      mla_tp="\"auto\" (article rule), 1, 4 or 8", overlap="FALSE adds the all-to-all time")
 def DECODE_TPOT(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap=True):  # noqa: N802
     """Decode time per output token per user, ms (article section 3.6)."""
@@ -217,7 +265,7 @@ def DECODE_TPOT(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap
 
 
 @udf("DECODE_TPS(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"], [overlap=TRUE], [per=\"user\"])",
-     "=DECODE_TPS(\"H20\", 32, , , , \"gpu\")", gpu=GPU_DOC, batch_size="Sequences per GPU",
+     "=DECODE_TPS(\"H20\", 32, , , , \"gpu\")", vectorised=DECODE_RANGES, gpu=GPU_DOC, batch_size="Sequences per GPU",
      seq_len="KV length per sequence, tokens", mla_tp="\"auto\", 1, 4 or 8", overlap="FALSE adds the all-to-all time",
      per="\"user\" (tokens/s per sequence) or \"gpu\" (tokens/s per GPU)")
 def DECODE_TPS(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", overlap=True, per="user"):  # noqa: N802
@@ -235,7 +283,8 @@ DECODE_PARTS = {"dense_mla": "dense_mla_ms", "sparse_mla": "sparse_mla_ms", "mla
 
 
 @udf("DECODE_LAYER_MS(gpu, batch_size, part, [seq_len=4383], [mla_tp=\"auto\"], [absorb=TRUE])",
-     "=DECODE_LAYER_MS(\"H20\", 64, \"dispatch\")", gpu=GPU_DOC, batch_size="Sequences per GPU",
+     "=DECODE_LAYER_MS(\"H20\", 64, \"dispatch\")", vectorised=DECODE_RANGES, gpu=GPU_DOC,
+     batch_size="Sequences per GPU",
      part="One of " + ", ".join(DECODE_PARTS), seq_len="KV length per sequence, tokens",
      mla_tp="\"auto\", 1, 4 or 8", absorb="FALSE for standard MLA")
 def DECODE_LAYER_MS(gpu, batch_size, part, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto", absorb=True):  # noqa: N802
@@ -245,7 +294,7 @@ def DECODE_LAYER_MS(gpu, batch_size, part, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto
 
 
 @udf("TIME_BUDGET(gpu, batch_size, [seq_len=4383], [mla_tp=\"auto\"])", "=TIME_BUDGET(\"H20_3e\", 64)",
-     gpu=GPU_DOC, batch_size="Sequences per GPU", seq_len="KV length per sequence, tokens",
+     vectorised=DECODE_RANGES, gpu=GPU_DOC, batch_size="Sequences per GPU", seq_len="KV length per sequence, tokens",
      mla_tp="\"auto\", 1, 4 or 8")
 def TIME_BUDGET(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto"):  # noqa: N802
     """Compute left to hide all-to-all behind, ms per layer (negative: it cannot be hidden)."""
@@ -253,7 +302,8 @@ def TIME_BUDGET(gpu, batch_size, seq_len=ARTICLE_SEQ_LEN, mla_tp="auto"):  # noq
 
 
 @udf("MAX_BATCH(gpu, [tp=1], [experts_per_gpu=3], [seq_len=4383], [decode_len=1210], [absorb=TRUE], [kv_fp16=FALSE])",
-     "=MAX_BATCH(\"H20\", 4, 3)", gpu=GPU_DOC, tp="MLA tensor-parallel degree (whole number >= 1)",
+     "=MAX_BATCH(\"H20\", 4, 3)", vectorised=("tp", "experts_per_gpu", "seq_len", "decode_len"),
+     gpu=GPU_DOC, tp="MLA tensor-parallel degree (whole number >= 1)",
      experts_per_gpu="Routed + shared experts held per GPU", seq_len="Prompt tokens per sequence",
      decode_len="Output tokens per sequence", absorb="TRUE: absorbed MLA weights", kv_fp16="TRUE: FP16 KV cache")
 def MAX_BATCH(gpu, tp=1, experts_per_gpu=3, seq_len=ARTICLE_SEQ_LEN, decode_len=ARTICLE_DECODE_LEN, absorb=True,  # noqa: N802
@@ -303,15 +353,13 @@ def _prefill(gpu: Any, tp: Any, seq_len: Any, kv_cache_rate: Any) -> dict[str, A
     from dsxl.article.api import prefill_breakdown
 
     g = _gpu(gpu)
-    t = int(_number("tp", _single("tp", tp), TP, 4))
+    t = int(_number("tp", tp, TP, 4))
     scen = load_catalog().scenario
     gpus = scen.num_node * scen.gpu_per_node
     if gpus % t:
         raise ValueError(f"tp must divide the deployment's {gpus} GPUs (DP = {gpus} / TP); got {t}")
     s = _number("seq_len", seq_len, SCENARIO_RANGES["seq_len"], ARTICLE_SEQ_LEN)
     r = _number("kv_cache_rate", kv_cache_rate, RATE, scen.kv_cache_rate)
-    if np.ndim(s) or np.ndim(r):
-        raise ValueError("seq_len and kv_cache_rate take single cells in prefill functions")
     return prefill_breakdown(g, t, replace(scen, seq_len=s, kv_cache_rate=r))
 
 
@@ -324,14 +372,14 @@ def KV_BYTES_PER_TOKEN(kv_fp16=False):  # noqa: N802
                                            2 if _bool("kv_fp16", kv_fp16, False) else 1))
 
 
-@udf("DENSE_MLP_FLOPS(tokens)", "=DENSE_MLP_FLOPS(1)", tokens="Tokens (>= 0)")
+@udf("DENSE_MLP_FLOPS(tokens)", "=DENSE_MLP_FLOPS(1)", vectorised=("tokens",), tokens="Tokens (>= 0)")
 def DENSE_MLP_FLOPS(tokens):  # noqa: N802
     """DenseMLP GFLOPs for a number of tokens."""
     from dsxl.article.api import dense_mlp_gflops
     return _each_cell(lambda a: _out(dense_mlp_gflops(_number("tokens", a["tokens"], TOKENS))), {"tokens": tokens})
 
 
-@udf("EXPERT_FLOPS(tokens)", "=EXPERT_FLOPS(8)", tokens="Tokens (>= 0)")
+@udf("EXPERT_FLOPS(tokens)", "=EXPERT_FLOPS(8)", vectorised=("tokens",), tokens="Tokens (>= 0)")
 def EXPERT_FLOPS(tokens):  # noqa: N802
     """One MoE expert's GFLOPs for a number of tokens."""
     from dsxl.article.api import expert_gflops
@@ -375,7 +423,7 @@ def _predict_cells(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str
                    tbo: Any, calibration: str | None = None) -> Any:
     """One predict call for a cell or a range of cells; booleans stay booleans."""
     from dsxl.inputs.request import OPTION
-    from dsxl.refined.predict import predict
+    from dsxl.refined.predict import SPEEDS, predict
 
     opts: dict[str, Any] = {}
     for name, value in numbers.items():
@@ -397,23 +445,19 @@ def _predict_cells(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str
         return float(r["accuracy"]["band"])
     v = np.asarray(r[key])
     if key == "fits":
-        if v.ndim == 0:
-            return bool(v)
-        v = v.reshape(-1, 1) if v.ndim < 2 else v
-        return [[bool(x) for x in row] for row in v]
+        return bool(v) if v.ndim == 0 else _as_grid(v).astype(bool).tolist()
+    if key in SPEEDS and np.ndim(r["fits"]):  # a range: a speed is a number only in the cells that fit
+        grid = np.broadcast_to(_as_grid(np.asarray(v, dtype=float)), _as_grid(r["fits"]).shape)
+        return np.where(_as_grid(r["fits"]), grid, "does not fit").astype(object).tolist() \
+            if not np.all(r["fits"]) else grid.tolist()
     return _out(np.asarray(v, dtype=float))
 
 
 def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
     """Evaluate ``one`` for every cell of the broadcast ranges (a column with a row makes a grid); a cell whose
     inputs break a rule gets "#VALUE! " and the message, the others their value (booleans stay booleans)."""
-    arrays = {n: np.array(v, dtype=object) for n, v in ranges.items()}
-    arrays = {n: a if a.ndim == 2 else a.reshape(-1, 1) for n, a in arrays.items()}
-    try:
-        shape = np.broadcast_shapes(*[a.shape for a in arrays.values()])
-    except ValueError:
-        raise ValueError("numeric ranges must have matching shapes (or be single cells)") from None
-    cells = {n: np.broadcast_to(a, shape) for n, a in arrays.items()}
+    shape = _grid_shape(ranges)
+    cells = {n: np.broadcast_to(_as_grid(v), shape) for n, v in ranges.items()}
     out, messages = [], set()
     for i in range(shape[0]):
         row = []
@@ -433,7 +477,10 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
 @udf("PREDICT_DECODE(gpu, ep, batch, kv_len, [what=\"tpot_ms\"], [attn_tp=1], [tbo=engine's], [mtp_draft=0], "
      "[mtp_accept=1], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=the model's], [imbalance=1], "
      "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"], [calibration=\"\"])",
-     "=PREDICT_DECODE(\"H800\", 128, 128, 4096, \"tokens_per_s_per_gpu\")", gpu=GPU_DOC,
+     "=PREDICT_DECODE(\"H800\", 128, 128, 4096, \"tokens_per_s_per_gpu\")",
+     vectorised=("ep", "batch", "kv_len", "attn_tp", "moe_tp", "mtp_draft", "mtp_accept", "imbalance",
+                 "redundant_experts"),
+     gpu=GPU_DOC,
      ep="Expert-parallel GPUs", batch="Sequences per attention rank (attn_tp GPUs)",
      kv_len="Mean context per sequence, tokens",
      what="One of " + ", ".join(PREDICT_DECODE_OUTPUTS) + " (band: expected relative error)",
@@ -457,7 +504,10 @@ def PREDICT_DECODE(gpu, ep, batch, kv_len, what="tpot_ms", attn_tp=1, tbo=None, 
 @udf("PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, [what=\"tokens_per_s_per_gpu\"], [attn_tp=1], "
      "[tbo=engine's], [cache_hit=0], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=the model's], [imbalance=1], "
      "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"], [calibration=\"\"])",
-     "=PREDICT_PREFILL(\"H800\", 32, 16384, 4096)", gpu=GPU_DOC, ep="Expert-parallel GPUs",
+     "=PREDICT_PREFILL(\"H800\", 32, 16384, 4096)",
+     vectorised=("ep", "tokens_per_gpu", "prompt_len", "attn_tp", "moe_tp", "cache_hit", "imbalance",
+                 "redundant_experts"),
+     gpu=GPU_DOC, ep="Expert-parallel GPUs",
      tokens_per_gpu="Prompt tokens per GPU per forward", prompt_len="Prompt length, tokens",
      what="One of " + ", ".join(PREDICT_PREFILL_OUTPUTS), attn_tp="Attention TP (1 = data parallel)",
      tbo="Two-batch overlap", cache_hit="Share of prompt tokens from the prefix cache, 0..1",
@@ -476,7 +526,8 @@ def PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, what="tokens_per_s_per_
                         calibration)
 
 
-@udf("DSXL_TABLE(table_id)", "=DSXL_TABLE(\"decode_totals\")", table_id="An article table id, e.g. decode_totals")
+@udf("DSXL_TABLE(table_id)", "=DSXL_TABLE(\"decode_totals\")", spread=False,
+     table_id="An article table id, e.g. decode_totals")
 def DSXL_TABLE(table_id):  # noqa: N802
     """An article table with its labels as a 2-D array (spills in dynamic-array Excel)."""
     from dsxl.article.tables import compute_tables, table_ids
