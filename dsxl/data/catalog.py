@@ -167,6 +167,14 @@ def overridden(constants: dict[str, dict[str, tuple[float, str]]], engines: dict
 
 
 @lru_cache(maxsize=1)
+def attention_kernels() -> dict[str, str]:
+    """The attention kernel each GPU generation's constants come from (``refined.json`` ``attention_kernels``),
+    by generation: the name a breakdown labels its attention with."""
+    data = json.loads(read_template_text("refined.json"))
+    return {gen: data["attention_kernels"][gen]["name"] for gen in data["generations"]}
+
+
+@lru_cache(maxsize=1)
 def load_refined() -> dict[str, RefinedConstant]:
     """The refined model's constants (``templates/refined.json``), resolved for every GPU generation."""
     data = json.loads(read_template_text("refined.json"))

@@ -11,7 +11,8 @@ import numpy as np
 
 from dsxl.refined.accuracy import accuracy, bands, parallel_shape
 from dsxl.refined.calibrated import load_profile, profile_accuracy, profile_constants
-from dsxl.data.catalog import GPU, ModelArgs, load_catalog
+from dsxl.data.catalog import GPU, ModelArgs, attention_kernels, load_catalog
+from dsxl.chains import breakdown
 from dsxl.chains import refined as refined_chain
 from dsxl.physics.attention import mean_decode_context
 from dsxl.chains.aggregated import run_aggregated
@@ -25,24 +26,19 @@ from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, mod
 from dsxl.inputs.rules import refuse
 
 # ------------------------------------------------------------------------------------------- outputs
-BREAKDOWN = {  # per-layer ms by component, per step (both micro-batches)
-    "attention_projections": "attn_proj_ms", "attention_kernel": "mla_core_ms", "dsa_indexer": "indexer_ms",
-    "attention_allreduce": "allreduce_ms", "attention_launches": "attn_launch_ms", "routed_experts": "routed_ms",
-    "shared_experts": "shared_ms", "moe_launches": "moe_launch_ms", "dispatch": "dispatch_ms", "combine": "combine_ms",
-    "dense_mlp": "dense_mlp_ms",
-}
 SPEEDS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "computed_tokens_per_s", "step_ms", "ttft_ms",
           "output_tokens_per_s_per_gpu", "decode_step_ms", "watts_per_gpu",
           "joules_per_token", "facility_kw_per_instance")  # null in a result that does not fit
-LAYER_TOTALS = {"moe_layer": "moe_layer_ms", "dense_layer": "dense_layer_ms"}
-STEP_TERMS = {"lm_head": "lm_head_ms", "mtp": "mtp_ms", "engine_overhead": "overhead_ms", "step": "step_ms"}
-
-
-def _breakdown(q: dict[str, Any]) -> dict[str, Any]:
-    per_layer = {k: per_step(q[v], q["micro_batches"]) for k, v in BREAKDOWN.items()}
-    return {"per_layer_ms": per_layer, "layer_ms": {k: q[v] for k, v in LAYER_TOTALS.items()},
-            "step_ms": {k: q[v] for k, v in STEP_TERMS.items()},
-            "layers": {"moe": q["n_sparse_layers"], "dense": q["n_dense_layers"]}}
+def _breakdown(q: dict[str, Any], phase: str, gpu: Any) -> dict[str, Any]:
+    """Where the step's time goes, in parts that add up: the MoE layer's components and overlap (``per_layer_ms``,
+    sum ``layer_ms.moe_layer``), the dense layer's (``dense_layer_parts_ms``), the step's terms (``step_ms``, sum
+    ``step_ms.step``); the attention kernel named from the GPU generation's kernel data."""
+    gens = {resolve_gpu(g).generation for g in ([gpu] if isinstance(gpu, (str, GPU)) else gpu)}
+    return {"per_layer_ms": breakdown.moe_layer_parts(q), "dense_layer_parts_ms": breakdown.dense_layer_parts(q),
+            "layer_ms": {"moe_layer": q["moe_layer_ms"], "dense_layer": q["dense_layer_ms"]},
+            "step_ms": {**breakdown.step_parts(q, phase), "step": q["step_ms"]},
+            "layers": {"moe": q["n_layers"] - q["n_dense_layers"], "dense": q["n_dense_layers"]},
+            "attention_kernel": " / ".join(sorted({attention_kernels()[g] for g in gens}))}
 
 
 def _reason_decode(q: dict[str, Any]) -> str:
@@ -162,7 +158,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         inputs["max_num_tokens"] = _scalar(env["max_num_tokens"])
     notes = _overlap_notes(resolved, opts, inputs)
     if detail and phase != "aggregated":
-        out["breakdown"] = _breakdown(resolved)
+        out["breakdown"] = _breakdown(resolved, phase, gpu)
     out.update(_power(gpu, phase, resolved, out))
     out = _broadcast(out, copy=detail)
     if out.get("fits") is False:  # a speed that cannot run is not a number: null, with the reason (a sweep keeps

@@ -12,16 +12,9 @@ from typing import Any
 import numpy as np
 
 from dsxl.core.shell import continued
-from dsxl.refined.predict import BREAKDOWN
+from dsxl.chains.breakdown import LABELS
 from dsxl.inputs.request import OPTION
 from dsxl.refined.validation import families
-
-LABELS = {"attention_projections": "attention projections", "attention_kernel": "attention kernel (FlashMLA)",
-          "dsa_indexer": "DSA indexer", "attention_allreduce": "attention-TP all-reduce",
-          "attention_launches": "attention kernel launches", "routed_experts": "routed experts",
-          "shared_experts": "shared experts", "moe_launches": "MoE kernel launches", "dispatch": "dispatch (all-to-all)",
-          "combine": "combine (all-to-all)", "dense_mlp": "DenseMLP (dense layers only)"}
-
 
 def jsonable(x: Any) -> Any:
     """Plain JSON values; a non-finite number (an undefined result) becomes null."""
@@ -121,19 +114,26 @@ def prediction_text(r: dict[str, Any]) -> str:
         lines += _labelled(f"  note                    {note}")
     b = r.get("breakdown") or {}
     if b.get("layer_ms"):
-        lines += ["", "Per-layer time by component (ms per step, both micro-batches; components overlap under TBO):"]
-        for key in BREAKDOWN:
-            lines.append(f"  {LABELS[key]:<32}{b['per_layer_ms'][key]:>10.3f}")
-        lines += [f"  {'= MoE layer (after overlap)':<32}{b['layer_ms']['moe_layer']:>10.3f}  x {b['layers']['moe']} layers",
-                  f"  {'= dense layer':<32}{b['layer_ms']['dense_layer']:>10.3f}  x {b['layers']['dense']} layers",
-                  f"  {'LM head + sampling':<32}{b['step_ms']['lm_head']:>10.3f}  per step",
-                  f"  {'MTP drafting':<32}{b['step_ms']['mtp']:>10.3f}  per step",
-                  f"  {'engine overhead':<32}{b['step_ms']['engine_overhead']:>10.3f}  per step",
-                  f"  {'= forward step':<32}{b['step_ms']['step']:>10.3f}"]
+        lines += _breakdown_lines(b)
     elif b.get("per_layer_ms"):
         lines += ["", "Per-layer time by component (article model, ms):"]
         lines += [f"  {k:<32}{v:>10.3f}" for k, v in b["per_layer_ms"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _breakdown_lines(b: dict[str, Any]) -> list[str]:
+    """The refined breakdown: each block's parts, then the total they add up to."""
+    def row(key: str, v: float, tail: str = "") -> str:
+        label = f"{LABELS[key]} ({b['attention_kernel']})" if key == "attention_kernel" else LABELS[key]
+        return f"  {label:<36}{v:>10.3f}{tail}"
+    lines = ["", "Per-layer time by component (ms per step, both micro-batches):"]
+    lines += [row(key, v) for key, v in b["per_layer_ms"].items()]
+    lines.append(row("moe_layer", b["layer_ms"]["moe_layer"], f"  x {b['layers']['moe']} layers"))
+    lines += [row(key, v) for key, v in b["dense_layer_parts_ms"].items()]
+    lines += [row("dense_layer", b["layer_ms"]["dense_layer"], f"  x {b['layers']['dense']} layers"), "",
+              "Forward step (ms):"]
+    lines += [row(key, v) for key, v in b["step_ms"].items()]
+    return lines
 
 
 def _or_dash(x: Any, spec: str) -> str:
