@@ -170,14 +170,27 @@ def _each_cell(call: Callable[[dict[str, Any]], Any], numbers: dict[str, Any]) -
 
 def _grid_shape(ranges: dict[str, Any]) -> tuple[int, int]:
     """The sheet grid that ranges broadcast to (a 1-D range is a column; a column with a row makes a grid)."""
+    grids = [_as_grid(v, name) for name, v in ranges.items()]
     try:
-        return np.broadcast_shapes(*[_as_grid(v).shape for v in ranges.values()])
+        return np.broadcast_shapes(*[g.shape for g in grids])
     except ValueError:
         raise ValueError("numeric ranges must have matching shapes (or be single cells)") from None
 
 
-def _as_grid(x: Any) -> np.ndarray:
-    a = np.array(x, dtype=object)
+def _as_grid(x: Any, name: str = "a range") -> np.ndarray:
+    """A range as a 2-D grid of cells (a 1-D range is a column); a ragged or deeper range is an error naming it."""
+    a = np.empty(len(x), dtype=object) if isinstance(x, (list, tuple)) else np.array(x, dtype=object)
+    if isinstance(x, (list, tuple)):
+        a[:] = list(x)
+        rows = [r for r in x if isinstance(r, (list, tuple, np.ndarray))]
+        if rows:
+            if len(rows) < len(x) or len({len(r) for r in rows}) > 1:
+                raise ValueError(f"{name} must be a rectangular range")
+            a = np.empty((len(x), len(rows[0])), dtype=object)
+            for i, r in enumerate(x):
+                a[i, :] = list(r)
+    if a.ndim > 2 or any(isinstance(v, (list, tuple, np.ndarray)) for v in a.ravel()):
+        raise ValueError(f"{name} must be a range of single cells")
     return a if a.ndim == 2 else a.reshape(-1, 1)
 
 
@@ -457,7 +470,7 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
     """Evaluate ``one`` for every cell of the broadcast ranges (a column with a row makes a grid); a cell whose
     inputs break a rule gets "#VALUE! " and the message, the others their value (booleans stay booleans)."""
     shape = _grid_shape(ranges)
-    cells = {n: np.broadcast_to(_as_grid(v), shape) for n, v in ranges.items()}
+    cells = {n: np.broadcast_to(_as_grid(v, n), shape) for n, v in ranges.items()}
     out, messages = [], set()
     for i in range(shape[0]):
         row = []

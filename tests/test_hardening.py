@@ -67,6 +67,12 @@ def test_a_config_json_of_any_shape_is_one_line(tmp_path, config):
     assert p.returncode == 2 and "Traceback" not in p.stderr and str(path) in p.stderr
 
 
+def _raise(cell):
+    """A UDF range cell's message, raised as the single-cell call would."""
+    assert isinstance(cell, str) and cell.startswith("#VALUE! "), cell
+    raise ValueError(cell)
+
+
 @pytest.mark.parametrize("call, name", [
     (lambda: predict("decode", None, ep=8, batch=1, kv_len=1), "gpu"),
     (lambda: dsxl.load_model(None), "model"),
@@ -81,8 +87,8 @@ def test_a_config_json_of_any_shape_is_one_line(tmp_path, config):
     (lambda: load_catalog().gpu("H800").with_fields(generation="volta"), "generation"),
     (lambda: u.PREFILL_MS("H800", "sum", tp=1024), "tp"),
     (lambda: u.PREFILL_MS("H800", "sum", tp=3), "tp"),
-    (lambda: u.PREFILL_MS("H800", "sum", tp=[[4], [8]]), "tp"),
-    (lambda: u.DECODE_TPOT("H800", 64, 4383, [[1], [4]]), "mla_tp"),
+    (lambda: _raise(u.PREFILL_MS("H800", "sum", tp=[[4], [3]])[1][0]), "tp"),  # a range: the bad cell names it
+    (lambda: _raise(u.DECODE_TPOT("H800", 64, 4383, [[1], [3]])[1][0]), "mla_tp"),
 ])
 def test_python_and_udf_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):

@@ -221,13 +221,7 @@ def test_every_sheet_prints_legibly(printed_book):
     faces = {line.split()[0].split("+")[-1] for line in fonts}
     assert faces and all(f.startswith(("Carlito", "Calibri")) for f in faces), faces  # no serif fallback
     pages = _pdf_pages(pdf)
-    # pages follow the sheets in order; a sheet's first page starts with its title (row 1)
-    owner, k = [], -1
-    for words, _ in pages:
-        text = " ".join(words)
-        while k + 1 < len(sheets) and text.startswith(sheets[k + 1]["A1"].value[:30]):
-            k += 1
-        owner.append(sheets[k].title)
+    owner = _page_owners(sheets, [words for words, _ in pages])
     assert set(owner) == {ws.title for ws in sheets}, "every sheet prints"
     full = [h for (words, h), o in zip(pages, owner) if wb[o].page_setup.scale == 100 and len(words) >= 20]
     reference = sorted(full)[len(full) // 2]  # the median word height at 100 %
@@ -238,9 +232,52 @@ def test_every_sheet_prints_legibly(printed_book):
         measured = sorted(h / reference for (words, h), o in zip(pages, owner) if o == ws.title and len(words) >= 60)
         assert measured and abs(measured[len(measured) // 2] - ws.page_setup.scale / 100) <= 0.04, (ws.title, measured)
     counts = {ws.title: owner.count(ws.title) for ws in sheets}
-    assert max(counts.values()) <= 15 and len(pages) <= 57, counts  # Decode: 20 tables, 13 columns wide
+    assert max(counts.values()) <= 15 and len(pages) <= 55, counts  # Decode: 20 tables, 13 columns wide
     # catalogs one page across, sources as notes; Hardware adds the power catalog and its chart (two pages)
     assert counts["Hardware"] <= 5 and counts["Constants"] <= 4, counts
+
+
+def _page_owners(sheets, pages):
+    """The sheet each page belongs to: pages follow the sheets in order, and a sheet's first page starts with its
+    title (row 1)."""
+    owner, k = [], -1
+    for words in pages:
+        text = " ".join(words)
+        while k + 1 < len(sheets) and text.startswith(sheets[k + 1]["A1"].value[:30]):
+            k += 1
+        owner.append(sheets[k].title)
+    return owner
+
+
+def _printed_cells(ws):
+    """The text cells a sheet prints: inside its print area, on the rows an audit sheet prints."""
+    from openpyxl.utils.cell import range_boundaries
+    c1, r1, c2, r2 = range_boundaries(ws.print_area.split("!")[1].replace("$", ""))
+    for row in ws.iter_rows(min_row=max(r1, 3), max_row=r2, min_col=c1, max_col=c2):
+        for c in row:
+            if isinstance(c.value, str) and c.value.strip() and not c.value.startswith("="):
+                yield c
+
+
+def test_no_header_or_note_is_split_or_cut_in_print(printed_book):
+    """Measured in the PDF: every word of every printed header and note (italic) cell appears whole on its sheet's
+    pages, so no header breaks mid-word ("fp16_flo" / "ps") and no note is cut at the print edge."""
+    path, pdf = printed_book
+    wb = load_workbook(path)
+    sheets = [ws for ws in wb.worksheets if ws.sheet_state == "visible"]
+    pages = [[w[4] for w in words] for _, _, words in _pdf_words(pdf)]
+    owner = _page_owners(sheets, pages)
+    missing = {}
+    for ws in sheets:
+        printed = {w for words, o in zip(pages, owner) if o == ws.title for w in words}
+        for c in _printed_cells(ws):
+            header = c.fill is not None and c.fill.fgColor is not None and c.fill.fgColor.rgb == "001F3864"
+            if header or (c.font is not None and c.font.i):
+                lost = [w for w in c.value.split() if w not in printed  # a break after a hyphen is a line break
+                        and not all(part in printed for part in re.findall(r"[^-]+-?", w))]
+                if lost:
+                    missing.setdefault(ws.title, []).append((c.coordinate, lost[:3]))
+    assert not missing, missing
 
 
 def _collisions(words):

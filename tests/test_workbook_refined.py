@@ -6,6 +6,7 @@ import pytest
 from openpyxl import load_workbook
 
 from dsxl import load_catalog
+from dsxl.chains.breakdown import LABELS
 from dsxl.refined.predict import predict
 from dsxl.refined.validation import load_measurements, predicted_metric, validate
 from dsxl.workbook import build_workbook
@@ -125,9 +126,15 @@ def test_predict_sheet_equals_dsxl_predict(books, book):
     notes = [f"{phase}: {n}" for phase, r in (("decode", d), ("prefill", p)) for n in r["notes"]]
     assert res["Overlap notes"][0] == ("; ".join(notes) + "; " if notes else "none")
     assert bool(notes) == (book == "tp8")  # the TP8 shape has no all-to-all: TBO is echoed off, with why
-    parts = _table(books[book], "predict_breakdown")
-    assert _close(parts["routed experts"][0], d["breakdown"]["per_layer_ms"]["routed_experts"])
-    assert _close(parts["combine"][1], p["breakdown"]["per_layer_ms"]["combine"])
+    parts = _table(books[book], "predict_breakdown")  # every line of dsxl predict's breakdown, in both phases
+    kernel = f"{LABELS['attention_kernel']} ({d['breakdown']['attention_kernel']})"
+    for col, r in ((0, d), (1, p)):
+        b = r["breakdown"]
+        want = {**b["per_layer_ms"], "moe_layer": b["layer_ms"]["moe_layer"], **b["dense_layer_parts_ms"],
+                "dense_layer": b["layer_ms"]["dense_layer"], **b["step_ms"]}
+        for key, value in want.items():
+            label = kernel if key == "attention_kernel" else LABELS[key]
+            assert _close(parts[label][col], value), (book, key)
 
 
 @pytest.mark.parametrize("book", ["fresh", "planner", "constants", "wide", "tp8"])
@@ -177,7 +184,7 @@ def test_planner_sheet_equals_dsxl_plan_on_the_same_grid(plan_books, book):
     assert _close(res["Cost-profit margin"][0], r["margin"])
     _assert_queue_equals_python(res, inp, r)
     _assert_power_equals_python(res, r)
-    band = res["Expected error of this plan (band: the wider of decode's and prefill's)"][0]
+    band = res["Expected error of this plan (the wider of its pools' bands)"][0]
     assert band == pytest.approx(r["accuracy"]["band"], abs=1e-4) and band > 0.05
     start = _table(plan_books[book], "start_headline")  # Start repeats the plan's band, p99 and costing
     assert start["Plan's expected error (band)"][0] == band
@@ -256,7 +263,7 @@ def _planner_queue_walk(engine, tmp_path):
         _assert_queue_equals_python(res, inp, None)
         r = plan(**{**asdict(inp), "autoscale": inp.peak_to_average > 1})["gpus"][inp.gpus[0]]
         _assert_power_equals_python(res, r)
-        assert 0.05 < res["Expected error of this plan (band: the wider of decode's and prefill's)"][0] < 1
+        assert 0.05 < res["Expected error of this plan (the wider of its pools' bands)"][0] < 1
 
 
 def _chart_points(wb):

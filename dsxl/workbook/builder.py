@@ -62,6 +62,7 @@ class Builder:
         self.article_hardware_rows = (0, 0)
         self.input_rules: dict[str, list[tuple[Any, Any]]] = {}  # sheet -> (input's rule as a formula, message)
         self.helper: tuple[Worksheet, Cursor] | None = None  # where the SLA filters keep their helper rows
+        self.fixed_widths: dict[str, dict[str, float]] = {}  # sheet -> column -> width a table chose to print
 
     # ---------------------------------------------------------------- basic writing
     def sheet(self, title: str, heading: str, intro: str = "") -> Worksheet:

@@ -220,8 +220,8 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
 
     col, r = 6, 3
     show_problems(b, ws, r, col, problems, 2, "plan_problems")
-    ws.cell(r + 1, col, "Plan").font = style.H2_FONT
-    r += 2
+    ws.cell(r + 2, col, "Plan").font = style.H2_FONT  # beside the inputs' note; the header beside theirs
+    r += 3
     inputs_ok = Expr("plan_inputs_ok")
     for j, h in enumerate(("Result", "Value", "Unit")):
         b._header_cell(ws, r, col + j, h)
@@ -285,7 +285,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ("margin", "Cost-profit margin", None, "", "0%"),
         ("budget_covers_load", "Budget covers the load (mode budget)",
          where(budget, Expr("plan_output_tokens_per_s") <= out_load, ""), "TRUE/FALSE", style.BOOLEAN),
-        ("band", "Expected error of this plan (band: the wider of decode's and prefill's)", _band(
+        ("band", "Expected error of this plan (the wider of its pools' bands)", _band(
             b, grid_ws, grid_cur, gpu_env["generation"], catalog.model(model_name).native_moe_dtype, pick, decode,
             prefill), "±, relative", "0%"),
     ]
@@ -337,21 +337,19 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                                                        "—"), fmt)
     k += len(watts)
     b.define("plan_results", span(ws, r, col, k, col + 2))
-    for j, width in enumerate((44, 16, 18)):
+    for j, width in enumerate((62, 16, 22)):  # labels on one line: the block prints on two pages
         ws.column_dimensions[get_column_letter(col + j)].width = width
     ws.column_dimensions["A"].width = 48
     ws.column_dimensions["C"].width = 26
-    _day6(b, ws, Cursor(k + 2), col)
     _chart(b, ws, grid_ws, grid_cur, decode, column, cur.row + 2, (cells["decode_user"], cells["decode_tps"]))
     own = Cursor(cur.row + 2 + CHART_ROWS)
-    b.input_header(ws, own, "Owning the fleet instead of renting it", "The power and owned-cost rows of the plan "
-                   "(right) read these and the Hardware sheet's power and ownership catalog; dsxl plan --ownership "
-                   "own takes the same inputs.")
+    b.input_header(ws, own, "Owning the fleet instead of renting it", "Read by the plan's power and owned-cost "
+                   "rows (right), as dsxl plan --ownership own reads them.")
     _input_rows(b, ws, own, OWN_INPUTS, defaults)
     return cells
 
 
-CHART_ROWS = 27  # the chart and its SLA line's two data rows below it
+CHART_ROWS = 23  # the chart (11 cm, about 21 rows) and a gap
 
 
 def _input_rows(b: Builder, ws: Any, cur: Cursor, inputs: list[tuple[str, str, str]], defaults: PlanInputs) -> None:
@@ -486,7 +484,9 @@ def _derived(key: str, c: dict[str, Expr], out_load: Expr, in_load: Expr) -> Exp
     raise KeyError(key)
 
 
-def _day6(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
+def day6_block(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
+    """DeepSeek's published day-6 economics recomputed from its own figures (named range ``plan_day6``): a check of
+    the cost and revenue formulas the Planner uses, beside the article's headline tables."""
     spec = json.loads(read_template_text("plan_scenarios.json"))["deepseek_day6"]
     pub = spec["published"]
     ws.cell(cur.row, col, "DeepSeek day-6 economics (published figures, recomputed)").font = style.H2_FONT
@@ -522,6 +522,7 @@ def _day6(b: Builder, ws: Any, cur: Cursor, col: int) -> None:
     b.define("plan_day6", span(ws, head, col, top + 2, col + 2))
     ws.cell(top + 3, col, "The published revenue uses unrounded token counts; dsxl plan --scenario deepseek_day6 "
                           "also sizes the day's traffic and says why it needs fewer nodes.").font = style.NOTE_FONT
+    cur.row = top + 5
 
 
 # Ranges whose cells are #N/A by design: a chart leaves such a point out (Excel, LibreOffice and Google Sheets alike),
@@ -574,15 +575,16 @@ def _chart(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, decode: list[Sco
         chart.series.append(style.points(Series(Reference(grid_ws, min_col=2, min_row=first, max_row=last),
                                                 Reference(grid_ws, min_col=1, min_row=first, max_row=last),
                                                 title=title), *look))
-    # the SLA: a vertical line at 1000 / tpot_ms tokens/s per user, from 0 to the best candidate
-    anchor_col = 1
-    top = top_row + 24  # below the chart (11 cm, about 21 rows)
-    ws.cell(top, anchor_col, "SLA line (chart data)").font = style.NOTE_FONT
+    # the SLA: a vertical line at 1000 / tpot_ms tokens/s per user, from 0 to the best candidate (data beside the
+    # candidates' on Planner_grid, so no raw numbers print under the chart)
+    top = grid_cur.row
+    grid_ws.cell(top, 1, "TPOT SLA line (chart data)").font = style.NOTE_FONT
     for i, y in enumerate((0, Expr(f"MAX({column(decode, 'tps_if_fits')})"))):
-        b.write(ws, top + 1 + i, anchor_col, where(Expr("plan_inputs_ok"), 1000 / Expr("plan_tpot_ms"), "—"), "0.0")
-        b.write(ws, top + 1 + i, anchor_col + 1, where(Expr("plan_inputs_ok"), y, "—"), "#,##0")
-    sla = Series(Reference(ws, min_col=anchor_col + 1, min_row=top + 1, max_row=top + 2),
-                 Reference(ws, min_col=anchor_col, min_row=top + 1, max_row=top + 2), title="TPOT SLA")
+        b.write(grid_ws, top + 1 + i, 1, where(Expr("plan_inputs_ok"), 1000 / Expr("plan_tpot_ms"), "—"), "0.0")
+        b.write(grid_ws, top + 1 + i, 2, where(Expr("plan_inputs_ok"), y, "—"), "#,##0")
+    grid_cur.row = top + 4
+    sla = Series(Reference(grid_ws, min_col=2, min_row=top + 1, max_row=top + 2),
+                 Reference(grid_ws, min_col=1, min_row=top + 1, max_row=top + 2), title="TPOT SLA")
     sla.marker.symbol = "none"
     sla.graphicalProperties.line.dashStyle = "dash"
     sla.graphicalProperties.line.solidFill = "C00000"

@@ -22,11 +22,11 @@ from dsxl.workbook.builder import Builder, Cursor, span
 from dsxl.workbook.printing import wrapped_note
 
 # column key, header, unit
-POWER_COLUMNS = (("gpu", "gpu", ""), ("system", "system", ""), ("kind", "kind", "node/rack"),
-                 ("system_gpus", "system_gpus", "GPUs"), ("node_gpus", "tray_gpus", "GPUs"),
-                 ("tdp_w", "tdp_w", "W"), ("idle_w", "idle_w", "W"),
-                 ("capital", "capital_per_gpu", "$"), ("pue", "pue", "x"), ("it_idle", "it_w_idle", "W per GPU"),
-                 ("it_half", "it_w_half", "W per GPU"), ("it_full", "it_w_full", "W per GPU"))
+POWER_COLUMNS = (("gpu", "GPU", ""), ("system", "system", ""), ("kind", "kind", "node/rack"),
+                 ("system_gpus", "GPUs per system", "GPUs"), ("node_gpus", "GPUs per tray", "GPUs"),
+                 ("tdp_w", "board TDP", "W"), ("idle_w", "board idle", "W"),
+                 ("capital", "capital per GPU", "$"), ("pue", "PUE", "x"), ("it_idle", "IT, GPUs idle", "W per GPU"),
+                 ("it_half", "IT, half busy", "W per GPU"), ("it_full", "IT, full power", "W per GPU"))
 
 
 def power_catalog(b: Builder, ws: Any, cur: Cursor, note_columns: int, width: Any) -> None:
@@ -34,7 +34,7 @@ def power_catalog(b: Builder, ws: Any, cur: Cursor, note_columns: int, width: An
     ``note_columns`` columns of the sheet's ``width(column)``."""
     b.heading(ws, cur, "Power and ownership catalog (templates/power.csv, templates/systems.json)",
               "Board power (TDP) from datasheets, idle power and capital per GPU (assumptions, marked in the sources "
-              "below), the system each GPU is bought in and its PUE; it_w_*: the GPU's share of its system's IT power "
+              "below), the system each GPU is bought in and its PUE; IT: the GPU's share of its system's IT power "
               "(host, fans, power conversion, scale-out network active) with its GPUs idle, half busy and at full "
               "board power, from the InferenceX power model at build time (edit the templates and rebuild to change "
               "them). The Planner's power and owned cost read these rows.")

@@ -147,13 +147,22 @@ def _fit_wrapped_rows(ws: Any, widths: list[float], last_row: int) -> None:
     taller than its text (a guess of a fixed height leaves pages half empty)."""
     merged = _merged(ws)
     for r in range(3, last_row + 1):
-        lines = 0
+        lines, upright = 0, 0.0
         for cell in ws[r]:
-            if isinstance(cell.value, str) and cell.alignment is not None and cell.alignment.wrap_text \
-                    and (cell.row, cell.column) not in merged and not cell.value.startswith("="):
+            if not isinstance(cell.value, str) or cell.alignment is None or (cell.row, cell.column) in merged \
+                    or cell.value.startswith("="):
+                continue
+            if cell.alignment.text_rotation:  # an upright header: its text runs up the row
+                upright = max(upright, upright_pt(cell))
+            elif cell.alignment.wrap_text:
                 lines = max(lines, math.ceil(_text_pt(cell) / (widths[cell.column - 1] - 4)))
-        if lines:
-            ws.row_dimensions[r].height = max(15, lines * 14.5)
+        if lines or upright:
+            ws.row_dimensions[r].height = max(15, lines * 14.5, upright)
+
+
+def upright_pt(cell: Any) -> float:
+    """The row height an upright (rotated) header needs: its text's width, generously, and a margin."""
+    return _text_pt(cell) * 0.7 + 10  # measured: a 14-letter bold name runs 0.6 of _text_pt
 
 
 def wrapped_note(ws: Any, row: int, first: int, last: int, width: Callable[[int], float] | None = None) -> None:
@@ -180,8 +189,8 @@ def _wrap_if_wider(ws: Any, cells: Any, widths: list[float], beside: bool = Fals
     for cell in cells:
         if not isinstance(cell.value, str) or cell.value.startswith("=") or (cell.row, cell.column) in merged:
             continue
-        if cell.alignment is not None and cell.alignment.wrap_text:
-            continue
+        if cell.alignment is not None and (cell.alignment.wrap_text or cell.alignment.text_rotation):
+            continue  # wrapped already, or upright (its width is its row's height)
         if _text_pt(cell) > widths[cell.column - 1] - 4 and (not beside or ws.cell(cell.row, cell.column + 1).value
                                                                is not None):
             old = cell.alignment
@@ -245,6 +254,16 @@ def _title_beside_labels(ws: Any, span_end: int, widths: list[float]) -> None:
         ws.row_dimensions[r].height = max(ws.row_dimensions[r].height or 0, lines * size * 1.4)
 
 
+def _segment_heights(ws: Any, last_row: int) -> list[float]:
+    """The sheet's height in points between its manual row breaks (each segment starts a page of its own)."""
+    cuts = sorted({b.id for b in ws.row_breaks.brk if 0 < b.id < last_row}) + [last_row]
+    out, first = [], 1
+    for cut in cuts:
+        out.append(sum(ws.row_dimensions[r].height or DEFAULT_ROW_PT for r in range(first, cut + 1)))
+        first = cut + 1
+    return out
+
+
 def lay_out(ws: Any, label_column: bool, last_row: int | None = None, last_col: int | None = None) -> int:
     """Set ``ws`` to print landscape at a fixed scale with column breaks; returns the scale in percent.
     ``label_column``: the sheet is one wide table whose column A labels every row (it repeats on each page);
@@ -264,7 +283,9 @@ def lay_out(ws: Any, label_column: bool, last_row: int | None = None, last_col: 
     total = sum(widths[:last])
     units = _units(used, last, not label_column)
     label = widths[0] if label_column else 0.0
-    height = sum(ws.row_dimensions[r].height or DEFAULT_ROW_PT for r in range(1, last_row + 1))
+    # a block sheet counts its pages between manual row breaks (a chart's page); a wide table reads across its
+    # pages, so its whole height is what it has to fit
+    heights = [sum(_segment_heights(ws, last_row))] if label_column else _segment_heights(ws, last_row)
     fit = int(100 * page / total)
     candidates = [min(fit, 100)] if fit >= MIN_SCALE else []  # one page across
     candidates += [s for s in range(100, MIN_SCALE - 1, -5) if s > fit]
@@ -274,7 +295,8 @@ def lay_out(ws: Any, label_column: bool, last_row: int | None = None, last_col: 
         if breaks is None:
             continue
         across = len(breaks) + 1
-        key = (across * math.ceil(height * scale / 100 / PAGE_HEIGHT_PT), across, -scale)
+        down = sum(math.ceil(h * scale / 100 / PAGE_HEIGHT_PT) for h in heights)
+        key = (across * down, across, -scale)
         if best is None or key < best[0]:
             best = (key, scale, breaks)
     if best is None:  # a block wider than a page even at MIN_SCALE: shrink until the widest fits

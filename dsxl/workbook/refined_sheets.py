@@ -13,16 +13,15 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.pagebreak import Break
 
-from dsxl.data.catalog import Catalog, generations, load_engines, load_refined
+from dsxl.data.catalog import Catalog, attention_kernels, generations, load_engines, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, parallel_shape, rules
 from dsxl.core.expr import Expr, both, concat, eq, where
 from dsxl.article.layout import MODEL_KEY, Key, Scope
-from dsxl.chains import aggregated, article as chain, refined as refined_chain
+from dsxl.chains import aggregated, article as chain, breakdown, refined as refined_chain
 from dsxl.chains.step import pin
 from dsxl.physics.admission import dp_ranks
 from dsxl.physics.attention import mean_decode_context
-from dsxl.physics.serving import per_step
-from dsxl.refined.predict import BREAKDOWN, CONCURRENCY_ROUNDS, NO_ALL_TO_ALL
+from dsxl.refined.predict import CONCURRENCY_ROUNDS, NO_ALL_TO_ALL
 from dsxl.inputs.request import (CROSS_RULES, ENGINE_GENERATIONS_RULE, OPTIONS, constant_range, engine_numbers,
                                  engine_runs_on, fused_moe_env, normalise, option_env)
 from dsxl.inputs.rules import formula_ok
@@ -212,21 +211,9 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
     b.define("predict_results", span(ws, r, col, r + len(results), col + 3))
     r += len(results) + 1
-    ws.cell(r, col, "Per-layer time by component (ms per step, both micro-batches)").font = style.H2_FONT
-    r += 1
-    for j, h in enumerate(("Component", "Decode ms", "Prefill ms")):
-        b._header_cell(ws, r, col + j, h)
-    for i, (label, q) in enumerate(BREAKDOWN.items(), start=1):
-        ws.cell(r + i, col, label.replace("_", " ")).font = style.LABEL_FONT
-        b.write(ws, r + i, col + 1, where(ok, per_step(d[q], d["micro_batches"]), "—"), "0.000")
-        b.write(ws, r + i, col + 2, where(ok, per_step(p[q], p["micro_batches"]), "—"), "0.000")
-    n = len(BREAKDOWN)
-    for i, (label, q) in enumerate((("MoE layer after overlap", "moe_layer_ms"), ("dense layer", "dense_layer_ms"),
-                                    ("forward step", "step_ms")), start=n + 1):
-        ws.cell(r + i, col, label).font = style.LABEL_FONT
-        b.write(ws, r + i, col + 1, where(ok, d[q], "—"), "0.000")
-        b.write(ws, r + i, col + 2, where(ok, p[q], "—"), "0.000")
-    b.define("predict_breakdown", span(ws, r, col, r + n + 3, col + 2))
+    model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # Model sheet
+    _breakdown_block(b, ws, r, col, ok, {**model_cells, **b.cells[GPU_KEY], **d},
+                     {**model_cells, **b.cells[GPU_KEY], **p})
     return {"decode_tpot_ms": shown["Decode TPOT"], "decode_tokens_per_s_per_user": shown["Decode tokens/s per user"],
             "decode_tokens_per_s_per_gpu": shown["Decode tokens/s per GPU"],
             "decode_max_batch": shown["Max batch per attention rank"],
@@ -258,6 +245,34 @@ def _input_problems(b: Builder, calc: Any, cur: Cursor, opts: dict[str, Expr], v
 
 
 ACCURACY_COLUMNS = ("key", "band", "has_rows", "context_lo", "context_hi", "has_batch", "batch_lo", "batch_hi")
+
+
+def _breakdown_block(b: Builder, ws: Any, r: int, col: int, ok: Expr, qd: dict[str, Any], qp: dict[str, Any]) -> None:
+    """Where the step's time goes, as ``dsxl predict`` shows it (:mod:`dsxl.chains.breakdown`): each block's parts,
+    then the total they add up to; the attention kernel named for the chosen GPU's generation."""
+    ws.row_breaks.append(Break(id=r - 1))  # a page of its own, whole: it does not fit beside the results
+    ws.cell(r, col, "Where the step's time goes (ms per step, both micro-batches)").font = style.H2_FONT
+    for j, h in enumerate(("Component", "Decode ms", "Prefill ms")):
+        b._header_cell(ws, r + 1, col + j, h)
+    rows = [*zip(breakdown.moe_layer_parts(qd).items(), breakdown.moe_layer_parts(qp).values()),
+            (("moe_layer", qd["moe_layer_ms"]), qp["moe_layer_ms"]),
+            *zip(breakdown.dense_layer_parts(qd).items(), breakdown.dense_layer_parts(qp).values()),
+            (("dense_layer", qd["dense_layer_ms"]), qp["dense_layer_ms"]),
+            *zip(breakdown.step_parts(qd, "decode").items(), breakdown.step_parts(qp, "prefill").values()),
+            (("step", qd["step_ms"]), qp["step_ms"])]
+    for i, ((key, decode_ms), prefill_ms) in enumerate(rows, start=r + 2):
+        label: Any = breakdown.LABELS[key]
+        if key == "attention_kernel":  # named for the chosen GPU's generation
+            kernels = list(attention_kernels().items())
+            name = kernels[-1][1]
+            for gen, kernel in reversed(kernels[:-1]):
+                name = where(eq(qd["generation"], gen), kernel, name)
+            label = where(ok, concat(f"{label} (", name, ")"), label)  # bad inputs: no lookup, no error cell
+        b.write(ws, i, col, label)
+        ws.cell(i, col).font = style.LABEL_FONT
+        b.write(ws, i, col + 1, where(ok, decode_ms, "—"), "0.000")
+        b.write(ws, i, col + 2, where(ok, prefill_ms, "—"), "0.000")
+    b.define("predict_breakdown", span(ws, r + 1, col, r + 1 + len(rows), col + 2))
 
 
 def _band_cells(b: Builder, calc: Any, cur: Cursor, generation: Expr, tbo: Expr) -> tuple[Expr, Expr, Expr]:
@@ -487,23 +502,22 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
               "of each measurement are in Refined_chain. Error = refined / measured - 1.")
     top = cur.row
     errors: dict[str, Expr] = {}
-    heads = ("Measurement", "Measured (unit per row)", "Refined", "Article", "Refined error", "Article error",
-             "Leave-one-out error", "Role", "Phase", "GPU", "What was measured")
+    heads = ("Measurement", "Measured", "Refined", "Article", "Refined error", "Article error", "LOO error", "Role",
+             "Phase", "GPU", "What was measured (the unit)")
     for j, h in enumerate(heads, start=1):
         b._header_cell(ws, top, j, h)
     ok = both(REFINED_OK, TABLES_OK)  # both chains read the shared sheets
     for i, v in enumerate(results, start=1):
         r = top + i
         ws.cell(r, 1, v["id"]).font = style.LABEL_FONT
-        # each number carries its row's unit (C4 is per user, prefill rows count input tokens)
-        unit = "#,##0.0" + '" ' + v["metric"].split(" (")[0].replace("tokens/s", "tok/s") + '"'
+        unit = "#,##0.0"  # the row's unit is its last column (C4 is per user, prefill rows count input tokens)
         ws.cell(r, 2, v["measured"]).number_format = unit
         measured = ref(ws, r, 2)
         if v["id"] in refined_cells:
             refined = b.write(ws, r, 3, where(ok, refined_cells[v["id"]], "—"), unit)
             errors[v["id"]] = b.write(ws, r, 5, where(ok, relative_error(refined, measured), "—"), "+0.0%;-0.0%")
         else:  # not computed in the sheet
-            ws.cell(r, 3, "see dsxl validate").font = style.NOTE_FONT
+            ws.cell(r, 3, "dsxl validate").font = style.NOTE_FONT
         if v["id"] in article_cells:
             article = b.write(ws, r, 4, where(ok, article_cells[v["id"]], "—"), unit)
             b.write(ws, r, 6, where(ok, relative_error(article, measured), "—"), "+0.0%;-0.0%")
@@ -519,19 +533,18 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
             ws.cell(r, j).alignment = style.TOP
     bottom = top + len(results)
     b.define("tbl_validation", span(ws, top, 1, bottom, 7))
-    for col, width in zip("ABCDEFGHIJK", (16, 30, 30, 30, 13, 13, 13, 12, 9, 8, 30)):
-        ws.column_dimensions[col].width = width
+    b.fixed_widths[ws.title] = dict(zip("ABCDEFGHIJK", (12, 11, 11, 11, 9, 9, 9, 11, 10, 7, 28)))  # one page across
     ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
                            "assume. Both columns use the same GPU catalog and model inputs as the rest of the "
                            "workbook.").font = style.NOTE_FONT
     cur.row = bottom + 4
     b.heading(ws, cur, "Where each measurement comes from", "Its source, then what the model assumes where the "
                                                             "source is silent.")
-    for v in results:  # a notes block within the first printed page's columns, so the table rows stay one line
+    for v in results:  # a notes block as wide as the table
         ws.cell(cur.row, 1, f"[{v['id']}]").font = style.LABEL_FONT
         ws.cell(cur.row, 1).alignment = style.TOP
-        ws.cell(cur.row, 2, f"Source: {v['source']} Assumed: {v['assumed']}")
-        wrapped_note(ws, cur.row, 2, 5)
+        ws.cell(cur.row, 2, f"Source: {v['source']}" + (f" Assumed: {v['assumed']}" if v["assumed"] else ""))
+        wrapped_note(ws, cur.row, 2, len(heads))
         cur.row += 1
     return errors
 

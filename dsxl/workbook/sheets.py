@@ -22,8 +22,8 @@ from dsxl.inputs.rules import BATCH, GPU_RANGES, GPU_UNITS
 from dsxl.workbook import style
 from dsxl.workbook.builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import problems_cell, shared_input_checks
-from dsxl.workbook.printing import first_page_columns, lay_out, place_chart, wrapped_note
-from dsxl.workbook.planner_sheet import planner_sheet
+from dsxl.workbook.printing import _text_pt, column_pt, first_page_columns, lay_out, place_chart, upright_pt, wrapped_note
+from dsxl.workbook.planner_sheet import day6_block, planner_sheet
 from dsxl.workbook.power_block import power_catalog, power_chart
 from dsxl.workbook.refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
 from dsxl.inputs.rules import EP_SIZE
@@ -37,13 +37,13 @@ BLOCK_SHEETS = ("Predict", "Planner")
 SHEETS = [
     ("Start", "What this workbook is and how to use it"),
     ("Predict", "Refined prediction for your GPU and deployment: TPOT, tokens/s, memory, per-layer breakdown"),
-    ("Planner", "Size a cluster: SLA search, prefill/decode split, cost per million tokens, DeepSeek day-6"),
+    ("Planner", "Size a cluster: SLA search, prefill/decode split, cost per million tokens, power"),
     ("Validation", "Refined and article model against published deployments"),
     ("Model", "DeepSeek-V3/R1 arguments, parameter counts and FLOPs (article section 1)"),
     ("Hardware", "GPU catalog (editable), network variants and the article's datasheet table"),
     ("Prefill", "Prefill scenario inputs and every section-2 table"),
     ("Decode", "Decode inputs, EP strategies, your-GPU planner and every section-3 table"),
-    ("Summary", "TL;DR: the article's headline tables"),
+    ("Summary", "TL;DR: the article's headline tables and DeepSeek's day 6"),
     ("Prefill_chain", "Every intermediate prefill quantity, one labelled cell each (audit trail)"),
     ("Decode_chain", "Every intermediate decode and memory quantity, one labelled cell each (audit trail)"),
     ("Constants", "Refined-model constants per GPU generation, each with its kernel-data source (editable)"),
@@ -136,6 +136,7 @@ def build(catalog: Catalog, model: str | None = None, profile: dict | None = Non
         if t.id == "tldr_prefill":
             b.heading(ws[sheet], cur[sheet], "Headline figures", "From the tables below and the section tables.")
         b.table(ws[sheet], cur[sheet], t)
+    day6_block(b, ws["Summary"], cur["Summary"], 1)  # the Planner's cost formulas on DeepSeek's published day
     positions = b.table_pos
     _charts(b, ws, cur, plan, positions)
     _checks(b, ws["Checks"], cur["Checks"], positions, tables, catalog)
@@ -149,6 +150,8 @@ def build(catalog: Catalog, model: str | None = None, profile: dict | None = Non
             if (sheet.column_dimensions[letter].width or 0) < 14:
                 sheet.column_dimensions[letter].width = 14
         _fit_headers(sheet)
+        for letter, width in b.fixed_widths.get(name, {}).items():
+            sheet.column_dimensions[letter].width = width
         if name == "Hardware":
             narrow_hardware(sheet)
         sheet.print_title_rows = "1:2"  # the sheet's title and intro on every printed page
@@ -254,7 +257,7 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     cur.row = bottom + 2
 
     b.input_block(ws, cur, "Article model view", [
-        b.scenario_input(catalog.scenario, "tflops_share", "Share of datasheet TFLOPS the article models", "0..1")],
+        b.scenario_input(catalog.scenario, "tflops_share", "Share of TFLOPS modelled", "0..1")],
         "The article's GPU_perf: tflops_share of the datasheet TFLOPS, and its own figures where it departs from "
         "the datasheet (blue cells below). The article's tables and Decode > Your GPU read this block.")
     cur.row += 1
@@ -328,7 +331,7 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     cur.row += 1
 
 
-HARDWARE_WIDTHS = {"A": 10, "B": 12, "C": 10}  # name, kind, generation; the source reference, then NARROW_WIDTH
+HARDWARE_WIDTHS = {"A": 11, "B": 12, "C": 9}  # name (variants: H20_3e-800G), kind, generation; NARROW_WIDTH after
 SOURCE_REF_WIDTH = 7
 NARROW_WIDTH = 8  # the catalog's numbers have at most 5 digits: the catalog prints one page across at 75 %+
 
@@ -341,8 +344,14 @@ def narrow_hardware(ws: Any) -> None:
     for row in ws.iter_rows(max_col=len(HARDWARE_COLUMNS)):
         for c in row:
             if _is_header(c) and isinstance(c.value, str):
-                c.alignment = style.HEADER_WRAP
-                ws.row_dimensions[c.row].height = 30
+                upright = " " not in c.value and 1.25 * _text_pt(c) > column_pt(_hardware_width(c.column)) - 8
+                # a field name too wide for its column stands upright, whole (wrapped, it would break mid-word),
+                # and stays the name a 2-row GPU range uses; words wrap on two lines
+                c.alignment = style.UPRIGHT if upright else style.HEADER_WRAP
+                if upright:
+                    c.font = style.UPRIGHT_FONT
+                need = upright_pt(c) if upright else 30
+                ws.row_dimensions[c.row].height = max(ws.row_dimensions[c.row].height or 0, need)
 
 
 def _hardware_width(column: int) -> float:
@@ -711,13 +720,10 @@ def _udfs_sheet(ws: Any) -> None:
         cell.font, cell.fill = style.HEADER_FONT, style.HEADER_FILL
     for i, (name, signature, example, doc) in enumerate(UDF_CATALOG):
         ws.cell(6 + i, 1, name).font = style.LABEL_FONT
-        ws.cell(6 + i, 2, signature)
-        ws.cell(6 + i, 3, example.removeprefix("="))  # no leading =: F2+Enter must not turn it into #NAME?
-        ws.cell(6 + i, 4, doc).alignment = style.WRAP
-    for i in range(len(UDF_CATALOG)):
-        ws.cell(6 + i, 2).alignment = style.WRAP
-        ws.row_dimensions[6 + i].height = 15 * (1 + max(len(UDF_CATALOG[i][1]) // 48, len(UDF_CATALOG[i][3]) // 48))
-    for col, width in zip("ABCD", (18, 50, 40, 50)):
+        # no leading = in the example: F2+Enter must not turn it into #NAME?
+        for j, text in enumerate((name, signature, example.removeprefix("="), doc), start=1):
+            ws.cell(6 + i, j, text).alignment = style.WRAP  # each row's cells read from the same top line
+    for col, width in zip("ABCD", (21, 50, 30, 33)):  # one page across; the longest name on one line
         ws.column_dimensions[col].width = width
 
 

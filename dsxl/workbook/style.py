@@ -15,6 +15,7 @@ INPUT_FILL = PatternFill("solid", fgColor="FFF9C4")  # pale yellow
 TITLE_FONT = Font(bold=True, size=16, color="1F3864")
 H2_FONT = Font(bold=True, size=12, color="1F3864")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
+UPRIGHT_FONT = Font(bold=True, color="FFFFFF", size=9)  # an upright header in 9 pt: a shorter row
 HEADER_FILL = PatternFill("solid", fgColor="1F3864")
 LABEL_FONT = Font(bold=True)
 CALC_FILL = PatternFill("solid", fgColor="F2F2F2")  # the calculation chain: grey, audit only
@@ -29,6 +30,7 @@ BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 UNLOCKED = Protection(locked=False)
 WRAP = Alignment(wrap_text=True, vertical="top")
 CENTER = Alignment(horizontal="center")
+UPRIGHT = Alignment(horizontal="center", vertical="bottom", text_rotation=90)  # a header read bottom to top
 HEADER_WRAP = Alignment(horizontal="center", vertical="center", wrap_text=True)  # a long field name on two lines
 TOP = Alignment(vertical="top")
 
