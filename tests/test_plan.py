@@ -13,6 +13,7 @@ import re
 
 from dsxl import load_catalog
 from dsxl.planner.plan import PlanInputs, check_inputs, least_gpus, plan, search_decode
+from dsxl.render.text import plan_text
 from dsxl.refined.predict import predict
 from dsxl.planner.recipes import recipe, recorded
 from dsxl.render.text import plan_text
@@ -196,6 +197,13 @@ def test_deepseek_day6_economics():
     g = r["gpus"]["H800"]
     assert g["decode"]["tokens_per_s_per_user"] >= 20 and r["inputs"]["input_len"] == 4383
     assert g["peak_total_nodes"] >= g["total_nodes"] and "margin" in g and "revenue_per_day" in g
+    # like for like (issue 37): the planner's average fleet against the nodes occupied on average, its peak fleet
+    # (the one the table and the Answer count) against the published peak of 278
+    assert s["planner_nodes"] == g["average_total_nodes"] < s["planner_peak_nodes"] == g["total_nodes"]
+    assert s["published_peak_nodes"] == 278 and s["planner_peak_nodes"] < 278
+    text = plan_text(r)
+    assert f"sizes {s['planner_nodes']} for the day's average traffic and {g['total_nodes']} for its peak" in \
+        text.replace("\n    ", " ") and f"{g['total_nodes']} nodes" in text.split("Answer:")[1].split("\n")[0]
 
 
 def test_impossible_sla_is_a_result_with_the_best_achievable():

@@ -733,8 +733,11 @@ def scenario_check(name: str, result: dict[str, Any]) -> dict[str, Any]:
     pub = spec["published"]
     ours = published_economics(pub)
     g = result["gpus"][result["inputs"]["gpus"][0]]
-    sized = g.get("total_nodes") if g["feasible"] else None
-    return {"published": pub, "recomputed": ours, "planner_nodes": sized, "published_nodes": pub["nodes"],
+    # like for like: the planner's fleet for the day's average traffic against the nodes occupied on average, and
+    # its fleet for the peak against the peak
+    average, peak = (g["average_total_nodes"], g["peak_total_nodes"]) if g["feasible"] else (None, None)
+    return {"published": pub, "recomputed": ours, "planner_nodes": average, "published_nodes": pub["nodes"],
+            "planner_peak_nodes": peak, "published_peak_nodes": pub["peak_nodes"],
             "why_they_differ": spec["why_they_differ"], "source": spec["source"]}
 
 

@@ -466,8 +466,9 @@ def plan_text(r: dict[str, Any]) -> str:
                   f"token counts)",
                   f"  margin {rec['margin']:.1%} (published {pub['margin']:.0%}); with the published revenue "
                   f"{pub['revenue_per_day'] / rec['cost_per_day'] - 1:.1%}",
-                  f"  nodes: the planner sizes {s['planner_nodes']} for the day's average traffic vs "
-                  f"{pub['nodes']} used. {s['why_they_differ']}"]
+                  f"  nodes: the planner sizes {s['planner_nodes']} for the day's average traffic and "
+                  f"{s['planner_peak_nodes']} for its peak, vs {pub['nodes']} occupied on average and "
+                  f"{s['published_peak_nodes']} at the peak. {s['why_they_differ']}"]
     return "\n".join(fitted for line in lines for fitted in fit_width(line)) + "\n"
 
 
