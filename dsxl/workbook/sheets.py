@@ -646,7 +646,8 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr], pro
              "$ per M tokens", "Planner", "0.000")]
     rows += [(f"Refined error vs published {k.removeprefix('error_')}", v, "", "Validation", "+0.0%;-0.0%")
              for k, v in headline.items() if k.startswith("error_C")]
-    rows.append(("Article values reproduced", Expr('checks_passing&" of "&checks_total'), "", "Checks", "General"))
+    rows.append(("Article numbers reproduced", Expr('checks_passing&" of "&checks_total'),
+                 "numbers (of 891 cells)", "Checks", "General"))
     for label, value, unit, where, fmt in rows:
         ws.cell(cur.row, 1, label).font = style.LABEL_FONT
         b.write(ws, cur.row, 2, value, fmt)
