@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dsxl import __version__
-from dsxl.inputs.rules import show
+from dsxl._version import __version__
+from dsxl.core.rules import show
 
 DEFAULT_WORKBOOK = Path("workbook") / "dsxl.xlsx"
 
@@ -261,7 +261,7 @@ def _report_list(fmt: str) -> str:
 
     from dsxl.data.catalog import ModelArgs, load_catalog
     from dsxl.article.tables import table_ids
-    from dsxl.inputs.rules import GPU_RANGES, GPU_UNITS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES
+    from dsxl.core.rules import GPU_RANGES, GPU_UNITS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES
 
     cat = load_catalog()
     model = cat.model()

@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from dsxl.data.catalog import GPU, load_catalog
-from dsxl.inputs.rules import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range, check)
-from dsxl.inputs.rules import choose, refuse, show
+from dsxl.core.rules import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, Range, check)
+from dsxl.core.rules import choose, refuse, show
 
 try:  # optional: the core never needs xlwings
     import xlwings as _xw

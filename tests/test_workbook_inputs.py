@@ -1,6 +1,6 @@
 """Every input of the shared sheets (Model, Hardware, Prefill, Decode, Constants) set to an invalid value, one at a
 time, and recalculated in LibreOffice and in Gnumeric: a message names the input, and no result that reads it shows
-an error value or a number. The invalid values come from the declared rules (dsxl.inputs.rules), so a new input or
+an error value or a number. The invalid values come from the declared rules (dsxl.core.rules), so a new input or
 rule is walked without editing this file."""
 
 from dataclasses import fields
@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 
 from dsxl.data.catalog import ModelArgs, load_catalog, load_refined
 from dsxl.inputs.request import constant_range
-from dsxl.inputs.rules import (BATCH, EP_SIZE, GPU_RANGES, GPU_RULES, MODEL_COUNT, MODEL_RANGES, MODEL_RULES,
+from dsxl.core.rules import (BATCH, EP_SIZE, GPU_RANGES, GPU_RULES, MODEL_COUNT, MODEL_RANGES, MODEL_RULES,
                                SCENARIO_RANGES, Range)
 from dsxl.workbook import build_workbook
 from dsxl.workbook.gnumeric import recalc, ssconvert

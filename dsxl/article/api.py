@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from dsxl.data.catalog import GPU, ModelArgs, Scenario, load_catalog
-from dsxl.inputs.rules import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, check)
+from dsxl.core.rules import (BATCH, EXPERTS_PER_GPU, GPU_FIELDS, GPU_RANGES, RATE, SCENARIO_RANGES, TOKENS, TP, TP_CHOICES, check)
 from dsxl.chains import article as chain
 from dsxl.physics import flops
 from dsxl.chains.step import run

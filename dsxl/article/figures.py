@@ -9,7 +9,7 @@ from dsxl.article.api import default_model, mla_absorb_flops, mla_flops
 from dsxl.physics.flops import mla_absorb_params
 from dataclasses import fields
 
-from dsxl.article.layout import MODEL_KEY
+from dsxl.chains.scope import MODEL_KEY
 from dsxl.article.tables import WhatIf, evaluate
 
 AVG_KV_LEN = 4989  # P + D/2 with P = 4383, D = 1210, as the article's text quotes it

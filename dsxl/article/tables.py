@@ -14,10 +14,11 @@ import pandas as pd
 
 from dsxl.data.catalog import GPU, Catalog, ModelArgs, Scenario, load_catalog, network_variant_gpu
 from dsxl.inputs.article_request import WhatIf
-from dsxl.article.layout import Cat, FilteredTable, Input, Plan, Q, Table, Text, article_tables, build_plan, scope_env
+from dsxl.article.layout import Cat, FilteredTable, Plan, Q, Table, Text, article_tables, build_plan
+from dsxl.chains.scope import Input, scope_env
 from dsxl.article.api import gpu_fields, model_env
 from dsxl.chains.step import run
-from dsxl.inputs.rules import refuse
+from dsxl.core.rules import refuse
 
 
 @dataclass

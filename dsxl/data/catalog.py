@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from dsxl.data.records import GPU, ModelArgs, Scenario, generations, read_template_text  # noqa: F401 (re-exported)
-from dsxl.inputs.rules import GPU_FIELDS, GPU_RANGES, parse_optional_number, refuse
+from dsxl.core.rules import GPU_FIELDS, GPU_RANGES, parse_optional_number, refuse
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from dsxl.data.records import ModelArgs
 from dsxl.data.user_files import read_json
-from dsxl.inputs.rules import refuse, show
+from dsxl.core.rules import refuse, show
 
 SUPPORTED = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "KimiK25ForConditionalGeneration",
              "GlmMoeDsaForCausalLM", "DeepseekV4ForCausalLM")

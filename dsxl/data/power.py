@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from dsxl.data.records import read_template_text
-from dsxl.inputs.rules import parse_number
+from dsxl.core.rules import parse_number
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Typed records of the catalog: a model's architecture, a GPU's datasheet, the article's scenario. Each checks
-its own fields against the declared input rules (:mod:`dsxl.inputs.rules`) when it is built; the workbook builder puts
+its own fields against the declared input rules (:mod:`dsxl.core.rules`) when it is built; the workbook builder puts
 formula references (:class:`dsxl.core.expr.Expr`) in the same fields, which is why the checks skip Expr values.
 """
 
@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dsxl.inputs.rules import (GPU_RANGES, GPU_RULES, MODEL_COUNT, MODEL_RANGES, MODEL_RULES, SCENARIO_RANGES, Range,
+from dsxl.core.rules import (GPU_RANGES, GPU_RULES, MODEL_COUNT, MODEL_RANGES, MODEL_RULES, SCENARIO_RANGES, Range,
                                broken_rule, check, show)
 
 
@@ -97,7 +97,7 @@ class GPU:
     ``comm_sm`` is the SMs (CUs) that prefill's all-to-all kernels hold; ``pcie_bw`` the per-GPU
     scale-out (RDMA NIC) bandwidth; ``scaleup`` the GPUs in one NVLink domain (8 for HGX, 72 for NVL72);
     ``fp4_flops`` 0 where the GPU has no FP4 tensor cores; ``generation`` picks the refined model's kernel
-    efficiencies; ``mla_tp_alt`` is the article's decode TP rule. Units: :data:`dsxl.inputs.rules.GPU_UNITS`.
+    efficiencies; ``mla_tp_alt`` is the article's decode TP rule. Units: :data:`dsxl.core.rules.GPU_UNITS`.
     """
 
     name: Any

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from dsxl.data.catalog import Catalog, ModelArgs, Scenario, load_catalog
-from dsxl.inputs.rules import GPU_FIELDS, MAX_LIST, parse_number, show
+from dsxl.core.rules import GPU_FIELDS, MAX_LIST, parse_number, show
 
 SCENARIO_FIELDS = tuple(f.name for f in fields(Scenario))
 MODEL_FIELDS = tuple(f.name for f in fields(ModelArgs))

@@ -1,5 +1,5 @@
 """The planner's request: every input with its default (:class:`PlanInputs`) and :func:`check_inputs`, which
-checks a request against the declared rules (:data:`dsxl.inputs.rules.PLAN_RANGES`) and the rules that tie inputs
+checks a request against the declared rules (:data:`dsxl.core.rules.PLAN_RANGES`) and the rules that tie inputs
 together, and resolves it (GPU names, the budget in GPUs, the engine, the overlap options it offers)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from dsxl.data.catalog import default_engine, load_catalog, load_engines
 from dsxl.inputs.request import MTP_ACCEPT_RULE, OPTION, catalog_model_name, model_args
-from dsxl.inputs.rules import MAX_LIST, PLAN_LIST_RANGES, PLAN_RANGES, check, choose, show
+from dsxl.core.rules import MAX_LIST, PLAN_LIST_RANGES, PLAN_RANGES, check, choose, show
 
 SERVING = ("disaggregated", "aggregated", "both")
 OWNERSHIP = ("rent", "own")

@@ -19,7 +19,7 @@ from dsxl.core.expr import Expr, both, divides, either, eq, where
 
 from dsxl.data.catalog import (ENGINE_NUMBERS, FUSED_MOE_TOKENS, GPU, ModelArgs, default_engine, load_catalog,
                                load_engines, load_fused_moe, load_refined)
-from dsxl.inputs.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check, choose, show
+from dsxl.core.rules import GPU_FIELDS, NON_NEGATIVE, POSITIVE, Range, check, choose, show
 
 PHASES = ("decode", "prefill", "aggregated")
 MODES = ("refined", "article")

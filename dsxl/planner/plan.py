@@ -27,7 +27,7 @@ from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import model_name, predict
 from dsxl.inputs.plan_request import RANGES, SERVING, SMALLEST_LOAD, PlanInputs, check_inputs  # noqa: F401
 from dsxl.inputs.request import model_args
-from dsxl.inputs.rules import refuse
+from dsxl.core.rules import refuse
 
 PRICE_FIELDS = {"price_input_hit": "cache_hit", "price_input_miss": "cache_miss", "price_output": "output"}
 BATCH_GRID = tuple(range(1, 1025))

@@ -16,7 +16,7 @@ from typing import Any
 
 from dsxl.core.shell import continued
 from dsxl.data.catalog import load_catalog, read_template_text
-from dsxl.inputs.rules import refuse
+from dsxl.core.rules import refuse
 
 RECIPE_ENGINES = ("sglang", "vllm", "trtllm")
 MEM_FRACTION = 0.9  # the refined model's mem_util: the memory it sized KV with

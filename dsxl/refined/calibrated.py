@@ -9,11 +9,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from dsxl import __version__
+from dsxl._version import __version__
 from dsxl.data.user_files import read_json
 from dsxl.refined.fit_parameters import PHASE_SCALES, Parameter, constants_for, parameters, shipped_values
 from dsxl.inputs.request import PHASES
-from dsxl.inputs.rules import show
+from dsxl.core.rules import show
 
 FORMAT = "dsxl calibration profile"
 NEAR_FLOOR = 0.05  # a band near your rows never claims better than run-to-run spread of a benchmark

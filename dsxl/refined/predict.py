@@ -23,7 +23,7 @@ from dsxl.physics.serving import per_step
 from dsxl.data.power import gpu_power
 from dsxl.refined.power import instance_facility_kw
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
-from dsxl.inputs.rules import refuse
+from dsxl.core.rules import refuse
 
 # ------------------------------------------------------------------------------------------- outputs
 SPEEDS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "computed_tokens_per_s", "step_ms", "ttft_ms",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl import __version__
+from dsxl._version import __version__
 from dsxl.data.user_files import read_text
 from dsxl.data.catalog import default_engine, load_catalog
 from dsxl.refined.calibrated import FORMAT, all_parameters

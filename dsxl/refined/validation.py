@@ -19,7 +19,7 @@ from dsxl.article.predict import ARTICLE_OPTIONS
 from dsxl.refined.calibrated import load_profile
 from dsxl.refined.predict import predict
 from dsxl.inputs.request import OPTION, options_for
-from dsxl.inputs.rules import POSITIVE, check, choose, parse_number, show
+from dsxl.core.rules import POSITIVE, check, choose, parse_number, show
 
 _TEXT = ("id", "role", "phase", "metric", "gpu", "model", "engine", "attn_dtype", "kv_dtype", "moe_dtype", "assumed",
          "source")

@@ -19,8 +19,9 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from dsxl.data.catalog import Catalog, ModelArgs
 from dsxl.core.expr import Expr, concat, where
-from dsxl.article.layout import Cat, FilteredTable, Input, Key, Plan, Q, Scope, Table, Text, cell_decimals, scope_env
-from dsxl.inputs.rules import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, formula_ok
+from dsxl.article.layout import Cat, FilteredTable, Plan, Q, Table, Text, cell_decimals
+from dsxl.chains.scope import Input, Key, Scope, scope_env
+from dsxl.core.rules import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, formula_ok
 from dsxl.workbook import style
 
 HARDWARE_COLUMNS = ("name", "kind", "generation") + GPU_FIELDS + ("source",)

@@ -1,9 +1,9 @@
 """The workbook's input problems: every input cell against the rule it was declared with, so an edit that breaks a
 rule shows a message and blanks the results that depend on it instead of computing a wrong number.
 
-Each input's own range comes from :meth:`Builder.mark_input` (the same :class:`~dsxl.inputs.rules.Range` that set its
-data validation); the rules that tie inputs together come from :data:`~dsxl.inputs.rules.MODEL_RULES`,
-:data:`~dsxl.inputs.rules.GPU_RULES` and the article's own (decode_comm_sm below every SM count, GPU names unique).
+Each input's own range comes from :meth:`Builder.mark_input` (the same :class:`~dsxl.core.rules.Range` that set its
+data validation); the rules that tie inputs together come from :data:`~dsxl.core.rules.MODEL_RULES`,
+:data:`~dsxl.core.rules.GPU_RULES` and the article's own (decode_comm_sm below every SM count, GPU names unique).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from openpyxl.utils import get_column_letter
 
 from dsxl.core.expr import Expr, concat, eq, where
 from dsxl.data.catalog import generations
-from dsxl.inputs.rules import GPU_RULES, MODEL_RULES, formula_ok, one_of
+from dsxl.core.rules import GPU_RULES, MODEL_RULES, formula_ok, one_of
 from dsxl.workbook import style
 from dsxl.workbook.builder import TABLES_OK, Builder, Cursor
 

@@ -18,7 +18,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, load_catalog, load_refined, read_template_text
 from dsxl.core.expr import Expr, either, lit, where
-from dsxl.article.layout import Key, Scope
+from dsxl.chains.scope import Key, Scope
 from dsxl.physics import attention, memory, moe, power, queueing, sizing
 from dsxl.planner import economics
 from dsxl.chains import article as chain
@@ -35,7 +35,7 @@ from dsxl.workbook.printing import place_chart
 from dsxl.refined.accuracy import parallel_shape, rules
 from dsxl.refined.models import cache_bytes
 from dsxl.workbook.refined_sheets import _constant, _gpu_env, band_cells
-from dsxl.inputs.rules import formula_ok
+from dsxl.core.rules import formula_ok
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
                  "batch_sizes": (1, 8, 16, 32, 64, 128, 192, 256),
@@ -412,7 +412,7 @@ def _band(b: Builder, calc: Any, cur: Cursor, generation: Expr, moe_dtype: str, 
 
 
 def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
-    """The Planner inputs' problems from the declared rules (:data:`dsxl.inputs.rules.PLAN_RANGES`): the GPU, each
+    """The Planner inputs' problems from the declared rules (:data:`dsxl.core.rules.PLAN_RANGES`): the GPU, each
     input's range (the price may be blank: the catalog's), the mode and budget, and MTP's acceptance."""
     singles = [(REFINED_OK, SHARED_PROBLEMS),
                (Expr("ISNUMBER(MATCH(plan_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog"),

@@ -16,7 +16,7 @@ from openpyxl.worksheet.pagebreak import Break
 from dsxl.data.catalog import Catalog, attention_kernels, generations, load_engines, load_refined
 from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, parallel_shape, rules
 from dsxl.core.expr import Expr, both, concat, eq, where
-from dsxl.article.layout import MODEL_KEY, Key, Scope
+from dsxl.chains.scope import MODEL_KEY, Key, Scope
 from dsxl.chains import aggregated, article as chain, breakdown, refined as refined_chain
 from dsxl.chains.step import pin
 from dsxl.physics.admission import dp_ranks
@@ -24,7 +24,7 @@ from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import CONCURRENCY_ROUNDS, NO_ALL_TO_ALL
 from dsxl.inputs.request import (CROSS_RULES, ENGINE_GENERATIONS_RULE, OPTIONS, constant_range, engine_numbers,
                                  engine_runs_on, fused_moe_env, normalise, option_env)
-from dsxl.inputs.rules import formula_ok
+from dsxl.core.rules import formula_ok
 from dsxl.refined.calibrated import near_band
 from dsxl.refined.validation import relative_error, validate
 from dsxl.workbook import style

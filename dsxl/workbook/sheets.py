@@ -15,10 +15,11 @@ from openpyxl.worksheet.pagebreak import Break
 
 from dsxl.data.catalog import Catalog, ModelArgs, generations
 from dsxl.core.expr import Expr, concat
-from dsxl.article.layout import (MODEL_KEY, Input, Scope, article_tables, build_plan, cell_decimals, decode_key, gpu_decode_key)
+from dsxl.article.layout import article_tables, build_plan, cell_decimals, decode_key, gpu_decode_key
+from dsxl.chains.scope import MODEL_KEY, Input, Scope
 from dsxl.chains import article as chain, refined as refined_chain
 from dsxl.physics import flops
-from dsxl.inputs.rules import BATCH, GPU_RANGES, GPU_UNITS
+from dsxl.core.rules import BATCH, GPU_RANGES, GPU_UNITS
 from dsxl.workbook import style
 from dsxl.workbook.builder import HARDWARE_COLUMNS, Builder, Cursor, ref, span
 from dsxl.workbook.input_checks import problems_cell, shared_input_checks
@@ -26,7 +27,7 @@ from dsxl.workbook.printing import _text_pt, column_pt, first_page_columns, lay_
 from dsxl.workbook.planner_sheet import day6_block, planner_sheet
 from dsxl.workbook.power_block import power_catalog, power_chart
 from dsxl.workbook.refined_sheets import accuracy_table, constants_sheet, predict_sheets, validation_sheet
-from dsxl.inputs.rules import EP_SIZE
+from dsxl.core.rules import EP_SIZE
 
 ARTICLE = ("zartbot, \"DeepSeek-V3/R1 inference efficiency analysis\" (2025-03-14): the analytic model this "
            "workbook implements.")
