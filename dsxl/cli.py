@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dsxl._version import __version__
+from dsxl.data.catalog import default_engine, load_engines
 from dsxl.core.rules import show
 
 DEFAULT_WORKBOOK = Path("workbook") / "dsxl.xlsx"
@@ -54,7 +55,7 @@ def _predict_parser(sub: Any) -> None:
             p.add_argument(flag, dest=o.name, action="store_true", default=None, help=o.doc)
             p.add_argument("--no-" + flag[2:], dest=o.name, action="store_false", help=f"not: {o.doc}")
         elif o.choices:
-            default = o.default or {"engine": "sglang", "moe_dtype": "as the model ships"}.get(o.name, "")
+            default = o.default or {"engine": default_engine(), "moe_dtype": "as the model ships"}.get(o.name, "")
             p.add_argument(flag, dest=o.name, type=str.lower, choices=o.choices, default=None,
                            help=f"{o.doc} (default {default})")
         else:
@@ -136,8 +137,8 @@ def _plan_parser(sub: Any) -> None:
     p.add_argument("--prefill-gpu", help="disaggregated pools of different GPUs: the prefill pool's GPU")
     p.add_argument("--decode-gpu", help="... and the decode pool's GPU")
     p.add_argument("--mixed", action="store_true", help="with several GPUs: also rank every prefill/decode pair")
-    p.add_argument("--engine", type=str.lower, help="serving engine profile (sglang, trtllm, vllm; default sglang, or "
-                                                     "the --recipe engine)")
+    p.add_argument("--engine", type=str.lower, help=f"serving engine profile ({', '.join(load_engines())}; default "
+                                                     f"{default_engine()}, or the --recipe engine)")
     p.add_argument("--recipe", type=str.lower, choices=RECIPE_ENGINES,
                    help="print the launch command of each instance for this engine")
     p.add_argument("--format", choices=("text", "json"), default="text")

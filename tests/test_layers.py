@@ -110,3 +110,32 @@ def test_checks_live_in_the_inputs_layer():
             if needle in text:
                 offenders.append(f"{module}: {needle}")
     assert not offenders, "\n".join(offenders)
+
+
+def _catalog_names() -> set[str]:
+    from dsxl.data.catalog import load_catalog, load_engines
+    cat = load_catalog()
+    return set(cat.gpus) | set(cat.models) | set(load_engines())
+
+
+def test_no_gpu_model_or_engine_is_named_in_code():
+    """A GPU, model or engine is a data row (templates/): no string in dsxl's code names one, docstrings aside.
+    Defaults are data too (scenarios.json's defaults and article model, engines.json's default). The one exception
+    is the recipe builders' map: each engine's launch command has its own shape (its flags are data)."""
+    names, found = _catalog_names(), []
+    for module, path in modules().items():
+        tree = ast.parse(path.read_text())
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in names and id(node) not in docs:
+                found.append(f"{module}:{node.lineno} {node.value!r}")
+    found = [f for f in found if not (f.startswith("dsxl.planner.recipes:") and "BUILDERS" in _line(f))
+             and not f.startswith("dsxl.data.hf_config:")]  # Hugging Face model_type strings, not presets
+    assert not found, found
+
+
+def _line(found: str) -> str:
+    module, rest = found.split(":", 1)
+    return modules()[module].read_text().splitlines()[int(rest.split()[0]) - 1]

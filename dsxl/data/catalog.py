@@ -41,7 +41,9 @@ class Catalog:
     ep_strategies: tuple[EPStrategy, ...] = field(default_factory=tuple)
     article_tables: dict[str, Any] = field(default_factory=dict)
     article_hardware: dict[str, dict[str, Any]] = field(default_factory=dict)  # GPU -> fields the article models
-    default_model: str = "deepseek_v3"  # the article's model, the default everywhere
+    default_model: str = ""  # the article's model (scenarios.json), the default everywhere
+    default_gpu: str = ""  # where a request names no GPU (scenarios.json defaults)
+    spare_gpu_template: str = ""  # the workbook's spare catalog rows start as this GPU
     model_prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # preset -> list prices ($/M tokens)
 
     def model(self, name: "str | ModelArgs | None" = None) -> ModelArgs:
@@ -106,6 +108,8 @@ def load_catalog() -> Catalog:
         article_tables={k: v for k, v in scen["article_tables"].items() if k != "source"},
         article_hardware={k: v for k, v in scen["article"]["hardware"].items() if k != "source"},
         default_model=scen["article"]["model"],
+        default_gpu=scen["defaults"]["gpu"],
+        spare_gpu_template=scen["defaults"]["spare_gpu_template"],
         model_prices={name: args["prices"] for name, args in presets.items() if "prices" in args},
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -24,7 +24,7 @@ BELOW_MEAN = "a percentile target below the mean cannot hold"  # why a p90/p99 t
 class PlanInputs:
     """Every planner input with its default; units in the field comments."""
 
-    gpus: tuple[str, ...] = ("H800",)  # catalog names; ("all",) for the whole catalog
+    gpus: tuple[str, ...] = field(default_factory=lambda: (load_catalog().default_gpu,))  # catalog names; ("all",)
     model: str | None = None  # preset id or config.json path; None = the default (DeepSeek-V3)
     input_len: float = 4096  # tokens per request, cache hits included
     output_len: float = 1536  # tokens per request

@@ -15,10 +15,9 @@ from functools import lru_cache
 from typing import Any
 
 from dsxl.core.shell import continued
-from dsxl.data.catalog import load_catalog, read_template_text
+from dsxl.data.catalog import default_engine, load_catalog, read_template_text
 from dsxl.core.rules import refuse
 
-RECIPE_ENGINES = ("sglang", "vllm", "trtllm")
 MEM_FRACTION = 0.9  # the refined model's mem_util: the memory it sized KV with
 
 
@@ -121,12 +120,15 @@ def _trtllm(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str
     return [f"cat > {name} <<'EOF'\n" + "\n".join(yaml) + "\nEOF", cmd]
 
 
-BUILDERS = {"sglang": _sglang, "vllm": _vllm, "trtllm": _trtllm}
+BUILDERS = {"sglang": _sglang, "vllm": _vllm, "trtllm": _trtllm}  # launch-command shapes; their flags are data
+RECIPE_ENGINES = tuple(BUILDERS)
 
 
-def recipe(plan_result: dict[str, Any], engine: str = "sglang", gpu: str | None = None) -> dict[str, Any]:
+def recipe(plan_result: dict[str, Any], engine: str | None = None, gpu: str | None = None) -> dict[str, Any]:
     """``{engine, version, gpu, prefill, decode}``: per pool, one entry per instance size with its count, nodes and
-    the commands (or config file and command) that start one instance. ``gpu`` defaults to the cheapest."""
+    the commands (or config file and command) that start one instance. ``engine`` defaults to the catalog's
+    (``engines.json``), ``gpu`` to the cheapest."""
+    engine = engine or default_engine()
     spec = recorded(engine)
     key = gpu or (plan_result["ranking"][0] if plan_result["ranking"] else None)
     if key is None or not plan_result["gpus"][key]["feasible"]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.data.catalog import generations, load_catalog, load_engines, load_fit, read_template_text
+from dsxl.data.catalog import default_engine, generations, load_catalog, load_engines, load_fit, read_template_text
 from dsxl.data.runs import load_conventions, load_corpus
 from dsxl.core.expr import concat, where
 from dsxl.physics.comm import a2a_ranks
@@ -73,7 +73,7 @@ def calibration_rows() -> tuple[CalibrationRow, ...]:
         batch = _number(r["batch"])
         context = _number(r["kv_len"]) or _number(r["prompt_len"]) or _number(r["input_len"])
         ep, moe_tp, attn_tp = (int(r[k] or 1) for k in ("ep", "moe_tp", "attn_tp"))
-        out.append(CalibrationRow(r["id"], catalog.gpu(r["gpu"]).generation, r["engine"] or "sglang",
+        out.append(CalibrationRow(r["id"], catalog.gpu(r["gpu"]).generation, r["engine"] or default_engine(),
                                   regime(r["phase"], batch), r["model"], context, batch,
                                   str(parallel_shape(ep, moe_tp, attn_tp))))
     return tuple(out) + _corpus_rows()

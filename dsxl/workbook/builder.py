@@ -21,6 +21,7 @@ from dsxl.data.catalog import Catalog, ModelArgs
 from dsxl.core.expr import Expr, concat, where
 from dsxl.article.layout import Cat, FilteredTable, Plan, Q, Table, Text, cell_decimals
 from dsxl.chains.scope import Input, Key, Scope, scope_env
+from dsxl.inputs.plan_request import PlanInputs
 from dsxl.core.rules import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, formula_ok
 from dsxl.workbook import style
 
@@ -154,7 +155,7 @@ class Builder:
         self.define(name, f"{quote_sheetname(ws.title)}!$B${row}")
         return Expr(name)
 
-    def gpu_choice(self, ws: Worksheet, row: int, col: int, name: str, default: str = "H800") -> Expr:
+    def gpu_choice(self, ws: Worksheet, row: int, col: int, name: str, default: str = PlanInputs().gpus[0]) -> Expr:
         """A named input cell choosing a catalog GPU from a dropdown of the hardware names."""
         ws.cell(row, col, default)
         self.mark_input(ws, row, col, None, name)

@@ -120,7 +120,7 @@ def planner_inputs_defaults(model: str | None = None) -> PlanInputs:
     if prices:
         defaults.update(price_input_hit=prices["cache_hit"], price_input_miss=prices["cache_miss"],
                         price_output=prices["output"])
-    return PlanInputs(gpus=("H800",), model=model, mix_sizes=False, queueing=False, **defaults, **WORKBOOK_GRID)
+    return PlanInputs(model=model, mix_sizes=False, queueing=False, **defaults, **WORKBOOK_GRID)
 
 
 def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],

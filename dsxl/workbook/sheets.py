@@ -217,9 +217,8 @@ def _refined_model_inputs(b: Builder, ws: Any, cur: Cursor, name: str, model: Mo
 
 
 SPARE_ROWS = 2
-SPARE_TEMPLATE = "H100_SXM"
 SPARE_SOURCE = ("Spare row for your own GPU: rename it and enter its datasheet figures; it appears in every GPU "
-                "dropdown (Predict, Planner, Decode > Your GPU). Prefilled with H100 SXM figures.")
+                "dropdown (Predict, Planner, Decode > Your GPU). Prefilled with {template}'s figures.")
 
 
 def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
@@ -230,8 +229,9 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     for j, col in enumerate(HARDWARE_COLUMNS, start=1):
         b._header_cell(ws, top, j, col)
         ws.cell(top - 1, j, GPU_UNITS.get(col, "")).font = style.NOTE_FONT
-    template = catalog.gpu(SPARE_TEMPLATE)
-    spares = [replace(template, name=f"Custom_{i}", kind="custom", source=SPARE_SOURCE) for i in range(1, SPARE_ROWS + 1)]
+    template = catalog.gpu(catalog.spare_gpu_template)
+    spares = [replace(template, name=f"Custom_{i}", kind="custom", source=SPARE_SOURCE.format(template=template.name))
+              for i in range(1, SPARE_ROWS + 1)]
     gpus = list(catalog.gpus.values()) + spares
     generation_list = DataValidation(type="list", formula1='"' + ",".join(generations()) + '"', allow_blank=False)
     generation_list.error, generation_list.showErrorMessage = "Pick a GPU generation.", True
