@@ -44,7 +44,7 @@ COMBINE = [
     S("tpot_ms", serving.tpot_ms, "Time per output token", MS),
     S("piece_step_ms", adm.piece_step_ms, "A step that carries one of the prompt's pieces", MS,
       {"decode_step_ms": "decode_step_ms"}),
-    S("ttft_ms", adm.ttft_ms, "Time to first token once admitted (the step in progress, then the prompt's pieces)",
+    S("ttft_ms", serving.ttft_ms, "Time to first token once admitted (the step in progress, then the prompt's pieces)",
       MS),
     S("tokens_per_s_per_user", adm.per_user_with_context, "Output tokens/s per user (TTFT counted)", "tokens/s"),
     S("output_tokens_per_s_per_gpu", adm.output_per_gpu, "Output tokens/s per GPU", "tokens/s"),

@@ -304,7 +304,7 @@ PREFILL = _overlap_head(S("overlap_rank_tokens", serving.tokens, "Prompt tokens 
       {"tokens": "computed_tokens"}),
     S("chunks", serving.prefill_chunks, "Forwards per prompt (the attention rank's forward holds the prompt)",
       "forwards", {"tokens_per_gpu": "rank_tokens"}),
-    S("ttft_ms", serving.ttft_ms, "Time to first token", MS),
+    S("ttft_ms", serving.ttft_ms, "Time to first token", MS, {"pieces": "chunks", "piece_step_ms": "step_ms"}),
 ] + _MEMORY + [
     S("activation_gb", weights.prefill_activation_gb, "Prefill activations per micro-batch", GB,
       {"tokens_mb": "tokens_mb"}),

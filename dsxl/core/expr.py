@@ -170,6 +170,35 @@ def floor(x: Any) -> Value:
     return np.floor(x) if np.ndim(x) else math.floor(x)
 
 
+def gamma_quantile(p: Any, shape: Any, scale: Any) -> Value:
+    """The ``p`` quantile of a gamma distribution (``shape``, ``scale``): ``GAMMAINV(p,shape,scale)`` in Excel,
+    scipy's regularised incomplete gamma inverse otherwise (nan outside 0 < p < 1, as the spreadsheet errs)."""
+    if is_symbolic(p, shape, scale):
+        return Expr(f"GAMMAINV({lit(p).text},{lit(shape).text},{lit(scale).text})")
+    from scipy.special import gammaincinv  # imported here so a CLI start stays quick
+    return gammaincinv(shape, p) * scale
+
+
+def erlang_b(servers: Any, offered: Any) -> Value:
+    """Erlang B, the blocking probability of ``servers`` with ``offered`` Erlangs: Poisson's pmf at ``servers``
+    over its cdf (``POISSON(c,a,FALSE)/POISSON(c,a,TRUE)`` in Excel); in Python the exact recursion up to 2,000
+    servers, the same ratio in closed form beyond (a planet-sized load stays fast)."""
+    if is_symbolic(servers, offered):
+        c, a = lit(servers).text, lit(offered).text
+        return Expr(f"POISSON({c},{a},FALSE)/POISSON({c},{a},TRUE)")
+    servers = int(servers)  # whole slots (a count read back from a sheet may be a float)
+    if servers <= ERLANG_RECURSION_SERVERS:
+        b = 1.0
+        for k in range(1, servers + 1):
+            b = offered * b / (k + offered * b)
+        return b
+    from scipy.special import gammaincc, gammaln
+    return math.exp(servers * math.log(offered) - offered - gammaln(servers + 1)) / gammaincc(servers + 1, offered)
+
+
+ERLANG_RECURSION_SERVERS = 2000  # Erlang B's recursion up to here (exact, O(servers)); the closed form beyond
+
+
 def both(a: Any, b: Any) -> Any:
     """Logical and: ``AND(a,b)`` in Excel."""
     if is_symbolic(a, b):

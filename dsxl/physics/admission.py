@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from dsxl.core.expr import maximum, minimum, where
-from dsxl.physics.queueing import forward_wait_ms
 
 
 def dp_ranks(instance_gpus: Any, attn_tp: Any) -> Any:
@@ -98,12 +97,6 @@ def piece_step_ms(mixed_prefill: Any, decode_step_ms: Any, piece_ms: Any) -> Any
     """A step that carries one of a prompt's pieces: the decode forward with the piece mixed in, or the prefill
     forward alone (the engine runs a waiting prompt's chunks back to back, the decodes waiting)."""
     return where(mixed_prefill > 0, decode_step_ms + piece_ms, piece_ms)
-
-
-def ttft_ms(step_ms: Any, pieces: Any, piece_step_ms: Any, ttft_queue_factor: Any) -> Any:
-    """Time to first token once admitted: the rest of the step in progress (a mean step), then the prompt's own
-    pieces, each in the step that carries it (the first token comes out of the last)."""
-    return forward_wait_ms(step_ms, ttft_queue_factor) + pieces * piece_step_ms
 
 
 def per_user_with_context(output_len: Any, ttft_ms: Any, step_ms: Any, mtp_accept: Any) -> Any:

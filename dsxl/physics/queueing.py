@@ -23,63 +23,40 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.core.expr import Expr, floor, is_symbolic, lit, maximum, where
+from dsxl.core.expr import erlang_b, floor, gamma_quantile, is_symbolic, maximum, where
 
 SERVICE_CV = 0.0  # a prefill forward of a given size takes a fixed time
-RECURSION_SERVERS = 2000  # Erlang B's recursion up to here (exact, O(servers)); the closed form beyond
 
 
-def erlang_c(servers: int, offered: float) -> float:
+def erlang_c(servers: Any, offered: Any) -> Any:
     """Probability that an arrival waits in an M/M/c queue with ``servers`` and offered load ``offered`` (=
-    arrival rate x service time, Erlangs); 1 at or beyond saturation. Computed through Erlang B's recursion,
-    stable for thousands of servers; in the workbook Erlang B is Poisson's pmf at c over its cdf (POISSON)."""
-    if is_symbolic(servers, offered):
-        c, a = lit(servers).text, lit(offered).text
-        erlang_b = Expr(f"POISSON({c},{a},FALSE)/POISSON({c},{a},TRUE)")
-        rho = offered / servers
-        return where(offered >= servers, 1, erlang_b / (1 - rho + rho * erlang_b))
-    if offered >= servers:
+    arrival rate x service time, Erlangs); 1 at or beyond saturation. Through Erlang B (:func:`erlang_b`), stable
+    for thousands of servers."""
+    if not is_symbolic(servers, offered) and offered >= servers:
         return 1.0
-    servers = int(servers)  # whole slots (a count read back from a sheet may be a float)
-    if servers <= RECURSION_SERVERS:
-        b = 1.0
-        for k in range(1, servers + 1):
-            b = offered * b / (k + offered * b)
-    else:  # Erlang B = Poisson(offered) pmf at c over its cdf to c, in closed form (a planet-sized load stays fast)
-        from scipy.special import gammaincc, gammaln
-        b = math.exp(servers * math.log(offered) - offered - gammaln(servers + 1)) / gammaincc(servers + 1, offered)
+    b = erlang_b(servers, offered)
     rho = offered / servers
-    return b / (1 - rho + rho * b)
+    return where(offered >= servers, 1, b / (1 - rho + rho * b))
 
 
-def wait_ms(servers: int, rate_per_s: float, service_ms: float, arrival_cv: float = 1.0,
-            service_cv: float = SERVICE_CV, probability: Any = None) -> dict[str, float]:
-    """``{probability, mean, p50, p90, p99, utilization}`` of the wait for a slot (ms); infinite past saturation."""
+def wait_ms(servers: Any, rate_per_s: Any, service_ms: Any, arrival_cv: Any = 1.0, service_cv: float = SERVICE_CV,
+            probability: Any = None) -> dict[str, Any]:
+    """``{probability, mean, p50, p90, p99, utilization}`` of the wait for a slot (ms). Past saturation the numbers
+    are infinite; the workbook's formulas hold while utilization < 1 (its caller shows no wait beyond)."""
     offered = rate_per_s * service_ms / 1000
     rho = offered / servers
-    variability = (arrival_cv ** 2 + service_cv ** 2) / 2
-    shape = 2 / (1 + variability)
-    if is_symbolic(servers, rate_per_s, service_ms, arrival_cv):  # the workbook: valid while rho < 1 (the caller
-        c = erlang_c(servers, offered) if probability is None else probability  # (shows no wait past saturation)
-        mean = c * service_ms / maximum(servers - offered, 1e-9) * variability
-        scale = mean / maximum(c, 1e-300) / shape
-        out = {"probability": c, "mean": mean, "utilization": rho}
-        for p in (0.5, 0.9, 0.99):
-            quantile = Expr(f"GAMMAINV({lit(1 - (1 - p) / maximum(c, 1e-300)).text},{lit(shape).text},"
-                            f"{lit(maximum(scale, 1e-300)).text})")
-            out[f"p{round(p * 100)}"] = where(1 - p < c, quantile, 0)
-        return out
-    if rho >= 1:
+    if not is_symbolic(servers, rate_per_s, service_ms, arrival_cv) and rho >= 1:
         return {"probability": 1.0, "mean": math.inf, "p50": math.inf, "p90": math.inf, "p99": math.inf,
                 "utilization": rho}
-    c = erlang_c(servers, offered)
-    mean = c * service_ms / (servers - offered) * variability  # M/M/c mean wait x Allen-Cunneen
-    conditional = mean / c if c > 0 else 0.0
-    from scipy.special import gammaincinv  # the gamma quantile; imported here so a CLI start stays quick
+    variability = (arrival_cv ** 2 + service_cv ** 2) / 2
+    shape = 2 / (1 + variability)
+    c = erlang_c(servers, offered) if probability is None else probability
+    mean = c * service_ms / maximum(servers - offered, 1e-9) * variability  # M/M/c mean wait x Allen-Cunneen
+    scale = mean / maximum(c, 1e-300) / shape  # the conditional wait's gamma scale
     out = {"probability": c, "mean": mean, "utilization": rho}
     for p in (0.5, 0.9, 0.99):
-        out[f"p{round(p * 100)}"] = (float(gammaincinv(shape, 1 - (1 - p) / c)) * conditional / shape
-                                    if 1 - p < c else 0.0)
+        out[f"p{round(p * 100)}"] = where(1 - p < c, gamma_quantile(1 - (1 - p) / maximum(c, 1e-300), shape,
+                                                                    maximum(scale, 1e-300)), 0)
     return out
 
 

@@ -145,9 +145,11 @@ def prefill_chunks(prompt_len: Any, cache_hit: Any, tokens_per_gpu: Any) -> Any:
     return steps_per_prompt(prompt_len * (1 - cache_hit), tokens_per_gpu)
 
 
-def ttft_ms(step_ms: Any, chunks: Any, ttft_queue_factor: Any) -> Any:
-    """Time to first token at this load: waiting for the running forward, then the prompt's own forwards."""
-    return forward_wait_ms(step_ms, ttft_queue_factor) + step_ms * chunks
+def ttft_ms(step_ms: Any, pieces: Any, piece_step_ms: Any, ttft_queue_factor: Any) -> Any:
+    """Time to first token once admitted: the rest of the step in progress (``step_ms``: a forward in prefill, a
+    mean step in aggregated serving), then the prompt's own pieces, each in the step that carries it (the first
+    token comes out of the last): in prefill the pieces are the prompt's forwards, each a forward long."""
+    return forward_wait_ms(step_ms, ttft_queue_factor) + pieces * piece_step_ms
 
 
 def resident_prompt_tokens(rank_tokens: Any, prompt_len: Any) -> Any:
