@@ -457,8 +457,8 @@ def revenue(inp: PlanInputs, out_tps: float, cost_per_day: float) -> dict[str, A
 def kv_transfer(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:
     """KV moved from the prefill pool to the decode pool over the prefill GPUs' NICs: every prompt's cache (hits
     included) leaves its prefill GPU once. ``binds`` when that needs more than the NIC gives."""
-    m, constants = model_args(inp.model), load_refined()
-    token, window = cache_bytes(lambda f: getattr(m, f), lambda name: constants[name].values["hopper"],
+    m = model_args(inp.model)
+    token, window = cache_bytes(lambda f: getattr(m, f), lambda name: _constant(name, prefill_gpu),
                                 m.compressed_attention)  # the window of every layer travels with the sequence
     per_token = token + window / inp.input_len
     need = prefill["tokens_per_s_per_gpu"] * per_token / 1e9

@@ -42,24 +42,24 @@ def kv_bytes_per_token(m: ModelArgs, kv_bytes: int = 1) -> float:
     from dsxl.data.catalog import load_refined
     c = load_refined()
     token, _ = cache_bytes(lambda f: getattr(m, f), lambda name: c[name].values["hopper"], m.compressed_attention,
-                           kv_bytes)
+                           kv_bytes)  # a model's figure: FlashMLA's layout on Hopper, the reference the docs quote
     return float(token)
 
 
-def cache_bytes(field: Callable[[str], Any], hopper: Callable[[str], Any], compressed: bool,
+def cache_bytes(field: Callable[[str], Any], layout: Callable[[str], Any], compressed: bool,
                 kv_bytes: Any = 1) -> tuple[Any, Any]:
     """(cache bytes one token adds over all layers, bytes a sequence holds whatever its length: a compressed
-    model's sliding window, 0 for MLA), from the model's fields and the Hopper KV-layout constants read through
-    ``field`` and ``hopper``: numbers in Python, cells in the workbook."""
+    model's sliding window, 0 for MLA), from the model's fields and the KV-layout constants of the GPU at hand read
+    through ``field`` and ``layout``: numbers in Python, cells in the workbook."""
     if compressed:
-        entry = hopper("csa_kv_entry_bytes")
+        entry = layout("csa_kv_entry_bytes")
         token = memory.compressed_kv_bytes_per_token(field("n_csa_layers"), field("n_hca_layers"), field("csa_ratio"),
-                                                     field("hca_ratio"), entry, hopper("csa_index_entry_bytes"))
+                                                     field("hca_ratio"), entry, layout("csa_index_entry_bytes"))
         return token, field("n_layers") * field("sliding_window") * entry
     token = memory.mla_kv_bytes_per_token(
         field("n_layers"),
-        attention.kv_token_bytes(field("kv_lora_rank"), field("qk_rope_head_dim"), kv_bytes, hopper("kv_quant_group")),
-        attention.index_key_bytes(field("index_topk"), field("index_head_dim"), hopper("index_scale_bytes")))
+        attention.kv_token_bytes(field("kv_lora_rank"), field("qk_rope_head_dim"), kv_bytes, layout("kv_quant_group")),
+        attention.index_key_bytes(field("index_topk"), field("index_head_dim"), layout("index_scale_bytes")))
     return token, 0.0
 
 

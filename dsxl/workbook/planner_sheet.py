@@ -16,8 +16,8 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from dsxl.data.catalog import Catalog, load_catalog, load_refined, read_template_text
-from dsxl.core.expr import Expr, either, lit, where
+from dsxl.data.catalog import Catalog, generations, load_catalog, load_refined, read_template_text
+from dsxl.core.expr import Expr, either, eq, lit, where
 from dsxl.chains.scope import Key, Scope
 from dsxl.physics import attention, memory, moe, power, queueing, sizing
 from dsxl.planner import economics
@@ -300,7 +300,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     k += len(more)
     model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # MLA: Model sheet
     rows_env = {"model": model_cells, "compressed": catalog.model(model_name).compressed_attention,
-                "hopper": lambda name: _hopper_constant(rows, name), "nic": gpu_env["pcie_bw"]}
+                "constant": lambda name: _generation_constant(gpu_env, name), "nic": gpu_env["pcie_bw"]}
     queue = _queue(b, grid_ws, grid_cur, rows_env, cells, pick(prefill, "tokens_per_gpu"), in_load)
     no_target = Expr("COUNTA(plan_ttft_p99_ms)=0")
     queue_rows = [
@@ -365,10 +365,18 @@ def _input_rows(b: Builder, ws: Any, cur: Cursor, inputs: list[tuple[str, str, s
         cur.row += 1
 
 
-def _hopper_constant(rows: dict[str, tuple[str, str]], name: str) -> Any:
-    """A refined constant's Hopper value (the KV layout the transfer counts, as dsxl plan does): its cell on the
-    Constants sheet, or the catalog's value for a layout constant the sheet does not list."""
-    return _constant(rows, name, lit("hopper")) if name in rows else load_refined()[name].values["hopper"]
+def _generation_constant(gpu_env: dict[str, Any], name: str) -> Any:
+    """A refined constant on the chosen GPU's generation, as dsxl plan reads it: its cell on the Constants sheet
+    (in ``gpu_env``), or for a layout constant the sheet does not list, the catalog's value per generation."""
+    if name in gpu_env:
+        return gpu_env[name]
+    values = load_refined()[name].values
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    out: Any = values[generations()[-1]]
+    for gen in reversed(generations()[:-1]):
+        out = where(eq(gpu_env["generation"], gen), values[gen], out)
+    return out
 
 
 def _queue(b: Builder, calc: Any, cur: Cursor, env: dict[str, Any], c: dict[str, Expr], tokens_per_forward: Expr,
@@ -378,7 +386,7 @@ def _queue(b: Builder, calc: Any, cur: Cursor, env: dict[str, Any], c: dict[str,
     forward in progress and the KV transfer."""
     slots, service, forward = queueing.prefill_slots(c["prefill_ep"], 1, tokens_per_forward, c["prefill_tps"],
                                                      Expr("plan_input_len"), Expr("plan_cache_hit"))
-    token_bytes, window = cache_bytes(env["model"].__getitem__, env["hopper"], env["compressed"])
+    token_bytes, window = cache_bytes(env["model"].__getitem__, env["constant"], env["compressed"])
     sized = Expr(f"ISNUMBER({c['prefill_instances'].text})")  # else no plan: harmless numbers, never shown
     pool = b.materialize(calc, cur, "Prefill queue of the chosen pool (TTFT under random arrivals)", {
         k: where(sized, v, 1) for k, v in {
@@ -391,7 +399,7 @@ def _queue(b: Builder, calc: Any, cur: Cursor, env: dict[str, Any], c: dict[str,
                                               pool["arrivals_per_s"] * pool["prompt_service_ms"] / 1000)})
     t = queueing.ttft_ms(pool["prompt_slots"], pool["arrivals_per_s"], pool["prompt_service_ms"],
                          pool["kv_transfer_ms"], Expr("plan_arrival_cv"), pool["forward_ms"],
-                         env["hopper"]("ttft_queue_factor"), probability=wait["wait_probability"])
+                         env["constant"]("ttft_queue_factor"), probability=wait["wait_probability"])
     return b.materialize(calc, cur, "Prefill queue: TTFT, queueing included (ms)", {
         "utilization": t["utilization"], "mean": t["mean"], "p50": t["p50"], "p90": t["p90"], "p99": t["p99"]})
 
