@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,12 @@ from dsxl.core.rules import (GPU_RANGES, GPU_RULES, MODEL_COUNT, MODEL_RANGES, M
                                broken_rule, check, show)
 
 
+TEMPLATES_ENV = "DSXL_TEMPLATES"  # a folder holding the catalogs in place of the shipped ones (README: Extending)
+
+
 def _templates_dir() -> Path:
+    if os.environ.get(TEMPLATES_ENV):
+        return Path(os.environ[TEMPLATES_ENV])
     try:
         return Path(str(resources.files("dsxl.templates")))
     except ModuleNotFoundError:  # running from a source tree (dsxl/data/records.py -> the repository's templates/)

@@ -116,7 +116,8 @@ def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
 def _watts(r: dict[str, Any], idx: tuple, shape: tuple) -> float | None:
     """A searched configuration's board power (W), None for a GPU without a power row."""
     w = r.get("watts_per_gpu")
-    return None if w is None else float(np.broadcast_to(np.asarray(w), shape)[idx])
+    value = None if w is None else np.broadcast_to(np.asarray(w), shape)[idx]
+    return None if value is None else float(value)  # a sweep keeps None in the cells it cannot power
 
 
 def _decode_reason(fits: np.ndarray, tpot: np.ndarray, inp: PlanInputs, r: dict[str, Any]) -> str:
