@@ -168,8 +168,8 @@ def test_planner_sheet_equals_dsxl_plan_on_the_same_grid(plan_books, book):
     if book == "edited":
         inp = replace(inp, gpus=("B200",), **{k.removeprefix("plan_"): v for k, v in PLAN_EDIT.items()
                                                if k != "plan_gpu"})
-    # the sheet sizes for throughput and costs the average fleet: dsxl plan --autoscale without queueing
-    r = plan(**{**asdict(inp), "autoscale": inp.peak_to_average > 1})["gpus"][inp.gpus[0]]
+    # the sheet sizes as dsxl plan does on its grid: p99 decode headroom, the prefill queue, the peak fleet costed
+    r = plan(**asdict(inp))["gpus"][inp.gpus[0]]
     res = _table(plan_books[book], "plan_results")
     assert res["Feasible"][0] is True and r["feasible"]
     d, p = r["decode"], r["prefill"]
@@ -216,30 +216,28 @@ def _assert_power_equals_python(res, r):
 
 
 def _assert_queue_equals_python(res, inp, r):
-    """The sheet's TTFT percentiles are dsxl plan's queue for the pool the sheet sized (same slots, arrivals, transfer)."""
-    from dsxl.physics import sizing
-    from dsxl.planner.plan import _transfer_ms, prefill_queue
-
-    option = {"ep": res["Prefill EP"][0], "attn_tp": 1, "tokens_per_forward": res["Prefill tokens per forward"][0],
-              "tokens_per_s_per_gpu": res["Prefill input tokens/s per GPU"][0], "gpu": inp.gpus[0]}
-    pool = {"mix": [{**option, "instances": res["Prefill instances (EP groups)"][0]}]}
-    in_tps = sizing.input_tokens_per_s(res["Output tokens/s served (the load, or the budget's capacity)"][0],
-                                       inp.input_len, inp.output_len)
-    want = prefill_queue(inp, pool, in_tps, _transfer_ms(inp, {"options": [option]}, inp.gpus[0]))
+    """The sheet's fleet is dsxl plan's (issue 33, item 5): decode and prefill instances, GPUs, cost and the TTFT
+    percentiles of the costed fleet's prefill queue, to 1e-9; the costing mode and whether it matches, in words."""
+    costed = r["costed_at"]
+    assert res["Decode instances (EP groups)"][0] == r["decode"]["instances"]
+    assert res["Prefill instances (EP groups)"][0] == r["prefill"]["instances"]
+    assert res["Total GPUs"][0] == r["total_gpus"] and _close(res["Cost per day"][0], r["cost_per_day"])
     for key, label in (("mean", "TTFT mean, queueing included (at this sizing)"),
                        ("p90", "TTFT p90, queueing included"), ("p99", "TTFT p99, queueing included")):
-        assert _close(res[label][0], want[key]), (key, res[label][0], want[key])
-    assert _close(res["Prefill utilization (average load)"][0], want["utilization"])
+        assert _close(res[label][0], r[f"{costed}_ttft_ms"][key]), (key, res[label][0], r[f"{costed}_ttft_ms"])
+    assert _close(res["Prefill utilization (at the costed fleet's load)"][0], r["prefill"]["utilization"])
     met = res["p99 TTFT target met at this sizing"][0]
-    assert met == ("no target" if inp.ttft_p99_ms is None else "yes" if want["p99"] <= inp.ttft_p99_ms else
-                   "no: dsxl plan adds prefill instances until it is")
-    costed = res["Costed at"][0]
-    assert costed == ("average fleet" if inp.peak_to_average > 1 else "the fleet (no peak)")
+    assert met == ("no target" if inp.ttft_p99_ms is None else "yes")  # dsxl plan grows the pool until it is
+    assert res["Costed at"][0] == ("the fleet (no peak)" if inp.peak_to_average == 1 else
+                                   "average fleet" if inp.autoscale else "peak fleet")
+    assert res["Sized as dsxl plan"][0].startswith(("yes", "the queue adds"))
 
 
 PLAN_QUEUE_EDITS = [{}, {"plan_arrival_cv": 2, "plan_ttft_p99_ms": 4000},
                     {"plan_gpu": "B200", "plan_input_len": 3000, "plan_cache_hit": 0.5},
                     {"plan_output_tokens_per_s": 20000, "plan_peak_to_average": 2},
+                    {"plan_ttft_ms": 1500, "plan_ttft_p99_ms": 3000, "plan_arrival_cv": 3},  # the queue grows prefill
+                    {"plan_autoscale": True, "plan_peak_to_average": 1.5},  # the average fleet costed
                     {"plan_gpu": "GB200", "plan_pue": 1.3, "plan_hosting_per_kw_month": 200,
                      "plan_cost_of_capital": 0}]  # an NVL72 rack's power, owned at no cost of capital
 
@@ -260,8 +258,8 @@ def _planner_queue_walk(engine, tmp_path):
         res = _table(wb, "plan_results")
         inp = replace(planner_inputs_defaults(), gpus=(edit.get("plan_gpu", "H800"),),
                       **{k.removeprefix("plan_"): v for k, v in edit.items() if k != "plan_gpu"})
-        _assert_queue_equals_python(res, inp, None)
-        r = plan(**{**asdict(inp), "autoscale": inp.peak_to_average > 1})["gpus"][inp.gpus[0]]
+        r = plan(**asdict(inp))["gpus"][inp.gpus[0]]
+        _assert_queue_equals_python(res, inp, r)
         _assert_power_equals_python(res, r)
         assert 0.05 < res["Expected error of this plan (the wider of its pools' bands)"][0] < 1
 
@@ -366,7 +364,8 @@ def test_a_spare_catalog_row_becomes_your_gpu(tmp_path):
 
 def test_planner_sheet_budget_mode(plan_books):
     """Mode budget: the most the 64 GPUs serve with the fastest decode and prefill candidates in whole instances,
-    never more than dsxl.plan's exact search (which also mixes instance sizes) finds."""
+    sized for throughput: never more than dsxl.plan's exact search for throughput (which also mixes instance sizes)
+    finds, and the sheet says that dsxl plan's budget keeps the queue and p99 headroom."""
     from dataclasses import asdict, replace
 
     from dsxl.physics import sizing
@@ -375,7 +374,9 @@ def test_planner_sheet_budget_mode(plan_books):
 
     res = _table(plan_books["budget"], "plan_results")
     inp = planner_inputs_defaults()
-    exact = plan(**{**asdict(replace(inp, output_tokens_per_s=None)), "budget_gpus": 64})["gpus"]["H800"]
+    throughput = replace(inp, output_tokens_per_s=None, queueing=False)
+    exact = plan(**{**asdict(throughput), "budget_gpus": 64})["gpus"]["H800"]
+    assert res["Sized as dsxl plan"][0].startswith("no: budget mode sizes for throughput")
     served = res["Output tokens/s served (the load, or the budget's capacity)"][0]
     assert 0.5 * exact["capacity_output_tokens_per_s"] <= served <= exact["capacity_output_tokens_per_s"] * (1 + 1e-9)
     assert res["Total GPUs"][0] <= 64 and res["Budget covers the load (mode budget)"][0] == False  # noqa: E712 (1M tok/s)
@@ -397,6 +398,7 @@ BAD_EDITS = {
     "plan_arrival_cv": [0, "x"], "plan_ttft_p99_ms": [1000, -5],
     "plan_pue": [0.9, "x"], "plan_amortization_years": [0], "plan_electricity_per_kwh": [-0.1],
     "plan_capital_per_gpu": [-1], "plan_hosting_per_kw_month": ["x"], "plan_cost_of_capital": [2],
+    "plan_autoscale": ["maybe", 2, True],  # TRUE with the default peak-to-average 1: nothing to autoscale
 }
 RESULT_NAMES = ("predict_results", "predict_breakdown", "plan_results", "start_headline")
 

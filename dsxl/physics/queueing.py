@@ -94,16 +94,35 @@ def prefill_slots(ep: Any, attn_tp: Any, tokens_per_forward: Any, tokens_per_s_p
     return floor(ep / attn_tp) * per_rank, forward_ms * forwards, forward_ms
 
 
-def concurrency_quantile(mean: float, arrival_cv: float, z: float) -> float:
+def concurrency_quantile(mean: Any, arrival_cv: Any, z: Any) -> Any:
     """Requests in flight that ``mean`` (Little's law) exceeds only a share of the time (``z`` its standard normal
     quantile: ``decode_headroom_z`` in refined.json, 2.326 for 1 %): Poisson's normal approximation, its variance
     scaled by (1 + ca^2) / 2 for burstier arrivals."""
-    return float(mean + z * np.sqrt(max(mean, 0.0) * (1 + arrival_cv ** 2) / 2))
+    return mean + z * (maximum(mean, 0.0) * (1 + arrival_cv ** 2) / 2) ** 0.5
 
 
-def headroom_factor(mean: float, arrival_cv: float, z: float) -> float:
+def headroom_factor(mean: Any, arrival_cv: Any, z: Any) -> Any:
     """How much more decode capacity holds the quantile of the sequences in flight than their mean."""
-    return concurrency_quantile(mean, arrival_cv, z) / mean if mean > 0 else 1.0
+    return where(mean > 0, concurrency_quantile(mean, arrival_cv, z) / maximum(mean, 1e-300), 1.0)
 
 
-__all__ = ["concurrency_quantile", "erlang_c", "forward_wait_ms", "headroom_factor", "prefill_slots", "ttft_ms", "wait_ms"]
+def unqueued_ttft_ms(ttft_ms: Any, forward_ms: Any, ttft_queue_factor: Any, mean_limit_ms: Any,
+                     p90_limit_ms: Any = None, p99_limit_ms: Any = None, p90_set: Any = None,
+                     p99_set: Any = None) -> Any:
+    """A prefill configuration's TTFT before any queue, as the mean target sees it: its mean TTFT, or where a
+    percentile target binds harder, the TTFT that target leaves after the forward in progress's percentile (its
+    extra wait over the mean), moved onto the mean target's scale. A configuration qualifies when this is within
+    the mean target. ``p90_set`` / ``p99_set``: whether each target is given (the workbook's blank cells); in
+    Python a target of None is not set."""
+    out = ttft_ms
+    for p, limit, given in ((0.9, p90_limit_ms, p90_set), (0.99, p99_limit_ms, p99_set)):
+        if limit is None:
+            continue
+        extra = forward_wait_ms(forward_ms, ttft_queue_factor, p) - forward_wait_ms(forward_ms, ttft_queue_factor)
+        bound = maximum(out, ttft_ms + extra - limit + mean_limit_ms)
+        out = bound if given is None else where(given, bound, out)
+    return out
+
+
+__all__ = ["concurrency_quantile", "erlang_c", "forward_wait_ms", "headroom_factor", "prefill_slots", "ttft_ms",
+           "unqueued_ttft_ms", "wait_ms"]

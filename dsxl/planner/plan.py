@@ -146,12 +146,8 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     # a prompt waits out the forward in progress: half of one on average (in ttft), 90 / 99 % of one at the
     # percentiles; the queue's own wait is sized for later
     step = np.broadcast_to(np.asarray(r["step_ms"]), ttft.shape)
-    factor = _constant("ttft_queue_factor", gpu)
-    unqueued = ttft  # the mean target; a percentile target binds where its share of the forward in progress does
-    for p, limit in ((0.9, inp.ttft_p90_ms), (0.99, inp.ttft_p99_ms)):
-        if limit is not None:
-            extra = queueing.forward_wait_ms(step, factor, p) - queueing.forward_wait_ms(step, factor)
-            unqueued = np.maximum(unqueued, ttft + extra - limit + inp.ttft_mean_limit_ms())
+    unqueued = queueing.unqueued_ttft_ms(ttft, step, _constant("ttft_queue_factor", gpu), inp.ttft_mean_limit_ms(),
+                                         inp.ttft_p90_ms, inp.ttft_p99_ms)
     ok = np.broadcast_to(sizing.prefill_ok(fits, unqueued, inp.ttft_mean_limit_ms()), ttft.shape)
     if not ok.any():
         reason = "memory binds: no prefill configuration fits" if not fits.any() else \

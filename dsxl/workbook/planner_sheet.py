@@ -17,7 +17,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, generations, load_catalog, load_refined, read_template_text
-from dsxl.core.expr import Expr, either, eq, lit, where
+from dsxl.core.expr import Expr, both, either, eq, lit, where
 from dsxl.chains.scope import Key, Scope
 from dsxl.physics import attention, memory, moe, power, queueing, sizing
 from dsxl.planner import economics
@@ -45,12 +45,12 @@ PREFILL_VARIES = {"ep", "tokens_per_gpu", "tbo"}
 ENV_KEY = Key("plan_env")
 S = chain.Step
 
-def _candidate(head: list, steps: list, ok: Step, latency: str, load: str, other_ep: str) -> list:
+def _candidate(head: list, steps: list, ok: list, latency: str, load: str, other_ep: str) -> list:
     """A candidate's chain: its own redundant experts, the refined chain, then whether it qualifies, its score
     (tokens/s per GPU if it qualifies, else 0), the GPUs a pool of it needs for the load (and at peak) with the
     least-cost key, and its latency if it fits (for the best achievable)."""
     return [S("redundant_experts", moe.even_redundant_experts, "Redundant experts (whole experts per GPU)", "experts"),
-            *head, *steps, ok,
+            *head, *steps, *ok,
             S("score", sizing.best_if, "Score: tokens/s per GPU if it qualifies", "tokens/s",
               {"ok": "qualifies", "value": "tokens_per_s_per_gpu"}),
             S("ep_if_qualifies", sizing.worst_unless, "EP if it qualifies (for the smallest)", "GPUs",
@@ -71,11 +71,16 @@ def _candidate(head: list, steps: list, ok: Step, latency: str, load: str, other
 def _candidates(chains: tuple[list, list]) -> tuple[list, list]:
     """The decode and prefill candidate chains around a model's refined chains."""
     decode = _candidate([S("kv_len", attention.mean_decode_context, "Mean context", "tokens")], chains[0],
-                        S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "",
-                          {"tpot_limit_ms": "plan_tpot_ms"}), "tpot_ms", "plan_out_load", "plan_min_prefill_ep")
-    prefill = _candidate([], chains[1], S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "",
-                                          {"ttft_limit_ms": "plan_ttft_ms"}), "ttft_ms", "plan_in_load",
-                         "plan_min_decode_ep")
+                        [S("qualifies", sizing.decode_ok, "Fits and meets the TPOT SLA", "",
+                           {"tpot_limit_ms": "plan_tpot_ms"})], "tpot_ms", "plan_out_load", "plan_min_prefill_ep")
+    prefill = _candidate([], chains[1], [
+        S("unqueued_ttft_ms", queueing.unqueued_ttft_ms, "TTFT before any queue, as the mean target sees it (a p99 "
+          "target's share of the forward in progress included)", "ms",
+          {"forward_ms": "step_ms", "mean_limit_ms": "plan_ttft_ms", "p90_limit_ms": None, "p90_set": None,
+           "p99_limit_ms": "plan_ttft_p99_ms", "p99_set": "plan_p99_set"}),
+        S("qualifies", sizing.prefill_ok, "Fits and meets the TTFT SLA", "",
+          {"ttft_ms": "unqueued_ttft_ms", "ttft_limit_ms": "plan_ttft_ms"})], "ttft_ms", "plan_in_load",
+        "plan_min_decode_ep")
     return decode, prefill
 
 # The sheet's inputs (PlanInputs fields): label and unit. Defaults are PlanInputs' own, except a load of 1M output
@@ -120,7 +125,7 @@ def planner_inputs_defaults(model: str | None = None) -> PlanInputs:
     if prices:
         defaults.update(price_input_hit=prices["cache_hit"], price_input_miss=prices["cache_miss"],
                         price_output=prices["output"])
-    return PlanInputs(model=model, mix_sizes=False, queueing=False, **defaults, **WORKBOOK_GRID)
+    return PlanInputs(model=model, mix_sizes=False, **defaults, **WORKBOOK_GRID)
 
 
 def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]],
@@ -130,10 +135,9 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     cur = Cursor(3)
     b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
                    "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on). "
-                   "The sheet sizes pools for throughput, shows the TTFT percentiles of that prefill pool under "
-                   "random arrivals and costs the average fleet. dsxl plan grows the prefill pool until the TTFT "
-                   "targets hold, holds p99 decode concurrency and prices the peak fleet, so it may plan more "
-                   "(dsxl plan --autoscale prices the average, as here).")
+                   "The sheet sizes as dsxl plan does on that grid: decode at the p99 of the sequences in flight, the "
+                   "prefill pool grown until the TTFT targets hold under random arrivals, the peak fleet costed (or "
+                   "the average, autoscaled); the result says where it may differ.")
     b.gpu_input_row(ws, cur, "plan_gpu")
     defaults = planner_inputs_defaults(model_name)
     _input_rows(b, ws, cur, INPUTS, defaults)
@@ -157,6 +161,8 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     b.mark_input(ws, cur.row, 2, RANGES["budget_gpus"], "plan_budget_gpus")
     b.define("plan_budget_gpus", f"{ws.title}!$B${cur.row}")
     cur.row += 1
+    _switch_row(b, ws, cur, "plan_autoscale", "Cost the average fleet (autoscale; FALSE: the peak fleet)",
+                defaults.autoscale)
 
     fields = b.gpu_lookup(Expr("plan_gpu"), b.hardware_rows)
     price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
@@ -164,13 +170,19 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                          "kv_dtype": "fp8", "moe_dtype": catalog.model(model_name).native_moe_dtype, "imbalance": 1})
     gpu_env = b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",
                             {**_gpu_env(b, fields, rows), "price": price})
+    loads = b.materialize(grid_ws, grid_cur, "Loads the pools are sized for (as dsxl plan)", _loads(gpu_env),
+                          "Decode at the p99 of the sequences in flight; the costed fleet is the peak's unless "
+                          "autoscaled.")
     b.cells[ENV_KEY] = {**gpu_env, **fused_moe_env(model_name, gpu_env["generation"]), **common,
                         "input_len": Expr("plan_input_len"),
                         "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
                         "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
                         "plan_ttft_ms": Expr("plan_ttft_ms"), "plan_budget_gpus": Expr("plan_budget_gpus"),
                         "plan_min_prefill_ep": Expr("plan_min_prefill_ep"),
-                        "plan_min_decode_ep": Expr("plan_min_decode_ep"), **model_env, **_loads()}
+                        "plan_min_decode_ep": Expr("plan_min_decode_ep"), **model_env, **loads,
+                        "plan_ttft_p99_ms": Expr("plan_ttft_p99_ms"),
+                        "plan_p99_set": Expr("ISNUMBER(plan_ttft_p99_ms)"),
+                        "ttft_queue_factor": _generation_constant(gpu_env, "ttft_queue_factor")}
     problems = _plan_problems(b, grid_ws, grid_cur)
     decode_chain, prefill_chain = _candidates(chains)
     d_shared, d_steps = chain.split_by_dependency(decode_chain, DECODE_VARIES)
@@ -263,7 +275,14 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     k = r + len(lines)
     out_load = cells["served"]
     in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
-    d_inst = sizing.instances(out_load, cells["decode_tps"], cells["decode_ep"])
+    # load mode sizes the costed fleet as dsxl plan does (decode at p99 concurrency, prefill grown for the queue);
+    # budget mode sizes for throughput
+    fleet_in = where(budget, in_load, loads["plan_in_load"])
+    d_inst = sizing.instances(where(budget, out_load, loads["plan_out_load"]), cells["decode_tps"], cells["decode_ep"])
+    model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # MLA: Model sheet
+    rows_env = {"model": model_cells, "compressed": catalog.model(model_name).compressed_attention,
+                "constant": lambda name: _generation_constant(gpu_env, name), "nic": gpu_env["pcie_bw"]}
+    grown = _grown_prefill(b, grid_ws, grid_cur, rows_env, p_ep, p_tps, pick(prefill, "tokens_per_gpu"), fleet_in)
     more = [
         ("decode_instances", "Decode instances (EP groups)", d_inst, "", "0"),
         ("decode_nodes", "Decode nodes", None, "nodes", "0"),
@@ -278,7 +297,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ("peak_nodes", "Total nodes at peak load", None, "nodes", "#,##0"),
         ("price", "Price per GPU-hour", b.cells[ENV_KEY]["price"], "$", "0.00"),
         ("cost_per_hour", "Cost per hour", None, "$", "#,##0"),
-        ("cost_per_day", "Cost per day", None, "$, average fleet", "#,##0"),
+        ("cost_per_day", "Cost per day", None, "$, the costed fleet", "#,##0"),
         ("cost_per_m_output", "Cost per million output tokens (decode GPUs)", None, "$", "0.000"),
         ("cost_per_m_input", "Cost per million input tokens (prefill GPUs)", None, "$", "0.000"),
         ("revenue_per_day", "Revenue per day at the prices above", None, "$", "#,##0"),
@@ -295,25 +314,24 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
         ws.cell(row, col + 2, unit).font = style.NOTE_FONT
         if value is None:
             value = _derived(key, cells, out_load, in_load)
+        if key == "prefill_instances":
+            value = where(budget, value, grown["instances"])
         value = where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
         cells[key] = b.write(ws, row, col + 1, value, fmt)
     k += len(more)
-    model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # MLA: Model sheet
-    rows_env = {"model": model_cells, "compressed": catalog.model(model_name).compressed_attention,
-                "constant": lambda name: _generation_constant(gpu_env, name), "nic": gpu_env["pcie_bw"]}
-    queue = _queue(b, grid_ws, grid_cur, rows_env, cells, pick(prefill, "tokens_per_gpu"), in_load)
+    queue = _queue(b, grid_ws, grid_cur, rows_env, cells, pick(prefill, "tokens_per_gpu"), fleet_in)
     no_target = Expr("COUNTA(plan_ttft_p99_ms)=0")
     queue_rows = [
-        ("prefill_utilization", "Prefill utilization (average load)", queue["utilization"], "", "0%"),
+        ("prefill_utilization", "Prefill utilization (at the costed fleet's load)", queue["utilization"], "", "0%"),
         ("ttft_mean", "TTFT mean, queueing included (at this sizing)", queue["mean"], "ms", "#,##0"),
         ("ttft_p90", "TTFT p90, queueing included", queue["p90"], "ms", "#,##0"),
         ("ttft_p99", "TTFT p99, queueing included", queue["p99"], "ms", "#,##0"),
         ("ttft_p99_met", "p99 TTFT target met at this sizing",
          where(no_target, "no target", where(queue["p99"] <= Expr("plan_ttft_p99_ms"), "yes",
                                              "no: dsxl plan adds prefill instances until it is")), "", "General"),
-        ("costed_at", "Costed at",
-         where(Expr("plan_peak_to_average") > 1, "average fleet", "the fleet (no peak)"), "dsxl plan: the peak",
-         "General"),
+        ("costed_at", "Costed at", where(Expr("plan_peak_to_average") > 1, where(
+            Expr("plan_autoscale"), "average fleet", "peak fleet"), "the fleet (no peak)"), "as dsxl plan", "General"),
+        ("sized_as_plan", "Sized as dsxl plan", _as_plan(budget, grown["extra_instances"]), "", "General"),
     ]
     for i, (key, text, value, unit, fmt) in enumerate(queue_rows, start=1):
         ws.cell(k + i, col, text).font = style.LABEL_FONT
@@ -379,6 +397,44 @@ def _generation_constant(gpu_env: dict[str, Any], name: str) -> Any:
     return out
 
 
+GROWTH_STEPS = 16  # extra prefill instances the sheet tries for the queue (dsxl plan's search has no bound)
+
+
+def _grown_prefill(b: Builder, calc: Any, cur: Cursor, env: dict[str, Any], ep: Expr, tps: Expr,
+                   tokens_per_forward: Expr, in_load: Expr) -> dict[str, Expr]:
+    """The prefill pool as dsxl plan grows it (:func:`dsxl.planner.plan._queue_sized`): the instances the input
+    load needs, then the fewest extra instances (0 to GROWTH_STEPS - 1) whose TTFT under random arrivals meets the
+    mean and p99 targets. ``extra`` is GROWTH_STEPS when none does within the table (the sheet says so)."""
+    sized = Expr(f"AND(ISNUMBER({tps.text}),ISNUMBER({ep.text}),ISNUMBER({lit(in_load).text}))")
+    slots, service, forward = queueing.prefill_slots(ep, 1, tokens_per_forward, tps, Expr("plan_input_len"),
+                                                     Expr("plan_cache_hit"))
+    token_bytes, window = cache_bytes(env["model"].__getitem__, env["constant"], env["compressed"])
+    base = b.materialize(calc, cur, "Prefill pool grown for the queue: the chosen configuration at the load", {
+        k: where(sized, v, 1) for k, v in {
+            "throughput_instances": sizing.instances(in_load, tps, ep), "slots_per_instance": slots,
+            "service_ms": service, "forward_ms": forward, "arrivals_per_s": in_load / Expr("plan_input_len"),
+            "kv_transfer_ms": memory.prompt_kv_transfer_ms(Expr("plan_input_len"), token_bytes, window,
+                                                           env["nic"])}.items()})
+    offered = base["arrivals_per_s"] * base["service_ms"] / 1000
+    servers = {k: (base["throughput_instances"] + k) * base["slots_per_instance"] for k in range(GROWTH_STEPS)}
+    slots_k = b.materialize(calc, cur, "Prefill pool grown: prompt slots and the probability of waiting, per extra "
+                            "instance (0, 1, 2, ...)", {
+                                **{f"slots_{k}": v for k, v in servers.items()},
+                                **{f"wait_probability_{k}": queueing.erlang_c(v, offered) for k, v in servers.items()}})
+    ttft = {k: queueing.ttft_ms(slots_k[f"slots_{k}"], base["arrivals_per_s"], base["service_ms"],
+                                base["kv_transfer_ms"], Expr("plan_arrival_cv"), base["forward_ms"],
+                                env["constant"]("ttft_queue_factor"), probability=slots_k[f"wait_probability_{k}"])
+            for k in range(GROWTH_STEPS)}
+    meets = {f"meets_{k}": both(both(t["utilization"] < 1, t["mean"] <= Expr("plan_ttft_ms")),
+                                either(Expr("NOT(ISNUMBER(plan_ttft_p99_ms))"), t["p99"] <= Expr("plan_ttft_p99_ms")))
+             for k, t in ttft.items()}
+    met = b.materialize(calc, cur, "Prefill pool grown: TTFT targets met, per extra instance", meets)
+    first, last = met["meets_0"].text, met[f"meets_{GROWTH_STEPS - 1}"].text
+    extra = Expr(f"IFERROR(MATCH(TRUE,{first}:{last.split('!')[1]},0)-1,{GROWTH_STEPS})")
+    return b.materialize(calc, cur, "Prefill pool grown: the instances dsxl plan sizes", {
+        "extra_instances": extra, "instances": base["throughput_instances"] + extra})
+
+
 def _queue(b: Builder, calc: Any, cur: Cursor, env: dict[str, Any], c: dict[str, Expr], tokens_per_forward: Expr,
            in_load: Expr) -> dict[str, Expr]:
     """TTFT percentiles of the prefill pool as the sheet sizes it, as :func:`dsxl.planner.plan.prefill_queue`
@@ -426,7 +482,8 @@ def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
                (Expr("ISNUMBER(MATCH(plan_gpu,gpu_names,0))"), "the GPU must be a name in the Hardware catalog"),
                (formula_ok(Expr("plan_mode"), choices=("load", "budget")), "mode must be load or budget"),
                (formula_ok(Expr("plan_budget_gpus"), RANGES["budget_gpus"]),
-                f"budget_gpus must be {RANGES['budget_gpus'].describe()}")]
+                f"budget_gpus must be {RANGES['budget_gpus'].describe()}"),
+               (formula_ok(Expr("plan_autoscale"), switch=True), "autoscale must be TRUE or FALSE")]
     for name, _, _ in INPUTS + OWN_INPUTS:
         rule = formula_ok(Expr(f"plan_{name}"), RANGES[name])
         if name in BLANK_ALLOWED:  # blank: the catalog's price; no p99 target
@@ -436,16 +493,51 @@ def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:
     cross = [(MTP_ACCEPT_RULE.ok({"mtp_accept": Expr("plan_mtp_accept"), "mtp_draft": Expr("plan_mtp_draft")}),
               MTP_ACCEPT_RULE.message),
              (either(Expr("COUNTA(plan_ttft_p99_ms)=0"), Expr("plan_ttft_p99_ms") >= Expr("plan_ttft_ms")),
-              f"ttft_p99_ms must be at least ttft_ms: {BELOW_MEAN}")]
+              f"ttft_p99_ms must be at least ttft_ms: {BELOW_MEAN}"),
+             (either(Expr("NOT(plan_autoscale)"), Expr("plan_peak_to_average") > 1),
+              "autoscale prices the average fleet of a load that peaks: give peak_to_average above 1")]
     return input_problems(b, calc, cur, "plan", singles, cross)
 
 
-def _loads() -> dict[str, Expr]:
-    """The output and input loads (average and peak) the candidates' pool sizes are computed for."""
+def _loads(gpu_env: dict[str, Any]) -> dict[str, Expr]:
+    """The loads the candidates' pools are sized for, as :func:`dsxl.planner.plan.size_and_cost` sizes them: the
+    costed fleet (the peak's, or the average's when autoscaled) and the peak fleet; decode at the p99 of the
+    sequences in flight (Little's law at the TPOT target, its headroom factor from ``decode_headroom_z``)."""
     out = Expr("plan_output_tokens_per_s")
     inp = sizing.input_tokens_per_s(out, Expr("plan_input_len"), Expr("plan_output_len"))
     peak = Expr("plan_peak_to_average")
-    return {"plan_out_load": out, "plan_in_load": inp, "plan_out_load_peak": out * peak, "plan_in_load_peak": inp * peak}
+    costed = where(Expr("plan_autoscale"), 1, peak)
+
+    def held(load: Expr) -> Expr:  # decode load at the p99 concurrency
+        in_flight = load * Expr("plan_tpot_ms") / 1000
+        return load * queueing.headroom_factor(in_flight, Expr("plan_arrival_cv"),
+                                               _generation_constant(gpu_env, "decode_headroom_z"))
+    return {"plan_out_costed": out * costed, "plan_out_load": held(out * costed), "plan_in_load": inp * costed,
+            "plan_out_load_peak": held(out * peak), "plan_in_load_peak": inp * peak}
+
+
+def _switch_row(b: Builder, ws: Any, cur: Cursor, name: str, label: str, default: bool) -> None:
+    """A TRUE/FALSE input row (a dropdown), named ``name``."""
+    ws.cell(cur.row, 1, label).font = style.LABEL_FONT
+    ws.cell(cur.row, 2, bool(default))
+    ws.cell(cur.row, 3, name).font = style.NOTE_FONT
+    ws.cell(cur.row, 4, "TRUE or FALSE").font = style.NOTE_FONT
+    b.mark_input(ws, cur.row, 2, None, name)
+    dv = DataValidation(type="list", formula1='"TRUE,FALSE"', allow_blank=False)
+    dv.error, dv.showErrorMessage = "Enter TRUE or FALSE.", True
+    ws.add_data_validation(dv)
+    dv.add(ws.cell(cur.row, 2).coordinate)
+    b.define(name, f"{ws.title}!$B${cur.row}")
+    cur.row += 1
+
+
+def _as_plan(budget: Expr, extra: Expr) -> Expr:
+    """Whether the sheet's fleet is the one dsxl plan sizes for the same inputs and grid, and where it may not be."""
+    return where(budget, "no: budget mode sizes for throughput; dsxl plan keeps the queue and p99 headroom, so its "
+                 "capacity may be lower", where(extra >= GROWTH_STEPS, f"no: the queue needs {GROWTH_STEPS} or more "
+                 "extra prefill instances; see dsxl plan", where(extra > 0, "the queue adds prefill instances; dsxl "
+                 "plan also tries other prefill shapes and may need fewer GPUs", where(Expr("plan_autoscale"),
+                 "yes (the peak line is an estimate)", "yes"))))
 
 
 def _reason(tpot_col: str, ttft_col: str, dmax: Expr, pmax: Expr) -> Expr:
@@ -469,9 +561,11 @@ def _derived(key: str, c: dict[str, Expr], out_load: Expr, in_load: Expr) -> Exp
         return sizing.gpus(c["decode_instances"], c["decode_ep"]) + sizing.gpus(c["prefill_instances"], c["prefill_ep"])
     if key == "total_nodes":
         return c["decode_nodes"] + c["prefill_nodes"]
-    if key == "peak_nodes":  # load mode: the least-GPU candidates at peak load (they may differ from the average's)
-        return where(Expr('plan_mode="budget"'), "", sizing.nodes(Expr("MIN(plan_decode_peak_gpus)"), per_node)
-                     + sizing.nodes(Expr("MIN(plan_prefill_peak_gpus)"), per_node))
+    if key == "peak_nodes":  # load mode: the costed fleet when it is the peak's; autoscaled, the least-GPU
+        # candidates at peak load (decode at p99 concurrency, prefill for throughput: dsxl plan also grows it)
+        estimate = sizing.nodes(Expr("MIN(plan_decode_peak_gpus)"), per_node) + \
+            sizing.nodes(Expr("MIN(plan_prefill_peak_gpus)"), per_node)
+        return where(Expr('plan_mode="budget"'), "", where(Expr("plan_autoscale"), estimate, c["total_nodes"]))
     if key == "cost_per_hour":
         return economics.cost_per_hour(c["total_gpus"], c["price"])
     if key == "cost_per_day":
