@@ -532,12 +532,13 @@ def _switch_row(b: Builder, ws: Any, cur: Cursor, name: str, label: str, default
 
 
 def _as_plan(budget: Expr, extra: Expr) -> Expr:
-    """Whether the sheet's fleet is the one dsxl plan sizes for the same inputs and grid, and where it may not be."""
-    return where(budget, "no: budget mode sizes for throughput; dsxl plan keeps the queue and p99 headroom, so its "
-                 "capacity may be lower", where(extra >= GROWTH_STEPS, f"no: the queue needs {GROWTH_STEPS} or more "
-                 "extra prefill instances; see dsxl plan", where(extra > 0, "the queue adds prefill instances; dsxl "
-                 "plan also tries other prefill shapes and may need fewer GPUs", where(Expr("plan_autoscale"),
-                 "yes (the peak line is an estimate)", "yes"))))
+    """Whether the sheet's fleet is the one dsxl plan sizes for the same inputs and grid, in a few words (the
+    README says more): budget mode sizes for throughput (dsxl plan's capacity keeps the queue and the p99 headroom,
+    so it may be lower); a queue that adds prefill instances (dsxl plan also tries other prefill shapes, so it may
+    need fewer GPUs); past the growth table; an autoscaled fleet's peak line is an estimate."""
+    return where(budget, "no: budget for throughput", where(extra >= GROWTH_STEPS, "no: queue past the table",
+                 where(extra > 0, "maybe: queue added prefill", where(Expr("plan_autoscale"),
+                                                                      "yes; peak line estimated", "yes"))))
 
 
 def _reason(tpot_col: str, ttft_col: str, dmax: Expr, pmax: Expr) -> Expr:
