@@ -184,52 +184,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                         "plan_p99_set": Expr("ISNUMBER(plan_ttft_p99_ms)"),
                         "ttft_queue_factor": _generation_constant(gpu_env, "ttft_queue_factor")}
     problems = _plan_problems(b, grid_ws, grid_cur)
-    decode_chain, prefill_chain = _candidates(chains)
-    d_shared, d_steps = chain.split_by_dependency(decode_chain, DECODE_VARIES)
-    p_shared, p_steps = chain.split_by_dependency(prefill_chain, PREFILL_VARIES)
-    shared_d = Scope("plan_shared", Key("plan_shared", name="decode"), tuple(d_shared), (ENV_KEY,), title="decode")
-    shared_p = Scope("plan_shared", Key("plan_shared", name="prefill"), tuple(p_shared), (ENV_KEY,), title="prefill")
-    for sh in (shared_d, shared_p):
-        b.calc_block(grid_ws, grid_cur, f"Shared by every {sh.title} candidate (GPU, model, workload)", [sh],
-                     lambda s: Expr("plan_gpu"))
-    decode = [Scope("plan_decode", Key("plan_decode", index=i), tuple(d_steps), (ENV_KEY, shared_d.key),
-                    (("ep", ep), ("batch", batch), ("mtp_draft", d), ("mtp_accept", a), ("tbo", tbo)))
-              for i, (ep, batch, (d, a), tbo) in enumerate(
-                  (ep, bt, m, t) for ep in WORKBOOK_GRID["ep_sizes"] for bt in WORKBOOK_GRID["batch_sizes"]
-                  for m in ((0, 1), (Expr("plan_mtp_draft"), Expr("plan_mtp_accept"))) for t in WORKBOOK_GRID["tbo_options"])]
-    prefill = [Scope("plan_prefill", Key("plan_prefill", index=i), tuple(p_steps), (ENV_KEY, shared_p.key),
-                     (("ep", ep), ("tokens_per_gpu", t), ("tbo", tbo)))
-               for i, (ep, t, tbo) in enumerate((ep, t, tbo) for ep in WORKBOOK_GRID["ep_sizes"]
-                                                for t in WORKBOOK_GRID["forward_sizes"]
-                                                for tbo in WORKBOOK_GRID["tbo_options"])]
-    label = lambda s: f"EP{s.params[0][1]} #{s.key.index + 1}"  # noqa: E731
-    b.calc_block(grid_ws, grid_cur, "Decode candidates (one row each; refined chain)", decode, label, by_row=True)
-    b.calc_block(grid_ws, grid_cur, "Prefill candidates (one row each; refined chain)", prefill, label, by_row=True)
-
-    def column(scopes: list[Scope], q: str) -> str:
-        first, last = b.cells[scopes[0].key][q].text, b.cells[scopes[-1].key][q].text
-        sheet, a = first.split("!")
-        return f"{sheet}!{a}:{last.split('!')[1]}"
-
-    b.define("plan_decode_peak_gpus", column(decode, "pool_gpus_peak"))
-    b.define("plan_prefill_peak_gpus", column(prefill, "pool_gpus_peak"))
-    smallest = b.materialize(grid_ws, grid_cur, "Smallest qualifying instance of each pool", {
-        f"{name}_ep": Expr(f"MIN({column(scopes, 'ep_if_qualifies')})") for name, scopes in (("decode", decode),
-                                                                                              ("prefill", prefill))},
-        "Budget mode keeps a candidate only where it fits the budget beside the other pool's smallest instance.")
-    for name in ("decode", "prefill"):
-        b.define(f"plan_min_{name}_ep", smallest[f"{name}_ep"].text)
-    rows = {}
-    for name, scopes in (("decode", decode), ("prefill", prefill)):
-        score, key = column(scopes, "budget_score"), column(scopes, "size_key")
-        rows[name] = b.materialize(grid_ws, grid_cur, f"Chosen {name} candidate (row within the block above)", {
-            "row": Expr(f'IF(plan_mode="budget",MATCH(MAX({score}),{score},0),MATCH(MIN({key}),{key},0))')},
-            "Load mode: the least-cost candidate (fewest GPUs for the load); budget mode: the fastest per GPU that "
-            "fits the budget beside the other pool's smallest instance.")["row"]
-
-    def pick(scopes: list[Scope], q: str) -> Expr:
-        return Expr(f"INDEX({column(scopes, q)},{rows['decode' if scopes is decode else 'prefill'].text},1)")
-
+    decode, prefill, column, pick = _candidate_grid(b, grid_ws, grid_cur, chains)
     col, r = 6, 3
     show_problems(b, ws, r, col, problems, 2, "plan_problems")
     ws.cell(r + 2, col, "Plan").font = style.H2_FONT  # beside the inputs' note; the header beside theirs
@@ -262,17 +217,16 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     cells: dict[str, Expr] = {}
     names = ["feasible", "reason", "decode_ep", "decode_batch", "decode_mtp", "decode_tpot", "decode_tps", "decode_user",
              "decode_max_batch", "served"]
-    for i, ((text, value, unit, fmt), key) in enumerate(zip(lines, names), start=1):
-        ws.cell(r + i, col, text).font = style.LABEL_FONT
+
+    def shown(key: str, value: Any) -> Any:
+        """A result as the sheet shows it: "—" until the inputs are valid; an infeasible plan shows no
+        configuration, sizing or cost."""
         if key == "feasible":
-            value = where(inputs_ok, value, "—")
-        elif key == "reason":
-            value = where(inputs_ok, value, "fix the input problems above")
-        else:  # an infeasible plan shows no configuration, sizing or cost
-            value = where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
-        cells[key] = b.write(ws, r + i, col + 1, value, fmt)
-        ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
-    k = r + len(lines)
+            return where(inputs_ok, value, "—")
+        if key == "reason":
+            return where(inputs_ok, value, "fix the input problems above")
+        return where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
+    k = _result_rows(b, ws, col, r, [(key, *line) for key, line in zip(names, lines)], cells, shown)
     out_load = cells["served"]
     in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
     # load mode sizes the costed fleet as dsxl plan does (decode at p99 concurrency, prefill grown for the queue);
@@ -308,17 +262,10 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
             b, grid_ws, grid_cur, gpu_env["generation"], catalog.model(model_name).native_moe_dtype, pick, decode,
             prefill), "±, relative", "0%"),
     ]
-    for i, (key, text, value, unit, fmt) in enumerate(more, start=1):
-        row = k + i
-        ws.cell(row, col, text).font = style.LABEL_FONT
-        ws.cell(row, col + 2, unit).font = style.NOTE_FONT
-        if value is None:
-            value = _derived(key, cells, out_load, in_load)
-        if key == "prefill_instances":
-            value = where(budget, value, grown["instances"])
-        value = where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
-        cells[key] = b.write(ws, row, col + 1, value, fmt)
-    k += len(more)
+    def sized(key: str, value: Any) -> Any:  # derived from the rows above, each in its own cell
+        value = _derived(key, cells, out_load, in_load) if value is None else value
+        return shown(key, where(budget, value, grown["instances"]) if key == "prefill_instances" else value)
+    k = _result_rows(b, ws, col, k, more, cells, sized)
     queue = _queue(b, grid_ws, grid_cur, rows_env, cells, pick(prefill, "tokens_per_gpu"), fleet_in)
     no_target = Expr("COUNTA(plan_ttft_p99_ms)=0")
     queue_rows = [
@@ -333,27 +280,19 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
             Expr("plan_autoscale"), "average fleet", "peak fleet"), "the fleet (no peak)"), "as dsxl plan", "General"),
         ("sized_as_plan", "Sized as dsxl plan", _as_plan(budget, grown["extra_instances"]), "", "General"),
     ]
-    for i, (key, text, value, unit, fmt) in enumerate(queue_rows, start=1):
-        ws.cell(k + i, col, text).font = style.LABEL_FONT
-        ws.cell(k + i, col + 2, unit).font = style.NOTE_FONT
-        if key.startswith("ttft_") and key != "ttft_p99_met" or key == "prefill_utilization":
-            value = where(queue["utilization"] < 1, value, "unstable: utilization at or above 1")
-        cells[key] = b.write(ws, k + i, col + 1, where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"),
-                                                       "—"), fmt)
-    k += len(queue_rows)
+    def queued(key: str, value: Any) -> Any:  # a queue at or past saturation has no TTFT
+        stable = key.startswith("ttft_") and key != "ttft_p99_met" or key == "prefill_utilization"
+        return shown(key, where(queue["utilization"] < 1, value, "unstable: utilization at or above 1")
+                     if stable else value)
+    k = _result_rows(b, ws, col, k, queue_rows, cells, queued)
     busy = {name: power.busy_share(pick(scopes, "step_ms"), pick(scopes, "overhead_ms"))
             for name, scopes in (("decode", decode), ("prefill", prefill))}
     watts = power_rows(Expr("plan_gpu"), sizing.gpus(cells["decode_instances"], cells["decode_ep"]),
                        sizing.gpus(cells["prefill_instances"], cells["prefill_ep"]), busy["decode"], busy["prefill"],
                        out_load, cells["cost_per_hour"], cells["total_nodes"])
-    for i, (key, text, value, unit, fmt) in enumerate(watts, start=1):
-        ws.cell(k + i, col, text).font = style.LABEL_FONT
-        ws.cell(k + i, col + 2, unit).font = style.NOTE_FONT
-        known = Expr("ISNUMBER(MATCH(plan_gpu,power_gpu,0))")  # a custom GPU row has no power row
-        value = where(known, value, "no power row for this GPU")
-        cells[key] = b.write(ws, k + i, col + 1, where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"),
-                                                       "—"), fmt)
-    k += len(watts)
+    known = Expr("ISNUMBER(MATCH(plan_gpu,power_gpu,0))")  # a custom GPU row has no power row
+    k = _result_rows(b, ws, col, k, watts, cells,
+                     lambda key, value: shown(key, where(known, value, "no power row for this GPU")))
     b.define("plan_results", span(ws, r, col, k, col + 2))
     for j, width in enumerate((62, 16, 22)):  # labels on one line: the block prints on two pages
         ws.column_dimensions[get_column_letter(col + j)].width = width
@@ -514,6 +453,70 @@ def _loads(gpu_env: dict[str, Any]) -> dict[str, Expr]:
                                                _generation_constant(gpu_env, "decode_headroom_z"))
     return {"plan_out_costed": out * costed, "plan_out_load": held(out * costed), "plan_in_load": inp * costed,
             "plan_out_load_peak": held(out * peak), "plan_in_load_peak": inp * peak}
+
+
+def _candidate_grid(b: Builder, grid_ws: Any, grid_cur: Cursor, chains: tuple[list, list]) -> tuple[Any, ...]:
+    """The Planner's candidates on Planner_grid (one refined chain per row: EP x batch x MTP for decode, EP x tokens
+    per forward for prefill), the chosen row of each pool, and two readers: ``column(scopes, quantity)`` (the
+    quantity's cells over the candidates) and ``pick(scopes, quantity)`` (its value in the chosen row)."""
+    decode_chain, prefill_chain = _candidates(chains)
+    d_shared, d_steps = chain.split_by_dependency(decode_chain, DECODE_VARIES)
+    p_shared, p_steps = chain.split_by_dependency(prefill_chain, PREFILL_VARIES)
+    shared_d = Scope("plan_shared", Key("plan_shared", name="decode"), tuple(d_shared), (ENV_KEY,), title="decode")
+    shared_p = Scope("plan_shared", Key("plan_shared", name="prefill"), tuple(p_shared), (ENV_KEY,), title="prefill")
+    for sh in (shared_d, shared_p):
+        b.calc_block(grid_ws, grid_cur, f"Shared by every {sh.title} candidate (GPU, model, workload)", [sh],
+                     lambda s: Expr("plan_gpu"))
+    decode = [Scope("plan_decode", Key("plan_decode", index=i), tuple(d_steps), (ENV_KEY, shared_d.key),
+                    (("ep", ep), ("batch", batch), ("mtp_draft", d), ("mtp_accept", a), ("tbo", tbo)))
+              for i, (ep, batch, (d, a), tbo) in enumerate(
+                  (ep, bt, m, t) for ep in WORKBOOK_GRID["ep_sizes"] for bt in WORKBOOK_GRID["batch_sizes"]
+                  for m in ((0, 1), (Expr("plan_mtp_draft"), Expr("plan_mtp_accept"))) for t in WORKBOOK_GRID["tbo_options"])]
+    prefill = [Scope("plan_prefill", Key("plan_prefill", index=i), tuple(p_steps), (ENV_KEY, shared_p.key),
+                     (("ep", ep), ("tokens_per_gpu", t), ("tbo", tbo)))
+               for i, (ep, t, tbo) in enumerate((ep, t, tbo) for ep in WORKBOOK_GRID["ep_sizes"]
+                                                for t in WORKBOOK_GRID["forward_sizes"]
+                                                for tbo in WORKBOOK_GRID["tbo_options"])]
+    label = lambda s: f"EP{s.params[0][1]} #{s.key.index + 1}"  # noqa: E731
+    b.calc_block(grid_ws, grid_cur, "Decode candidates (one row each; refined chain)", decode, label, by_row=True)
+    b.calc_block(grid_ws, grid_cur, "Prefill candidates (one row each; refined chain)", prefill, label, by_row=True)
+
+    def column(scopes: list[Scope], q: str) -> str:
+        first, last = b.cells[scopes[0].key][q].text, b.cells[scopes[-1].key][q].text
+        sheet, a = first.split("!")
+        return f"{sheet}!{a}:{last.split('!')[1]}"
+
+    b.define("plan_decode_peak_gpus", column(decode, "pool_gpus_peak"))
+    b.define("plan_prefill_peak_gpus", column(prefill, "pool_gpus_peak"))
+    smallest = b.materialize(grid_ws, grid_cur, "Smallest qualifying instance of each pool", {
+        f"{name}_ep": Expr(f"MIN({column(scopes, 'ep_if_qualifies')})") for name, scopes in (("decode", decode),
+                                                                                              ("prefill", prefill))},
+        "Budget mode keeps a candidate only where it fits the budget beside the other pool's smallest instance.")
+    for name in ("decode", "prefill"):
+        b.define(f"plan_min_{name}_ep", smallest[f"{name}_ep"].text)
+    rows = {}
+    for name, scopes in (("decode", decode), ("prefill", prefill)):
+        score, key = column(scopes, "budget_score"), column(scopes, "size_key")
+        rows[name] = b.materialize(grid_ws, grid_cur, f"Chosen {name} candidate (row within the block above)", {
+            "row": Expr(f'IF(plan_mode="budget",MATCH(MAX({score}),{score},0),MATCH(MIN({key}),{key},0))')},
+            "Load mode: the least-cost candidate (fewest GPUs for the load); budget mode: the fastest per GPU that "
+            "fits the budget beside the other pool's smallest instance.")["row"]
+
+    def pick(scopes: list[Scope], q: str) -> Expr:
+        return Expr(f"INDEX({column(scopes, q)},{rows['decode' if scopes is decode else 'prefill'].text},1)")
+
+    return decode, prefill, column, pick
+
+
+def _result_rows(b: Builder, ws: Any, col: int, after: int, rows: list[tuple[str, str, Any, str, str]],
+                 cells: dict[str, Expr], shown: Any) -> int:
+    """The Planner's result rows below row ``after``: (key, label, value, unit, format) each, the value as
+    ``shown(key, value)`` makes it (filed in ``cells`` by key, so later rows refer to it); returns the last row."""
+    for i, (key, text, value, unit, fmt) in enumerate(rows, start=1):
+        ws.cell(after + i, col, text).font = style.LABEL_FONT
+        cells[key] = b.write(ws, after + i, col + 1, shown(key, value), fmt)
+        ws.cell(after + i, col + 2, unit).font = style.NOTE_FONT
+    return after + len(rows)
 
 
 def _switch_row(b: Builder, ws: Any, cur: Cursor, name: str, label: str, default: bool) -> None:
