@@ -132,57 +132,8 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
                   catalog: Catalog, model_env: dict[str, Expr], chains: tuple[list, list],
                   model_name: str) -> dict[str, Expr]:
     """The Planner sheet and its candidate grid; returns the result cells by key."""
-    cur = Cursor(3)
-    b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
-                   "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on). "
-                   "The sheet sizes as dsxl plan does on that grid: decode at the p99 of the sequences in flight, the "
-                   "prefill pool grown until the TTFT targets hold under random arrivals, the peak fleet costed (or "
-                   "the average, autoscaled); the result says where it may differ.")
-    b.gpu_input_row(ws, cur, "plan_gpu")
-    defaults = planner_inputs_defaults(model_name)
-    _input_rows(b, ws, cur, INPUTS, defaults)
-
-    # the switch: size for the load, or the best use of a budget of GPUs
-    ws.cell(cur.row, 1, "Mode: size for the load, or the most a budget of GPUs serves").font = style.LABEL_FONT
-    ws.cell(cur.row, 2, "load")
-    ws.cell(cur.row, 3, "plan_mode").font = style.NOTE_FONT
-    ws.cell(cur.row, 4, "load or budget").font = style.NOTE_FONT
-    b.mark_input(ws, cur.row, 2, None, "plan_mode")
-    dv = DataValidation(type="list", formula1='"load,budget"', allow_blank=False)
-    dv.error, dv.showErrorMessage = "Enter load or budget.", True
-    ws.add_data_validation(dv)
-    dv.add(ws.cell(cur.row, 2).coordinate)
-    b.define("plan_mode", f"{ws.title}!$B${cur.row}")
-    cur.row += 1
-    ws.cell(cur.row, 1, "Budget: GPUs you have (mode budget)").font = style.LABEL_FONT
-    ws.cell(cur.row, 2, 64)
-    ws.cell(cur.row, 3, "plan_budget_gpus").font = style.NOTE_FONT
-    ws.cell(cur.row, 4, "GPUs").font = style.NOTE_FONT
-    b.mark_input(ws, cur.row, 2, RANGES["budget_gpus"], "plan_budget_gpus")
-    b.define("plan_budget_gpus", f"{ws.title}!$B${cur.row}")
-    cur.row += 1
-    _switch_row(b, ws, cur, "plan_autoscale", "Cost the average fleet (autoscale; FALSE: the peak fleet)",
-                defaults.autoscale)
-
-    fields = b.gpu_lookup(Expr("plan_gpu"), b.hardware_rows)
-    price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
-    common = option_env({"attn_tp": 1, "moe_tp": 1, "engine": default_engine(), "sbo": False, "attn_dtype": "fp8",
-                         "kv_dtype": "fp8", "moe_dtype": catalog.model(model_name).native_moe_dtype, "imbalance": 1})
-    gpu_env = b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",
-                            {**_gpu_env(b, fields, rows), "price": price})
-    loads = b.materialize(grid_ws, grid_cur, "Loads the pools are sized for (as dsxl plan)", _loads(gpu_env),
-                          "Decode at the p99 of the sequences in flight; the costed fleet is the peak's unless "
-                          "autoscaled.")
-    b.cells[ENV_KEY] = {**gpu_env, **fused_moe_env(model_name, gpu_env["generation"]), **common,
-                        "input_len": Expr("plan_input_len"),
-                        "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
-                        "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
-                        "plan_ttft_ms": Expr("plan_ttft_ms"), "plan_budget_gpus": Expr("plan_budget_gpus"),
-                        "plan_min_prefill_ep": Expr("plan_min_prefill_ep"),
-                        "plan_min_decode_ep": Expr("plan_min_decode_ep"), **model_env, **loads,
-                        "plan_ttft_p99_ms": Expr("plan_ttft_p99_ms"),
-                        "plan_p99_set": Expr("ISNUMBER(plan_ttft_p99_ms)"),
-                        "ttft_queue_factor": _generation_constant(gpu_env, "ttft_queue_factor")}
+    cur = _planner_inputs(b, ws, model_name)
+    gpu_env, loads = _planner_env(b, grid_ws, grid_cur, rows, catalog, model_env, model_name)
     problems = _plan_problems(b, grid_ws, grid_cur)
     decode, prefill, column, pick = _candidate_grid(b, grid_ws, grid_cur, chains)
     col, r = 6, 3
@@ -302,7 +253,7 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     own = Cursor(cur.row + 2 + CHART_ROWS)
     b.input_header(ws, own, "Owning the fleet instead of renting it", "Read by the plan's power and owned-cost "
                    "rows (right), as dsxl plan --ownership own reads them.")
-    _input_rows(b, ws, own, OWN_INPUTS, defaults)
+    _input_rows(b, ws, own, OWN_INPUTS, planner_inputs_defaults(model_name))
     return cells
 
 
@@ -453,6 +404,69 @@ def _loads(gpu_env: dict[str, Any]) -> dict[str, Expr]:
                                                _generation_constant(gpu_env, "decode_headroom_z"))
     return {"plan_out_costed": out * costed, "plan_out_load": held(out * costed), "plan_in_load": inp * costed,
             "plan_out_load_peak": held(out * peak), "plan_in_load_peak": inp * peak}
+
+
+def _planner_inputs(b: Builder, ws: Any, model_name: str) -> Cursor:
+    """The Planner's input block (workload, SLA, prices, the mode, the budget, autoscale); returns the cursor below."""
+    cur = Cursor(3)
+    b.input_header(ws, cur, "Workload, SLA and prices", "Blue cells are inputs. The search grid is on Planner_grid "
+                   "(EP x batch x MTP on/off for decode; EP x tokens per forward for prefill; attention TP 1, TBO on). "
+                   "The sheet sizes as dsxl plan does on that grid: decode at the p99 of the sequences in flight, the "
+                   "prefill pool grown until the TTFT targets hold under random arrivals, the peak fleet costed (or "
+                   "the average, autoscaled); the result says where it may differ.")
+    b.gpu_input_row(ws, cur, "plan_gpu")
+    defaults = planner_inputs_defaults(model_name)
+    _input_rows(b, ws, cur, INPUTS, defaults)
+
+    # the switch: size for the load, or the best use of a budget of GPUs
+    ws.cell(cur.row, 1, "Mode: size for the load, or the most a budget of GPUs serves").font = style.LABEL_FONT
+    ws.cell(cur.row, 2, "load")
+    ws.cell(cur.row, 3, "plan_mode").font = style.NOTE_FONT
+    ws.cell(cur.row, 4, "load or budget").font = style.NOTE_FONT
+    b.mark_input(ws, cur.row, 2, None, "plan_mode")
+    dv = DataValidation(type="list", formula1='"load,budget"', allow_blank=False)
+    dv.error, dv.showErrorMessage = "Enter load or budget.", True
+    ws.add_data_validation(dv)
+    dv.add(ws.cell(cur.row, 2).coordinate)
+    b.define("plan_mode", f"{ws.title}!$B${cur.row}")
+    cur.row += 1
+    ws.cell(cur.row, 1, "Budget: GPUs you have (mode budget)").font = style.LABEL_FONT
+    ws.cell(cur.row, 2, 64)
+    ws.cell(cur.row, 3, "plan_budget_gpus").font = style.NOTE_FONT
+    ws.cell(cur.row, 4, "GPUs").font = style.NOTE_FONT
+    b.mark_input(ws, cur.row, 2, RANGES["budget_gpus"], "plan_budget_gpus")
+    b.define("plan_budget_gpus", f"{ws.title}!$B${cur.row}")
+    cur.row += 1
+    _switch_row(b, ws, cur, "plan_autoscale", "Cost the average fleet (autoscale; FALSE: the peak fleet)",
+                defaults.autoscale)
+
+    return cur
+
+
+def _planner_env(b: Builder, grid_ws: Any, grid_cur: Cursor, rows: dict[str, tuple[str, str]], catalog: Catalog,
+                 model_env: dict[str, Expr], model_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What every candidate sees (``b.cells[ENV_KEY]``): the chosen GPU's fields and constants, the workload and
+    the loads the pools are sized for; returns the GPU's cells and the loads'."""
+    fields = b.gpu_lookup(Expr("plan_gpu"), b.hardware_rows)
+    price = where(Expr("ISNUMBER(plan_price_gpu_hour)"), Expr("plan_price_gpu_hour"), fields["price_gpu_hour"])
+    common = option_env({"attn_tp": 1, "moe_tp": 1, "engine": default_engine(), "sbo": False, "attn_dtype": "fp8",
+                         "kv_dtype": "fp8", "moe_dtype": catalog.model(model_name).native_moe_dtype, "imbalance": 1})
+    gpu_env = b.materialize(grid_ws, grid_cur, "Selected GPU: datasheet fields and refined constants",
+                            {**_gpu_env(b, fields, rows), "price": price})
+    loads = b.materialize(grid_ws, grid_cur, "Loads the pools are sized for (as dsxl plan)", _loads(gpu_env),
+                          "Decode at the p99 of the sequences in flight; the costed fleet is the peak's unless "
+                          "autoscaled.")
+    b.cells[ENV_KEY] = {**gpu_env, **fused_moe_env(model_name, gpu_env["generation"]), **common,
+                        "input_len": Expr("plan_input_len"),
+                        "output_len": Expr("plan_output_len"), "prompt_len": Expr("plan_input_len"),
+                        "cache_hit": Expr("plan_cache_hit"), "plan_tpot_ms": Expr("plan_tpot_ms"),
+                        "plan_ttft_ms": Expr("plan_ttft_ms"), "plan_budget_gpus": Expr("plan_budget_gpus"),
+                        "plan_min_prefill_ep": Expr("plan_min_prefill_ep"),
+                        "plan_min_decode_ep": Expr("plan_min_decode_ep"), **model_env, **loads,
+                        "plan_ttft_p99_ms": Expr("plan_ttft_p99_ms"),
+                        "plan_p99_set": Expr("ISNUMBER(plan_ttft_p99_ms)"),
+                        "ttft_queue_factor": _generation_constant(gpu_env, "ttft_queue_factor")}
+    return gpu_env, loads
 
 
 def _candidate_grid(b: Builder, grid_ws: Any, grid_cur: Cursor, chains: tuple[list, list]) -> tuple[Any, ...]:
