@@ -136,115 +136,9 @@ def planner_sheet(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, rows: dic
     gpu_env, loads = _planner_env(b, grid_ws, grid_cur, rows, catalog, model_env, model_name)
     problems = _plan_problems(b, grid_ws, grid_cur)
     decode, prefill, column, pick = _candidate_grid(b, grid_ws, grid_cur, chains)
-    col, r = 6, 3
-    show_problems(b, ws, r, col, problems, 2, "plan_problems")
-    ws.cell(r + 2, col, "Plan").font = style.H2_FONT  # beside the inputs' note; the header beside theirs
-    r += 3
-    inputs_ok = Expr("plan_inputs_ok")
-    for j, h in enumerate(("Result", "Value", "Unit")):
-        b._header_cell(ws, r, col + j, h)
-    dmax, pmax = Expr(f"MAX({column(decode, 'score')})"), Expr(f"MAX({column(prefill, 'score')})")
-    d_tps, p_tps = pick(decode, "tokens_per_s_per_gpu"), pick(prefill, "tokens_per_s_per_gpu")
-    d_ep, p_ep = pick(decode, "ep"), pick(prefill, "ep")
-    budget = Expr('plan_mode="budget"')
-    per_out = Expr("plan_input_len") / Expr("plan_output_len")
-    capacity = where(budget, sizing.budget_capacity(Expr("plan_budget_gpus"), d_tps * d_ep, d_ep, p_tps * p_ep, p_ep,
-                                                    per_out), "")
-    out_load = where(budget, capacity, Expr("plan_output_tokens_per_s"))
-    in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
-    lines: list[tuple[str, Any, str, str]] = [
-        ("Feasible", Expr(f"AND({dmax.text}>0,{pmax.text}>0)"), "", "General"),
-        ("Why not (when infeasible)", _reason(column(decode, "tpot_ms_if_fits"), column(prefill, "ttft_ms_if_fits"),
-                                              dmax, pmax), "", "General"),
-        ("Decode EP", d_ep, "GPUs", "0"),
-        ("Decode batch", pick(decode, "batch"), "sequences per GPU", "0"),
-        ("Decode MTP draft", pick(decode, "mtp_draft"), "tokens", "0"),
-        ("Decode TPOT", pick(decode, "tpot_ms"), "ms", "0.0"),
-        ("Decode tokens/s per GPU", d_tps, "tokens/s", "#,##0"),
-        ("Decode tokens/s per user", pick(decode, "tokens_per_s_per_user"), "tokens/s", "0.0"),
-        ("Decode max batch", pick(decode, "max_batch"), "sequences", "0"),
-        ("Output tokens/s served (the load, or the budget's capacity)", out_load, "tokens/s", "#,##0"),
-    ]
-    cells: dict[str, Expr] = {}
-    names = ["feasible", "reason", "decode_ep", "decode_batch", "decode_mtp", "decode_tpot", "decode_tps", "decode_user",
-             "decode_max_batch", "served"]
-
-    def shown(key: str, value: Any) -> Any:
-        """A result as the sheet shows it: "—" until the inputs are valid; an infeasible plan shows no
-        configuration, sizing or cost."""
-        if key == "feasible":
-            return where(inputs_ok, value, "—")
-        if key == "reason":
-            return where(inputs_ok, value, "fix the input problems above")
-        return where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
-    k = _result_rows(b, ws, col, r, [(key, *line) for key, line in zip(names, lines)], cells, shown)
-    out_load = cells["served"]
-    in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
-    # load mode sizes the costed fleet as dsxl plan does (decode at p99 concurrency, prefill grown for the queue);
-    # budget mode sizes for throughput
-    fleet_in = where(budget, in_load, loads["plan_in_load"])
-    d_inst = sizing.instances(where(budget, out_load, loads["plan_out_load"]), cells["decode_tps"], cells["decode_ep"])
-    model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # MLA: Model sheet
-    rows_env = {"model": model_cells, "compressed": catalog.model(model_name).compressed_attention,
-                "constant": lambda name: _generation_constant(gpu_env, name), "nic": gpu_env["pcie_bw"]}
-    grown = _grown_prefill(b, grid_ws, grid_cur, rows_env, p_ep, p_tps, pick(prefill, "tokens_per_gpu"), fleet_in)
-    more = [
-        ("decode_instances", "Decode instances (EP groups)", d_inst, "", "0"),
-        ("decode_nodes", "Decode nodes", None, "nodes", "0"),
-        ("prefill_ep", "Prefill EP", p_ep, "GPUs", "0"),
-        ("prefill_tokens", "Prefill tokens per forward", pick(prefill, "tokens_per_gpu"), "tokens", "#,##0"),
-        ("prefill_ttft", "Prefill TTFT", pick(prefill, "ttft_ms"), "ms, no queue", "#,##0"),
-        ("prefill_tps", "Prefill input tokens/s per GPU", p_tps, "tokens/s", "#,##0"),
-        ("prefill_instances", "Prefill instances (EP groups)", None, "", "0"),
-        ("prefill_nodes", "Prefill nodes", None, "nodes", "0"),
-        ("total_gpus", "Total GPUs", None, "GPUs", "#,##0"),
-        ("total_nodes", "Total nodes", None, "nodes", "#,##0"),
-        ("peak_nodes", "Total nodes at peak load", None, "nodes", "#,##0"),
-        ("price", "Price per GPU-hour", b.cells[ENV_KEY]["price"], "$", "0.00"),
-        ("cost_per_hour", "Cost per hour", None, "$", "#,##0"),
-        ("cost_per_day", "Cost per day", None, "$, the costed fleet", "#,##0"),
-        ("cost_per_m_output", "Cost per million output tokens (decode GPUs)", None, "$", "0.000"),
-        ("cost_per_m_input", "Cost per million input tokens (prefill GPUs)", None, "$", "0.000"),
-        ("revenue_per_day", "Revenue per day at the prices above", None, "$", "#,##0"),
-        ("margin", "Cost-profit margin", None, "", "0%"),
-        ("budget_covers_load", "Budget covers the load (mode budget)",
-         where(budget, Expr("plan_output_tokens_per_s") <= out_load, ""), "TRUE/FALSE", style.BOOLEAN),
-        ("band", "Expected error of this plan (the wider of its pools' bands)", _band(
-            b, grid_ws, grid_cur, gpu_env["generation"], catalog.model(model_name).native_moe_dtype, pick, decode,
-            prefill), "±, relative", "0%"),
-    ]
-    def sized(key: str, value: Any) -> Any:  # derived from the rows above, each in its own cell
-        value = _derived(key, cells, out_load, in_load) if value is None else value
-        return shown(key, where(budget, value, grown["instances"]) if key == "prefill_instances" else value)
-    k = _result_rows(b, ws, col, k, more, cells, sized)
-    queue = _queue(b, grid_ws, grid_cur, rows_env, cells, pick(prefill, "tokens_per_gpu"), fleet_in)
-    no_target = Expr("COUNTA(plan_ttft_p99_ms)=0")
-    queue_rows = [
-        ("prefill_utilization", "Prefill utilization (at the costed fleet's load)", queue["utilization"], "", "0%"),
-        ("ttft_mean", "TTFT mean, queueing included (at this sizing)", queue["mean"], "ms", "#,##0"),
-        ("ttft_p90", "TTFT p90, queueing included", queue["p90"], "ms", "#,##0"),
-        ("ttft_p99", "TTFT p99, queueing included", queue["p99"], "ms", "#,##0"),
-        ("ttft_p99_met", "p99 TTFT target met at this sizing",
-         where(no_target, "no target", where(queue["p99"] <= Expr("plan_ttft_p99_ms"), "yes",
-                                             "no: dsxl plan adds prefill instances until it is")), "", "General"),
-        ("costed_at", "Costed at", where(Expr("plan_peak_to_average") > 1, where(
-            Expr("plan_autoscale"), "average fleet", "peak fleet"), "the fleet (no peak)"), "as dsxl plan", "General"),
-        ("sized_as_plan", "Sized as dsxl plan", _as_plan(budget, grown["extra_instances"]), "", "General"),
-    ]
-    def queued(key: str, value: Any) -> Any:  # a queue at or past saturation has no TTFT
-        stable = key.startswith("ttft_") and key != "ttft_p99_met" or key == "prefill_utilization"
-        return shown(key, where(queue["utilization"] < 1, value, "unstable: utilization at or above 1")
-                     if stable else value)
-    k = _result_rows(b, ws, col, k, queue_rows, cells, queued)
-    busy = {name: power.busy_share(pick(scopes, "step_ms"), pick(scopes, "overhead_ms"))
-            for name, scopes in (("decode", decode), ("prefill", prefill))}
-    watts = power_rows(Expr("plan_gpu"), sizing.gpus(cells["decode_instances"], cells["decode_ep"]),
-                       sizing.gpus(cells["prefill_instances"], cells["prefill_ep"]), busy["decode"], busy["prefill"],
-                       out_load, cells["cost_per_hour"], cells["total_nodes"])
-    known = Expr("ISNUMBER(MATCH(plan_gpu,power_gpu,0))")  # a custom GPU row has no power row
-    k = _result_rows(b, ws, col, k, watts, cells,
-                     lambda key, value: shown(key, where(known, value, "no power row for this GPU")))
-    b.define("plan_results", span(ws, r, col, k, col + 2))
+    col = 6
+    cells = _plan_results(b, ws, grid_ws, grid_cur, catalog, model_name, model_env, gpu_env, loads, problems,
+                          (decode, prefill, column, pick))
     for j, width in enumerate((62, 16, 22)):  # labels on one line: the block prints on two pages
         ws.column_dimensions[get_column_letter(col + j)].width = width
     ws.column_dimensions["A"].width = 48
@@ -406,6 +300,87 @@ def _loads(gpu_env: dict[str, Any]) -> dict[str, Expr]:
             "plan_out_load_peak": held(out * peak), "plan_in_load_peak": inp * peak}
 
 
+def _plan_results(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, catalog: Catalog, model_name: str,
+                  model_env: dict[str, Expr], gpu_env: dict[str, Any], loads: dict[str, Any], problems: Expr,
+                  grid: tuple[Any, ...]) -> dict[str, Expr]:
+    """The Planner's results block (``plan_results``), beside the inputs: the chosen configurations, the fleet as
+    dsxl plan sizes it, its cost, queue, power and band; returns the result cells by key."""
+    decode, prefill, column, pick = grid
+    col, r = 6, 3
+    show_problems(b, ws, r, col, problems, 2, "plan_problems")
+    ws.cell(r + 2, col, "Plan").font = style.H2_FONT  # beside the inputs' note; the header beside theirs
+    r += 3
+    inputs_ok = Expr("plan_inputs_ok")
+    for j, h in enumerate(("Result", "Value", "Unit")):
+        b._header_cell(ws, r, col + j, h)
+    dmax, pmax = Expr(f"MAX({column(decode, 'score')})"), Expr(f"MAX({column(prefill, 'score')})")
+    d_tps, p_tps = pick(decode, "tokens_per_s_per_gpu"), pick(prefill, "tokens_per_s_per_gpu")
+    d_ep, p_ep = pick(decode, "ep"), pick(prefill, "ep")
+    budget = Expr('plan_mode="budget"')
+    per_out = Expr("plan_input_len") / Expr("plan_output_len")
+    capacity = where(budget, sizing.budget_capacity(Expr("plan_budget_gpus"), d_tps * d_ep, d_ep, p_tps * p_ep, p_ep,
+                                                    per_out), "")
+    out_load = where(budget, capacity, Expr("plan_output_tokens_per_s"))
+    in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
+    lines = [
+        ("feasible", "Feasible", Expr(f"AND({dmax.text}>0,{pmax.text}>0)"), "", "General"),
+        ("reason", "Why not (when infeasible)", _reason(column(decode, "tpot_ms_if_fits"),
+                                                        column(prefill, "ttft_ms_if_fits"), dmax, pmax), "", "General"),
+        ("decode_ep", "Decode EP", d_ep, "GPUs", "0"),
+        ("decode_batch", "Decode batch", pick(decode, "batch"), "sequences per GPU", "0"),
+        ("decode_mtp", "Decode MTP draft", pick(decode, "mtp_draft"), "tokens", "0"),
+        ("decode_tpot", "Decode TPOT", pick(decode, "tpot_ms"), "ms", "0.0"),
+        ("decode_tps", "Decode tokens/s per GPU", d_tps, "tokens/s", "#,##0"),
+        ("decode_user", "Decode tokens/s per user", pick(decode, "tokens_per_s_per_user"), "tokens/s", "0.0"),
+        ("decode_max_batch", "Decode max batch", pick(decode, "max_batch"), "sequences", "0"),
+        ("served", "Output tokens/s served (the load, or the budget's capacity)", out_load, "tokens/s", "#,##0"),
+    ]
+    cells: dict[str, Expr] = {}
+
+    def shown(key: str, value: Any) -> Any:  # "—" until the inputs are valid; nothing sized for an infeasible plan
+        if key == "feasible":
+            return where(inputs_ok, value, "—")
+        if key == "reason":
+            return where(inputs_ok, value, "fix the input problems above")
+        return where(inputs_ok, where(Expr(cells["feasible"].text), value, "—"), "—")
+    k = _result_rows(b, ws, col, r, lines, cells, shown)
+    out_load = cells["served"]
+    in_load = sizing.input_tokens_per_s(out_load, Expr("plan_input_len"), Expr("plan_output_len"))
+    # load mode sizes the costed fleet as dsxl plan does (decode at p99 concurrency, prefill grown for the queue);
+    # budget mode sizes for throughput
+    fleet_in = where(budget, in_load, loads["plan_in_load"])
+    d_inst = sizing.instances(where(budget, out_load, loads["plan_out_load"]), cells["decode_tps"], cells["decode_ep"])
+    model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # MLA: Model sheet
+    rows_env = {"model": model_cells, "compressed": catalog.model(model_name).compressed_attention,
+                "constant": lambda name: _generation_constant(gpu_env, name), "nic": gpu_env["pcie_bw"]}
+    grown = _grown_prefill(b, grid_ws, grid_cur, rows_env, p_ep, p_tps, pick(prefill, "tokens_per_gpu"), fleet_in)
+    more = _sizing_rows(b, grid_ws, grid_cur, catalog.model(model_name).native_moe_dtype, gpu_env, grid, d_inst,
+                        budget, out_load)
+
+    def sized(key: str, value: Any) -> Any:  # derived from the rows above, each in its own cell
+        value = _derived(key, cells, out_load, in_load) if value is None else value
+        return shown(key, where(budget, value, grown["instances"]) if key == "prefill_instances" else value)
+    k = _result_rows(b, ws, col, k, more, cells, sized)
+    queue = _queue(b, grid_ws, grid_cur, rows_env, cells, pick(prefill, "tokens_per_gpu"), fleet_in)
+    queue_rows = _queue_rows(queue, budget, grown["extra_instances"])
+
+    def queued(key: str, value: Any) -> Any:  # a queue at or past saturation has no TTFT
+        stable = key.startswith("ttft_") and key != "ttft_p99_met" or key == "prefill_utilization"
+        return shown(key, where(queue["utilization"] < 1, value, "unstable: utilization at or above 1")
+                     if stable else value)
+    k = _result_rows(b, ws, col, k, queue_rows, cells, queued)
+    busy = {name: power.busy_share(pick(scopes, "step_ms"), pick(scopes, "overhead_ms"))
+            for name, scopes in (("decode", decode), ("prefill", prefill))}
+    watts = power_rows(Expr("plan_gpu"), sizing.gpus(cells["decode_instances"], cells["decode_ep"]),
+                       sizing.gpus(cells["prefill_instances"], cells["prefill_ep"]), busy["decode"], busy["prefill"],
+                       out_load, cells["cost_per_hour"], cells["total_nodes"])
+    known = Expr("ISNUMBER(MATCH(plan_gpu,power_gpu,0))")  # a custom GPU row has no power row
+    k = _result_rows(b, ws, col, k, watts, cells,
+                     lambda key, value: shown(key, where(known, value, "no power row for this GPU")))
+    b.define("plan_results", span(ws, r, col, k, col + 2))
+    return cells
+
+
 def _planner_inputs(b: Builder, ws: Any, model_name: str) -> Cursor:
     """The Planner's input block (workload, SLA, prices, the mode, the budget, autoscale); returns the cursor below."""
     cur = Cursor(3)
@@ -546,6 +521,56 @@ def _switch_row(b: Builder, ws: Any, cur: Cursor, name: str, label: str, default
     dv.add(ws.cell(cur.row, 2).coordinate)
     b.define(name, f"{ws.title}!$B${cur.row}")
     cur.row += 1
+
+
+def _sizing_rows(b: Builder, grid_ws: Any, grid_cur: Cursor, moe_dtype: str, gpu_env: dict[str, Any],
+                 grid: tuple[Any, ...], d_inst: Expr, budget: Expr, out_load: Expr) -> list[tuple[Any, ...]]:
+    """The result rows of the fleet and its cost (a value of None is derived from the rows above it, in its own
+    cell: :func:`_derived`), then the plan's band."""
+    decode, prefill, _, pick = grid
+    p_ep, p_tps = pick(prefill, "ep"), pick(prefill, "tokens_per_s_per_gpu")
+    return [
+        ("decode_instances", "Decode instances (EP groups)", d_inst, "", "0"),
+        ("decode_nodes", "Decode nodes", None, "nodes", "0"),
+        ("prefill_ep", "Prefill EP", p_ep, "GPUs", "0"),
+        ("prefill_tokens", "Prefill tokens per forward", pick(prefill, "tokens_per_gpu"), "tokens", "#,##0"),
+        ("prefill_ttft", "Prefill TTFT", pick(prefill, "ttft_ms"), "ms, no queue", "#,##0"),
+        ("prefill_tps", "Prefill input tokens/s per GPU", p_tps, "tokens/s", "#,##0"),
+        ("prefill_instances", "Prefill instances (EP groups)", None, "", "0"),
+        ("prefill_nodes", "Prefill nodes", None, "nodes", "0"),
+        ("total_gpus", "Total GPUs", None, "GPUs", "#,##0"),
+        ("total_nodes", "Total nodes", None, "nodes", "#,##0"),
+        ("peak_nodes", "Total nodes at peak load", None, "nodes", "#,##0"),
+        ("price", "Price per GPU-hour", b.cells[ENV_KEY]["price"], "$", "0.00"),
+        ("cost_per_hour", "Cost per hour", None, "$", "#,##0"),
+        ("cost_per_day", "Cost per day", None, "$, the costed fleet", "#,##0"),
+        ("cost_per_m_output", "Cost per million output tokens (decode GPUs)", None, "$", "0.000"),
+        ("cost_per_m_input", "Cost per million input tokens (prefill GPUs)", None, "$", "0.000"),
+        ("revenue_per_day", "Revenue per day at the prices above", None, "$", "#,##0"),
+        ("margin", "Cost-profit margin", None, "", "0%"),
+        ("budget_covers_load", "Budget covers the load (mode budget)",
+         where(budget, Expr("plan_output_tokens_per_s") <= out_load, ""), "TRUE/FALSE", style.BOOLEAN),
+        ("band", "Expected error of this plan (the wider of its pools' bands)", _band(
+            b, grid_ws, grid_cur, gpu_env["generation"], moe_dtype, pick, decode,
+            prefill), "±, relative", "0%"),
+    ]
+
+
+def _queue_rows(queue: dict[str, Expr], budget: Expr, extra: Expr) -> list[tuple[str, str, Any, str, str]]:
+    """The result rows of the costed fleet's prefill queue, its costing and whether it is dsxl plan's fleet."""
+    no_target = Expr("COUNTA(plan_ttft_p99_ms)=0")
+    return [
+        ("prefill_utilization", "Prefill utilization (at the costed fleet's load)", queue["utilization"], "", "0%"),
+        ("ttft_mean", "TTFT mean, queueing included (at this sizing)", queue["mean"], "ms", "#,##0"),
+        ("ttft_p90", "TTFT p90, queueing included", queue["p90"], "ms", "#,##0"),
+        ("ttft_p99", "TTFT p99, queueing included", queue["p99"], "ms", "#,##0"),
+        ("ttft_p99_met", "p99 TTFT target met at this sizing",
+         where(no_target, "no target", where(queue["p99"] <= Expr("plan_ttft_p99_ms"), "yes",
+                                             "no: dsxl plan adds prefill instances until it is")), "", "General"),
+        ("costed_at", "Costed at", where(Expr("plan_peak_to_average") > 1, where(
+            Expr("plan_autoscale"), "average fleet", "peak fleet"), "the fleet (no peak)"), "as dsxl plan", "General"),
+        ("sized_as_plan", "Sized as dsxl plan", _as_plan(budget, extra), "", "General"),
+    ]
 
 
 def _as_plan(budget: Expr, extra: Expr) -> Expr:
