@@ -100,20 +100,11 @@ def _gpu_env(b: Builder, fields: dict[str, Expr], rows: dict[str, tuple[str, str
     return env
 
 
-def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
-                   catalog: Catalog, model_env: dict[str, Expr], chains: tuple[list, list],
-                   native_moe_dtype: str, model_name: str) -> dict[str, Expr]:
-    """The Predict sheet and its chains (``chains``: the model's decode and prefill; ``model_env``: its fields where
-    they are not the Model sheet's); returns the headline result cells."""
-    cur = Cursor(3)
-    b.input_header(ws, cur, "Your configuration (refined model on datasheet hardware)",
-                   "Pick a GPU and a deployment; results and the per-layer breakdown update live. Units in column D.",
-                   "Unit / meaning")
-    b.gpu_input_row(ws, cur, "predict_gpu")
-    defaults = {"ep": 128, "batch": 128, "kv_len": 4096, "tokens_per_gpu": 16384, "prompt_len": 4096,
-                **PREDICT_AGGREGATED}
-    resolved = normalise("decode", {k: v for k, v in defaults.items() if k in ("ep", "batch", "kv_len")},
-                         native_moe_dtype)
+def _option_rows(b: Builder, ws: Any, cur: Cursor, defaults: dict[str, Any],
+                 resolved: dict[str, Any]) -> dict[str, Expr]:
+    """One blue input row per predict option (declared once in :data:`dsxl.inputs.request.OPTIONS`): its label,
+    default, name and unit, checked by a dropdown or its range; returns each option's value as the chains read it
+    (a switch left "auto" reads the engine's profile)."""
     opts: dict[str, Expr] = {}
     for o in OPTIONS:
         value = defaults.get(o.name, resolved.get(o.name, o.default))
@@ -148,6 +139,52 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
             opts[o.name] = where(eq(Expr(name), "auto"), engine_numbers(Expr("predict_engine"))[ENGINE_FLAGS[o.name]] > 0,
                                  Expr(name))
         cur.row += 1
+    return opts
+
+
+def _predict_result_rows(d: dict[str, Expr], p: dict[str, Expr], agg: dict[str, Expr], env: dict[str, Expr],
+                         bands: tuple[Expr, Expr, Expr]) -> list[tuple[str, Any, str, str]]:
+    """The Predict sheet's result rows: (label, value, unit, format); a speed's label starts with its phase."""
+    band_d, band_p, band_a = bands
+    return [("Decode TPOT", d["tpot_ms"], "ms", "0.00"),
+               ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
+               ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+               ("Max batch per attention rank", d["max_batch"], "sequences", "#,##0"),
+               ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", style.BOOLEAN),
+
+               ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
+               ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+               ("Prefill forward step", p["step_ms"], "ms", "#,##0.0"),
+               ("Prefill TTFT", p["ttft_ms"], "ms", "#,##0"),
+               ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
+               ("Two-batch overlap acts (decode / prefill)",
+                concat(where(d["tbo_on"], "on", "off"), " / ", where(p["tbo_on"], "on", "off")),
+                "on / off", "@"),
+               ("Overlap notes", _overlap_notes(d, p, env), "", "@"),
+               ("Aggregated output tokens/s per GPU", agg["output_tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+               ("Aggregated TPOT", agg["tpot_ms"], "ms", "0.00"),
+               ("Aggregated TTFT", agg["ttft_ms"], "ms", "#,##0"),
+               ("Aggregated mean decoding batch", agg["decoding_batch"], "sequences per attention rank", "#,##0.0"),
+               ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
+               ("Prefill expected error (band)", band_p, "± relative", '"±"0%'),
+               ("Aggregated expected error (band)", band_a, "± relative", '"±"0%')]
+
+
+def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
+                   catalog: Catalog, model_env: dict[str, Expr], chains: tuple[list, list],
+                   native_moe_dtype: str, model_name: str) -> dict[str, Expr]:
+    """The Predict sheet and its chains (``chains``: the model's decode and prefill; ``model_env``: its fields where
+    they are not the Model sheet's); returns the headline result cells."""
+    cur = Cursor(3)
+    b.input_header(ws, cur, "Your configuration (refined model on datasheet hardware)",
+                   "Pick a GPU and a deployment; results and the per-layer breakdown update live. Units in column D.",
+                   "Unit / meaning")
+    b.gpu_input_row(ws, cur, "predict_gpu")
+    defaults = {"ep": 128, "batch": 128, "kv_len": 4096, "tokens_per_gpu": 16384, "prompt_len": 4096,
+                **PREDICT_AGGREGATED}
+    resolved = normalise("decode", {k: v for k, v in defaults.items() if k in ("ep", "batch", "kv_len")},
+                         native_moe_dtype)
+    opts = _option_rows(b, ws, cur, defaults, resolved)
     ws.column_dimensions["A"].width = 66
     ws.column_dimensions["C"].width = 26
     ws.column_dimensions["D"].width = 30
@@ -173,28 +210,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     r += 2
     ok = Expr("predict_inputs_ok")
     band_d, band_p, band_a = _band_cells(b, calc, calc_cur, env["generation"], b.cells[GPU_KEY]["tbo"])
-    results = [("Decode TPOT", d["tpot_ms"], "ms", "0.00"),
-               ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
-               ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
-               ("Max batch per attention rank", d["max_batch"], "sequences", "#,##0"),
-               ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", style.BOOLEAN),
-
-               ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
-               ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
-               ("Prefill forward step", p["step_ms"], "ms", "#,##0.0"),
-               ("Prefill TTFT", p["ttft_ms"], "ms", "#,##0"),
-               ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
-               ("Two-batch overlap acts (decode / prefill)",
-                concat(where(d["tbo_on"], "on", "off"), " / ", where(p["tbo_on"], "on", "off")),
-                "on / off", "@"),
-               ("Overlap notes", _overlap_notes(d, p, b.cells[GPU_KEY]), "", "@"),
-               ("Aggregated output tokens/s per GPU", agg["output_tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
-               ("Aggregated TPOT", agg["tpot_ms"], "ms", "0.00"),
-               ("Aggregated TTFT", agg["ttft_ms"], "ms", "#,##0"),
-               ("Aggregated mean decoding batch", agg["decoding_batch"], "sequences per attention rank", "#,##0.0"),
-               ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
-               ("Prefill expected error (band)", band_p, "± relative", '"±"0%'),
-               ("Aggregated expected error (band)", band_a, "± relative", '"±"0%')]
+    results = _predict_result_rows(d, p, agg, b.cells[GPU_KEY], (band_d, band_p, band_a))
     for j, h in enumerate(("Result", "Value", "Unit", "Band")):
         b._header_cell(ws, r, col + j, h)
     shown: dict[str, Expr] = {}
