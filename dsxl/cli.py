@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dsxl._version import __version__
-from dsxl.data.catalog import default_engine, load_engines
+from dsxl.data.catalog import default_engine, load_catalog, load_engines
 from dsxl.core.rules import show
 
 DEFAULT_WORKBOOK = Path("workbook") / "dsxl.xlsx"
@@ -91,7 +91,8 @@ def _plan_parser(sub: Any) -> None:
     from dsxl.planner.recipes import RECIPE_ENGINES
 
     p = sub.add_parser("plan", help="size a cluster: SLA search, prefill/decode split, cost per million tokens")
-    p.add_argument("--gpu", default=None, help="GPU name(s), comma-separated, or all (default H800)")
+    p.add_argument("--gpu", default=None, help="GPU name(s), comma-separated, or all (default "
+                                              f"{load_catalog().default_gpu})")
     p.add_argument("--model", default=None, help="preset id or path to a config.json")
     p.add_argument("--scenario", default=None, help="a stored scenario, e.g. deepseek_day6")
     p.add_argument("--input-len", type=float, help="input tokens per request (default 4096)")
@@ -188,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="write the shareable workbook")
     b.add_argument("-o", "--output", type=Path, default=None,
                    help=f"an .xlsx path in an existing folder (default {DEFAULT_WORKBOOK}, its folder created)")
-    b.add_argument("--model", default=None, help="preset id or config.json the workbook holds (default deepseek_v3)")
+    b.add_argument("--model", default=None, help="preset id or config.json the workbook holds (default "
+                                                 f"{load_catalog().default_model})")
     b.add_argument("--calibration", metavar="PROFILE.json", help="a profile written by dsxl calibrate: the workbook "
                                                                   "computes with its values and lists its runs")
     return p

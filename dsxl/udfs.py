@@ -165,16 +165,18 @@ def _each_cell(call: Callable[[dict[str, Any]], Any], numbers: dict[str, Any]) -
         if not ranges:
             raise
         return _per_cell(lambda cell: call({**numbers, **cell}), ranges)
-    return _fill(value, _grid_shape(ranges)) if ranges else value
+    return _fill(value, next(iter(_grids(ranges).values())).shape) if ranges else value
 
 
-def _grid_shape(ranges: dict[str, Any]) -> tuple[int, int]:
-    """The sheet grid that ranges broadcast to (a 1-D range is a column; a column with a row makes a grid)."""
-    grids = [_as_grid(v, name) for name, v in ranges.items()]
+def _grids(ranges: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Each range as a grid, broadcast to the sheet grid they make together (a 1-D range is a column; a column with
+    a row makes a grid)."""
+    grids = {name: _as_grid(v, name) for name, v in ranges.items()}
     try:
-        return np.broadcast_shapes(*[g.shape for g in grids])
+        shape = np.broadcast_shapes(*[g.shape for g in grids.values()])
     except ValueError:
         raise ValueError("numeric ranges must have matching shapes (or be single cells)") from None
+    return {name: np.broadcast_to(g, shape) for name, g in grids.items()}
 
 
 def _as_grid(x: Any, name: str = "a range") -> np.ndarray:
@@ -460,17 +462,17 @@ def _predict_cells(phase: str, gpu: Any, key: str, model: Any, numbers: dict[str
     if key == "fits":
         return bool(v) if v.ndim == 0 else _as_grid(v).astype(bool).tolist()
     if key in SPEEDS and np.ndim(r["fits"]):  # a range: a speed is a number only in the cells that fit
-        grid = np.broadcast_to(_as_grid(np.asarray(v, dtype=float)), _as_grid(r["fits"]).shape)
-        return np.where(_as_grid(r["fits"]), grid, "does not fit").astype(object).tolist() \
-            if not np.all(r["fits"]) else grid.tolist()
+        fits = _as_grid(r["fits"]).astype(bool)
+        speeds = np.broadcast_to(_as_grid(np.asarray(v, dtype=float)), fits.shape)  # object cells: floats stay floats
+        return np.where(fits, speeds, "does not fit").tolist()
     return _out(np.asarray(v, dtype=float))
 
 
 def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
     """Evaluate ``one`` for every cell of the broadcast ranges (a column with a row makes a grid); a cell whose
     inputs break a rule gets "#VALUE! " and the message, the others their value (booleans stay booleans)."""
-    shape = _grid_shape(ranges)
-    cells = {n: np.broadcast_to(_as_grid(v, n), shape) for n, v in ranges.items()}
+    cells = _grids(ranges)
+    shape = next(iter(cells.values())).shape
     out, messages = [], set()
     for i in range(shape[0]):
         row = []

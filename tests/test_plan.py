@@ -16,7 +16,6 @@ from dsxl.planner.plan import PlanInputs, check_inputs, least_gpus, plan, search
 from dsxl.render.text import plan_text
 from dsxl.refined.predict import predict
 from dsxl.planner.recipes import recipe, recorded
-from dsxl.render.text import plan_text
 
 DECODE_KEYS = {"ep", "attn_tp", "batch", "mtp_draft", "tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
                "max_batch", "instances", "nodes"}

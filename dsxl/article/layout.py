@@ -16,7 +16,7 @@ from typing import Any
 
 from dsxl.data.catalog import Catalog
 from dsxl.chains import article as chain
-from dsxl.chains.scope import MODEL_KEY, Input, Key, Scope, scope_env  # noqa: F401 (the article's scopes)
+from dsxl.chains.scope import MODEL_KEY, Input, Key, Scope
 
 # --------------------------------------------------------------------------------------- scopes
 

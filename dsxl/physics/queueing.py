@@ -21,8 +21,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from dsxl.core.expr import erlang_b, floor, gamma_quantile, is_symbolic, maximum, where
 
 SERVICE_CV = 0.0  # a prefill forward of a given size takes a fixed time

@@ -19,7 +19,6 @@ from dsxl.chains.aggregated import run_aggregated
 from dsxl.physics.admission import dp_ranks
 from dsxl.chains.step import run
 from dsxl.physics import power
-from dsxl.physics.serving import per_step
 from dsxl.data.power import gpu_power
 from dsxl.refined.power import instance_facility_kw
 from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
@@ -29,6 +28,8 @@ from dsxl.core.rules import refuse
 SPEEDS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "computed_tokens_per_s", "step_ms", "ttft_ms",
           "output_tokens_per_s_per_gpu", "decode_step_ms", "watts_per_gpu",
           "joules_per_token", "facility_kw_per_instance")  # null in a result that does not fit
+
+
 def _breakdown(q: dict[str, Any], phase: str, gpu: Any) -> dict[str, Any]:
     """Where the step's time goes, in parts that add up: the MoE layer's components and overlap (``per_layer_ms``,
     sum ``layer_ms.moe_layer``), the dense layer's (``dense_layer_parts_ms``), the step's terms (``step_ms``, sum
@@ -287,4 +288,4 @@ def _aggregated(env: dict[str, Any], opts: dict[str, Any], fixed: dict[str, Any]
     return out, reason, d
 
 
-__all__ = ["predict", "quantities", "BREAKDOWN", "OPTIONS", "OPTION", "PHASES", "MODES"]
+__all__ = ["predict", "quantities", "OPTIONS", "OPTION", "PHASES", "MODES"]

@@ -24,7 +24,6 @@ import numpy as np
 from dsxl._version import __version__
 from dsxl.data.user_files import read_text
 from dsxl.data.catalog import default_engine, load_catalog
-from dsxl.inputs.plan_request import PlanInputs
 from dsxl.refined.predict import predict
 from dsxl.refined.calibrated import FORMAT, all_parameters
 from dsxl.refined.calibration import fit_rows, held_out_folds, leave_one_out, predict_rows
@@ -36,7 +35,7 @@ MIN_LOO_ROWS = 3
 
 def template_text() -> str:
     """An empty runs file: the header and one commented example row."""
-    engine, gpu, model = default_engine(), PlanInputs().gpus[0], load_catalog().default_model
+    engine, gpu, model = default_engine(), load_catalog().default_gpu, load_catalog().default_model
     config = {"ep": 16, "batch": 64, "kv_len": 4096}
     shipped = predict("decode", gpu, model, engine=engine, detail=False, **config)["tokens_per_s_per_gpu"]
     example = {"id": "R1", "role": "calibration", "phase": "decode", "metric": "output tokens/s per GPU", "gpu": gpu,

@@ -21,7 +21,6 @@ from dsxl.data.catalog import Catalog, ModelArgs
 from dsxl.core.expr import Expr, concat, where
 from dsxl.article.layout import Cat, FilteredTable, Plan, Q, Table, Text, cell_decimals
 from dsxl.chains.scope import Input, Key, Scope, scope_env
-from dsxl.inputs.plan_request import PlanInputs
 from dsxl.core.rules import GPU_FIELDS, MODEL_COUNT, MODEL_RANGES, SCENARIO_RANGES, Range, formula_ok
 from dsxl.workbook import style
 
@@ -155,9 +154,10 @@ class Builder:
         self.define(name, f"{quote_sheetname(ws.title)}!$B${row}")
         return Expr(name)
 
-    def gpu_choice(self, ws: Worksheet, row: int, col: int, name: str, default: str = PlanInputs().gpus[0]) -> Expr:
-        """A named input cell choosing a catalog GPU from a dropdown of the hardware names."""
-        ws.cell(row, col, default)
+    def gpu_choice(self, ws: Worksheet, row: int, col: int, name: str, default: str | None = None) -> Expr:
+        """A named input cell choosing a catalog GPU from a dropdown of the hardware names (by default the
+        catalog's default GPU)."""
+        ws.cell(row, col, default or self.catalog.default_gpu)
         self.mark_input(ws, row, col, None, name)
         dv = DataValidation(type="list", formula1="gpu_names", allow_blank=False)
         dv.error, dv.errorTitle, dv.showErrorMessage = "Pick a GPU from the Hardware catalog.", "Unknown GPU", True

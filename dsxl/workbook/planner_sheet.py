@@ -17,7 +17,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from dsxl.data.catalog import Catalog, generations, load_catalog, load_refined, read_template_text
-from dsxl.core.expr import Expr, both, either, eq, lit, where
+from dsxl.core.expr import Expr, both, either, lit, where
 from dsxl.chains.scope import Key, Scope
 from dsxl.physics import attention, memory, moe, power, queueing, sizing
 from dsxl.planner import economics
@@ -34,7 +34,7 @@ from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_proble
 from dsxl.workbook.printing import place_chart
 from dsxl.refined.accuracy import parallel_shape, rules
 from dsxl.refined.models import cache_bytes
-from dsxl.workbook.refined_sheets import _constant, _gpu_env, band_cells
+from dsxl.workbook.refined_sheets import _gpu_env, band_cells, by_generation, model_cells
 from dsxl.core.rules import formula_ok
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
@@ -45,7 +45,7 @@ PREFILL_VARIES = {"ep", "tokens_per_gpu", "tbo"}
 ENV_KEY = Key("plan_env")
 S = chain.Step
 
-def _candidate(head: list, steps: list, ok: list, latency: str, load: str, other_ep: str) -> list:
+def _candidate(head: list, steps: list, ok: list[Step], latency: str, load: str, other_ep: str) -> list:
     """A candidate's chain: its own redundant experts, the refined chain, then whether it qualifies, its score
     (tokens/s per GPU if it qualifies, else 0), the GPUs a pool of it needs for the load (and at peak) with the
     least-cost key, and its latency if it fits (for the best achievable)."""
@@ -172,13 +172,7 @@ def _generation_constant(gpu_env: dict[str, Any], name: str) -> Any:
     (in ``gpu_env``), or for a layout constant the sheet does not list, the catalog's value per generation."""
     if name in gpu_env:
         return gpu_env[name]
-    values = load_refined()[name].values
-    if len(set(values.values())) == 1:
-        return next(iter(values.values()))
-    out: Any = values[generations()[-1]]
-    for gen in reversed(generations()[:-1]):
-        out = where(eq(gpu_env["generation"], gen), values[gen], out)
-    return out
+    return by_generation(gpu_env["generation"], {gen: load_refined()[name].values[gen] for gen in generations()})
 
 
 GROWTH_STEPS = 16  # extra prefill instances the sheet tries for the queue (dsxl plan's search has no bound)
@@ -350,8 +344,8 @@ def _plan_results(b: Builder, ws: Any, grid_ws: Any, grid_cur: Cursor, catalog: 
     # budget mode sizes for throughput
     fleet_in = where(budget, in_load, loads["plan_in_load"])
     d_inst = sizing.instances(where(budget, out_load, loads["plan_out_load"]), cells["decode_tps"], cells["decode_ep"])
-    model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # MLA: Model sheet
-    rows_env = {"model": model_cells, "compressed": catalog.model(model_name).compressed_attention,
+    rows_env = {"model": model_cells(catalog, model_name, model_env),
+                "compressed": catalog.model(model_name).compressed_attention,
                 "constant": lambda name: _generation_constant(gpu_env, name), "nic": gpu_env["pcie_bw"]}
     grown = _grown_prefill(b, grid_ws, grid_cur, rows_env, p_ep, p_tps, pick(prefill, "tokens_per_gpu"), fleet_in)
     more = _sizing_rows(b, grid_ws, grid_cur, catalog.model(model_name).native_moe_dtype, gpu_env, grid, d_inst,

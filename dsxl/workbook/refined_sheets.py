@@ -89,6 +89,24 @@ def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, st
     return rows
 
 
+def by_generation(generation: Expr, values: dict[str, Any]) -> Any:
+    """A value per GPU generation as the chosen GPU's (``generation``: its cell): the one value where all agree,
+    else a formula that picks by generation (the last generation's value where none matches)."""
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    gens = list(values)
+    out: Any = values[gens[-1]]
+    for gen in reversed(gens[:-1]):
+        out = where(eq(generation, gen), values[gen], out)
+    return out
+
+
+def model_cells(catalog: Catalog, model_name: str, model_env: dict[str, Expr]) -> dict[str, Expr]:
+    """The model's fields as the chains read them: ``model_env``'s own cells, or (the MLA family) the Model sheet's
+    named inputs."""
+    return model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}
+
+
 def _constant(rows: dict[str, tuple[str, str]], name: str, generation: Expr) -> Expr:
     row, header = rows[name]
     return Expr(f"INDEX({row},1,MATCH({generation.text},{header},0))")
@@ -147,27 +165,27 @@ def _predict_result_rows(d: dict[str, Expr], p: dict[str, Expr], agg: dict[str, 
     """The Predict sheet's result rows: (label, value, unit, format); a speed's label starts with its phase."""
     band_d, band_p, band_a = bands
     return [("Decode TPOT", d["tpot_ms"], "ms", "0.00"),
-               ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
-               ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
-               ("Max batch per attention rank", d["max_batch"], "sequences", "#,##0"),
-               ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", style.BOOLEAN),
+           ("Decode tokens/s per user", d["tokens_per_s_per_user"], "tokens/s", "0.00"),
+           ("Decode tokens/s per GPU", d["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+           ("Max batch per attention rank", d["max_batch"], "sequences", "#,##0"),
+           ("Decode batch fits in memory", d["fits"], "TRUE/FALSE", style.BOOLEAN),
 
-               ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
-               ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
-               ("Prefill forward step", p["step_ms"], "ms", "#,##0.0"),
-               ("Prefill TTFT", p["ttft_ms"], "ms", "#,##0"),
-               ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
-               ("Two-batch overlap acts (decode / prefill)",
-                concat(where(d["tbo_on"], "on", "off"), " / ", where(p["tbo_on"], "on", "off")),
-                "on / off", "@"),
-               ("Overlap notes", _overlap_notes(d, p, env), "", "@"),
-               ("Aggregated output tokens/s per GPU", agg["output_tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
-               ("Aggregated TPOT", agg["tpot_ms"], "ms", "0.00"),
-               ("Aggregated TTFT", agg["ttft_ms"], "ms", "#,##0"),
-               ("Aggregated mean decoding batch", agg["decoding_batch"], "sequences per attention rank", "#,##0.0"),
-               ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
-               ("Prefill expected error (band)", band_p, "± relative", '"±"0%'),
-               ("Aggregated expected error (band)", band_a, "± relative", '"±"0%')]
+           ("Weights per GPU", d["weights_gb"], "GB", "0.0"),
+           ("Prefill input tokens/s per GPU", p["tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+           ("Prefill forward step", p["step_ms"], "ms", "#,##0.0"),
+           ("Prefill TTFT", p["ttft_ms"], "ms", "#,##0"),
+           ("Prefill forward fits in memory", p["fits"], "TRUE/FALSE", style.BOOLEAN),
+           ("Two-batch overlap acts (decode / prefill)",
+            concat(where(d["tbo_on"], "on", "off"), " / ", where(p["tbo_on"], "on", "off")),
+            "on / off", "@"),
+           ("Overlap notes", _overlap_notes(d, p, env), "", "@"),
+           ("Aggregated output tokens/s per GPU", agg["output_tokens_per_s_per_gpu"], "tokens/s", "#,##0"),
+           ("Aggregated TPOT", agg["tpot_ms"], "ms", "0.00"),
+           ("Aggregated TTFT", agg["ttft_ms"], "ms", "#,##0"),
+           ("Aggregated mean decoding batch", agg["decoding_batch"], "sequences per attention rank", "#,##0.0"),
+           ("Decode expected error (band)", band_d, "± relative", '"±"0%'),
+           ("Prefill expected error (band)", band_p, "± relative", '"±"0%'),
+           ("Aggregated expected error (band)", band_a, "± relative", '"±"0%')]
 
 
 def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]],
@@ -227,9 +245,8 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
     b.define("predict_results", span(ws, r, col, r + len(results), col + 3))
     r += len(results) + 1
-    model_cells = model_env or {f: Expr(f) for f in catalog.model(model_name).__dataclass_fields__}  # Model sheet
-    _breakdown_block(b, ws, r, col, ok, {**model_cells, **b.cells[GPU_KEY], **d},
-                     {**model_cells, **b.cells[GPU_KEY], **p})
+    fields_ = model_cells(catalog, model_name, model_env)
+    _breakdown_block(b, ws, r, col, ok, {**fields_, **b.cells[GPU_KEY], **d}, {**fields_, **b.cells[GPU_KEY], **p})
     return {"decode_tpot_ms": shown["Decode TPOT"], "decode_tokens_per_s_per_user": shown["Decode tokens/s per user"],
             "decode_tokens_per_s_per_gpu": shown["Decode tokens/s per GPU"],
             "decode_max_batch": shown["Max batch per attention rank"],
@@ -279,10 +296,7 @@ def _breakdown_block(b: Builder, ws: Any, r: int, col: int, ok: Expr, qd: dict[s
     for i, ((key, decode_ms), prefill_ms) in enumerate(rows, start=r + 2):
         label: Any = breakdown.LABELS[key]
         if key == "attention_kernel":  # named for the chosen GPU's generation
-            kernels = list(attention_kernels().items())
-            name = kernels[-1][1]
-            for gen, kernel in reversed(kernels[:-1]):
-                name = where(eq(qd["generation"], gen), kernel, name)
+            name = by_generation(qd["generation"], attention_kernels())
             label = where(ok, concat(f"{label} (", name, ")"), label)  # bad inputs: no lookup, no error cell
         b.write(ws, i, col, label)
         ws.cell(i, col).font = style.LABEL_FONT
