@@ -489,7 +489,7 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
-@udf("PREDICT_DECODE(gpu, ep, batch, kv_len, [what=\"tpot_ms\"], [attn_tp=1], [tbo=engine's], [mtp_draft=0], "
+@udf("PREDICT_DECODE(gpu, ep, batch, kv_len, [what=\"tpot_ms\"], [attn_tp=1], [tbo=auto], [mtp_draft=0], "
      "[mtp_accept=1], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=the model's], [imbalance=1], "
      "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"], [calibration=\"\"])",
      "=PREDICT_DECODE(\"H800\", 128, 128, 4096, \"tokens_per_s_per_gpu\")",
@@ -499,7 +499,7 @@ def _per_cell(one: Any, ranges: dict[str, Any]) -> list[list[Any]]:
      ep="Expert-parallel GPUs", batch="Sequences per attention rank (attn_tp GPUs)",
      kv_len="Mean context per sequence, tokens",
      what="One of " + ", ".join(PREDICT_DECODE_OUTPUTS) + " (band: expected relative error)",
-     attn_tp="Attention TP (1 = data parallel)", tbo="Two-batch overlap (blank: the engine's default)",
+     attn_tp="Attention TP (1 = data parallel)", tbo="Two-batch overlap (blank: auto, on where it makes the step faster)",
      mtp_draft="MTP draft tokens", mtp_accept="Tokens emitted per step, 1..1+draft",
      attn_dtype="fp8 or bf16", kv_dtype="fp8 or bf16", moe_dtype="fp8 or fp4", imbalance="Expert load max/mean",
      redundant_experts="Redundant expert replicas (auto: the fewest that divide)", model="Preset id (dsxl models)",
@@ -517,7 +517,7 @@ def PREDICT_DECODE(gpu, ep, batch, kv_len, what="tpot_ms", attn_tp=1, tbo=None, 
 
 
 @udf("PREDICT_PREFILL(gpu, ep, tokens_per_gpu, prompt_len, [what=\"tokens_per_s_per_gpu\"], [attn_tp=1], "
-     "[tbo=engine's], [cache_hit=0], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=the model's], [imbalance=1], "
+     "[tbo=auto], [cache_hit=0], [attn_dtype=\"fp8\"], [kv_dtype=\"fp8\"], [moe_dtype=the model's], [imbalance=1], "
      "[redundant_experts=\"auto\"], [model=\"deepseek_v3\"], [moe_tp=1], [engine=\"sglang\"], [calibration=\"\"])",
      "=PREDICT_PREFILL(\"H800\", 32, 16384, 4096)",
      vectorised=("ep", "tokens_per_gpu", "prompt_len", "attn_tp", "moe_tp", "cache_hit", "imbalance",

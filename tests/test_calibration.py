@@ -86,10 +86,26 @@ def test_tbo_without_an_all_to_all_changes_nothing_and_says_why():
     assert on["inputs"]["tbo"] is False and any("no expert all-to-all" in n for n in on["notes"])
     one = predict("decode", "H800", ep=16, batch=1, kv_len=4096, engine="vllm", tbo=True)
     assert one["inputs"]["tbo"] is False and "below vllm's minimum of 33" in one["notes"][0]
-    assert predict("decode", "H800", ep=16, batch=64, kv_len=4096, engine="vllm")["notes"] == []
+    assert predict("decode", "H800", ep=16, batch=64, kv_len=4096, engine="vllm", tbo=True)["notes"] == []
     p = _cli("predict", "decode", "--gpu", "H200", "--ep", "1", "--moe-tp", "8", "--attn-tp", "8", "--batch", "64",
              "--kv-len", "4096", "--tbo")
     assert p.returncode == 0 and "note" in p.stdout and "tbo off" in p.stdout
+
+
+def test_tbo_left_to_the_engine_runs_where_it_is_faster():
+    """Not given, TBO is what a tuned deployment runs: the faster of on and off, case by case, echoed as modelled
+    (V3 on H200 EP16 with vLLM: off at batch 8 and 55, where splitting the step costs more than it hides, on at 256)."""
+    kw = dict(ep=16, kv_len=4096, engine="vllm")
+    batches = np.array([8, 55, 256])
+    on, off = (predict("decode", "H200", batch=batches, tbo=t, **kw) for t in (True, False))
+    auto = predict("decode", "H200", batch=batches, **kw)
+    assert list(auto["inputs"]["tbo"]) == [False, False, True]
+    assert np.array_equal(auto["tpot_ms"], np.minimum(on["tpot_ms"], off["tpot_ms"]))
+    assert off["tpot_ms"][1] < on["tpot_ms"][1] * 0.9 and on["tpot_ms"][2] < off["tpot_ms"][2]
+    one = predict("decode", "H200", batch=55, **kw)
+    assert one["inputs"]["tbo"] is False and one["tpot_ms"] == off["tpot_ms"][1]
+    assert one["notes"][0].startswith("tbo off: two-batch overlap would make this step slower")
+    assert predict("decode", "H200", batch=256, **kw)["inputs"]["tbo"] is True
 
 
 def test_tbo_where_it_acts_splits_the_step():

@@ -182,3 +182,30 @@ def test_every_fitted_constant_moved_20_percent_breaks_the_reproduction():
                     [abs(groups[g][m] - base_groups[g][m]) for g in groups for m in ("output_tput_per_gpu",
                                                                                      "median_tpot")])
         assert moved > 2e-3, name
+
+
+def test_every_run_the_corpus_measured_fits_in_memory_as_its_engine_budgets_it():
+    """InferenceX ran them, so none is "does not fit": SGLang's --mem-fraction-static and TensorRT-LLM's
+    free_gpu_memory_fraction come from each group's launch script (templates/runs.json)."""
+    result = validate_runs(CORPUS, "corpus")
+    assert not [r for r in result["rows"] if r["reason"] and "memory" in r["reason"]]
+    # B200 FP8 on 4 GPUs with SGLang: --mem-fraction-static 0.95 (dsr1_fp8_b200.sh, TP4 branch) holds 170.5 GB of
+    # weights and the KV of 32 prompts of 8k + 1k in FP8; at the 0.9 default only 3.5 GB would be left (11 sequences)
+    tp4 = _first(hardware="b200", framework="sglang", precision="fp8", decode_tp=4, conc=32)
+    dep, _ = express(tp4)
+    assert dict(dep.key[-1]) == {"mem_util": 0.95}
+    hbm_gb = 180 * 2 ** 30 / 1e9
+    q = predict("decode", "B200", ep=1, moe_tp=4, attn_tp=4, batch=32, kv_len=9216, kv_dtype="fp8",
+                constants={"mem_util": 0.95})
+    assert q["fits"] and q["weights_gb"] == pytest.approx(170.5, abs=0.05)
+    default = predict("decode", "B200", ep=1, moe_tp=4, attn_tp=4, batch=32, kv_len=9216, kv_dtype="fp8")
+    assert default["fits"] is False and default["max_batch"] == (0.9 * hbm_gb - q["weights_gb"]) // q["kv_seq_gb"]
+
+
+def test_tensorrt_llm_gives_kv_its_share_of_the_memory_left_after_weights():
+    from dsxl.refined.predict import quantities
+    q = quantities("decode", "B200", ep=8, batch=64, kv_len=4096, engine="trtllm")
+    hbm_gb = 180 * 2 ** 30 / 1e9
+    assert q["kv_budget_gb"] == pytest.approx(0.9 * (hbm_gb - q["weights_gb"]), rel=1e-12)  # free_gpu_memory_fraction
+    s = quantities("decode", "B200", ep=8, batch=64, kv_len=4096, engine="sglang")
+    assert s["kv_budget_gb"] == pytest.approx(0.9 * hbm_gb - s["weights_gb"], rel=1e-12)  # --mem-fraction-static

@@ -261,7 +261,7 @@ class Engine:
 
 ENGINE_NUMBERS = ("micro_batch_overlap", "single_batch_overlap", "decode_graphs", "step_overhead_ms",
                   "request_overhead_us", "mixed_prefill", "prefill_chunk_tokens", "tbo_min_tokens",
-                  "tbo_min_prefill_tokens", "chunk_split_by_dp")
+                  "tbo_min_prefill_tokens", "chunk_split_by_dp", "mem_util", "kv_free_share")
 
 
 @lru_cache(maxsize=1)

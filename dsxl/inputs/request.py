@@ -60,7 +60,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("moe_tp", 1, Range(1, 1024, integer=True), "GPUs", _ALL,
            "MoE tensor parallelism: each expert split over this many GPUs (instance = ep x moe_tp GPUs)"),
     Option("engine", None, None, "", _ALL, "serving engine (templates/engines.json)", tuple(load_engines())),
-    Option("tbo", None, None, "", _ALL, "two-batch overlap (default: on where the engine has it)"),
+    Option("tbo", None, None, "", _ALL, "two-batch overlap (default: on where the engine has it and it makes the step faster)"),
     Option("sbo", False, None, "", _D + _A, "single-batch overlap: combine hidden behind shared experts and down GEMM"),
     Option("mtp_draft", 0, Range(0, 16, integer=True), "tokens", _D + _A, "MTP draft tokens per step"),
     Option("mtp_accept", 1, Range(1, 17), "tokens per step", _D + _A, "mean tokens emitted per sequence per step"),

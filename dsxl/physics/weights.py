@@ -57,9 +57,11 @@ def usable_gb(mem: Any, mem_util: Any) -> Any:
     return mem * GB_PER_GIB * mem_util
 
 
-def kv_budget_gb(usable_gb: Any, weights_gb: Any, activation_gb: Any) -> Any:
-    """HBM left for KV cache; negative when the weights do not fit."""
-    return usable_gb - weights_gb - activation_gb
+def kv_budget_gb(usable_gb: Any, weights_gb: Any, activation_gb: Any, kv_free_share: Any) -> Any:
+    """HBM left for KV cache: the engine's share of what its budget holds beyond weights and activations
+    (TensorRT-LLM's free_gpu_memory_fraction; 1 for engines that size KV from a static share alone); negative when
+    the weights do not fit."""
+    return kv_free_share * (usable_gb - weights_gb - activation_gb)
 
 
 def max_sequences(kv_budget_gb: Any, kv_seq_gb: Any) -> Any:

@@ -15,10 +15,15 @@ from functools import lru_cache
 from typing import Any
 
 from dsxl.core.shell import continued
-from dsxl.data.catalog import default_engine, load_catalog, read_template_text
+from dsxl.data.catalog import default_engine, load_catalog, load_engines, read_template_text
 from dsxl.core.rules import refuse
 
-MEM_FRACTION = 0.9  # the refined model's mem_util: the memory it sized KV with
+
+def _memory(builder: Any, number: str) -> float:
+    """The memory budget the refined model sized KV with for a builder's engine (engines.json mem_util,
+    kv_free_share)."""
+    engine = next(name for name, b in BUILDERS.items() if b is builder)
+    return load_engines()[engine].numbers[number]
 
 
 @lru_cache(maxsize=None)
@@ -60,7 +65,7 @@ def _sglang(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str
     if role == "decode" and c.get("mtp_draft"):
         args += ["--speculative-algorithm", "EAGLE", "--speculative-num-steps", c["mtp_draft"],
                  "--speculative-eagle-topk", 1, "--speculative-num-draft-tokens", c["mtp_draft"] + 1]
-    args += ["--kv-cache-dtype", "fp8_e4m3", "--mem-fraction-static", MEM_FRACTION,
+    args += ["--kv-cache-dtype", "fp8_e4m3", "--mem-fraction-static", _memory(_sglang, "mem_util"),
              "--disaggregation-mode", role, "--disaggregation-transfer-backend", "mooncake"]
     if role == "decode":
         args += ["--cuda-graph-max-bs", c["batch"], "--max-running-requests", c["batch"] * gpus // c["attn_tp"]]
@@ -85,7 +90,7 @@ def _vllm(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str]:
         args += ["--enable-dbo"]
     if role == "decode" and c.get("mtp_draft"):
         args += ["--speculative-config", _json_arg({"method": "deepseek_mtp", "num_speculative_tokens": c["mtp_draft"]})]
-    args += ["--kv-cache-dtype", "fp8", "--gpu-memory-utilization", MEM_FRACTION, "--kv-transfer-config",
+    args += ["--kv-cache-dtype", "fp8", "--gpu-memory-utilization", _memory(_vllm, "mem_util"), "--kv-transfer-config",
              _json_arg({"kv_connector": "NixlConnector", "kv_role": "kv_both"})]
     args += ["--max-num-seqs", c["batch"]] if role == "decode" else ["--max-num-batched-tokens", c["tokens_per_forward"] * tp]
     nodes = _nodes(gpus, per_node)
@@ -107,7 +112,7 @@ def _trtllm(role: str, c: dict[str, Any], model: str, per_node: int) -> list[str
             "moe_config:", "  backend: WIDEEP", "  load_balancer:", f"    num_slots: {experts}"]
     if role == "decode" and c.get("mtp_draft"):
         yaml += ["speculative_config:", "  decoding_type: MTP", f"  num_nextn_predict_layers: {c['mtp_draft']}"]
-    yaml += ["kv_cache_config:", "  dtype: fp8", f"  free_gpu_memory_fraction: {MEM_FRACTION}",
+    yaml += ["kv_cache_config:", "  dtype: fp8", f"  free_gpu_memory_fraction: {_memory(_trtllm, 'kv_free_share')}",
              "cache_transceiver_config:", "  backend: DEFAULT",
              f"disable_overlap_scheduler: {'false' if role == 'decode' else 'true'}"]
     if role == "decode":

@@ -126,6 +126,17 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     if profile is not None:
         inputs["calibration"] = profile["name"]
         constants = {**_profile_constants(profile, gpu, opts["engine"]), **(constants or {})}
+    args = (phase, gpu, model, constants, fixed, detail, profile)
+    if options.get("tbo") is None and np.ndim(opts["tbo"]) == 0 and opts["tbo"]:
+        return _faster_overlap(*args, opts, inputs)
+    return _refined(*args, opts, inputs)[0]
+
+
+def _refined(phase: str, gpu: Any, model: Any, constants: dict[str, Any] | None, fixed: dict[str, Any] | None,
+             detail: bool, profile: Any, opts: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """A refined prediction of checked options, its raw speed (tokens/s per GPU, every case, fits or not) and
+    whether two-batch overlap acted."""
+    inputs = {**inputs, "tbo": _scalar(opts["tbo"])}  # TBO's auto tries both
     env = request_env(phase, gpu, model, opts, constants)
     if phase == "aggregated":
         env["kv_len"] = mean_decode_context(opts["input_len"], opts["output_len"])
@@ -161,6 +172,7 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     if detail and phase != "aggregated":
         out["breakdown"] = _breakdown(resolved, phase, gpu)
     out.update(_power(gpu, phase, resolved, out))
+    raw = dict(out)
     out = _broadcast(out, copy=detail)
     if out.get("fits") is False:  # a speed that cannot run is not a number: null, with the reason (a sweep keeps
         # its raw values beside its fits array, for searches and invariants)
@@ -171,7 +183,50 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
         near = [profile_accuracy(profile, a["regime"], resolve_gpu(g).generation, opts["engine"], model_name(model), a)
                 for g, a in zip(gpus, [acc] if isinstance(acc, dict) else acc)]
         acc = near[0] if isinstance(acc, dict) else near
-    return {"inputs": inputs, **out, "accuracy": acc, "reason": reason, "notes": notes}
+    speed = resolved["tokens_per_s_per_gpu"] if phase != "aggregated" else raw["output_tokens_per_s_per_gpu"]
+    return {"inputs": inputs, **out, "accuracy": acc, "reason": reason, "notes": notes}, (speed, resolved["tbo_on"])
+
+
+def _faster_overlap(*args: Any) -> dict[str, Any]:
+    """TBO left to the engine: a tuned deployment runs it only where it makes the step faster (engines' own
+    defaults leave it off), so both are predicted and each case takes the faster; a tie keeps the overlap's
+    answer, whose notes say why it could not act."""
+    *common, opts, inputs = args
+    (on, (on_speed, acts)), (off, (off_speed, _)) = (_refined(*common, dict(opts, tbo=flag), inputs)
+                                                      for flag in (True, False))
+    pick = np.asarray(off_speed > on_speed * (1 + 1e-12))
+    if not pick.any():
+        return on
+    if pick.all():
+        off["notes"] = [f"tbo off: two-batch overlap would make this step slower ({_speeds(on_speed, off_speed)})"] \
+            + off["notes"]
+        return off
+    merged = _pick(pick, off, on)
+    # the echo is what was modelled, case by case
+    merged["inputs"]["tbo"] = np.broadcast_to(~pick & np.asarray(acts, bool), pick.shape).copy()
+    merged["notes"] = ["tbo: on where it makes the step faster, off elsewhere (inputs.tbo per case)"] + on["notes"]
+    return merged
+
+
+def _speeds(on: Any, off: Any) -> str:
+    if np.ndim(on) or np.ndim(off):
+        return "in every case"
+    return f"{float(on):,.0f} tokens/s per GPU with it, {float(off):,.0f} without"
+
+
+def _pick(pick: np.ndarray, yes: Any, no: Any) -> Any:
+    """Case by case, ``yes`` where ``pick`` holds and ``no`` elsewhere, through nested results."""
+    if isinstance(yes, dict):
+        return {k: _pick(pick, v, no.get(k)) if k in no else v for k, v in yes.items()}
+    if isinstance(yes, (bool, int, float, np.ndarray, np.generic)) and isinstance(no, (bool, int, float, np.ndarray,
+                                                                                       np.generic)):
+        if np.shape(yes) == np.shape(no) and np.array_equal(yes, no, equal_nan=True):
+            return no
+        try:
+            return np.where(pick, yes, no)
+        except ValueError:  # shapes that do not broadcast: a summary over the cases
+            return no
+    return no
 
 
 def _power(gpu: Any, phase: str, q: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:

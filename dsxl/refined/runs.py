@@ -37,7 +37,7 @@ ROUNDS = 8  # fixed-point rounds of the disaggregated closed loop (the batch mov
 class Deployment:
     """A run as the model sees it: the options of each pool and the closed loop's numbers."""
 
-    key: tuple  # (serving, gpu, engine, model, moe_dtype, kv_dtype): runs with one key are predicted together
+    key: tuple  # (serving, gpu, engine, model, moe_dtype, kv_dtype, memory): runs with one key are predicted together
     decode: dict[str, Any]  # predict() options of the decode (aggregated: the only) instance
     prefill: dict[str, Any]  # disaggregated: the prefill instance's options
     concurrency: int
@@ -51,6 +51,16 @@ class Deployment:
 def _launch(run: Run) -> dict[str, Any]:
     launch = load_conventions()["launch"]
     return {**launch["default"], **launch["groups"].get(run.group, {})}
+
+
+MEMORY_NUMBERS = ("mem_util", "kv_free_share")  # engine numbers a launch script may set
+
+
+def _memory(launch: dict[str, Any], tp: int) -> tuple[tuple[str, float], ...]:
+    """The memory budget a group's launch script set (its share of HBM, its KV share of what is free), as engine
+    number overrides; a script may set them per TP."""
+    given = {**{k: launch[k] for k in MEMORY_NUMBERS if k in launch}, **launch.get("by_tp", {}).get(str(tp), {})}
+    return tuple(sorted(given.items()))
 
 
 def _max_num_tokens(rule: str, run: Run) -> int:
@@ -88,7 +98,7 @@ def express(run: Run) -> tuple[Deployment | None, str | None]:
     common = {"engine": engine, "moe_dtype": precision["moe_dtype"], "kv_dtype": launch["kv_dtype"]}
     decode = {**common, **_shape(run.decode_tp, run.decode_ep, run.decode_dp_attention)}
     model = c["models"][run.model]
-    key = (serving, gpu.name, engine, model, common["moe_dtype"], common["kv_dtype"])
+    key = (serving, gpu.name, engine, model, common["moe_dtype"], common["kv_dtype"], _memory(launch, run.decode_tp))
     input_len, output_len = run.isl * share, run.osl * share
     if not run.disagg:
         budget = launch.get("max_num_tokens")
@@ -202,7 +212,7 @@ def predict_runs(runs: Sequence[Run], constants: Callable[[str, str], dict[str, 
         serving, gpu, engine, model = key[:4]
         idx = [i for i, _ in members]
         deps = [d for _, d in members]
-        consts = constants(load_catalog().gpu(gpu).generation, engine) if constants else {}
+        consts = {**(constants(load_catalog().gpu(gpu).generation, engine) if constants else {}), **dict(key[-1])}
         res = (_aggregated if serving == "aggregated" else _disaggregated)(deps, gpu, model, consts)
         for k in (*METRICS, "fits", "band"):
             out[k][idx] = res[k]
