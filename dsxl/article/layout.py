@@ -196,30 +196,41 @@ def _name(g: str) -> Q:
 
 
 def article_tables(plan: Plan) -> list[Table | FilteredTable]:
-    t = plan.t
-    M = MODEL_KEY
-    n_b = plan.n_batches
-    pg, dg, ddg = t["prefill_gpus"], t["decode_gpus"], t["decode_detail_gpus"]
-    tp_a, tp_b = t["prefill_tps"]
+    """Every table of the article, in its order: the TL;DR, section 1.4's model and GPU figures, prefill, decode."""
     out: list[Table | FilteredTable] = []
+    for section in (_tldr_tables, _model_tables, _prefill_tables, _decode_tables):
+        section(plan, out)
+    return out
 
-    def grid(id_, title, section, unit, index, decimals, cols, row_labels, cell, note=""):
-        rows = tuple((lab, tuple(cell(r, c) for c in range(len(cols)))) for r, lab in enumerate(row_labels))
-        out.append(Table(id_, title, section, unit, index, decimals, tuple(cols), rows, note))
 
-    # TL;DR (prefill throughput at the first deployment, decode SLA results)
-    grid("tldr_prefill", f"Prefill throughput per node (tokens/s), TP{tp_a} deployment", "TL;DR", "tokens/s per node",
-         None, 1, [_name(g) for g in pg], ["TPS(Overlap)", "TPS"],
-         lambda r, c: Q(prefill_key(pg[c], tp_a), ("tps_overlap_node", "tps_node")[r]))
-    decode_sources = tuple(decode_key(g, i) for g in dg for i in range(n_b))
+def _grid(out: list, id_: str, title: str, section: str, unit: str, index: Any, decimals: int, cols: Any,
+          row_labels: Any, cell: Any, note: str = "") -> None:
+    """A table whose cell (r, c) is ``cell(r, c)``."""
+    rows = tuple((lab, tuple(cell(r, c) for c in range(len(cols)))) for r, lab in enumerate(row_labels))
+    out.append(Table(id_, title, section, unit, index, decimals, tuple(cols), rows, note))
+
+
+def _decode_sources(plan: Plan) -> tuple:
+    return tuple(decode_key(g, i) for g in plan.t["decode_gpus"] for i in range(plan.n_batches))
+
+
+def _tldr_tables(plan: Plan, out: list) -> None:
+    """TL;DR: prefill throughput at the first deployment, the decode results that meet the SLA."""
+    pg, (tp_a, _) = plan.t["prefill_gpus"], plan.t["prefill_tps"]
+    _grid(out, "tldr_prefill", f"Prefill throughput per node (tokens/s), TP{tp_a} deployment", "TL;DR",
+          "tokens/s per node", None, 1, [_name(g) for g in pg], ["TPS(Overlap)", "TPS"],
+          lambda r, c: Q(prefill_key(pg[c], tp_a), ("tps_overlap_node", "tps_node")[r]))
     out.append(FilteredTable(
         "tldr_decode", "Decode results that meet TPS_O > tps_threshold", "TL;DR", "ms / tokens/s", None, 3,
-        decode_sources, "meets_sla", "label",
+        _decode_sources(plan), "meets_sla", "label",
         (("BatchSize", "batch_size"), ("TPOT(Overlap)", "tpot_overlap_ms"), ("TPOT", "tpot_ms"),
          ("TPS(Overlap)", "tps_overlap"), ("TPS", "tps"), ("Total(Overlap)", "total_overlap"), ("Total", "total")),
         True))
 
-    # Section 1.4: parameters and per-block costs
+
+def _model_tables(plan: Plan, out: list) -> None:
+    """Section 1.4: parameters and per-block costs, the GPUs' datasheet figures."""
+    M = MODEL_KEY
     P = lambda n: Q(M, n)  # noqa: E731
     out.append(Table(
         "params_by_block", "Parameter count by block", "1.4", "parameters", "Block", 2,
@@ -247,11 +258,19 @@ def article_tables(plan: Plan) -> list[Table | FilteredTable]:
         "The article prints 488.1M for Expert FLOPs per token, a typo for the 88.1M its text gives; dsxl shows 88.1M."))
     ds = plan.catalog.datasheets
     spec_fields = ("sm", "fp16_flops", "fp8_flops", "mem", "mem_bw", "nvlink_bw", "pcie_bw")
-    grid("gpu_specs", "H800/H20 datasheet figures as printed", "1.4", "TFLOPS (dense), GB, GB/s", "GPU", 1,
-         ["SM", "FP16 TFLOPS", "FP8 TFLOPS", "Memory GB", "Memory BW GB/s", "NVLink GB/s", "PCIe GB/s"],
-         list(ds), lambda r, c: Q(("datasheet", list(ds)[r]), spec_fields[c]))
+    _grid(out, "gpu_specs", "H800/H20 datasheet figures as printed", "1.4", "TFLOPS (dense), GB, GB/s", "GPU", 1,
+          ["SM", "FP16 TFLOPS", "FP8 TFLOPS", "Memory GB", "Memory BW GB/s", "NVLink GB/s", "PCIe GB/s"],
+          list(ds), lambda r, c: Q(("datasheet", list(ds)[r]), spec_fields[c]))
 
-    # Section 2: prefill
+
+
+def _prefill_tables(plan: Plan, out: list) -> None:
+    """Section 2: prefill's per-layer times, totals, throughput, scale-out bandwidth and KV transfer."""
+    t = plan.t
+    M = MODEL_KEY
+    P = lambda n: Q(M, n)  # noqa: E731
+    pg, (tp_a, tp_b) = t["prefill_gpus"], t["prefill_tps"]
+    grid = lambda *args, **kw: _grid(out, *args, **kw)  # noqa: E731
     GP = gpu_prefill_key
     grid("prefill_mla", "Prefill MLA time per layer", "2.1", "ms", "GPU", 3, ["TP1", "TP4", "TP8"], [_name(g) for g in pg],
          lambda r, c: Q(GP(pg[r]), ("mla_tp1_ms", "mla_tp4_ms", "mla_tp8_ms")[c]))
@@ -307,7 +326,15 @@ def article_tables(plan: Plan) -> list[Table | FilteredTable]:
                         {("FP8", 0): "kv_gbps_fp8_overlap", ("FP8", 1): "kv_gbps_fp8",
                          ("FP16", 0): "kv_gbps_fp16_overlap", ("FP16", 1): "kv_gbps_fp16"}[(kv_cols[c][1], r)]))
 
-    # Section 3: decode
+
+
+def _decode_tables(plan: Plan, out: list) -> None:
+    """Section 3: decode's EP strategies, memory, per-layer times, totals and overlap budgets."""
+    t = plan.t
+    n_b = plan.n_batches
+    dg, ddg = t["decode_gpus"], t["decode_detail_gpus"]
+    decode_sources = _decode_sources(plan)
+    grid = lambda *args, **kw: _grid(out, *args, **kw)  # noqa: E731
     eps = plan.catalog.ep_strategies
     grid("ep_strategies", "Decode expert-parallel strategies", "3.1", "", None, 0,
          ["Redundant experts", "Routed experts per GPU"], [Cat(("EP", Q(ep_key(i), "ep"))) for i in range(len(eps))],
@@ -359,7 +386,6 @@ def article_tables(plan: Plan) -> list[Table | FilteredTable]:
                              "configurations meeting the SLA", "3.7", "ms", "GPU", 3,
                              tuple(decode_key(g, i) for g in dnet for i in range(n_b)), "meets_sla", "label", budget,
                              False))
-    return out
 
 
 def plan_devices(plan: Plan) -> Any:
