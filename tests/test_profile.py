@@ -92,7 +92,8 @@ def test_one_row_fits_one_scale_per_phase_and_says_so(tmp_path):
     assert set(data["fitted"]) == {"decode_time_scale"}
     assert "only a GPU-time scale per phase" in p.stdout and "Leave-one-out errors need 3 rows" in p.stdout
     r = predict("decode", "H200", calibration=str(tmp_path / "one.json"), **FOURTH)
-    assert r["accuracy"]["band"] == predict("decode", "H200", **FOURTH)["accuracy"]["band"]  # no LOO: shipped band
+    shipped = predict("decode", "H200", **FOURTH)["accuracy"]
+    assert r["accuracy"]["family_band"] == shipped["family_band"]  # no LOO: the shipped family's band
 
 
 def test_recalibrating_the_same_file_is_byte_identical(tmp_path):
@@ -249,7 +250,7 @@ def test_under_a_profile_a_row_of_another_model_is_not_near(profile):
     kw = dict(gpu="H200", model="deepseek_v4_pro", ep=16, batch=64, kv_len=4096)
     shipped = predict("decode", **kw)["accuracy"]
     calibrated = predict("decode", calibration=str(profile), **kw)["accuracy"]
-    assert calibrated["band"] == shipped["band"] and calibrated["validated"] is False
+    assert calibrated["family_band"] == shipped["family_band"] and calibrated["validated"] is False
     same_model = predict("decode", calibration=str(profile), **{**kw, "model": "deepseek_v3"})["accuracy"]
     assert same_model["validated"] and same_model["basis"] == ["R1", "R2"]
 

@@ -12,15 +12,18 @@ from dsxl.data.records import read_template_text
 FIT_INPUTS = ("measurements.csv", "inferencex_dsr1.csv", "runs.json", "refined.json", "kernels.csv", "engines.json",
               "hardware.csv", "models.json", "fused_moe.csv")
 REFIT = "python -m dsxl.refined.calibration --write"
+NOT_FITTED = ("step_parts",)  # a parameter's fields the fit does not read (the parts of a step it sets, for bands)
 
 
 def fit_data_hash() -> str:
     """SHA-256 over the fit's inputs: each file's name and text, then the declared parameters (not the fit's own
-    results, which the same file holds)."""
+    results, which the same file holds, nor the fields only bands read)."""
     h = hashlib.sha256()
     for name in FIT_INPUTS:
         h.update(name.encode() + b"\0" + read_template_text(name).encode() + b"\0")
-    h.update(json.dumps(json.loads(read_template_text("fitted.json"))["parameters"], sort_keys=True).encode())
+    declared = json.loads(read_template_text("fitted.json"))["parameters"]
+    h.update(json.dumps({k: {f: v for f, v in p.items() if f not in NOT_FITTED} for k, p in declared.items()},
+                        sort_keys=True).encode())
     return h.hexdigest()
 
 

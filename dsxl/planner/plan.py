@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.refined.accuracy import accuracy, parallel_shape
-from dsxl.refined.calibrated import load_profile, profile_accuracy
+from dsxl.refined.accuracy import parallel_shape
 from dsxl.refined.models import cache_bytes
 from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
 from dsxl.inputs.request import catalog_model_name
@@ -24,7 +23,7 @@ from dsxl.physics import memory, moe, queueing, sizing
 from dsxl.planner import economics, ownership
 from dsxl.data.power import system_of
 from dsxl.physics.attention import mean_decode_context
-from dsxl.refined.predict import model_name, predict
+from dsxl.refined.predict import predict
 from dsxl.inputs.plan_request import RANGES, SERVING, SMALLEST_LOAD, PlanInputs, check_inputs  # noqa: F401
 from dsxl.inputs.request import model_args
 from dsxl.core.rules import refuse
@@ -592,23 +591,27 @@ def _shape(part: dict[str, Any]) -> str:
 
 def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None,
                   prefill_gpu: str | None = None) -> dict[str, Any]:
-    """The expected error of the chosen configurations (refined-model bands); the plan's cost carries the wider."""
-    catalog = load_catalog()
-    engine = inp.engine
+    """The expected error of the chosen configurations, as their Reproduce lines' predictions give it (the family's
+    band widened by the step's own spread); the plan's cost carries the wider."""
     phase = "decode" if prefill is not None else "aggregated"
-    moe_dtype = model_args(inp.model).native_moe_dtype  # what the plan's predictions ran (the model's own)
-    d = accuracy(phase, catalog.gpu(gpu).generation, engine, inp.model, decode.get("kv_len", inp.input_len),
-                 decode["batch"], decode["tbo"], moe_dtype, mtp_draft=decode["mtp_draft"], shape=_shape(decode))
-    p = accuracy("prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, inp.model, inp.input_len, None,
-                 prefill["tbo"], moe_dtype, shape=_shape(prefill)) if prefill else None
-    profile = load_profile(inp.calibration)
-    if profile is not None:  # near the profile's rows, their leave-one-out errors
-        name = model_name(inp.model)
-        d = profile_accuracy(profile, d["regime"], catalog.gpu(gpu).generation, engine, name, d)
-        if p is not None:
-            p = profile_accuracy(profile, "prefill", catalog.gpu(prefill_gpu or gpu).generation, engine, name, p)
+    d = predict(phase, gpu, inp.model, calibration=inp.calibration,
+                **predict_options(decode, phase, inp))["accuracy"]
+    p = predict("prefill", prefill_gpu or gpu, inp.model, calibration=inp.calibration,
+                **predict_options(prefill, "prefill", inp))["accuracy"] if prefill else None
     return {"band": max(d["band"], p["band"] if p else 0), "validated": d["validated"] and (p is None or p["validated"]),
             "decode": d, "prefill": p}
+
+
+def predict_options(part: dict[str, Any], phase: str, inp: PlanInputs) -> dict[str, Any]:
+    """The ``predict`` options of a chosen configuration: what its Reproduce line runs."""
+    opts = {"ep": part["ep"], "attn_tp": part["attn_tp"], "redundant_experts": part.get("redundant_experts", "auto"),
+            "engine": inp.engine, "tbo": part["tbo"]}
+    if phase == "prefill":
+        return {**opts, "tokens_per_gpu": part["tokens_per_forward"], "prompt_len": part["prompt_len"],
+                "cache_hit": part["cache_hit"]}
+    context = ({"kv_len": part["kv_len"]} if phase == "decode" else
+               {"input_len": inp.input_len, "output_len": inp.output_len, "cache_hit": inp.cache_hit})
+    return {**opts, "batch": part["batch"], **context, "mtp_draft": part["mtp_draft"], "mtp_accept": part["mtp_accept"]}
 
 
 def decisive(r: dict[str, Any]) -> bool | None:

@@ -19,7 +19,8 @@ import numpy as np
 
 from dsxl.data.catalog import default_engine, generations, load_catalog, load_engines, load_fit, read_template_text
 from dsxl.data.runs import load_conventions, load_corpus
-from dsxl.core.expr import concat, where
+from dsxl.chains.spread import constant_share, part_shares, spread, widened_band
+from dsxl.core.expr import concat, either, eq, where
 from dsxl.physics.comm import a2a_ranks
 
 
@@ -256,6 +257,79 @@ def bands(phase: str, generation: str, engine: str, model: str, context: Any, ba
     band = combined_band(choose(family_bands), choose(outside_rows), np.asarray(mtp_draft),
                          widen["range"]["value"], widen["mtp"]["value"])
     return np.round(np.broadcast_to(band, dims).astype(float), 4)
+
+
+@dataclass(frozen=True)
+class Uncertain:
+    """A jointly fitted parameter as a band sees it: its relative uncertainty, the parts of a step its value sets,
+    and where it applies."""
+    name: str
+    uncertainty: float
+    parts: tuple[str, ...]
+    generations: tuple[str, ...]
+    engines: tuple[str, ...]
+
+    def applies(self, generation: Any, engine: Any) -> Any:
+        """Whether it applies on ``generation`` with ``engine`` (a truth value, or a formula over cells)."""
+        out: Any = False
+        for g in self.generations:
+            out = either(out, eq(generation, g)) if out is not False else eq(generation, g)
+        for e in self.engines:
+            out = either(out, eq(engine, e)) if out is not False else eq(engine, e)
+        return out
+
+
+@lru_cache(maxsize=1)
+def uncertain_constants() -> tuple[Uncertain, ...]:
+    """Every jointly fitted parameter (``templates/fitted.json``) with its relative uncertainty: a fitted one's
+    relative standard error; one the data could not identify keeps its prior, uncertain over its whole range (a
+    uniform spread over its bounds, (hi - lo) / sqrt(12), relative to its value, at most 100 %)."""
+    data = load_fit()
+    out = []
+    for name, p in data["parameters"].items():
+        f = data["fit"][name]
+        if f.get("released"):
+            u = f["relative_se"]
+        else:
+            u = min(1.0, (p["hi"] - p["lo"]) / 12 ** 0.5 / max(abs(f["value"]), 1e-12))
+        out.append(Uncertain(name, float(u), tuple(p["step_parts"]), tuple(p.get("generations", ())),
+                             tuple(p.get("engines", ()))))
+    return tuple(out)
+
+
+def spread_terms(q: dict[str, Any], phase: str, generation: Any, engine: Any) -> list[tuple[Uncertain, Any, Any]]:
+    """(constant, its share of the step, what it adds: uncertainty x share where it applies, else 0) for every
+    uncertain constant; numbers, arrays or formulas (:mod:`dsxl.chains.spread`)."""
+    constants = uncertain_constants()
+    shares = part_shares(q, "decode" if phase == "aggregated" else phase,
+                         list(dict.fromkeys(part for c in constants for part in c.parts)))
+    out = []
+    for c in constants:
+        share = constant_share(shares, c.parts)
+        out.append((c, share, where(c.applies(generation, engine), c.uncertainty, 0) * share))
+    return out
+
+
+def step_spread(q: dict[str, Any], phase: str, generation: str, engine: str) -> tuple[Any, list[dict[str, Any]]]:
+    """The spread of a step from its loosely pinned constants and its two largest drivers (each: the constant, its
+    share of the step, its uncertainty and what it adds, the widest case)."""
+    terms = [t for t in spread_terms(q, phase, generation, engine) if t[0].applies(generation, engine)]
+    drivers = sorted(({"constant": c.name, "share": round(float(np.max(share)), 4),
+                       "uncertainty": round(c.uncertainty, 4), "adds": round(float(np.max(adds)), 4)}
+                      for c, share, adds in terms), key=lambda d: -d["adds"])
+    return spread([adds for _, _, adds in terms]), drivers[:2]
+
+
+def with_spread(acc: dict[str, Any], step_spread_: Any, drivers: list[dict[str, Any]]) -> dict[str, Any]:
+    """An accuracy widened by the step's own spread: the band (and each case's) is the family's and the spread
+    combined as independent errors; ``drivers`` names what most of the spread rests on."""
+    out = dict(acc, drivers=drivers, spread=round(float(np.max(step_spread_)), 4))
+    if "bands" in acc:
+        out["bands"] = widened_band(np.asarray(acc["bands"], float), step_spread_)
+        out["band"] = float(np.max(out["bands"]))
+    else:
+        out["band"] = float(np.max(widened_band(acc["band"], step_spread_)))
+    return out
 
 
 REGIME_PHASE = {"decode": "decode", "min-latency": "decode", "prefill": "prefill", "aggregated": "aggregated"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dsxl.refined.accuracy import accuracy, bands, parallel_shape
+from dsxl.refined.accuracy import accuracy, bands, parallel_shape, step_spread, with_spread
 from dsxl.refined.calibrated import load_profile, profile_accuracy, profile_constants
 from dsxl.data.catalog import GPU, ModelArgs, attention_kernels, load_catalog
 from dsxl.chains import breakdown
@@ -97,7 +97,8 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     ``output_tokens_per_s_per_gpu``, ``tokens_per_s_per_user``, ``fits``. Every result carries ``inputs``
     (defaults included), ``mode`` and, for an infeasible scalar request, ``reason``. ``constants`` overrides
     refined constants by name (what-ifs); ``fixed`` pins chain quantities (ablations, see :mod:`dsxl.refined.validation`).
-    ``detail=False`` (searches) leaves out the breakdown and returns read-only broadcast views. ``calibration`` is
+    ``detail=False`` (searches) leaves out the breakdown and the step's own spread in the band (the family's alone)
+    and returns read-only broadcast views. ``calibration`` is
     a profile written by ``dsxl calibrate`` (a path or its dict): its constants apply, ``inputs`` names it and
     predictions near its rows carry the band of their leave-one-out errors.
     """
@@ -183,8 +184,21 @@ def _refined(phase: str, gpu: Any, model: Any, constants: dict[str, Any] | None,
         near = [profile_accuracy(profile, a["regime"], resolve_gpu(g).generation, opts["engine"], model_name(model), a)
                 for g, a in zip(gpus, [acc] if isinstance(acc, dict) else acc)]
         acc = near[0] if isinstance(acc, dict) else near
+    if detail:  # searches (detail=False) pick by speed; the configuration they choose is predicted in detail
+        acc = _spread(acc, resolved, phase, gpu, opts["engine"])
     speed = resolved["tokens_per_s_per_gpu"] if phase != "aggregated" else raw["output_tokens_per_s_per_gpu"]
     return {"inputs": inputs, **out, "accuracy": acc, "reason": reason, "notes": notes}, (speed, resolved["tbo_on"])
+
+
+def _spread(acc: Any, q: dict[str, Any], phase: str, gpu: Any, engine: str) -> Any:
+    """The accuracy widened by the step's spread from its loosely pinned constants, per GPU of a list (the chain's
+    quantities carry the GPUs as their leading axis)."""
+    if isinstance(acc, dict):
+        return with_spread(acc, *step_spread(q, phase, resolve_gpu(gpu).generation, engine))
+    n, full = len(acc), max(np.ndim(v) for v in q.values())  # the GPU axis leads the fullest arrays
+    each = [{k: (np.asarray(v)[i] if np.ndim(v) == full and np.shape(v)[0] == n else v) for k, v in q.items()}
+            for i in range(n)]
+    return [_spread(a, qk, phase, g, engine) for a, qk, g in zip(acc, each, gpu)]
 
 
 def _faster_overlap(*args: Any) -> dict[str, Any]:

@@ -68,8 +68,14 @@ def accuracy_line(accuracy: dict[str, Any]) -> str:
         return f"  accuracy                not estimated: {accuracy['note']}"
     basis = ", ".join(accuracy["basis"]) or "none"
     state = "validated" if accuracy["validated"] else "NOT VALIDATED"
-    return (f"  accuracy                ±{accuracy['band'] * 100:.0f} % expected error ({state}; {accuracy['regime']} regime; "
+    text = (f"  accuracy                ±{accuracy['band'] * 100:.0f} % expected error ({state}; {accuracy['regime']} regime; "
             f"calibration rows: {basis}): {accuracy['note']}")
+    if accuracy.get("drivers"):  # the step's own spread, from the constants it rests on
+        each = "; ".join(f"{d['constant']} {d['share'] * 100:.0f} % of the step, ±{d['uncertainty'] * 100:.0f} %"
+                         for d in accuracy["drivers"])
+        text += (f"; widened from the family's ±{accuracy['family_band'] * 100:.0f} % by the step's own spread "
+                 f"±{accuracy['spread'] * 100:.0f} % (most from {each})")
+    return text
 
 
 def _labelled(line: str) -> list[str]:

@@ -34,7 +34,7 @@ from dsxl.workbook.input_checks import REFINED_OK, SHARED_PROBLEMS, input_proble
 from dsxl.workbook.printing import place_chart
 from dsxl.refined.accuracy import parallel_shape, rules
 from dsxl.refined.models import cache_bytes
-from dsxl.workbook.refined_sheets import _gpu_env, band_cells, by_generation, model_cells
+from dsxl.workbook.refined_sheets import _gpu_env, band_cells, by_generation, model_cells, widened_band_cell
 from dsxl.core.rules import formula_ok
 
 WORKBOOK_GRID = {"ep_sizes": (8, 16, 32, 64, 128, 256), "attn_tp_sizes": (1,),
@@ -250,7 +250,18 @@ def _band(b: Builder, calc: Any, cur: Cursor, generation: Expr, moe_dtype: str, 
          parallel_shape(pick(decode, "ep"), 1, 1)),  # the sheet's grid runs attention and MoE TP 1
         ("prefill", "prefill", Expr("plan_input_len"), None, pick(prefill, "tbo"), 0,
          parallel_shape(pick(prefill, "ep"), 1, 1))])
+    d, p = (widened_band_cell(b, calc, cur, "the Planner's choice", phase, _chosen(b, scopes, pick), generation,
+                              default_engine(), band) for phase, scopes, band in (("decode", decode, d),
+                                                                                   ("prefill", prefill, p)))
     return Expr(f"MAX({d.text},{p.text})")
+
+
+def _chosen(b: Builder, scopes: list[Scope], pick: Any) -> dict[str, Any]:
+    """A pool's chosen candidate as its chain's quantities: what varies by candidate picked at the chosen row, the
+    rest as every candidate sees it (the model's inputs, the shared environment)."""
+    first = b.cells[scopes[0].key]
+    shared = {**b.inputs, **{k: v for parent in scopes[0].parents for k, v in b.cells[parent].items()}}
+    return {**shared, **{k: pick(scopes, k) for k in first}}
 
 
 def _plan_problems(b: Builder, calc: Any, cur: Cursor) -> Expr:

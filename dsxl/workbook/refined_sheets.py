@@ -14,7 +14,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.pagebreak import Break
 
 from dsxl.data.catalog import Catalog, attention_kernels, generations, load_engines, load_refined
-from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, parallel_shape, rules
+from dsxl.chains.spread import spread, widened_band
+from dsxl.refined.accuracy import combined_band, family_key, family_table, outside, parallel_shape, rules, spread_terms
 from dsxl.core.expr import Expr, both, concat, eq, where
 from dsxl.chains.scope import MODEL_KEY, Key, Scope
 from dsxl.chains import aggregated, article as chain, breakdown, refined as refined_chain
@@ -218,7 +219,9 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     b.calc_block(calc, calc_cur, "Prefill: every intermediate quantity (refined model)", [prefill],
                  lambda s: Expr("predict_gpu"))
     d, p = b.cells[decode.key], b.cells[prefill.key]
-    agg = _aggregated_predict(b, calc, calc_cur, chains)
+    agg, agg_decode = _aggregated_predict(b, calc, calc_cur, chains)
+    fields_ = model_cells(catalog, model_name, model_env)
+    qd, qp, qa = ({**fields_, **b.cells[GPU_KEY], **q} for q in (d, p, agg_decode))
 
     col = 1  # results under the inputs, the breakdown under the results: the sheet reads top-down
     r = cur.row + 1
@@ -227,7 +230,10 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
     ws.cell(r + 1, col, "Results (each speed with its expected error)").font = style.H2_FONT
     r += 2
     ok = Expr("predict_inputs_ok")
-    band_d, band_p, band_a = _band_cells(b, calc, calc_cur, env["generation"], b.cells[GPU_KEY]["tbo"])
+    bands = _band_cells(b, calc, calc_cur, env["generation"], b.cells[GPU_KEY]["tbo"])
+    band_d, band_p, band_a = (widened_band_cell(b, calc, calc_cur, "the Predict configuration", phase, q,
+                                                env["generation"], Expr("predict_engine"), band)
+                              for phase, q, band in zip(("decode", "prefill", "aggregated"), (qd, qp, qa), bands))
     results = _predict_result_rows(d, p, agg, b.cells[GPU_KEY], (band_d, band_p, band_a))
     for j, h in enumerate(("Result", "Value", "Unit", "Band")):
         b._header_cell(ws, r, col + j, h)
@@ -245,8 +251,7 @@ def predict_sheets(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dict[
         ws.cell(r + i, col + 2, unit).font = style.NOTE_FONT
     b.define("predict_results", span(ws, r, col, r + len(results), col + 3))
     r += len(results) + 1
-    fields_ = model_cells(catalog, model_name, model_env)
-    _breakdown_block(b, ws, r, col, ok, {**fields_, **b.cells[GPU_KEY], **d}, {**fields_, **b.cells[GPU_KEY], **p})
+    _breakdown_block(b, ws, r, col, ok, qd, qp)
     return {"decode_tpot_ms": shown["Decode TPOT"], "decode_tokens_per_s_per_user": shown["Decode tokens/s per user"],
             "decode_tokens_per_s_per_gpu": shown["Decode tokens/s per GPU"],
             "decode_max_batch": shown["Max batch per attention rank"],
@@ -335,6 +340,21 @@ def _overlap_notes(d: dict[str, Expr], p: dict[str, Expr], env: dict[str, Any]) 
         asked = Expr(f"AND({env[flag].text},NOT({q[f'{flag}_on'].text}))")
         parts.append(where(asked, concat(f"{phase}: {flag} off: ", why, "; "), ""))
     return where(Expr(f'({concat(*parts).text})=""'), "none", concat(*parts))
+
+
+def widened_band_cell(b: Builder, calc: Any, cur: Cursor, who: str, phase: str, q: dict[str, Any], generation: Any,
+                      engine: Any, band: Expr) -> Expr:
+    """A family's band widened by the step's spread from its loosely pinned constants, as ``dsxl predict`` widens
+    it (:func:`dsxl.refined.accuracy.spread_terms`): each constant's share of the step and what it adds, then the
+    spread and the band."""
+    terms = spread_terms(q, phase, generation, engine)
+    cells = b.materialize(calc, cur, f"{phase.capitalize()} spread of {who}'s step: what each loosely pinned "
+                          "constant adds (its share of the step x its relative uncertainty, 0 where it does not apply)",
+                          {c.name: adds for c, _, adds in terms})
+    out = b.materialize(calc, cur, f"{phase.capitalize()} band of {who}, widened by its step's spread",
+                        {"spread": spread([cells[c.name] for c, _, _ in terms])})
+    return b.materialize(calc, cur, f"{phase.capitalize()} band of {who}, the family's and the spread combined",
+                         {"band": widened_band(band, out["spread"])})["band"]
 
 
 def band_cells(b: Builder, calc: Any, cur: Cursor, who: str, generation: Any, engine: Any, moe_dtype: Any,
@@ -436,10 +456,12 @@ def aggregated_cells(b: Builder, calc: Any, cur: Cursor, chains: tuple[list, lis
     return b.cells[decode.key], b.cells[combine.key]
 
 
-def _aggregated_predict(b: Builder, calc: Any, cur: Cursor, chains: tuple[list, list]) -> dict[str, Expr]:
+def _aggregated_predict(b: Builder, calc: Any, cur: Cursor, chains: tuple[list, list]
+                        ) -> tuple[dict[str, Expr], dict[str, Expr]]:
     """Predict's aggregated serving at ``predict_concurrency`` requests in flight per instance, as ``dsxl predict
     aggregated --concurrency`` computes it: the decoding batch by Little's law, refined over the same number of
-    rounds (:data:`dsxl.refined.predict.CONCURRENCY_ROUNDS`), each round one run of the aggregated chain."""
+    rounds (:data:`dsxl.refined.predict.CONCURRENCY_ROUNDS`), each round one run of the aggregated chain. Returns
+    the aggregated cells and the last round's decode step."""
     inputs = {k: Expr(f"predict_{k}") for k in ("concurrency", "input_len", "output_len", "cache_hit")}
     ranks = b.materialize(calc, cur, "Aggregated serving (Predict): attention ranks", {
         "ranks": dp_ranks(Expr("predict_ep") * Expr("predict_moe_tp"), Expr("predict_attn_tp"))})["ranks"]
@@ -453,7 +475,7 @@ def _aggregated_predict(b: Builder, calc: Any, cur: Cursor, chains: tuple[list, 
         if k < CONCURRENCY_ROUNDS:  # the requests in flight less those waiting for or in prefill
             batch = b.materialize(calc, cur, f"Aggregated serving (Predict): round {k + 1}, the decoding batch",
                                   {"batch": inputs["concurrency"] * c["decoding_share"] / ranks})["batch"]
-    return {**c, "decoding_batch": batch, "fits": d["fits"], "decode_tbo_on": d["tbo_on"]}
+    return {**c, "decoding_batch": batch, "fits": d["fits"], "decode_tbo_on": d["tbo_on"]}, d
 
 
 def _row_model(b: Builder, catalog: Catalog, v: dict[str, Any], env_key: Key) -> tuple[tuple, tuple[list, list]]:
