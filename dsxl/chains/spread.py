@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from dsxl.chains.breakdown import MOE_LAYER_PARTS, moe_layer_parts, step_parts
-from dsxl.core.expr import magnitude, rounded, where
+from dsxl.core.expr import magnitude, where
 from dsxl.physics.serving import per_step
 
 
@@ -63,9 +63,6 @@ def spread(contributions: Sequence[Any]) -> Any:
     return total ** 0.5
 
 
-BAND_DECIMALS = 4  # bands are quoted to 0.01 %
-
-
 def widened_band(band: Any, step_spread: Any) -> Any:
-    """A band widened by the step's own spread, both taken as independent relative errors (to 0.01 %)."""
-    return rounded((band * band + step_spread * step_spread) ** 0.5, BAND_DECIMALS)
+    """A band widened by the step's own spread, both taken as independent relative errors."""
+    return (band * band + step_spread * step_spread) ** 0.5

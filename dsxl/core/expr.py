@@ -161,13 +161,6 @@ def minimum(a: Any, b: Any) -> Value:
     return np.minimum(a, b)
 
 
-def rounded(x: Any, digits: int) -> Value:
-    """``x`` to ``digits`` decimals: ``ROUND(x,digits)`` in Excel, ``np.round`` otherwise."""
-    if is_symbolic(x):
-        return Expr(f"ROUND({lit(x).text},{digits})")
-    return np.round(x, digits) if np.ndim(x) else round(float(x), digits)
-
-
 def magnitude(x: Any) -> Value:
     """The absolute value: ``ABS(x)`` in Excel, ``np.abs`` otherwise."""
     if is_symbolic(x):

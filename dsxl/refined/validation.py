@@ -195,6 +195,8 @@ def predict_row(m: Measurement, mode: str = "refined", **kw: Any) -> tuple[float
     if m.phase == "decode" and "batch" not in opts:
         opts["batch"] = _batch_at_user_speed(m, mode, **kw)
     r = predict(m.phase, m.gpu, m.model, mode=mode, **opts, **kw)
+    if mode == "refined" and "tbo" not in opts:  # left to the engine: the conditions say what was modelled
+        opts["tbo"] = bool(r["inputs"]["tbo"])
     return predicted_metric(m, r), opts, r
 
 
