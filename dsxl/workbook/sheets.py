@@ -77,8 +77,39 @@ def build(catalog: Catalog, model: str | None = None, profile: dict | None = Non
     power_chart(b, ws["Hardware"], cur["Hardware"], ws["Planner_grid"], cur["Planner_grid"], model_name)
     _prefill_inputs(b, ws["Prefill"], cur["Prefill"], scenario)
     _decode_inputs(b, ws["Decode"], cur["Decode"], catalog)
+    _article_chain(b, ws, cur, plan)
+    _planner_chain(b, ws["Decode"], ws["Decode_chain"], cur["Decode_chain"], catalog)
+    constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
+    shared_input_checks(b, ws["Decode_chain"], cur["Decode_chain"],
+                        [b.inputs, refined_env] if refined_env else [b.inputs],
+                        list(dict.fromkeys(list(plan.t["prefill_gpus"]) + list(plan.t["decode_gpus"]))), PLANNER)
+    for sheet, (row, col) in {"Model": (3, 4), "Hardware": (3, 1), "Prefill": (3, 1), "Decode": (3, 1),
+                              "Constants": (3, 1), "Summary": (3, 1), "Validation": (3, 1)}.items():
+        problems_cell(b, ws[sheet], row, col, 2 if sheet == "Model" else 4)
+    chains = refined_chain.chains(refined_model)
+    headline = _refined_sheets(b, ws, cur, catalog, constant_rows, refined_env, chains, model_name, profile)
+    print_rows = {"Validation": ws["Validation"].max_row, "Checks": 60}  # the rest is reference data, on screen
+    accuracy_table(b, ws["Validation"], ws["Validation"].max_row + 3, model_name, profile)
+    headline.update({f"plan_{k}": v for k, v in planner_sheet(b, ws["Planner"], ws["Planner_grid"],
+                                                                cur["Planner_grid"], constant_rows, catalog,
+                                                                refined_env, chains, model_name).items()})
+    _article_table_sheets(b, ws, cur, tables)
+    day6_block(b, ws["Summary"], cur["Summary"], 1)  # the Planner's cost formulas on DeepSeek's published day
+    positions = b.table_pos
+    _charts(b, ws, cur, plan, positions)
+    _checks(b, ws["Checks"], cur["Checks"], positions, tables, catalog)
+    _start(b, ws["Start"], catalog, headline, profile)
+    _udfs_sheet(ws["UDFs"])
+    _xlwings_conf(b.wb)
+    _notes(b, ws)
+    for name, sheet in ws.items():
+        _finish_sheet(b, name, sheet, print_rows.get(name))
+    return b.wb
 
-    # the calculation chain, scope by scope, in dependency order
+
+def _article_chain(b: Builder, ws: dict[str, Any], cur: dict[str, Cursor], plan: Any) -> None:
+    """The article's calculation chain, scope by scope, in dependency order: the model's derived quantities, then
+    the prefill and decode chains by GPU, deployment, EP strategy and batch."""
     model_scope = plan.scopes[MODEL_KEY]
     b.calc_block(ws["Model"], cur["Model"], "Derived quantities (calculated)", [model_scope], lambda s: "Value",
                  note="Grey cells are formulas over the inputs above; the tables below read them.")
@@ -103,72 +134,61 @@ def build(catalog: Catalog, model: str | None = None, profile: dict | None = Non
                  lambda s: Expr(f'{name_of(s).text}&" TP{s.key.tp} "&"EP"&{b.list_inputs[("ep", s.key.index)].text}'
                                 f'&"{" absorbed" if s.key.absorb else " standard"}{" FP16" if s.key.kv_fp16 else " FP8"} KV"'),
                  by_row=True)
-    _planner_chain(b, ws["Decode"], dc, cur["Decode_chain"], catalog)
-    constant_rows = constants_sheet(b, ws["Constants"], cur["Constants"])
-    shared_input_checks(b, dc, cur["Decode_chain"], [b.inputs, refined_env] if refined_env else [b.inputs],
-                        list(dict.fromkeys(list(plan.t["prefill_gpus"]) + list(plan.t["decode_gpus"]))), PLANNER)
-    for sheet, (row, col) in {"Model": (3, 4), "Hardware": (3, 1), "Prefill": (3, 1), "Decode": (3, 1),
-                              "Constants": (3, 1), "Summary": (3, 1), "Validation": (3, 1)}.items():
-        problems_cell(b, ws[sheet], row, col, 2 if sheet == "Model" else 4)
-    chains = refined_chain.chains(refined_model)
+
+
+def _refined_sheets(b: Builder, ws: dict[str, Any], cur: dict[str, Cursor], catalog: Catalog, constant_rows: Any,
+                    refined_env: Any, chains: Any, model_name: str, profile: dict | None) -> dict[str, Any]:
+    """Predict and, for the default model, Validation (the published measurements are its deployments); returns
+    the headline cells Start repeats."""
+    refined_model = catalog.model(model_name)
     headline = predict_sheets(b, ws["Predict"], ws["Refined_chain"], cur["Refined_chain"], constant_rows, catalog,
                               refined_env, chains, refined_model.native_moe_dtype, model_name)
-    if model_name == catalog.default_model:  # the published measurements are DeepSeek-V3 deployments
+    if model_name == catalog.default_model:
         errors = validation_sheet(b, ws["Validation"], ws["Refined_chain"], cur["Refined_chain"], constant_rows,
                                   catalog, profile)
         headline.update({f"error_{k}": v for k, v in errors.items()})
     else:
         ws["Validation"]["A3"] = (f"The published measurements are {catalog.default_model} deployments: build the "
                                   "default workbook (dsxl build) to see them.")
-    print_rows = {"Validation": ws["Validation"].max_row, "Checks": 60}  # the rest is reference data, on screen
-    accuracy_table(b, ws["Validation"], ws["Validation"].max_row + 3, model_name, profile)
-    headline.update({f"plan_{k}": v for k, v in planner_sheet(b, ws["Planner"], ws["Planner_grid"],
-                                                                cur["Planner_grid"], constant_rows, catalog,
-                                                                refined_env, chains, model_name).items()})
+    return headline
 
-    # the article's tables, where a planner looks for them (SLA-filter helpers go to Decode_chain)
+
+def _article_table_sheets(b: Builder, ws: dict[str, Any], cur: dict[str, Cursor], tables: list) -> None:
+    """The article's tables, where a planner looks for them (SLA-filter helpers go to Decode_chain)."""
     b.helper = (ws["Decode_chain"], cur["Decode_chain"])
     home = {"TL;DR": "Summary", "1.4": "Model"}
-    last_section: dict[str, str] = {}
     for t in tables:
         sheet = "Hardware" if t.id == "gpu_specs" else home.get(t.section, "Prefill" if t.section.startswith("2")
                                                                  else "Decode")
-        last_section[sheet] = t.section
         if t.id == "tldr_prefill":
             b.heading(ws[sheet], cur[sheet], "Headline figures", "From the tables below and the section tables.")
         b.table(ws[sheet], cur[sheet], t)
-    day6_block(b, ws["Summary"], cur["Summary"], 1)  # the Planner's cost formulas on DeepSeek's published day
-    positions = b.table_pos
-    _charts(b, ws, cur, plan, positions)
-    _checks(b, ws["Checks"], cur["Checks"], positions, tables, catalog)
-    _start(b, ws["Start"], catalog, headline, profile)
-    _udfs_sheet(ws["UDFs"])
-    _xlwings_conf(b.wb)
-    _notes(b, ws)
-    for name, sheet in ws.items():
-        for col in range(2, 40):  # numbers never show as ### at the article's precision
-            letter = get_column_letter(col)
-            if (sheet.column_dimensions[letter].width or 0) < 14:
-                sheet.column_dimensions[letter].width = 14
-        _fit_headers(sheet)
-        for letter, width in b.fixed_widths.get(name, {}).items():
-            sheet.column_dimensions[letter].width = width
-        if name == "Hardware":
-            narrow_hardware(sheet)
-        sheet.print_title_rows = "1:2"  # the sheet's title and intro on every printed page
-        if name in AUDIT_SHEETS or name in print_rows:  # these print their first block; the rest is on screen
-            intro = sheet["A2"].value
-            sheet["A2"] = (f"{intro} " if intro else "") + "Printed: the first block; the whole sheet is on screen."
-            sheet["A2"].font = style.NOTE_FONT
-        if name in AUDIT_SHEETS:
-            lay_out(sheet, label_column=True, last_row=min(sheet.max_row, 60), last_col=first_page_columns(sheet))
-        else:  # Predict and Planner are blocks side by side; the other sheets are tables labelled by column A
-            lay_out(sheet, label_column=name not in BLOCK_SHEETS, last_row=print_rows.get(name))
-        sheet.freeze_panes = "B3"
-        sheet.protection.sheet = True
-        sheet.protection.formatColumns = False
-        sheet.protection.formatRows = False
-    return b.wb
+
+
+def _finish_sheet(b: Builder, name: str, sheet: Any, print_rows: int | None) -> None:
+    """Column widths, print layout, frozen panes and protection (formats stay editable)."""
+    for col in range(2, 40):  # numbers never show as ### at the article's precision
+        letter = get_column_letter(col)
+        if (sheet.column_dimensions[letter].width or 0) < 14:
+            sheet.column_dimensions[letter].width = 14
+    _fit_headers(sheet)
+    for letter, width in b.fixed_widths.get(name, {}).items():
+        sheet.column_dimensions[letter].width = width
+    if name == "Hardware":
+        narrow_hardware(sheet)
+    sheet.print_title_rows = "1:2"  # the sheet's title and intro on every printed page
+    if name in AUDIT_SHEETS or print_rows is not None:  # these print their first block; the rest is on screen
+        intro = sheet["A2"].value
+        sheet["A2"] = (f"{intro} " if intro else "") + "Printed: the first block; the whole sheet is on screen."
+        sheet["A2"].font = style.NOTE_FONT
+    if name in AUDIT_SHEETS:
+        lay_out(sheet, label_column=True, last_row=min(sheet.max_row, 60), last_col=first_page_columns(sheet))
+    else:  # Predict and Planner are blocks side by side; the other sheets are tables labelled by column A
+        lay_out(sheet, label_column=name not in BLOCK_SHEETS, last_row=print_rows)
+    sheet.freeze_panes = "B3"
+    sheet.protection.sheet = True
+    sheet.protection.formatColumns = False
+    sheet.protection.formatRows = False
 
 
 def _is_header(c: Any) -> bool:
