@@ -242,6 +242,17 @@ SPARE_SOURCE = ("Spare row for your own GPU: rename it and enter its datasheet f
 
 
 def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
+    """The Hardware sheet: the GPU catalog (with spare rows), the article's view of it, the network variants, the
+    article's datasheet table and the catalog rows' sources."""
+    gpus = _gpu_catalog(b, ws, cur, catalog)
+    _article_hardware(b, ws, cur, catalog, gpus)
+    _network_variants(b, ws, cur, catalog)
+    _datasheet_table(b, ws, cur, catalog)
+    _catalog_sources(b, ws, cur, gpus)
+
+
+def _gpu_catalog(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> list:
+    """The GPU catalog (named range 'hardware'), its spare rows for the user's own GPUs; returns its rows."""
     b.heading(ws, cur, "GPU catalog (named range 'hardware')",
               "Datasheet figures (dense TFLOPS). Edit any blue value; every table and prediction using that GPU "
               "follows. Units are above each column; sources at the right.")
@@ -276,7 +287,11 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     b.hardware_rows = (top + 1, bottom)
     b.define("gpu_names", span(ws, top + 1, 1, bottom, 1))
     cur.row = bottom + 2
+    return gpus
 
+
+def _article_hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog, gpus: list) -> None:
+    """The article's view of each GPU: tflops_share of the datasheet TFLOPS and its own figures where it departs."""
     b.input_block(ws, cur, "Article model view", [
         b.scenario_input(catalog.scenario, "tflops_share", "Share of TFLOPS modelled", "0..1")],
         "The article's GPU_perf: tflops_share of the datasheet TFLOPS, and its own figures where it departs from "
@@ -305,6 +320,9 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
     b.define("article_hardware", span(ws, atop, 1, atop + len(gpus), len(HARDWARE_COLUMNS) - 1))
     cur.row = atop + len(gpus) + 2
 
+
+def _network_variants(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
+    """The article's network variants: a base GPU's row with another scale-out bandwidth."""
     b.heading(ws, cur, "Network variants (scale-out bandwidth per GPU)",
               "Each inherits every field from its base GPU's row except pcie_bw, an input on the Prefill sheet.")
     vtop = cur.row
@@ -325,6 +343,9 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
             b.gpu_cells[name] = cells
     cur.row = r + 2
 
+
+def _datasheet_table(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
+    """The article's section-1.4 datasheet table, as printed (reference data)."""
     b.heading(ws, cur, "Article datasheet table (section 1.4, as printed)",
               "Reference data: the article's datasheet figures; the model uses the catalog rows above.")
     dtop = cur.row
@@ -340,6 +361,9 @@ def _hardware(b: Builder, ws: Any, cur: Cursor, catalog: Catalog) -> None:
         wrapped_note(ws, dtop + 1 + i, len(cols), len(HARDWARE_COLUMNS), _hardware_width)
     cur.row = dtop + len(catalog.datasheets) + 2
 
+
+def _catalog_sources(b: Builder, ws: Any, cur: Cursor, gpus: list) -> None:
+    """Each catalog row's source, referenced [k] from its row."""
     b.heading(ws, cur, "Sources of the catalog rows",
               "Reference [k] is the catalog's row k. Edit a source with its row (a spare row's text is yours).")
     for i, g in enumerate(gpus):
@@ -466,8 +490,15 @@ def _planner_chain(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, catalog: Ca
 
 # ------------------------------------------------------------------------------------- charts, checks
 def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None:
-    dec = ws["Decode"]
-    c = cur["Decode"]
+    """The article's two charts with their data: decode TPOT by batch size (and the SLA line) on Decode, prefill
+    time per component on Prefill."""
+    _decode_chart(b, ws["Decode"], cur["Decode"], plan)
+    if "prefill_detail_tp4" in positions:
+        _prefill_chart(b, ws["Prefill"], cur["Prefill"], plan, positions["prefill_detail_tp4"])
+
+
+def _decode_chart(b: Builder, dec: Any, c: Cursor, plan: Any) -> None:
+    """Decode TPOT(Overlap) by batch size for the article's GPUs and Your GPU, with the SLA limit."""
     dec.row_breaks.append(Break(id=c.row))  # the chart and its data start a printed page
     b.heading(dec, c, "Chart data: TPOT(Overlap) by batch size, with the SLA limit",
               "TPS_O > tps_threshold means TPOT(Overlap) < 1000 / tps_threshold ms.")
@@ -515,41 +546,41 @@ def _charts(b: Builder, ws: dict, cur: dict, plan: Any, positions: dict) -> None
     place_chart(dec, chart, f"B{c.row}")  # below everything, clear of column A (it repeats on every printed page)
     c.row += 20
 
-    pre = ws["Prefill"]
-    sheet, ptop = positions["prefill_detail_tp4"] if "prefill_detail_tp4" in positions else (None, None)
-    if sheet is not None:
-        # chart data: each component's per-layer ms times its layer count (what it costs the whole model)
-        pc = cur["Prefill"]
-        pre.row_breaks.append(Break(id=pc.row))  # the chart and its data start a printed page
-        b.heading(pre, pc, "Chart data: prefill time per component over all layers, first deployment (ms)")
-        dtop = pc.row
-        b._header_cell(pre, dtop, 1, "Component")
-        gcols = len(plan.t["prefill_gpus"])
+
+def _prefill_chart(b: Builder, pre: Any, pc: Cursor, plan: Any, detail: tuple[Any, int]) -> None:
+    """Prefill time per component over all layers at the first deployment, from its detail table."""
+    sheet, ptop = detail
+    # chart data: each component's per-layer ms times its layer count (what it costs the whole model)
+    pre.row_breaks.append(Break(id=pc.row))  # the chart and its data start a printed page
+    b.heading(pre, pc, "Chart data: prefill time per component over all layers, first deployment (ms)")
+    dtop = pc.row
+    b._header_cell(pre, dtop, 1, "Component")
+    gcols = len(plan.t["prefill_gpus"])
+    for j in range(gcols):
+        b._header_cell(pre, dtop, 2 + j, Expr(ref(sheet, ptop, 3 + j).text))
+    for i in range(7):
+        r = ptop + 1 + i
+        b.write(pre, dtop + 1 + i, 1, Expr(ref(sheet, r, 1).text))
         for j in range(gcols):
-            b._header_cell(pre, dtop, 2 + j, Expr(ref(sheet, ptop, 3 + j).text))
-        for i in range(7):
-            r = ptop + 1 + i
-            b.write(pre, dtop + 1 + i, 1, Expr(ref(sheet, r, 1).text))
-            for j in range(gcols):
-                b.write(pre, dtop + 1 + i, 2 + j, flops.layers_total(ref(sheet, r, 3 + j), ref(sheet, r, 2)), "0.0")
-        pc.row = dtop + 10
-        bar = BarChart()
-        bar.type = "bar"
-        bar.title = "Prefill time per component, first deployment (ms)"
-        bar.y_axis.title = "ms (per-layer time x layers)"
-        data = Reference(pre, min_col=2, max_col=1 + gcols, min_row=dtop, max_row=dtop + 7)
-        cats = Reference(pre, min_col=1, min_row=dtop + 1, max_row=dtop + 7)
-        bar.add_data(data, titles_from_data=True)
-        bar.set_categories(cats)
-        for j, series in enumerate(bar.series):
-            series.graphicalProperties.solidFill = style.SERIES_COLOURS[j % len(style.SERIES_COLOURS)]
-        bar.x_axis.delete = False
-        bar.y_axis.delete = False
-        style.axis_format(bar.y_axis, "#,##0")
-        bar.height, bar.width = 10, 14  # within columns B-F, the table's width: the sheet prints one page across
-        bar.legend.position = "b"
-        place_chart(pre, bar, f"B{pc.row}")  # below everything, clear of column A (it may repeat on printed pages)
-        pc.row += 22
+            b.write(pre, dtop + 1 + i, 2 + j, flops.layers_total(ref(sheet, r, 3 + j), ref(sheet, r, 2)), "0.0")
+    pc.row = dtop + 10
+    bar = BarChart()
+    bar.type = "bar"
+    bar.title = "Prefill time per component, first deployment (ms)"
+    bar.y_axis.title = "ms (per-layer time x layers)"
+    data = Reference(pre, min_col=2, max_col=1 + gcols, min_row=dtop, max_row=dtop + 7)
+    cats = Reference(pre, min_col=1, min_row=dtop + 1, max_row=dtop + 7)
+    bar.add_data(data, titles_from_data=True)
+    bar.set_categories(cats)
+    for j, series in enumerate(bar.series):
+        series.graphicalProperties.solidFill = style.SERIES_COLOURS[j % len(style.SERIES_COLOURS)]
+    bar.x_axis.delete = False
+    bar.y_axis.delete = False
+    style.axis_format(bar.y_axis, "#,##0")
+    bar.height, bar.width = 10, 14  # within columns B-F, the table's width: the sheet prints one page across
+    bar.legend.position = "b"
+    place_chart(pre, bar, f"B{pc.row}")  # below everything, clear of column A (it may repeat on printed pages)
+    pc.row += 22
 
 
 def _near(cell: Expr, value: float) -> str:
@@ -643,6 +674,21 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr], pro
     for j, h in enumerate(("Result", "Value", "Unit", "Where to change it")):
         b._header_cell(ws, cur.row, 1 + j, h)
     cur.row += 1
+    for label, value, unit, where, fmt in _headline_rows(headline):
+        ws.cell(cur.row, 1, label).font = style.LABEL_FONT
+        b.write(ws, cur.row, 2, value, fmt)
+        ws.cell(cur.row, 2).font = style.LABEL_FONT
+        ws.cell(cur.row, 3, unit).font = style.NOTE_FONT
+        link = ws.cell(cur.row, 4, where)
+        link.hyperlink, link.font = Hyperlink(ref=link.coordinate, location=f"'{where}'!A1"), style.LINK_FONT
+        cur.row += 1
+    b.define("start_headline", span(ws, 5, 1, cur.row - 1, 4))
+    r = _start_notes(ws, cur.row + 1, profile)
+    _legend_and_map(ws, r)
+
+
+def _headline_rows(headline: dict[str, Expr]) -> list[tuple[str, Any, str, str, str]]:
+    """Start's live results: (label, cell, unit, the sheet to change it on, format)."""
     rows = [("Your configuration: GPU", Expr("predict_gpu"), "", "Predict", "General"),
             ("Decode time per output token", headline["decode_tpot_ms"], "ms", "Predict", "0.00"),
             ("Decode tokens/s per user", headline["decode_tokens_per_s_per_user"], "tokens/s", "Predict", "0.0"),
@@ -669,15 +715,11 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr], pro
              for k, v in headline.items() if k.startswith("error_C")]
     rows.append(("Article numbers reproduced", Expr('checks_passing&" of "&checks_total'),
                  "numbers (of 891 cells)", "Checks", "General"))
-    for label, value, unit, where, fmt in rows:
-        ws.cell(cur.row, 1, label).font = style.LABEL_FONT
-        b.write(ws, cur.row, 2, value, fmt)
-        ws.cell(cur.row, 2).font = style.LABEL_FONT
-        ws.cell(cur.row, 3, unit).font = style.NOTE_FONT
-        link = ws.cell(cur.row, 4, where)
-        link.hyperlink, link.font = Hyperlink(ref=link.coordinate, location=f"'{where}'!A1"), style.LINK_FONT
-        cur.row += 1
-    b.define("start_headline", span(ws, 5, 1, cur.row - 1, 4))
+    return rows
+
+
+def _start_notes(ws: Any, r: int, profile: dict | None) -> int:
+    """What the workbook is and how to use it (and whether it is calibrated), from row ``r``; returns the next row."""
     calibrated = [] if profile is None else [
         ("Calibrated", f"This workbook is calibrated to your measurements: {profile['input']['file']} "
                        f"({profile['input']['date']}, {profile['input']['rows']} rows, dsxl calibrate). Constants "
@@ -699,7 +741,6 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr], pro
         ("Source", ARTICLE),
         ("Built by", "dsxl (pip install dsxl; dsxl build). Regenerate rather than edit the structure."),
     ]
-    r = cur.row + 1
     for head, text in lines:
         ws.cell(r, 1, head).font = style.LABEL_FONT
         ws.cell(r, 1).alignment = style.TOP
@@ -711,6 +752,11 @@ def _start(b: Builder, ws: Any, catalog: Catalog, headline: dict[str, Expr], pro
     ws.column_dimensions["B"].width = 24
     ws.column_dimensions["C"].width = 14
     ws.column_dimensions["D"].width = 50  # the merged notes wrap within A..D on one printed page
+    return r
+
+
+def _legend_and_map(ws: Any, r: int) -> None:
+    """The colour legend and the sheet map, after row ``r``."""
     r += 1
     ws.cell(r, 1, "Colour legend").font = style.H2_FONT
     r += 1
