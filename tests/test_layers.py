@@ -139,3 +139,17 @@ def test_no_gpu_model_or_engine_is_named_in_code():
 def _line(found: str) -> str:
     module, rest = found.split(":", 1)
     return modules()[module].read_text().splitlines()[int(rest.split()[0]) - 1]
+
+
+def test_no_function_is_longer_than_its_layer_allows():
+    """A function reads on a screen or two: none in dsxl over 120 lines, none in the workbook layer (layout that
+    is easy to let grow) over 80."""
+    long = []
+    for module, path in modules().items():
+        limit = 80 if module.startswith("dsxl.workbook") else 120
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    long.append(f"{module}.{node.name}: {length} lines (limit {limit})")
+    assert not long, long

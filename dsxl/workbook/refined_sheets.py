@@ -492,6 +492,16 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     """One refined and one article calculation per published measurement, side by side; tbl_validation.
     Returns each measurement's refined-error cell."""
     results = validate(calibration=profile)
+    refined_cells, article_cells = _validation_chains(b, calc, calc_cur, rows, catalog, results)
+    errors, bottom, width = _validation_table(b, ws, results, refined_cells, article_cells)
+    _validation_sources(b, ws, results, bottom, width)
+    return errors
+
+
+def _validation_chains(b: Builder, calc: Any, calc_cur: Cursor, rows: dict[str, tuple[str, str]], catalog: Catalog,
+                       results: list[dict[str, Any]]) -> tuple[dict[str, Expr], dict[str, Expr]]:
+    """Each measurement's refined and article chains on Refined_chain (scopes of one model and step list side by
+    side); returns the cells of the metric each measured, refined and article, by measurement."""
     refined_cells: dict[str, Expr] = {}
     article_cells: dict[str, Expr] = {}
     for phase in ("decode", "prefill"):
@@ -547,7 +557,13 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
                 article_cells[s.title] = q["total_overlap" if overlap[s.title] else "total"]
             else:  # every prefill row runs TBO
                 article_cells[s.title] = q["tps_overlap_gpu"]
+    return refined_cells, article_cells
 
+
+def _validation_table(b: Builder, ws: Any, results: list[dict[str, Any]], refined_cells: dict[str, Expr],
+                      article_cells: dict[str, Expr]) -> tuple[dict[str, Expr], int, int]:
+    """tbl_validation: measured, refined, article and their errors, one row per measurement; returns the refined
+    error cells, the table's last row and its width."""
     cur = Cursor(3)
     b.heading(ws, cur, "Published deployments vs the models (named range 'tbl_validation')",
               "Refined and article predictions recalculate from the Constants sheet and the catalog; the conditions "
@@ -589,16 +605,20 @@ def validation_sheet(b: Builder, ws: Any, calc: Any, calc_cur: Cursor, rows: dic
     ws.cell(bottom + 2, 1, "Calibration rows are held to +-10 % by the tests; sanity rows state what they "
                            "assume. Both columns use the same GPU catalog and model inputs as the rest of the "
                            "workbook.").font = style.NOTE_FONT
-    cur.row = bottom + 4
+    return errors, bottom, len(heads)
+
+
+def _validation_sources(b: Builder, ws: Any, results: list[dict[str, Any]], bottom: int, width: int) -> None:
+    """Where each measurement comes from, and what the model assumes where its source is silent."""
+    cur = Cursor(bottom + 4)
     b.heading(ws, cur, "Where each measurement comes from", "Its source, then what the model assumes where the "
                                                             "source is silent.")
     for v in results:  # a notes block as wide as the table
         ws.cell(cur.row, 1, f"[{v['id']}]").font = style.LABEL_FONT
         ws.cell(cur.row, 1).alignment = style.TOP
         ws.cell(cur.row, 2, f"Source: {v['source']}" + (f" Assumed: {v['assumed']}" if v["assumed"] else ""))
-        wrapped_note(ws, cur.row, 2, len(heads))
+        wrapped_note(ws, cur.row, 2, width)
         cur.row += 1
-    return errors
 
 
 __all__ = ["accuracy_table", "constants_sheet", "predict_sheets", "validation_sheet"]
