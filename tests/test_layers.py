@@ -153,3 +153,33 @@ def test_no_function_is_longer_than_its_layer_allows():
                 if length > limit:
                     long.append(f"{module}.{node.name}: {length} lines (limit {limit})")
     assert not long, long
+
+
+def test_a_prediction_looks_its_gpu_and_model_up_once(monkeypatch):
+    """The request is resolved once at predict's door (dsxl.inputs.request.resolve) and the records flow down:
+    one catalog look-up of the GPU and one of the model per call, whatever the phase, and whether TBO is left to
+    the engine (which predicts twice) or a list of GPUs is asked for (one each)."""
+    from dsxl import predict
+    from dsxl.data.catalog import Catalog
+    looked: list[tuple[str, str]] = []
+    gpu, model = Catalog.gpu, Catalog.model
+
+    def count(kind, original):
+        def lookup(self, name=None, *args, **kwargs):
+            if name is None or isinstance(name, str):  # a name resolved (records pass through)
+                looked.append((kind, name))
+            return original(self, name, *args, **kwargs)
+        return lookup
+
+    predict("decode", "H800", ep=32, batch=64, kv_len=4096)  # warm the catalog's own caches
+    monkeypatch.setattr(Catalog, "gpu", count("gpu", gpu))
+    monkeypatch.setattr(Catalog, "model", count("model", model))
+    for phase, kw in (("decode", dict(ep=32, batch=64, kv_len=4096)),
+                      ("prefill", dict(ep=32, tokens_per_gpu=16384, prompt_len=4096)),
+                      ("aggregated", dict(ep=8, concurrency=64, input_len=1000, output_len=1000))):
+        looked.clear()
+        predict(phase, "H800", "deepseek_v3", **kw)
+        assert sorted(looked) == [("gpu", "H800"), ("model", "deepseek_v3")], (phase, looked)
+    looked.clear()
+    predict("decode", ["H800", "B200"], ep=32, batch=64, kv_len=4096)
+    assert sorted(looked) == [("gpu", "B200"), ("gpu", "H800"), ("model", None)]

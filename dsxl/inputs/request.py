@@ -378,17 +378,48 @@ def catalog_model_name(model: Any) -> str | None:
     return None
 
 
-def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[str, Any],
-                constants: dict[str, Any] | None) -> dict[str, Any]:
-    m = model_args(model)
-    genv = gpu_datasheet_env(resolve_gpu(gpu))
-    if not isinstance(gpu, (str, GPU)):  # a list of GPUs adds a leading axis before the options' axes
+@dataclass(frozen=True)
+class Resolved:
+    """A request's GPU and model, each looked up in the catalog once at the surface; everything below reads this
+    and never resolves a name again."""
+    gpu: Any  # a GPU record, or a list of them (a leading axis)
+    model: ModelArgs
+    model_name: str  # the catalog's spelling of a preset, a config.json path as given, or "custom"
+    preset: str | None  # the preset whose data rows apply (fused-MoE kernels), None for a config or ModelArgs
+
+    @property
+    def gpus(self) -> list[GPU]:
+        return [self.gpu] if isinstance(self.gpu, GPU) else list(self.gpu)
+
+    @property
+    def gpu_name(self) -> str:
+        """The catalog's spelling of the GPU (as echoed), or "several" for a list."""
+        return self.gpu.name if isinstance(self.gpu, GPU) else "several"
+
+
+def resolve(gpu: Any, model: str | ModelArgs | None) -> Resolved:
+    """Look a request's GPU (first: an unknown GPU is the first thing to report) and model up, once."""
+    if isinstance(gpu, Resolved):
+        return gpu
+    record = resolve_gpu(gpu)
+    args = model_args(model)
+    preset = catalog_model_name(model)
+    name = preset or ("custom" if not isinstance(model, str) else model)
+    return Resolved(record, args, name, preset)
+
+
+def request_env(phase: str, request: Resolved, opts: dict[str, Any], constants: dict[str, Any] | None
+                ) -> dict[str, Any]:
+    """The refined chain's inputs for a resolved request and its checked options (``constants`` override)."""
+    m = request.model
+    genv = gpu_datasheet_env(request.gpu)
+    if not isinstance(request.gpu, GPU):  # a list of GPUs adds a leading axis before the options' axes
         lead = (1,) * max([np.ndim(v) for v in opts.values()] + [0])
         genv = {k: np.reshape(v, (-1,) + lead) for k, v in genv.items()}
     check_consistency(phase, opts, m, genv)
     env = {f.name: getattr(m, f.name) for f in fields(m)}
     env.update(genv)
-    env.update(fused_moe_env(catalog_model_name(model), genv["generation"]))
+    env.update(fused_moe_env(request.preset, genv["generation"]))
     engine_overrides = {k: check(k, v, constant_range(k)) for k, v in (constants or {}).items() if k in ENGINE_NUMBERS}
     env.update(constants_env(genv["generation"], {k: v for k, v in (constants or {}).items()
                                                   if k not in ENGINE_NUMBERS}))
@@ -399,5 +430,6 @@ def request_env(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[
 
 
 __all__ = ["OPTION", "OPTIONS", "PHASES", "MODES", "Option", "options_for", "normalise", "check_consistency",
-           "request_env", "option_env", "constants_env", "constant_range", "model_args", "resolve_gpu",
+           "request_env", "option_env", "constants_env", "constant_range", "model_args", "resolve_gpu", "resolve",
+           "Resolved",
            "gpu_datasheet_env", "dtype_bytes", "engine_numbers", "is_default"]

@@ -34,6 +34,7 @@ class CalibrationRow:
     context: float  # tokens: decode KV length, prefill prompt, aggregated input
     batch: float | None  # sequences per attention rank (decode and aggregated)
     shape: str = "all-to-all"  # the parallel shape (parallel_shape)
+    compressed: bool = False  # the model runs compressed attention (DeepSeek-V4), not MLA
 
 
 SHAPES = ("all-to-all", "all-reduce")
@@ -76,7 +77,8 @@ def calibration_rows() -> tuple[CalibrationRow, ...]:
         ep, moe_tp, attn_tp = (int(r[k] or 1) for k in ("ep", "moe_tp", "attn_tp"))
         out.append(CalibrationRow(r["id"], catalog.gpu(r["gpu"]).generation, r["engine"] or default_engine(),
                                   regime(r["phase"], batch), r["model"], context, batch,
-                                  str(parallel_shape(ep, moe_tp, attn_tp))))
+                                  str(parallel_shape(ep, moe_tp, attn_tp)),
+                                  catalog.model(r["model"]).compressed_attention))
     return tuple(out) + _corpus_rows()
 
 
@@ -106,7 +108,8 @@ def _corpus_rows() -> tuple[CalibrationRow, ...]:
     for (group, generation, engine, reg, model, shape), points in spans.items():
         contexts, batches = zip(*points)
         for context, batch in ((min(contexts), min(batches)), (max(contexts), max(batches))):
-            out.append(CalibrationRow(group, generation, engine, reg, model, context, batch, shape))
+            out.append(CalibrationRow(group, generation, engine, reg, model, context, batch, shape,
+                                      catalog.model(model).compressed_attention))
     return tuple(out)
 
 
@@ -202,7 +205,7 @@ def _family(reg: str, phase: str, generation: str, engine: str, model: str, tbo:
     family = [r for r in pool if r.engine == engine] or pool
     catalog = load_catalog()
     compressed = model in catalog.models and catalog.models[model].compressed_attention
-    if family and compressed != any(catalog.model(r.model).compressed_attention for r in family):
+    if family and compressed != any(r.compressed for r in family):
         reasons.append("attention")
     elif family and not any(r.model == model for r in family):
         reasons.append("model")

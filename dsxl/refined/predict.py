@@ -5,13 +5,14 @@ The request is checked and resolved by :mod:`dsxl.inputs.request`; this module r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from dsxl.refined.accuracy import accuracy, bands, parallel_shape, step_spread, with_spread
 from dsxl.refined.calibrated import load_profile, profile_accuracy, profile_constants
-from dsxl.data.catalog import GPU, ModelArgs, attention_kernels, load_catalog
+from dsxl.data.catalog import GPU, ModelArgs, attention_kernels
 from dsxl.chains import breakdown
 from dsxl.chains import refined as refined_chain
 from dsxl.physics.attention import mean_decode_context
@@ -21,7 +22,7 @@ from dsxl.chains.step import run
 from dsxl.physics import power
 from dsxl.data.power import gpu_power
 from dsxl.refined.power import instance_facility_kw
-from dsxl.inputs.request import (MODES, OPTION, OPTIONS, PHASES, is_default, model_args, normalise, request_env, resolve_gpu)
+from dsxl.inputs.request import MODES, OPTION, OPTIONS, PHASES, Resolved, is_default, normalise, request_env, resolve
 from dsxl.core.rules import refuse
 
 # ------------------------------------------------------------------------------------------- outputs
@@ -30,11 +31,11 @@ SPEEDS = ("tpot_ms", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "computed_
           "joules_per_token", "facility_kw_per_instance")  # null in a result that does not fit
 
 
-def _breakdown(q: dict[str, Any], phase: str, gpu: Any) -> dict[str, Any]:
+def _breakdown(q: dict[str, Any], phase: str, request: Resolved) -> dict[str, Any]:
     """Where the step's time goes, in parts that add up: the MoE layer's components and overlap (``per_layer_ms``,
     sum ``layer_ms.moe_layer``), the dense layer's (``dense_layer_parts_ms``), the step's terms (``step_ms``, sum
     ``step_ms.step``); the attention kernel named from the GPU generation's kernel data."""
-    gens = {resolve_gpu(g).generation for g in ([gpu] if isinstance(gpu, (str, GPU)) else gpu)}
+    gens = {g.generation for g in request.gpus}
     return {"per_layer_ms": breakdown.moe_layer_parts(q), "dense_layer_parts_ms": breakdown.dense_layer_parts(q),
             "layer_ms": {"moe_layer": q["moe_layer_ms"], "dense_layer": q["dense_layer_ms"]},
             "step_ms": {**breakdown.step_parts(q, phase), "step": q["step_ms"]},
@@ -59,23 +60,6 @@ def _broadcast(out: dict[str, Any], copy: bool = True) -> dict[str, Any]:
     shape = np.broadcast_shapes(*[a.shape for a in arrays])
     view = {k: v if isinstance(v, dict) else np.broadcast_to(v, shape) for k, v in out.items()}
     return {k: v.copy() if copy and isinstance(v, np.ndarray) else v for k, v in view.items()}
-
-
-def _gpu_name(gpu: Any) -> str:
-    """The catalog's spelling of a GPU (as echoed), or "several" for a list."""
-    if isinstance(gpu, (str, GPU)):
-        return resolve_gpu(gpu).name
-    return "several"
-
-
-def model_name(model: Any) -> str:
-    """The catalog's spelling of a preset, a config.json path as given, or "custom" for a ModelArgs."""
-    catalog = load_catalog()
-    if model is None:
-        return catalog.default_model
-    if isinstance(model, str):
-        return next((k for k in catalog.models if k.lower() == model.strip().lower()), model)
-    return "custom"
 
 
 def _scalar(x: Any) -> Any:
@@ -104,9 +88,9 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     """
     if mode not in MODES:
         refuse("mode", mode, MODES)
-    resolve_gpu(gpu)  # an unknown GPU is the first thing to report
-    opts = normalise(phase, options, model_args(model).native_moe_dtype)
-    inputs = {"phase": phase, "gpu": _gpu_name(gpu), "model": model_name(model), "mode": mode,
+    request = resolve(gpu, model)  # once: everything below reads the records
+    opts = normalise(phase, options, request.model.native_moe_dtype)
+    inputs = {"phase": phase, "gpu": request.gpu_name, "model": request.model_name, "mode": mode,
               **{k: _scalar(v) for k, v in opts.items()}}
     if mode == "article":
         from dsxl.article.predict import ARTICLE_OPTIONS, predict_article
@@ -120,28 +104,28 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
                              f"it takes {', '.join(ARTICLE_OPTIONS[phase])}")
         inputs = {k: v for k, v in inputs.items() if k in ("phase", "gpu", "model", "mode") or
                   k in ARTICLE_OPTIONS[phase]}
-        return {"inputs": inputs, "reason": None, **predict_article(phase, gpu, model_args(model), opts),
+        return {"inputs": inputs, "reason": None, **predict_article(phase, request.gpu, request.model, opts),
                 "watts_per_gpu": None, "joules_per_token": None, "facility_kw_per_instance": None,  # no power
                 "accuracy": ARTICLE_ACCURACY, "notes": []}
     profile = load_profile(calibration)
     if profile is not None:
         inputs["calibration"] = profile["name"]
-        constants = {**_profile_constants(profile, gpu, opts["engine"]), **(constants or {})}
-    args = (phase, gpu, model, constants, fixed, detail, profile)
+        constants = {**_profile_constants(profile, request, opts["engine"]), **(constants or {})}
+    args = (phase, request, constants, fixed, detail, profile)
     if options.get("tbo") is None and np.ndim(opts["tbo"]) == 0 and opts["tbo"]:
         return _faster_overlap(*args, opts, inputs)
     return _refined(*args, opts, inputs)[0]
 
 
-def _refined(phase: str, gpu: Any, model: Any, constants: dict[str, Any] | None, fixed: dict[str, Any] | None,
+def _refined(phase: str, request: Resolved, constants: dict[str, Any] | None, fixed: dict[str, Any] | None,
              detail: bool, profile: Any, opts: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """A refined prediction of checked options, its raw speed (tokens/s per GPU, every case, fits or not) and
     whether two-batch overlap acted."""
     inputs = {**inputs, "tbo": _scalar(opts["tbo"])}  # TBO's auto tries both
-    env = request_env(phase, gpu, model, opts, constants)
+    env = request_env(phase, request, opts, constants)
     if phase == "aggregated":
         env["kv_len"] = mean_decode_context(opts["input_len"], opts["output_len"])
-    decode_steps, prefill_steps = refined_chain.chains(model_args(model))
+    decode_steps, prefill_steps = refined_chain.chains(request.model)
     if phase == "decode":
         q = run(decode_steps, env, fixed)
         resolved = q
@@ -171,21 +155,20 @@ def _refined(phase: str, gpu: Any, model: Any, constants: dict[str, Any] | None,
         inputs["max_num_tokens"] = _scalar(env["max_num_tokens"])
     notes = _overlap_notes(resolved, opts, inputs)
     if detail and phase != "aggregated":
-        out["breakdown"] = _breakdown(resolved, phase, gpu)
-    out.update(_power(gpu, phase, resolved, out))
+        out["breakdown"] = _breakdown(resolved, phase, request)
+    out.update(_power(request, phase, resolved, out))
     raw = dict(out)
     out = _broadcast(out, copy=detail)
     if out.get("fits") is False:  # a speed that cannot run is not a number: null, with the reason (a sweep keeps
         # its raw values beside its fits array, for searches and invariants)
         out.update(dict.fromkeys((k for k in SPEEDS if k in out), None))
-    acc = _accuracy(phase, gpu, model, opts)
+    acc = _accuracy(phase, request, opts)
     if profile is not None:
-        gpus = [gpu] if isinstance(gpu, (str, GPU)) else list(gpu)
-        near = [profile_accuracy(profile, a["regime"], resolve_gpu(g).generation, opts["engine"], model_name(model), a)
-                for g, a in zip(gpus, [acc] if isinstance(acc, dict) else acc)]
+        near = [profile_accuracy(profile, a["regime"], g.generation, opts["engine"], request.model_name, a)
+                for g, a in zip(request.gpus, [acc] if isinstance(acc, dict) else acc)]
         acc = near[0] if isinstance(acc, dict) else near
     if detail:  # searches (detail=False) pick by speed; the configuration they choose is predicted in detail
-        acc = _spread(acc, resolved, phase, gpu, opts["engine"])
+        acc = _spread(acc, resolved, phase, request.gpu, opts["engine"])
     speed = resolved["tokens_per_s_per_gpu"] if phase != "aggregated" else raw["output_tokens_per_s_per_gpu"]
     return {"inputs": inputs, **out, "accuracy": acc, "reason": reason, "notes": notes}, (speed, resolved["tbo_on"])
 
@@ -194,7 +177,7 @@ def _spread(acc: Any, q: dict[str, Any], phase: str, gpu: Any, engine: str) -> A
     """The accuracy widened by the step's spread from its loosely pinned constants, per GPU of a list (the chain's
     quantities carry the GPUs as their leading axis)."""
     if isinstance(acc, dict):
-        return with_spread(acc, *step_spread(q, phase, resolve_gpu(gpu).generation, engine))
+        return with_spread(acc, *step_spread(q, phase, gpu.generation, engine))
     n, full = len(acc), max(np.ndim(v) for v in q.values())  # the GPU axis leads the fullest arrays
     each = [{k: (np.asarray(v)[i] if np.ndim(v) == full and np.shape(v)[0] == n else v) for k, v in q.items()}
             for i in range(n)]
@@ -243,19 +226,18 @@ def _pick(pick: np.ndarray, yes: Any, no: Any) -> Any:
     return no
 
 
-def _power(gpu: Any, phase: str, q: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+def _power(request: Resolved, phase: str, q: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     """Board power at this configuration (``watts_per_gpu``, W) and GPU energy per token (``joules_per_token``:
     output tokens for decode and aggregated, input tokens for prefill), as InferenceX reports them from board
     telemetry; None for a GPU without a row in ``templates/power.csv``. Aggregated serving takes the decode step's
     busy share."""
-    gpus = [gpu] if isinstance(gpu, (str, GPU)) else list(gpu)
-    rows = [gpu_power(resolve_gpu(g).name) for g in gpus]
+    rows = [gpu_power(g.name) for g in request.gpus]
     if any(r is None for r in rows):
         return {"watts_per_gpu": None, "joules_per_token": None, "facility_kw_per_instance": None}
     busy = power.busy_share(np.asarray(q["step_ms"]), np.asarray(q["overhead_ms"]))
     rate = out["output_tokens_per_s_per_gpu" if phase == "aggregated" else "tokens_per_s_per_gpu"]
     instance = np.asarray(q["instance_gpus"])
-    if isinstance(gpu, (str, GPU)):
+    if isinstance(request.gpu, GPU):
         watts = power.gpu_watts(rows[0].idle_w, rows[0].tdp_w, busy)
         facility = instance_facility_kw(rows[0].gpu, instance, busy)
     else:  # a leading GPU axis: each GPU's own board and system
@@ -269,10 +251,9 @@ def _power(gpu: Any, phase: str, q: dict[str, Any], out: dict[str, Any]) -> dict
             "facility_kw_per_instance": facility}
 
 
-def _profile_constants(profile: dict[str, Any], gpu: Any, engine: str) -> dict[str, Any]:
+def _profile_constants(profile: dict[str, Any], request: Resolved, engine: str) -> dict[str, Any]:
     """A profile's overrides for one GPU, or those every GPU of a list shares."""
-    gpus = [gpu] if isinstance(gpu, (str, GPU)) else list(gpu)
-    each = [profile_constants(profile, resolve_gpu(g).generation, engine) for g in gpus]
+    each = [profile_constants(profile, g.generation, engine) for g in request.gpus]
     return {k: v for k, v in each[0].items() if all(e.get(k) == v for e in each)}
 
 
@@ -306,14 +287,13 @@ ARTICLE_ACCURACY = {"band": None, "basis": [], "validated": False, "regime": Non
                             "errors (C1 +45 %)"}
 
 
-def _accuracy(phase: str, gpu: Any, model: str | ModelArgs | None, opts: dict[str, Any]) -> Any:
+def _accuracy(phase: str, request: Resolved, opts: dict[str, Any]) -> Any:
     """The expected error of this request (a list, one per GPU, for a list of GPUs)."""
-    if not isinstance(gpu, (str, GPU)):
-        return [_accuracy(phase, g, model, opts) for g in gpu]
+    if not isinstance(request.gpu, GPU):
+        return [_accuracy(phase, replace(request, gpu=g), opts) for g in request.gpu]
     context = opts.get("kv_len", opts.get("prompt_len", opts.get("input_len")))
-    name = model_name(model)
     shape = parallel_shape(opts["ep"], opts["moe_tp"], opts["attn_tp"])
-    args = (phase, resolve_gpu(gpu).generation, opts["engine"], name, context, opts.get("batch"), opts["tbo"],
+    args = (phase, request.gpu.generation, opts["engine"], request.model_name, context, opts.get("batch"), opts["tbo"],
             opts["moe_dtype"], opts.get("mtp_draft", 0), shape)
     acc = accuracy(*args)
     if any(np.ndim(x) for x in (context, opts.get("batch"), opts.get("mtp_draft", 0), shape)):
@@ -327,8 +307,9 @@ def quantities(phase: str, gpu: Any, model: str | ModelArgs | None = None, const
     """Every intermediate quantity of the refined decode or prefill chain (the workbook's audit trail)."""
     if phase not in ("decode", "prefill"):
         raise ValueError(f"phase must be decode or prefill; got {phase!r}")
-    env = request_env(phase, gpu, model, normalise(phase, options, model_args(model).native_moe_dtype), constants)
-    decode_steps, prefill_steps = refined_chain.chains(model_args(model))
+    request = resolve(gpu, model)
+    env = request_env(phase, request, normalise(phase, options, request.model.native_moe_dtype), constants)
+    decode_steps, prefill_steps = refined_chain.chains(request.model)
     return run(decode_steps if phase == "decode" else prefill_steps, env)
 
 

@@ -23,7 +23,7 @@ from dsxl.chains import refined as refined_chain
 from dsxl.chains.step import run as run_chain
 from dsxl.data.catalog import load_catalog, load_engines
 from dsxl.data.runs import Run, load_conventions
-from dsxl.inputs.request import engine_runs_on, normalise, request_env
+from dsxl.inputs.request import engine_runs_on, normalise, request_env, resolve
 from dsxl.physics import closed_loop
 from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import steps_per_prompt
@@ -142,9 +142,10 @@ def _bands(acc: Any, n: int) -> np.ndarray:
 
 def _chain_env(phase: str, gpu: str, model: str, opts: dict[str, Any], constants: dict[str, Any]) -> dict[str, Any]:
     """The environment of ``phase``'s chain for array options (fractional batches and token counts included)."""
+    request = resolve(gpu, model)
     checked = normalise(phase, {k: (np.ones_like(v) if k in ("batch", "tokens_per_gpu") else v)
-                                for k, v in opts.items()}, load_catalog().model(model).native_moe_dtype)
-    env = request_env(phase, gpu, model, checked, constants)
+                                for k, v in opts.items()}, request.model.native_moe_dtype)
+    env = request_env(phase, request, checked, constants)
     env.update({k: v for k, v in opts.items() if k in ("batch", "tokens_per_gpu")})
     return env
 
