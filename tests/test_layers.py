@@ -155,11 +155,11 @@ def test_no_function_is_longer_than_its_layer_allows():
     assert not long, long
 
 
-def test_a_prediction_looks_its_gpu_and_model_up_once(monkeypatch):
+def test_a_prediction_and_a_plan_look_each_gpu_and_the_model_up_once(monkeypatch):
     """The request is resolved once at predict's door (dsxl.inputs.request.resolve) and the records flow down:
     one catalog look-up of the GPU and one of the model per call, whatever the phase, and whether TBO is left to
-    the engine (which predicts twice) or a list of GPUs is asked for (one each)."""
-    from dsxl import predict
+    the engine (which predicts twice) or a list of GPUs is asked for (one each); a plan the same."""
+    from dsxl import plan, predict
     from dsxl.data.catalog import Catalog
     looked: list[tuple[str, str]] = []
     gpu, model = Catalog.gpu, Catalog.model
@@ -183,3 +183,11 @@ def test_a_prediction_looks_its_gpu_and_model_up_once(monkeypatch):
     looked.clear()
     predict("decode", ["H800", "B200"], ep=32, batch=64, kv_len=4096)
     assert sorted(looked) == [("gpu", "B200"), ("gpu", "H800"), ("model", None)]
+    # a plan resolves each of its GPUs and its model once (dsxl.inputs.plan_request.resolve_plan), whatever it
+    # searches, sizes, costs and bands: both serving modes, a budget, a prefill/decode pair
+    for kw, gpus in ((dict(gpus="H800,B200", serving="both"), ["B200", "H800"]),
+                     (dict(gpus="H800", budget_gpus=256), ["H800"]),
+                     (dict(prefill_gpu="H800", decode_gpu="B200", serving="disaggregated"), ["B200", "H800"])):
+        looked.clear()
+        plan(model="deepseek_v3", output_tokens_per_s=200_000, **kw)
+        assert sorted(looked) == [("gpu", g) for g in gpus] + [("model", "deepseek_v3")], (kw, looked)

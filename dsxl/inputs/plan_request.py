@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dsxl.data.catalog import default_engine, load_catalog, load_engines
-from dsxl.inputs.request import MTP_ACCEPT_RULE, OPTION, catalog_model_name, model_args
+from dsxl.inputs.request import MTP_ACCEPT_RULE, OPTION, Resolved, catalog_model_name, model_args, resolve_gpu
 from dsxl.core.rules import MAX_LIST, PLAN_LIST_RANGES, PLAN_RANGES, check, choose, show
 
 SERVING = ("disaggregated", "aggregated", "both")
@@ -105,6 +105,12 @@ SMALLEST_LOAD = 1e-3  # output tokens/s: the least load a plan sizes (below it e
 
 def check_inputs(inp: PlanInputs) -> PlanInputs:
     """Validate and normalise; one clear line naming the argument on bad input."""
+    return resolve_plan(inp)[0]
+
+
+def resolve_plan(inp: PlanInputs) -> tuple[PlanInputs, dict[str, Resolved]]:
+    """Checked inputs, and each GPU of the plan with its model, every name looked up once (a plan call's only
+    resolution: the records flow down from here)."""
     for name, rng in RANGES.items():
         value = getattr(inp, name)
         if value is None:
@@ -163,17 +169,26 @@ def check_inputs(inp: PlanInputs) -> PlanInputs:
     for name, rng in PLAN_LIST_RANGES.items():
         for x in getattr(inp, name) or ():
             check(name, x, rng)
+    return _resolved(inp)
+
+
+def _resolved(inp: PlanInputs) -> tuple[PlanInputs, dict[str, Resolved]]:
+    """Checked inputs' GPU and model names resolved: the catalog's spellings, and the records by name."""
     catalog = load_catalog()
-    names = tuple(catalog.gpus) if tuple(g.lower() for g in inp.gpus) == ("all",) else \
-        tuple(catalog.gpu(g).name for g in inp.gpus)
     pair = {}
-    if inp.prefill_gpu is not None:
-        pair = {"prefill_gpu": catalog.gpu(inp.prefill_gpu).name, "decode_gpu": catalog.gpu(inp.decode_gpu).name}
-        names = (pair["decode_gpu"],)
+    if inp.prefill_gpu is not None:  # a prefill/decode pair plans those two alone
+        records = [resolve_gpu(inp.prefill_gpu), resolve_gpu(inp.decode_gpu)]
+        pair = {"prefill_gpu": records[0].name, "decode_gpu": records[1].name}
+    elif tuple(g.lower() for g in inp.gpus) == ("all",):
+        records = list(catalog.gpus.values())
+    else:
+        records = [resolve_gpu(g) for g in inp.gpus]
+    names = (pair["decode_gpu"],) if pair else tuple(r.name for r in records)
     budget = inp.budget_gpus if inp.budget_nodes is None else inp.budget_nodes * inp.gpu_per_node
-    model_args(inp.model)  # raises on an unknown model
+    model = model_args(inp.model)  # raises on an unknown model
+    preset = catalog_model_name(inp.model)
     engine = choose("engine", inp.engine, load_engines(), default_engine())
     tbo = tuple(t for t in inp.tbo_options if not t or load_engines()[engine].numbers["micro_batch_overlap"])
-    return replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes), budget_gpus=budget,
-                   model=catalog_model_name(inp.model) or inp.model, engine=engine, tbo_options=tbo or (False,),
-                   **pair)
+    checked = replace(inp, gpus=names, ep_sizes=tuple(int(e) for e in inp.ep_sizes), budget_gpus=budget,
+                      model=preset or inp.model, engine=engine, tbo_options=tbo or (False,), **pair)
+    return checked, {r.name: Resolved(r, model, preset or inp.model, preset) for r in records}

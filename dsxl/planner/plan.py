@@ -17,15 +17,15 @@ import numpy as np
 
 from dsxl.refined.accuracy import parallel_shape
 from dsxl.refined.models import cache_bytes
-from dsxl.data.catalog import load_catalog, load_engines, load_refined, read_template_text
-from dsxl.inputs.request import catalog_model_name
+from dsxl.data.catalog import ModelArgs, load_catalog, load_engines, load_refined, read_template_text
+from dsxl.inputs.request import Resolved, catalog_model_name, resolve
 from dsxl.physics import memory, moe, queueing, sizing
 from dsxl.planner import economics, ownership
 from dsxl.data.power import system_of
 from dsxl.physics.attention import mean_decode_context
 from dsxl.refined.predict import predict
-from dsxl.inputs.plan_request import RANGES, SERVING, SMALLEST_LOAD, PlanInputs, check_inputs  # noqa: F401
-from dsxl.inputs.request import model_args
+from dsxl.inputs.plan_request import (RANGES, SERVING, SMALLEST_LOAD, PlanInputs, check_inputs,  # noqa: F401
+                                     resolve_plan)
 from dsxl.core.rules import refuse
 
 PRICE_FIELDS = {"price_input_hit": "cache_hit", "price_input_miss": "cache_miss", "price_output": "output"}
@@ -33,21 +33,20 @@ BATCH_GRID = tuple(range(1, 1025))
 
 
 # --------------------------------------------------------------------------------------------- search
-def mtp_options(inp: PlanInputs) -> list[tuple[int, float]]:
+def mtp_options(inp: PlanInputs, m: ModelArgs) -> list[tuple[int, float]]:
     """MTP off, and on where the model ships an MTP module."""
-    return [(0, 1.0)] + ([(inp.mtp_draft, inp.mtp_accept)] if model_args(inp.model).n_mtp_layers > 0 else [])
+    return [(0, 1.0)] + ([(inp.mtp_draft, inp.mtp_accept)] if m.n_mtp_layers > 0 else [])
 
 
-def _tp_sizes(inp: PlanInputs) -> np.ndarray:
-    return np.array([t for t in inp.attn_tp_sizes if model_args(inp.model).n_heads % t == 0])
+def _tp_sizes(inp: PlanInputs, m: ModelArgs) -> np.ndarray:
+    return np.array([t for t in inp.attn_tp_sizes if m.n_heads % t == 0])
 
 
-def _grid(inp: PlanInputs) -> dict[str, np.ndarray]:
+def _grid(inp: PlanInputs, m: ModelArgs) -> dict[str, np.ndarray]:
     """Decode candidates: EP x attn TP x batch x MTP x TBO as broadcastable axes (this order is the tie-break)."""
-    m = model_args(inp.model)
     ep = np.array(inp.ep_sizes)[:, None, None, None, None]
-    mtp = mtp_options(inp)
-    tp = _tp_sizes(inp)[None, :, None, None, None]
+    mtp = mtp_options(inp, m)
+    tp = _tp_sizes(inp, m)[None, :, None, None, None]
     return {"ep": ep, "attn_tp": _valid_tp(ep, tp),
             "batch": np.array(inp.batch_sizes or BATCH_GRID)[None, None, :, None, None] * tp,
             "mtp_draft": np.array([d for d, _ in mtp])[None, None, None, :, None],
@@ -91,24 +90,24 @@ def _at(grid: dict[str, np.ndarray], idx: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
-def search_decode(gpu: str, inp: PlanInputs) -> dict[str, Any]:
+def search_decode(gpu: str | Resolved, inp: PlanInputs) -> dict[str, Any]:
     """Per EP size, the decode configuration with the most tokens/s per GPU at the TPOT SLA (``options``; sizing
     picks among them), or why there is none; plus the Pareto frontier."""
-    grid = _grid(inp)
+    req = _request(gpu, inp)
+    grid = _grid(inp, req.model)
     kv = mean_decode_context(inp.input_len, inp.output_len)
-    r = predict("decode", gpu, inp.model, kv_len=kv, engine=inp.engine, detail=False,
-                calibration=inp.calibration, **grid)
+    r = predict("decode", req, kv_len=kv, engine=inp.engine, detail=False, calibration=inp.calibration, **grid)
     tpot, per_gpu, per_user = (np.asarray(r[k]) for k in ("tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user"))
-    fits = _fitting(r, grid, tpot.shape, _tp_sizes(inp)[None, :, None, None, None])
+    fits = _fitting(r, grid, tpot.shape, _tp_sizes(inp, req.model)[None, :, None, None, None])
     meets = np.broadcast_to(sizing.decode_ok(fits, tpot, inp.tpot_limit_ms(), grid["mtp_draft"],
-                                             model_args(inp.model).n_mtp_layers), tpot.shape)
+                                             req.model.n_mtp_layers), tpot.shape)
     frontier = pareto(per_user[fits], per_gpu[fits])
     if not meets.any():
         return {"feasible": False, "reason": _decode_reason(fits, tpot, inp, r), "pareto": frontier}
     options = [{**_at(grid, idx), "kv_len": kv, "tpot_ms": float(tpot[idx]),
                 "tokens_per_s_per_gpu": float(per_gpu[idx]), "tokens_per_s_per_user": float(per_user[idx]),
                 "max_batch": int(np.asarray(r["max_batch"])[idx]), "watts_per_gpu": _watts(r, idx, tpot.shape),
-                "gpu": gpu} for idx in _per_ep(per_gpu, meets)]
+                "gpu": req.gpu.name} for idx in _per_ep(per_gpu, meets)]
     return {"feasible": True, "options": options, "pareto": frontier}
 
 
@@ -128,24 +127,25 @@ def _decode_reason(fits: np.ndarray, tpot: np.ndarray, inp: PlanInputs, r: dict[
             f"{inp.tpot_limit_ms():.1f} ms")
 
 
-def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
-    """Per EP size, the prefill configuration with the most input tokens/s per GPU at the TTFT SLA."""
-    m = model_args(inp.model)
+def search_prefill(gpu: str | Resolved, inp: PlanInputs) -> dict[str, Any]:
+    """Per EP size, the prefill configuration with the most input tokens/s per GPU at the TTFT SLA; ``request``:
+    the GPU and model it ran on."""
+    req = _request(gpu, inp)
+    m = req.model
     ep = np.array(inp.ep_sizes)[:, None, None, None]
-    tp = _tp_sizes(inp)[None, :, None, None]
+    tp = _tp_sizes(inp, m)[None, :, None, None]
     grid = {"ep": ep, "attn_tp": _valid_tp(ep, tp),
             "tokens_per_gpu": np.array(inp.forward_sizes)[None, None, :, None],
             "tbo": np.array(inp.tbo_options)[None, None, None, :],
             "redundant_experts": moe.even_redundant_experts(ep, m.n_routed_experts)}
-    r = predict("prefill", gpu, inp.model, prompt_len=inp.input_len, cache_hit=inp.cache_hit, engine=inp.engine,
-                calibration=inp.calibration,
-                detail=False, **grid)
+    r = predict("prefill", req, prompt_len=inp.input_len, cache_hit=inp.cache_hit, engine=inp.engine,
+                calibration=inp.calibration, detail=False, **grid)
     ttft, per_gpu = np.asarray(r["ttft_ms"]), np.asarray(r["tokens_per_s_per_gpu"])
     fits = _fitting(r, grid, ttft.shape, tp)
     # a prompt waits out the forward in progress: half of one on average (in ttft), 90 / 99 % of one at the
     # percentiles; the queue's own wait is sized for later
     step = np.broadcast_to(np.asarray(r["step_ms"]), ttft.shape)
-    unqueued = queueing.unqueued_ttft_ms(ttft, step, _constant("ttft_queue_factor", gpu), inp.ttft_mean_limit_ms(),
+    unqueued = queueing.unqueued_ttft_ms(ttft, step, _constant("ttft_queue_factor", req), inp.ttft_mean_limit_ms(),
                                          inp.ttft_p90_ms, inp.ttft_p99_ms)
     ok = np.broadcast_to(sizing.prefill_ok(fits, unqueued, inp.ttft_mean_limit_ms()), ttft.shape)
     if not ok.any():
@@ -159,10 +159,10 @@ def search_prefill(gpu: str, inp: PlanInputs) -> dict[str, Any]:
         options.append({**opts, "prompt_len": inp.input_len, "cache_hit": inp.cache_hit,
                         "tokens_per_forward": opts["tokens_per_gpu"], "ttft_ms": float(ttft[idx]),
                         "tokens_per_s_per_gpu": float(per_gpu[idx]), "watts_per_gpu": _watts(r, idx, ttft.shape),
-                        "gpu": gpu})
+                        "gpu": req.gpu.name})
     # "options": the fastest per EP size, what throughput sizing mixes; "ttft_options": those and, for the queue,
     # the candidates that trade throughput for a shorter TTFT
-    return {"feasible": True, "options": options[:len(fastest)], "ttft_options": options}
+    return {"feasible": True, "options": options[:len(fastest)], "ttft_options": options, "request": req}
 
 
 def _faster_to_first_token(per_gpu: np.ndarray, ttft: np.ndarray, ok: np.ndarray) -> list[tuple[int, ...]]:
@@ -186,16 +186,15 @@ def _faster_to_first_token(per_gpu: np.ndarray, ttft: np.ndarray, ok: np.ndarray
     return out
 
 
-def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
+def search_aggregated(gpu: str | Resolved, inp: PlanInputs) -> dict[str, Any]:
     """Per EP size, the aggregated configuration with the most output tokens/s per GPU at both SLAs."""
-    grid = _grid(inp)
-    r = predict("aggregated", gpu, inp.model, input_len=inp.input_len, output_len=inp.output_len, engine=inp.engine,
-                calibration=inp.calibration,
-                detail=False,
-                cache_hit=inp.cache_hit, **grid)
+    req = _request(gpu, inp)
+    grid = _grid(inp, req.model)
+    r = predict("aggregated", req, input_len=inp.input_len, output_len=inp.output_len, engine=inp.engine,
+                calibration=inp.calibration, detail=False, cache_hit=inp.cache_hit, **grid)
     per_user, per_gpu, ttft = (np.asarray(r[k]) for k in ("tokens_per_s_per_user", "output_tokens_per_s_per_gpu",
                                                            "ttft_ms"))
-    fits = _fitting(r, grid, per_user.shape, _tp_sizes(inp)[None, :, None, None, None])
+    fits = _fitting(r, grid, per_user.shape, _tp_sizes(inp, req.model)[None, :, None, None, None])
     tpot = 1000 / per_user
     ok = fits & (tpot <= inp.tpot_limit_ms()) & (ttft <= inp.ttft_mean_limit_ms())
     if not ok.any():
@@ -205,7 +204,7 @@ def search_aggregated(gpu: str, inp: PlanInputs) -> dict[str, Any]:
     options = [{**_at(grid, idx), "tpot_ms": float(tpot[idx]), "ttft_ms": float(ttft[idx]),
                 "tokens_per_s_per_gpu": float(per_gpu[idx]), "tokens_per_s_per_user": float(per_user[idx]),
                 "max_batch": int(np.asarray(r["max_batch"])[idx]), "watts_per_gpu": _watts(r, idx, per_gpu.shape),
-                "gpu": gpu} for idx in _per_ep(per_gpu, ok)]
+                "gpu": req.gpu.name} for idx in _per_ep(per_gpu, ok)]
     return {"feasible": True, "options": options}
 
 
@@ -258,22 +257,31 @@ def _pool(load: float, options: list[dict[str, Any]], gpu_per_node: int, mix: bo
             "mix": sized["mix"]}
 
 
-def _node_gpus(inp: PlanInputs, gpu: str) -> int:
+def _request(gpu: str | Resolved, inp: PlanInputs) -> Resolved:
+    """A plan's GPU with its model: as the plan resolved it, or looked up for a caller that names it."""
+    return gpu if isinstance(gpu, Resolved) else resolve(gpu, inp.model)
+
+
+def _name(gpu: str | Resolved) -> str:
+    return gpu.gpu.name if isinstance(gpu, Resolved) else gpu
+
+
+def _node_gpus(inp: PlanInputs, gpu: str | Resolved) -> int:
     """GPUs per node as the GPU is bought: an NVL72 rack's compute tray, else the plan's gpu_per_node."""
-    system = system_of(gpu)
+    system = system_of(_name(gpu))
     return system["tray_gpus"] if system["kind"] == "rack" else inp.gpu_per_node
 
 
-def _price(gpu: str, inp: PlanInputs) -> float:
-    return inp.price_gpu_hour if inp.price_gpu_hour is not None else load_catalog().gpu(gpu).price_gpu_hour
+def _price(gpu: Resolved, inp: PlanInputs) -> float:
+    return inp.price_gpu_hour if inp.price_gpu_hour is not None else gpu.gpu.price_gpu_hour
 
 
-def _constant(name: str, gpu: str) -> float:
+def _constant(name: str, gpu: Resolved) -> float:
     """A refined constant's value on a GPU's generation."""
-    return load_refined()[name].values[load_catalog().gpu(gpu).generation]
+    return load_refined()[name].values[gpu.gpu.generation]
 
 
-def _decode_concurrency_factor(inp: PlanInputs, out_tps: float, gpu: str) -> float:
+def _decode_concurrency_factor(inp: PlanInputs, out_tps: float, gpu: Resolved) -> float:
     """How much more decode capacity holds the p99 of the sequences in flight than their mean (Little's law:
     requests/s x output time at the SLA's TPOT, the same for every candidate), so the planned batch holds at p99
     concurrency, not only on average."""
@@ -289,12 +297,14 @@ def _prefill_slots(inp: PlanInputs, part: dict[str, Any]) -> tuple[int, float, f
     return int(slots), float(service), float(forward)
 
 
-def prefill_queue(inp: PlanInputs, pool: dict[str, Any], in_tps: float, transfer_ms: float) -> dict[str, float]:
-    """TTFT percentiles of a prefill pool at ``in_tps`` (its slots and service from its main configuration)."""
+def prefill_queue(inp: PlanInputs, pool: dict[str, Any], in_tps: float, transfer_ms: float,
+                  queue_factor: float) -> dict[str, float]:
+    """TTFT percentiles of a prefill pool at ``in_tps`` (its slots and service from its main configuration;
+    ``queue_factor``: its GPU's forwards waited out on arrival, ttft_queue_factor)."""
     _, service, forward = _prefill_slots(inp, pool["mix"][0])
     servers = sum(part["instances"] * _prefill_slots(inp, part)[0] for part in pool["mix"])
     return queueing.ttft_ms(servers, in_tps / inp.input_len, service, transfer_ms, inp.arrival_cv, forward,
-                            _constant("ttft_queue_factor", pool["mix"][0]["gpu"]))
+                            queue_factor)
 
 
 def _ttft_ok(inp: PlanInputs, t: dict[str, float]) -> bool:
@@ -306,19 +316,21 @@ def _ttft_ok(inp: PlanInputs, t: dict[str, float]) -> bool:
 def _queued_prefill_pool(inp: PlanInputs, load: float, prefill: dict[str, Any], transfer_ms: float) -> dict[str, Any]:
     """The least prefill pool for ``load`` input tokens/s whose TTFT meets the mean and percentile targets:
     throughput first, then instances of the main configuration added until the queue is short enough."""
-    per_node = _node_gpus(inp, prefill["options"][0]["gpu"])
-    pools = [_queue_sized(inp, load, _pool(load, prefill["options"], per_node, inp.mix_sizes), transfer_ms)]
-    pools += [_queue_sized(inp, load, _pool(load, [o], per_node, False), transfer_ms)
+    per_node = _node_gpus(inp, prefill["request"])
+    factor = _constant("ttft_queue_factor", prefill["request"])
+    pools = [_queue_sized(inp, load, _pool(load, prefill["options"], per_node, inp.mix_sizes), transfer_ms, factor)]
+    pools += [_queue_sized(inp, load, _pool(load, [o], per_node, False), transfer_ms, factor)
               for o in prefill["ttft_options"]]  # each alone too: the queue may favour another than throughput
     met = [p for p in pools if p is not None]
     if not met:
-        t = prefill_queue(inp, _pool(load, prefill["options"], per_node, inp.mix_sizes), 0.0, transfer_ms)
+        t = prefill_queue(inp, _pool(load, prefill["options"], per_node, inp.mix_sizes), 0.0, transfer_ms, factor)
         raise _Unmet(f"the TTFT targets bind: a prompt that never queues still takes {t['p99']:,.0f} ms at p99 "
                      "(the rest of the forward in progress, its own forwards, the KV transfer)")
     return min(met, key=lambda p: (p["gpus"], -p["capacity_tokens_per_s"]))
 
 
-def _queue_sized(inp: PlanInputs, load: float, base: dict[str, Any], transfer_ms: float) -> dict[str, Any] | None:
+def _queue_sized(inp: PlanInputs, load: float, base: dict[str, Any], transfer_ms: float,
+                 queue_factor: float) -> dict[str, Any] | None:
     """``base`` grown by the fewest instances of its main configuration that meet the TTFT targets (None when no
     number does)."""
     def grown(extra: int) -> tuple[dict[str, Any], dict[str, float]]:
@@ -328,7 +340,7 @@ def _queue_sized(inp: PlanInputs, load: float, base: dict[str, Any], transfer_ms
         pool = dict(base, mix=[main] + base["mix"][1:], instances=base["instances"] + extra,
                     gpus=base["gpus"] + extra * main["ep"],
                     capacity_tokens_per_s=base["capacity_tokens_per_s"] + extra * main["ep"] * main["tokens_per_s_per_gpu"])
-        return pool, prefill_queue(inp, pool, load, transfer_ms)
+        return pool, prefill_queue(inp, pool, load, transfer_ms, queue_factor)
 
     pool, t = grown(0)
     if not _ttft_ok(inp, t):  # the fewest extra instances that meet the targets: doubling, then bisection
@@ -350,14 +362,14 @@ class _Unmet(ValueError):
     """A plan target that no pool size meets (an infeasible plan, not an error)."""
 
 
-def _transfer_ms(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> float:
+def _transfer_ms(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: Resolved) -> float:
     """Time to send one prompt's KV cache to the decode pool over a prefill GPU's NIC (ms)."""
     t = kv_transfer(inp, prefill["options"][0], prefill_gpu)
     return memory.prompt_kv_transfer_ms(inp.input_len, t["token_bytes"], t["window_bytes"], t["nic_gb_per_s"])
 
 
 def _pools(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
-           decode_gpu: str, transfer_ms: float) -> dict[str, Any]:
+           decode_gpu: Resolved, transfer_ms: float) -> dict[str, Any]:
     """The decode (and prefill) pools that serve ``out_tps`` output tokens/s at the least GPUs: with queueing the
     prefill pool meets the TTFT targets under random arrivals and the decode pool holds p99 concurrency."""
     in_tps = sizing.input_tokens_per_s(out_tps, inp.input_len, inp.output_len)
@@ -366,7 +378,7 @@ def _pools(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dic
     pools["decode"]["utilization"] = out_tps / pools["decode"]["capacity_tokens_per_s"]
     if prefill:
         pools["prefill"] = (_queued_prefill_pool(inp, in_tps, prefill, transfer_ms) if inp.queueing
-                            else _pool(in_tps, prefill["options"], _node_gpus(inp, prefill["options"][0]["gpu"]),
+                            else _pool(in_tps, prefill["options"], _node_gpus(inp, prefill["request"]),
                                        inp.mix_sizes))
         pools["prefill"].setdefault("utilization", in_tps / pools["prefill"]["capacity_tokens_per_s"])
     return pools
@@ -380,7 +392,7 @@ def _summary(pools: dict[str, Any]) -> dict[str, Any]:
 
 
 def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefill: dict[str, Any] | None,
-                  decode_gpu: str, prefill_gpu: str | None = None) -> dict[str, Any]:
+                  decode_gpu: Resolved, prefill_gpu: Resolved | None = None) -> dict[str, Any]:
     """One fleet per plan: the pools sized at the peak load (``out_tps`` x peak-to-average) and costed, or with
     autoscale the average fleet; ``decode``, ``prefill``, ``total_gpus`` and the cost are that fleet's, and
     ``peak_*`` / ``average_*`` summarise the fleet at each load. Each pool is costed at its own GPU's price."""
@@ -415,17 +427,18 @@ def size_and_cost(inp: PlanInputs, out_tps: float, decode: dict[str, Any], prefi
     return {**result, **cost}
 
 
-def _power_and_ownership(inp: PlanInputs, fleet: dict[str, Any], out_tps: float, decode_gpu: str,
-                         prefill_gpu: str | None) -> dict[str, Any]:
+def _power_and_ownership(inp: PlanInputs, fleet: dict[str, Any], out_tps: float, decode_gpu: Resolved,
+                         prefill_gpu: Resolved | None) -> dict[str, Any]:
     """The costed fleet's power (``power``; ``power_mw``: facility MW provisioned, what a hall's budget holds;
     ``tokens_per_s_per_mw``: output tokens/s served per such MW) and its hourly cost rented and owned
     (``cost_breakdown``: each with the decode and prefill pools' share; owned split into capital, power, hosting)."""
-    pools = {"decode": (fleet["decode"], decode_gpu)}
+    gpus = {"decode": decode_gpu, "prefill": prefill_gpu}
+    pools = {"decode": (fleet["decode"], decode_gpu.gpu.name)}
     if prefill_gpu is not None:
-        pools["prefill"] = (fleet["prefill"], prefill_gpu)
+        pools["prefill"] = (fleet["prefill"], prefill_gpu.gpu.name)
     watts = ownership.fleet_power(pools, inp)
-    rent = {f"{role}_per_hour": economics.cost_per_hour(pool["gpus"], _price(gpu, inp))
-            for role, (pool, gpu) in pools.items()}
+    rent = {f"{role}_per_hour": economics.cost_per_hour(pool["gpus"], _price(gpus[role], inp))
+            for role, (pool, _) in pools.items()}
     own_parts = {role: ownership.owned_per_hour(p, inp) for role, p in watts["pools"].items()}
     own: dict[str, Any] = {f"{role}_per_hour": own_parts[role]["total"] for role in pools}
     own["spare_per_hour"] = sum(p["total"] for role, p in own_parts.items() if role not in pools)  # bought, unused
@@ -450,20 +463,20 @@ def revenue(inp: PlanInputs, out_tps: float, cost_per_day: float) -> dict[str, A
     return {"revenue_per_day": rev, "margin": economics.margin(rev, cost_per_day) if cost_per_day > 0 else None}
 
 
-def kv_transfer(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:
+def kv_transfer(inp: PlanInputs, prefill: dict[str, Any], prefill_gpu: Resolved) -> dict[str, Any]:
     """KV moved from the prefill pool to the decode pool over the prefill GPUs' NICs: every prompt's cache (hits
     included) leaves its prefill GPU once. ``binds`` when that needs more than the NIC gives."""
-    m = model_args(inp.model)
+    m = prefill_gpu.model
     token, window = cache_bytes(lambda f: getattr(m, f), lambda name: _constant(name, prefill_gpu),
                                 m.compressed_attention)  # the window of every layer travels with the sequence
     per_token = token + window / inp.input_len
     need = prefill["tokens_per_s_per_gpu"] * per_token / 1e9
-    nic = float(load_catalog().gpu(prefill_gpu).pcie_bw)
+    nic = float(prefill_gpu.gpu.pcie_bw)
     return {"gb_per_s_per_prefill_gpu": need, "nic_gb_per_s": nic, "binds": need > nic,
             "bytes_per_token": per_token, "token_bytes": token, "window_bytes": window}
 
 
-def _limit_prefill_by_nic(inp: PlanInputs, pre: dict[str, Any], prefill_gpu: str) -> dict[str, Any]:
+def _limit_prefill_by_nic(inp: PlanInputs, pre: dict[str, Any], prefill_gpu: Resolved) -> dict[str, Any]:
     """Prefill options whose KV would outrun the NIC are slowed to the NIC's rate (the transfer binds)."""
     def limited(o: dict[str, Any]) -> dict[str, Any]:
         t = kv_transfer(inp, o, prefill_gpu)
@@ -483,18 +496,18 @@ def _infeasible(serving: str, reason: str, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
-def _searches(inp: PlanInputs, decode_gpu: str, prefill_gpu: str, serving: str,
+def _searches(inp: PlanInputs, decode_gpu: Resolved, prefill_gpu: Resolved, serving: str,
               cache: dict[tuple, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The configuration searches a plan needs, each run once per GPU and phase."""
     if serving == "aggregated":
-        key = ("aggregated", decode_gpu)
+        key = ("aggregated", decode_gpu.gpu.name)
         if key not in cache:
             cache[key] = search_aggregated(decode_gpu, inp)
         return cache[key], None
     for phase, gpu, fn in (("decode", decode_gpu, search_decode), ("prefill", prefill_gpu, search_prefill)):
-        if (phase, gpu) not in cache:
-            cache[(phase, gpu)] = fn(gpu, inp)
-    return cache[("decode", decode_gpu)], cache[("prefill", prefill_gpu)]
+        if (phase, gpu.gpu.name) not in cache:
+            cache[(phase, gpu.gpu.name)] = fn(gpu, inp)
+    return cache[("decode", decode_gpu.gpu.name)], cache[("prefill", prefill_gpu.gpu.name)]
 
 
 def costed_gpus(sized: dict[str, Any], inp: PlanInputs) -> int:
@@ -503,7 +516,7 @@ def costed_gpus(sized: dict[str, Any], inp: PlanInputs) -> int:
 
 
 def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None, budget: int,
-             decode_gpu: str, prefill_gpu: str | None) -> float:
+             decode_gpu: Resolved, prefill_gpu: Resolved | None) -> float:
     """The most output tokens/s whose own load plan (the same pools, queueing targets, p99 decode headroom and
     costed fleet as ``--output-tokens-per-s`` would size) fits in ``budget`` GPUs, or with a power budget whose
     systems bought draw at most its megawatts provisioned; 0 if not even the smallest load does. Round trip: that
@@ -528,27 +541,29 @@ def capacity(inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | 
     return lo
 
 
-def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[str, Any]] | None = None,
-             prefill_gpu: str | None = None) -> dict[str, Any]:
+def plan_gpu(gpu: str | Resolved, inp: PlanInputs, serving: str, cache: dict[tuple, dict[str, Any]] | None = None,
+             prefill_gpu: str | Resolved | None = None) -> dict[str, Any]:
     """One GPU (or a prefill/decode pair): searches, least-cost pools for the load (or the budget's capacity),
     cost, bands."""
     cache = {} if cache is None else cache
-    prefill_gpu = prefill_gpu or gpu
+    dec_req = _request(gpu, inp)
+    pre_req = _request(prefill_gpu, inp) if prefill_gpu is not None else dec_req
+    gpu, prefill_gpu = dec_req.gpu.name, pre_req.gpu.name
     engine = load_engines()[inp.engine]
-    unsupported = [g for g in dict.fromkeys((prefill_gpu, gpu))
-                   if load_catalog().gpu(g).generation not in engine.text["generations"]]
+    unsupported = [r.gpu.name for r in dict.fromkeys((pre_req, dec_req))
+                   if r.gpu.generation not in engine.text["generations"]]
     if unsupported:
         return _infeasible(serving, f"engine {inp.engine} does not run on {', '.join(unsupported)}; it runs on "
                                     f"{', '.join(engine.text['generations'])} GPUs", pareto=[])
-    dec, pre = _searches(inp, gpu, prefill_gpu, serving, cache)
+    dec, pre = _searches(inp, dec_req, pre_req, serving, cache)
     frontier = dec.get("pareto", [])
     failed = [x["reason"] for x in (dec, pre) if x is not None and not x["feasible"]]
     if failed:
         return _infeasible(serving, "; ".join(failed), pareto=frontier)
     transfer = None
     if pre is not None:
-        transfer = kv_transfer(inp, max(pre["options"], key=lambda o: o["tokens_per_s_per_gpu"]), prefill_gpu)
-        pre = _limit_prefill_by_nic(inp, pre, prefill_gpu)
+        transfer = kv_transfer(inp, max(pre["options"], key=lambda o: o["tokens_per_s_per_gpu"]), pre_req)
+        pre = _limit_prefill_by_nic(inp, pre, pre_req)
     if inp.power_budget_mw is not None:  # megawatts as GPUs: each at its system's provisioned facility watts
         per_gpu = max(ownership.provisioned_w_per_gpu(g, inp, True) for g in {gpu, prefill_gpu})
         inp = replace(inp, budget_gpus=int(inp.power_budget_mw * 1e6 // per_gpu))
@@ -556,7 +571,7 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
     extra: dict[str, Any] = {}
     if inp.budget_gpus is not None:
         try:
-            cap = capacity(inp, dec, pre, inp.budget_gpus, gpu, prefill_gpu if pre else None)
+            cap = capacity(inp, dec, pre, inp.budget_gpus, dec_req, pre_req if pre else None)
         except _Unmet as exc:  # the TTFT targets bind at any load
             return _infeasible(serving, str(exc), pareto=frontier)
         smallest = min(o["ep"] for o in dec["options"]) + (min(o["ep"] for o in pre["options"]) if pre else 0)
@@ -571,7 +586,7 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
         if out_tps is None or cap < out_tps:
             out_tps = cap
     try:  # a budget's plan is the load plan of its capacity (capacity sized it the same way)
-        sized = size_and_cost(inp, out_tps, dec, pre, gpu, prefill_gpu if pre else None)
+        sized = size_and_cost(inp, out_tps, dec, pre, dec_req, pre_req if pre else None)
     except _Unmet as exc:
         return _infeasible(serving, str(exc), pareto=frontier, **extra)
     decode = {**sized.pop("decode"), "gpu": gpu}
@@ -581,7 +596,7 @@ def plan_gpu(gpu: str, inp: PlanInputs, serving: str, cache: dict[tuple, dict[st
     sized.setdefault("peak_ttft_ms", None)
     return {"serving": serving, "feasible": True, "reason": None, "decode": decode, "prefill": prefill,
             "pareto": frontier, "served_output_tokens_per_s": out_tps, **sized, **extra,
-            "kv_transfer": transfer, "accuracy": plan_accuracy(gpu, inp, decode, prefill, prefill_gpu)}
+            "kv_transfer": transfer, "accuracy": plan_accuracy(dec_req, inp, decode, prefill, pre_req)}
 
 
 def _shape(part: dict[str, Any]) -> str:
@@ -589,14 +604,13 @@ def _shape(part: dict[str, Any]) -> str:
     return str(parallel_shape(part["ep"], part.get("moe_tp", 1), part["attn_tp"]))
 
 
-def plan_accuracy(gpu: str, inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None,
-                  prefill_gpu: str | None = None) -> dict[str, Any]:
+def plan_accuracy(gpu: Resolved, inp: PlanInputs, decode: dict[str, Any], prefill: dict[str, Any] | None,
+                  prefill_gpu: Resolved | None = None) -> dict[str, Any]:
     """The expected error of the chosen configurations, as their Reproduce lines' predictions give it (the family's
     band widened by the step's own spread); the plan's cost carries the wider."""
     phase = "decode" if prefill is not None else "aggregated"
-    d = predict(phase, gpu, inp.model, calibration=inp.calibration,
-                **predict_options(decode, phase, inp))["accuracy"]
-    p = predict("prefill", prefill_gpu or gpu, inp.model, calibration=inp.calibration,
+    d = predict(phase, gpu, calibration=inp.calibration, **predict_options(decode, phase, inp))["accuracy"]
+    p = predict("prefill", prefill_gpu or gpu, calibration=inp.calibration,
                 **predict_options(prefill, "prefill", inp))["accuracy"] if prefill else None
     return {"band": max(d["band"], p["band"] if p else 0), "validated": d["validated"] and (p is None or p["validated"]),
             "decode": d, "prefill": p}
@@ -671,7 +685,7 @@ def plan(**kwargs: Any) -> dict[str, Any]:
     prices = load_catalog().model_prices.get(catalog_model_name(kwargs.get("model") or base.model) or "", {})
     if prices and all(getattr(base, k) is None and k not in kwargs for k in PRICE_FIELDS):
         base = replace(base, **{k: prices[v] for k, v in PRICE_FIELDS.items()})  # the provider's list prices
-    inp = check_inputs(replace(base, **kwargs))
+    inp, requests = resolve_plan(replace(base, **kwargs))
     styles = ("disaggregated", "aggregated") if inp.serving == "both" else (inp.serving,)
     cache: dict[tuple, dict[str, Any]] = {}
     entries = [(g, g) for g in inp.gpus]
@@ -682,8 +696,8 @@ def plan(**kwargs: Any) -> dict[str, Any]:
     gpus = {}
     for pre_gpu, dec_gpu in entries:
         key = dec_gpu if pre_gpu == dec_gpu else f"{pre_gpu}/{dec_gpu}"
-        res = {s: plan_gpu(dec_gpu, inp, s, cache, pre_gpu) for s in styles if pre_gpu == dec_gpu or
-               s == "disaggregated"}
+        res = {s: plan_gpu(requests[dec_gpu], inp, s, cache, requests[pre_gpu]) for s in styles
+               if pre_gpu == dec_gpu or s == "disaggregated"}
         main = dict(res[styles[0]])
         if "aggregated" in res and len(res) == 2:
             main = _serving_choice(inp, res["disaggregated"], res["aggregated"])
