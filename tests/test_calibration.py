@@ -264,7 +264,7 @@ def test_a_step_that_rests_on_a_loosely_pinned_constant_gets_a_wide_band():
         if engine == "vllm":
             assert (p["hi"] - p["lo"]) / 12 ** 0.5 / fit["fit"][top["constant"]]["value"] > 1  # capped at 100 %
         assert top["uncertainty"] == pytest.approx(u, abs=1e-4) and top["adds"] == pytest.approx(0.7 * u, abs=1e-3)
-        assert acc["band"] >= (acc["family_band"] ** 2 + (0.7 * u) ** 2) ** 0.5 - 1e-4
+        assert acc["band"] >= (acc["rules_band"] ** 2 + (0.7 * u) ** 2) ** 0.5 - 1e-4
         if engine == "vllm":
             assert acc["spread"] >= 0.7 and acc["band"] >= 0.7
         else:

@@ -100,8 +100,9 @@ def _elementwise(prefix: str, label: str, values_fn) -> list[Step]:
     ]
 
 
-def _attention(core_eff: str, core_gb: str | int, index_context: str) -> list[Step]:
-    """The attention path once ``mla_core_gflops`` (and the KV it reads, ``core_gb``) is known."""
+def _attention(core_eff: str, core_gb: str | int, index_context: str, fp8_math: str | int) -> list[Step]:
+    """The attention path once ``mla_core_gflops`` (and the KV it reads, ``core_gb``) is known; ``fp8_math``: whether
+    this phase's kernel can multiply FP8 operands on this generation."""
     return [
         S("attn_proj_gflops", attention.mla_proj_gflops, "Attention projections", GF,
           {"tokens": "tokens_mb", "down_params": "mla_down_params", "up_params": "mla_up_params"}),
@@ -109,10 +110,13 @@ def _attention(core_eff: str, core_gb: str | int, index_context: str) -> list[St
           {"down_params": "mla_down_params", "up_params": "mla_up_params", "weight_bytes": "attn_bytes"}),
         _roofline("attn_proj_ms", "Attention projections", "attn_proj_gflops", "attn_proj_gb", "attn_peak_tflops",
                   "gemm_flops_eff"),
+        S("fp8_core", attention.fp8_core, "Attention kernel multiplies in FP8 (FP8 KV, an FP8 kernel)", "",
+          {"kv_bytes": "kv_bytes", "fp8_math": fp8_math}),
         S("core_flops_eff", attention.core_flops_eff, "Attention kernel FLOP efficiency", "share",
-          {"dense_eff": core_eff, "sparse_eff": "sparse_attn_flops_eff"}),
-        _roofline("mla_core_ms", "Attention kernel", "mla_core_gflops", core_gb, "fp16_flops", "core_flops_eff",
-                  "attn_bw_eff"),
+          {"dense_eff": core_eff, "sparse_eff": "sparse_attn_flops_eff", "fp8_eff": "attn_fp8_flops_eff"}),
+        S("core_peak_tflops", attention.core_peak_tflops, "Attention kernel peak (FP8 or BF16)", "TFLOPS"),
+        _roofline("mla_core_ms", "Attention kernel", "mla_core_gflops", core_gb, "core_peak_tflops",
+                  "core_flops_eff", "attn_bw_eff"),
         S("indexer_gflops", attention.indexer_gflops, "DSA indexer scoring", GF,
           {"queries": "tokens_mb", "context": index_context}),
         S("index_read_gb", attention.kv_read_gb, "DSA indexer keys read", GB,
@@ -246,7 +250,7 @@ DECODE = [S("queries_per_seq", serving.queries_per_sequence, "Query tokens per s
       {"queries": "tokens_mb", "attended": "attended"}),
     S("kv_read_gb", attention.kv_read_gb, "Latent KV read", GB,
       {"sequences": "sequences_mb", "attended": "attended", "token_bytes": "kv_token_bytes"}),
-] + _attention("attn_flops_eff", "kv_read_gb", "kv_len") + _moe("grouped_masked_flops_eff") + \
+] + _attention("attn_flops_eff", "kv_read_gb", "kv_len", "attn_fp8_math") + _moe("grouped_masked_flops_eff") + \
     _a2a(S("nic_copies", comm.expert_copies, "Copies per token over the NIC (one per expert)", "copies",
            {"share": "nic_share"}), "a2a_ll_nic_eff", "a2a_ll_latency_us") + [
     S("decode_tokens", serving.tokens, "Query tokens per step of the attention rank (LM head rows)", "tokens",
@@ -289,7 +293,7 @@ PREFILL = _overlap_head(S("overlap_rank_tokens", serving.tokens, "Prompt tokens 
       {"context": "causal_context"}),
     S("mla_core_gflops", attention.mla_prefill_gflops, "Prefill attention", GF,
       {"queries": "tokens_mb", "attended": "attended"}),
-] + _attention("prefill_attn_flops_eff", 0, "causal_context") + _moe("gemm_flops_eff") + \
+] + _attention("prefill_attn_flops_eff", 0, "causal_context", 0) + _moe("gemm_flops_eff") + \
     _a2a(S("nic_copies", comm.node_copies_nic, "Copies per token over the NIC (one per remote node)", "copies"),
          "a2a_normal_nic_eff", "a2a_normal_latency_us") + [
     S("rank_tokens", serving.tokens, "Prompt tokens per forward of the attention rank", "tokens",

@@ -94,9 +94,21 @@ def mean_decode_context(input_len: Any, output_len: Any) -> Any:
     return input_len + output_len / 2
 
 
-def core_flops_eff(index_topk: Any, dense_eff: Any, sparse_eff: Any) -> Any:
-    """FlashMLA's achievable FLOP share: the token-level sparse kernel under DSA, the dense one otherwise."""
-    return where(index_topk > 0, sparse_eff, dense_eff)
+def fp8_core(index_topk: Any, kv_bytes: Any, fp8_math: Any) -> Any:
+    """Whether the attention kernel multiplies in FP8: a dense kernel over an FP8 KV cache on a generation whose
+    kernel takes FP8 operands (``attn_fp8_math``); FlashMLA's FP8 and sparse kernels dequantise to BF16 first."""
+    return both(index_topk <= 0, both(kv_bytes < 2, fp8_math > 0))
+
+
+def core_flops_eff(index_topk: Any, dense_eff: Any, sparse_eff: Any, fp8_core: Any, fp8_eff: Any) -> Any:
+    """The attention kernel's achievable FLOP share of its peak: the token-level sparse kernel under DSA, the dense
+    one otherwise (its FP8 kernel's where it multiplies in FP8)."""
+    return where(index_topk > 0, sparse_eff, where(fp8_core, fp8_eff, dense_eff))
+
+
+def core_peak_tflops(fp8_core: Any, fp16_flops: Any, fp8_flops: Any) -> Any:
+    """The attention kernel's peak: the FP8 tensor-core rate where it multiplies in FP8, BF16's otherwise."""
+    return where(fp8_core, fp8_flops, fp16_flops)
 
 
 def kernel_count(index_topk: Any, attn_kernels: Any, dsa_kernels: Any) -> Any:

@@ -290,7 +290,7 @@ def uncertain_constants() -> tuple[Uncertain, ...]:
     data = load_fit()
     out = []
     for name, p in data["parameters"].items():
-        f = data["fit"][name]
+        f = data.get("fit", {}).get(name, {"value": p["prior"]})  # declared but not yet fitted: its prior
         if f.get("released"):
             u = f["relative_se"]
         else:
@@ -324,9 +324,10 @@ def step_spread(q: dict[str, Any], phase: str, generation: str, engine: str) -> 
 
 
 def with_spread(acc: dict[str, Any], step_spread_: Any, drivers: list[dict[str, Any]]) -> dict[str, Any]:
-    """An accuracy widened by the step's own spread: the band (and each case's) is the family's and the spread
-    combined as independent errors; ``drivers`` names what most of the spread rests on."""
-    out = dict(acc, drivers=drivers, spread=round(float(np.max(step_spread_)), 4))
+    """An accuracy widened by the step's own spread: the band (and each case's) is the rules' (``rules_band``: the
+    family's, widened for range and MTP) and the spread combined as independent errors; ``drivers`` names what
+    most of the spread rests on."""
+    out = dict(acc, drivers=drivers, spread=round(float(np.max(step_spread_)), 4), rules_band=acc["band"])
     if "bands" in acc:
         out["bands"] = widened_band(np.asarray(acc["bands"], float), step_spread_)
         out["band"] = float(np.max(out["bands"]))

@@ -73,7 +73,7 @@ def accuracy_line(accuracy: dict[str, Any]) -> str:
     if accuracy.get("drivers"):  # the step's own spread, from the constants it rests on
         each = "; ".join(f"{d['constant']} {d['share'] * 100:.0f} % of the step, ±{d['uncertainty'] * 100:.0f} %"
                          for d in accuracy["drivers"])
-        text += (f"; widened from the family's ±{accuracy['family_band'] * 100:.0f} % by the step's own spread "
+        text += (f"; widened from the rules' ±{accuracy['rules_band'] * 100:.0f} % by the step's own spread "
                  f"±{accuracy['spread'] * 100:.0f} % (most from {each})")
     return text
 
