@@ -612,3 +612,14 @@ def test_an_option_of_another_phase_is_refused_by_name():
     p = _cli("predict", "prefill", "--gpu", "H800", "--ep", "8", "--tokens-per-gpu", "1000", "--prompt-len", "100",
              "--sbo")
     assert p.returncode == 2 and "--sbo does not apply to prefill" in p.stderr
+
+
+def test_every_shipped_constant_lies_in_the_range_the_workbook_checks_it_against():
+    """The Constants sheet checks each value against its declared range (a 0/1 math mode, a time that may be zero,
+    an efficiency that divides): a shipped value outside it would blank every result of a fresh workbook."""
+    from dsxl.core.rules import check
+    from dsxl.inputs.request import constant_range
+    for name, c in load_refined().items():
+        for generation, value in c.values.items():
+            check(name, value, constant_range(name))  # raises, naming the constant, if out of range
+    assert constant_range("attn_fp8_math").describe() != constant_range("attn_flops_eff").describe()

@@ -102,9 +102,15 @@ def constants_env(generation: Any, overrides: dict[str, Any] | None = None) -> d
     return env
 
 
+MATH_MODE = Range(0, 1, integer=True)  # 1: the kernel multiplies in FP8, 0: in BF16
+
+
 def constant_range(name: str) -> Range:
-    """What a refined constant (or an engine number) may be: fixed times, counts and overheads may be zero (a term
-    switched off); efficiencies, shares, sizes and rates must be positive (they divide)."""
+    """What a refined constant (or an engine number) may be: a kernel's math mode (``*_math``) is 0 or 1; fixed
+    times, counts and overheads may be zero (a term switched off); efficiencies, shares, sizes and rates must be
+    positive (they divide)."""
+    if name.endswith("_math"):
+        return MATH_MODE
     if name.endswith(("_us", "_ms", "_kernels")) or name in ENGINE_NUMBERS:
         return NON_NEGATIVE
     return POSITIVE

@@ -47,8 +47,8 @@ def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, st
     gens = generations()
     b.heading(ws, cur, "Refined-model constants by GPU generation (named range 'refined_constants')",
               "Blue cells are inputs: edit one and Predict and Validation follow. Each value comes from kernel "
-              "measurements ([k]: its source, in the notes below); generations without data inherit Hopper's and "
-              "say so.")
+              "measurements ([k]: its source, in the notes below); a generation the notes do not name has no kernel "
+              "data of its own and inherits Hopper's.")
     top = cur.row
     heads = ["constant", "unit", *gens, "source"]
     for j, h in enumerate(heads, start=1):
@@ -69,8 +69,7 @@ def constants_sheet(b: Builder, ws: Any, cur: Cursor) -> dict[str, tuple[str, st
             if c.sources[g] != c.sources["hopper"] and not c.sources[g].startswith("as Hopper"):
                 own.setdefault(c.sources[g], []).append(g)
         others = "; ".join(f"{', '.join(g)}: {text}" for text, g in own.items())
-        notes.append(f"{name}. Hopper: {c.sources['hopper']} Other generations: "
-                     + (others or "as Hopper (no kernel data)."))
+        notes.append(f"{name}. Hopper: {c.sources['hopper']}" + (f" Others: {others}" if others else ""))
         rows[name] = (span(ws, r, 3, r, 2 + len(gens)), header)
     bottom = top + len(rows)
     b.define("refined_constants", span(ws, top, 1, bottom, 3 + len(gens)))
