@@ -520,6 +520,7 @@ def _switch_row(b: Builder, ws: Any, cur: Cursor, name: str, label: str, default
     ws.cell(cur.row, 3, name).font = style.NOTE_FONT
     ws.cell(cur.row, 4, "TRUE or FALSE").font = style.NOTE_FONT
     b.mark_input(ws, cur.row, 2, None, name)
+    ws.cell(cur.row, 2).number_format = style.BOOLEAN  # a word everywhere (LibreOffice prints General as 0/1)
     dv = DataValidation(type="list", formula1='"TRUE,FALSE"', allow_blank=False)
     dv.error, dv.showErrorMessage = "Enter TRUE or FALSE.", True
     ws.add_data_validation(dv)
