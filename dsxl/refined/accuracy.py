@@ -12,7 +12,7 @@ import csv
 import itertools
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, reduce
 from typing import Any
 
 import numpy as np
@@ -274,12 +274,8 @@ class Uncertain:
 
     def applies(self, generation: Any, engine: Any) -> Any:
         """Whether it applies on ``generation`` with ``engine`` (a truth value, or a formula over cells)."""
-        out: Any = False
-        for g in self.generations:
-            out = either(out, eq(generation, g)) if out is not False else eq(generation, g)
-        for e in self.engines:
-            out = either(out, eq(engine, e)) if out is not False else eq(engine, e)
-        return out
+        tests = [eq(generation, g) for g in self.generations] + [eq(engine, e) for e in self.engines]
+        return reduce(either, tests) if tests else False
 
 
 @lru_cache(maxsize=1)
