@@ -37,6 +37,23 @@ def test_refitting_reproduces_the_shipped_fit_and_its_leave_one_group_out_errors
     assert fresh["data_hash"] == FITTED["data_hash"]
 
 
+def test_the_fits_cached_parts_give_what_a_fresh_prediction_gives():
+    """A finite-difference step predicts again only the parts its parameter applies to and looks the rest up: after
+    steps elsewhere, the residuals equal a fresh problem's, and a step in vLLM's per-sequence cost moves the vLLM
+    calibration rows alone."""
+    ev, params = calibration.shipped_evidence(), calibration.parameters()
+    values = {p.name: FITTED["fit"][p.name]["value"] for p in params}
+    moved = {**values, "request_overhead_us.vllm": values["request_overhead_us.vllm"] * 1.5}
+    warm = calibration._Problem(ev, params, values, params, [])
+    before = warm.data_residuals(values)
+    after = warm.data_residuals(moved)
+    assert np.array_equal(warm.data_residuals(values), before)
+    fresh = calibration._Problem(ev, params, values, params, [])
+    assert np.array_equal(fresh.data_residuals(moved), after)
+    vllm = [m.conditions.get("engine") == "vllm" for m in ev.rows] + [False] * (before.size - len(ev.rows))
+    assert np.array_equal(before != after, np.array(vllm)) and any(vllm)
+
+
 def test_fitted_parameters_are_identified_and_inside_their_bounds():
     """A parameter the evidence pins to better than 50 % is fitted (with its standard error and the groups that
     pin it); every other one keeps its prior and says why."""

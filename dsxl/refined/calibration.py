@@ -11,11 +11,13 @@ The parameters, their priors, bounds and scope are declared in ``templates/fitte
    calibration row is sacrificed to a sweep;
 2. computes each free parameter's standard error from the Jacobian at the optimum (the residuals' variance times
    ``(J^T J)^-1``); a parameter whose relative standard error exceeds :data:`MAX_RELATIVE_SE` is not identified by
-   the evidence: it keeps its prior and the fit is solved again without it, until every free one is identified;
+   the evidence: it keeps its prior and the fit is solved again without it, until every free one is identified.
+   These screening solves stop at :data:`SCREEN_FTOL`; the identified set is then solved to :data:`FTOL`;
 3. for leave-one-group-out, refits (from the full fit, same free parameters) without each group and predicts it.
 
-The whole corpus is predicted in one vectorised call per group (:func:`dsxl.refined.runs.predict_runs`), so a refit
-takes seconds. ``python -m dsxl.refined.calibration --write`` regenerates the ``fit``, ``rows``, ``groups`` and
+The evidence is predicted a :class:`Part` at a time (one vectorised call per group of runs or rows), and a
+:class:`PartCache` predicts again only the parts whose constants a step changed: a finite-difference column costs the
+groups its parameter applies to, not the whole corpus. ``python -m dsxl.refined.calibration --write`` regenerates the ``fit``, ``rows``, ``groups`` and
 ``data_hash`` of ``templates/fitted.json``.
 """
 
@@ -25,15 +27,16 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
 
 from dsxl.data.fingerprint import fit_data_hash
+from dsxl.data.catalog import default_engine, load_catalog
 from dsxl.data.runs import Run, load_conventions, load_corpus
-from dsxl.refined.fit_parameters import Parameter, constants_for, parameters, row_constants
-from dsxl.refined.runs import measured as run_measured, predict_runs
+from dsxl.refined.fit_parameters import Parameter, constants_for, parameters
+from dsxl.refined.runs import RunGroup, group_runs, measured as run_measured, predict_group, predict_runs
 from dsxl.refined.predict import predict
 from dsxl.refined.validation import Measurement, load_measurements, metric_key, predict_row
 
@@ -56,23 +59,81 @@ def _row_group(m: Measurement) -> tuple | None:
     return (m.phase, m.gpu, m.model, m.per_user, fixed, tuple(sorted(k for k in opts if k in VECTOR_OPTIONS)))
 
 
-def predict_rows(rows: Sequence[Measurement], values: dict[str, float], params: Sequence[Parameter]) -> np.ndarray:
-    """Each row's predicted metric under ``values``: one vectorised prediction per group of rows that differ only
-    in :data:`VECTOR_OPTIONS` (what makes refitting a user's runs take seconds), equal to :func:`predict_row`."""
-    out = np.empty(len(rows))
-    groups: dict[tuple, list[int]] = {}
+@dataclass(frozen=True)
+class Part:
+    """A share of the evidence predicted in one call under one (generation, engine)'s constants: calibration rows
+    that differ only in :data:`VECTOR_OPTIONS`, a row predicted alone, or a group of corpus runs. ``predict``
+    maps the constant overrides to its entries' predictions (a row's metric, or a run's :data:`FIT_METRICS` and
+    whether it fits)."""
+
+    index: tuple[int, ...]  # the entries' positions among the rows (or the runs)
+    generation: str
+    engine: str
+    predict: Callable[[dict[str, float]], Any]
+
+
+def row_parts(rows: Sequence[Measurement]) -> list[Part]:
+    """The calibration rows as parts: one per group of rows that differ only in :data:`VECTOR_OPTIONS` (what makes
+    refitting a user's runs take seconds), one per row predicted alone; equal to :func:`predict_row`."""
+    parts, groups = [], {}
     for i, m in enumerate(rows):
         key = _row_group(m)
         if key is None:
-            out[i] = predict_row(m, constants=row_constants(m, values, params))[0]
+            parts.append(_row_part((i,), m, lambda c, m=m: np.array([predict_row(m, constants=c)[0]])))
         else:
             groups.setdefault(key, []).append(i)
     for (phase, gpu, model, per_user, fixed, varying), idx in groups.items():
-        first = rows[idx[0]]
         arrays = {k: np.array([rows[i].options()[k] for i in idx]) for k in varying}
-        r = predict(phase, gpu, model, constants=row_constants(first, values, params), **dict(fixed), **arrays)
-        out[idx] = np.broadcast_to(np.asarray(r[metric_key(phase, per_user)], float), len(idx))
+
+        def vector(c: dict[str, float], phase=phase, gpu=gpu, model=model, per_user=per_user, fixed=fixed,
+                   arrays=arrays, n=len(idx)) -> np.ndarray:
+            r = predict(phase, gpu, model, constants=c, **dict(fixed), **arrays)
+            return np.broadcast_to(np.asarray(r[metric_key(phase, per_user)], float), n)
+        parts.append(_row_part(tuple(idx), rows[idx[0]], vector))
+    return parts
+
+
+def _row_part(index: tuple[int, ...], m: Measurement, fn: Callable[[dict[str, float]], Any]) -> Part:
+    return Part(index, load_catalog().gpu(m.gpu).generation, m.conditions.get("engine") or default_engine(), fn)
+
+
+def run_parts(runs: Sequence[Run]) -> list[Part]:
+    """The runs dsxl expresses as parts, one per :class:`~dsxl.refined.runs.RunGroup` (bands left out)."""
+    def fn(c: dict[str, float], g: RunGroup) -> tuple[np.ndarray, np.ndarray]:
+        res = predict_group(g, c, bands=False)
+        return np.stack([np.asarray(res[m], float) for m in FIT_METRICS], axis=1), np.asarray(res["fits"], bool)
+    return [Part(g.index, g.generation, g.engine, lambda c, g=g: fn(c, g)) for g in group_runs(runs)[0]]
+
+
+def predict_rows(rows: Sequence[Measurement], values: dict[str, float], params: Sequence[Parameter]) -> np.ndarray:
+    """Each row's predicted metric under ``values``, a part (:func:`row_parts`) at a time."""
+    out = np.empty(len(rows))
+    for part in row_parts(rows):
+        out[list(part.index)] = part.predict(constants_for(part.generation, part.engine, values, params))
     return out
+
+
+class PartCache:
+    """Each part's latest predictions by the constants it was given. A finite-difference step moves one
+    parameter, and only the parts it applies to are predicted again: the rest are looked up."""
+
+    KEEP = 4  # results kept per part: the base point and the trial steps around it
+
+    def __init__(self, parts: Sequence[Part]):
+        self.parts = list(parts)
+        self.memo: list[dict[tuple, Any]] = [{} for _ in self.parts]
+
+    def results(self, values: dict[str, float], params: Sequence[Parameter]) -> list[Any]:
+        out = []
+        for part, memo in zip(self.parts, self.memo):
+            c = constants_for(part.generation, part.engine, values, params)
+            key = tuple(sorted(c.items()))
+            if key not in memo:
+                if memo and len(memo) >= self.KEEP:
+                    memo.pop(next(iter(memo)))
+                memo[key] = part.predict(c)
+            out.append(memo[key])
+        return out
 
 
 @dataclass(frozen=True)
@@ -135,20 +196,25 @@ class _Problem:
         self.refit = refit  # refitting shipped values to a user's runs (a noise floor; the pull as a prior)
         self.measured = np.array([m.measured for m in ev.rows])
         self.idx, self.run_measured, self.run_weight = _run_targets(ev)
+        self.rows, self.runs = PartCache(row_parts(ev.rows)), PartCache(run_parts(ev.runs))
         self.groups = [m.id for m in ev.rows] + [ev.runs[i].group for i in self.idx[:, 0]]
 
     def unpack(self, x: np.ndarray) -> dict[str, float]:
         return {**self.values, **{p.name: p.lo + xi * (p.hi - p.lo) for p, xi in zip(self.free, x)}}
 
     def data_residuals(self, v: dict[str, float]) -> np.ndarray:
-        pred = predict_evidence(self.ev, v, self.params)
-        r = np.log(pred["rows"] / self.measured)
+        predicted = np.empty(len(self.ev.rows))
+        for part, got in zip(self.rows.parts, self.rows.results(v, self.params)):
+            predicted[list(part.index)] = got
+        r = np.log(predicted / self.measured)
         rows = r * np.sqrt(1 + (r / TOLERANCE) ** 2)
         if not self.ev.runs:
             return rows
-        metrics = np.stack([pred["runs"][m] for m in FIT_METRICS], axis=1)
+        metrics, fits = np.full((len(self.ev.runs), len(FIT_METRICS)), np.nan), np.zeros(len(self.ev.runs), bool)
+        for part, (values, ok) in zip(self.runs.parts, self.runs.results(v, self.params)):
+            metrics[list(part.index)], fits[list(part.index)] = values, ok
         got = metrics[self.idx[:, 0], self.idx[:, 1]]
-        ok = np.isfinite(got) & pred["runs"]["fits"][self.idx[:, 0]]
+        ok = np.isfinite(got) & fits[self.idx[:, 0]]
         runs = np.where(ok, np.log(np.where(ok, got, 1) / self.run_measured), 0) * self.run_weight
         return np.concatenate([rows, runs])
 
@@ -161,10 +227,12 @@ class _Problem:
         return np.clip([(self.values[p.name] - p.lo) / (p.hi - p.lo) for p in self.free], 0, 1)
 
 
-def _solve(problem: _Problem, x0: np.ndarray, max_nfev: int | None = None) -> np.ndarray:
-    sol = least_squares(problem.residuals, x0, bounds=(0, 1), diff_step=1e-3, xtol=1e-3, ftol=1e-4,
-                        max_nfev=max_nfev)
-    return sol.x
+FTOL = 1e-4  # the solve stops when a step lowers the cost by less than this share
+SCREEN_FTOL = 1e-3  # ... and, while it screens which parameters the evidence identifies, by less than this share
+
+
+def _solve(problem: _Problem, x0: np.ndarray, ftol: float = FTOL) -> np.ndarray:
+    return least_squares(problem.residuals, x0, bounds=(0, 1), diff_step=1e-3, xtol=1e-3, ftol=ftol).x
 
 
 def _standard_errors(problem: _Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,15 +307,16 @@ def fit_evidence(ev: Evidence, params: Sequence[Parameter] | None = None, start:
     values = {p.name: (start or {}).get(p.name, p.prior) for p in params}
     kept = {p.name: "not asked for" for p in params if only is not None and p.name not in only}
     candidates = [p for p in params if p.name not in kept and (free is None or p.name in free)]
-    if start is not None and free is None:  # a user's runs: set aside at once what none of them moves
-        still = _unmoved(_Problem(ev, params, values, candidates, [], refit=True))
+    if free is None:  # set aside at once what nothing in the evidence moves
+        still = _unmoved(_Problem(ev, params, values, candidates, [], refit=start is not None))
         kept.update({candidates[k].name: UNPINNED for k in still})
         candidates = [c for k, c in enumerate(candidates) if k not in still]
-    x = None
+    x, screening = None, free is None
     while True:
         pulled = [p for p in candidates if start is not None and p.kind != "scale"]
         problem = _Problem(ev, params, values, candidates, pulled, refit=start is not None)
-        x = _solve(problem, problem.x0() if x is None else x)
+        # screening solves stop early: an unidentified parameter is a flat valley the solver would crawl along
+        x = _solve(problem, problem.x0() if x is None else x, SCREEN_FTOL if screening else FTOL)
         if free is not None or not candidates:
             se = np.full(len(candidates), np.nan)
             break
@@ -255,6 +324,9 @@ def fit_evidence(ev: Evidence, params: Sequence[Parameter] | None = None, start:
         fitted = problem.unpack(x)
         rel = np.array([s / max(abs(fitted[p.name]), 1e-12) for s, p in zip(se, candidates)])
         if rel.max() <= MAX_RELATIVE_SE:
+            if screening:  # every one left is identified: solve them to the full tolerance
+                screening = False
+                continue
             break
         # every parameter nothing pins goes at once; of the rest, the least well pinned, one at a time
         drop = set(np.flatnonzero(~np.isfinite(rel))) or {int(np.argmax(rel))}

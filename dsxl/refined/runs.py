@@ -8,7 +8,7 @@ the refined model as InferenceX ran it, predicted, and compared.
   sharing the concurrency (:mod:`dsxl.physics.closed_loop`).
 
 Runs are predicted a group at a time (same GPU, engine, model, dtypes and serving mode) as arrays, so predicting
-the whole corpus is a few dozen chain evaluations: the joint fit calls :func:`predict_runs` on every iteration.
+the whole corpus is a few dozen chain evaluations: the joint fit predicts each group (:func:`predict_group`).
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def _stack(deps: Sequence[Deployment], side: str) -> dict[str, Any]:
                 not isinstance(v, bool) else v) for k, v in first.items()}
 
 
-def _aggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: dict[str, Any]) -> dict[str, Any]:
+def _aggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: dict[str, Any], bands: bool
+                ) -> dict[str, Any]:
     opts = _stack(deps, "decode")
     budgets = [d.decode["max_num_tokens"] for d in deps]
     opts["max_num_tokens"] = "auto" if all(b == "auto" for b in budgets) else np.array(
@@ -131,7 +132,8 @@ def _aggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: dic
     return {"output_tput_per_gpu": np.asarray(r["output_tokens_per_s_per_gpu"], float),
             "median_tpot": np.asarray(r["tpot_ms"], float) / 1000,
             "median_ttft": np.asarray(r["ttft_ms"], float) / 1000,
-            "fits": np.broadcast_to(np.asarray(r["fits"], bool), (len(deps),)), "band": _bands(r["accuracy"], len(deps))}
+            "fits": np.broadcast_to(np.asarray(r["fits"], bool), (len(deps),)),
+            "band": _bands(r["accuracy"], len(deps)) if bands else None}
 
 
 def _bands(acc: Any, n: int) -> np.ndarray:
@@ -150,7 +152,8 @@ def _chain_env(phase: str, gpu: str, model: str, opts: dict[str, Any], constants
     return env
 
 
-def _disaggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: dict[str, Any]) -> dict[str, Any]:
+def _disaggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: dict[str, Any], bands: bool
+                   ) -> dict[str, Any]:
     conc = np.array([d.concurrency for d in deps], float)
     lin = np.array([d.input_len for d in deps])
     lout = np.array([d.output_len for d in deps])
@@ -187,40 +190,72 @@ def _disaggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: 
     rate = np.minimum(closed_loop.request_rate(conc, ttft, tpot, lout), capacity * closed_loop.SATURATED)
     decode_gpus = np.array([d.decode_instances for d in deps]) * o["ep"] * o["moe_tp"]
     fits = np.asarray(q["fits"], bool) & np.asarray(pq["fits"], bool)
-    acc = predict("decode", gpu, model, detail=False, batch=np.maximum(np.round(conc / ranks), 1).astype(int),
-                  kv_len=mean_decode_context(lin, lout), **o)["accuracy"]
-    return {"output_tput_per_gpu": rate * lout / decode_gpus, "median_tpot": tpot / 1000,
-            "median_ttft": np.asarray(ttft, float) / 1000, "fits": np.broadcast_to(fits, (len(deps),)),
-            "band": _bands(acc, len(deps))}
+    out = {"output_tput_per_gpu": rate * lout / decode_gpus, "median_tpot": tpot / 1000,
+           "median_ttft": np.asarray(ttft, float) / 1000, "fits": np.broadcast_to(fits, (len(deps),)), "band": None}
+    if bands:
+        acc = predict("decode", gpu, model, detail=False, batch=np.maximum(np.round(conc / ranks), 1).astype(int),
+                      kv_len=mean_decode_context(lin, lout), **o)["accuracy"]
+        out["band"] = _bands(acc, len(deps))
+    return out
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """Runs predicted together in one vectorised call: one deployment key (serving, GPU, engine, model, dtypes,
+    memory budget)."""
+
+    key: tuple
+    index: tuple[int, ...]  # the runs' positions in the list they came from
+    deployments: tuple[Deployment, ...]
+
+    @property
+    def generation(self) -> str:
+        return load_catalog().gpu(self.key[1]).generation
+
+    @property
+    def engine(self) -> str:
+        return self.key[2]
+
+
+def group_runs(runs: Sequence[Run]) -> tuple[list[RunGroup], list[str | None]]:
+    """(the expressed runs in groups predicted together, each run's reason for not being expressed or None)."""
+    reasons: list[str | None] = [None] * len(runs)
+    members: dict[tuple, list[tuple[int, Deployment]]] = defaultdict(list)
+    for i, r in enumerate(runs):
+        dep, why = express(r)
+        if dep is None:
+            reasons[i] = why
+        else:
+            members[dep.key].append((i, dep))
+    groups = [RunGroup(key, tuple(i for i, _ in m), tuple(d for _, d in m)) for key, m in members.items()]
+    return groups, reasons
+
+
+def predict_group(group: RunGroup, constants: dict[str, Any], bands: bool = True) -> dict[str, Any]:
+    """One group's arrays of :data:`METRICS` and ``fits`` (and ``band`` unless ``bands`` is false: a fit needs
+    none) under the constant overrides ``constants``."""
+    serving, gpu, _, model = group.key[:4]
+    consts = {**constants, **dict(group.key[-1])}
+    return (_aggregated if serving == "aggregated" else _disaggregated)(group.deployments, gpu, model, consts, bands)
 
 
 def predict_runs(runs: Sequence[Run], constants: Callable[[str, str], dict[str, Any]] | None = None
                  ) -> dict[str, Any]:
     """Predictions for ``runs``: arrays (one entry per run, NaN where not expressed) of each of :data:`METRICS`,
     ``fits`` and ``band``, and ``reason`` (None, or why the run is not predicted). ``constants(generation, engine)``
-    gives the constant overrides of a group (the joint fit passes its trial values this way)."""
+    gives the constant overrides of a group."""
     n = len(runs)
     out: dict[str, Any] = {m: np.full(n, np.nan) for m in (*METRICS, "band")}
     out["fits"] = np.zeros(n, bool)
-    out["reason"] = [None] * n
-    groups: dict[tuple, list[tuple[int, Deployment]]] = defaultdict(list)
-    for i, r in enumerate(runs):
-        dep, why = express(r)
-        if dep is None:
-            out["reason"][i] = why
-        else:
-            groups[dep.key].append((i, dep))
-    for key, members in groups.items():
-        serving, gpu, engine, model = key[:4]
-        idx = [i for i, _ in members]
-        deps = [d for _, d in members]
-        consts = {**(constants(load_catalog().gpu(gpu).generation, engine) if constants else {}), **dict(key[-1])}
-        res = (_aggregated if serving == "aggregated" else _disaggregated)(deps, gpu, model, consts)
+    groups, out["reason"] = group_runs(runs)
+    for g in groups:
+        res = predict_group(g, constants(g.generation, g.engine) if constants else {})
+        idx = list(g.index)
         for k in (*METRICS, "fits", "band"):
             out[k][idx] = res[k]
         for i, ok in zip(idx, res["fits"]):
             if not ok:
-                out["reason"][i] = f"does not fit in memory as dsxl budgets it ({serving} on {gpu})"
+                out["reason"][i] = f"does not fit in memory as dsxl budgets it ({g.key[0]} on {g.key[1]})"
     return out
 
 
