@@ -54,6 +54,14 @@ def test_the_fits_cached_parts_give_what_a_fresh_prediction_gives():
     assert np.array_equal(before != after, np.array(vllm)) and any(vllm)
 
 
+def test_a_run_far_off_counts_less_than_its_square():
+    """Soft L1 on the corpus runs: a small log error is its own residual; a run 2x off counts like one 1.41x off."""
+    r = calibration.robust_residual(np.log([1.01, 2.0, 0.5]), scale=0.1)
+    assert r[0] == pytest.approx(np.log(1.01), rel=2e-3)
+    # 2 x 0.1^2 x (sqrt(1 + (ln 2 / 0.1)^2) - 1) = 0.12007, whose root is 0.3465 = ln 1.414
+    assert r[1] == pytest.approx(0.3465, abs=1e-4) and r[2] == pytest.approx(-0.3465, abs=1e-4)
+
+
 def test_fitted_parameters_are_identified_and_inside_their_bounds():
     """A parameter the evidence pins to better than 50 % is fitted (with its standard error and the groups that
     pin it); every other one keeps its prior and says why."""

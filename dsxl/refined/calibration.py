@@ -6,7 +6,8 @@ The parameters, their priors, bounds and scope are declared in ``templates/fitte
 
 1. solves ``scipy.optimize.least_squares`` on log-ratio residuals ``log(predicted / measured)``, within the declared
    bounds (parameters scaled to [0, 1] so each step means the same). Each group counts alike: a corpus group's
-   residuals (output tokens/s and median TPOT of every run) weigh ``1 / sqrt(its residual count)``, a calibration
+   residuals (output tokens/s and median TPOT of every run, soft L1 past :data:`RUN_NOISE`: see
+   :func:`robust_residual`) weigh ``1 / sqrt(its residual count)``, a calibration
    row is a group of its own and weighs 1, its residual growing faster past :data:`TOLERANCE` so that no
    calibration row is sacrificed to a sweep;
 2. computes each free parameter's standard error from the Jacobian at the optimum (the residuals' variance times
@@ -43,6 +44,15 @@ from dsxl.refined.validation import Measurement, load_measurements, metric_key, 
 TOLERANCE = 0.05  # a calibration row's residual past this log ratio weighs quadratically more
 MAX_RELATIVE_SE = 0.5  # a parameter the evidence pins less well than this is not fitted
 PULL = 0.02  # refitting a user's runs: weight of log(value / shipped) per constant, a gentle pull to where it started
+RUN_NOISE = 0.1  # a corpus run's log error past this counts less and less (soft L1): a build measured twice differs
+
+
+def robust_residual(log_error: np.ndarray, scale: float = RUN_NOISE) -> np.ndarray:
+    """A run's residual whose square is the soft-L1 loss ``2 scale^2 (sqrt(1 + (e / scale)^2) - 1)`` of its log
+    error ``e``: about ``e`` while small, growing as ``sqrt(2 scale |e|)`` past ``scale``: a run of an older engine
+    build 2x off (the corpus holds some) counts like one 1.41x off, not like four runs 1.41x off."""
+    e = np.asarray(log_error, float)
+    return np.sign(e) * np.sqrt(2 * scale ** 2 * (np.sqrt(1 + (e / scale) ** 2) - 1))
 FIT_METRICS = ("output_tput_per_gpu", "median_tpot")  # what the corpus runs are fitted on
 
 
@@ -215,7 +225,7 @@ class _Problem:
             metrics[list(part.index)], fits[list(part.index)] = values, ok
         got = metrics[self.idx[:, 0], self.idx[:, 1]]
         ok = np.isfinite(got) & fits[self.idx[:, 0]]
-        runs = np.where(ok, np.log(np.where(ok, got, 1) / self.run_measured), 0) * self.run_weight
+        runs = robust_residual(np.where(ok, np.log(np.where(ok, got, 1) / self.run_measured), 0)) * self.run_weight
         return np.concatenate([rows, runs])
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
