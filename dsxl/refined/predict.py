@@ -81,10 +81,10 @@ def predict(phase: str, gpu: Any, model: str | ModelArgs | None = None, mode: st
     ``output_tokens_per_s_per_gpu``, ``tokens_per_s_per_user``, ``fits``. Every result carries ``inputs``
     (defaults included), ``mode`` and, for an infeasible scalar request, ``reason``. ``constants`` overrides
     refined constants by name (what-ifs); ``fixed`` pins chain quantities (ablations, see :mod:`dsxl.refined.validation`).
-    ``detail=False`` (searches) leaves out the breakdown and the step's own spread in the band (the family's alone)
-    and returns read-only broadcast views. ``calibration`` is
-    a profile written by ``dsxl calibrate`` (a path or its dict): its constants apply, ``inputs`` names it and
-    predictions near its rows carry the band of their leave-one-out errors.
+    ``detail=False`` (searches) leaves out the breakdown, the facility power and the step's own spread in the band
+    (the family's alone) and returns read-only broadcast views. ``calibration`` is a profile written by
+    ``dsxl calibrate`` (a path or its dict): its constants apply, ``inputs`` names it and predictions near its rows
+    carry the band of their leave-one-out errors.
     """
     if mode not in MODES:
         refuse("mode", mode, MODES)
@@ -156,7 +156,7 @@ def _refined(phase: str, request: Resolved, constants: dict[str, Any] | None, fi
     notes = _overlap_notes(resolved, opts, inputs)
     if detail and phase != "aggregated":
         out["breakdown"] = _breakdown(resolved, phase, request)
-    out.update(_power(request, phase, resolved, out))
+    out.update(_power(request, phase, resolved, out, facility=detail))
     raw = dict(out)
     out = _broadcast(out, copy=detail)
     if out.get("fits") is False:  # a speed that cannot run is not a number: null, with the reason (a sweep keeps
@@ -226,11 +226,13 @@ def _pick(pick: np.ndarray, yes: Any, no: Any) -> Any:
     return no
 
 
-def _power(request: Resolved, phase: str, q: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+def _power(request: Resolved, phase: str, q: dict[str, Any], out: dict[str, Any], facility: bool = True
+           ) -> dict[str, Any]:
     """Board power at this configuration (``watts_per_gpu``, W) and GPU energy per token (``joules_per_token``:
     output tokens for decode and aggregated, input tokens for prefill), as InferenceX reports them from board
-    telemetry; None for a GPU without a row in ``templates/power.csv``. Aggregated serving takes the decode step's
-    busy share."""
+    telemetry, and its systems' facility power per instance unless ``facility`` is false (a search prices the
+    configuration it chooses, not every candidate); None for a GPU without a row in ``templates/power.csv``.
+    Aggregated serving takes the decode step's busy share."""
     rows = [gpu_power(g.name) for g in request.gpus]
     if any(r is None for r in rows):
         return {"watts_per_gpu": None, "joules_per_token": None, "facility_kw_per_instance": None}
@@ -239,16 +241,17 @@ def _power(request: Resolved, phase: str, q: dict[str, Any], out: dict[str, Any]
     instance = np.asarray(q["instance_gpus"])
     if isinstance(request.gpu, GPU):
         watts = power.gpu_watts(rows[0].idle_w, rows[0].tdp_w, busy)
-        facility = instance_facility_kw(rows[0].gpu, instance, busy)
+        kw = instance_facility_kw(rows[0].gpu, instance, busy) if facility else None
     else:  # a leading GPU axis: each GPU's own board and system
         lead = (len(rows),) + (1,) * max(np.ndim(busy) - 1, 0)
         watts = power.gpu_watts(np.array([r.idle_w for r in rows]).reshape(lead),
                                 np.array([r.tdp_w for r in rows]).reshape(lead), busy)
         shape = np.broadcast_shapes(np.shape(instance), np.shape(busy), lead)
         each, busy_each = np.broadcast_to(instance, shape), np.broadcast_to(busy, shape)
-        facility = np.stack([instance_facility_kw(r.gpu, each[k], busy_each[k]) for k, r in enumerate(rows)])
+        kw = np.stack([instance_facility_kw(r.gpu, each[k], busy_each[k]) for k, r in enumerate(rows)]) \
+            if facility else None
     return {"watts_per_gpu": watts, "joules_per_token": power.joules_per_token(watts, np.asarray(rate)),
-            "facility_kw_per_instance": facility}
+            "facility_kw_per_instance": kw}
 
 
 def _profile_constants(profile: dict[str, Any], request: Resolved, engine: str) -> dict[str, Any]:
