@@ -18,8 +18,8 @@ The parameters, their priors, bounds and scope are declared in ``templates/fitte
 
 The evidence is predicted a :class:`Part` at a time (one vectorised call per group of runs or rows), and a
 :class:`PartCache` predicts again only the parts whose constants a step changed: a finite-difference column costs the
-groups its parameter applies to, not the whole corpus. ``python -m dsxl.refined.calibration --write`` regenerates the ``fit``, ``rows``, ``groups`` and
-``data_hash`` of ``templates/fitted.json``.
+groups its parameter applies to, not the whole corpus. ``python -m dsxl.refined.calibration --write`` regenerates
+the ``fit``, ``rows``, ``groups`` and ``data_hash`` of ``templates/fitted.json``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ TOLERANCE = 0.05  # a calibration row's residual past this log ratio weighs quad
 MAX_RELATIVE_SE = 0.5  # a parameter the evidence pins less well than this is not fitted
 PULL = 0.02  # refitting a user's runs: weight of log(value / shipped) per constant, a gentle pull to where it started
 RUN_NOISE = 0.1  # a corpus run's log error past this counts less and less (soft L1): a build measured twice differs
+FIT_METRICS = ("output_tput_per_gpu", "median_tpot")  # what the corpus runs are fitted on
 
 
 def robust_residual(log_error: np.ndarray, scale: float = RUN_NOISE) -> np.ndarray:
@@ -53,7 +54,6 @@ def robust_residual(log_error: np.ndarray, scale: float = RUN_NOISE) -> np.ndarr
     build 2x off (the corpus holds some) counts like one 1.41x off, not like four runs 1.41x off."""
     e = np.asarray(log_error, float)
     return np.sign(e) * np.sqrt(2 * scale ** 2 * (np.sqrt(1 + (e / scale) ** 2) - 1))
-FIT_METRICS = ("output_tput_per_gpu", "median_tpot")  # what the corpus runs are fitted on
 
 
 VECTOR_OPTIONS = ("ep", "batch", "kv_len", "tokens_per_gpu", "prompt_len", "cache_hit")  # rows may differ in these
