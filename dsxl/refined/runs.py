@@ -23,7 +23,7 @@ from dsxl.chains import refined as refined_chain
 from dsxl.chains.step import run as run_chain
 from dsxl.data.catalog import load_catalog, load_engines
 from dsxl.data.runs import Run, load_conventions
-from dsxl.inputs.request import engine_runs_on, normalise, request_env, resolve
+from dsxl.inputs.request import Resolved, engine_runs_on, normalise, request_env, resolve
 from dsxl.physics import closed_loop
 from dsxl.physics.attention import mean_decode_context
 from dsxl.physics.serving import steps_per_prompt
@@ -142,9 +142,8 @@ def _bands(acc: Any, n: int) -> np.ndarray:
     return np.full(n, float(acc["band"]))
 
 
-def _chain_env(phase: str, gpu: str, model: str, opts: dict[str, Any], constants: dict[str, Any]) -> dict[str, Any]:
+def _chain_env(phase: str, request: Resolved, opts: dict[str, Any], constants: dict[str, Any]) -> dict[str, Any]:
     """The environment of ``phase``'s chain for array options (fractional batches and token counts included)."""
-    request = resolve(gpu, model)
     checked = normalise(phase, {k: (np.ones_like(v) if k in ("batch", "tokens_per_gpu") else v)
                                 for k, v in opts.items()}, request.model.native_moe_dtype)
     env = request_env(phase, request, checked, constants)
@@ -157,11 +156,12 @@ def _disaggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: 
     conc = np.array([d.concurrency for d in deps], float)
     lin = np.array([d.input_len for d in deps])
     lout = np.array([d.output_len for d in deps])
-    decode_steps, prefill_steps = refined_chain.chains(load_catalog().model(model))
+    request = resolve(gpu, model)  # once for both pools
+    decode_steps, prefill_steps = refined_chain.chains(request.model)
     # prefill: a forward of the engine's chunk per attention rank (at least one whole prompt)
     p = _stack(deps, "prefill")
     rank_tokens = np.maximum(np.array([d.prefill_chunk for d in deps]), lin)
-    p_env = _chain_env("prefill", gpu, model, {**p, "tokens_per_gpu": rank_tokens / p["attn_tp"], "prompt_len": lin},
+    p_env = _chain_env("prefill", request, {**p, "tokens_per_gpu": rank_tokens / p["attn_tp"], "prompt_len": lin},
                        constants)
     pq = run_chain(prefill_steps, p_env)
     forward_ms = np.asarray(pq["step_ms"], float)
@@ -172,7 +172,7 @@ def _disaggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: 
     o = _stack(deps, "decode")
     ranks = np.array([d.decode_instances for d in deps]) * o["ep"] * o["moe_tp"] / o["attn_tp"]
     d_opts = {**o, "batch": conc / ranks, "kv_len": mean_decode_context(lin, lout)}
-    d_env = _chain_env("decode", gpu, model, d_opts, constants)
+    d_env = _chain_env("decode", request, d_opts, constants)
     ttft = service
     for _ in range(ROUNDS):
         q = run_chain(decode_steps, d_env)
@@ -193,7 +193,7 @@ def _disaggregated(deps: Sequence[Deployment], gpu: str, model: str, constants: 
     out = {"output_tput_per_gpu": rate * lout / decode_gpus, "median_tpot": tpot / 1000,
            "median_ttft": np.asarray(ttft, float) / 1000, "fits": np.broadcast_to(fits, (len(deps),)), "band": None}
     if bands:
-        acc = predict("decode", gpu, model, detail=False, batch=np.maximum(np.round(conc / ranks), 1).astype(int),
+        acc = predict("decode", request, detail=False, batch=np.maximum(np.round(conc / ranks), 1).astype(int),
                       kv_len=mean_decode_context(lin, lout), **o)["accuracy"]
         out["band"] = _bands(acc, len(deps))
     return out
