@@ -609,22 +609,25 @@ def plan_accuracy(gpu: Resolved, inp: PlanInputs, decode: dict[str, Any], prefil
     """The expected error of the chosen configurations, as their Reproduce lines' predictions give it (the family's
     band widened by the step's own spread); the plan's cost carries the wider."""
     phase = "decode" if prefill is not None else "aggregated"
-    d = predict(phase, gpu, calibration=inp.calibration, **predict_options(decode, phase, inp))["accuracy"]
+    load = (inp.engine, inp.input_len, inp.output_len, inp.cache_hit)
+    d = predict(phase, gpu, calibration=inp.calibration, **predict_options(decode, phase, *load))["accuracy"]
     p = predict("prefill", prefill_gpu or gpu, calibration=inp.calibration,
-                **predict_options(prefill, "prefill", inp))["accuracy"] if prefill else None
+                **predict_options(prefill, "prefill", *load))["accuracy"] if prefill else None
     return {"band": max(d["band"], p["band"] if p else 0), "validated": d["validated"] and (p is None or p["validated"]),
             "decode": d, "prefill": p}
 
 
-def predict_options(part: dict[str, Any], phase: str, inp: PlanInputs) -> dict[str, Any]:
-    """The ``predict`` options of a chosen configuration: what its Reproduce line runs."""
+def predict_options(part: dict[str, Any], phase: str, engine: str, input_len: float, output_len: float,
+                    cache_hit: float) -> dict[str, Any]:
+    """The ``predict`` options of a chosen configuration of a plan with this engine and workload: what its Reproduce
+    line runs (:func:`dsxl.render.text.predict_command` prints them)."""
     opts = {"ep": part["ep"], "attn_tp": part["attn_tp"], "redundant_experts": part.get("redundant_experts", "auto"),
-            "engine": inp.engine, "tbo": part["tbo"]}
+            "engine": engine, "tbo": part["tbo"]}
     if phase == "prefill":
         return {**opts, "tokens_per_gpu": part["tokens_per_forward"], "prompt_len": part["prompt_len"],
                 "cache_hit": part["cache_hit"]}
     context = ({"kv_len": part["kv_len"]} if phase == "decode" else
-               {"input_len": inp.input_len, "output_len": inp.output_len, "cache_hit": inp.cache_hit})
+               {"input_len": input_len, "output_len": output_len, "cache_hit": cache_hit})
     return {**opts, "batch": part["batch"], **context, "mtp_draft": part["mtp_draft"], "mtp_accept": part["mtp_accept"]}
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from dsxl.core.shell import continued
 from dsxl.chains.breakdown import LABELS
 from dsxl.inputs.request import OPTION
+from dsxl.planner.plan import predict_options
 from dsxl.refined.validation import families
 
 def jsonable(x: Any) -> Any:
@@ -255,22 +256,18 @@ def _cfg(d: dict[str, Any], prefill: bool = False) -> str:
     return " + ".join(f"{m['instances']} x {_one(m, prefill)}" for m in mix)
 
 
+GENERAL_NUMBERS = ("prompt_len", "cache_hit", "kv_len", "input_len", "output_len", "mtp_accept")  # printed as :g
+
+
 def predict_command(d: dict[str, Any], phase: str, gpu: str, inputs: dict[str, Any]) -> str:
-    """The dsxl predict command that reproduces one chosen configuration (every option it needs)."""
-    opts = {"ep": d["ep"], "attn-tp": d["attn_tp"], "redundant-experts": d.get("redundant_experts", "auto"),
-            "engine": inputs["engine"]}
-    if phase == "prefill":
-        opts.update({"tokens-per-gpu": d["tokens_per_forward"], "prompt-len": f"{d['prompt_len']:g}",
-                     "cache-hit": f"{d['cache_hit']:g}"})
-    else:
-        context = ({"kv-len": f"{d['kv_len']:g}"} if phase == "decode" else
-                   {"input-len": f"{inputs['input_len']:g}", "output-len": f"{inputs['output_len']:g}",
-                    "cache-hit": f"{inputs['cache_hit']:g}"})
-        opts.update({"batch": d["batch"], **context, "mtp-draft": d["mtp_draft"],
-                     "mtp-accept": f"{d['mtp_accept']:g}"})
+    """The dsxl predict command that reproduces one chosen configuration: the options the plan's own band was
+    predicted with (:func:`dsxl.planner.plan.predict_options`), and the profile the plan used."""
+    opts = predict_options(d, phase, inputs["engine"], inputs["input_len"], inputs["output_len"], inputs["cache_hit"])
+    tbo = opts.pop("tbo")
     if isinstance(inputs.get("calibration"), str) and inputs["calibration"].strip():  # the profile the plan used
         opts["calibration"] = inputs["calibration"]
-    flags = " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in opts.items()) + (" --tbo" if d["tbo"] else " --no-tbo")
+    flags = " ".join(f"--{k.replace('_', '-')} {shlex.quote(f'{v:g}' if k in GENERAL_NUMBERS else str(v))}"
+                     for k, v in opts.items()) + (" --tbo" if tbo else " --no-tbo")
     return f"dsxl predict {phase} --gpu {shlex.quote(gpu)} --model {shlex.quote(str(inputs['model']))} {flags}"
 
 
