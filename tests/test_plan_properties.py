@@ -3,7 +3,6 @@
 GPUs, more GPU types never cost more, --serving both never costs more than either mode, and p50 <= p90 <= p99.
 The plans are the real ones (default search grids); few examples each keep the module near 20 s."""
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dsxl.planner.plan import COMPARED_ON, plan

@@ -95,6 +95,12 @@ def test_validate_runs_errors_are_predicted_over_measured():
         if r["output_tput_per_gpu"]["error"] is not None:
             errors.append(abs(r["output_tput_per_gpu"]["error"]))
     assert result["summary"]["metrics"]["output_tput_per_gpu"]["median_abs_error"] == pytest.approx(np.median(errors))
+    # TTFT: the engine's prediction against a client's measurement, which adds the front end's time
+    gaps = [r["median_ttft"]["measured"] - r["median_ttft"]["predicted"] for r in result["rows"] if r["reason"] is None]
+    ttft = result["summary"]["metrics"]["median_ttft"]
+    assert ttft["median_gap_ms"] == pytest.approx(1000 * np.median(gaps))
+    assert ttft["measured_above_share"] == pytest.approx(np.mean(np.array(gaps) > 0))
+    assert ttft["measured_above_share"] > 0.5 and ttft["median_gap_ms"] > 0
     # a record without its output share derives it from the total at the lengths' ratio
     derived = [r for r in result["rows"] if r["output_tput_per_gpu"].get("derived")]
     assert len(derived) == 10
@@ -209,3 +215,34 @@ def test_tensorrt_llm_gives_kv_its_share_of_the_memory_left_after_weights():
     assert q["kv_budget_gb"] == pytest.approx(0.9 * (hbm_gb - q["weights_gb"]), rel=1e-12)  # free_gpu_memory_fraction
     s = quantities("decode", "B200", ep=8, batch=64, kv_len=4096, engine="sglang")
     assert s["kv_budget_gb"] == pytest.approx(0.9 * hbm_gb - s["weights_gb"], rel=1e-12)  # --mem-fraction-static
+
+
+def _readme_corpus_table() -> list[list[str]]:
+    text = open(__file__.replace("tests/test_runs.py", "README.md")).read()
+    start = text.index("| group | runs | output tok/s/GPU")
+    lines = text[start:].split("\n\n")[0].splitlines()[2:]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %" if x < 1 else f"{100 * x:.0f} %"
+
+
+def test_the_readmes_corpus_table_and_ttft_gap_are_what_validate_runs_gives():
+    logo = {g: e["logo_error"] for g, e in load_fit()["groups"].items()}
+    result = validate_runs(CORPUS, "corpus", logo)
+    table = _readme_corpus_table()
+    *rows, total = table
+    assert len(rows) == len(result["groups"])
+    for cells, g in zip(rows, result["groups"]):
+        gpu, *_, precision = g["group"].split()
+        assert cells[0].lower().startswith(gpu) and cells[0].lower().endswith(precision)
+        m = g["metrics"]
+        for cell, metric in ((cells[2], "output_tput_per_gpu"), (cells[3], "median_tpot")):
+            assert cell == f"{_pct(m[metric]['median_abs_error'])} / {100 * m[metric]['max_abs_error']:.0f} %"
+        assert cells[4] == _pct(g["logo_error"]) and cells[5] == f"{100 * g['band']:.0f} %"
+    s = result["summary"]["metrics"]
+    assert total[2:4] == [_pct(s["output_tput_per_gpu"]["median_abs_error"]), _pct(s["median_tpot"]["median_abs_error"])]
+    readme = open(__file__.replace("tests/test_runs.py", "README.md")).read()
+    assert (f"a median {s['median_ttft']['median_gap_ms']:.0f} ms, with "
+            f"{100 * s['median_ttft']['measured_above_share']:.0f} % of runs measured above") in readme

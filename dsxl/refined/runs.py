@@ -280,7 +280,19 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[m] = {"rows": int(errors.size),
                   "median_abs_error": float(np.median(errors)) if errors.size else None,
                   "max_abs_error": float(errors.max()) if errors.size else None}
+    out["median_ttft"].update(_ttft_gap(rows))
     return out
+
+
+def _ttft_gap(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How far a measured TTFT runs past the engine's: dsxl predicts the engine's own (the wait for the running
+    forward, the prefill and, disaggregated, the KV transfer); InferenceX times from the client, so its TTFT also
+    holds the HTTP front end, tokenization and detokenization. ``median_gap_ms`` (measured - predicted, ms) and the
+    share of runs measured above the prediction say how much."""
+    cells = [r["median_ttft"] for r in rows if r["median_ttft"]["error"] is not None]
+    gaps = np.array([c["measured"] - c["predicted"] for c in cells]) * 1000
+    return {"median_gap_ms": float(np.median(gaps)) if gaps.size else None,
+            "measured_above_share": float(np.mean(gaps > 0)) if gaps.size else None}
 
 
 def validate_runs(runs: Sequence[Run], source: str, logo: dict[str, float] | None = None) -> dict[str, Any]:

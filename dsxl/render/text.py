@@ -208,6 +208,13 @@ def runs_text(result: dict[str, Any], verbose: bool = False) -> str:
         lines.append(f"{g['group']:<26} {rows:>5} {cells(g['metrics'])} {_pct(g['band']):>5} "
                      f"{_pct(g['logo_error']):>6}")
     lines += ["-" * len(head), f"{'all':<26} {s['predicted']:>5} {cells(s['metrics'])}"]
+    gap = s["metrics"]["median_ttft"]
+    if gap["median_gap_ms"] is not None:
+        lines += [""] + textwrap.wrap(
+            f"TTFT: dsxl predicts the engine's (the wait for the running forward, the prefill and, disaggregated, the "
+            f"KV transfer); a benchmark client's TTFT also holds the HTTP front end and tokenization. Here the measured "
+            f"TTFT is above the prediction in {gap['measured_above_share']:.0%} of runs, by a median "
+            f"{gap['median_gap_ms']:,.0f} ms.", 120)
     if verbose:
         lines += ["", f"{'row':>5} {'group':<26} {'isl/osl':>11} {'conc':>5} {'out meas':>9} {'pred':>9} "
                       f"{'TPOT ms':>8} {'pred':>7} {'TTFT ms':>8} {'pred':>8}"]
