@@ -511,3 +511,19 @@ def test_smaller_answers_agree_with_their_numbers():
     p = subprocess.run([sys.executable, "-m", "dsxl.cli", "report", "--set", "H800.fp16_flops=1e-06"],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "got 1e-06" in p.stderr and "8e-07" not in p.stderr
+
+
+def test_a_table_of_both_modes_says_what_its_output_price_column_means():
+    from dsxl.render.text import plan_text
+    r = plan(gpus="B200,H200", serving="both", input_len=8000, output_len=1000, output_tokens_per_s=2e5,
+             tpot_ms=30, ttft_p99_ms=2000)
+    rows = {g: x for g, x in r["gpus"].items() if x["feasible"]}
+    assert {x["prefill"] is None for x in rows.values()} == {True, False}  # one aggregated row, one not
+    for x in rows.values():
+        if x["prefill"] is None:  # the whole fleet against output, as all-in
+            assert x["cost_per_m_output"] == pytest.approx(x["cost_per_m_output_all_in"])
+        else:
+            assert x["cost_per_m_output"] < x["cost_per_m_output_all_in"]
+    text = plan_text(r)
+    assert "$/M out: a disaggregated row's decode pool" in text
+    assert "$/M out: a" not in plan_text(plan(gpus="B200", output_tokens_per_s=2e5))

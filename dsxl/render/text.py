@@ -399,6 +399,11 @@ def plan_text(r: dict[str, Any]) -> str:
                                                          for part in line(cells, tail).split("\n")]
     if any(x["feasible"] and not x["accuracy"]["validated"] for x in r["gpus"].values()):
         lines.append("* outside what the calibration rows validate (dsxl predict explains why for a configuration)")
+    modes = {x["prefill"] is None for x in r["gpus"].values() if x["feasible"]}
+    if modes == {True, False}:  # one column, two meanings: say which
+        lines += textwrap.wrap("$/M out: a disaggregated row's decode pool (its prefill pool is priced per input "
+                               "token); an aggregated row's whole fleet, as all-in, since prefill shares its GPUs. "
+                               "GPUs rank on all-in.", WIDTH)
     if r.get("ranking_decisive") is False:
         a, b = r["ranking"][:2]
         what = "serve" if r.get("ranked_on") == "capacity_output_tokens_per_s" else "cost"
