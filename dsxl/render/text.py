@@ -363,6 +363,24 @@ def fit_width(line: str) -> list[str]:
     return textwrap.wrap(line, WIDTH, subsequent_indent=" " * (indent + 2))
 
 
+def _table_notes(r: dict[str, Any]) -> list[str]:
+    """The lines under a plan's table: unvalidated rows, what $/M out means when both modes are ranked, and a
+    ranking the error bands do not decide."""
+    lines = []
+    if any(x["feasible"] and not x["accuracy"]["validated"] for x in r["gpus"].values()):
+        lines.append("* outside what the calibration rows validate (dsxl predict explains why for a configuration)")
+    modes = {x["prefill"] is None for x in r["gpus"].values() if x["feasible"]}
+    if modes == {True, False}:  # one column, two meanings: say which
+        lines += textwrap.wrap("$/M out: a disaggregated row's decode pool (its prefill pool is priced per input "
+                               "token); an aggregated row's whole fleet, as all-in, since prefill shares its GPUs. "
+                               "GPUs rank on all-in.", WIDTH)
+    if r.get("ranking_decisive") is False:
+        a, b = r["ranking"][:2]
+        what = "serve" if r.get("ranked_on") == "capacity_output_tokens_per_s" else "cost"
+        lines.append(f"The ranking is not decisive: {a} and {b} {what} within each other's error bands.")
+    return lines
+
+
 def plan_text(r: dict[str, Any]) -> str:
     i = r["inputs"]
     t = i["ttft_limits_ms"]
@@ -397,17 +415,7 @@ def plan_text(r: dict[str, Any]) -> str:
     head = line(list(columns), "decode / prefill configuration")
     lines += [head, "-" * min(len(head) + 40, WIDTH)] + [part for cells, tail in rows
                                                          for part in line(cells, tail).split("\n")]
-    if any(x["feasible"] and not x["accuracy"]["validated"] for x in r["gpus"].values()):
-        lines.append("* outside what the calibration rows validate (dsxl predict explains why for a configuration)")
-    modes = {x["prefill"] is None for x in r["gpus"].values() if x["feasible"]}
-    if modes == {True, False}:  # one column, two meanings: say which
-        lines += textwrap.wrap("$/M out: a disaggregated row's decode pool (its prefill pool is priced per input "
-                               "token); an aggregated row's whole fleet, as all-in, since prefill shares its GPUs. "
-                               "GPUs rank on all-in.", WIDTH)
-    if r.get("ranking_decisive") is False:
-        a, b = r["ranking"][:2]
-        what = "serve" if r.get("ranked_on") == "capacity_output_tokens_per_s" else "cost"
-        lines.append(f"The ranking is not decisive: {a} and {b} {what} within each other's error bands.")
+    lines += _table_notes(r)
     best = r["ranking"][0] if r["ranking"] else None
     if best:
         x = r["gpus"][best]
