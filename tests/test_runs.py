@@ -246,3 +246,16 @@ def test_the_readmes_corpus_table_and_ttft_gap_are_what_validate_runs_gives():
     readme = open(__file__.replace("tests/test_runs.py", "README.md")).read()
     assert (f"a median {s['median_ttft']['median_gap_ms']:.0f} ms, with "
             f"{100 * s['median_ttft']['measured_above_share']:.0f} % of runs measured above") in readme
+
+
+def test_a_groups_band_covers_its_held_out_error_in_throughput_and_in_tpot():
+    """A band is the expected error of every number a prediction gives: a group's runs get bands at least as wide
+    as the group's leave-one-group-out error of output tokens/s and of TPOT (GB200's TPOT is the wider)."""
+    fit = load_fit()["groups"]
+    result = validate_runs(CORPUS, "corpus")
+    for g in result["groups"]:
+        held = fit[g["group"]]
+        bands = [r["band"] for r in result["rows"] if r["group"] == g["group"] and r["band"] is not None]
+        assert min(bands) >= max(held["logo_error"], held["logo_tpot_error"]) - 1e-4, g["group"]
+    gb200 = fit["gb200 dynamo-trt fp4"]
+    assert gb200["logo_tpot_error"] > gb200["logo_error"] + 0.1  # the case that needs TPOT's

@@ -89,8 +89,9 @@ def _in_corpus() -> set[str]:
 
 def _corpus_rows() -> tuple[CalibrationRow, ...]:
     """A corpus group as calibration rows: aggregated runs in the aggregated regime (context: the prompt; batch:
-    requests per attention rank), disaggregated ones in decode (context: prompt plus half the output; batch:
-    requests per decode rank, an upper bound)."""
+    requests per attention rank), disaggregated ones in decode, or min-latency for runs of few requests per rank, each
+    regime with the span of its own runs (context: prompt plus half the output; batch: requests per decode rank, an
+    upper bound)."""
     c, catalog = load_conventions(), load_catalog()
     share = c["length_share"]["value"]
     spans: dict[tuple, list[tuple[float, float]]] = {}
@@ -101,9 +102,10 @@ def _corpus_rows() -> tuple[CalibrationRow, ...]:
         ranks = r.decode_tp // attn_tp * max(r.decode_num_workers, 1)
         shape = str(parallel_shape(r.decode_ep, r.decode_tp // r.decode_ep, attn_tp))
         context = share * (r.isl + r.osl / 2 if r.disagg else r.isl)
+        batch = r.conc / ranks
         key = (r.group, catalog.gpu(c["gpus"][r.hardware]).generation, c["frameworks"][r.framework]["engine"],
-               "decode" if r.disagg else "aggregated", c["models"][r.model], shape)
-        spans.setdefault(key, []).append((context, r.conc / ranks))
+               regime("decode", batch) if r.disagg else "aggregated", c["models"][r.model], shape)
+        spans.setdefault(key, []).append((context, batch))
     out = []
     for (group, generation, engine, reg, model, shape), points in spans.items():
         contexts, batches = zip(*points)
@@ -130,11 +132,13 @@ def _fitted_terms(generation: str, engine: str, phase: str, tbo: Any, moe_dtype:
 
 def loo_errors() -> dict[str, float]:
     """|leave-one-group-out error| of every calibration row and corpus group (templates/fitted.json): a row's
-    error, a group's median |error| of output tokens/s."""
+    error; a group's median |error| of output tokens/s or of TPOT, whichever is larger, since a band covers both
+    (a plan's SLA binds on TPOT)."""
     fit = load_fit()
     rows = {k: abs(v["loo_error"]) for k, v in fit.get("rows", {}).items() if v.get("loo_error") is not None}
-    return {**rows, **{k: v["logo_error"] for k, v in fit.get("groups", {}).items()
-                       if v.get("logo_error") is not None}}
+    groups = {k: max(e for e in (v.get("logo_error"), v.get("logo_tpot_error")) if e is not None)
+              for k, v in fit.get("groups", {}).items() if v.get("logo_error") is not None}
+    return {**rows, **groups}
 
 
 def base_band(family: list[CalibrationRow], reg: str, fitted: list[str] = ()) -> float:

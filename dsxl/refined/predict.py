@@ -199,6 +199,7 @@ def _faster_overlap(*args: Any) -> dict[str, Any]:
             + off["notes"]
         return off
     merged = _pick(pick, off, on)
+    merged["accuracy"] = _widest(pick, off["accuracy"], on["accuracy"])
     # the echo is what was modelled, case by case
     merged["inputs"]["tbo"] = np.broadcast_to(~pick & np.asarray(acts, bool), pick.shape).copy()
     merged["notes"] = ["tbo: on where it makes the step faster, off elsewhere (inputs.tbo per case)"] + on["notes"]
@@ -209,6 +210,17 @@ def _speeds(on: Any, off: Any) -> str:
     if np.ndim(on) or np.ndim(off):
         return "in every case"
     return f"{float(on):,.0f} tokens/s per GPU with it, {float(off):,.0f} without"
+
+
+def _widest(pick: np.ndarray, off: Any, on: Any) -> Any:
+    """The accuracy of cases each predicted with or without the overlap: each case's band from the prediction it
+    took, and the summaries (``band``: the widest case; the spread and the rules' band) the wider of the two."""
+    if not isinstance(on, dict) or "bands" not in on:
+        return on
+    out = dict(on, bands=np.where(pick, off["bands"], on["bands"]))
+    out["band"] = float(np.max(out["bands"]))
+    out.update({k: max(off[k], on[k]) for k in ("spread", "rules_band", "family_band") if k in on and k in off})
+    return out
 
 
 def _pick(pick: np.ndarray, yes: Any, no: Any) -> Any:
