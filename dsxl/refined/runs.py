@@ -276,10 +276,13 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Median and largest |error| per metric over the rows that were predicted."""
     out = {}
     for m in METRICS:
-        errors = np.abs([r[m]["error"] for r in rows if r[m]["error"] is not None])
+        cells = [(abs(r[m]["error"]), r["band"]) for r in rows if r[m]["error"] is not None]
+        errors = np.array([e for e, _ in cells])
         out[m] = {"rows": int(errors.size),
                   "median_abs_error": float(np.median(errors)) if errors.size else None,
-                  "max_abs_error": float(errors.max()) if errors.size else None}
+                  "max_abs_error": float(errors.max()) if errors.size else None,
+                  # a band aims to hold the measured value about 80 % of the time: how often it did
+                  "within_band": float(np.mean([e <= b for e, b in cells])) if cells else None}
     out["median_ttft"].update(_ttft_gap(rows))
     return out
 

@@ -208,6 +208,10 @@ def runs_text(result: dict[str, Any], verbose: bool = False) -> str:
         lines.append(f"{g['group']:<26} {rows:>5} {cells(g['metrics'])} {_pct(g['band']):>5} "
                      f"{_pct(g['logo_error']):>6}")
     lines += ["-" * len(head), f"{'all':<26} {s['predicted']:>5} {cells(s['metrics'])}"]
+    cover = {m: s["metrics"][m]["within_band"] for m in ("output_tput_per_gpu", "median_tpot")}
+    if None not in cover.values():
+        lines += ["", f"Within their band (bands aim at about 80 %): output tok/s/GPU {cover['output_tput_per_gpu']:.0%} "
+                      f"of runs, median TPOT {cover['median_tpot']:.0%}."]
     gap = s["metrics"]["median_ttft"]
     if gap["median_gap_ms"] is not None:
         lines += [""] + textwrap.wrap(
