@@ -17,6 +17,14 @@ from dsxl.refined.runs import express, predict_runs, validate_runs
 CORPUS = load_corpus()
 
 
+@pytest.fixture(scope="module")
+def validated() -> dict:
+    """``dsxl validate --runs`` on the corpus as the CLI gives it (the stored fit's leave-one-group-out errors),
+    computed once for the module's tests (none changes it)."""
+    logo = {g: e["logo_error"] for g, e in load_fit()["groups"].items()}
+    return validate_runs(CORPUS, "corpus", logo)
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "dsxl.cli", *args], capture_output=True, text=True)
 
@@ -50,8 +58,8 @@ def test_a_run_maps_onto_the_model_as_inferencex_ran_it():
     assert dep.decode["kv_dtype"] == "fp8" and dep.decode["tbo"] is False
 
 
-def test_runs_the_model_cannot_express_are_listed_with_the_reason():
-    result = validate_runs(CORPUS, "corpus")
+def test_runs_the_model_cannot_express_are_listed_with_the_reason(validated):
+    result = validated
     no_workers = [r for r in result["rows"] if r["reason"] and "worker counts" in r["reason"]]
     assert len(no_workers) == 35 and all(r["disagg"] for r in no_workers)
     assert all(r["output_tput_per_gpu"]["predicted"] is None for r in no_workers)
@@ -84,8 +92,8 @@ def test_disaggregated_runs_keep_their_concurrency_in_flight():
     assert checked == len(runs) == 54 + 29  # GB200 TensorRT-LLM and H200 SGLang with worker counts
 
 
-def test_validate_runs_errors_are_predicted_over_measured():
-    result = validate_runs(CORPUS, "corpus")
+def test_validate_runs_errors_are_predicted_over_measured(validated):
+    result = validated
     errors = []
     for r in result["rows"]:
         for m in ("output_tput_per_gpu", "median_tpot", "median_ttft"):
@@ -195,10 +203,10 @@ def test_every_fitted_constant_moved_20_percent_breaks_the_reproduction():
         assert moved > 2e-3, name
 
 
-def test_every_run_the_corpus_measured_fits_in_memory_as_its_engine_budgets_it():
+def test_every_run_the_corpus_measured_fits_in_memory_as_its_engine_budgets_it(validated):
     """InferenceX ran them, so none is "does not fit": SGLang's --mem-fraction-static and TensorRT-LLM's
     free_gpu_memory_fraction come from each group's launch script (templates/runs.json)."""
-    result = validate_runs(CORPUS, "corpus")
+    result = validated
     assert not [r for r in result["rows"] if r["reason"] and "memory" in r["reason"]]
     # B200 FP8 on 4 GPUs with SGLang: --mem-fraction-static 0.95 (dsr1_fp8_b200.sh, TP4 branch) holds 170.5 GB of
     # weights and the KV of 32 prompts of 8k + 1k in FP8; at the 0.9 default only 3.5 GB would be left (11 sequences)
@@ -222,8 +230,10 @@ def test_tensorrt_llm_gives_kv_its_share_of_the_memory_left_after_weights():
     assert s["kv_budget_gb"] == pytest.approx(0.9 * hbm_gb - s["weights_gb"], rel=1e-12)  # --mem-fraction-static
 
 
-def _readme_corpus_table() -> list[list[str]]:
-    text = open(__file__.replace("tests/test_runs.py", "README.md")).read()
+README = open(__file__.replace("tests/test_runs.py", "README.md")).read()
+
+
+def _readme_corpus_table(text: str) -> list[list[str]]:
     start = text.index("| group | runs | output tok/s/GPU")
     lines = text[start:].split("\n\n")[0].splitlines()[2:]
     return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
@@ -233,10 +243,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %" if x < 1 else f"{100 * x:.0f} %"
 
 
-def test_the_readmes_corpus_table_and_ttft_gap_are_what_validate_runs_gives():
-    logo = {g: e["logo_error"] for g, e in load_fit()["groups"].items()}
-    result = validate_runs(CORPUS, "corpus", logo)
-    table = _readme_corpus_table()
+def test_the_readmes_corpus_table_and_ttft_gap_are_what_validate_runs_gives(validated):
+    result = validated
+    table = _readme_corpus_table(README)
     *rows, total = table
     assert len(rows) == len(result["groups"])
     for cells, g in zip(rows, result["groups"]):
@@ -248,18 +257,17 @@ def test_the_readmes_corpus_table_and_ttft_gap_are_what_validate_runs_gives():
         assert cells[4] == _pct(g["logo_error"]) and cells[5] == f"{100 * g['band']:.0f} %"
     s = result["summary"]["metrics"]
     assert total[2:4] == [_pct(s["output_tput_per_gpu"]["median_abs_error"]), _pct(s["median_tpot"]["median_abs_error"])]
-    readme = open(__file__.replace("tests/test_runs.py", "README.md")).read()
     assert (f"hold {100 * s['output_tput_per_gpu']['within_band']:.0f} % of the runs' output tokens/s and "
-            f"{100 * s['median_tpot']['within_band']:.0f} % of their TPOTs") in readme
+            f"{100 * s['median_tpot']['within_band']:.0f} % of their TPOTs") in README
     assert (f"a median {s['median_ttft']['median_gap_ms']:.0f} ms, with "
-            f"{100 * s['median_ttft']['measured_above_share']:.0f} % of runs measured above") in readme
+            f"{100 * s['median_ttft']['measured_above_share']:.0f} % of runs measured above") in README
 
 
-def test_a_groups_band_covers_its_held_out_error_in_throughput_and_in_tpot():
+def test_a_groups_band_covers_its_held_out_error_in_throughput_and_in_tpot(validated):
     """A band is the expected error of every number a prediction gives: a group's runs get bands at least as wide
     as the group's leave-one-group-out error of output tokens/s and of TPOT (GB200's TPOT is the wider)."""
     fit = load_fit()["groups"]
-    result = validate_runs(CORPUS, "corpus")
+    result = validated
     for g in result["groups"]:
         held = fit[g["group"]]
         bands = [r["band"] for r in result["rows"] if r["group"] == g["group"] and r["band"] is not None]
